@@ -1,0 +1,166 @@
+# reflex: quiet by default, V=1 shows every command.
+#
+# Conventions (so a new file needs no Makefile edit):
+#   bpf/NAME.bpf.c          -> build/bpf/NAME.bpf.o and build/bpf/NAME.skel.h
+#   user/PROG.c for PROG in $(PROGS) holds main(); every other user/*.c goes into libreflex.a
+#   tests/unit/test_*.c     -> cmocka binaries (ASan+UBSan), run by `make test`
+#   tests/fuzz/fuzz_*.c     -> libFuzzer binaries, corpus in tests/fuzz/corpus/NAME/
+#   tests/integration/test_*.sh -> netns integration tests (root), run by `make test`
+#   tests/bench/bench_*     -> `make bench`
+# `make` builds plain binaries in build/; `make test` uses the sanitized tree in build/san/.
+
+V ?= 0
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-7s %s\n' "$(1)" "$(2)"
+endif
+
+BUILD   ?= build
+SAN     ?= 0
+FUZZ    ?= 0
+CLANG   ?= clang
+CC      := $(CLANG)
+BPFTOOL ?= bpftool
+
+ifeq ($(FUZZ),1)
+OUT      := $(BUILD)/fuzz
+MODEFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -DREFLEX_FUZZ
+else ifeq ($(SAN),1)
+OUT      := $(BUILD)/san
+MODEFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+OUT      := $(BUILD)
+MODEFLAGS := -O2 -g
+endif
+
+GIT_DESCRIBE := $(shell git describe --always --dirty --tags 2>/dev/null || echo unknown)
+CFLAGS  ?=
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -iquote user -I$(BUILD)/bpf \
+           -DREFLEX_GIT_DESCRIBE='"$(GIT_DESCRIBE)"' $(MODEFLAGS)
+LDLIBS  := -lbpf -lelf -lz -lmnl -lnetfilter_queue -linih -lcrypto -lpthread -lm
+BPF_ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Werror -Iinclude -Ibpf -I$(BUILD)
+
+PROGS     := reflexd reflexctl reflex-forge nfq-delay
+USER_SRCS := $(wildcard user/*.c)
+PROG_SRCS := $(filter $(addprefix user/,$(addsuffix .c,$(PROGS))),$(USER_SRCS))
+LIB_SRCS  := $(filter-out $(PROG_SRCS),$(USER_SRCS))
+LIB_OBJS  := $(patsubst user/%.c,$(OUT)/obj/%.o,$(LIB_SRCS))
+BINS      := $(patsubst user/%.c,$(OUT)/%,$(PROG_SRCS))
+
+BPF_SRCS  := $(wildcard bpf/*.bpf.c)
+BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRCS))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
+BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+
+.PHONY: all deps test unit fuzz integration bench demo models clean lab-down san-unit-bins fuzz-bins FORCE
+.DELETE_ON_ERROR:
+
+all: $(BINS) $(BPF_OBJS)
+
+deps:
+	$(Q)scripts/deps.sh
+
+# --- BPF -------------------------------------------------------------------
+$(BUILD)/vmlinux.h:
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@
+
+# --- userspace --------------------------------------------------------------
+$(OUT)/obj/%.o: user/%.c | $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(OUT)/libreflex.a: $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BINS): $(OUT)/%: $(OUT)/obj/%.o $(OUT)/libreflex.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# --- tests ------------------------------------------------------------------
+$(UNIT_BINS): $(OUT)/tests/%: tests/unit/%.c $(OUT)/libreflex.a | $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itests -MMD -MP $< $(OUT)/libreflex.a -lcmocka $(LDLIBS) -o $@
+
+FUZZ_CFLAGS := $(filter-out $(MODEFLAGS),$(CFLAGS)) -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -DREFLEX_FUZZ
+$(FUZZ_BINS): $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzz/libreflex.a
+	$(call msg,FUZZ,$@)
+	$(Q)$(CC) $(FUZZ_CFLAGS) -Itests $< $(BUILD)/fuzz/libreflex.a $(LDLIBS) -o $@
+
+$(BENCH_BINS): $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libreflex.a | $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itests $< $(BUILD)/libreflex.a $(LDLIBS) -o $@
+
+ifeq ($(FUZZ),0)
+$(BUILD)/fuzz/libreflex.a: FORCE
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 $@
+FORCE:
+endif
+
+# Sub-makes: `make test` builds the sanitized tree and the fuzzers, then runs everything.
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory SAN=1 all san-unit-bins
+	$(Q)$(MAKE) --no-print-directory fuzz-bins
+	$(Q)tests/run.sh all
+
+san-unit-bins: $(UNIT_BINS)
+fuzz-bins: $(FUZZ_BINS)
+
+unit: deps
+	$(Q)$(MAKE) --no-print-directory SAN=1 all san-unit-bins
+	$(Q)tests/run.sh unit
+
+integration: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory SAN=1 all
+	$(Q)tests/run.sh integration
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-bins
+	$(Q)FUZZ_SECONDS=$${FUZZ_SECONDS:-120} tests/run.sh fuzz
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
+	$(Q)tests/bench/run.sh
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo.sh
+
+models: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/build-models.sh
+
+lab-down:
+	$(Q)scripts/lab.sh down
+
+clean:
+	$(call msg,CLEAN,$(BUILD))
+	$(Q)rm -rf $(BUILD)
+
+-include $(wildcard $(OUT)/obj/*.d $(OUT)/tests/*.d $(BUILD)/bpf/*.d)

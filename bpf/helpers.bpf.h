@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/* Small helpers shared by the reflex BPF programs: config access, counters and
+ * batched ring-buffer wakeups. */
+#ifndef REFLEX_HELPERS_BPF_H
+#define REFLEX_HELPERS_BPF_H
+
+#include "maps.bpf.h"
+
+static __always_inline const struct reflex_config *config_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&reflex_config, &zero);
+}
+
+static __always_inline void counter_add(enum reflex_counter idx, __u64 n)
+{
+	__u32 key = idx;
+	__u64 *value = bpf_map_lookup_elem(&counters, &key);
+
+	if (value)
+		*value += n;
+}
+
+/*
+ * Submit flags for one more record on `ring`: a wakeup per record costs far more
+ * than the record itself, so userspace is woken every flush_threshold records and
+ * otherwise picks records up when its poll times out (max_batch_delay_us).
+ */
+static __always_inline __u64 ring_submit_flags(enum ring_id ring, const struct reflex_config *cfg)
+{
+	__u32 key = ring;
+	__u64 *pending = bpf_map_lookup_elem(&ring_pending, &key);
+	__u32 threshold = cfg && cfg->flush_threshold ? cfg->flush_threshold : REFLEX_DEFAULT_FLUSH_THRESHOLD;
+
+	if (!pending)
+		return 0;
+	*pending += 1;
+	if (*pending < threshold)
+		return BPF_RB_NO_WAKEUP;
+	*pending = 0;
+	counter_add(CNT_WAKEUPS, 1);
+	return BPF_RB_FORCE_WAKEUP;
+}
+
+static __always_inline __u64 sample_interval_ns(const struct reflex_config *cfg)
+{
+	return cfg && cfg->sample_interval_ns ? cfg->sample_interval_ns : REFLEX_DEFAULT_SAMPLE_INTERVAL_NS;
+}
+
+#endif

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+/*
+ * TCP telemetry from sockops on a cgroup v2: for every connection of the cgroup,
+ * enable the RTT, state and retransmit callbacks and emit sock_sample records into
+ * the `sock_events` ring buffer: one at establish, one at close, and in between at
+ * most one per flow per sample_interval_ns.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
+
+#include "reflex.h"
+#include "maps.bpf.h"
+#include "helpers.bpf.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, REFLEX_RINGBUF_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sock_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, REFLEX_MAX_FLOWS);
+	__type(key, struct flow_key);
+	__type(value, struct sock_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sock_flows SEC(".maps");
+
+/* Per-socket sampling state; lives and dies with the socket. */
+struct sock_state {
+	__u64 last_sample_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sock_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sock_state_store SEC(".maps");
+
+/*
+ * Every address field is loaded unconditionally: when loads sit in the two branches
+ * of an if, clang merges them into one load through a computed ctx pointer, which
+ * the verifier rejects ("dereference of modified ctx ptr").
+ */
+static __always_inline void flow_key_from_skops(const struct bpf_sock_ops *skops, struct flow_key *key)
+{
+	__u32 local4 = skops->local_ip4, remote4 = skops->remote_ip4;
+	__u32 l6_0 = skops->local_ip6[0], l6_1 = skops->local_ip6[1];
+	__u32 l6_2 = skops->local_ip6[2], l6_3 = skops->local_ip6[3];
+	__u32 r6_0 = skops->remote_ip6[0], r6_1 = skops->remote_ip6[1];
+	__u32 r6_2 = skops->remote_ip6[2], r6_3 = skops->remote_ip6[3];
+
+	__builtin_memset(key, 0, sizeof(*key));
+	key->family = skops->family;
+	key->proto = IPPROTO_TCP;
+	key->sport = skops->local_port;
+	key->dport = bpf_ntohl(skops->remote_port);
+	if (key->family == AF_INET) {
+		key->saddr[0] = local4;
+		key->daddr[0] = remote4;
+	} else {
+		key->saddr[0] = l6_0;
+		key->saddr[1] = l6_1;
+		key->saddr[2] = l6_2;
+		key->saddr[3] = l6_3;
+		key->daddr[0] = r6_0;
+		key->daddr[1] = r6_1;
+		key->daddr[2] = r6_2;
+		key->daddr[3] = r6_3;
+	}
+}
+
+/* Fill a sample from the socket; srtt and mdev are reported as `ss -ti` shows them
+ * (srtt_us >> 3, mdev_us >> 2), so they can be compared directly. */
+static __always_inline void sample_fill(struct bpf_sock_ops *skops, struct sock_sample *s, __u32 event, __u32 mrtt_us)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct tcp_sock *tp = NULL;
+
+	s->ts_ns = bpf_ktime_get_ns();
+	s->cookie = bpf_get_socket_cookie(skops);
+	flow_key_from_skops(skops, &s->key);
+	s->event = event;
+	s->state = skops->state;
+	s->mrtt_us = mrtt_us;
+	s->srtt_us = skops->srtt_us >> 3;
+	s->rtt_min_us = skops->rtt_min;
+	s->snd_cwnd = skops->snd_cwnd;
+	s->snd_ssthresh = skops->snd_ssthresh;
+	s->packets_out = skops->packets_out;
+	s->retrans_out = skops->retrans_out;
+	s->lost_out = skops->lost_out;
+	s->total_retrans = skops->total_retrans;
+	s->mss_cache = skops->mss_cache;
+	s->bytes_acked = skops->bytes_acked;
+	s->bytes_received = skops->bytes_received;
+	if (sk)
+		tp = bpf_skc_to_tcp_sock(sk);
+	if (tp) {
+		s->mdev_us = BPF_CORE_READ(tp, mdev_us) >> 2;
+		s->delivered = BPF_CORE_READ(tp, delivered);
+	}
+}
+
+static __always_inline void sock_flow_update(const struct sock_sample *s)
+{
+	struct sock_flow flow = {};
+	struct sock_flow *old = bpf_map_lookup_elem(&sock_flows, &s->key);
+
+	if (old)
+		flow.cwnd_clamp = old->cwnd_clamp;
+	flow.cookie = s->cookie;
+	flow.last_sample_ns = s->ts_ns;
+	flow.bytes_acked = s->bytes_acked;
+	flow.bytes_received = s->bytes_received;
+	flow.state = s->state;
+	flow.srtt_us = s->srtt_us;
+	flow.mdev_us = s->mdev_us;
+	flow.snd_cwnd = s->snd_cwnd;
+	flow.snd_ssthresh = s->snd_ssthresh;
+	flow.total_retrans = s->total_retrans;
+	flow.delivered = s->delivered;
+	bpf_map_update_elem(&sock_flows, &s->key, &flow, BPF_ANY);
+}
+
+static __always_inline void emit(struct bpf_sock_ops *skops, __u32 event, __u32 mrtt_us)
+{
+	const struct reflex_config *cfg = config_get();
+	struct sock_sample *s;
+
+	s = bpf_ringbuf_reserve(&sock_events, sizeof(*s), 0);
+	if (!s) {
+		counter_add(CNT_SOCK_RESERVE_FAIL, 1);
+		return;
+	}
+	sample_fill(skops, s, event, mrtt_us);
+	if (event == SOCK_EVENT_CLOSE)
+		bpf_map_delete_elem(&sock_flows, &s->key);
+	else
+		sock_flow_update(s);
+	counter_add(CNT_SOCK_SAMPLES, 1);
+	/* Establish and close are rare and matter to userspace's flow table: wake it. */
+	if (event == SOCK_EVENT_ESTABLISHED || event == SOCK_EVENT_CLOSE)
+		bpf_ringbuf_submit(s, BPF_RB_FORCE_WAKEUP);
+	else
+		bpf_ringbuf_submit(s, ring_submit_flags(RING_SOCK, cfg));
+}
+
+/* True at most once per sample interval per socket. */
+static __always_inline bool sample_due(struct bpf_sock_ops *skops)
+{
+	const struct reflex_config *cfg = config_get();
+	struct bpf_sock *sk = skops->sk;
+	struct sock_state *st;
+	__u64 now;
+
+	if (!sk)
+		return false;
+	st = bpf_sk_storage_get(&sock_state_store, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return false;
+	now = bpf_ktime_get_ns();
+	if (st->last_sample_ns && now - st->last_sample_ns < sample_interval_ns(cfg))
+		return false;
+	st->last_sample_ns = now;
+	return true;
+}
+
+SEC("sockops")
+int reflex_sockops(struct bpf_sock_ops *skops)
+{
+	if (skops->family != AF_INET && skops->family != AF_INET6)
+		return 1;
+
+	switch (skops->op) {
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG |
+							 BPF_SOCK_OPS_RETRANS_CB_FLAG);
+		emit(skops, SOCK_EVENT_ESTABLISHED, 0);
+		break;
+	case BPF_SOCK_OPS_RTT_CB:
+		/* args[0] is this ACK's RTT measurement in us (kernel >= 6.3). */
+		if (sample_due(skops))
+			emit(skops, SOCK_EVENT_RTT, skops->args[0]);
+		break;
+	case BPF_SOCK_OPS_RETRANS_CB:
+		if (sample_due(skops))
+			emit(skops, SOCK_EVENT_RETRANS, 0);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		/* args[1] is the new state; BPF_TCP_CLOSE is the end of the flow. */
+		if (skops->args[1] == BPF_TCP_CLOSE)
+			emit(skops, SOCK_EVENT_CLOSE, 0);
+		break;
+	default:
+		break;
+	}
+	return 1;
+}

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * Types shared by the BPF programs (bpf/) and userspace (user/).
+ * Every map value and ring-buffer record is defined here once, so BPF, reflexd,
+ * reflexctl and `bpftool map dump` (via BTF) all use the same field names.
+ *
+ * BPF side includes vmlinux.h before this file; userspace includes <linux/types.h>.
+ */
+#ifndef REFLEX_H
+#define REFLEX_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define REFLEX_DEFAULT_PIN_DIR "/sys/fs/bpf/reflex"
+
+/* Defaults of the config map; a `batching` model retunes the last two. */
+#define REFLEX_DEFAULT_SAMPLE_INTERVAL_NS (10ULL * 1000 * 1000)
+#define REFLEX_DEFAULT_FLUSH_THRESHOLD 16
+#define REFLEX_DEFAULT_MAX_BATCH_DELAY_US 1000
+#define REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS (500ULL * 1000 * 1000)
+
+#define REFLEX_RINGBUF_BYTES (1 << 22)
+#define REFLEX_MAX_FLOWS 16384
+
+/*
+ * A flow as this host sees it: saddr/sport is the local end, daddr/dport the remote
+ * end (tc ingress swaps the packet's addresses so both directions share one key).
+ * Addresses in network byte order (IPv4 in addr[0]), ports in host byte order so
+ * bpftool prints readable numbers.
+ */
+struct flow_key {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 family; /* AF_INET or AF_INET6 */
+	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad[2];
+};
+
+/* Which callback produced a sock_sample. */
+enum sock_event {
+	SOCK_EVENT_ESTABLISHED = 1,
+	SOCK_EVENT_RTT = 2,
+	SOCK_EVENT_RETRANS = 3,
+	SOCK_EVENT_STATE = 4,
+	SOCK_EVENT_CLOSE = 5,
+};
+
+/* One TCP sample from sockops, at most one per flow per sample_interval_ns
+ * plus one at establish and one at close. */
+struct sock_sample {
+	__u64 ts_ns; /* bpf_ktime_get_ns() */
+	__u64 cookie;
+	struct flow_key key;
+	__u32 event; /* enum sock_event */
+	__u32 state; /* TCP state (BPF_TCP_*) */
+	__u32 mrtt_us; /* the RTT measurement of this ACK (RTT events), else 0 */
+	__u32 srtt_us;
+	__u32 mdev_us;
+	__u32 snd_cwnd;
+	__u32 snd_ssthresh;
+	__u32 packets_out;
+	__u32 retrans_out;
+	__u32 lost_out;
+	__u32 total_retrans;
+	__u32 delivered;
+	__u32 mss_cache;
+	__u32 rtt_min_us; /* the kernel's windowed minimum RTT */
+	__u64 bytes_acked;
+	__u64 bytes_received;
+};
+
+enum flow_dir {
+	FLOW_DIR_INGRESS = 0,
+	FLOW_DIR_EGRESS = 1,
+	FLOW_DIR_MAX = 2,
+};
+
+/* Traffic counters of one flow, by direction. GSO/GRO super-packets count as the
+ * segments they carry, as on the wire. */
+struct tc_counters {
+	__u64 packets[FLOW_DIR_MAX];
+	__u64 bytes[FLOW_DIR_MAX];         /* wire bytes from the L2 header on */
+	__u64 payload_bytes[FLOW_DIR_MAX]; /* L4 payload (what iperf3 counts) */
+	__u64 size_sum;                    /* sum of segment sizes, both directions (bytes) */
+	__u64 size_sq_sum;                 /* sum of squared segment sizes (bytes^2) */
+};
+
+/* Per-CPU, per-flow state of the tc program (LRU per-CPU hash `tc_flows`). `total`
+ * only grows; each tc_sample carries total - emitted of one CPU, so userspace sums
+ * samples from any CPU without double counting. */
+struct tc_flow {
+	struct tc_counters total;
+	struct tc_counters emitted;
+	__u64 last_sample_ns;
+	__u32 ifindex;
+	__u32 pad;
+};
+
+/* Growth of one flow's counters on one CPU since that CPU's previous sample. */
+struct tc_sample {
+	__u64 ts_ns;
+	struct flow_key key;
+	struct tc_counters delta;
+	__u32 ifindex;
+	__u32 cpu;
+};
+
+/* Latest TCP state of each flow (LRU hash `sock_flows`, key: flow_key), for
+ * `reflexctl flows` and bpftool; the ring buffer carries the history. */
+struct sock_flow {
+	__u64 cookie;
+	__u64 last_sample_ns;
+	__u64 bytes_acked;
+	__u64 bytes_received;
+	__u32 state;
+	__u32 srtt_us;
+	__u32 mdev_us;
+	__u32 snd_cwnd;
+	__u32 snd_ssthresh;
+	__u32 total_retrans;
+	__u32 delivered;
+	__u32 cwnd_clamp; /* clamp applied by sockops, 0 = none */
+};
+
+/* The single entry of the `reflex_config` array map, written by reflexd. */
+struct reflex_config {
+	__u64 sample_interval_ns;     /* sockops and tc per-flow sample spacing */
+	__u32 flush_threshold;        /* force a ring-buffer wakeup every N records */
+	__u32 max_batch_delay_us;     /* reflexd's ring-buffer poll timeout */
+	__u64 heartbeat_deadline_ns;  /* decisions are enforced only while the heartbeat is fresher */
+};
+
+/* Indexes of the per-CPU `counters` array: nothing is dropped silently. */
+enum reflex_counter {
+	CNT_SOCK_SAMPLES = 0,
+	CNT_SOCK_RESERVE_FAIL,
+	CNT_TC_PACKETS,
+	CNT_TC_SAMPLES,
+	CNT_TC_RESERVE_FAIL,
+	CNT_TC_PARSE_SKIP,
+	CNT_WAKEUPS,
+	CNT_MAX,
+};
+
+#define REFLEX_COUNTER_NAMES                                                     \
+	{ "sock_samples", "sock_reserve_fail", "tc_packets", "tc_samples",        \
+	  "tc_reserve_fail", "tc_parse_skip", "wakeups" }
+
+#endif /* REFLEX_H */

@@ -1,0 +1,379 @@
+#include <bpf/bpf.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "loader.h"
+#include "sockops.skel.h"
+#include "tc.skel.h"
+
+#define STATE_DIR "/run/reflex"
+#define CGROUP_LINK_PIN "sockops_link"
+/* "RF": fixed so a later reflexd can find (and remove) a dead one's filters. */
+#define REFLEX_TC_HANDLE 0x5246
+#define REFLEX_TC_PRIORITY 0x5246
+
+static void set_err(struct loader_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_err(struct loader_error *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+int loader_preflight(struct loader_error *err)
+{
+	struct statfs fs;
+
+	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+		set_err(err, "kernel BTF not found at /sys/kernel/btf/vmlinux (needs CONFIG_DEBUG_INFO_BTF=y): %s",
+			strerror(errno));
+		return -ENOENT;
+	}
+	if (statfs("/sys/fs/bpf", &fs) != 0 || fs.f_type != BPF_FS_MAGIC) {
+		/* As bpftool does: pins need a bpffs, and mounting one is harmless. */
+		if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") != 0) {
+			set_err(err, "bpffs is not mounted at /sys/fs/bpf and mounting it failed: %s", strerror(errno));
+			return -ENOENT;
+		}
+		fprintf(stderr, "reflexd: mounted bpffs at /sys/fs/bpf\n");
+	}
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, NULL) != 1) {
+		set_err(err, "cannot load BPF programs: %s (reflexd needs root, or CAP_BPF, CAP_NET_ADMIN and "
+			     "CAP_PERFMON)", strerror(errno ? errno : EPERM));
+		return -EPERM;
+	}
+	return 0;
+}
+
+static void state_path_for(const char *pin_dir, char *out, size_t len)
+{
+	char name[PATH_MAX];
+	size_t i;
+
+	snprintf(name, sizeof(name), "%s", pin_dir);
+	for (i = 0; name[i]; i++)
+		if (name[i] == '/')
+			name[i] = '_';
+	snprintf(out, len, STATE_DIR "/%s.state", name);
+}
+
+/* Rewritten after every attach step, so a crash at any point can be undone. */
+static int state_write(const struct reflex_bpf *rb)
+{
+	char tmp[PATH_MAX + 8];
+	FILE *f;
+
+	if (mkdir(STATE_DIR, 0700) && errno != EEXIST)
+		return -errno;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", rb->state_path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "pid=%d\nifindex=%d\nclsact_created=%d\n", (int)getpid(), rb->ifindex, rb->clsact_created);
+	if (fclose(f) != 0 || rename(tmp, rb->state_path) != 0) {
+		unlink(tmp);
+		return -errno;
+	}
+	return 0;
+}
+
+struct stale_state {
+	int pid;
+	int ifindex;
+	int clsact_created;
+};
+
+static bool state_read(const char *path, struct stale_state *st)
+{
+	FILE *f = fopen(path, "r");
+	char line[128];
+
+	memset(st, 0, sizeof(*st));
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "pid=%d", &st->pid) == 1 || sscanf(line, "ifindex=%d", &st->ifindex) == 1 ||
+		    sscanf(line, "clsact_created=%d", &st->clsact_created) == 1)
+			continue;
+	}
+	fclose(f);
+	return true;
+}
+
+static bool reflexd_alive(int pid)
+{
+	char path[64], comm[64] = "";
+	FILE *f;
+
+	if (pid <= 0 || pid == getpid() || kill(pid, 0) != 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (!fgets(comm, sizeof(comm), f))
+		comm[0] = '\0';
+	fclose(f);
+	return strncmp(comm, "reflexd", 7) == 0;
+}
+
+static void tc_detach_ours(int ifindex, bool destroy_clsact)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex);
+	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = REFLEX_TC_HANDLE, .priority = REFLEX_TC_PRIORITY);
+
+	hook.attach_point = BPF_TC_INGRESS;
+	bpf_tc_detach(&hook, &opts);
+	hook.attach_point = BPF_TC_EGRESS;
+	bpf_tc_detach(&hook, &opts);
+	if (destroy_clsact) {
+		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		bpf_tc_hook_destroy(&hook);
+	}
+}
+
+/* Unpinning the cgroup link drops its last reference and so detaches sockops. */
+static void pin_dir_remove(const char *pin_dir)
+{
+	DIR *dir = opendir(pin_dir);
+	struct dirent *de;
+	char path[PATH_MAX];
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, de->d_name);
+		unlink(path);
+	}
+	closedir(dir);
+	rmdir(pin_dir);
+}
+
+int loader_cleanup_stale(const char *pin_dir, struct loader_error *err)
+{
+	char state_path[PATH_MAX];
+	struct stale_state st;
+	bool have_state;
+
+	state_path_for(pin_dir, state_path, sizeof(state_path));
+	have_state = state_read(state_path, &st);
+	if (have_state && reflexd_alive(st.pid)) {
+		set_err(err, "pin directory %s belongs to a running reflexd (pid %d)", pin_dir, st.pid);
+		return -EBUSY;
+	}
+	if (have_state && st.ifindex > 0)
+		tc_detach_ours(st.ifindex, st.clsact_created);
+	pin_dir_remove(pin_dir);
+	unlink(state_path);
+	return have_state ? 1 : 0;
+}
+
+static int pin_dir_create(const char *pin_dir, struct loader_error *err)
+{
+	if (mkdir(pin_dir, 0700) && errno != EEXIST) {
+		set_err(err, "cannot create pin directory %s: %s", pin_dir, strerror(errno));
+		return -errno;
+	}
+	if (chmod(pin_dir, 0700)) {
+		set_err(err, "cannot chmod pin directory %s: %s", pin_dir, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int loader_config_update(struct reflex_bpf *rb, const struct reflex_config *cfg)
+{
+	__u32 zero = 0;
+	struct bpf_map *map = rb->tc ? rb->tc->maps.reflex_config : rb->sockops->maps.reflex_config;
+
+	return bpf_map__update_elem(map, &zero, sizeof(zero), cfg, sizeof(*cfg), BPF_ANY);
+}
+
+int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct reflex_config *cfg,
+		     bool want_sockops, struct loader_error *err)
+{
+	DECLARE_LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
+	int ret;
+
+	memset(rb, 0, sizeof(*rb));
+	snprintf(rb->pin_dir, sizeof(rb->pin_dir), "%s", pin_dir);
+	state_path_for(pin_dir, rb->state_path, sizeof(rb->state_path));
+	ret = pin_dir_create(pin_dir, err);
+	if (ret)
+		return ret;
+
+	rb->tc = tc_bpf__open_opts(&opts);
+	if (!rb->tc) {
+		ret = -errno;
+		set_err(err, "cannot open the tc BPF object: %s", strerror(-ret));
+		return ret;
+	}
+	ret = tc_bpf__load(rb->tc);
+	if (ret) {
+		set_err(err, "cannot load the tc BPF programs: %s", strerror(-ret));
+		return ret;
+	}
+	if (want_sockops) {
+		rb->sockops = sockops_bpf__open_opts(&opts);
+		if (!rb->sockops) {
+			ret = -errno;
+			set_err(err, "cannot open the sockops BPF object: %s", strerror(-ret));
+			return ret;
+		}
+		ret = sockops_bpf__load(rb->sockops);
+		if (ret) {
+			set_err(err, "cannot load the sockops BPF program: %s", strerror(-ret));
+			return ret;
+		}
+	}
+	ret = loader_config_update(rb, cfg);
+	if (ret) {
+		set_err(err, "cannot write the config map: %s", strerror(-ret));
+		return ret;
+	}
+	return state_write(rb);
+}
+
+int loader_attach_cgroup(struct reflex_bpf *rb, const char *cgroup_path, struct loader_error *err)
+{
+	char pin_path[PATH_MAX + 32];
+	struct statfs fs;
+	int cgroup_fd, ret = 0;
+
+	cgroup_fd = open(cgroup_path, O_RDONLY | O_DIRECTORY);
+	if (cgroup_fd < 0) {
+		set_err(err, "cgroup %s: %s", cgroup_path, strerror(errno));
+		return -errno;
+	}
+	if (fstatfs(cgroup_fd, &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC) {
+		set_err(err, "cgroup %s is not a cgroup v2 directory", cgroup_path);
+		ret = -EINVAL;
+		goto cleanup;
+	}
+	rb->cgroup_link = bpf_program__attach_cgroup(rb->sockops->progs.reflex_sockops, cgroup_fd);
+	if (!rb->cgroup_link) {
+		ret = -errno;
+		rb->cgroup_link = NULL;
+		set_err(err, "cannot attach sockops to cgroup %s: %s", cgroup_path, strerror(-ret));
+		goto cleanup;
+	}
+	snprintf(pin_path, sizeof(pin_path), "%s/" CGROUP_LINK_PIN, rb->pin_dir);
+	ret = bpf_link__pin(rb->cgroup_link, pin_path);
+	if (ret) {
+		set_err(err, "cannot pin the cgroup link at %s: %s", pin_path, strerror(-ret));
+		goto cleanup;
+	}
+	ret = state_write(rb);
+cleanup:
+	close(cgroup_fd);
+	return ret;
+}
+
+static int tc_attach_one(struct reflex_bpf *rb, enum bpf_tc_attach_point point, struct bpf_program *prog,
+			 struct loader_error *err)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = rb->ifindex, .attach_point = point);
+	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = REFLEX_TC_HANDLE, .priority = REFLEX_TC_PRIORITY,
+			    .prog_fd = bpf_program__fd(prog));
+	int ret = bpf_tc_attach(&hook, &opts);
+
+	if (ret == -EEXIST)
+		set_err(err, "a reflex tc filter is already on ifindex %d %s (another reflexd? `reflexd --cleanup`)",
+			rb->ifindex, point == BPF_TC_INGRESS ? "ingress" : "egress");
+	else if (ret)
+		set_err(err, "cannot attach tc %s on ifindex %d: %s", point == BPF_TC_INGRESS ? "ingress" : "egress",
+			rb->ifindex, strerror(-ret));
+	return ret;
+}
+
+int loader_attach_tc(struct reflex_bpf *rb, int ifindex, struct loader_error *err)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+	int ret;
+
+	rb->ifindex = ifindex;
+	ret = bpf_tc_hook_create(&hook);
+	if (ret && ret != -EEXIST) {
+		set_err(err, "cannot create the clsact qdisc on ifindex %d: %s", ifindex, strerror(-ret));
+		return ret;
+	}
+	/* A clsact that was there before us (Cilium, an operator) stays when we leave. */
+	rb->clsact_created = ret == 0;
+	ret = state_write(rb);
+	if (ret) {
+		set_err(err, "cannot write %s: %s", rb->state_path, strerror(-ret));
+		return ret;
+	}
+	ret = tc_attach_one(rb, BPF_TC_INGRESS, rb->tc->progs.reflex_tc_ingress, err);
+	if (ret)
+		return ret;
+	rb->tc_ingress_attached = true;
+	ret = tc_attach_one(rb, BPF_TC_EGRESS, rb->tc->progs.reflex_tc_egress, err);
+	if (ret)
+		return ret;
+	rb->tc_egress_attached = true;
+	return 0;
+}
+
+static void maps_unpin(struct bpf_object *obj)
+{
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, obj)
+		if (bpf_map__is_pinned(map))
+			bpf_map__unpin(map, NULL);
+}
+
+void loader_teardown(struct reflex_bpf *rb)
+{
+	if (rb->ifindex > 0 && (rb->tc_ingress_attached || rb->tc_egress_attached || rb->clsact_created))
+		tc_detach_ours(rb->ifindex, rb->clsact_created);
+	if (rb->cgroup_link) {
+		bpf_link__unpin(rb->cgroup_link);
+		bpf_link__destroy(rb->cgroup_link);
+	}
+	if (rb->sockops) {
+		maps_unpin(rb->sockops->obj);
+		sockops_bpf__destroy(rb->sockops);
+	}
+	if (rb->tc) {
+		maps_unpin(rb->tc->obj);
+		tc_bpf__destroy(rb->tc);
+	}
+	if (rb->pin_dir[0])
+		pin_dir_remove(rb->pin_dir);
+	if (rb->state_path[0])
+		unlink(rb->state_path);
+	memset(rb, 0, sizeof(*rb));
+}
+
+int loader_sock_events_fd(const struct reflex_bpf *rb)
+{
+	return rb->sockops ? bpf_map__fd(rb->sockops->maps.sock_events) : -1;
+}
+
+int loader_tc_events_fd(const struct reflex_bpf *rb)
+{
+	return bpf_map__fd(rb->tc->maps.tc_events);
+}
+
+int loader_counters_fd(const struct reflex_bpf *rb)
+{
+	return bpf_map__fd(rb->tc->maps.counters);
+}

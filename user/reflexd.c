@@ -1,0 +1,442 @@
+/*
+ * reflexd: loads and attaches the reflex BPF programs, consumes their ring buffers,
+ * keeps per-flow state and computes feature windows every 100 ms. On SIGINT or
+ * SIGTERM it detaches everything it attached.
+ */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loader.h"
+#include "qdisc_stats.h"
+#include "telemetry.h"
+#include "window_csv.h"
+
+#define EXIT_SETUP 2
+/* Records of a step may arrive up to a poll timeout late; wait this long before
+ * closing the window that ends at a step boundary. */
+#define WINDOW_GRACE_NS (20ULL * 1000 * 1000)
+#define SNAPSHOTS 4
+
+struct options {
+	const char *cgroup;
+	const char *iface;
+	const char *pin_dir;
+	const char *telemetry_out;
+	const char *records_out;
+	double duration_s;
+	struct reflex_config config;
+	bool cleanup_only;
+	bool verbose;
+};
+
+struct daemon {
+	struct options opt;
+	struct reflex_bpf bpf;
+	struct ring_buffer *rings;
+	struct telemetry telemetry;
+	FILE *csv;
+	int ifindex;
+	struct queue_snapshot snapshots[SNAPSHOTS]; /* by step index % SNAPSHOTS */
+	uint64_t windows_written;
+	uint64_t qdisc_errors;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: reflexd --iface IF [--cgroup PATH] [options]\n"
+		"\n"
+		"Attaches reflex's BPF telemetry (sockops on a cgroup v2, tc on an interface),\n"
+		"computes feature windows (200 ms every 100 ms) and detaches on SIGINT/SIGTERM.\n"
+		"\n"
+		"  --iface IF               interface for tc telemetry and root-qdisc stats (required)\n"
+		"  --cgroup PATH            cgroup v2 whose TCP sockets sockops samples (omit: tc only)\n"
+		"  --pin-dir DIR            where maps and links are pinned (default %s)\n"
+		"  --telemetry-out FILE     write the windows as CSV (schema: README)\n"
+		"  --records-out FILE       write one ts_ns,ring row per ring-buffer record\n"
+		"  --duration SEC           stop after SEC seconds (default: run until signalled)\n"
+		"  --sample-interval-ms N   per-flow sample spacing, 1..1000 (default %llu)\n"
+		"  --flush-threshold N      ring-buffer wakeup every N records, 1..64 (default %d)\n"
+		"  --max-batch-delay-us N   ring-buffer poll timeout, 50..4000 (default %d)\n"
+		"  --cleanup                remove what a dead reflexd left for --pin-dir, then exit\n"
+		"  -v, --verbose            libbpf debug output and per-window lines\n"
+		"  -h, --help               this text\n"
+		"\n"
+		"Exit codes: 0 stopped cleanly, 1 runtime error, 2 bad usage or setup failure\n"
+		"(nothing is left attached).\n",
+		REFLEX_DEFAULT_PIN_DIR, REFLEX_DEFAULT_SAMPLE_INTERVAL_NS / 1000000, REFLEX_DEFAULT_FLUSH_THRESHOLD,
+		REFLEX_DEFAULT_MAX_BATCH_DELAY_US);
+}
+
+static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("reflexd: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see --help)\n", stderr);
+	exit(EXIT_SETUP);
+}
+
+static unsigned long parse_ulong(const char *option, const char *value, unsigned long min, unsigned long max)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(value, &end, 10);
+	if (errno || end == value || *end || value[0] == '-' || n < min || n > max)
+		die_usage("%s: '%s' is not a whole number in %lu..%lu", option, value, min, max);
+	return n;
+}
+
+static double parse_seconds(const char *option, const char *value)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(value, &end);
+	if (errno || end == value || *end || !(d > 0) || d > 86400.0 * 365)
+		die_usage("%s: '%s' is not a positive number of seconds", option, value);
+	return d;
+}
+
+static void parse_args(int argc, char **argv, struct options *opt)
+{
+	enum { OPT_CGROUP = 256, OPT_IFACE, OPT_PIN_DIR, OPT_TELEMETRY_OUT, OPT_RECORDS_OUT, OPT_DURATION,
+	       OPT_SAMPLE_INTERVAL, OPT_FLUSH_THRESHOLD, OPT_MAX_BATCH_DELAY, OPT_CLEANUP };
+	static const struct option longopts[] = {
+		{ "cgroup", required_argument, NULL, OPT_CGROUP },
+		{ "iface", required_argument, NULL, OPT_IFACE },
+		{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
+		{ "telemetry-out", required_argument, NULL, OPT_TELEMETRY_OUT },
+		{ "records-out", required_argument, NULL, OPT_RECORDS_OUT },
+		{ "duration", required_argument, NULL, OPT_DURATION },
+		{ "sample-interval-ms", required_argument, NULL, OPT_SAMPLE_INTERVAL },
+		{ "flush-threshold", required_argument, NULL, OPT_FLUSH_THRESHOLD },
+		{ "max-batch-delay-us", required_argument, NULL, OPT_MAX_BATCH_DELAY },
+		{ "cleanup", no_argument, NULL, OPT_CLEANUP },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	memset(opt, 0, sizeof(*opt));
+	opt->pin_dir = REFLEX_DEFAULT_PIN_DIR;
+	opt->config.sample_interval_ns = REFLEX_DEFAULT_SAMPLE_INTERVAL_NS;
+	opt->config.flush_threshold = REFLEX_DEFAULT_FLUSH_THRESHOLD;
+	opt->config.max_batch_delay_us = REFLEX_DEFAULT_MAX_BATCH_DELAY_US;
+	opt->config.heartbeat_deadline_ns = REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS;
+
+	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_CGROUP: opt->cgroup = optarg; break;
+		case OPT_IFACE: opt->iface = optarg; break;
+		case OPT_PIN_DIR: opt->pin_dir = optarg; break;
+		case OPT_TELEMETRY_OUT: opt->telemetry_out = optarg; break;
+		case OPT_RECORDS_OUT: opt->records_out = optarg; break;
+		case OPT_DURATION: opt->duration_s = parse_seconds("--duration", optarg); break;
+		case OPT_SAMPLE_INTERVAL:
+			opt->config.sample_interval_ns =
+				parse_ulong("--sample-interval-ms", optarg, 1, 1000) * 1000000ULL;
+			break;
+		case OPT_FLUSH_THRESHOLD:
+			opt->config.flush_threshold = parse_ulong("--flush-threshold", optarg, 1, 64);
+			break;
+		case OPT_MAX_BATCH_DELAY:
+			opt->config.max_batch_delay_us = parse_ulong("--max-batch-delay-us", optarg, 50, 4000);
+			break;
+		case OPT_CLEANUP: opt->cleanup_only = true; break;
+		case 'v': opt->verbose = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: die_usage("unknown option");
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (!opt->cleanup_only && !opt->iface)
+		die_usage("--iface is required");
+	if (strnlen(opt->pin_dir, PATH_MAX) >= PATH_MAX - 64 || opt->pin_dir[0] != '/')
+		die_usage("--pin-dir must be an absolute path");
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	static bool verbose;
+
+	if (!fmt) { /* set by reflexd itself, see below */
+		verbose = level == LIBBPF_DEBUG;
+		return 0;
+	}
+	if (level == LIBBPF_DEBUG && !verbose)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int on_sock_record(void *ctx, void *data, size_t size)
+{
+	struct daemon *d = ctx;
+
+	if (size >= sizeof(struct sock_sample))
+		telemetry_on_sock_sample(&d->telemetry, data);
+	return 0;
+}
+
+static int on_tc_record(void *ctx, void *data, size_t size)
+{
+	struct daemon *d = ctx;
+
+	if (size >= sizeof(struct tc_sample))
+		telemetry_on_tc_sample(&d->telemetry, data);
+	return 0;
+}
+
+static void write_window(const struct feature_window *w, void *ctx)
+{
+	struct daemon *d = ctx;
+
+	if (d->csv)
+		window_csv_row(d->csv, w);
+	if (d->opt.verbose)
+		fprintf(stderr, "window %llu %s p95=%.0fus out=%.0fB/s q=%.0fB\n", (unsigned long long)w->ts_ns,
+			w->flow, w->feature[FEAT_LATENCY_P95], w->feature[FEAT_BYTES_OUT_PER_SEC],
+			w->feature[FEAT_QUEUE_DEPTH]);
+	d->windows_written++;
+}
+
+static FILE *open_output(const char *path, const char *what)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		fprintf(stderr, "reflexd: cannot write %s %s: %s\n", what, path, strerror(errno));
+	return f;
+}
+
+static int setup(struct daemon *d)
+{
+	struct loader_error err = { "" };
+	int ret;
+
+	ret = loader_preflight(&err);
+	if (ret)
+		goto fail;
+	d->ifindex = if_nametoindex(d->opt.iface);
+	if (!d->ifindex) {
+		snprintf(err.msg, sizeof(err.msg), "interface '%s' not found", d->opt.iface);
+		goto fail;
+	}
+	if (d->opt.cgroup && access(d->opt.cgroup, R_OK) != 0) {
+		snprintf(err.msg, sizeof(err.msg), "cgroup %s: %s", d->opt.cgroup, strerror(errno));
+		goto fail;
+	}
+	ret = loader_cleanup_stale(d->opt.pin_dir, &err);
+	if (ret < 0)
+		goto fail;
+	if (ret > 0)
+		fprintf(stderr, "reflexd: removed what a previous reflexd left in %s\n", d->opt.pin_dir);
+	if (d->opt.telemetry_out && !(d->csv = open_output(d->opt.telemetry_out, "telemetry CSV")))
+		return -1;
+	if (d->opt.records_out && !(d->telemetry.records_out = open_output(d->opt.records_out, "records CSV")))
+		return -1;
+
+	if (loader_open_load(&d->bpf, d->opt.pin_dir, &d->opt.config, d->opt.cgroup != NULL, &err) ||
+	    (d->opt.cgroup && loader_attach_cgroup(&d->bpf, d->opt.cgroup, &err)) ||
+	    loader_attach_tc(&d->bpf, d->ifindex, &err))
+		goto fail;
+
+	d->rings = ring_buffer__new(loader_tc_events_fd(&d->bpf), on_tc_record, d, NULL);
+	if (!d->rings) {
+		snprintf(err.msg, sizeof(err.msg), "cannot open the tc ring buffer: %s", strerror(errno));
+		goto fail;
+	}
+	if (d->opt.cgroup && ring_buffer__add(d->rings, loader_sock_events_fd(&d->bpf), on_sock_record, d)) {
+		snprintf(err.msg, sizeof(err.msg), "cannot open the sockops ring buffer: %s", strerror(errno));
+		goto fail;
+	}
+	if (d->csv)
+		window_csv_header(d->csv);
+	if (d->telemetry.records_out)
+		fputs("ts_ns,ring\n", d->telemetry.records_out);
+	return 0;
+fail:
+	fprintf(stderr, "reflexd: %s\n", err.msg[0] ? err.msg : "setup failed");
+	return -1;
+}
+
+static void snapshot_take(struct daemon *d, uint64_t step_index)
+{
+	struct queue_snapshot *snap = &d->snapshots[step_index % SNAPSHOTS];
+
+	if (qdisc_root_stats(d->ifindex, snap, NULL, 0) != 0) {
+		snap->valid = false;
+		d->qdisc_errors++;
+	}
+}
+
+/* Waits for records at most max_batch_delay_us (the ring is woken only every
+ * flush_threshold records), then drains both rings. */
+static int poll_rings(struct daemon *d)
+{
+	struct pollfd pfd = { .fd = ring_buffer__epoll_fd(d->rings), .events = POLLIN };
+	uint32_t delay_us = d->opt.config.max_batch_delay_us;
+	struct timespec timeout = { .tv_sec = delay_us / 1000000, .tv_nsec = (delay_us % 1000000) * 1000L };
+	int ret;
+
+	ret = ppoll(&pfd, 1, &timeout, NULL);
+	if (ret < 0 && errno != EINTR)
+		return -errno;
+	ret = ring_buffer__consume(d->rings);
+	return ret < 0 && ret != -EINTR ? ret : 0;
+}
+
+static uint64_t counter_sum(int fd, enum reflex_counter idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u32 key = idx;
+	uint64_t total = 0;
+	uint64_t *values;
+
+	if (ncpu <= 0 || !(values = calloc(ncpu, sizeof(*values))))
+		return 0;
+	if (bpf_map_lookup_elem(fd, &key, values) == 0)
+		for (int i = 0; i < ncpu; i++)
+			total += values[i];
+	free(values);
+	return total;
+}
+
+static void print_summary(struct daemon *d, double seconds)
+{
+	static const char *const names[] = REFLEX_COUNTER_NAMES;
+	int fd = loader_counters_fd(&d->bpf);
+
+	fprintf(stderr, "reflexd: ran %.1f s on %s: %llu flows, %llu sock records, %llu tc records, %llu windows",
+		seconds, d->opt.iface, (unsigned long long)d->telemetry.flows_seen,
+		(unsigned long long)d->telemetry.sock_records, (unsigned long long)d->telemetry.tc_records,
+		(unsigned long long)d->windows_written);
+	for (int i = 0; i < CNT_MAX; i++)
+		fprintf(stderr, ", %s=%llu", names[i], (unsigned long long)counter_sum(fd, i));
+	fprintf(stderr, "\n");
+}
+
+static int run(struct daemon *d)
+{
+	uint64_t start = now_ns();
+	uint64_t deadline = d->opt.duration_s > 0 ? start + (uint64_t)(d->opt.duration_s * 1e9) : UINT64_MAX;
+	uint64_t next_step = (start / WINDOW_STEP_NS + 1) * WINDOW_STEP_NS;
+	uint64_t next_window_end = next_step + WINDOW_LEN_NS - WINDOW_STEP_NS;
+	int ret = 0;
+
+	snapshot_take(d, start / WINDOW_STEP_NS);
+	while (!stop_requested) {
+		uint64_t now;
+
+		ret = poll_rings(d);
+		if (ret) {
+			fprintf(stderr, "reflexd: ring buffer: %s\n", strerror(-ret));
+			break;
+		}
+		now = now_ns();
+		while (now >= next_step) {
+			snapshot_take(d, next_step / WINDOW_STEP_NS);
+			next_step += WINDOW_STEP_NS;
+		}
+		while (now >= next_window_end + WINDOW_GRACE_NS) {
+			uint64_t end_index = next_window_end / WINDOW_STEP_NS;
+
+			telemetry_emit_windows(&d->telemetry, next_window_end,
+					       &d->snapshots[(end_index - 2) % SNAPSHOTS],
+					       &d->snapshots[end_index % SNAPSHOTS], write_window, d);
+			next_window_end += WINDOW_STEP_NS;
+			if (d->csv)
+				fflush(d->csv);
+		}
+		if (now >= deadline)
+			break;
+	}
+	print_summary(d, (now_ns() - start) / 1e9);
+	return ret ? 1 : 0;
+}
+
+static void teardown(struct daemon *d)
+{
+	ring_buffer__free(d->rings);
+	loader_teardown(&d->bpf);
+	if (d->csv && fclose(d->csv) != 0)
+		fprintf(stderr, "reflexd: writing %s: %s\n", d->opt.telemetry_out, strerror(errno));
+	if (d->telemetry.records_out)
+		fclose(d->telemetry.records_out);
+	telemetry_free(&d->telemetry);
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	static struct daemon d;
+	int ret;
+
+	parse_args(argc, argv, &d.opt);
+	libbpf_print(d.opt.verbose ? LIBBPF_DEBUG : LIBBPF_WARN, NULL, NULL);
+	libbpf_set_print(libbpf_print);
+
+	if (d.opt.cleanup_only) {
+		struct loader_error err = { "" };
+
+		ret = loader_cleanup_stale(d.opt.pin_dir, &err);
+		if (ret < 0) {
+			fprintf(stderr, "reflexd: %s\n", err.msg);
+			return EXIT_SETUP;
+		}
+		fprintf(stderr, "reflexd: %s\n", ret ? "removed a dead reflexd's leftovers" : "nothing to clean up");
+		return 0;
+	}
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	telemetry_init(&d.telemetry, d.opt.iface);
+	if (setup(&d)) {
+		teardown(&d);
+		return EXIT_SETUP;
+	}
+	fprintf(stderr, "reflexd: attached on %s%s%s, pinned under %s\n", d.opt.iface,
+		d.opt.cgroup ? " and cgroup " : "", d.opt.cgroup ? d.opt.cgroup : "", d.opt.pin_dir);
+	ret = run(&d);
+	teardown(&d);
+	fprintf(stderr, "reflexd: detached\n");
+	return ret;
+}
