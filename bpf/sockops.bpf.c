@@ -17,6 +17,7 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
+#define SOL_TCP 6
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -34,9 +35,28 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_flows SEC(".maps");
 
-/* Per-socket sampling state; lives and dies with the socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, REFLEX_MAX_FLOWS);
+	__type(key, struct flow_key);
+	__type(value, struct cwnd_decision);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cwnd_decisions SEC(".maps");
+
+/* reflexd's last sign of life (bpf_ktime_get_ns clock). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} heartbeat SEC(".maps");
+
+/* Per-socket state; lives and dies with the socket. */
 struct sock_state {
 	__u64 last_sample_ns;
+	__u32 applied_clamp; /* what we set with TCP_BPF_SNDCWND_CLAMP, 0 = nothing */
+	__u32 pad;
 };
 
 struct {
@@ -176,6 +196,65 @@ static __always_inline bool sample_due(struct bpf_sock_ops *skops)
 	return true;
 }
 
+static __always_inline bool heartbeat_fresh(const struct reflex_config *cfg, __u64 now)
+{
+	__u32 zero = 0;
+	__u64 *last = bpf_map_lookup_elem(&heartbeat, &zero);
+	__u64 deadline = cfg && cfg->heartbeat_deadline_ns ? cfg->heartbeat_deadline_ns
+							   : REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS;
+
+	return last && *last && now - *last < deadline;
+}
+
+static __always_inline void clamp_record(const struct flow_key *key, __u32 clamp)
+{
+	struct sock_flow *flow = bpf_map_lookup_elem(&sock_flows, key);
+
+	if (flow)
+		flow->cwnd_clamp = clamp;
+}
+
+/*
+ * Makes the socket's clamp follow reflexd's decision. TCP_BPF_SNDCWND_CLAMP also
+ * sets ssthresh, so it is called only when the wanted value changes; a decision that
+ * is withdrawn, or whose controller stopped beating, is lifted back to the kernel's
+ * initial state (no clamp, infinite ssthresh).
+ */
+static __always_inline void clamp_follow(struct bpf_sock_ops *skops)
+{
+	const struct reflex_config *cfg = config_get();
+	struct bpf_sock *sk = skops->sk;
+	struct cwnd_decision *decision;
+	struct sock_state *st;
+	struct flow_key key;
+	__u32 wanted = 0;
+	int val;
+
+	if (!sk)
+		return;
+	st = bpf_sk_storage_get(&sock_state_store, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return;
+	flow_key_from_skops(skops, &key);
+	decision = bpf_map_lookup_elem(&cwnd_decisions, &key);
+	if (decision && decision->cwnd_clamp) {
+		if (heartbeat_fresh(cfg, bpf_ktime_get_ns()))
+			wanted = decision->cwnd_clamp;
+		else if (st->applied_clamp)
+			counter_add(CNT_HEARTBEAT_STALE, 1);
+	}
+	if (wanted == st->applied_clamp)
+		return;
+	val = wanted ? wanted : REFLEX_CLAMP_NONE;
+	if (bpf_setsockopt(skops, SOL_TCP, TCP_BPF_SNDCWND_CLAMP, &val, sizeof(val))) {
+		counter_add(CNT_CLAMP_FAIL, 1);
+		return;
+	}
+	counter_add(wanted ? CNT_CLAMP_SET : CNT_CLAMP_LIFTED, 1);
+	st->applied_clamp = wanted;
+	clamp_record(&key, wanted);
+}
+
 SEC("sockops")
 int reflex_sockops(struct bpf_sock_ops *skops)
 {
@@ -188,15 +267,18 @@ int reflex_sockops(struct bpf_sock_ops *skops)
 		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG |
 							 BPF_SOCK_OPS_RETRANS_CB_FLAG);
 		emit(skops, SOCK_EVENT_ESTABLISHED, 0);
+		clamp_follow(skops);
 		break;
 	case BPF_SOCK_OPS_RTT_CB:
 		/* args[0] is this ACK's RTT measurement in us (kernel >= 6.3). */
 		if (sample_due(skops))
 			emit(skops, SOCK_EVENT_RTT, skops->args[0]);
+		clamp_follow(skops);
 		break;
 	case BPF_SOCK_OPS_RETRANS_CB:
 		if (sample_due(skops))
 			emit(skops, SOCK_EVENT_RETRANS, 0);
+		clamp_follow(skops);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		/* args[1] is the new state; BPF_TCP_CLOSE is the end of the flow. */

@@ -23,6 +23,9 @@
 
 #define REFLEX_RINGBUF_BYTES (1 << 22)
 #define REFLEX_MAX_FLOWS 16384
+/* TCP_BPF_SNDCWND_CLAMP's value that means "no clamp" (it also sets ssthresh: this one
+ * is the kernel's initial TCP_INFINITE_SSTHRESH). */
+#define REFLEX_CLAMP_NONE 0x7fffffff
 
 /*
  * A flow as this host sees it: saddr/sport is the local end, daddr/dport the remote
@@ -126,6 +129,15 @@ struct sock_flow {
 	__u32 cwnd_clamp; /* clamp applied by sockops, 0 = none */
 };
 
+/* reflexd's decision for one TCP flow (hash `cwnd_decisions`, key: flow_key). The
+ * sockops program applies it with TCP_BPF_SNDCWND_CLAMP when it differs from what
+ * it applied last, and lifts it when the entry goes away or the heartbeat is stale. */
+struct cwnd_decision {
+	__u32 cwnd_clamp; /* packets; 0 = no cap */
+	__u32 pad;
+	__u64 decided_ns;
+};
+
 /* The single entry of the `reflex_config` array map, written by reflexd. */
 struct reflex_config {
 	__u64 sample_interval_ns;     /* sockops and tc per-flow sample spacing */
@@ -143,11 +155,16 @@ enum reflex_counter {
 	CNT_TC_RESERVE_FAIL,
 	CNT_TC_PARSE_SKIP,
 	CNT_WAKEUPS,
+	CNT_CLAMP_SET,
+	CNT_CLAMP_LIFTED,
+	CNT_CLAMP_FAIL,
+	CNT_HEARTBEAT_STALE,
 	CNT_MAX,
 };
 
 #define REFLEX_COUNTER_NAMES                                                     \
 	{ "sock_samples", "sock_reserve_fail", "tc_packets", "tc_samples",        \
-	  "tc_reserve_fail", "tc_parse_skip", "wakeups" }
+	  "tc_reserve_fail", "tc_parse_skip", "wakeups", "clamp_set", "clamp_lifted", \
+	  "clamp_fail", "heartbeat_stale" }
 
 #endif /* REFLEX_H */

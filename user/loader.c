@@ -59,7 +59,7 @@ int loader_preflight(struct loader_error *err)
 	return 0;
 }
 
-static void state_path_for(const char *pin_dir, char *out, size_t len)
+void loader_run_path(const char *pin_dir, const char *suffix, char *out, size_t len)
 {
 	char name[PATH_MAX];
 	size_t i;
@@ -68,7 +68,17 @@ static void state_path_for(const char *pin_dir, char *out, size_t len)
 	for (i = 0; name[i]; i++)
 		if (name[i] == '/')
 			name[i] = '_';
-	snprintf(out, len, STATE_DIR "/%s.state", name);
+	snprintf(out, len, STATE_DIR "/%s.%s", name, suffix);
+}
+
+static void state_path_for(const char *pin_dir, char *out, size_t len)
+{
+	loader_run_path(pin_dir, "state", out, len);
+}
+
+int loader_run_dir_create(void)
+{
+	return mkdir(STATE_DIR, 0700) && errno != EEXIST ? -errno : 0;
 }
 
 /* Rewritten after every attach step, so a crash at any point can be undone. */
@@ -77,7 +87,7 @@ static int state_write(const struct reflex_bpf *rb)
 	char tmp[PATH_MAX + 8];
 	FILE *f;
 
-	if (mkdir(STATE_DIR, 0700) && errno != EEXIST)
+	if (loader_run_dir_create())
 		return -errno;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", rb->state_path);
 	f = fopen(tmp, "w");

@@ -50,6 +50,11 @@ int loader_attach_tc(struct reflex_bpf *rb, int ifindex, struct loader_error *er
 /* Detaches everything this instance attached, unpins, frees. Safe on partial setups. */
 void loader_teardown(struct reflex_bpf *rb);
 
+/* /run/reflex/<pin dir with / as _>.<suffix>: where this instance keeps its state
+ * file, decision log and control socket. */
+void loader_run_path(const char *pin_dir, const char *suffix, char *out, size_t len);
+int loader_run_dir_create(void);
+
 int loader_config_update(struct reflex_bpf *rb, const struct reflex_config *cfg);
 int loader_sock_events_fd(const struct reflex_bpf *rb);
 int loader_tc_events_fd(const struct reflex_bpf *rb);

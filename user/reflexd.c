@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "controller.h"
 #include "loader.h"
 #include "qdisc_stats.h"
 #include "telemetry.h"
@@ -28,6 +29,8 @@
  * closing the window that ends at a step boundary. */
 #define WINDOW_GRACE_NS (20ULL * 1000 * 1000)
 #define SNAPSHOTS 4
+/* Well inside the BPF side's heartbeat deadline (500 ms by default). */
+#define HEARTBEAT_PERIOD_NS (50ULL * 1000 * 1000)
 
 struct options {
 	const char *cgroup;
@@ -37,6 +40,7 @@ struct options {
 	const char *records_out;
 	double duration_s;
 	struct reflex_config config;
+	struct controller_opts control;
 	bool cleanup_only;
 	bool verbose;
 };
@@ -46,19 +50,24 @@ struct daemon {
 	struct reflex_bpf bpf;
 	struct ring_buffer *rings;
 	struct telemetry telemetry;
+	struct controller controller;
 	FILE *csv;
 	int ifindex;
 	struct queue_snapshot snapshots[SNAPSHOTS]; /* by step index % SNAPSHOTS */
+	char decision_log[PATH_MAX];
 	uint64_t windows_written;
 	uint64_t qdisc_errors;
 };
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_requested = 1;
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else
+		stop_requested = 1;
 }
 
 static uint64_t now_ns(void)
@@ -86,6 +95,15 @@ static void usage(FILE *out)
 		"  --sample-interval-ms N   per-flow sample spacing, 1..1000 (default %llu)\n"
 		"  --flush-threshold N      ring-buffer wakeup every N records, 1..64 (default %d)\n"
 		"  --max-batch-delay-us N   ring-buffer poll timeout, 50..4000 (default %d)\n"
+		"\n"
+		"control (needs --cgroup for cwnd):\n"
+		"  --model ROLE=FILE        load a .reflex model; ROLE is cwnd or batching (repeatable);\n"
+		"                           without a cwnd model the heuristic caps at 1.25 x BDP\n"
+		"  --observe                telemetry only: decide nothing, enforce nothing\n"
+		"  --shadow                 decide and log, enforce nothing\n"
+		"  --decision-log FILE      append every decision change as a JSON line\n"
+		"                           (default /run/reflex/PIN.decisions, read by reflexctl decisions)\n"
+		"  SIGHUP reloads the model files; one that fails validation is refused.\n"
 		"  --cleanup                remove what a dead reflexd left for --pin-dir, then exit\n"
 		"  -v, --verbose            libbpf debug output and per-window lines\n"
 		"  -h, --help               this text\n"
@@ -137,7 +155,8 @@ static double parse_seconds(const char *option, const char *value)
 static void parse_args(int argc, char **argv, struct options *opt)
 {
 	enum { OPT_CGROUP = 256, OPT_IFACE, OPT_PIN_DIR, OPT_TELEMETRY_OUT, OPT_RECORDS_OUT, OPT_DURATION,
-	       OPT_SAMPLE_INTERVAL, OPT_FLUSH_THRESHOLD, OPT_MAX_BATCH_DELAY, OPT_CLEANUP };
+	       OPT_SAMPLE_INTERVAL, OPT_FLUSH_THRESHOLD, OPT_MAX_BATCH_DELAY, OPT_CLEANUP, OPT_MODEL, OPT_OBSERVE,
+	       OPT_SHADOW, OPT_DECISION_LOG };
 	static const struct option longopts[] = {
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -149,6 +168,10 @@ static void parse_args(int argc, char **argv, struct options *opt)
 		{ "flush-threshold", required_argument, NULL, OPT_FLUSH_THRESHOLD },
 		{ "max-batch-delay-us", required_argument, NULL, OPT_MAX_BATCH_DELAY },
 		{ "cleanup", no_argument, NULL, OPT_CLEANUP },
+		{ "model", required_argument, NULL, OPT_MODEL },
+		{ "observe", no_argument, NULL, OPT_OBSERVE },
+		{ "shadow", no_argument, NULL, OPT_SHADOW },
+		{ "decision-log", required_argument, NULL, OPT_DECISION_LOG },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -161,6 +184,8 @@ static void parse_args(int argc, char **argv, struct options *opt)
 	opt->config.flush_threshold = REFLEX_DEFAULT_FLUSH_THRESHOLD;
 	opt->config.max_batch_delay_us = REFLEX_DEFAULT_MAX_BATCH_DELAY_US;
 	opt->config.heartbeat_deadline_ns = REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS;
+	opt->control.policy = CWND_POLICY_TREE;
+	opt->control.hysteresis = (struct hysteresis_params)HYSTERESIS_DEFAULTS;
 
 	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -181,6 +206,17 @@ static void parse_args(int argc, char **argv, struct options *opt)
 			opt->config.max_batch_delay_us = parse_ulong("--max-batch-delay-us", optarg, 50, 4000);
 			break;
 		case OPT_CLEANUP: opt->cleanup_only = true; break;
+		case OPT_MODEL:
+			if (!strncmp(optarg, "cwnd=", 5) && optarg[5])
+				opt->control.cwnd_model_path = optarg + 5;
+			else if (!strncmp(optarg, "batching=", 9) && optarg[9])
+				opt->control.batching_model_path = optarg + 9;
+			else
+				die_usage("--model: '%s' is not cwnd=FILE or batching=FILE", optarg);
+			break;
+		case OPT_OBSERVE: opt->control.policy = CWND_POLICY_OFF; break;
+		case OPT_SHADOW: opt->control.shadow = true; break;
+		case OPT_DECISION_LOG: opt->control.decision_log_path = optarg; break;
 		case 'v': opt->verbose = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: die_usage("unknown option");
@@ -192,6 +228,8 @@ static void parse_args(int argc, char **argv, struct options *opt)
 		die_usage("--iface is required");
 	if (strnlen(opt->pin_dir, PATH_MAX) >= PATH_MAX - 64 || opt->pin_dir[0] != '/')
 		die_usage("--pin-dir must be an absolute path");
+	if (opt->control.policy == CWND_POLICY_OFF && (opt->control.shadow || opt->control.cwnd_model_path))
+		die_usage("--observe decides nothing: it excludes --shadow and --model cwnd=");
 }
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -225,9 +263,21 @@ static int on_tc_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static void write_window(const struct feature_window *w, void *ctx)
+static void flow_gone(struct flow_entry *flow, void *ctx)
 {
 	struct daemon *d = ctx;
+
+	controller_flow_gone(&d->controller, flow);
+}
+
+static void write_window(const struct feature_window *w, struct flow_entry *flow, void *ctx)
+{
+	struct daemon *d = ctx;
+
+	if (flow)
+		controller_on_flow_window(&d->controller, flow, w);
+	else
+		controller_on_iface_window(&d->controller, w);
 
 	if (d->csv)
 		window_csv_row(d->csv, w);
@@ -288,6 +338,15 @@ static int setup(struct daemon *d)
 		snprintf(err.msg, sizeof(err.msg), "cannot open the sockops ring buffer: %s", strerror(errno));
 		goto fail;
 	}
+	if (!d->opt.control.decision_log_path && d->opt.control.policy != CWND_POLICY_OFF) {
+		loader_run_path(d->opt.pin_dir, "decisions", d->decision_log, sizeof(d->decision_log));
+		if (loader_run_dir_create() == 0)
+			d->opt.control.decision_log_path = d->decision_log;
+	}
+	if (d->opt.control.policy != CWND_POLICY_OFF && !d->opt.cgroup)
+		d->opt.control.policy = CWND_POLICY_OFF; /* no sockets to cap without sockops */
+	if (controller_init(&d->controller, &d->opt.control, &d->bpf, &d->opt.config))
+		return -1;
 	if (d->csv)
 		window_csv_header(d->csv);
 	if (d->telemetry.records_out)
@@ -313,7 +372,7 @@ static void snapshot_take(struct daemon *d, uint64_t step_index)
 static int poll_rings(struct daemon *d)
 {
 	struct pollfd pfd = { .fd = ring_buffer__epoll_fd(d->rings), .events = POLLIN };
-	uint32_t delay_us = d->opt.config.max_batch_delay_us;
+	uint32_t delay_us = d->controller.config.max_batch_delay_us;
 	struct timespec timeout = { .tv_sec = delay_us / 1000000, .tv_nsec = (delay_us % 1000000) * 1000L };
 	int ret;
 
@@ -360,6 +419,7 @@ static int run(struct daemon *d)
 	uint64_t deadline = d->opt.duration_s > 0 ? start + (uint64_t)(d->opt.duration_s * 1e9) : UINT64_MAX;
 	uint64_t next_step = (start / WINDOW_STEP_NS + 1) * WINDOW_STEP_NS;
 	uint64_t next_window_end = next_step + WINDOW_LEN_NS - WINDOW_STEP_NS;
+	uint64_t last_beat = 0;
 	int ret = 0;
 
 	snapshot_take(d, start / WINDOW_STEP_NS);
@@ -372,6 +432,14 @@ static int run(struct daemon *d)
 			break;
 		}
 		now = now_ns();
+		if (now - last_beat >= HEARTBEAT_PERIOD_NS) {
+			controller_heartbeat(&d->controller, now);
+			last_beat = now;
+		}
+		if (reload_requested) {
+			reload_requested = 0;
+			controller_reload(&d->controller);
+		}
 		while (now >= next_step) {
 			snapshot_take(d, next_step / WINDOW_STEP_NS);
 			next_step += WINDOW_STEP_NS;
@@ -381,7 +449,7 @@ static int run(struct daemon *d)
 
 			telemetry_emit_windows(&d->telemetry, next_window_end,
 					       &d->snapshots[(end_index - 2) % SNAPSHOTS],
-					       &d->snapshots[end_index % SNAPSHOTS], write_window, d);
+					       &d->snapshots[end_index % SNAPSHOTS], write_window, flow_gone, d);
 			next_window_end += WINDOW_STEP_NS;
 			if (d->csv)
 				fflush(d->csv);
@@ -395,13 +463,24 @@ static int run(struct daemon *d)
 
 static void teardown(struct daemon *d)
 {
+	/* Withdraw every decision first: sockops lifts each clamp at the flow's next ACK,
+	 * which needs it still attached. */
+	telemetry_free(&d->telemetry, flow_gone, d);
+	if (d->controller.stats.decisions && !d->opt.control.shadow)
+		usleep(200 * 1000);
+	if (d->opt.control.policy != CWND_POLICY_OFF)
+		fprintf(stderr, "reflexd: control%s: %llu decisions, %llu reversals (%llu refused), %llu batching changes\n",
+			d->opt.control.shadow ? " (shadow)" : "", (unsigned long long)d->controller.stats.decisions,
+			(unsigned long long)d->controller.stats.reversals,
+			(unsigned long long)d->controller.stats.reversals_refused,
+			(unsigned long long)d->controller.stats.batching_changes);
+	controller_free(&d->controller);
 	ring_buffer__free(d->rings);
 	loader_teardown(&d->bpf);
 	if (d->csv && fclose(d->csv) != 0)
 		fprintf(stderr, "reflexd: writing %s: %s\n", d->opt.telemetry_out, strerror(errno));
 	if (d->telemetry.records_out)
 		fclose(d->telemetry.records_out);
-	telemetry_free(&d->telemetry);
 }
 
 int main(int argc, char **argv)
@@ -428,6 +507,7 @@ int main(int argc, char **argv)
 
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	telemetry_init(&d.telemetry, d.opt.iface);
 	if (setup(&d)) {
 		teardown(&d);

@@ -13,15 +13,21 @@ void telemetry_init(struct telemetry *t, const char *iface_name)
 	snprintf(t->iface_name, sizeof(t->iface_name), "%s", iface_name ? iface_name : "");
 }
 
-void telemetry_free(struct telemetry *t)
+static void flow_remove(struct telemetry *t, struct flow_entry *flow, flow_gone_fn gone, void *ctx)
+{
+	if (gone)
+		gone(flow, ctx);
+	HASH_DEL(t->flows, flow);
+	free(flow);
+	t->flow_count--;
+}
+
+void telemetry_free(struct telemetry *t, flow_gone_fn gone, void *ctx)
 {
 	struct flow_entry *flow, *tmp;
 
-	HASH_ITER(hh, t->flows, flow, tmp) {
-		HASH_DEL(t->flows, flow);
-		free(flow);
-	}
-	t->flow_count = 0;
+	HASH_ITER(hh, t->flows, flow, tmp)
+		flow_remove(t, flow, gone, ctx);
 }
 
 struct flow_entry *telemetry_flow(struct telemetry *t, const struct flow_key *key)
@@ -85,6 +91,7 @@ void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s)
 	flow->delivered = s->delivered;
 	flow->total_retrans = s->total_retrans;
 	flow->ws.srtt_us = s->srtt_us;
+	flow->mss = s->mss_cache;
 	flow->ws.snd_cwnd = s->snd_cwnd;
 	if (s->rtt_min_us && (!flow->ws.min_rtt_us || s->rtt_min_us < flow->ws.min_rtt_us))
 		flow->ws.min_rtt_us = s->rtt_min_us;
@@ -115,7 +122,7 @@ void telemetry_on_tc_sample(struct telemetry *t, const struct tc_sample *s)
 }
 
 unsigned int telemetry_emit_windows(struct telemetry *t, uint64_t end_ns, const struct queue_snapshot *q_start,
-				    const struct queue_snapshot *q_end, window_sink sink, void *ctx)
+				    const struct queue_snapshot *q_end, window_sink sink, flow_gone_fn gone, void *ctx)
 {
 	struct flow_entry *flow, *tmp;
 	struct feature_window w;
@@ -123,19 +130,17 @@ unsigned int telemetry_emit_windows(struct telemetry *t, uint64_t end_ns, const 
 
 	window_compute(&t->iface, end_ns, SCOPE_IFACE, q_start, q_end, &w);
 	snprintf(w.flow, sizeof(w.flow), "iface:%s", t->iface_name);
-	sink(&w, ctx);
+	sink(&w, NULL, ctx);
 	emitted++;
 
 	HASH_ITER(hh, t->flows, flow, tmp) {
 		if (window_active(&flow->ws, end_ns)) {
 			window_compute(&flow->ws, end_ns, SCOPE_FLOW, q_start, q_end, &w);
 			snprintf(w.flow, sizeof(w.flow), "%s", flow->name);
-			sink(&w, ctx);
+			sink(&w, flow, ctx);
 			emitted++;
 		} else if (flow->closed || end_ns - flow->last_seen_ns > FLOW_IDLE_NS) {
-			HASH_DEL(t->flows, flow);
-			free(flow);
-			t->flow_count--;
+			flow_remove(t, flow, gone, ctx);
 		}
 	}
 	return emitted;

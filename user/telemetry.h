@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <uthash.h>
 
+#include "controller.h"
 #include "flow_key.h"
 #include "reflex.h"
 #include "window.h"
@@ -24,8 +25,10 @@ struct flow_entry {
 	uint64_t bytes_acked;
 	uint32_t delivered;
 	uint32_t total_retrans;
+	uint32_t mss;
 	bool closed;
 	uint64_t last_seen_ns;
+	struct flow_control ctl;
 	UT_hash_handle hh;
 };
 
@@ -40,10 +43,14 @@ struct telemetry {
 	FILE *records_out; /* optional: one "ts_ns,ring" row per record (the forge replays them) */
 };
 
-typedef void (*window_sink)(const struct feature_window *window, void *ctx);
+/* flow is NULL for the interface's window. */
+typedef void (*window_sink)(const struct feature_window *window, struct flow_entry *flow, void *ctx);
+/* Called before a flow's entry is freed. */
+typedef void (*flow_gone_fn)(struct flow_entry *flow, void *ctx);
 
 void telemetry_init(struct telemetry *t, const char *iface_name);
-void telemetry_free(struct telemetry *t);
+/* Frees every flow, calling gone (if non-NULL) for each first. */
+void telemetry_free(struct telemetry *t, flow_gone_fn gone, void *ctx);
 
 void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s);
 void telemetry_on_tc_sample(struct telemetry *t, const struct tc_sample *s);
@@ -51,7 +58,7 @@ void telemetry_on_tc_sample(struct telemetry *t, const struct tc_sample *s);
 /* Computes the interface window and every active flow's window ending at end_ns,
  * hands each to sink, then forgets flows closed or idle for longer than a window. */
 unsigned int telemetry_emit_windows(struct telemetry *t, uint64_t end_ns, const struct queue_snapshot *q_start,
-				    const struct queue_snapshot *q_end, window_sink sink, void *ctx);
+				    const struct queue_snapshot *q_end, window_sink sink, flow_gone_fn gone, void *ctx);
 
 struct flow_entry *telemetry_flow(struct telemetry *t, const struct flow_key *key);
 

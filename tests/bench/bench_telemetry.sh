@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Cost of reflex's telemetry on a veth path with no bottleneck:
+#  - iperf3 throughput without and with reflexd attached, interleaved pairs,
+#    medians and their ratio;
+#  - per-packet BPF run time of each reflex program (kernel.bpf_stats_enabled:
+#    run_time_ns / run_cnt), median over the "with" runs.
+# Usage: tests/bench/bench_telemetry.sh [PAIRS] [SECONDS]   (defaults 5 and 4)
+set -u
+cd "$(dirname "$0")/../.."
+PAIRS=${1:-5}
+SECS=${2:-4}
+BIN=${REFLEX_BIN:-build}
+P=rb$$
+NS_A=$P-a NS_B=$P-b
+CG=/sys/fs/cgroup/unified/$P
+PIN=/sys/fs/bpf/$P
+RD_PID=
+
+cleanup() {
+	[ -n "$RD_PID" ] && kill "$RD_PID" 2>/dev/null && wait "$RD_PID" 2>/dev/null
+	ip netns pids "$NS_A" 2>/dev/null | xargs -r kill 2>/dev/null
+	ip netns pids "$NS_B" 2>/dev/null | xargs -r kill 2>/dev/null
+	ip netns del "$NS_A" 2>/dev/null
+	ip netns del "$NS_B" 2>/dev/null
+	[ -d "$CG" ] && rmdir "$CG" 2>/dev/null
+	"$BIN/reflexd" --cleanup --pin-dir "$PIN" >/dev/null 2>&1
+	sysctl -qw kernel.bpf_stats_enabled="$STATS_BEFORE" 2>/dev/null
+	rm -f "$LOG"
+}
+STATS_BEFORE=$(sysctl -n kernel.bpf_stats_enabled)
+LOG=$(mktemp)
+trap cleanup EXIT INT TERM
+
+ip netns add "$NS_A" && ip netns add "$NS_B" || exit 1
+ip link add "$P-va" netns "$NS_A" type veth peer name "$P-vb" netns "$NS_B" || exit 1
+inA() { nsenter --net=/run/netns/"$NS_A" "$@"; }
+inB() { nsenter --net=/run/netns/"$NS_B" "$@"; }
+inA ip addr add 10.213.0.1/24 dev "$P-va" && inA ip link set "$P-va" up && inA ip link set lo up
+inB ip addr add 10.213.0.2/24 dev "$P-vb" && inB ip link set "$P-vb" up && inB ip link set lo up
+mkdir -p "$CG"
+inB iperf3 -s -D -p 5301 >/dev/null 2>&1
+sleep 0.5
+
+# One transfer from A (inside the cgroup) to B; prints bits per second.
+transfer() {
+	bash -c "echo \$\$ > $CG/cgroup.procs; exec nsenter --net=/run/netns/$NS_A timeout $((SECS + 10)) iperf3 -c 10.213.0.2 -p 5301 -t $SECS -J" \
+		| jq '.end.sum_received.bits_per_second'
+}
+
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+
+sysctl -qw kernel.bpf_stats_enabled=1
+without=() with=() per_pkt_tc=() per_pkt_sockops=()
+for i in $(seq "$PAIRS"); do
+	without+=("$(transfer)")
+	nsenter --net=/run/netns/"$NS_A" "$BIN/reflexd" --iface "$P-va" --cgroup "$CG" --pin-dir "$PIN" 2>>"$LOG" &
+	RD_PID=$!
+	for _ in $(seq 50); do [ -e "$PIN/sockops_link" ] && break; sleep 0.1; done
+	with+=("$(transfer)")
+	# run_time_ns / run_cnt of this run's programs (fresh ids each run).
+	stats=$(bpftool -j prog show | jq -r '.[] | select(.name|test("^reflex_")) | select(.run_cnt != null and .run_cnt > 0) | "\(.name) \(.run_time_ns / .run_cnt)"')
+	per_pkt_tc+=("$(echo "$stats" | awk '$1 ~ /reflex_tc_/ {s+=$2; n++} END {if (n) print s/n}')")
+	per_pkt_sockops+=("$(echo "$stats" | awk '$1 == "reflex_sockops" {print $2}')")
+	if ! kill "$RD_PID" 2>/dev/null; then
+		echo "reflexd exited early:" >&2; cat "$LOG" >&2; exit 1
+	fi
+	wait "$RD_PID" 2>/dev/null; RD_PID=
+done
+
+m_without=$(printf '%s\n' "${without[@]}" | median)
+m_with=$(printf '%s\n' "${with[@]}" | median)
+mbit() { awk -v v="$1" 'BEGIN {printf "%.1f", v / 1e6}'; }
+runs() { printf '%s\n' "$@" | awk '{printf "%.0f ", $1 / 1e6}'; }
+printf 'iperf3 over veth, %d interleaved pairs of %d s\n' "$PAIRS" "$SECS"
+printf '  %-28s %10s Mbit/s (runs: %s)\n' "without reflexd (median)" "$(mbit "$m_without")" "$(runs "${without[@]}")"
+printf '  %-28s %10s Mbit/s (runs: %s)\n' "with reflexd (median)" "$(mbit "$m_with")" "$(runs "${with[@]}")"
+printf '  %-28s %10s\n' "ratio with/without" "$(awk -v a="$m_with" -v b="$m_without" 'BEGIN {printf "%.3f", a / b}')"
+printf 'BPF run time per invocation (median over runs)\n'
+printf '  %-28s %10.0f ns\n' "tc (ingress+egress mean)" "$(printf '%s\n' "${per_pkt_tc[@]}" | median)"
+printf '  %-28s %10.0f ns\n' "sockops" "$(printf '%s\n' "${per_pkt_sockops[@]}" | median)"

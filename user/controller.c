@@ -1,0 +1,303 @@
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controller.h"
+#include "loader.h"
+#include "sockops.skel.h"
+#include "telemetry.h"
+
+const char *const control_input_names[CONTROL_INPUTS] = {
+	"queue_depth", "enqueue_rate", "dequeue_rate", "latency_p50", "latency_p95",
+	"bytes_in_per_sec", "bytes_out_per_sec", "packet_size_mean", "packet_size_var", "rtt_ewma",
+	"srtt_us", "min_rtt_us", "snd_cwnd", "delivery_rate_bps", "retrans", "backlog_packets",
+	"drops", "records",
+};
+
+#define DEFAULT_MSS 1448
+
+static void window_inputs(const struct feature_window *w, double *raw)
+{
+	memcpy(raw, w->feature, sizeof(w->feature));
+	memcpy(raw + FEATURE_COUNT, w->context, sizeof(w->context));
+}
+
+static int output_index(const struct model *m, const char *name)
+{
+	for (unsigned i = 0; i < m->output_count; i++)
+		if (!strcmp(m->outputs[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+/* Loads and checks one model; on any failure *slot is left as it was. */
+static int model_take(const char *role, const char *path, const char *const *outputs, size_t output_count,
+		      struct model **slot, int *map)
+{
+	struct model_error err = { "", -1 };
+	struct model *fresh = NULL;
+	int fresh_map[MODEL_MAX_FEATURES];
+
+	if (model_load_file(path, 0, &fresh, &err)) {
+		fprintf(stderr, "reflexd: %s model %s refused: %s\n", role, path, err.msg);
+		return -1;
+	}
+	if (fresh->kind != MODEL_KIND_TREES) {
+		fprintf(stderr, "reflexd: %s model %s refused: it is an %s model, a tree model is needed\n", role,
+			path, model_kind_name(fresh->kind));
+		goto refuse;
+	}
+	for (size_t i = 0; i < output_count; i++)
+		if (output_index(fresh, outputs[i]) < 0) {
+			fprintf(stderr, "reflexd: %s model %s refused: it has no output '%s'\n", role, path, outputs[i]);
+			goto refuse;
+		}
+	if (model_map_features(fresh, control_input_names, CONTROL_INPUTS, fresh_map, &err)) {
+		fprintf(stderr, "reflexd: %s model %s refused: %s\n", role, path, err.msg);
+		goto refuse;
+	}
+	model_free(*slot);
+	*slot = fresh;
+	memcpy(map, fresh_map, sizeof(fresh_map));
+	fprintf(stderr, "reflexd: %s model %s loaded\n", role, path);
+	return 0;
+refuse:
+	model_free(fresh);
+	return -1;
+}
+
+static void models_load(struct controller *c)
+{
+	static const char *const cwnd_outputs[] = { "cwnd_bdp_multiple" };
+	static const char *const batching_outputs[] = { "flush_threshold", "max_batch_delay_us" };
+
+	if (c->opt.cwnd_model_path &&
+	    model_take("cwnd", c->opt.cwnd_model_path, cwnd_outputs, 1, &c->cwnd_model, c->cwnd_map) == 0)
+		c->cwnd_output = output_index(c->cwnd_model, "cwnd_bdp_multiple");
+	if (c->opt.batching_model_path &&
+	    model_take("batching", c->opt.batching_model_path, batching_outputs, 2, &c->batching_model,
+		       c->batching_map) == 0) {
+		c->flush_output = output_index(c->batching_model, "flush_threshold");
+		c->delay_output = output_index(c->batching_model, "max_batch_delay_us");
+	}
+}
+
+int controller_init(struct controller *c, const struct controller_opts *opt, struct reflex_bpf *bpf,
+		    const struct reflex_config *config)
+{
+	memset(c, 0, sizeof(*c));
+	c->opt = *opt;
+	c->bpf = bpf;
+	c->config = *config;
+	if (opt->decision_log_path) {
+		c->log = fopen(opt->decision_log_path, "a");
+		if (!c->log) {
+			fprintf(stderr, "reflexd: cannot open decision log %s: %s\n", opt->decision_log_path,
+				strerror(errno));
+			return -1;
+		}
+		setvbuf(c->log, NULL, _IOLBF, 0);
+	}
+	models_load(c);
+	if (c->opt.policy == CWND_POLICY_TREE && !c->cwnd_model)
+		fprintf(stderr, "reflexd: no cwnd model: the heuristic (%.2f x BDP) decides\n", HEURISTIC_BDP_GAIN);
+	if (c->opt.batching_model_path && !c->batching_model)
+		fprintf(stderr, "reflexd: no batching model: flush_threshold %u, max_batch_delay_us %u stay\n",
+			c->config.flush_threshold, c->config.max_batch_delay_us);
+	if (c->opt.shadow)
+		fprintf(stderr, "reflexd: shadow mode: decisions are logged, nothing is enforced\n");
+	return 0;
+}
+
+void controller_free(struct controller *c)
+{
+	model_free(c->cwnd_model);
+	model_free(c->batching_model);
+	if (c->log)
+		fclose(c->log);
+	memset(c, 0, sizeof(*c));
+}
+
+void controller_reload(struct controller *c)
+{
+	fprintf(stderr, "reflexd: reloading models\n");
+	models_load(c);
+}
+
+void controller_heartbeat(struct controller *c, uint64_t now_ns)
+{
+	__u32 zero = 0;
+	__u64 beat = now_ns;
+
+	if (!c->bpf->sockops || c->opt.policy == CWND_POLICY_OFF)
+		return;
+	if (bpf_map__update_elem(c->bpf->sockops->maps.heartbeat, &zero, sizeof(zero), &beat, sizeof(beat), BPF_ANY))
+		c->stats.map_errors++;
+}
+
+uint32_t cwnd_cap_packets(double multiple, double rate_bps, double min_rtt_us, uint32_t mss)
+{
+	double packets;
+
+	if (!(multiple > 0) || !(rate_bps > 0) || !(min_rtt_us > 0))
+		return 0;
+	packets = multiple * (rate_bps / 8.0) * (min_rtt_us / 1e6) / (mss ? mss : DEFAULT_MSS);
+	if (packets < CWND_MIN_CLAMP)
+		return CWND_MIN_CLAMP;
+	return packets > 1e6 ? 1000000 : (uint32_t)ceil(packets);
+}
+
+bool full_pipe_update(struct flow_control *fc, double rate_bps)
+{
+	if (fc->pipe_full)
+		return true;
+	if (rate_bps >= fc->full_pipe_rate * FULL_PIPE_GROWTH && rate_bps > 0) {
+		fc->full_pipe_rate = rate_bps;
+		fc->full_pipe_count = 0;
+	} else if (++fc->full_pipe_count >= FULL_PIPE_WINDOWS) {
+		fc->pipe_full = true;
+	}
+	return fc->pipe_full;
+}
+
+static double rate_max(const struct flow_control *fc)
+{
+	double best = 0;
+
+	for (unsigned i = 0; i < RATE_WINDOWS; i++)
+		best = fmax(best, fc->rate_bps[i]);
+	return best;
+}
+
+static const char *policy_name(const struct controller *c)
+{
+	return c->cwnd_model ? "cwnd-tree" : "heuristic";
+}
+
+/* The BDP multiple the policy wants for this window, and why (for the log). */
+static double cwnd_multiple(struct controller *c, const struct feature_window *w, char *why, size_t why_len)
+{
+	double raw[CONTROL_INPUTS];
+	int16_t q[MODEL_MAX_FEATURES];
+	int32_t value[MODEL_MAX_OUTPUTS];
+	struct model_explain ex;
+
+	if (!c->cwnd_model) {
+		snprintf(why, why_len, "heuristic: %.2f x max delivery rate x min_rtt", HEURISTIC_BDP_GAIN);
+		return HEURISTIC_BDP_GAIN;
+	}
+	window_inputs(w, raw);
+	model_quantize(c->cwnd_model, raw, c->cwnd_map, q);
+	model_eval(c->cwnd_model, q, value);
+	why[0] = '\0';
+	if (model_explain_tree(c->cwnd_model, c->cwnd_output, q, &ex) == 0) {
+		double model_raw[MODEL_MAX_FEATURES];
+		char *p;
+
+		for (unsigned i = 0; i < c->cwnd_model->feature_count; i++)
+			model_raw[i] = raw[c->cwnd_map[i]];
+		model_explain_format(c->cwnd_model, c->cwnd_output, &ex, model_raw, why, why_len);
+		/* One line in the log: the formatter's lines become "; "-separated steps. */
+		for (p = why; *p; p++)
+			if (*p == '\n' || *p == '"' || *p == '\\')
+				*p = *p == '\n' ? ';' : '\'';
+	}
+	return model_value_raw(c->cwnd_model, c->cwnd_output, value[c->cwnd_output]);
+}
+
+static void log_decision(struct controller *c, const char *flow, const char *knob, double old_value,
+			 double new_value, const char *model, const char *why, uint64_t ts_ns)
+{
+	if (!c->log)
+		return;
+	fprintf(c->log,
+		"{\"ts_ns\": %llu, \"flow\": \"%s\", \"knob\": \"%s\", \"old\": %.0f, \"new\": %.0f, "
+		"\"model\": \"%s\", \"acted\": %s, \"explain\": \"%s\"}\n",
+		(unsigned long long)ts_ns, flow, knob, old_value, new_value, model, c->opt.shadow ? "false" : "true",
+		why);
+}
+
+static void decision_write(struct controller *c, struct flow_entry *flow, uint32_t clamp, uint64_t ts_ns)
+{
+	struct bpf_map *map = c->bpf->sockops->maps.cwnd_decisions;
+	struct cwnd_decision d = { .cwnd_clamp = clamp, .decided_ns = ts_ns };
+	int ret;
+
+	if (clamp)
+		ret = bpf_map__update_elem(map, &flow->key, sizeof(flow->key), &d, sizeof(d), BPF_ANY);
+	else
+		ret = bpf_map__delete_elem(map, &flow->key, sizeof(flow->key), 0);
+	if (ret && !(ret == -ENOENT && !clamp))
+		c->stats.map_errors++;
+	flow->ctl.decision_written = clamp != 0;
+}
+
+void controller_on_flow_window(struct controller *c, struct flow_entry *flow, const struct feature_window *w)
+{
+	struct flow_control *fc = &flow->ctl;
+	char why[1024];
+	double multiple, old_value;
+	uint32_t cap;
+
+	if (c->opt.policy == CWND_POLICY_OFF || flow->key.proto != IPPROTO_TCP || !flow->have_sock_totals)
+		return;
+	fc->rate_bps[fc->rate_next++ % RATE_WINDOWS] = w->context[CTX_DELIVERY_RATE_BPS];
+	if (!full_pipe_update(fc, w->context[CTX_DELIVERY_RATE_BPS]))
+		return;
+	multiple = cwnd_multiple(c, w, why, sizeof(why));
+	cap = cwnd_cap_packets(multiple, rate_max(fc), w->context[CTX_MIN_RTT_US], flow->mss);
+	old_value = fc->cwnd.current;
+	if (!hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, cap, w->ts_ns))
+		return;
+	c->stats.decisions++;
+	log_decision(c, flow->name, "cwnd_clamp", old_value, fc->cwnd.current, policy_name(c), why, w->ts_ns);
+	if (!c->opt.shadow)
+		decision_write(c, flow, (uint32_t)fc->cwnd.current, w->ts_ns);
+}
+
+void controller_flow_gone(struct controller *c, struct flow_entry *flow)
+{
+	c->stats.reversals += flow->ctl.cwnd.reversals;
+	c->stats.reversals_refused += flow->ctl.cwnd.reversals_refused;
+	if (flow->ctl.decision_written && c->bpf->sockops)
+		decision_write(c, flow, 0, 0);
+}
+
+void controller_on_iface_window(struct controller *c, const struct feature_window *w)
+{
+	double raw[CONTROL_INPUTS];
+	int16_t q[MODEL_MAX_FEATURES];
+	int32_t value[MODEL_MAX_OUTPUTS];
+	struct reflex_config next;
+
+	if (!c->batching_model)
+		return;
+	window_inputs(w, raw);
+	model_quantize(c->batching_model, raw, c->batching_map, q);
+	model_eval(c->batching_model, q, value);
+	next = c->config;
+	next.flush_threshold = (uint32_t)lround(model_value_raw(c->batching_model, c->flush_output,
+								value[c->flush_output]));
+	next.max_batch_delay_us = (uint32_t)lround(model_value_raw(c->batching_model, c->delay_output,
+								   value[c->delay_output]));
+	if (next.flush_threshold == c->config.flush_threshold &&
+	    next.max_batch_delay_us == c->config.max_batch_delay_us)
+		return;
+	if (next.flush_threshold != c->config.flush_threshold)
+		log_decision(c, w->flow, "flush_threshold", c->config.flush_threshold, next.flush_threshold,
+			     "batching-tree", "", w->ts_ns);
+	if (next.max_batch_delay_us != c->config.max_batch_delay_us)
+		log_decision(c, w->flow, "max_batch_delay_us", c->config.max_batch_delay_us, next.max_batch_delay_us,
+			     "batching-tree", "", w->ts_ns);
+	c->stats.batching_changes++;
+	if (c->opt.shadow)
+		return;
+	if (loader_config_update(c->bpf, &next))
+		c->stats.map_errors++;
+	else
+		c->config = next;
+}

@@ -1,0 +1,108 @@
+/*
+ * reflexd's decisions. At every window step each TCP flow gets a cwnd cap from its
+ * policy (a `cwnd` tree model, or the heuristic when no model is loaded), the cap
+ * passes the hysteresis and is written to the `cwnd_decisions` map, where sockops
+ * applies it. The interface window drives the `batching` model, which retunes the
+ * telemetry pipeline. In shadow mode everything is computed and logged, nothing acts.
+ */
+#ifndef REFLEX_CONTROLLER_H
+#define REFLEX_CONTROLLER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "feature_schema.h"
+#include "hysteresis.h"
+#include "model.h"
+#include "reflex.h"
+
+struct flow_entry;
+struct reflex_bpf;
+
+enum cwnd_policy {
+	CWND_POLICY_OFF = 0,  /* telemetry only */
+	CWND_POLICY_HEURISTIC,
+	CWND_POLICY_TREE,
+};
+
+/* BBR-like fallback: cap = HEURISTIC_BDP_GAIN x (max delivery rate of the last
+ * RATE_WINDOWS windows) x min RTT. */
+#define HEURISTIC_BDP_GAIN 1.25
+#define RATE_WINDOWS 20
+#define CWND_MIN_CLAMP 4
+
+/* A flow is in startup, and left uncapped, until its delivery rate has failed to
+ * grow by FULL_PIPE_GROWTH for FULL_PIPE_WINDOWS windows in a row (BBR's full-pipe
+ * test): before that there is no BDP estimate worth capping at. */
+#define FULL_PIPE_GROWTH 1.25
+#define FULL_PIPE_WINDOWS 3
+
+/* Per-flow control state, kept in the flow's telemetry entry. */
+struct flow_control {
+	struct hysteresis cwnd;
+	double rate_bps[RATE_WINDOWS]; /* delivery rate of recent windows (ring) */
+	unsigned rate_next;
+	bool pipe_full;
+	double full_pipe_rate;
+	unsigned full_pipe_count;
+	bool decision_written;
+};
+
+struct controller_opts {
+	enum cwnd_policy policy;
+	const char *cwnd_model_path;     /* NULL: heuristic */
+	const char *batching_model_path; /* NULL: the config defaults */
+	bool shadow;
+	struct hysteresis_params hysteresis;
+	const char *decision_log_path;   /* JSON lines; NULL: none */
+};
+
+struct controller_stats {
+	uint64_t decisions;         /* cap changes taken (acted or, in shadow, logged) */
+	uint64_t reversals;
+	uint64_t reversals_refused;
+	uint64_t batching_changes;
+	uint64_t map_errors;
+};
+
+struct controller {
+	struct controller_opts opt;
+	struct reflex_bpf *bpf;
+	struct model *cwnd_model;
+	struct model *batching_model;
+	int cwnd_map[MODEL_MAX_FEATURES];
+	int batching_map[MODEL_MAX_FEATURES];
+	int cwnd_output;                     /* index of cwnd_bdp_multiple */
+	int flush_output, delay_output;      /* indexes in the batching model */
+	struct reflex_config config;         /* what the config map holds */
+	FILE *log;
+	struct controller_stats stats;
+};
+
+/* Every input a model may name: the ten features, then the context columns. */
+#define CONTROL_INPUTS (FEATURE_COUNT + CONTEXT_COUNT)
+extern const char *const control_input_names[CONTROL_INPUTS];
+
+/* Loads the models (a model that fails leaves the heuristic or the defaults in
+ * place, and says so on stderr). Returns 0, or -1 if the log cannot be opened. */
+int controller_init(struct controller *c, const struct controller_opts *opt, struct reflex_bpf *bpf,
+		    const struct reflex_config *config);
+void controller_free(struct controller *c);
+
+/* Reloads both model files; a file that fails validation is refused and the running
+ * model keeps running. */
+void controller_reload(struct controller *c);
+
+void controller_heartbeat(struct controller *c, uint64_t now_ns);
+void controller_on_flow_window(struct controller *c, struct flow_entry *flow, const struct feature_window *w);
+void controller_on_iface_window(struct controller *c, const struct feature_window *w);
+void controller_flow_gone(struct controller *c, struct flow_entry *flow);
+
+/* Feeds one window's delivery rate to the full-pipe test; true once the pipe is full. */
+bool full_pipe_update(struct flow_control *fc, double rate_bps);
+
+/* The cap in packets for a BDP multiple (0 = none): multiple x rate x min RTT / mss. */
+uint32_t cwnd_cap_packets(double multiple, double rate_bps, double min_rtt_us, uint32_t mss);
+
+#endif
