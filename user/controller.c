@@ -236,14 +236,41 @@ static void decision_write(struct controller *c, struct flow_entry *flow, uint32
 	flow->ctl.decision_written = clamp != 0;
 }
 
+/* In shadow mode, what the decision in force would do to this window's p95 RTT. */
+static void shadow_observe(struct controller *c, struct flow_control *fc, const struct feature_window *w,
+			   uint32_t mss)
+{
+	double bdp_packets, delta;
+
+	c->shadow.flow_seconds += WINDOW_STEP_NS / 1e9;
+	if (!c->opt.shadow || fc->rate_next % SHADOW_EVAL_EVERY)
+		return;
+	bdp_packets = w->context[CTX_DELIVERY_RATE_BPS] / 8.0 * w->context[CTX_MIN_RTT_US] / 1e6 /
+		      (mss ? mss : DEFAULT_MSS);
+	if (!(bdp_packets > 0))
+		return;
+	if (shadow_expected_delta(w, fc->cwnd.current / bdp_packets, &delta) == 0) {
+		c->shadow.evaluated++;
+		c->shadow.delta_p95_sum += delta;
+	}
+}
+
+void controller_enforce_current(struct controller *c, struct flow_entry *flow)
+{
+	if (flow->ctl.cwnd.current > 0 && c->bpf->sockops)
+		decision_write(c, flow, (uint32_t)flow->ctl.cwnd.current, 0);
+}
+
 void controller_on_flow_window(struct controller *c, struct flow_entry *flow, const struct feature_window *w)
 {
 	struct flow_control *fc = &flow->ctl;
 	char why[1024];
 	double multiple, old_value;
+	uint64_t reversals;
 	uint32_t cap;
 
-	if (c->opt.policy == CWND_POLICY_OFF || flow->key.proto != IPPROTO_TCP || !flow->have_sock_totals)
+	if (c->opt.policy == CWND_POLICY_OFF || !c->bpf->sockops || flow->key.proto != IPPROTO_TCP ||
+	    !flow->have_sock_totals)
 		return;
 	fc->rate_bps[fc->rate_next++ % RATE_WINDOWS] = w->context[CTX_DELIVERY_RATE_BPS];
 	if (!full_pipe_update(fc, w->context[CTX_DELIVERY_RATE_BPS]))
@@ -251,8 +278,15 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	multiple = cwnd_multiple(c, w, why, sizeof(why));
 	cap = cwnd_cap_packets(multiple, rate_max(fc), w->context[CTX_MIN_RTT_US], flow->mss);
 	old_value = fc->cwnd.current;
-	if (!hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, cap, w->ts_ns))
+	reversals = fc->cwnd.reversals;
+	if (!hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, cap, w->ts_ns)) {
+		if (fc->cwnd.current > 0)
+			shadow_observe(c, fc, w, flow->mss);
 		return;
+	}
+	c->shadow.reversals += fc->cwnd.reversals - reversals;
+	if (fc->cwnd.current > 0)
+		shadow_observe(c, fc, w, flow->mss);
 	c->stats.decisions++;
 	log_decision(c, flow->name, "cwnd_clamp", old_value, fc->cwnd.current, policy_name(c), why, w->ts_ns);
 	if (!c->opt.shadow)

@@ -16,6 +16,7 @@
 #include "hysteresis.h"
 #include "model.h"
 #include "reflex.h"
+#include "shadow.h"
 
 struct flow_entry;
 struct reflex_bpf;
@@ -78,6 +79,7 @@ struct controller {
 	struct reflex_config config;         /* what the config map holds */
 	FILE *log;
 	struct controller_stats stats;
+	struct shadow_report shadow;
 };
 
 /* Every input a model may name: the ten features, then the context columns. */
@@ -98,6 +100,10 @@ void controller_heartbeat(struct controller *c, uint64_t now_ns);
 void controller_on_flow_window(struct controller *c, struct flow_entry *flow, const struct feature_window *w);
 void controller_on_iface_window(struct controller *c, const struct feature_window *w);
 void controller_flow_gone(struct controller *c, struct flow_entry *flow);
+
+/* Leaves shadow mode: from now on decisions act; the flow's decision in force is
+ * written at once (call for every live flow after setting c->opt.shadow = false). */
+void controller_enforce_current(struct controller *c, struct flow_entry *flow);
 
 /* Feeds one window's delivery rate to the full-pipe test; true once the pipe is full. */
 bool full_pipe_update(struct flow_control *fc, double rate_bps);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -121,9 +122,18 @@ static int read_tc_flows(int fd, struct flow_rows *t)
 	return 0;
 }
 
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
 static void print_json(const struct flow_rows *t)
 {
 	char name[FLOW_NAME_MAX];
+	uint64_t now = monotonic_ns();
 
 	printf("[");
 	for (size_t i = 0; i < t->count; i++) {
@@ -133,11 +143,12 @@ static void print_json(const struct flow_rows *t)
 		if (r->has_sock)
 			printf(", \"cookie\": %llu, \"state\": %u, \"srtt_us\": %u, \"mdev_us\": %u, \"snd_cwnd\": %u, "
 			       "\"snd_ssthresh\": %u, \"total_retrans\": %u, \"delivered\": %u, \"bytes_acked\": %llu, "
-			       "\"bytes_received\": %llu, \"cwnd_clamp\": %u, \"last_sample_ns\": %llu",
+			       "\"bytes_received\": %llu, \"cwnd_clamp\": %u, \"last_sample_ns\": %llu, \"sample_age_ms\": %.1f",
 			       (unsigned long long)r->sock.cookie, r->sock.state, r->sock.srtt_us, r->sock.mdev_us,
 			       r->sock.snd_cwnd, r->sock.snd_ssthresh, r->sock.total_retrans, r->sock.delivered,
 			       (unsigned long long)r->sock.bytes_acked, (unsigned long long)r->sock.bytes_received,
-			       r->sock.cwnd_clamp, (unsigned long long)r->sock.last_sample_ns);
+			       r->sock.cwnd_clamp, (unsigned long long)r->sock.last_sample_ns,
+			       (now - r->sock.last_sample_ns) / 1e6);
 		if (r->has_tc)
 			printf(", \"packets_in\": %llu, \"packets_out\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu, "
 			       "\"payload_bytes_in\": %llu, \"payload_bytes_out\": %llu",

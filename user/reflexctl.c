@@ -13,14 +13,16 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
 	{ "flows", ctl_flows_main, "live per-flow table from the pinned maps" },
+	{ "decisions", ctl_decisions_main, "decision changes from reflexd's decision log" },
 	{ "model", ctl_model_main, "inspect, verify, eval and explain .reflex models" },
+	{ "promote", ctl_promote_main, "let a shadow-mode reflexd act, if the gate passes" },
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: reflexctl COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
-		fprintf(out, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
+		fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
 	fprintf(out, "\n`reflexctl COMMAND --help` for the options of one command.\n");
 }
 

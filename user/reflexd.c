@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +32,7 @@
 #define SNAPSHOTS 4
 /* Well inside the BPF side's heartbeat deadline (500 ms by default). */
 #define HEARTBEAT_PERIOD_NS (50ULL * 1000 * 1000)
+#define SHADOW_REPORT_NS (10ULL * 1000 * 1000 * 1000)
 
 struct options {
 	const char *cgroup;
@@ -41,6 +43,8 @@ struct options {
 	double duration_s;
 	struct reflex_config config;
 	struct controller_opts control;
+	bool auto_promote;
+	double shadow_period_s;
 	bool cleanup_only;
 	bool verbose;
 };
@@ -55,17 +59,21 @@ struct daemon {
 	int ifindex;
 	struct queue_snapshot snapshots[SNAPSHOTS]; /* by step index % SNAPSHOTS */
 	char decision_log[PATH_MAX];
+	char shadow_status[PATH_MAX];
 	uint64_t windows_written;
 	uint64_t qdisc_errors;
 };
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
+static volatile sig_atomic_t promote_requested;
 
 static void on_signal(int sig)
 {
 	if (sig == SIGHUP)
 		reload_requested = 1;
+	else if (sig == SIGUSR1)
+		promote_requested = 1;
 	else
 		stop_requested = 1;
 }
@@ -100,10 +108,15 @@ static void usage(FILE *out)
 		"  --model ROLE=FILE        load a .reflex model; ROLE is cwnd or batching (repeatable);\n"
 		"                           without a cwnd model the heuristic caps at 1.25 x BDP\n"
 		"  --observe                telemetry only: decide nothing, enforce nothing\n"
-		"  --shadow                 decide and log, enforce nothing\n"
+		"  --shadow                 decide and log, enforce nothing; every 10 s report the\n"
+		"                           expected delta p95 and oscillations (reflexctl promote)\n"
+		"  --auto-promote           after --shadow-period, act if the gate passes:\n"
+		"                           delta p95 <= -10 %% and <= 1 oscillation per 30 s\n"
+		"  --shadow-period SEC      shadow time before --auto-promote decides (default 600)\n"
 		"  --decision-log FILE      append every decision change as a JSON line\n"
 		"                           (default /run/reflex/PIN.decisions, read by reflexctl decisions)\n"
 		"  SIGHUP reloads the model files; one that fails validation is refused.\n"
+		"  SIGUSR1 (reflexctl promote) leaves shadow mode if the gate passes.\n"
 		"  --cleanup                remove what a dead reflexd left for --pin-dir, then exit\n"
 		"  -v, --verbose            libbpf debug output and per-window lines\n"
 		"  -h, --help               this text\n"
@@ -156,7 +169,7 @@ static void parse_args(int argc, char **argv, struct options *opt)
 {
 	enum { OPT_CGROUP = 256, OPT_IFACE, OPT_PIN_DIR, OPT_TELEMETRY_OUT, OPT_RECORDS_OUT, OPT_DURATION,
 	       OPT_SAMPLE_INTERVAL, OPT_FLUSH_THRESHOLD, OPT_MAX_BATCH_DELAY, OPT_CLEANUP, OPT_MODEL, OPT_OBSERVE,
-	       OPT_SHADOW, OPT_DECISION_LOG };
+	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD };
 	static const struct option longopts[] = {
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -172,6 +185,8 @@ static void parse_args(int argc, char **argv, struct options *opt)
 		{ "observe", no_argument, NULL, OPT_OBSERVE },
 		{ "shadow", no_argument, NULL, OPT_SHADOW },
 		{ "decision-log", required_argument, NULL, OPT_DECISION_LOG },
+		{ "auto-promote", no_argument, NULL, OPT_AUTO_PROMOTE },
+		{ "shadow-period", required_argument, NULL, OPT_SHADOW_PERIOD },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -185,6 +200,7 @@ static void parse_args(int argc, char **argv, struct options *opt)
 	opt->config.max_batch_delay_us = REFLEX_DEFAULT_MAX_BATCH_DELAY_US;
 	opt->config.heartbeat_deadline_ns = REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS;
 	opt->control.policy = CWND_POLICY_TREE;
+	opt->shadow_period_s = 600;
 	opt->control.hysteresis = (struct hysteresis_params)HYSTERESIS_DEFAULTS;
 
 	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
@@ -217,6 +233,8 @@ static void parse_args(int argc, char **argv, struct options *opt)
 		case OPT_OBSERVE: opt->control.policy = CWND_POLICY_OFF; break;
 		case OPT_SHADOW: opt->control.shadow = true; break;
 		case OPT_DECISION_LOG: opt->control.decision_log_path = optarg; break;
+		case OPT_AUTO_PROMOTE: opt->auto_promote = true; break;
+		case OPT_SHADOW_PERIOD: opt->shadow_period_s = parse_seconds("--shadow-period", optarg); break;
 		case 'v': opt->verbose = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: die_usage("unknown option");
@@ -228,8 +246,11 @@ static void parse_args(int argc, char **argv, struct options *opt)
 		die_usage("--iface is required");
 	if (strnlen(opt->pin_dir, PATH_MAX) >= PATH_MAX - 64 || opt->pin_dir[0] != '/')
 		die_usage("--pin-dir must be an absolute path");
-	if (opt->control.policy == CWND_POLICY_OFF && (opt->control.shadow || opt->control.cwnd_model_path))
-		die_usage("--observe decides nothing: it excludes --shadow and --model cwnd=");
+	if (opt->control.policy == CWND_POLICY_OFF &&
+	    (opt->control.shadow || opt->control.cwnd_model_path || opt->control.batching_model_path))
+		die_usage("--observe decides nothing: it excludes --shadow and --model");
+	if (opt->auto_promote && !opt->control.shadow)
+		die_usage("--auto-promote needs --shadow");
 }
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -338,13 +359,14 @@ static int setup(struct daemon *d)
 		snprintf(err.msg, sizeof(err.msg), "cannot open the sockops ring buffer: %s", strerror(errno));
 		goto fail;
 	}
+	if (d->opt.control.policy != CWND_POLICY_OFF && !d->opt.cgroup && !d->opt.control.batching_model_path)
+		d->opt.control.policy = CWND_POLICY_OFF; /* no sockets to cap without sockops */
 	if (!d->opt.control.decision_log_path && d->opt.control.policy != CWND_POLICY_OFF) {
 		loader_run_path(d->opt.pin_dir, "decisions", d->decision_log, sizeof(d->decision_log));
 		if (loader_run_dir_create() == 0)
 			d->opt.control.decision_log_path = d->decision_log;
 	}
-	if (d->opt.control.policy != CWND_POLICY_OFF && !d->opt.cgroup)
-		d->opt.control.policy = CWND_POLICY_OFF; /* no sockets to cap without sockops */
+	loader_run_path(d->opt.pin_dir, "shadow", d->shadow_status, sizeof(d->shadow_status));
 	if (controller_init(&d->controller, &d->opt.control, &d->bpf, &d->opt.config))
 		return -1;
 	if (d->csv)
@@ -413,13 +435,58 @@ static void print_summary(struct daemon *d, double seconds)
 	fprintf(stderr, "\n");
 }
 
+/* The shadow verdict, for operators (stderr) and for `reflexctl promote` (a key=value
+ * file next to the state file, replaced atomically). */
+static bool shadow_report(struct daemon *d)
+{
+	struct controller *c = &d->controller;
+	char why[512], tmp[PATH_MAX + 8];
+	bool pass = shadow_gate(&c->shadow, why, sizeof(why));
+	FILE *f;
+
+	fprintf(stderr, "reflexd: shadow %s policy: %s: gate %s\n", c->cwnd_model ? "cwnd-tree" : "heuristic", why,
+		pass ? "passes" : "fails");
+	snprintf(tmp, sizeof(tmp), "%s.tmp", d->shadow_status);
+	f = fopen(tmp, "w");
+	if (!f)
+		return pass;
+	fprintf(f, "pid=%d\nshadow=%d\npolicy=%s\nevaluated=%llu\ndelta_p95=%.4f\noscillations_per_30s=%.3f\n"
+		   "gate=%s\nwhy=%s\n",
+		(int)getpid(), c->opt.shadow, c->cwnd_model ? "cwnd-tree" : "heuristic",
+		(unsigned long long)c->shadow.evaluated, shadow_delta_p95(&c->shadow),
+		shadow_oscillations_per_30s(&c->shadow), pass ? "pass" : "fail", why);
+	if (fclose(f) != 0 || rename(tmp, d->shadow_status) != 0)
+		unlink(tmp);
+	return pass;
+}
+
+static void promote(struct daemon *d, const char *by)
+{
+	struct flow_entry *flow, *tmp;
+	char why[512];
+
+	if (!d->controller.opt.shadow)
+		return;
+	if (!shadow_gate(&d->controller.shadow, why, sizeof(why))) {
+		fprintf(stderr, "reflexd: promotion (%s) refused: %s\n", by, why);
+		shadow_report(d);
+		return;
+	}
+	d->controller.opt.shadow = false;
+	HASH_ITER(hh, d->telemetry.flows, flow, tmp)
+		controller_enforce_current(&d->controller, flow);
+	fprintf(stderr, "reflexd: promoted (%s): decisions now act: %s\n", by, why);
+	shadow_report(d);
+}
+
 static int run(struct daemon *d)
 {
 	uint64_t start = now_ns();
 	uint64_t deadline = d->opt.duration_s > 0 ? start + (uint64_t)(d->opt.duration_s * 1e9) : UINT64_MAX;
 	uint64_t next_step = (start / WINDOW_STEP_NS + 1) * WINDOW_STEP_NS;
 	uint64_t next_window_end = next_step + WINDOW_LEN_NS - WINDOW_STEP_NS;
-	uint64_t last_beat = 0;
+	uint64_t last_beat = 0, next_shadow_report = start + SHADOW_REPORT_NS;
+	bool auto_promote_tried = false;
 	int ret = 0;
 
 	snapshot_take(d, start / WINDOW_STEP_NS);
@@ -440,6 +507,19 @@ static int run(struct daemon *d)
 			reload_requested = 0;
 			controller_reload(&d->controller);
 		}
+		if (promote_requested) {
+			promote_requested = 0;
+			promote(d, "reflexctl promote");
+		}
+		if (d->controller.opt.shadow && now >= next_shadow_report) {
+			shadow_report(d);
+			next_shadow_report = now + SHADOW_REPORT_NS;
+		}
+		if (d->opt.auto_promote && d->controller.opt.shadow && !auto_promote_tried &&
+		    now - start >= (uint64_t)(d->opt.shadow_period_s * 1e9)) {
+			auto_promote_tried = true;
+			promote(d, "--auto-promote");
+		}
 		while (now >= next_step) {
 			snapshot_take(d, next_step / WINDOW_STEP_NS);
 			next_step += WINDOW_STEP_NS;
@@ -457,6 +537,8 @@ static int run(struct daemon *d)
 		if (now >= deadline)
 			break;
 	}
+	if (d->controller.opt.shadow)
+		shadow_report(d);
 	print_summary(d, (now_ns() - start) / 1e9);
 	return ret ? 1 : 0;
 }
@@ -475,6 +557,15 @@ static void teardown(struct daemon *d)
 			(unsigned long long)d->controller.stats.reversals_refused,
 			(unsigned long long)d->controller.stats.batching_changes);
 	controller_free(&d->controller);
+	if (d->shadow_status[0])
+		unlink(d->shadow_status);
+	if (d->decision_log[0]) {
+		struct stat st;
+
+		/* An empty default log says nothing: do not leave it behind. */
+		if (stat(d->decision_log, &st) == 0 && st.st_size == 0)
+			unlink(d->decision_log);
+	}
 	ring_buffer__free(d->rings);
 	loader_teardown(&d->bpf);
 	if (d->csv && fclose(d->csv) != 0)
@@ -508,6 +599,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	telemetry_init(&d.telemetry, d.opt.iface);
 	if (setup(&d)) {
 		teardown(&d);

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Telemetry against the kernel's own view, on the lab (client - router - tbf - server):
+#  - reflexd on the client's cgroup and interface during a 5 s iperf3 upload;
+#  - srtt and cwnd of the data flow in the pinned map vs `ss -ti` of the same socket,
+#    read back to back at three moments;
+#  - tc payload bytes of the flow vs the bytes iperf3 sent (within 5 %);
+#  - a second reflexd (tc only) on the router's bottleneck: packets sent and dropped
+#    that its windows add up to vs `tc -s qdisc` before and after;
+#  - windows in the CSV exactly 100 ms apart;
+#  - after SIGTERM nothing is left: no tc filter, no clsact, no pin, no cgroup
+#    attachment, no state file.
+source "$(dirname "$0")/lib.sh"
+
+# A 100 KB buffer: the flow reaches congestion avoidance within the test, so its cwnd
+# and srtt move by a few percent per RTT rather than doubling as in slow start.
+lab_up LAB_BUFFER=100kb
+CLIENT_IF=$(lab iface client)
+BOTTLENECK_IF=$(lab iface bottleneck)
+CGROUP=$(lab cgroup)
+SERVER=$(lab addr server)
+PIN=/sys/fs/bpf/$LAB_PREFIX-rd
+PIN_ROUTER=/sys/fs/bpf/$LAB_PREFIX-rr
+TMP=$(mktemp -d)
+on_exit "rm -rf $TMP"
+
+# (A function run in the background is a subshell: daemons are started with nsenter
+# itself, so that $! is their pid.)
+in_ns() { local node=$1; shift; nsenter --net=/run/netns/"$(lab netns "$node")" "$@"; }
+rel_err() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; printf "%.4f", b ? d / b : (a ? 1 : 0) }'; }
+
+# reflexd on the router first, so its windows cover the whole transfer.
+nsenter --net=/run/netns/"$(lab netns router)" "$REFLEX_BIN/reflexd" --iface "$BOTTLENECK_IF" --pin-dir "$PIN_ROUTER" \
+	--telemetry-out "$TMP/router.csv" 2>"$TMP/router.log" &
+ROUTER_PID=$!
+on_exit "kill $ROUTER_PID 2>/dev/null; $REFLEX_BIN/reflexd --cleanup --pin-dir $PIN_ROUTER >/dev/null 2>&1"
+nsenter --net=/run/netns/"$(lab netns client)" "$REFLEX_BIN/reflexd" --observe --iface "$CLIENT_IF" --cgroup "$CGROUP" --pin-dir "$PIN" \
+	--telemetry-out "$TMP/client.csv" 2>"$TMP/client.log" &
+CLIENT_PID=$!
+on_exit "kill $CLIENT_PID 2>/dev/null; $REFLEX_BIN/reflexd --cleanup --pin-dir $PIN >/dev/null 2>&1"
+wait_for "[ -e $PIN/sockops_link ] && [ -e $PIN_ROUTER/tc_flows ]" 10 || fail "reflexd did not attach: $(cat "$TMP"/*.log)"
+sleep 0.3
+sent_before=$(qdisc_stat router "$BOTTLENECK_IF" packets)
+drops_before=$(qdisc_stat router "$BOTTLENECK_IF" drops)
+
+in_ns server timeout 20 iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+sleep 0.5
+lab exec client timeout 20 iperf3 -c "$SERVER" -p 5201 -t 6 -J >"$TMP/iperf.json" &
+IPERF_PID=$!
+
+# Three paired readings mid-transfer, the map and ss taken at the same moment (both
+# started together); the map entry itself is at most one sample interval old.
+srtt_errs=() cwnd_errs=()
+for at in 2 3 4; do
+	sleep 1
+	in_ns client "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" >"$TMP/flows.json" &
+	ctl_pid=$!
+	in_ns client ss -tin state established "( dport = :5201 )" >"$TMP/ss.txt" &
+	ss_pid=$!
+	wait "$ctl_pid" "$ss_pid"
+	flows=$(cat "$TMP/flows.json")
+	# iperf3 opens a control and a data connection: the data one has sent the most.
+	flow=$(echo "$flows" | jq -c '[.[] | select(.flow | test(":5201$")) | select(.srtt_us != null)] | max_by(.bytes_acked)')
+	[ "$flow" != null ] || fail "no TCP flow to :5201 in reflexctl flows: $flows"
+	port=$(echo "$flow" | jq -r '.flow' | sed -E 's/^tcp:[^:]+:([0-9]+)-.*/\1/')
+	ss_line=$(tr '\n' ' ' <"$TMP/ss.txt")
+	ss_data=$(grep -A1 -E ":$port\b" "$TMP/ss.txt" | tail -1)
+	ss_rtt_us=$(echo "$ss_data" | grep -oE '\brtt:[0-9.]+' | cut -d: -f2 | awk '{printf "%d", $1 * 1000}')
+	ss_cwnd=$(echo "$ss_data" | grep -oE '\bcwnd:[0-9]+' | cut -d: -f2)
+	map_srtt=$(echo "$flow" | jq '.srtt_us')
+	map_cwnd=$(echo "$flow" | jq '.snd_cwnd')
+	echo "t=${at}s port $port: srtt map=${map_srtt}us ss=${ss_rtt_us}us, cwnd map=$map_cwnd ss=$ss_cwnd, map sample age $(echo "$flow" | jq .sample_age_ms) ms"
+	[ -n "$ss_rtt_us" ] && [ -n "$ss_cwnd" ] || fail "no ss -ti line for port $port: $ss_line"
+	srtt_errs+=("$(rel_err "$map_srtt" "$ss_rtt_us")")
+	cwnd_errs+=("$(rel_err "$map_cwnd" "$ss_cwnd")")
+done
+wait "$IPERF_PID" || fail "iperf3 failed: $(head -c 500 "$TMP/iperf.json")"
+
+# Tolerance 15 % on the median of the three readings: the map holds the last sample
+# (<= 10 ms old, plus the few ms between the two reads) while cwnd and srtt move on
+# every ACK; in congestion avoidance at ~20 ms RTT that is a few percent.
+expect_le "$(printf '%s\n' "${srtt_errs[@]}" | sort -g | sed -n 2p)" 0.15 "median relative srtt error, map vs ss -ti"
+expect_le "$(printf '%s\n' "${cwnd_errs[@]}" | sort -g | sed -n 2p)" 0.15 "median relative cwnd error, map vs ss -ti"
+
+flows=$(in_ns client "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN")
+tc_payload=$(echo "$flows" | jq '[.[] | select(.flow | test(":5201$")) | .payload_bytes_out // 0] | max')
+iperf_bytes=$(jq '.end.sum_sent.bytes' "$TMP/iperf.json")
+echo "payload bytes: tc=$tc_payload iperf3=$iperf_bytes"
+expect_within_pct "$tc_payload" "$iperf_bytes" 5
+
+sleep 0.5
+sent_after=$(qdisc_stat router "$BOTTLENECK_IF" packets)
+drops_after=$(qdisc_stat router "$BOTTLENECK_IF" drops)
+
+kill -TERM "$CLIENT_PID" "$ROUTER_PID"
+wait "$CLIENT_PID"; client_rc=$?
+wait "$ROUTER_PID"; router_rc=$?
+expect_eq "$client_rc" 0 "client reflexd exit code"
+expect_eq "$router_rc" 0 "router reflexd exit code"
+
+# Windows every 100 ms exactly (the interface row of each step).
+gaps=$(awk -F, 'NR > 1 && $2 == "iface" { if (prev) print $1 - prev; prev = $1 }' "$TMP/client.csv" | sort -u)
+expect_eq "$gaps" 100000000 "distinct gaps between windows (ns)"
+rows=$(awk -F, 'NR > 1 && $2 == "flow" && $3 ~ /:5201$/ && $8 > 0' "$TMP/client.csv" | wc -l)
+expect_ge "$rows" 20 "flow windows with latency_p95 > 0 for the iperf3 flow"
+
+# Windows overlap by half: every other one tiles the run. Their dequeue_rate times the
+# 0.2 s span adds up to the packets the qdisc sent; their drops to its drops.
+read -r win_sent win_drops < <(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+	$2 == "iface" && (n++ % 2 == 0) { s += $col["dequeue_rate"] * 0.2; d += $col["drops"] }
+	END { printf "%d %d\n", s, d }' "$TMP/router.csv")
+echo "bottleneck: qdisc sent $((sent_after - sent_before)) pkts, dropped $((drops_after - drops_before)); windows: $win_sent, $win_drops"
+expect_within_pct "$win_sent" "$((sent_after - sent_before))" 5
+expect_eq "$win_drops" "$((drops_after - drops_before))" "drops summed over tiling windows vs tc -s"
+
+# Nothing left behind.
+expect_eq "$(in_ns client tc filter show dev "$CLIENT_IF" ingress)$(in_ns client tc filter show dev "$CLIENT_IF" egress)" "" "tc filters left on $CLIENT_IF"
+expect_eq "$(in_ns client tc qdisc show dev "$CLIENT_IF" | grep -c clsact)" 0 "clsact left on $CLIENT_IF"
+expect_eq "$(in_ns router tc qdisc show dev "$BOTTLENECK_IF" | grep -c clsact)" 0 "clsact left on $BOTTLENECK_IF"
+[ ! -e "$PIN" ] || fail "pin dir $PIN left: $(ls "$PIN")"
+[ ! -e "$PIN_ROUTER" ] || fail "pin dir $PIN_ROUTER left"
+expect_eq "$(bpftool cgroup show "$CGROUP" | grep -c sock_ops)" 0 "sockops attachments left on $CGROUP"
+expect_eq "$(ls /run/reflex 2>/dev/null | grep "$LAB_PREFIX" | grep -cv '\.decisions$')" 0 "state files left in /run/reflex"
+expect_eq "$(ls /run/reflex 2>/dev/null | grep -c "$LAB_PREFIX")" 0 "files left in /run/reflex (an --observe run logs no decisions)"
+log "all checks passed"
