@@ -126,35 +126,35 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory SAN=1 all san-unit-bins
 	$(Q)$(MAKE) --no-print-directory fuzz-bins
-	$(Q)tests/run.sh all
+	$(Q)BUILD=$(BUILD) tests/run.sh all
 
 san-unit-bins: $(UNIT_BINS)
 fuzz-bins: $(FUZZ_BINS)
 
 unit: deps
 	$(Q)$(MAKE) --no-print-directory SAN=1 all san-unit-bins
-	$(Q)tests/run.sh unit
+	$(Q)BUILD=$(BUILD) tests/run.sh unit
 
 integration: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory SAN=1 all
-	$(Q)tests/run.sh integration
+	$(Q)BUILD=$(BUILD) tests/run.sh integration
 
 fuzz: deps
 	$(Q)$(MAKE) --no-print-directory fuzz-bins
-	$(Q)FUZZ_SECONDS=$${FUZZ_SECONDS:-120} tests/run.sh fuzz
+	$(Q)BUILD=$(BUILD) FUZZ_SECONDS=$${FUZZ_SECONDS:-120} tests/run.sh fuzz
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
-	$(Q)tests/bench/run.sh
+	$(Q)BUILD=$(BUILD) REFLEX_BIN=$(BUILD) tests/bench/run.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)scripts/demo.sh
+	$(Q)REFLEX_BIN=$(BUILD) scripts/demo.sh
 
 models: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)scripts/build-models.sh
+	$(Q)REFLEX_BIN=$(BUILD) scripts/build-models.sh
 
 lab-down:
 	$(Q)scripts/lab.sh down

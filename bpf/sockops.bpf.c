@@ -122,6 +122,7 @@ static __always_inline void sample_fill(struct bpf_sock_ops *skops, struct sock_
 	s->lost_out = skops->lost_out;
 	s->total_retrans = skops->total_retrans;
 	s->mss_cache = skops->mss_cache;
+	s->cpu = bpf_get_smp_processor_id();
 	s->bytes_acked = skops->bytes_acked;
 	s->bytes_received = skops->bytes_received;
 	if (sk)

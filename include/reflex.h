@@ -72,6 +72,8 @@ struct sock_sample {
 	__u32 delivered;
 	__u32 mss_cache;
 	__u32 rtt_min_us; /* the kernel's windowed minimum RTT */
+	__u32 cpu;        /* where the record was submitted (its ring-wakeup counter) */
+	__u32 pad;
 	__u64 bytes_acked;
 	__u64 bytes_received;
 };

@@ -266,8 +266,9 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	struct flow_control *fc = &flow->ctl;
 	char why[1024];
 	double multiple, old_value;
-	uint64_t reversals;
+	uint64_t reversals, held_back, prev_reversal_ns;
 	uint32_t cap;
+	bool changed;
 
 	if (c->opt.policy == CWND_POLICY_OFF || !c->bpf->sockops || flow->key.proto != IPPROTO_TCP ||
 	    !flow->have_sock_totals)
@@ -279,12 +280,17 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	cap = cwnd_cap_packets(multiple, rate_max(fc), w->context[CTX_MIN_RTT_US], flow->mss);
 	old_value = fc->cwnd.current;
 	reversals = fc->cwnd.reversals;
-	if (!hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, cap, w->ts_ns)) {
+	held_back = fc->cwnd.reversals_refused;
+	prev_reversal_ns = fc->cwnd.last_reversal_ns;
+	changed = hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, cap, w->ts_ns);
+	c->shadow.reversals_held_back += fc->cwnd.reversals_refused - held_back;
+	if (fc->cwnd.reversals != reversals)
+		shadow_note_reversal(&c->shadow, prev_reversal_ns, w->ts_ns);
+	if (!changed) {
 		if (fc->cwnd.current > 0)
 			shadow_observe(c, fc, w, flow->mss);
 		return;
 	}
-	c->shadow.reversals += fc->cwnd.reversals - reversals;
 	if (fc->cwnd.current > 0)
 		shadow_observe(c, fc, w, flow->mss);
 	c->stats.decisions++;
@@ -295,8 +301,6 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 
 void controller_flow_gone(struct controller *c, struct flow_entry *flow)
 {
-	c->stats.reversals += flow->ctl.cwnd.reversals;
-	c->stats.reversals_refused += flow->ctl.cwnd.reversals_refused;
 	if (flow->ctl.decision_written && c->bpf->sockops)
 		decision_write(c, flow, 0, 0);
 }

@@ -61,8 +61,6 @@ struct controller_opts {
 
 struct controller_stats {
 	uint64_t decisions;         /* cap changes taken (acted or, in shadow, logged) */
-	uint64_t reversals;
-	uint64_t reversals_refused;
 	uint64_t batching_changes;
 	uint64_t map_errors;
 };

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,6 +82,53 @@ int loader_run_dir_create(void)
 	return mkdir(STATE_DIR, 0700) && errno != EEXIST ? -errno : 0;
 }
 
+/* ifindexes only mean something inside one network namespace. */
+static unsigned long long netns_ino(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/net", &st) == 0 ? (unsigned long long)st.st_ino : 0;
+}
+
+/*
+ * Enters the network namespace a dead reflexd ran in, found among the named ones
+ * (/run/netns, as `ip netns` makes them). Returns an fd of the namespace to return
+ * to (or -2 if no switch was needed), -1 if it cannot be reached.
+ */
+static int netns_enter(unsigned long long ino)
+{
+	DIR *dir;
+	struct dirent *de;
+	char path[PATH_MAX];
+	int back, fd;
+
+	if (!ino || ino == netns_ino())
+		return -2;
+	dir = opendir("/run/netns");
+	if (!dir)
+		return -1;
+	back = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	while ((de = readdir(dir))) {
+		struct stat st;
+
+		snprintf(path, sizeof(path), "/run/netns/%s", de->d_name);
+		if (de->d_name[0] == '.' || stat(path, &st) || st.st_ino != ino)
+			continue;
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && setns(fd, CLONE_NEWNET) == 0) {
+			close(fd);
+			closedir(dir);
+			return back;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	closedir(dir);
+	if (back >= 0)
+		close(back);
+	return -1;
+}
+
 /* Rewritten after every attach step, so a crash at any point can be undone. */
 static int state_write(const struct reflex_bpf *rb)
 {
@@ -93,7 +141,8 @@ static int state_write(const struct reflex_bpf *rb)
 	f = fopen(tmp, "w");
 	if (!f)
 		return -errno;
-	fprintf(f, "pid=%d\nifindex=%d\nclsact_created=%d\n", (int)getpid(), rb->ifindex, rb->clsact_created);
+	fprintf(f, "pid=%d\nnetns_ino=%llu\nifindex=%d\nclsact_created=%d\n", (int)getpid(),
+		(unsigned long long)netns_ino(), rb->ifindex, rb->clsact_created);
 	if (fclose(f) != 0 || rename(tmp, rb->state_path) != 0) {
 		unlink(tmp);
 		return -errno;
@@ -103,6 +152,7 @@ static int state_write(const struct reflex_bpf *rb)
 
 struct stale_state {
 	int pid;
+	unsigned long long netns_ino;
 	int ifindex;
 	int clsact_created;
 };
@@ -116,7 +166,8 @@ static bool state_read(const char *path, struct stale_state *st)
 	if (!f)
 		return false;
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "pid=%d", &st->pid) == 1 || sscanf(line, "ifindex=%d", &st->ifindex) == 1 ||
+		if (sscanf(line, "pid=%d", &st->pid) == 1 || sscanf(line, "netns_ino=%llu", &st->netns_ino) == 1 ||
+		    sscanf(line, "ifindex=%d", &st->ifindex) == 1 ||
 		    sscanf(line, "clsact_created=%d", &st->clsact_created) == 1)
 			continue;
 	}
@@ -187,8 +238,21 @@ int loader_cleanup_stale(const char *pin_dir, struct loader_error *err)
 		set_err(err, "pin directory %s belongs to a running reflexd (pid %d)", pin_dir, st.pid);
 		return -EBUSY;
 	}
-	if (have_state && st.ifindex > 0)
-		tc_detach_ours(st.ifindex, st.clsact_created);
+	if (have_state && st.ifindex > 0) {
+		int back = netns_enter(st.netns_ino);
+
+		if (back == -1) {
+			fprintf(stderr, "reflexd: the dead reflexd ran in network namespace %llu, which is not among "
+					"/run/netns: its tc filters on ifindex %d there are left (run --cleanup inside "
+					"that namespace)\n", st.netns_ino, st.ifindex);
+		} else {
+			tc_detach_ours(st.ifindex, st.clsact_created);
+			if (back >= 0) {
+				setns(back, CLONE_NEWNET);
+				close(back);
+			}
+		}
+	}
 	pin_dir_remove(pin_dir);
 	unlink(state_path);
 	return have_state ? 1 : 0;

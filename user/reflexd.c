@@ -98,7 +98,7 @@ static void usage(FILE *out)
 		"  --cgroup PATH            cgroup v2 whose TCP sockets sockops samples (omit: tc only)\n"
 		"  --pin-dir DIR            where maps and links are pinned (default %s)\n"
 		"  --telemetry-out FILE     write the windows as CSV (schema: README)\n"
-		"  --records-out FILE       write one ts_ns,ring row per ring-buffer record\n"
+		"  --records-out FILE       write one ts_ns,ring,cpu row per ring-buffer record\n"
 		"  --duration SEC           stop after SEC seconds (default: run until signalled)\n"
 		"  --sample-interval-ms N   per-flow sample spacing, 1..1000 (default %llu)\n"
 		"  --flush-threshold N      ring-buffer wakeup every N records, 1..64 (default %d)\n"
@@ -372,7 +372,7 @@ static int setup(struct daemon *d)
 	if (d->csv)
 		window_csv_header(d->csv);
 	if (d->telemetry.records_out)
-		fputs("ts_ns,ring\n", d->telemetry.records_out);
+		fputs("ts_ns,ring,cpu\n", d->telemetry.records_out);
 	return 0;
 fail:
 	fprintf(stderr, "reflexd: %s\n", err.msg[0] ? err.msg : "setup failed");
@@ -551,10 +551,10 @@ static void teardown(struct daemon *d)
 	if (d->controller.stats.decisions && !d->opt.control.shadow)
 		usleep(200 * 1000);
 	if (d->opt.control.policy != CWND_POLICY_OFF)
-		fprintf(stderr, "reflexd: control%s: %llu decisions, %llu reversals (%llu refused), %llu batching changes\n",
+		fprintf(stderr, "reflexd: control%s: %llu decisions, %llu reversals (%llu held back), %llu batching changes\n",
 			d->opt.control.shadow ? " (shadow)" : "", (unsigned long long)d->controller.stats.decisions,
-			(unsigned long long)d->controller.stats.reversals,
-			(unsigned long long)d->controller.stats.reversals_refused,
+			(unsigned long long)d->controller.shadow.reversals,
+			(unsigned long long)d->controller.shadow.reversals_held_back,
 			(unsigned long long)d->controller.stats.batching_changes);
 	controller_free(&d->controller);
 	if (d->shadow_status[0])

@@ -37,9 +37,18 @@ double shadow_delta_p95(const struct shadow_report *r)
 	return r->evaluated ? r->delta_p95_sum / r->evaluated : NAN;
 }
 
+void shadow_note_reversal(struct shadow_report *r, uint64_t prev_ns, uint64_t now_ns)
+{
+	uint32_t in_span = prev_ns && now_ns - prev_ns < 30ULL * 1000 * 1000 * 1000 ? 2 : 1;
+
+	r->reversals++;
+	if (in_span > r->max_reversals_30s)
+		r->max_reversals_30s = in_span;
+}
+
 double shadow_oscillations_per_30s(const struct shadow_report *r)
 {
-	return r->flow_seconds > 0 ? r->reversals * 30.0 / r->flow_seconds : 0;
+	return r->max_reversals_30s;
 }
 
 bool shadow_gate(const struct shadow_report *r, char *why, size_t len)
@@ -51,10 +60,11 @@ bool shadow_gate(const struct shadow_report *r, char *why, size_t len)
 	if (!r->evaluated)
 		snprintf(why, len, "no window could be evaluated yet (no flow under a decision)");
 	else
-		snprintf(why, len, "expected delta p95 %+.1f %% (gate <= %+.0f %%)%s, %.2f oscillations per 30 s "
-			 "(gate <= %.0f)%s, over %llu windows and %.0f flow-seconds",
+		snprintf(why, len, "expected delta p95 %+.1f %% (gate <= %+.0f %%)%s, at most %.0f oscillations per "
+			 "flow in 30 s (gate <= %.0f)%s; %llu reversals, %llu held back; over %llu windows and %.0f "
+			 "flow-seconds",
 			 delta * 100, SHADOW_GATE_DELTA_P95 * 100, delta_ok ? "" : " FAILS", osc,
-			 SHADOW_GATE_OSCILLATIONS_PER_30S, osc_ok ? "" : " FAILS", (unsigned long long)r->evaluated,
-			 r->flow_seconds);
+			 SHADOW_GATE_OSCILLATIONS_PER_30S, osc_ok ? "" : " FAILS", (unsigned long long)r->reversals,
+			 (unsigned long long)r->reversals_held_back, (unsigned long long)r->evaluated, r->flow_seconds);
 	return delta_ok && osc_ok;
 }

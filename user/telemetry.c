@@ -58,11 +58,11 @@ static struct flow_entry *flow_get_or_add(struct telemetry *t, const struct flow
 	return flow;
 }
 
-static void record_arrival(struct telemetry *t, uint64_t ts_ns, const char *ring)
+static void record_arrival(struct telemetry *t, uint64_t ts_ns, const char *ring, uint32_t cpu)
 {
 	window_add_record(&t->iface, ts_ns);
 	if (t->records_out)
-		fprintf(t->records_out, "%llu,%s\n", (unsigned long long)ts_ns, ring);
+		fprintf(t->records_out, "%llu,%s,%u\n", (unsigned long long)ts_ns, ring, cpu);
 }
 
 void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s)
@@ -70,7 +70,7 @@ void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s)
 	struct flow_entry *flow;
 
 	t->sock_records++;
-	record_arrival(t, s->ts_ns, "sock");
+	record_arrival(t, s->ts_ns, "sock", s->cpu);
 	flow = flow_get_or_add(t, &s->key);
 	if (!flow)
 		return;
@@ -109,7 +109,7 @@ void telemetry_on_tc_sample(struct telemetry *t, const struct tc_sample *s)
 	struct flow_entry *flow;
 
 	t->tc_records++;
-	record_arrival(t, s->ts_ns, "tc");
+	record_arrival(t, s->ts_ns, "tc", s->cpu);
 	window_add_traffic(&t->iface, s->ts_ns, d->packets[FLOW_DIR_INGRESS], d->packets[FLOW_DIR_EGRESS],
 			   d->bytes[FLOW_DIR_INGRESS], d->bytes[FLOW_DIR_EGRESS], d->size_sum, d->size_sq_sum);
 	flow = flow_get_or_add(t, &s->key);

@@ -40,7 +40,7 @@ struct telemetry {
 	char iface_name[32];
 	uint64_t sock_records;
 	uint64_t tc_records;
-	FILE *records_out; /* optional: one "ts_ns,ring" row per record (the forge replays them) */
+	FILE *records_out; /* optional: one "ts_ns,ring,cpu" row per record (the forge replays them) */
 };
 
 /* flow is NULL for the interface's window. */

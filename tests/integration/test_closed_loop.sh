@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# reflexd acting on the lab (cubic, 50 Mbit/s tbf with a 2 MB buffer, +20 ms RTT):
+#  1. two uploads under the heuristic policy: every data flow gets a clamp, and
+#     `ss -ti` shows cwnd <= clamp and ssthresh == clamp (TCP_BPF_SNDCWND_CLAMP sets both);
+#  2. the bottleneck drops to 20 Mbit/s mid-test: each flow's clamp goes down;
+#  3. kill -9 of reflexd: within the 500 ms heartbeat deadline the BPF side lifts
+#     the clamps (ssthresh back to infinite, cwnd grows past the old clamp);
+#  4. --shadow: decisions are logged (acted: false) and no clamp is ever set.
+source "$(dirname "$0")/lib.sh"
+
+lab_up LAB_DELAY_MS=20 LAB_CC=cubic
+CLIENT_IF=$(lab iface client)
+CGROUP=$(lab cgroup)
+SERVER=$(lab addr server)
+PIN=/sys/fs/bpf/$LAB_PREFIX-rd
+TMP=$(mktemp -d)
+on_exit "rm -rf $TMP; $REFLEX_BIN/reflexd --cleanup --pin-dir $PIN >/dev/null 2>&1; true"
+NS_CLIENT=/run/netns/$(lab netns client)
+in_client() { nsenter --net="$NS_CLIENT" "$@"; }
+
+start_reflexd() { # extra args...
+	nsenter --net="$NS_CLIENT" "$REFLEX_BIN/reflexd" --iface "$CLIENT_IF" --cgroup "$CGROUP" --pin-dir "$PIN" \
+		--decision-log "$TMP/decisions.log" "$@" 2>>"$TMP/reflexd.log" &
+	RD_PID=$!
+	wait_for "[ -e $PIN/sockops_link ]" 10 || fail "reflexd did not attach: $(cat "$TMP/reflexd.log")"
+}
+upload() { # seconds port
+	nsenter --net=/run/netns/"$(lab netns server)" timeout $(($1 + 10)) iperf3 -s -1 -p "$2" >/dev/null 2>&1 &
+	sleep 0.3
+	lab exec client timeout $(($1 + 10)) iperf3 -c "$SERVER" -p "$2" -t "$1" -P 2 -J >"$TMP/iperf.$2.json" &
+	IPERF_PID=$!
+}
+# Data flows (not iperf3's control connection) with their clamp and cwnd in the map.
+data_flows() {
+	in_client "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" |
+		jq -c "[.[] | select(.flow | test(\":$1\$\")) | select(.bytes_acked > 1000000)]"
+}
+ss_field() { # port field: ss -ti value of field (cwnd, ssthresh) for the local port
+	in_client ss -tin state established "( sport = :$1 )" | grep -oE "\\b$2:[0-9]+" | cut -d: -f2
+}
+
+log "1. heuristic policy acting"
+start_reflexd
+upload 16 5201
+sleep 6
+flows=$(data_flows 5201)
+expect_eq "$(echo "$flows" | jq length)" 2 "data flows in the map"
+for i in 0 1; do
+	port=$(echo "$flows" | jq -r ".[$i].flow" | sed -E 's/^tcp:[^:]+:([0-9]+)-.*/\1/')
+	clamp=$(echo "$flows" | jq ".[$i].cwnd_clamp")
+	expect_ge "$clamp" 4 "cwnd_clamp of flow $i"
+	cwnd=$(ss_field "$port" cwnd)
+	ssthresh=$(ss_field "$port" ssthresh)
+	log "flow :$port clamp $clamp, ss cwnd $cwnd ssthresh $ssthresh"
+	expect_le "$cwnd" "$clamp" "ss -ti cwnd of :$port vs its clamp"
+	expect_eq "$ssthresh" "$clamp" "ss -ti ssthresh of :$port (the clamp sets it)"
+done
+before=$(echo "$flows" | jq '[.[].cwnd_clamp] | add')
+
+log "2. bottleneck 50 -> 20 Mbit/s"
+change_ns=$(awk '{printf "%d", $1 * 1e9}' /proc/uptime)
+lab set bottleneck rate=20mbit
+sleep 7
+after=$(data_flows 5201 | jq '[.[].cwnd_clamp] | add')
+log "sum of clamps: $before before, $after after the rate drop"
+expect_le "$after" "$(awk -v b="$before" 'BEGIN {printf "%d", b * 0.7}')" "sum of clamps after the drop (<= 70 % of before)"
+wait "$IPERF_PID" || fail "iperf3 failed"
+downs=$(jq -s '[.[] | select(.knob == "cwnd_clamp" and .new < .old and .new > 0)] | length' "$TMP/decisions.log")
+expect_ge "$downs" 2 "decisions that lowered a clamp"
+
+log "3. kill -9 mid-transfer: the heartbeat stops, the clamps are lifted"
+lab set bottleneck rate=50mbit
+upload 12 5202
+sleep 5
+flows=$(data_flows 5202)
+port=$(echo "$flows" | jq -r '.[0].flow' | sed -E 's/^tcp:[^:]+:([0-9]+)-.*/\1/')
+clamp=$(echo "$flows" | jq '.[0].cwnd_clamp')
+expect_ge "$clamp" 4 "clamp before the kill"
+expect_eq "$(ss_field "$port" ssthresh)" "$clamp" "ssthresh before the kill"
+kill -9 "$RD_PID"; wait "$RD_PID" 2>/dev/null
+sleep 1
+ssthresh=$(ss_field "$port" ssthresh)
+log "1 s after kill -9: ss ssthresh '${ssthresh:-none (infinite)}', cwnd $(ss_field "$port" cwnd), old clamp $clamp"
+expect_eq "$ssthresh" "" "ssthresh 1 s after kill -9 (absent = infinite = lifted)"
+wait_for "[ \"\$(ss_field $port cwnd)\" -gt $clamp ]" 4 || fail "cwnd did not grow past the old clamp $clamp after the lift"
+lifted=$(in_client "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" | jq "[.[] | select(.flow | test(\":$port-\")) | .cwnd_clamp] | .[0]")
+expect_eq "$lifted" 0 "cwnd_clamp in sock_flows after the lift"
+wait "$IPERF_PID"
+"$REFLEX_BIN/reflexd" --cleanup --pin-dir "$PIN" 2>/dev/null || fail "--cleanup after kill -9 failed"
+
+log "4. shadow mode decides and logs, enforces nothing"
+: >"$TMP/decisions.log"
+start_reflexd --shadow
+upload 6 5203
+wait "$IPERF_PID"
+in_client "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" >"$TMP/flows.json"
+kill -TERM "$RD_PID"; wait "$RD_PID" || fail "reflexd --shadow exit code $?"
+logged=$(jq -s '[.[] | select(.knob == "cwnd_clamp")] | length' "$TMP/decisions.log")
+acted=$(jq -s '[.[] | select(.acted == true)] | length' "$TMP/decisions.log")
+expect_ge "$logged" 2 "decisions logged in shadow mode"
+expect_eq "$acted" 0 "decisions that acted in shadow mode"
+grep -q 'clamp_set=0,' "$TMP/reflexd.log" || fail "shadow run set clamps: $(tail -3 "$TMP/reflexd.log")"
+grep -q 'reflexd: shadow heuristic policy: expected delta p95' "$TMP/reflexd.log" || fail "no shadow verdict: $(tail -5 "$TMP/reflexd.log")"
+log "shadow verdict: $(grep 'shadow heuristic policy' "$TMP/reflexd.log" | tail -1)"
+log "all checks passed"
