@@ -20,7 +20,8 @@ cleanup() {
 	"$BIN/reflexd" --cleanup --pin-dir "$PIN" >/dev/null 2>&1
 	$LAB down >/dev/null 2>&1
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM  # the EXIT trap cleans up; a bare INT/TERM trap would carry on
 
 models=()
 [ -f models/cwnd.reflex ] && models+=(--model cwnd=models/cwnd.reflex)

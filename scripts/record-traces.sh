@@ -18,7 +18,8 @@ OUT=models/traces
 PIN=/sys/fs/bpf/$LAB_PREFIX-rd
 TMP=$(mktemp -d)
 RD_PID=
-trap 'stop_all; $LAB down >/dev/null 2>&1; rm -rf "$TMP"' EXIT INT TERM
+trap 'stop_all; $LAB down >/dev/null 2>&1; rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM
 
 stop_all() {
 	[ -n "$RD_PID" ] && kill "$RD_PID" 2>/dev/null && wait "$RD_PID" 2>/dev/null
@@ -52,17 +53,19 @@ record() { # mix delay_ms
 	sleep 1
 	case $mix in
 	bulk)
-		upload "$SECS" -P 2 &
+		upload "$SECS" -P 2 & pids=($!)
 		sleep $((SECS / 3)); $LAB set bottleneck rate=20mbit
-		sleep $((SECS / 3)); $LAB set bottleneck rate=80mbit
-		wait %1 ;;
+		sleep $((SECS / 3)); $LAB set bottleneck rate=80mbit ;;
 	short)
-		short_loop "$SECS" 5202 & short_loop "$SECS" 5203 & wait ;;
+		short_loop "$SECS" 5202 & pids=($!)
+		short_loop "$SECS" 5203 & pids+=($!) ;;
 	mixed)
-		upload "$SECS" & short_loop "$SECS" 5202 &
+		upload "$SECS" & pids=($!)
+		short_loop "$SECS" 5202 & pids+=($!)
 		nsenter --net=/run/netns/"$($LAB netns client)" ping -q -i 0.1 -w "$SECS" "$SERVER" >/dev/null &
-		wait ;;
+		pids+=($!) ;;
 	esac
+	wait "${pids[@]}"  # not a bare wait: reflexd is a background job too
 	kill "$RD_PID"; wait "$RD_PID"; RD_PID=
 	tail -1 "$TMP/$mix.log"
 	$LAB down >/dev/null

@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csv.h"
 #include "ctl.h"
 #include "model.h"
 
-#define MAX_CSV_COLUMNS 1024
 
 enum { OPT_JSON = 1, OPT_FEATURES = 2, OPT_CSV = 4 };
 
@@ -392,55 +392,6 @@ cleanup:
 	return rc;
 }
 
-/* Split one CSV line in place (RFC 4180 quoting within the line); -1 on a bad quote. */
-static int split_csv(char *line, char **fields, size_t max, size_t *count)
-{
-	char *r = line, *w;
-	size_t n = 0;
-
-	for (;;) {
-		if (n == max)
-			return -1;
-		fields[n++] = w = r;
-		if (*r == '"') {
-			for (r++;; r++) {
-				if (!*r)
-					return -1;
-				if (*r == '"' && r[1] == '"') {
-					*w++ = '"';
-					r++;
-				} else if (*r == '"') {
-					r++;
-					break;
-				} else {
-					*w++ = *r;
-				}
-			}
-			if (*r && *r != ',')
-				return -1;
-		} else {
-			while (*r && *r != ',')
-				*w++ = *r++;
-		}
-		if (!*r) {
-			*w = '\0';
-			break;
-		}
-		*w = '\0';
-		r++;
-	}
-	*count = n;
-	return 0;
-}
-
-static void chomp(char *line)
-{
-	size_t len = strlen(line);
-
-	while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-		line[--len] = '\0';
-}
-
 static void print_outputs(const struct model *m, const int32_t *value, bool csv)
 {
 	for (unsigned k = 0; k < m->output_count; k++) {
@@ -455,115 +406,50 @@ static void print_outputs(const struct model *m, const int32_t *value, bool csv)
 	putchar('\n');
 }
 
-struct csv_input {
-	const char *name;
-	FILE *f;
-	char *line;
-	size_t cap;
-	unsigned lineno;
-	int column[MODEL_MAX_FEATURES]; /* CSV column of each model feature */
-	size_t header_columns;
-};
-
-static int csv_header(const struct model *m, struct csv_input *in)
-{
-	char *fields[MAX_CSV_COLUMNS];
-	size_t n;
-
-	in->lineno = 1;
-	if (getline(&in->line, &in->cap, in->f) < 0) {
-		fprintf(stderr, "reflexctl model eval: %s: empty, expected a header row naming the features\n",
-			in->name);
-		return 1;
-	}
-	chomp(in->line);
-	if (split_csv(in->line, fields, MAX_CSV_COLUMNS, &n)) {
-		fprintf(stderr, "reflexctl model eval: %s:1: malformed header (bad quoting or over %d columns)\n",
-			in->name, MAX_CSV_COLUMNS);
-		return 1;
-	}
-	in->header_columns = n;
-	for (unsigned i = 0; i < m->feature_count; i++) {
-		in->column[i] = -1;
-		for (size_t c = 0; c < n && in->column[i] < 0; c++)
-			if (!strcmp(fields[c], m->features[i].name))
-				in->column[i] = (int)c;
-		if (in->column[i] < 0) {
-			fprintf(stderr, "reflexctl model eval: %s:1: no column '%s' (model feature %u)\n",
-				in->name, m->features[i].name, i);
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* 0 with raw filled, 1 on a bad row (reported), -1 at the end of the file. */
-static int csv_row(const struct model *m, struct csv_input *in, double *raw)
-{
-	char *fields[MAX_CSV_COLUMNS];
-	size_t n;
-
-	do {
-		if (getline(&in->line, &in->cap, in->f) < 0)
-			return -1;
-		in->lineno++;
-		chomp(in->line);
-	} while (!in->line[0]);
-	if (split_csv(in->line, fields, MAX_CSV_COLUMNS, &n)) {
-		fprintf(stderr, "reflexctl model eval: %s:%u: malformed row (bad quoting)\n", in->name,
-			in->lineno);
-		return 1;
-	}
-	if (n != in->header_columns) {
-		fprintf(stderr, "reflexctl model eval: %s:%u: %zu fields, the header has %zu\n", in->name,
-			in->lineno, n, in->header_columns);
-		return 1;
-	}
-	for (unsigned i = 0; i < m->feature_count; i++) {
-		int c = in->column[i];
-
-		if (parse_number(fields[c], &raw[i])) {
-			fprintf(stderr, "reflexctl model eval: %s:%u: column %d (%s): '%s' is not a number\n",
-				in->name, in->lineno, c + 1, m->features[i].name, fields[c]);
-			return 1;
-		}
-	}
-	return 0;
-}
-
+/*
+ * Every row is read and checked (with the forge's CSV reader: the same quoting,
+ * numbers and FILE:LINE:COL errors) before the first output line is printed, so a bad
+ * row never leaves half an answer on stdout.
+ */
 static int eval_csv(const struct model *m, const char *path)
 {
-	struct csv_input in = { .name = strcmp(path, "-") ? path : "<stdin>" };
-	double raw[MODEL_MAX_FEATURES];
+	struct csv_error err = { "", 0, 0 };
+	struct csv_table *t = NULL;
+	size_t column[MODEL_MAX_FEATURES];
+	double *raw = NULL;
 	int16_t q[MODEL_MAX_FEATURES];
 	int32_t value[MODEL_MAX_OUTPUTS];
-	int rc;
+	int rc = 1;
 
-	in.f = strcmp(path, "-") ? fopen(path, "r") : stdin;
-	if (!in.f) {
-		fprintf(stderr, "reflexctl model eval: %s: %s\n", path, strerror(errno));
-		return 1;
+	if (csv_read_file(path, &t, &err))
+		goto fail;
+	for (unsigned i = 0; i < m->feature_count; i++)
+		if (csv_require_column(t, m->features[i].name, &column[i], &err))
+			goto fail;
+	raw = calloc(t->row_count ? t->row_count : 1, MODEL_MAX_FEATURES * sizeof(*raw));
+	if (!raw) {
+		snprintf(err.msg, sizeof(err.msg), "%s: out of memory", path);
+		goto fail;
 	}
-	rc = csv_header(m, &in);
-	if (rc)
-		goto cleanup;
+	for (size_t r = 0; r < t->row_count; r++)
+		for (unsigned i = 0; i < m->feature_count; i++)
+			if (csv_get_double(t, r, column[i], &raw[r * MODEL_MAX_FEATURES + i], &err))
+				goto fail;
 	for (unsigned k = 0; k < m->output_count; k++)
 		printf("%s%s", k ? "," : "", m->outputs[k].name);
 	fputs(m->kind == MODEL_KIND_MLP ? ",action\n" : "\n", stdout);
-	while ((rc = csv_row(m, &in, raw)) == 0) {
-		model_quantize(m, raw, NULL, q);
+	for (size_t r = 0; r < t->row_count; r++) {
+		model_quantize(m, &raw[r * MODEL_MAX_FEATURES], NULL, q);
 		model_eval(m, q, value);
 		print_outputs(m, value, true);
 	}
-	rc = rc < 0 ? 0 : 1;
-	if (!rc && ferror(in.f)) {
-		fprintf(stderr, "reflexctl model eval: %s: read error\n", path);
-		rc = 1;
-	}
+	rc = 0;
+	goto cleanup;
+fail:
+	fprintf(stderr, "reflexctl model eval: %s\n", err.msg);
 cleanup:
-	free(in.line);
-	if (in.f != stdin)
-		fclose(in.f);
+	free(raw);
+	csv_free(t);
 	return rc;
 }
 

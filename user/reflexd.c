@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "controller.h"
+#include "reflexd_options.h"
 #include "loader.h"
 #include "qdisc_stats.h"
 #include "telemetry.h"
@@ -34,23 +35,9 @@
 #define HEARTBEAT_PERIOD_NS (50ULL * 1000 * 1000)
 #define SHADOW_REPORT_NS (10ULL * 1000 * 1000 * 1000)
 
-struct options {
-	const char *cgroup;
-	const char *iface;
-	const char *pin_dir;
-	const char *telemetry_out;
-	const char *records_out;
-	double duration_s;
-	struct reflex_config config;
-	struct controller_opts control;
-	bool auto_promote;
-	double shadow_period_s;
-	bool cleanup_only;
-	bool verbose;
-};
 
 struct daemon {
-	struct options opt;
+	struct reflexd_options opt;
 	struct reflex_bpf bpf;
 	struct ring_buffer *rings;
 	struct telemetry telemetry;
@@ -84,173 +71,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"usage: reflexd --iface IF [--cgroup PATH] [options]\n"
-		"\n"
-		"Attaches reflex's BPF telemetry (sockops on a cgroup v2, tc on an interface),\n"
-		"computes feature windows (200 ms every 100 ms) and detaches on SIGINT/SIGTERM.\n"
-		"\n"
-		"  --iface IF               interface for tc telemetry and root-qdisc stats (required)\n"
-		"  --cgroup PATH            cgroup v2 whose TCP sockets sockops samples (omit: tc only)\n"
-		"  --pin-dir DIR            where maps and links are pinned (default %s)\n"
-		"  --telemetry-out FILE     write the windows as CSV (schema: README)\n"
-		"  --records-out FILE       write one ts_ns,ring,cpu row per ring-buffer record\n"
-		"  --duration SEC           stop after SEC seconds (default: run until signalled)\n"
-		"  --sample-interval-ms N   per-flow sample spacing, 1..1000 (default %llu)\n"
-		"  --flush-threshold N      ring-buffer wakeup every N records, 1..64 (default %d)\n"
-		"  --max-batch-delay-us N   ring-buffer poll timeout, 50..4000 (default %d)\n"
-		"\n"
-		"control (needs --cgroup for cwnd):\n"
-		"  --model ROLE=FILE        load a .reflex model; ROLE is cwnd or batching (repeatable);\n"
-		"                           without a cwnd model the heuristic caps at 1.25 x BDP\n"
-		"  --observe                telemetry only: decide nothing, enforce nothing\n"
-		"  --shadow                 decide and log, enforce nothing; every 10 s report the\n"
-		"                           expected delta p95 and oscillations (reflexctl promote)\n"
-		"  --auto-promote           after --shadow-period, act if the gate passes:\n"
-		"                           delta p95 <= -10 %% and <= 1 oscillation per 30 s\n"
-		"  --shadow-period SEC      shadow time before --auto-promote decides (default 600)\n"
-		"  --decision-log FILE      append every decision change as a JSON line\n"
-		"                           (default /run/reflex/PIN.decisions, read by reflexctl decisions)\n"
-		"  SIGHUP reloads the model files; one that fails validation is refused.\n"
-		"  SIGUSR1 (reflexctl promote) leaves shadow mode if the gate passes.\n"
-		"  --cleanup                remove what a dead reflexd left for --pin-dir, then exit\n"
-		"  -v, --verbose            libbpf debug output and per-window lines\n"
-		"  -h, --help               this text\n"
-		"\n"
-		"Exit codes: 0 stopped cleanly, 1 runtime error, 2 bad usage or setup failure\n"
-		"(nothing is left attached).\n",
-		REFLEX_DEFAULT_PIN_DIR, REFLEX_DEFAULT_SAMPLE_INTERVAL_NS / 1000000, REFLEX_DEFAULT_FLUSH_THRESHOLD,
-		REFLEX_DEFAULT_MAX_BATCH_DELAY_US);
-}
-
-static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void die_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("reflexd: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (see --help)\n", stderr);
-	exit(EXIT_SETUP);
-}
-
-static unsigned long parse_ulong(const char *option, const char *value, unsigned long min, unsigned long max)
-{
-	char *end;
-	unsigned long n;
-
-	errno = 0;
-	n = strtoul(value, &end, 10);
-	if (errno || end == value || *end || value[0] == '-' || n < min || n > max)
-		die_usage("%s: '%s' is not a whole number in %lu..%lu", option, value, min, max);
-	return n;
-}
-
-static double parse_seconds(const char *option, const char *value)
-{
-	char *end;
-	double d;
-
-	errno = 0;
-	d = strtod(value, &end);
-	if (errno || end == value || *end || !(d > 0) || d > 86400.0 * 365)
-		die_usage("%s: '%s' is not a positive number of seconds", option, value);
-	return d;
-}
-
-static void parse_args(int argc, char **argv, struct options *opt)
-{
-	enum { OPT_CGROUP = 256, OPT_IFACE, OPT_PIN_DIR, OPT_TELEMETRY_OUT, OPT_RECORDS_OUT, OPT_DURATION,
-	       OPT_SAMPLE_INTERVAL, OPT_FLUSH_THRESHOLD, OPT_MAX_BATCH_DELAY, OPT_CLEANUP, OPT_MODEL, OPT_OBSERVE,
-	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD };
-	static const struct option longopts[] = {
-		{ "cgroup", required_argument, NULL, OPT_CGROUP },
-		{ "iface", required_argument, NULL, OPT_IFACE },
-		{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
-		{ "telemetry-out", required_argument, NULL, OPT_TELEMETRY_OUT },
-		{ "records-out", required_argument, NULL, OPT_RECORDS_OUT },
-		{ "duration", required_argument, NULL, OPT_DURATION },
-		{ "sample-interval-ms", required_argument, NULL, OPT_SAMPLE_INTERVAL },
-		{ "flush-threshold", required_argument, NULL, OPT_FLUSH_THRESHOLD },
-		{ "max-batch-delay-us", required_argument, NULL, OPT_MAX_BATCH_DELAY },
-		{ "cleanup", no_argument, NULL, OPT_CLEANUP },
-		{ "model", required_argument, NULL, OPT_MODEL },
-		{ "observe", no_argument, NULL, OPT_OBSERVE },
-		{ "shadow", no_argument, NULL, OPT_SHADOW },
-		{ "decision-log", required_argument, NULL, OPT_DECISION_LOG },
-		{ "auto-promote", no_argument, NULL, OPT_AUTO_PROMOTE },
-		{ "shadow-period", required_argument, NULL, OPT_SHADOW_PERIOD },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	int c;
-
-	memset(opt, 0, sizeof(*opt));
-	opt->pin_dir = REFLEX_DEFAULT_PIN_DIR;
-	opt->config.sample_interval_ns = REFLEX_DEFAULT_SAMPLE_INTERVAL_NS;
-	opt->config.flush_threshold = REFLEX_DEFAULT_FLUSH_THRESHOLD;
-	opt->config.max_batch_delay_us = REFLEX_DEFAULT_MAX_BATCH_DELAY_US;
-	opt->config.heartbeat_deadline_ns = REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS;
-	opt->control.policy = CWND_POLICY_TREE;
-	opt->shadow_period_s = 600;
-	opt->control.hysteresis = (struct hysteresis_params)HYSTERESIS_DEFAULTS;
-
-	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_CGROUP: opt->cgroup = optarg; break;
-		case OPT_IFACE: opt->iface = optarg; break;
-		case OPT_PIN_DIR: opt->pin_dir = optarg; break;
-		case OPT_TELEMETRY_OUT: opt->telemetry_out = optarg; break;
-		case OPT_RECORDS_OUT: opt->records_out = optarg; break;
-		case OPT_DURATION: opt->duration_s = parse_seconds("--duration", optarg); break;
-		case OPT_SAMPLE_INTERVAL:
-			opt->config.sample_interval_ns =
-				parse_ulong("--sample-interval-ms", optarg, 1, 1000) * 1000000ULL;
-			break;
-		case OPT_FLUSH_THRESHOLD:
-			opt->config.flush_threshold = parse_ulong("--flush-threshold", optarg, 1, 64);
-			break;
-		case OPT_MAX_BATCH_DELAY:
-			opt->config.max_batch_delay_us = parse_ulong("--max-batch-delay-us", optarg, 50, 4000);
-			break;
-		case OPT_CLEANUP: opt->cleanup_only = true; break;
-		case OPT_MODEL:
-			if (!strncmp(optarg, "cwnd=", 5) && optarg[5])
-				opt->control.cwnd_model_path = optarg + 5;
-			else if (!strncmp(optarg, "batching=", 9) && optarg[9])
-				opt->control.batching_model_path = optarg + 9;
-			else
-				die_usage("--model: '%s' is not cwnd=FILE or batching=FILE", optarg);
-			break;
-		case OPT_OBSERVE: opt->control.policy = CWND_POLICY_OFF; break;
-		case OPT_SHADOW: opt->control.shadow = true; break;
-		case OPT_DECISION_LOG: opt->control.decision_log_path = optarg; break;
-		case OPT_AUTO_PROMOTE: opt->auto_promote = true; break;
-		case OPT_SHADOW_PERIOD: opt->shadow_period_s = parse_seconds("--shadow-period", optarg); break;
-		case 'v': opt->verbose = true; break;
-		case 'h': usage(stdout); exit(0);
-		default: die_usage("unknown option");
-		}
-	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
-	if (!opt->cleanup_only && !opt->iface)
-		die_usage("--iface is required");
-	if (strnlen(opt->pin_dir, PATH_MAX) >= PATH_MAX - 64 || opt->pin_dir[0] != '/')
-		die_usage("--pin-dir must be an absolute path");
-	if (opt->control.policy == CWND_POLICY_OFF &&
-	    (opt->control.shadow || opt->control.cwnd_model_path || opt->control.batching_model_path))
-		die_usage("--observe decides nothing: it excludes --shadow and --model");
-	if (opt->auto_promote && !opt->control.shadow)
-		die_usage("--auto-promote needs --shadow");
 }
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -578,9 +398,19 @@ int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 	static struct daemon d;
+	char err_msg[256];
 	int ret;
 
-	parse_args(argc, argv, &d.opt);
+	switch (reflexd_parse_args(argc, argv, &d.opt, err_msg, sizeof(err_msg))) {
+	case REFLEXD_ARGS_HELP:
+		reflexd_usage(stdout);
+		return 0;
+	case REFLEXD_ARGS_ERROR:
+		fprintf(stderr, "reflexd: %s (see --help)\n", err_msg);
+		return EXIT_SETUP;
+	default:
+		break;
+	}
 	libbpf_print(d.opt.verbose ? LIBBPF_DEBUG : LIBBPF_WARN, NULL, NULL);
 	libbpf_set_print(libbpf_print);
 

@@ -29,7 +29,8 @@ cleanup() {
 }
 STATS_BEFORE=$(sysctl -n kernel.bpf_stats_enabled)
 LOG=$(mktemp)
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM  # the EXIT trap cleans up; a bare INT/TERM trap would carry on
 
 ip netns add "$NS_A" && ip netns add "$NS_B" || exit 1
 ip link add "$P-va" netns "$NS_A" type veth peer name "$P-vb" netns "$NS_B" || exit 1
