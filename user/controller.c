@@ -151,11 +151,13 @@ uint32_t cwnd_cap_packets(double multiple, double rate_bps, double min_rtt_us, u
 	return packets > 1e6 ? 1000000 : (uint32_t)ceil(packets);
 }
 
-bool full_pipe_update(struct flow_control *fc, double rate_bps)
+bool full_pipe_update(struct flow_control *fc, double rate_bps, double rtt_p50_us, double min_rtt_us)
 {
 	if (fc->pipe_full)
 		return true;
-	if (rate_bps >= fc->full_pipe_rate * FULL_PIPE_GROWTH && rate_bps > 0) {
+	if (rate_bps > 0 && min_rtt_us > 0 && rtt_p50_us > FULL_PIPE_RTT_RATIO * min_rtt_us) {
+		fc->pipe_full = true;
+	} else if (rate_bps >= fc->full_pipe_rate * FULL_PIPE_GROWTH && rate_bps > 0) {
 		fc->full_pipe_rate = rate_bps;
 		fc->full_pipe_count = 0;
 	} else if (++fc->full_pipe_count >= FULL_PIPE_WINDOWS) {
@@ -274,7 +276,8 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	    !flow->have_sock_totals)
 		return;
 	fc->rate_bps[fc->rate_next++ % RATE_WINDOWS] = w->context[CTX_DELIVERY_RATE_BPS];
-	if (!full_pipe_update(fc, w->context[CTX_DELIVERY_RATE_BPS]))
+	if (!full_pipe_update(fc, w->context[CTX_DELIVERY_RATE_BPS], w->feature[FEAT_LATENCY_P50],
+			      w->context[CTX_MIN_RTT_US]))
 		return;
 	multiple = cwnd_multiple(c, w, why, sizeof(why));
 	cap = cwnd_cap_packets(multiple, rate_max(fc), w->context[CTX_MIN_RTT_US], flow->mss);

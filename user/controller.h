@@ -35,9 +35,12 @@ enum cwnd_policy {
 
 /* A flow is in startup, and left uncapped, until its delivery rate has failed to
  * grow by FULL_PIPE_GROWTH for FULL_PIPE_WINDOWS windows in a row (BBR's full-pipe
- * test): before that there is no BDP estimate worth capping at. */
+ * test), or its median RTT in a window exceeds FULL_PIPE_RTT_RATIO x its min RTT (a
+ * queue is building, HyStart's signal): before that there is no BDP estimate worth
+ * capping at, after it slow start would only fill the buffer. */
 #define FULL_PIPE_GROWTH 1.25
 #define FULL_PIPE_WINDOWS 3
+#define FULL_PIPE_RTT_RATIO 1.5
 
 /* Per-flow control state, kept in the flow's telemetry entry. */
 struct flow_control {
@@ -104,7 +107,7 @@ void controller_flow_gone(struct controller *c, struct flow_entry *flow);
 void controller_enforce_current(struct controller *c, struct flow_entry *flow);
 
 /* Feeds one window's delivery rate to the full-pipe test; true once the pipe is full. */
-bool full_pipe_update(struct flow_control *fc, double rate_bps);
+bool full_pipe_update(struct flow_control *fc, double rate_bps, double rtt_p50_us, double min_rtt_us);
 
 /* The cap in packets for a BDP multiple (0 = none): multiple x rate x min RTT / mss. */
 uint32_t cwnd_cap_packets(double multiple, double rate_bps, double min_rtt_us, uint32_t mss);

@@ -63,9 +63,10 @@ one_run() { # config round -> appends "config mbit p50 p95 p99" to results
 	local mbit
 	mbit=$(jq '.end.sum_received.bits_per_second / 1e6' "$TMP/iperf")
 	grep -oE 'time=[0-9.]+' "$TMP/ping" | cut -d= -f2 | sort -g |
-		awk -v c="$config" -v m="$mbit" '{v[NR] = $1} END {
-			printf "%s %.2f %.1f %.1f %.1f\n", c, m, v[int(NR * 0.5) > 0 ? int(NR * 0.5) : 1],
-				v[int(NR * 0.95)], v[int(NR * 0.99)] }' >>"$TMP/results"
+		awk -v c="$config" -v m="$mbit" '
+			function at(q,  i) { i = int(NR * q); if (i < 1) i = 1; return v[i] }
+			{v[NR] = $1}
+			END { printf "%s %.2f %.1f %.1f %.1f\n", c, m, at(0.5), at(0.95), at(0.99) }' >>"$TMP/results"
 }
 
 for round in $(seq "$REPS"); do
