@@ -34,13 +34,19 @@ CLIENT_IF=$($LAB iface client)
 nsenter --net=/run/netns/"$($LAB netns server)" iperf3 -s -D -p 5201 >/dev/null 2>&1
 sleep 0.5
 
-# transfer LABEL: 2 parallel uploads for SECS seconds with a 20 Hz ping alongside.
+# transfer LABEL [MIDWAY_CMD...]: 2 parallel uploads for SECS seconds with a 20 Hz ping
+# alongside; MIDWAY_CMD runs halfway through.
 transfer() {
-	local label=$1
+	local label=$1; shift
 	nsenter --net=/run/netns/"$($LAB netns client)" ping -i 0.05 -w "$((SECS + 1))" "$SERVER" >"$OUT/ping.$label" 2>&1 &
 	local ping_pid=$!
-	$LAB exec client timeout $((SECS + 15)) iperf3 -c "$SERVER" -p 5201 -t "$SECS" -P 2 -J >"$OUT/iperf.$label"
-	wait "$ping_pid"
+	$LAB exec client timeout $((SECS + 15)) iperf3 -c "$SERVER" -p 5201 -t "$SECS" -P 2 -J >"$OUT/iperf.$label" &
+	local iperf_pid=$!
+	if [ $# -gt 0 ]; then
+		sleep $((SECS / 2))
+		"$@" >"$OUT/midway.$label" 2>&1
+	fi
+	wait "$iperf_pid" "$ping_pid"
 	local mbit p50 p95
 	mbit=$(jq '.end.sum_received.bits_per_second / 1e6' "$OUT/iperf.$label")
 	read -r p50 p95 < <(grep -oE 'time=[0-9.]+' "$OUT/ping.$label" | cut -d= -f2 | sort -g |
@@ -58,9 +64,9 @@ nsenter --net=/run/netns/"$($LAB netns client)" "$BIN/reflexd" --iface "$CLIENT_
 RD_PID=$!
 for _ in $(seq 50); do [ -e "$PIN/sockops_link" ] && break; sleep 0.1; done
 sleep 0.5
-transfer "cubic + reflexd"
-echo "== live flows (reflexctl flows) right after the transfer"
-nsenter --net=/run/netns/"$($LAB netns client)" "$BIN/reflexctl" flows --pin-dir "$PIN" | head -8
+transfer "cubic + reflexd" nsenter --net=/run/netns/"$($LAB netns client)" "$BIN/reflexctl" flows --pin-dir "$PIN"
+echo "== live flows halfway through (reflexctl flows)"
+sed 's/^/  /' "$OUT/midway.cubic + reflexd" | head -8
 kill "$RD_PID"; wait "$RD_PID"; RD_PID=
 echo "== reflexd said"
 sed 's/^/  /' "$OUT/reflexd.log"

@@ -167,17 +167,17 @@ static void print_table(const struct flow_rows *t)
 {
 	char name[FLOW_NAME_MAX];
 
-	printf("%-46s %8s %8s %8s %8s %12s %12s %12s\n", "flow", "srtt_us", "mdev_us", "snd_cwnd", "retrans",
-	       "bytes_acked", "bytes_in", "bytes_out");
+	printf("%-46s %8s %8s %8s %10s %8s %12s %12s %12s\n", "flow", "srtt_us", "mdev_us", "snd_cwnd", "cwnd_clamp",
+	       "retrans", "bytes_acked", "bytes_in", "bytes_out");
 	for (size_t i = 0; i < t->count; i++) {
 		const struct flow_row *r = &t->rows[i];
 
 		printf("%-46s ", flow_key_format(&r->key, name, sizeof(name)));
 		if (r->has_sock)
-			printf("%8u %8u %8u %8u %12llu ", r->sock.srtt_us, r->sock.mdev_us, r->sock.snd_cwnd,
-			       r->sock.total_retrans, (unsigned long long)r->sock.bytes_acked);
+			printf("%8u %8u %8u %10u %8u %12llu ", r->sock.srtt_us, r->sock.mdev_us, r->sock.snd_cwnd,
+			       r->sock.cwnd_clamp, r->sock.total_retrans, (unsigned long long)r->sock.bytes_acked);
 		else
-			printf("%8s %8s %8s %8s %12s ", "-", "-", "-", "-", "-");
+			printf("%8s %8s %8s %10s %8s %12s ", "-", "-", "-", "-", "-", "-");
 		if (r->has_tc)
 			printf("%12llu %12llu\n", (unsigned long long)r->tc.bytes[FLOW_DIR_INGRESS],
 			       (unsigned long long)r->tc.bytes[FLOW_DIR_EGRESS]);
