@@ -145,7 +145,7 @@ uint32_t cwnd_cap_packets(double multiple, double rate_bps, double min_rtt_us, u
 
 	if (!(multiple > 0) || !(rate_bps > 0) || !(min_rtt_us > 0))
 		return 0;
-	packets = multiple * (rate_bps / 8.0) * (min_rtt_us / 1e6) / (mss ? mss : DEFAULT_MSS);
+	packets = multiple * (rate_bps / 8.0) * (fmax(min_rtt_us, CWND_RTT_FLOOR_US) / 1e6) / (mss ? mss : DEFAULT_MSS);
 	if (packets < CWND_MIN_CLAMP)
 		return CWND_MIN_CLAMP;
 	return packets > 1e6 ? 1000000 : (uint32_t)ceil(packets);

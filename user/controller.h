@@ -32,6 +32,11 @@ enum cwnd_policy {
 #define HEURISTIC_BDP_GAIN 1.25
 #define RATE_WINDOWS 20
 #define CWND_MIN_CLAMP 4
+/* The RTT a cap allows for is at least this: below a millisecond, host scheduling
+ * and ACK batching dominate the RTT (a veth pair measures ~20 us), a cap at a BDP of
+ * that size throttles the flow, and the lower rate it then measures lowers the next
+ * cap. Queueing under 1 ms is not worth a cap. */
+#define CWND_RTT_FLOOR_US 1000
 
 /* A flow is in startup, and left uncapped, until its delivery rate has failed to
  * grow by FULL_PIPE_GROWTH for FULL_PIPE_WINDOWS windows in a row (BBR's full-pipe
@@ -109,7 +114,8 @@ void controller_enforce_current(struct controller *c, struct flow_entry *flow);
 /* Feeds one window's delivery rate to the full-pipe test; true once the pipe is full. */
 bool full_pipe_update(struct flow_control *fc, double rate_bps, double rtt_p50_us, double min_rtt_us);
 
-/* The cap in packets for a BDP multiple (0 = none): multiple x rate x min RTT / mss. */
+/* The cap in packets for a BDP multiple (0 = none):
+ * multiple x rate x max(min RTT, CWND_RTT_FLOOR_US) / mss, at least CWND_MIN_CLAMP. */
 uint32_t cwnd_cap_packets(double multiple, double rate_bps, double min_rtt_us, uint32_t mss);
 
 #endif

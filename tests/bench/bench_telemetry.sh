@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cost of reflex's telemetry on a veth path with no bottleneck:
-#  - iperf3 throughput without and with reflexd attached, interleaved pairs,
-#    medians and their ratio;
+#  - iperf3 throughput without reflexd, with reflexd --observe (telemetry only) and
+#    with reflexd acting (heuristic caps), interleaved, medians and ratios;
 #  - per-packet BPF run time of each reflex program (kernel.bpf_stats_enabled:
 #    run_time_ns / run_cnt), median over the "with" runs.
 # Usage: tests/bench/bench_telemetry.sh [PAIRS] [SECONDS]   (defaults 5 and 4)
@@ -51,31 +51,43 @@ transfer() {
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
 sysctl -qw kernel.bpf_stats_enabled=1
-without=() with=() per_pkt_tc=() per_pkt_sockops=()
-for i in $(seq "$PAIRS"); do
-	without+=("$(transfer)")
-	nsenter --net=/run/netns/"$NS_A" "$BIN/reflexd" --iface "$P-va" --cgroup "$CG" --pin-dir "$PIN" 2>>"$LOG" &
+without=() with=() acting=() per_pkt_tc=() per_pkt_sockops=()
+reflexd_start() {
+	nsenter --net=/run/netns/"$NS_A" "$BIN/reflexd" --iface "$P-va" --cgroup "$CG" --pin-dir "$PIN" "$@" 2>>"$LOG" &
 	RD_PID=$!
 	for _ in $(seq 50); do [ -e "$PIN/sockops_link" ] && break; sleep 0.1; done
+}
+reflexd_stop() {
+	if ! kill "$RD_PID" 2>/dev/null; then
+		echo "reflexd exited early:" >&2; cat "$LOG" >&2; exit 1
+	fi
+	wait "$RD_PID" 2>/dev/null; RD_PID=
+}
+for i in $(seq "$PAIRS"); do
+	without+=("$(transfer)")
+	reflexd_start --observe
 	with+=("$(transfer)")
 	# run_time_ns / run_cnt of this run's programs (fresh ids each run).
 	stats=$(bpftool -j prog show | jq -r '.[] | select(.name|test("^reflex_")) | select(.run_cnt != null and .run_cnt > 0) | "\(.name) \(.run_time_ns / .run_cnt)"')
 	per_pkt_tc+=("$(echo "$stats" | awk '$1 ~ /reflex_tc_/ {s+=$2; n++} END {if (n) print s/n}')")
 	per_pkt_sockops+=("$(echo "$stats" | awk '$1 == "reflex_sockops" {print $2}')")
-	if ! kill "$RD_PID" 2>/dev/null; then
-		echo "reflexd exited early:" >&2; cat "$LOG" >&2; exit 1
-	fi
-	wait "$RD_PID" 2>/dev/null; RD_PID=
+	reflexd_stop
+	reflexd_start
+	acting+=("$(transfer)")
+	reflexd_stop
 done
 
 m_without=$(printf '%s\n' "${without[@]}" | median)
 m_with=$(printf '%s\n' "${with[@]}" | median)
+m_acting=$(printf '%s\n' "${acting[@]}" | median)
 mbit() { awk -v v="$1" 'BEGIN {printf "%.1f", v / 1e6}'; }
 runs() { printf '%s\n' "$@" | awk '{printf "%.0f ", $1 / 1e6}'; }
-printf 'iperf3 over veth, %d interleaved pairs of %d s\n' "$PAIRS" "$SECS"
+printf 'iperf3 over veth, %d interleaved rounds of %d s\n' "$PAIRS" "$SECS"
 printf '  %-28s %10s Mbit/s (runs: %s)\n' "without reflexd (median)" "$(mbit "$m_without")" "$(runs "${without[@]}")"
-printf '  %-28s %10s Mbit/s (runs: %s)\n' "with reflexd (median)" "$(mbit "$m_with")" "$(runs "${with[@]}")"
-printf '  %-28s %10s\n' "ratio with/without" "$(awk -v a="$m_with" -v b="$m_without" 'BEGIN {printf "%.3f", a / b}')"
+printf '  %-28s %10s Mbit/s (runs: %s)\n' "reflexd --observe (median)" "$(mbit "$m_with")" "$(runs "${with[@]}")"
+printf '  %-28s %10s Mbit/s (runs: %s)\n' "reflexd acting (median)" "$(mbit "$m_acting")" "$(runs "${acting[@]}")"
+printf '  %-28s %10s\n' "ratio observe/without" "$(awk -v a="$m_with" -v b="$m_without" 'BEGIN {printf "%.3f", a / b}')"
+printf '  %-28s %10s\n' "ratio acting/without" "$(awk -v a="$m_acting" -v b="$m_without" 'BEGIN {printf "%.3f", a / b}')"
 printf 'BPF run time per invocation (median over runs)\n'
 printf '  %-28s %10.0f ns\n' "tc (ingress+egress mean)" "$(printf '%s\n' "${per_pkt_tc[@]}" | median)"
 printf '  %-28s %10.0f ns\n' "sockops" "$(printf '%s\n' "${per_pkt_sockops[@]}" | median)"
