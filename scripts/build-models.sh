@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make models`: builds models/batching.reflex and models/cwnd.reflex from the traces in
-# models/traces/ (recorded by scripts/record-traces.sh). The traces of all mixes are
+# models/traces/ and models/dqn.reflex on the bottleneck simulator.
+# The traces are recorded by scripts/record-traces.sh. The traces of all mixes are
 # joined into one telemetry CSV (and one records CSV) in the order below; their
 # timestamps do not overlap, as they were recorded one after the other.
 # Usage: scripts/build-models.sh [OUT_DIR]   (default models/; the test rebuilds into a
@@ -37,3 +38,8 @@ mkdir -p "$OUT"
 "$BIN/reflex-forge" build --recipe batching "$TMP/telemetry.csv" --records "$TMP/records.csv" --lambda 10000 \
 	-o "$OUT/batching.reflex" "${created[@]}"
 "$BIN/reflex-forge" build --recipe cwnd "$TMP/telemetry.csv" -o "$OUT/cwnd.reflex" "${created[@]}"
+# The DQN trains on the bottleneck simulator, not on the traces (about a minute);
+# MODELS_SKIP_DQN=1 leaves it out (the rebuild test does: it has its own checks).
+if [ "${MODELS_SKIP_DQN:-0}" != 1 ]; then
+	"$BIN/reflex-forge" train-dqn -o "$OUT/dqn.reflex"
+fi

@@ -36,6 +36,9 @@
  * - Optional one-time link rate change at rate_change_at_us; packets already
  *   queued keep the departure times they were given.
  * - Bytes are wire bytes: a packet is mss bytes on the link, no header overhead.
+ * - No jitter: periodic timings can phase-lock. Cross traffic whose period is
+ *   commensurate with the departures may take every freed slot before a flow can
+ *   (drop-tail lock-out), which real jitter would break.
  *
  * Times in the API are microseconds since the start of the run; rates are bits/s.
  * All flows share base_rtt_us. Nothing here does I/O or reads a clock.

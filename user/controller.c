@@ -35,8 +35,9 @@ static int output_index(const struct model *m, const char *name)
 }
 
 /* Loads and checks one model; on any failure *slot is left as it was. */
-static int model_take(const char *role, const char *path, const char *const *outputs, size_t output_count,
-		      struct model **slot, int *map)
+static int model_take(const char *role, const char *path, enum model_kind kind, const char *const *inputs,
+		      size_t input_count, const char *const *outputs, size_t output_count, struct model **slot,
+		      int *map)
 {
 	struct model_error err = { "", -1 };
 	struct model *fresh = NULL;
@@ -46,9 +47,9 @@ static int model_take(const char *role, const char *path, const char *const *out
 		fprintf(stderr, "reflexd: %s model %s refused: %s\n", role, path, err.msg);
 		return -1;
 	}
-	if (fresh->kind != MODEL_KIND_TREES) {
-		fprintf(stderr, "reflexd: %s model %s refused: it is an %s model, a tree model is needed\n", role,
-			path, model_kind_name(fresh->kind));
+	if (fresh->kind != kind) {
+		fprintf(stderr, "reflexd: %s model %s refused: it is an %s model, an %s model is needed\n", role,
+			path, model_kind_name(fresh->kind), model_kind_name(kind));
 		goto refuse;
 	}
 	for (size_t i = 0; i < output_count; i++)
@@ -56,7 +57,7 @@ static int model_take(const char *role, const char *path, const char *const *out
 			fprintf(stderr, "reflexd: %s model %s refused: it has no output '%s'\n", role, path, outputs[i]);
 			goto refuse;
 		}
-	if (model_map_features(fresh, control_input_names, CONTROL_INPUTS, fresh_map, &err)) {
+	if (model_map_features(fresh, inputs, input_count, fresh_map, &err)) {
 		fprintf(stderr, "reflexd: %s model %s refused: %s\n", role, path, err.msg);
 		goto refuse;
 	}
@@ -74,13 +75,20 @@ static void models_load(struct controller *c)
 {
 	static const char *const cwnd_outputs[] = { "cwnd_bdp_multiple" };
 	static const char *const batching_outputs[] = { "flush_threshold", "max_batch_delay_us" };
+	const char *dqn_inputs[DQN_FEATURES];
 
+	for (int i = 0; i < DQN_FEATURES; i++)
+		dqn_inputs[i] = dqn_features[i].name;
 	if (c->opt.cwnd_model_path &&
-	    model_take("cwnd", c->opt.cwnd_model_path, cwnd_outputs, 1, &c->cwnd_model, c->cwnd_map) == 0)
+	    model_take("cwnd", c->opt.cwnd_model_path, MODEL_KIND_TREES, control_input_names, CONTROL_INPUTS,
+		       cwnd_outputs, 1, &c->cwnd_model, c->cwnd_map) == 0)
 		c->cwnd_output = output_index(c->cwnd_model, "cwnd_bdp_multiple");
+	if (c->opt.dqn_model_path)
+		model_take("dqn", c->opt.dqn_model_path, MODEL_KIND_MLP, dqn_inputs, DQN_FEATURES, dqn_action_names,
+			   DQN_ACTIONS, &c->dqn_model, c->dqn_map);
 	if (c->opt.batching_model_path &&
-	    model_take("batching", c->opt.batching_model_path, batching_outputs, 2, &c->batching_model,
-		       c->batching_map) == 0) {
+	    model_take("batching", c->opt.batching_model_path, MODEL_KIND_TREES, control_input_names,
+		       CONTROL_INPUTS, batching_outputs, 2, &c->batching_model, c->batching_map) == 0) {
 		c->flush_output = output_index(c->batching_model, "flush_threshold");
 		c->delay_output = output_index(c->batching_model, "max_batch_delay_us");
 	}
@@ -103,8 +111,10 @@ int controller_init(struct controller *c, const struct controller_opts *opt, str
 		setvbuf(c->log, NULL, _IOLBF, 0);
 	}
 	models_load(c);
-	if (c->opt.policy == CWND_POLICY_TREE && !c->cwnd_model)
-		fprintf(stderr, "reflexd: no cwnd model: the heuristic (%.2f x BDP) decides\n", HEURISTIC_BDP_GAIN);
+	c->rng = 0x9E3779B97F4A7C15ULL;
+	if ((c->opt.policy == CWND_POLICY_TREE && !c->cwnd_model) || (c->opt.policy == CWND_POLICY_DQN && !c->dqn_model))
+		fprintf(stderr, "reflexd: no %s model: the heuristic (%.2f x BDP) decides\n",
+			c->opt.policy == CWND_POLICY_DQN ? "dqn" : "cwnd", HEURISTIC_BDP_GAIN);
 	if (c->opt.batching_model_path && !c->batching_model)
 		fprintf(stderr, "reflexd: no batching model: flush_threshold %u, max_batch_delay_us %u stay\n",
 			c->config.flush_threshold, c->config.max_batch_delay_us);
@@ -117,6 +127,7 @@ void controller_free(struct controller *c)
 {
 	model_free(c->cwnd_model);
 	model_free(c->batching_model);
+	model_free(c->dqn_model);
 	if (c->log)
 		fclose(c->log);
 	memset(c, 0, sizeof(*c));
@@ -175,9 +186,71 @@ static double rate_max(const struct flow_control *fc)
 	return best;
 }
 
-static const char *policy_name(const struct controller *c)
+const char *controller_policy_name(const struct controller *c)
 {
-	return c->cwnd_model ? "cwnd-tree" : "heuristic";
+	if (c->opt.policy == CWND_POLICY_DQN && c->dqn_model)
+		return "dqn";
+	if (c->opt.policy == CWND_POLICY_TREE && c->cwnd_model)
+		return "cwnd-tree";
+	return "heuristic";
+}
+
+static uint64_t rng_next(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state;
+}
+
+/*
+ * The DQN's cwnd for this flow: its telemetry as the trainer's dqn_interval (the
+ * window's 200 ms), the int8 MLP's argmax (or, with probability explore, a random
+ * action), applied to the cwnd it steers. A host sees no bottleneck buffer limit, so
+ * buffer_occupancy is the queueing delay (srtt - min RTT) over the largest seen.
+ */
+static double dqn_cwnd(struct controller *c, struct flow_entry *flow, const struct feature_window *w, char *why,
+		       size_t why_len)
+{
+	struct flow_control *fc = &flow->ctl;
+	double seconds = WINDOW_LEN_NS / 1e9, queue_delay, raw[DQN_FEATURES];
+	struct dqn_interval iv = { 0 };
+	int16_t q[MODEL_MAX_FEATURES];
+	int32_t value[MODEL_MAX_OUTPUTS];
+	enum dqn_action action;
+	bool explored = false;
+
+	if (fc->dqn_last_ns && w->ts_ns - fc->dqn_last_ns < dqn_decision_interval_us(w->context[CTX_MIN_RTT_US]) * 1000ULL)
+		return fc->dqn_cwnd;
+	fc->dqn_last_ns = w->ts_ns;
+	queue_delay = fmax(0, w->context[CTX_SRTT_US] - w->context[CTX_MIN_RTT_US]);
+	fc->max_queue_delay_us = fmax(fc->max_queue_delay_us, queue_delay);
+	iv.interval_us = seconds * 1e6;
+	iv.delivered_bytes = w->context[CTX_DELIVERY_RATE_BPS] * seconds / 8;
+	iv.delivered_pkts = w->feature[FEAT_DEQUEUE_RATE] * seconds;
+	iv.retrans_pkts = w->context[CTX_RETRANS];
+	iv.srtt_us = w->context[CTX_SRTT_US];
+	iv.rttvar_us = flow->mdev_us;
+	iv.min_rtt_us = w->context[CTX_MIN_RTT_US];
+	iv.inflight_pkts = flow->packets_out;
+	iv.cwnd_pkts = w->context[CTX_SND_CWND];
+	iv.mss = flow->mss ? flow->mss : DEFAULT_MSS;
+	iv.buffer_occupancy = fc->max_queue_delay_us > 0 ? queue_delay / fc->max_queue_delay_us : 0;
+	dqn_flow_observe(&fc->dqn, &iv, raw, NULL);
+	model_quantize(c->dqn_model, raw, c->dqn_map, q);
+	model_eval(c->dqn_model, q, value);
+	action = (enum dqn_action)model_argmax(value, c->dqn_model->output_count);
+	if (c->opt.explore > 0 && (rng_next(&c->rng) >> 11) * 0x1.0p-53 < c->opt.explore) {
+		action = (enum dqn_action)(rng_next(&c->rng) % DQN_ACTIONS);
+		explored = true;
+	}
+	if (!fc->dqn_cwnd)
+		fc->dqn_cwnd = w->context[CTX_SND_CWND] > 0 ? w->context[CTX_SND_CWND] : DQN_INIT_CWND;
+	fc->dqn_cwnd = dqn_apply_action(action, (uint32_t)fc->dqn_cwnd);
+	snprintf(why, why_len, "dqn: %s%s -> cwnd %.0f (srtt %.0f us, min_rtt %.0f us, %.1f Mbit/s)",
+		 dqn_action_names[action], explored ? " (exploring)" : "", fc->dqn_cwnd, iv.srtt_us, iv.min_rtt_us,
+		 w->context[CTX_DELIVERY_RATE_BPS] / 1e6);
+	return fc->dqn_cwnd;
 }
 
 /* The BDP multiple the policy wants for this window, and why (for the log). */
@@ -188,7 +261,7 @@ static double cwnd_multiple(struct controller *c, const struct feature_window *w
 	int32_t value[MODEL_MAX_OUTPUTS];
 	struct model_explain ex;
 
-	if (!c->cwnd_model) {
+	if (!c->cwnd_model || c->opt.policy == CWND_POLICY_HEURISTIC || c->opt.policy == CWND_POLICY_DQN) {
 		snprintf(why, why_len, "heuristic: %.2f x max delivery rate x min_rtt", HEURISTIC_BDP_GAIN);
 		return HEURISTIC_BDP_GAIN;
 	}
@@ -279,8 +352,12 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	if (!full_pipe_update(fc, w->context[CTX_DELIVERY_RATE_BPS], w->feature[FEAT_LATENCY_P50],
 			      w->context[CTX_MIN_RTT_US]))
 		return;
-	multiple = cwnd_multiple(c, w, why, sizeof(why));
-	cap = cwnd_cap_packets(multiple, rate_max(fc), w->context[CTX_MIN_RTT_US], flow->mss);
+	if (c->opt.policy == CWND_POLICY_DQN && c->dqn_model) {
+		cap = (uint32_t)dqn_cwnd(c, flow, w, why, sizeof(why));
+	} else {
+		multiple = cwnd_multiple(c, w, why, sizeof(why));
+		cap = cwnd_cap_packets(multiple, rate_max(fc), w->context[CTX_MIN_RTT_US], flow->mss);
+	}
 	old_value = fc->cwnd.current;
 	reversals = fc->cwnd.reversals;
 	held_back = fc->cwnd.reversals_refused;
@@ -297,7 +374,7 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	if (fc->cwnd.current > 0)
 		shadow_observe(c, fc, w, flow->mss);
 	c->stats.decisions++;
-	log_decision(c, flow->name, "cwnd_clamp", old_value, fc->cwnd.current, policy_name(c), why, w->ts_ns);
+	log_decision(c, flow->name, "cwnd_clamp", old_value, fc->cwnd.current, controller_policy_name(c), why, w->ts_ns);
 	if (!c->opt.shadow)
 		decision_write(c, flow, (uint32_t)fc->cwnd.current, w->ts_ns);
 }

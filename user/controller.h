@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dqn.h"
 #include "feature_schema.h"
 #include "hysteresis.h"
 #include "model.h"
@@ -24,7 +25,8 @@ struct reflex_bpf;
 enum cwnd_policy {
 	CWND_POLICY_OFF = 0,  /* telemetry only */
 	CWND_POLICY_HEURISTIC,
-	CWND_POLICY_TREE,
+	CWND_POLICY_TREE,     /* the cwnd tree model, or the heuristic without one */
+	CWND_POLICY_DQN,      /* the DQN's int8 MLP, or the heuristic without one */
 };
 
 /* BBR-like fallback: cap = HEURISTIC_BDP_GAIN x (max delivery rate of the last
@@ -56,12 +58,20 @@ struct flow_control {
 	double full_pipe_rate;
 	unsigned full_pipe_count;
 	bool decision_written;
+	/* DQN policy: its feature memory, the cwnd it steers (packets, 0 = none yet)
+	 * and the largest queueing delay seen (for buffer_occupancy). */
+	struct dqn_flow_state dqn;
+	double dqn_cwnd;
+	uint64_t dqn_last_ns;
+	double max_queue_delay_us;
 };
 
 struct controller_opts {
 	enum cwnd_policy policy;
 	const char *cwnd_model_path;     /* NULL: heuristic */
 	const char *batching_model_path; /* NULL: the config defaults */
+	const char *dqn_model_path;      /* CWND_POLICY_DQN's model */
+	double explore;                  /* DQN: probability of a random action */
 	bool shadow;
 	struct hysteresis_params hysteresis;
 	const char *decision_log_path;   /* JSON lines; NULL: none */
@@ -78,6 +88,9 @@ struct controller {
 	struct reflex_bpf *bpf;
 	struct model *cwnd_model;
 	struct model *batching_model;
+	struct model *dqn_model;
+	int dqn_map[MODEL_MAX_FEATURES];
+	uint64_t rng;                        /* exploration (xorshift64) */
 	int cwnd_map[MODEL_MAX_FEATURES];
 	int batching_map[MODEL_MAX_FEATURES];
 	int cwnd_output;                     /* index of cwnd_bdp_multiple */
@@ -110,6 +123,9 @@ void controller_flow_gone(struct controller *c, struct flow_entry *flow);
 /* Leaves shadow mode: from now on decisions act; the flow's decision in force is
  * written at once (call for every live flow after setting c->opt.shadow = false). */
 void controller_enforce_current(struct controller *c, struct flow_entry *flow);
+
+/* What decides cwnd now: "dqn", "cwnd-tree" or "heuristic". */
+const char *controller_policy_name(const struct controller *c);
 
 /* Feeds one window's delivery rate to the full-pipe test; true once the pipe is full. */
 bool full_pipe_update(struct flow_control *fc, double rate_bps, double rtt_p50_us, double min_rtt_us);

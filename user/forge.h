@@ -205,4 +205,7 @@ const char *forge_trainer_commit(void);
 /* Rewrites one progress line on stderr: "\rWHAT: done/total". */
 void forge_progress(const char *what, size_t done, size_t total);
 
+/* `reflex-forge train-dqn` (user/forge_train_dqn.c). */
+int forge_cmd_train_dqn(int argc, char **argv);
+
 #endif /* REFLEX_FORGE_H */

@@ -5,6 +5,7 @@
  *   label    telemetry CSV -> training set (oracle's choice and J per window)
  *   train    any CSV with a header -> CART trees -> `.reflex`
  *   build    all of it in one run
+ *   train-dqn  the DQN cwnd agent on the bottleneck simulator -> int8 `.reflex` MLP
  *
  * Exit codes: 0 done, 1 bad input or a failed step (nothing written), 2 bad usage.
  */
@@ -105,7 +106,8 @@ static void usage_main(FILE *out)
 		"  windows  telemetry CSV -> feature windows normalized per trace\n"
 		"  label    telemetry CSV -> training set (oracle labels and J)\n"
 		"  train    any CSV with a header -> CART trees -> .reflex\n"
-		"  build    telemetry CSV -> .reflex (windows, label, train in one run)\n\n"
+		"  build    telemetry CSV -> .reflex (windows, label, train in one run)\n"
+		"  train-dqn  the DQN cwnd agent, trained on the bottleneck simulator -> int8 .reflex\n\n"
 		"`reflex-forge COMMAND --help` for the options of one command.\n");
 }
 
@@ -745,6 +747,7 @@ int main(int argc, char **argv)
 		{ "label", cmd_label },
 		{ "train", cmd_train },
 		{ "build", cmd_build },
+		{ "train-dqn", forge_cmd_train_dqn },
 	};
 
 	if (argc < 2) {

@@ -264,7 +264,7 @@ static bool shadow_report(struct daemon *d)
 	bool pass = shadow_gate(&c->shadow, why, sizeof(why));
 	FILE *f;
 
-	fprintf(stderr, "reflexd: shadow %s policy: %s: gate %s\n", c->cwnd_model ? "cwnd-tree" : "heuristic", why,
+	fprintf(stderr, "reflexd: shadow %s policy: %s: gate %s\n", controller_policy_name(c), why,
 		pass ? "passes" : "fails");
 	snprintf(tmp, sizeof(tmp), "%s.tmp", d->shadow_status);
 	f = fopen(tmp, "w");
@@ -272,7 +272,7 @@ static bool shadow_report(struct daemon *d)
 		return pass;
 	fprintf(f, "pid=%d\nshadow=%d\npolicy=%s\nevaluated=%llu\ndelta_p95=%.4f\noscillations_per_30s=%.3f\n"
 		   "gate=%s\nwhy=%s\n",
-		(int)getpid(), c->opt.shadow, c->cwnd_model ? "cwnd-tree" : "heuristic",
+		(int)getpid(), c->opt.shadow, controller_policy_name(c),
 		(unsigned long long)c->shadow.evaluated, shadow_delta_p95(&c->shadow),
 		shadow_oscillations_per_30s(&c->shadow), pass ? "pass" : "fail", why);
 	if (fclose(f) != 0 || rename(tmp, d->shadow_status) != 0)

@@ -26,8 +26,12 @@ void reflexd_usage(FILE *out)
 		"  --max-batch-delay-us N   ring-buffer poll timeout, 50..4000 (default %d)\n"
 		"\n"
 		"control (needs --cgroup for cwnd):\n"
-		"  --model ROLE=FILE        load a .reflex model; ROLE is cwnd or batching (repeatable);\n"
-		"                           without a cwnd model the heuristic caps at 1.25 x BDP\n"
+		"  --model ROLE=FILE        load a .reflex model; ROLE is cwnd (tree), dqn (int8 MLP)\n"
+		"                           or batching (repeatable); a model that fails to load\n"
+		"                           leaves the heuristic (1.25 x BDP) or the defaults\n"
+		"  --policy cwnd=P          what decides caps: tree (default: the cwnd model, else the\n"
+		"                           heuristic), dqn (needs --model dqn=FILE) or heuristic\n"
+		"  --explore EPS            dqn: take a random action with probability EPS (default 0)\n"
 		"  --observe                telemetry only: decide nothing, enforce nothing\n"
 		"  --shadow                 decide and log, enforce nothing; every 10 s report the\n"
 		"                           expected delta p95 and oscillations (reflexctl promote)\n"
@@ -98,7 +102,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	struct parse_error e = { .buf = err, .len = err_len };
 	enum { OPT_CGROUP = 256, OPT_IFACE, OPT_PIN_DIR, OPT_TELEMETRY_OUT, OPT_RECORDS_OUT, OPT_DURATION,
 	       OPT_SAMPLE_INTERVAL, OPT_FLUSH_THRESHOLD, OPT_MAX_BATCH_DELAY, OPT_CLEANUP, OPT_MODEL, OPT_OBSERVE,
-	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD };
+	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD, OPT_POLICY, OPT_EXPLORE };
 	static const struct option longopts[] = {
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -116,10 +120,13 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		{ "decision-log", required_argument, NULL, OPT_DECISION_LOG },
 		{ "auto-promote", no_argument, NULL, OPT_AUTO_PROMOTE },
 		{ "shadow-period", required_argument, NULL, OPT_SHADOW_PERIOD },
+		{ "policy", required_argument, NULL, OPT_POLICY },
+		{ "explore", required_argument, NULL, OPT_EXPLORE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	enum cwnd_policy policy = CWND_POLICY_TREE;
 	int c;
 
 	memset(opt, 0, sizeof(*opt));
@@ -160,10 +167,31 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 				opt->control.cwnd_model_path = optarg + 5;
 			else if (!strncmp(optarg, "batching=", 9) && optarg[9])
 				opt->control.batching_model_path = optarg + 9;
+			else if (!strncmp(optarg, "dqn=", 4) && optarg[4])
+				opt->control.dqn_model_path = optarg + 4;
 			else
-				usage_error(&e, "--model: '%s' is not cwnd=FILE or batching=FILE", optarg);
+				usage_error(&e, "--model: '%s' is not cwnd=FILE, dqn=FILE or batching=FILE", optarg);
 			break;
-		case OPT_OBSERVE: opt->control.policy = CWND_POLICY_OFF; break;
+		case OPT_POLICY:
+			if (!strcmp(optarg, "cwnd=tree"))
+				policy = CWND_POLICY_TREE;
+			else if (!strcmp(optarg, "cwnd=dqn"))
+				policy = CWND_POLICY_DQN;
+			else if (!strcmp(optarg, "cwnd=heuristic"))
+				policy = CWND_POLICY_HEURISTIC;
+			else
+				usage_error(&e, "--policy: '%s' is not cwnd=tree, cwnd=dqn or cwnd=heuristic", optarg);
+			break;
+		case OPT_EXPLORE: {
+			char *end;
+
+			errno = 0;
+			opt->control.explore = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(opt->control.explore >= 0 && opt->control.explore <= 1))
+				usage_error(&e, "--explore: '%s' is not a probability in 0..1", optarg);
+			break;
+		}
+		case OPT_OBSERVE: policy = CWND_POLICY_OFF; break;
 		case OPT_SHADOW: opt->control.shadow = true; break;
 		case OPT_DECISION_LOG: opt->control.decision_log_path = optarg; break;
 		case OPT_AUTO_PROMOTE: opt->auto_promote = true; break;
@@ -177,14 +205,20 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 			usage_error(&e, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	opt->control.policy = policy;
 	if (optind < argc)
 		usage_error(&e, "unexpected argument '%s'", argv[optind]);
+	if (policy == CWND_POLICY_DQN && !opt->control.dqn_model_path)
+		usage_error(&e, "--policy cwnd=dqn needs --model dqn=FILE");
+	if (opt->control.explore > 0 && policy != CWND_POLICY_DQN)
+		usage_error(&e, "--explore is for --policy cwnd=dqn");
 	if (!opt->cleanup_only && !opt->iface)
 		usage_error(&e, "--iface is required");
 	if (strnlen(opt->pin_dir, PATH_MAX) >= PATH_MAX - 64 || opt->pin_dir[0] != '/')
 		usage_error(&e, "--pin-dir must be an absolute path");
 	if (opt->control.policy == CWND_POLICY_OFF &&
-	    (opt->control.shadow || opt->control.cwnd_model_path || opt->control.batching_model_path))
+	    (opt->control.shadow || opt->control.cwnd_model_path || opt->control.batching_model_path ||
+	     opt->control.dqn_model_path))
 		usage_error(&e, "--observe decides nothing: it excludes --shadow and --model");
 	if (opt->auto_promote && !opt->control.shadow)
 		usage_error(&e, "--auto-promote needs --shadow");

@@ -92,6 +92,8 @@ void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s)
 	flow->total_retrans = s->total_retrans;
 	flow->ws.srtt_us = s->srtt_us;
 	flow->mss = s->mss_cache;
+	flow->mdev_us = s->mdev_us;
+	flow->packets_out = s->packets_out;
 	flow->ws.snd_cwnd = s->snd_cwnd;
 	if (s->rtt_min_us && (!flow->ws.min_rtt_us || s->rtt_min_us < flow->ws.min_rtt_us))
 		flow->ws.min_rtt_us = s->rtt_min_us;

@@ -26,6 +26,8 @@ struct flow_entry {
 	uint32_t delivered;
 	uint32_t total_retrans;
 	uint32_t mss;
+	uint32_t mdev_us;
+	uint32_t packets_out;
 	bool closed;
 	uint64_t last_seen_ns;
 	struct flow_control ctl;
