@@ -22,6 +22,7 @@
 #include "controller.h"
 #include "reflexd_options.h"
 #include "loader.h"
+#include "model_watch.h"
 #include "qdisc_stats.h"
 #include "telemetry.h"
 #include "window_csv.h"
@@ -42,6 +43,7 @@ struct daemon {
 	struct ring_buffer *rings;
 	struct telemetry telemetry;
 	struct controller controller;
+	struct model_watch model_watch;
 	FILE *csv;
 	int ifindex;
 	struct queue_snapshot snapshots[SNAPSHOTS]; /* by step index % SNAPSHOTS */
@@ -189,6 +191,13 @@ static int setup(struct daemon *d)
 	loader_run_path(d->opt.pin_dir, "shadow", d->shadow_status, sizeof(d->shadow_status));
 	if (controller_init(&d->controller, &d->opt.control, &d->bpf, &d->opt.config))
 		return -1;
+	{
+		const char *const models[] = { d->opt.control.cwnd_model_path, d->opt.control.dqn_model_path,
+					       d->opt.control.batching_model_path };
+
+		if (model_watch_init(&d->model_watch, models, 3))
+			fprintf(stderr, "reflexd: not watching the model files (reload them with SIGHUP)\n");
+	}
 	if (d->csv)
 		window_csv_header(d->csv);
 	if (d->telemetry.records_out)
@@ -323,7 +332,7 @@ static int run(struct daemon *d)
 			controller_heartbeat(&d->controller, now);
 			last_beat = now;
 		}
-		if (reload_requested) {
+		if (reload_requested || model_watch_changed(&d->model_watch)) {
 			reload_requested = 0;
 			controller_reload(&d->controller);
 		}
@@ -377,6 +386,7 @@ static void teardown(struct daemon *d)
 			(unsigned long long)d->controller.shadow.reversals_held_back,
 			(unsigned long long)d->controller.stats.batching_changes);
 	controller_free(&d->controller);
+	model_watch_free(&d->model_watch);
 	if (d->shadow_status[0])
 		unlink(d->shadow_status);
 	if (d->decision_log[0]) {
@@ -426,6 +436,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	d.model_watch.fd = -1;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Hot reload: reflexd runs the shipped cwnd model; the file is replaced by a corrupt
-# copy (one byte flipped: the CRC no longer holds) and SIGHUP is sent. reflexd must
-# refuse it with a log line naming the problem and keep deciding with the running
-# model; a valid file sent the same way is taken.
+# Hot reload: reflexd runs the shipped cwnd model; the file is overwritten with a
+# corrupt copy (one byte flipped: the CRC no longer holds) and SIGHUP is sent. reflexd
+# must refuse it with a log line naming the problem and keep deciding with the running
+# model. Then a valid file is renamed over it, without a signal: reflexd notices the
+# change (inotify) and takes it.
 source "$(dirname "$0")/lib.sh"
 
 [ -f "$REPO/models/cwnd.reflex" ] || fail "models/cwnd.reflex is missing (make models)"
@@ -44,8 +45,8 @@ expect_ge "$in_force" 1 "flows still capped by the running model after the refus
 expect_eq "$(jq -s '[.[] | select(.model != "cwnd-tree")] | length' "$TMP/decisions.log")" 0 "decisions by anything but the tree"
 log "decisions before/after the refused reload: $lines_before / $(wc -l <"$TMP/decisions.log")"
 
-cp "$TMP/good.reflex" "$TMP/cwnd.reflex"
-kill -HUP "$RD_PID"
+cp "$TMP/good.reflex" "$TMP/next.reflex"
+mv "$TMP/next.reflex" "$TMP/cwnd.reflex"
 wait_for "[ \$(grep -c 'cwnd model $TMP/cwnd.reflex loaded' $TMP/reflexd.log) -ge 2 ]" 5 || fail "valid model not reloaded: $(cat "$TMP/reflexd.log")"
 wait "$IPERF_PID"
 kill -TERM "$RD_PID"; wait "$RD_PID" || fail "reflexd exit code $?"
