@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "bandit.h"
+#include "bench.h"
 
 #define TIMING_REPS 15
 #define TIMING_DECISIONS 200000
@@ -68,27 +69,6 @@ static uint64_t splitmix64(uint64_t *state)
 static double uniform01(uint64_t *state)
 {
 	return (double)(splitmix64(state) >> 11) / (double)(1ULL << 53);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static struct bandit *new_bandit(enum bandit_mode mode, int n_paths)

@@ -21,37 +21,13 @@
 #include "bottleneck_sim.h"
 #include "dqn.h"
 #include "model.h"
+#include "bench.h"
 
 #define REPS 15
 #define DECISIONS 100000
 #define INPUTS 1024
 
-struct result {
-	double median, min, max;
-};
-
 static volatile double sink;
-
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static struct result summarize(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return (struct result){ v[n / 2], v[0], v[n - 1] };
-}
 
 enum workload { FLOAT_FORWARD, FEATURES, FLOAT_DECISION, INT8_DECISION, WORKLOADS };
 

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "model.h"
+#include "bench.h"
 
 #define REPS 15
 #define DECISIONS 200000
@@ -26,25 +27,6 @@ static double uniform(double lo, double hi)
 	rng_state ^= rng_state << 17;
 	return lo + (hi - lo) * (double)(rng_state >> 11) / 9007199254740992.0;
 }
-
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-struct result {
-	double median, min, max;
-};
 
 static volatile int64_t sink;
 
