@@ -15,6 +15,7 @@ static const struct subcommand subcommands[] = {
 	{ "flows", ctl_flows_main, "live per-flow table from the pinned maps" },
 	{ "decisions", ctl_decisions_main, "decision changes from reflexd's decision log" },
 	{ "model", ctl_model_main, "inspect, verify, eval and explain .reflex models" },
+	{ "paths", ctl_paths_main, "edge router: per class and path, pulls, reward, UCB index, flows" },
 	{ "promote", ctl_promote_main, "let a shadow-mode reflexd act, if the gate passes" },
 };
 

@@ -23,6 +23,7 @@
 #include "reflexd_options.h"
 #include "loader.h"
 #include "model_watch.h"
+#include "classify.h"
 #include "qdisc_stats.h"
 #include "telemetry.h"
 #include "window_csv.h"
@@ -404,6 +405,36 @@ static void teardown(struct daemon *d)
 		fclose(d->telemetry.records_out);
 }
 
+static int print_classes(const struct reflexd_options *opt)
+{
+	struct classify_table table;
+	char err[256];
+
+	classify_table_default(&table);
+	if (opt->router.classes_path && classify_table_load(&table, opt->router.classes_path, err, sizeof(err))) {
+		fprintf(stderr, "reflexd: %s\n", err);
+		return EXIT_SETUP;
+	}
+	return classify_table_print(&table, stdout) < 0 ? 1 : 0;
+}
+
+/* Edge-router mode: the router runtime owns attach, loop and detach. */
+static int run_router(struct reflexd_options *opt)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	opt->router.pin_dir = opt->pin_dir;
+	opt->router.sample_interval_ns = opt->config.sample_interval_ns;
+	opt->router.flush_threshold = opt->config.flush_threshold;
+	opt->router.max_batch_delay_us = opt->config.max_batch_delay_us;
+	opt->router.duration_s = opt->duration_s;
+	opt->router.verbose = opt->verbose;
+	opt->router.stop = &stop_requested;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	return router_run(&opt->router);
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -424,10 +455,15 @@ int main(int argc, char **argv)
 	libbpf_print(d.opt.verbose ? LIBBPF_DEBUG : LIBBPF_WARN, NULL, NULL);
 	libbpf_set_print(libbpf_print);
 
+	if (d.opt.print_classes)
+		return print_classes(&d.opt);
+	if (d.opt.router_mode && !d.opt.cleanup_only)
+		return run_router(&d.opt);
 	if (d.opt.cleanup_only) {
 		struct loader_error err = { "" };
 
-		ret = loader_cleanup_stale(d.opt.pin_dir, &err);
+		ret = d.opt.router_mode ? router_cleanup_stale(d.opt.pin_dir, err.msg, sizeof(err.msg))
+					: loader_cleanup_stale(d.opt.pin_dir, &err);
 		if (ret < 0) {
 			fprintf(stderr, "reflexd: %s\n", err.msg);
 			return EXIT_SETUP;

@@ -47,6 +47,16 @@ void reflexd_usage(FILE *out)
 		"  -v, --verbose            libbpf debug output and per-window lines\n"
 		"  -h, --help               this text\n"
 		"\n"
+		"\n"
+		"edge router (instead of --iface/--cgroup): reflexd --lan IF --path NAME:IF:NEXTHOP ...\n"
+		"  --lan IF                 the LAN-side interface whose forwarded flows are steered\n"
+		"  --path NAME:IF:NEXTHOP   an uplink and its next hop(s), IPv4 and/or IPv6 joined by\n"
+		"                           ',' (repeatable, up to 4)\n"
+		"  --classes FILE           traffic-class rules (INI; default: the built-in table)\n"
+		"  --print-classes          print the effective class table and exit\n"
+		"  --bandit MODE            ucb1 (default), discounted, sliding-window, round-robin\n"
+		"  --bandit-c C             the bandit's exploration weight\n"
+		"\n"
 		"Exit codes: 0 stopped cleanly, 1 runtime error, 2 bad usage or setup failure\n"
 		"(nothing is left attached).\n",
 		REFLEX_DEFAULT_PIN_DIR, REFLEX_DEFAULT_SAMPLE_INTERVAL_NS / 1000000, REFLEX_DEFAULT_FLUSH_THRESHOLD,
@@ -103,7 +113,8 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	struct parse_error e = { .buf = err, .len = err_len };
 	enum { OPT_CGROUP = 256, OPT_IFACE, OPT_PIN_DIR, OPT_TELEMETRY_OUT, OPT_RECORDS_OUT, OPT_DURATION,
 	       OPT_SAMPLE_INTERVAL, OPT_FLUSH_THRESHOLD, OPT_MAX_BATCH_DELAY, OPT_CLEANUP, OPT_MODEL, OPT_OBSERVE,
-	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD, OPT_POLICY, OPT_EXPLORE };
+	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD, OPT_POLICY, OPT_EXPLORE, OPT_LAN,
+	       OPT_PATH, OPT_CLASSES, OPT_PRINT_CLASSES, OPT_BANDIT, OPT_BANDIT_C };
 	static const struct option longopts[] = {
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -123,14 +134,22 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		{ "shadow-period", required_argument, NULL, OPT_SHADOW_PERIOD },
 		{ "policy", required_argument, NULL, OPT_POLICY },
 		{ "explore", required_argument, NULL, OPT_EXPLORE },
+		{ "lan", required_argument, NULL, OPT_LAN },
+		{ "path", required_argument, NULL, OPT_PATH },
+		{ "classes", required_argument, NULL, OPT_CLASSES },
+		{ "print-classes", no_argument, NULL, OPT_PRINT_CLASSES },
+		{ "bandit", required_argument, NULL, OPT_BANDIT },
+		{ "bandit-c", required_argument, NULL, OPT_BANDIT_C },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	enum cwnd_policy policy = CWND_POLICY_TREE;
+	char why[200];
 	int c;
 
 	memset(opt, 0, sizeof(*opt));
+	router_opts_init(&opt->router);
 	opt->pin_dir = REFLEX_DEFAULT_PIN_DIR;
 	opt->config.sample_interval_ns = REFLEX_DEFAULT_SAMPLE_INTERVAL_NS;
 	opt->config.flush_threshold = REFLEX_DEFAULT_FLUSH_THRESHOLD;
@@ -197,6 +216,22 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		case OPT_DECISION_LOG: opt->control.decision_log_path = optarg; break;
 		case OPT_AUTO_PROMOTE: opt->auto_promote = true; break;
 		case OPT_SHADOW_PERIOD: opt->shadow_period_s = parse_seconds(&e, "--shadow-period", optarg); break;
+		case OPT_LAN: opt->router.lan = optarg; opt->router_mode = true; break;
+		case OPT_PATH:
+			opt->router_mode = true;
+			if (router_opts_add_path(&opt->router, optarg, why, sizeof(why)))
+				usage_error(&e, "--path: %s", why);
+			break;
+		case OPT_CLASSES: opt->router.classes_path = optarg; break;
+		case OPT_PRINT_CLASSES: opt->print_classes = true; break;
+		case OPT_BANDIT:
+			if (router_opts_set_bandit(&opt->router, optarg, why, sizeof(why)))
+				usage_error(&e, "--bandit: %s", why);
+			break;
+		case OPT_BANDIT_C:
+			if (router_opts_set_bandit_c(&opt->router, optarg, why, sizeof(why)))
+				usage_error(&e, "--bandit-c: %s", why);
+			break;
 		case 'v': opt->verbose = true; break;
 		case 'h': return REFLEXD_ARGS_HELP;
 		case ':':
@@ -213,8 +248,14 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		usage_error(&e, "--policy cwnd=dqn needs --model dqn=FILE");
 	if (opt->control.explore > 0 && policy != CWND_POLICY_DQN)
 		usage_error(&e, "--explore is for --policy cwnd=dqn");
-	if (!opt->cleanup_only && !opt->iface)
+	if (opt->router_mode) {
+		if (opt->iface || opt->cgroup)
+			usage_error(&e, "--lan/--path (edge router) and --iface/--cgroup (host) exclude each other");
+		else if (!opt->cleanup_only && router_opts_check(&opt->router, why, sizeof(why)))
+			usage_error(&e, "%s", why);
+	} else if (!opt->cleanup_only && !opt->print_classes && !opt->iface) {
 		usage_error(&e, "--iface is required");
+	}
 	if (strnlen(opt->pin_dir, PATH_MAX) >= PATH_MAX - 64 || opt->pin_dir[0] != '/')
 		usage_error(&e, "--pin-dir must be an absolute path");
 	if (opt->control.policy == CWND_POLICY_OFF &&

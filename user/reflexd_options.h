@@ -8,6 +8,7 @@
 
 #include "controller.h"
 #include "reflex.h"
+#include "router.h"
 
 struct reflexd_options {
 	const char *cgroup;
@@ -22,6 +23,10 @@ struct reflexd_options {
 	double shadow_period_s;
 	bool cleanup_only;
 	bool verbose;
+	/* Edge-router mode: --lan and --path (user/router.h). */
+	bool router_mode;
+	struct router_opts router;
+	bool print_classes;
 };
 
 enum reflexd_args {

@@ -1,0 +1,663 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+/*
+ * The edge router's tc programs: passive telemetry of forwarded TCP and UDP flows and
+ * per-flow path steering.
+ *
+ * router_lan_ingress (clsact ingress of the LAN interface) sees every packet the LAN
+ * sends out; router_path_ingress (clsact ingress of each uplink) every packet that
+ * comes back. Between them one `router_flows` entry per flow holds:
+ *  - packets, bytes, payload, data segments per direction;
+ *  - retransmissions: TCP segments that start below the highest sequence already
+ *    seen in their direction (sequence regressions);
+ *  - delivery: the ACK advance each direction carries;
+ *  - RTT as ePPing measures it: the first packet with a new TSval (and payload, SYN
+ *    or FIN, which the far end echoes at once; pure ACKs are echoed only with the
+ *    next data) is remembered in `router_timestamps` with its time, at most once per
+ *    flow, direction and sample interval; a packet the other way whose TSecr matches
+ *    gives RTT = now - then. Without timestamps, one data segment per direction and
+ *    interval is timed until an ACK covers its end (Karn: a retransmission cancels it).
+ * At most one router_sample per flow and sample interval goes into `router_events`,
+ * plus one at once when a flow appears and when it closes; samples wake userspace
+ * every flush_threshold records.
+ *
+ * Steering: an up packet of a flow that reflexd placed (`router_decisions`) is sent
+ * to its path's interface with bpf_redirect_neigh and the path's next hop, its
+ * TTL / hop limit decremented as the kernel's forwarding would. A flow without a
+ * decision, a path without a next hop of the flow's family, an expiring TTL or a
+ * stale reflexd heartbeat leave the packet to the kernel's routing.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "reflex_router.h"
+#include "router_maps.bpf.h"
+#include "parsing.bpf.h"
+
+#define TC_ACT_UNSPEC (-1)
+#define TC_ACT_REDIRECT 7
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+#define TCPOPT_EOL 0
+#define TCPOPT_NOP 1
+#define TCPOPT_TIMESTAMP 8
+#define TCPOLEN_TIMESTAMP 10
+#define MAX_TCP_OPTIONS 10
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* A parsed packet with the flow key oriented LAN end first. */
+struct pkt {
+	struct packet_info pi;
+	struct flow_key key;
+	__u64 segs;
+	__u64 wire_bytes;
+	__u64 payload;
+	__u32 tsval;
+	__u32 tsecr;
+	__u32 ifindex;
+	bool has_ts;
+};
+
+/* What the locked update decided, for the work done after the unlock. */
+struct update_result {
+	__u32 ts_store;   /* store p->tsval of this direction */
+	__u32 rtt_seq;    /* an RTT came from SEQ/ACK matching */
+	__u32 closed_now; /* the flow closed with this packet */
+	__u32 event;      /* a sample was due: its event */
+	/* For the per-path counters: */
+	__u64 sent;       /* segments the other end must answer */
+	__u64 retrans;
+	__u64 delivered;  /* down: ACK advance over up data + payload */
+};
+
+static __always_inline void count(enum router_counter idx)
+{
+	__u32 key = idx;
+	__u64 *value = bpf_map_lookup_elem(&router_counters, &key);
+
+	if (value)
+		*value += 1;
+}
+
+static __always_inline const struct router_config *config_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&router_config, &zero);
+}
+
+static __always_inline __u64 interval_of(const struct router_config *cfg)
+{
+	return cfg && cfg->sample_interval_ns ? cfg->sample_interval_ns : REFLEX_DEFAULT_SAMPLE_INTERVAL_NS;
+}
+
+/* A wakeup per record costs more than the record: wake every flush_threshold
+ * samples, and at once for what reflexd must act on now (a new or closed flow). */
+static __always_inline __u64 submit_flags(const struct router_config *cfg, bool urgent)
+{
+	__u32 zero = 0;
+	__u64 *pending = bpf_map_lookup_elem(&router_ring_pending, &zero);
+	__u32 threshold = cfg && cfg->flush_threshold ? cfg->flush_threshold : REFLEX_DEFAULT_FLUSH_THRESHOLD;
+
+	if (!pending)
+		return 0;
+	*pending += 1;
+	if (!urgent && *pending < threshold)
+		return BPF_RB_NO_WAKEUP;
+	*pending = 0;
+	count(ROUTER_CNT_WAKEUPS);
+	return BPF_RB_FORCE_WAKEUP;
+}
+
+static __always_inline bool seq_before(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) < 0;
+}
+
+/* The TCP timestamp option (as ePPing parses it): 0 and TSval/TSecr, or -1. */
+static __always_inline int tcp_ts_parse(struct __sk_buff *skb, __u32 l4_offset, __u32 *tsval, __u32 *tsecr)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct tcphdr *th;
+	__u8 *pos, *opt_end;
+	__u32 len;
+
+	if (l4_offset > 128)
+		return -1;
+	th = data + l4_offset;
+	if ((void *)(th + 1) > data_end)
+		return -1;
+	len = th->doff * 4;
+	if (len <= sizeof(*th))
+		return -1;
+	pos = (__u8 *)(th + 1);
+	opt_end = (__u8 *)th + len;
+	for (int i = 0; i < MAX_TCP_OPTIONS; i++) {
+		__u8 kind, size;
+
+		if ((void *)(pos + 1) > (void *)opt_end || (void *)(pos + 1) > data_end)
+			return -1;
+		kind = *pos;
+		if (kind == TCPOPT_EOL)
+			return -1;
+		if (kind == TCPOPT_NOP) {
+			pos++;
+			continue;
+		}
+		if ((void *)(pos + 2) > (void *)opt_end || (void *)(pos + 2) > data_end)
+			return -1;
+		size = pos[1];
+		if (size < 2)
+			return -1;
+		if (kind == TCPOPT_TIMESTAMP && size == TCPOLEN_TIMESTAMP) {
+			__u32 v, e;
+
+			if ((void *)(pos + TCPOLEN_TIMESTAMP) > (void *)opt_end ||
+			    (void *)(pos + TCPOLEN_TIMESTAMP) > data_end)
+				return -1;
+			__builtin_memcpy(&v, pos + 2, sizeof(v));
+			__builtin_memcpy(&e, pos + 6, sizeof(e));
+			*tsval = bpf_ntohl(v);
+			*tsecr = bpf_ntohl(e);
+			return 0;
+		}
+		pos += size;
+	}
+	return -1;
+}
+
+static __always_inline int packet_read(struct __sk_buff *skb, enum router_dir dir, struct pkt *p)
+{
+	if (parse_packet(skb, &p->pi) < 0)
+		return -1;
+	p->key = p->pi.key;
+	if (dir == ROUTER_DIR_DOWN)
+		flow_key_swap(&p->key);
+	/* A GSO/GRO super-packet carries its headers once but goes on the wire as
+	 * gso_segs segments, each with its own headers. */
+	p->segs = skb->gso_segs > 1 ? skb->gso_segs : 1;
+	p->payload = skb->len > p->pi.headers_len ? skb->len - p->pi.headers_len : 0;
+	p->wire_bytes = skb->len + (p->segs - 1) * p->pi.headers_len;
+	p->ifindex = skb->ifindex;
+	p->has_ts = false;
+	p->tsval = 0;
+	p->tsecr = 0;
+	if (p->key.proto == IPPROTO_TCP)
+		p->has_ts = tcp_ts_parse(skb, p->pi.l4_offset, &p->tsval, &p->tsecr) == 0;
+	return 0;
+}
+
+static __always_inline __u32 path_of_ifindex(__u32 ifindex)
+{
+	for (__u32 i = 0; i < ROUTER_MAX_PATHS; i++) {
+		__u32 idx = i;
+		struct router_nexthop *rp = bpf_map_lookup_elem(&router_paths, &idx);
+
+		if (rp && rp->ifindex && rp->ifindex == ifindex)
+			return i;
+	}
+	return ROUTER_PATH_NONE;
+}
+
+/* Where the kernel's routing will send an unsteered packet, so that the per-path
+ * counters also hold what nobody steered. */
+static __always_inline __u32 path_by_fib(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct bpf_fib_lookup fib = {};
+	long ret;
+
+	fib.ifindex = skb->ifindex;
+	fib.l4_protocol = p->key.proto;
+	fib.sport = bpf_htons(p->key.sport);
+	fib.dport = bpf_htons(p->key.dport);
+	/* tot_len 0: no MTU check, which would hide the egress of a GSO packet. */
+	if (p->key.family == AF_INET) {
+		fib.family = AF_INET;
+		fib.tos = p->pi.dscp << 2;
+		fib.ipv4_src = p->key.saddr[0];
+		fib.ipv4_dst = p->key.daddr[0];
+	} else {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, p->key.saddr, sizeof(fib.ipv6_src));
+		__builtin_memcpy(fib.ipv6_dst, p->key.daddr, sizeof(fib.ipv6_dst));
+	}
+	ret = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (ret != BPF_FIB_LKUP_RET_SUCCESS && ret != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return ROUTER_PATH_NONE;
+	return path_of_ifindex(fib.ifindex);
+}
+
+static __always_inline bool nexthop_of(const struct router_nexthop *rp, __u8 family, struct bpf_redir_neigh *nh)
+{
+	bool have6 = rp->nexthop6[0] | rp->nexthop6[1] | rp->nexthop6[2] | rp->nexthop6[3];
+
+	if (family == AF_INET && rp->nexthop4) {
+		nh->nh_family = AF_INET;
+		nh->ipv4_nh = rp->nexthop4;
+		return true;
+	}
+	/* The kernel forwards IPv4 via an IPv6 next hop (RFC 5549), not the reverse. */
+	if (have6) {
+		nh->nh_family = AF_INET6;
+		__builtin_memcpy(nh->ipv6_nh, rp->nexthop6, sizeof(nh->ipv6_nh));
+		return true;
+	}
+	return false;
+}
+
+static __always_inline bool heartbeat_fresh(const struct router_config *cfg, __u64 now)
+{
+	__u64 deadline;
+
+	if (!cfg || !cfg->heartbeat_ns)
+		return false;
+	deadline = cfg->heartbeat_deadline_ns ? cfg->heartbeat_deadline_ns : ROUTER_DEFAULT_HEARTBEAT_DEADLINE_NS;
+	return now - cfg->heartbeat_ns < deadline;
+}
+
+/* The path of an up packet: its flow's decision (steer = true, nh filled) or, without
+ * one, where the kernel routes it. */
+static __always_inline __u32 path_for_up(struct __sk_buff *skb, const struct pkt *p, const struct router_config *cfg,
+					 __u64 now, struct bpf_redir_neigh *nh, __u32 *path_ifindex, bool *steer)
+{
+	struct router_decision *d = bpf_map_lookup_elem(&router_decisions, &p->key);
+
+	*steer = false;
+	if (d) {
+		__u32 idx = d->path;
+		struct router_nexthop *rp = bpf_map_lookup_elem(&router_paths, &idx);
+
+		if (!heartbeat_fresh(cfg, now)) {
+			count(ROUTER_CNT_HEARTBEAT_STALE);
+		} else if (rp && rp->ifindex) {
+			if (nexthop_of(rp, p->key.family, nh)) {
+				*path_ifindex = rp->ifindex;
+				*steer = true;
+				return idx;
+			}
+			count(ROUTER_CNT_NO_NEXTHOP);
+		}
+	}
+	return path_by_fib(skb, p);
+}
+
+/* As the kernel's forwarding does; -1 if the TTL expires here (the kernel then
+ * answers with ICMP time exceeded) or the packet cannot be written. */
+static __always_inline int ttl_decrement(struct __sk_buff *skb, __u8 family)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	__u32 l3 = sizeof(struct ethhdr);
+
+	if (family == AF_INET) {
+		struct iphdr *iph = data + l3;
+		__u8 old_bytes[2], new_bytes[2];
+		__u16 old_word, new_word;
+
+		if ((void *)(iph + 1) > data_end || iph->ttl <= 1)
+			return -1;
+		/* The checksum covers 16-bit words: TTL shares one with the protocol. */
+		old_bytes[0] = iph->ttl;
+		old_bytes[1] = iph->protocol;
+		new_bytes[0] = iph->ttl - 1;
+		new_bytes[1] = iph->protocol;
+		__builtin_memcpy(&old_word, old_bytes, 2);
+		__builtin_memcpy(&new_word, new_bytes, 2);
+		if (bpf_l3_csum_replace(skb, l3 + __builtin_offsetof(struct iphdr, check), old_word, new_word, 2))
+			return -1;
+		return bpf_skb_store_bytes(skb, l3 + __builtin_offsetof(struct iphdr, ttl), &new_bytes[0], 1, 0) ? -1 : 0;
+	}
+	{
+		struct ipv6hdr *ip6h = data + l3;
+		__u8 hop_limit;
+
+		if ((void *)(ip6h + 1) > data_end || ip6h->hop_limit <= 1)
+			return -1;
+		hop_limit = ip6h->hop_limit - 1;
+		return bpf_skb_store_bytes(skb, l3 + __builtin_offsetof(struct ipv6hdr, hop_limit), &hop_limit, 1, 0)
+			       ? -1
+			       : 0;
+	}
+}
+
+static __always_inline struct router_flow *flow_get(const struct pkt *p, bool *created)
+{
+	struct router_flow *flow = bpf_map_lookup_elem(&router_flows, &p->key);
+	__u8 flags = p->pi.tcp_flags;
+	struct router_flow_template *zero;
+	__u32 key0 = 0;
+
+	*created = false;
+	/* A SYN on a closed flow is a new connection reusing the 5-tuple. */
+	if (flow && (flow->flags & ROUTER_FLOW_CLOSED) && p->key.proto == IPPROTO_TCP &&
+	    (flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+		bpf_map_delete_elem(&router_flows, &p->key);
+		flow = NULL;
+	}
+	if (flow)
+		return flow;
+	zero = bpf_map_lookup_elem(&router_flow_zero, &key0);
+	if (!zero)
+		return NULL;
+	*created = bpf_map_update_elem(&router_flows, &p->key, zero, BPF_NOEXIST) == 0;
+	return bpf_map_lookup_elem(&router_flows, &p->key);
+}
+
+static __always_inline void stats_add(struct router_dir_stats *st, const struct pkt *p, __u64 retrans)
+{
+	__u8 tcp_flags = p->key.proto == IPPROTO_TCP ? p->pi.tcp_flags : 0;
+
+	st->packets += p->segs;
+	st->bytes += p->wire_bytes;
+	st->payload_bytes += p->payload;
+	if (p->payload || (tcp_flags & (TCP_SYN | TCP_FIN)))
+		st->data_packets += p->segs;
+	st->retrans_packets += retrans;
+}
+
+static __always_inline void stats_diff(struct router_dir_stats *out, const struct router_dir_stats *total,
+				       const struct router_dir_stats *emitted)
+{
+	out->packets = total->packets - emitted->packets;
+	out->bytes = total->bytes - emitted->bytes;
+	out->payload_bytes = total->payload_bytes - emitted->payload_bytes;
+	out->data_packets = total->data_packets - emitted->data_packets;
+	out->retrans_packets = total->retrans_packets - emitted->retrans_packets;
+	out->acked_bytes = total->acked_bytes - emitted->acked_bytes;
+}
+
+static __always_inline __u32 rtt_us_of(__u64 ns)
+{
+	__u64 us = ns / 1000;
+
+	/* 0 means "no sample": a sub-microsecond RTT counts as 1 us. */
+	return us ? (us > 0xffffffffULL ? 0xffffffffU : (__u32)us) : 1;
+}
+
+/*
+ * Everything that touches the flow, under its lock (no helper calls in here).
+ * sent_dir is the packet's direction; rtt_ns (> 0) an RTT of the OTHER direction's
+ * packets that this packet's TSecr matched; s (may be NULL) the reserved sample.
+ */
+static __always_inline void flow_update(struct router_flow *flow, const struct pkt *p, const enum router_dir dir,
+					__u64 now, __u64 interval, __u32 path, bool steer, bool created,
+					__u64 rtt_ns, struct router_sample *s, struct update_result *r)
+{
+	const enum router_dir other = dir == ROUTER_DIR_UP ? ROUTER_DIR_DOWN : ROUTER_DIR_UP;
+	struct router_tcp_dir *t = &flow->tcp[dir];
+	struct router_tcp_dir *o = &flow->tcp[other];
+	__u8 tcp_flags = p->pi.tcp_flags;
+	__u32 was_closed = flow->flags & ROUTER_FLOW_CLOSED;
+	__u64 retrans = 0;
+
+	if (created) {
+		flow->first_ns = now;
+		flow->path = ROUTER_PATH_NONE;
+		flow->dscp = p->pi.dscp;
+		if (p->key.proto != IPPROTO_TCP || (tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+			flow->flags |= ROUTER_FLOW_FROM_START;
+	}
+	flow->last_ns = now;
+	if (dir == ROUTER_DIR_UP) {
+		flow->path = path;
+		if (steer)
+			flow->flags |= ROUTER_FLOW_STEERED;
+		else
+			flow->flags &= ~ROUTER_FLOW_STEERED;
+	}
+
+	if (p->key.proto == IPPROTO_TCP) {
+		__u32 seq = p->pi.tcp_seq;
+		__u32 seq_len = p->payload + !!(tcp_flags & TCP_SYN) + !!(tcp_flags & TCP_FIN);
+
+		if (seq_len) {
+			__u32 end = seq + seq_len;
+
+			if ((t->flags & ROUTER_TCP_SEQ_VALID) && seq_before(seq, t->end_seq)) {
+				retrans = p->segs;
+				t->flags &= ~ROUTER_TCP_PROBE; /* Karn: its ACK would be ambiguous */
+			} else if (!(t->flags & ROUTER_TCP_SEQ_VALID)) {
+				t->start_seq = seq;
+				t->end_seq = end;
+				t->flags |= ROUTER_TCP_SEQ_VALID;
+			} else if (seq_before(t->end_seq, end)) {
+				t->end_seq = end;
+			}
+			/* Fallback timing of one segment per interval when there are no timestamps. */
+			if (!p->has_ts && !retrans && !(t->flags & ROUTER_TCP_PROBE) && now - t->stored_ns >= interval) {
+				t->probe_end_seq = end;
+				t->probe_ns = now;
+				t->stored_ns = now;
+				t->flags |= ROUTER_TCP_PROBE;
+			}
+			/* Only packets the far end echoes at once get their TSval remembered. */
+			if (p->has_ts && !retrans && p->tsval != t->last_tsval && now - t->stored_ns >= interval) {
+				t->stored_ns = now;
+				r->ts_store = 1;
+			}
+		}
+		if (p->has_ts) {
+			t->last_tsval = p->tsval;
+			t->last_tsecr = p->tsecr;
+		}
+		if (tcp_flags & TCP_ACK) {
+			__u32 ack = p->pi.tcp_ack;
+
+			if (!(t->flags & ROUTER_TCP_ACK_VALID)) {
+				/* The first ACK counts from the first sequence seen the other way, so
+				 * that a SYN-ACK delivers the SYN: a path that only ever saw a
+				 * handshake has delivered something. */
+				t->ack = (o->flags & ROUTER_TCP_SEQ_VALID) && seq_before(o->start_seq, ack) &&
+						 !seq_before(o->end_seq, ack)
+						 ? o->start_seq
+						 : ack;
+				t->flags |= ROUTER_TCP_ACK_VALID;
+			}
+			if (seq_before(t->ack, ack)) {
+				flow->total[dir].acked_bytes += ack - t->ack;
+				if (dir == ROUTER_DIR_DOWN)
+					r->delivered += ack - t->ack;
+				t->ack = ack;
+			}
+			if (!p->has_ts && (o->flags & ROUTER_TCP_PROBE) && !seq_before(ack, o->probe_end_seq)) {
+				o->flags &= ~ROUTER_TCP_PROBE;
+				rtt_ns = now - o->probe_ns;
+				r->rtt_seq = 1;
+			}
+		}
+		if (tcp_flags & TCP_FIN)
+			t->flags |= ROUTER_TCP_FIN;
+		if (tcp_flags & TCP_RST)
+			flow->flags |= ROUTER_FLOW_RST | ROUTER_FLOW_CLOSED;
+		if ((t->flags & ROUTER_TCP_FIN) && (o->flags & ROUTER_TCP_FIN))
+			flow->flags |= ROUTER_FLOW_CLOSED;
+	}
+	if (rtt_ns) {
+		if (other == ROUTER_DIR_UP)
+			flow->path_rtt_us = rtt_us_of(rtt_ns);
+		else
+			flow->lan_rtt_us = rtt_us_of(rtt_ns);
+	}
+	stats_add(&flow->total[dir], p, retrans);
+	r->retrans = retrans;
+	if (dir == ROUTER_DIR_DOWN)
+		r->delivered += p->payload;
+	if (p->key.proto == IPPROTO_TCP) {
+		/* Both ways, so that retransmissions either way have their denominator;
+		 * data coming down is its own delivery. */
+		if (p->payload || (tcp_flags & (TCP_SYN | TCP_FIN)))
+			r->sent = p->segs;
+	} else if (dir == ROUTER_DIR_UP && flow->total[ROUTER_DIR_DOWN].packets) {
+		/* UDP that never answered shows no delivery: sending it is no evidence. */
+		r->sent = p->segs;
+	}
+	r->closed_now = !was_closed && (flow->flags & ROUTER_FLOW_CLOSED);
+
+	if (created)
+		r->event = ROUTER_EVENT_NEW;
+	else if (r->closed_now)
+		r->event = ROUTER_EVENT_CLOSE;
+	else if (now - flow->last_sample_ns >= interval)
+		r->event = ROUTER_EVENT_SAMPLE;
+	if (!r->event || !s)
+		return;
+	s->ts_ns = now;
+	s->key = p->key;
+	s->event = r->event;
+	s->flags = flow->flags;
+	stats_diff(&s->delta[ROUTER_DIR_UP], &flow->total[ROUTER_DIR_UP], &flow->emitted[ROUTER_DIR_UP]);
+	stats_diff(&s->delta[ROUTER_DIR_DOWN], &flow->total[ROUTER_DIR_DOWN], &flow->emitted[ROUTER_DIR_DOWN]);
+	s->path_rtt_us = flow->path_rtt_us;
+	s->lan_rtt_us = flow->lan_rtt_us;
+	s->path = flow->path;
+	s->dscp = flow->dscp;
+	s->ifindex = p->ifindex;
+	s->pad = 0;
+	flow->emitted[ROUTER_DIR_UP] = flow->total[ROUTER_DIR_UP];
+	flow->emitted[ROUTER_DIR_DOWN] = flow->total[ROUTER_DIR_DOWN];
+	flow->path_rtt_us = 0;
+	flow->lan_rtt_us = 0;
+	flow->last_sample_ns = now;
+}
+
+static __always_inline void path_stats_add(__u32 path, const struct pkt *p, enum router_dir dir, bool steer,
+					   const struct update_result *r)
+{
+	__u32 idx = path;
+	struct router_path_stats *ps;
+
+	if (path >= ROUTER_MAX_PATHS)
+		return;
+	ps = bpf_map_lookup_elem(&router_path_stats, &idx);
+	if (!ps)
+		return;
+	if (dir == ROUTER_DIR_UP) {
+		ps->tx_packets += p->segs;
+		ps->tx_bytes += p->wire_bytes;
+		if (steer)
+			ps->steered_packets += p->segs;
+	} else {
+		ps->rx_packets += p->segs;
+		ps->rx_bytes += p->wire_bytes;
+		ps->delivered_bytes += r->delivered;
+	}
+	ps->sent_packets += r->sent;
+	ps->retrans_packets += r->retrans;
+}
+
+/* The TSecr of this packet against the other direction's remembered TSvals; the
+ * delete makes sure only one packet (on one CPU) takes a match. */
+static __always_inline __u64 ts_match(struct router_flow *flow, const struct pkt *p, enum router_dir dir, __u64 now)
+{
+	struct router_ts_key tk = {};
+	__u64 *then;
+
+	if (!p->has_ts || !p->tsecr || p->tsecr == flow->tcp[dir].last_tsecr)
+		return 0;
+	tk.key = p->key;
+	tk.tsval = p->tsecr;
+	tk.dir = dir == ROUTER_DIR_UP ? ROUTER_DIR_DOWN : ROUTER_DIR_UP;
+	then = bpf_map_lookup_elem(&router_timestamps, &tk);
+	if (!then)
+		return 0;
+	if (now <= *then || bpf_map_delete_elem(&router_timestamps, &tk))
+		return 0;
+	return now - *then;
+}
+
+static __always_inline int handle(struct __sk_buff *skb, const enum router_dir dir)
+{
+	const struct router_config *cfg = config_get();
+	struct update_result r = {};
+	struct bpf_redir_neigh nh = {};
+	struct router_sample *s = NULL;
+	struct router_flow *flow;
+	struct pkt p;
+	__u64 now = bpf_ktime_get_ns(), interval = interval_of(cfg), rtt_ns;
+	__u32 path, path_ifindex = 0;
+	bool steer = false, created;
+
+	count(ROUTER_CNT_PACKETS);
+	if (packet_read(skb, dir, &p) < 0) {
+		count(ROUTER_CNT_PARSE_SKIP);
+		return TC_ACT_UNSPEC;
+	}
+	if (dir == ROUTER_DIR_UP) {
+		path = path_for_up(skb, &p, cfg, now, &nh, &path_ifindex, &steer);
+		if (steer && ttl_decrement(skb, p.key.family)) {
+			count(ROUTER_CNT_TTL_EXPIRED);
+			steer = false;
+			path = ROUTER_PATH_NONE;
+		}
+	} else {
+		path = path_of_ifindex(skb->ifindex);
+	}
+	flow = flow_get(&p, &created);
+	if (!flow) {
+		count(ROUTER_CNT_FLOW_FAIL);
+		goto out;
+	}
+	if (created)
+		count(ROUTER_CNT_NEW_FLOWS);
+	rtt_ns = ts_match(flow, &p, dir, now);
+	/* Reserve before the lock (no helper calls under it) whenever a sample may be due. */
+	if (created || (p.pi.tcp_flags & (TCP_FIN | TCP_RST)) || now - flow->last_sample_ns >= interval)
+		s = bpf_ringbuf_reserve(&router_events, sizeof(*s), 0);
+
+	bpf_spin_lock(&flow->lock);
+	flow_update(flow, &p, dir, now, interval, path, steer, created, rtt_ns, s, &r);
+	bpf_spin_unlock(&flow->lock);
+
+	if (rtt_ns)
+		count(ROUTER_CNT_RTT_TS);
+	if (r.rtt_seq)
+		count(ROUTER_CNT_RTT_SEQ);
+	if (r.ts_store) {
+		struct router_ts_key tk = {};
+
+		tk.key = p.key;
+		tk.tsval = p.tsval;
+		tk.dir = dir;
+		if (bpf_map_update_elem(&router_timestamps, &tk, &now, BPF_NOEXIST))
+			count(ROUTER_CNT_TS_STORE_FAIL);
+	}
+	if (s && r.event) {
+		count(ROUTER_CNT_SAMPLES);
+		bpf_ringbuf_submit(s, submit_flags(cfg, r.event != ROUTER_EVENT_SAMPLE));
+	} else if (s) {
+		bpf_ringbuf_discard(s, BPF_RB_NO_WAKEUP);
+	} else if (r.event) {
+		/* The counts stay in total - emitted and go out with the next sample. */
+		count(ROUTER_CNT_RESERVE_FAIL);
+	}
+out:
+	path_stats_add(path, &p, dir, steer, &r);
+	if (!steer)
+		return TC_ACT_UNSPEC;
+	count(ROUTER_CNT_STEERED);
+	{
+		long ret = bpf_redirect_neigh(path_ifindex, &nh, sizeof(nh), 0);
+
+		if (ret != TC_ACT_REDIRECT)
+			count(ROUTER_CNT_STEER_FAIL);
+		return ret;
+	}
+}
+
+SEC("tc")
+int router_lan_ingress(struct __sk_buff *skb)
+{
+	return handle(skb, ROUTER_DIR_UP);
+}
+
+SEC("tc")
+int router_path_ingress(struct __sk_buff *skb)
+{
+	return handle(skb, ROUTER_DIR_DOWN);
+}

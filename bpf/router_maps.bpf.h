@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * Maps of the edge router's tc programs, pinned by name under reflexd's pin
+ * directory so that operators and tests read them with `bpftool map dump pinned`.
+ * Separate from maps.bpf.h: a router and a host reflexd never share a pin dir, and
+ * the router's config and counters mean other things.
+ */
+#ifndef REFLEX_ROUTER_MAPS_BPF_H
+#define REFLEX_ROUTER_MAPS_BPF_H
+
+#include "reflex_router.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct router_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} router_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ROUTER_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} router_counters SEC(".maps");
+
+/* Samples submitted since the last forced wakeup, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} router_ring_pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, ROUTER_RINGBUF_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} router_events SEC(".maps");
+
+/* A plain hash: LRU hashes cannot hold a bpf_spin_lock. reflexd deletes closed and
+ * idle flows; when it is full, new flows go unmeasured and unsteered (flow_fail). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ROUTER_MAX_FLOWS);
+	__type(key, struct flow_key);
+	__type(value, struct router_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} router_flows SEC(".maps");
+
+/* All zero, what a new flow's router_flow starts from (too large for the BPF stack).
+ * Raw bytes: a value holding a bpf_spin_lock cannot be a helper's argument. */
+struct router_flow_template {
+	__u8 bytes[sizeof(struct router_flow)];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct router_flow_template);
+} router_flow_zero SEC(".maps");
+
+/* ePPing's packet timestamps: (flow, direction, TSval) -> when it passed. */
+struct router_ts_key {
+	struct flow_key key;
+	__u32 tsval;
+	__u32 dir;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ROUTER_MAX_TIMESTAMPS);
+	__type(key, struct router_ts_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} router_timestamps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ROUTER_MAX_FLOWS);
+	__type(key, struct flow_key);
+	__type(value, struct router_decision);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} router_decisions SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ROUTER_MAX_PATHS);
+	__type(key, __u32);
+	__type(value, struct router_nexthop);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} router_paths SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ROUTER_MAX_PATHS);
+	__type(key, __u32);
+	__type(value, struct router_path_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} router_path_stats SEC(".maps");
+
+#endif

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * Types shared by the edge router's tc programs (bpf/router.bpf.c) and its runtime
+ * (user/router*.c), so that BPF, reflexd, reflexctl and `bpftool map dump` (BTF)
+ * use the same field names.
+ *
+ * Directions are the router's: "up" is LAN -> path (what the LAN side sends out
+ * through an uplink), "down" is path -> LAN (what comes back). Flow keys are
+ * oriented LAN end first: saddr/sport is the endpoint on the LAN side, whichever
+ * end opened the flow.
+ *
+ * BPF side includes vmlinux.h before this file; userspace includes <linux/bpf.h>.
+ */
+#ifndef REFLEX_ROUTER_SHARED_H
+#define REFLEX_ROUTER_SHARED_H
+
+#ifndef __VMLINUX_H__
+#include <linux/bpf.h>
+#include <linux/types.h>
+#endif
+
+#include "reflex.h"
+
+#define ROUTER_MAX_PATHS 4
+/* router_flow.path and router_sample.path when the flow's packets go to no path
+ * interface (yet): routed by the kernel elsewhere, or only seen coming down. */
+#define ROUTER_PATH_NONE 0xff
+#define ROUTER_MAX_FLOWS 16384
+/* Pending TSvals (ePPing's packet timestamps): at most one per flow and direction per
+ * sample interval, so a few per flow at the RTTs of WAN paths. */
+#define ROUTER_MAX_TIMESTAMPS 65536
+#define ROUTER_RINGBUF_BYTES (1 << 22)
+/* reflexd moves flows off a stale decision map; after this long without its
+ * heartbeat the programs stop steering and the kernel routes every flow. */
+#define ROUTER_DEFAULT_HEARTBEAT_DEADLINE_NS (1000ULL * 1000 * 1000)
+
+enum router_dir {
+	ROUTER_DIR_UP = 0,   /* LAN -> path: seen on the LAN interface's ingress */
+	ROUTER_DIR_DOWN = 1, /* path -> LAN: seen on the path interface's ingress */
+	ROUTER_DIR_MAX = 2,
+};
+
+/* The single entry of the `router_config` array, written by reflexd. */
+struct router_config {
+	__u64 sample_interval_ns;    /* per-flow sample spacing, also the TSval store rate limit */
+	__u64 heartbeat_ns;          /* reflexd's last beat (CLOCK_MONOTONIC = bpf_ktime_get_ns) */
+	__u64 heartbeat_deadline_ns; /* steer only while the beat is younger than this */
+	__u32 flush_threshold;       /* force a ring-buffer wakeup every N samples */
+	__u32 lan_ifindex;
+};
+
+/* Where a path sends: its uplink interface and next hops (array `router_paths`, index
+ * = the bandit's path index). */
+struct router_nexthop {
+	__u32 ifindex;     /* 0: no path in this slot */
+	__be32 nexthop4;   /* IPv4 next hop, 0 = none */
+	__u32 nexthop6[4]; /* IPv6 next hop, all zero = none */
+};
+
+/* reflexd's choice for one flow (`router_decisions`, key: flow_key, LAN end first). */
+struct router_decision {
+	__u32 path; /* index into router_paths */
+	__u32 cls;  /* enum traffic_class, for readers of the map */
+	__u64 decided_ns;
+};
+
+/* Traffic of one flow in one direction. GSO/GRO super-packets count as the segments
+ * they carry. */
+struct router_dir_stats {
+	__u64 packets;
+	__u64 bytes;           /* wire bytes from the L2 header on */
+	__u64 payload_bytes;   /* L4 payload */
+	__u64 data_packets;    /* what the far end must answer: payload, SYN or FIN */
+	__u64 retrans_packets; /* TCP segments below the highest sequence already seen */
+	__u64 acked_bytes;     /* TCP: ACK advance these packets carried, i.e. the OTHER
+				* direction's data delivered */
+};
+
+/* TCP tracking of one direction, private to the BPF program. */
+struct router_tcp_dir {
+	__u32 end_seq;     /* highest seq + length sent (SYN and FIN count 1) */
+	__u32 ack;         /* highest ACK carried */
+	__u32 last_tsval;
+	__u32 last_tsecr;
+	__u32 start_seq;     /* first sequence seen: the first ACK the other way counts from it */
+	__u32 probe_end_seq; /* SEQ/ACK RTT fallback: end of the timed segment */
+	__u32 flags;         /* ROUTER_TCP_* */
+	__u64 probe_ns;      /* when the timed segment passed */
+	__u64 stored_ns;     /* when a TSval or probe of this direction was last stored */
+};
+
+#define ROUTER_TCP_SEQ_VALID (1u << 0)
+#define ROUTER_TCP_ACK_VALID (1u << 1)
+#define ROUTER_TCP_PROBE (1u << 2)
+#define ROUTER_TCP_FIN (1u << 3)
+
+/* router_flow.flags and router_sample.flags */
+#define ROUTER_FLOW_FROM_START (1u << 0) /* first packet seen was a SYN (or not TCP) */
+#define ROUTER_FLOW_CLOSED (1u << 1)     /* RST, or FIN both ways */
+#define ROUTER_FLOW_RST (1u << 2)
+#define ROUTER_FLOW_STEERED (1u << 3)    /* the newest up packet was redirected by a decision */
+
+/* Per-flow state of the tc programs (hash `router_flows`, key: flow_key). One
+ * entry for both directions, which run on any CPU: the lock orders them. `total`
+ * only grows; each sample carries total - emitted. */
+struct router_flow {
+	struct bpf_spin_lock lock;
+	__u32 flags;
+	struct router_dir_stats total[ROUTER_DIR_MAX];
+	struct router_dir_stats emitted[ROUTER_DIR_MAX];
+	struct router_tcp_dir tcp[ROUTER_DIR_MAX];
+	__u64 first_ns;
+	__u64 last_ns;
+	__u64 last_sample_ns;
+	__u32 path_rtt_us; /* newest path RTT since the last sample, 0 = none */
+	__u32 lan_rtt_us;  /* newest LAN RTT since the last sample, 0 = none */
+	__u32 path;        /* path of the newest up packet, ROUTER_PATH_NONE if none */
+	__u32 dscp;
+};
+
+enum router_event {
+	ROUTER_EVENT_NEW = 1,    /* the flow's first packet (woken at once) */
+	ROUTER_EVENT_SAMPLE = 2, /* periodic, at most one per sample interval */
+	ROUTER_EVENT_CLOSE = 3,  /* the flow just closed (woken at once) */
+};
+
+/*
+ * One record of the `router_events` ring. RTTs as ePPing measures them on a
+ * middlebox: path_rtt_us from an up packet to the down packet that echoes its TSval
+ * (or ACKs its data): router -> far end -> router through the path; lan_rtt_us the
+ * same the other way: router -> LAN endpoint -> router. What the LAN endpoint sees
+ * is their sum.
+ */
+struct router_sample {
+	__u64 ts_ns;
+	struct flow_key key;
+	__u32 event; /* enum router_event */
+	__u32 flags; /* ROUTER_FLOW_* */
+	struct router_dir_stats delta[ROUTER_DIR_MAX];
+	__u32 path_rtt_us;
+	__u32 lan_rtt_us;
+	__u32 path;
+	__u32 dscp;
+	__u32 ifindex; /* interface of the packet that produced the record */
+	__u32 pad;
+};
+
+/* Per-path traffic (per-CPU array `router_path_stats`, index = path): what went out
+ * onto each uplink from the LAN (steered or routed there by the kernel) and what
+ * came back in through it. The last three are reflexd's path metrics' inputs,
+ * counted per packet on the path it took, so that a flow moving between paths
+ * cannot credit one path with another's answers. */
+struct router_path_stats {
+	__u64 tx_packets;
+	__u64 tx_bytes;
+	__u64 rx_packets;
+	__u64 rx_bytes;
+	__u64 steered_packets; /* of tx_packets: redirected by a decision */
+	__u64 sent_packets;    /* what the other end must answer, both ways: TCP segments
+				* with payload, SYN or FIN; up UDP of flows that answered */
+	__u64 retrans_packets; /* TCP retransmissions sent onto it or received from it */
+	__u64 delivered_bytes; /* ACK advance over up data + payload, received from it */
+};
+
+/* Indexes of the per-CPU `router_counters` array: nothing is dropped silently. */
+enum router_counter {
+	ROUTER_CNT_PACKETS = 0,
+	ROUTER_CNT_PARSE_SKIP,
+	ROUTER_CNT_NEW_FLOWS,
+	ROUTER_CNT_FLOW_FAIL,
+	ROUTER_CNT_SAMPLES,
+	ROUTER_CNT_RESERVE_FAIL,
+	ROUTER_CNT_WAKEUPS,
+	ROUTER_CNT_RTT_TS,
+	ROUTER_CNT_RTT_SEQ,
+	ROUTER_CNT_TS_STORE_FAIL,
+	ROUTER_CNT_STEERED,
+	ROUTER_CNT_STEER_FAIL,
+	ROUTER_CNT_NO_NEXTHOP,
+	ROUTER_CNT_TTL_EXPIRED,
+	ROUTER_CNT_HEARTBEAT_STALE,
+	ROUTER_CNT_MAX,
+};
+
+#define ROUTER_COUNTER_NAMES                                                           \
+	{ "packets", "parse_skip", "new_flows", "flow_fail", "samples", "reserve_fail",  \
+	  "wakeups", "rtt_ts", "rtt_seq", "ts_store_fail", "steered", "steer_fail",      \
+	  "no_nexthop", "ttl_expired", "heartbeat_stale" }
+
+#endif /* REFLEX_ROUTER_SHARED_H */
