@@ -5,7 +5,7 @@
 #  A. bulk: path1 fast (50 Mbit/s, 10 ms), path2 slow (10 Mbit/s, 40 ms); 8 bulk flows
 #     one after the other (TCP to port 873, class bulk by port). The first two try each
 #     path once (untried paths first); of the 6 after them at least 5 go to path1.
-#  B. VoIP: path1 lossy (5 % loss, 10 ms), path2 clean but slower (10 Mbit/s, 40 ms);
+#  B. VoIP: path1 lossy (10 % loss, 10 ms), path2 clean but slower (10 Mbit/s, 40 ms);
 #     6 VoIP-like calls (TCP to port 5060, class voip by port: 160 bytes every 20 ms
 #     both ways); of the 4 after the two tries at least 3 go to path2. Then the RTT the
 #     router measures passively (TCP timestamps) against `ss -ti` on the client.
@@ -200,7 +200,7 @@ expect_ge "${totals[0]}" $((3 * totals[1])) "bytes onto path1 vs 3 x path2 (${to
 grep -qE '^bulk +path1 ' "$TMP/paths.txt" || fail "reflexctl paths has no bulk/path1 row: $(cat "$TMP/paths.txt")"
 
 log "B. VoIP-like flows: path1 lossy, path2 clean but slower"
-lab set path1 loss=5
+lab set path1 loss=10
 restart_reflexd discounted
 dropped_before=$(lab_dropped 1)
 FLOW_PATHS=()
