@@ -175,7 +175,7 @@ static bool state_read(const char *path, struct stale_state *st)
 	return true;
 }
 
-static bool reflexd_alive(int pid)
+bool loader_reflexd_alive(int pid)
 {
 	char path[64], comm[64] = "";
 	FILE *f;
@@ -208,7 +208,7 @@ static void tc_detach_ours(int ifindex, bool destroy_clsact)
 }
 
 /* Unpinning the cgroup link drops its last reference and so detaches sockops. */
-static void pin_dir_remove(const char *pin_dir)
+void loader_pin_dir_remove(const char *pin_dir)
 {
 	DIR *dir = opendir(pin_dir);
 	struct dirent *de;
@@ -234,7 +234,7 @@ int loader_cleanup_stale(const char *pin_dir, struct loader_error *err)
 
 	state_path_for(pin_dir, state_path, sizeof(state_path));
 	have_state = state_read(state_path, &st);
-	if (have_state && reflexd_alive(st.pid)) {
+	if (have_state && loader_reflexd_alive(st.pid)) {
 		set_err(err, "pin directory %s belongs to a running reflexd (pid %d)", pin_dir, st.pid);
 		return -EBUSY;
 	}
@@ -253,7 +253,7 @@ int loader_cleanup_stale(const char *pin_dir, struct loader_error *err)
 			}
 		}
 	}
-	pin_dir_remove(pin_dir);
+	loader_pin_dir_remove(pin_dir);
 	unlink(state_path);
 	return have_state ? 1 : 0;
 }
@@ -431,7 +431,7 @@ void loader_teardown(struct reflex_bpf *rb)
 		tc_bpf__destroy(rb->tc);
 	}
 	if (rb->pin_dir[0])
-		pin_dir_remove(rb->pin_dir);
+		loader_pin_dir_remove(rb->pin_dir);
 	if (rb->state_path[0])
 		unlink(rb->state_path);
 	memset(rb, 0, sizeof(*rb));

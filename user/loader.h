@@ -55,6 +55,12 @@ void loader_teardown(struct reflex_bpf *rb);
 void loader_run_path(const char *pin_dir, const char *suffix, char *out, size_t len);
 int loader_run_dir_create(void);
 
+/* Whether pid is a live reflexd (not this process): the owner of a state file. */
+bool loader_reflexd_alive(int pid);
+/* Unlinks every pin under pin_dir (a pinned link goes with its last reference, and
+ * detaches), then the directory. */
+void loader_pin_dir_remove(const char *pin_dir);
+
 int loader_config_update(struct reflex_bpf *rb, const struct reflex_config *cfg);
 int loader_sock_events_fd(const struct reflex_bpf *rb);
 int loader_tc_events_fd(const struct reflex_bpf *rb);

@@ -62,41 +62,6 @@ static void tc_detach_ours(const struct router_iface *ri)
 	}
 }
 
-static void pin_dir_remove(const char *pin_dir)
-{
-	DIR *dir = opendir(pin_dir);
-	struct dirent *de;
-	char path[PATH_MAX];
-
-	if (!dir)
-		return;
-	while ((de = readdir(dir))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", pin_dir, de->d_name);
-		unlink(path);
-	}
-	closedir(dir);
-	rmdir(pin_dir);
-}
-
-static bool reflexd_alive(int pid)
-{
-	char path[64], comm[64] = "";
-	FILE *f;
-
-	if (pid <= 0 || pid == getpid() || kill(pid, 0) != 0)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	if (!fgets(comm, sizeof(comm), f))
-		comm[0] = '\0';
-	fclose(f);
-	return strncmp(comm, "reflexd", 7) == 0;
-}
-
 int router_cleanup_stale(const char *pin_dir, char *err, size_t len)
 {
 	char state_path[PATH_MAX], paths_path[PATH_MAX], line[256];
@@ -113,7 +78,7 @@ int router_cleanup_stale(const char *pin_dir, char *err, size_t len)
 		int created = 0;
 
 		if (sscanf(line, "pid=%d", &pid) == 1) {
-			if (reflexd_alive(pid)) {
+			if (loader_reflexd_alive(pid)) {
 				fclose(f);
 				snprintf(err, len, "pin directory %s belongs to a running reflexd (pid %d)", pin_dir, pid);
 				return -EBUSY;
@@ -130,7 +95,7 @@ int router_cleanup_stale(const char *pin_dir, char *err, size_t len)
 	}
 	if (f)
 		fclose(f);
-	pin_dir_remove(pin_dir);
+	loader_pin_dir_remove(pin_dir);
 	unlink(state_path);
 	loader_run_path(pin_dir, "paths", paths_path, sizeof(paths_path));
 	unlink(paths_path);
@@ -243,7 +208,7 @@ void router_attach_teardown(struct router_attach *ra)
 		router_bpf__destroy(ra->skel);
 	}
 	if (ra->pin_dir[0])
-		pin_dir_remove(ra->pin_dir);
+		loader_pin_dir_remove(ra->pin_dir);
 	if (ra->state_path[0])
 		unlink(ra->state_path);
 	memset(ra, 0, sizeof(*ra));
