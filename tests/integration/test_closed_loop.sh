@@ -40,6 +40,24 @@ ss_field() { # port field: ss -ti value of field (cwnd, ssthresh) for the local 
 	in_client ss -tin state established "( sport = :$1 )" | grep -oE "\\b$2:[0-9]+" | cut -d: -f2
 }
 
+# The flow's clamp in the map, and `ss -ti` showing cwnd <= clamp and ssthresh ==
+# clamp. A new decision can land between the two reads: up to 3 tries. Sets CLAMP.
+clamp_in_ss() { # port
+	local try clamp cwnd ssthresh
+	for try in 1 2 3; do
+		clamp=$(in_client "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" |
+			jq "[.[] | select(.flow | test(\":$1-\")) | .cwnd_clamp] | .[0]")
+		cwnd=$(ss_field "$1" cwnd)
+		ssthresh=$(ss_field "$1" ssthresh)
+		[ "$clamp" -ge 4 ] && [ -n "$cwnd" ] && [ "$cwnd" -le "$clamp" ] && [ "$ssthresh" = "$clamp" ] && break
+	done
+	CLAMP=$clamp
+	log "flow :$1 clamp $clamp, ss cwnd $cwnd ssthresh $ssthresh (try $try)"
+	expect_ge "$clamp" 4 "cwnd_clamp of :$1"
+	expect_le "$cwnd" "$clamp" "ss -ti cwnd of :$1 vs its clamp"
+	expect_eq "$ssthresh" "$clamp" "ss -ti ssthresh of :$1 (the clamp sets it)"
+}
+
 log "1. heuristic policy acting"
 start_reflexd
 upload 16 5201
@@ -48,13 +66,7 @@ flows=$(data_flows 5201)
 expect_eq "$(echo "$flows" | jq length)" 2 "data flows in the map"
 for i in 0 1; do
 	port=$(echo "$flows" | jq -r ".[$i].flow" | sed -E 's/^tcp:[^:]+:([0-9]+)-.*/\1/')
-	clamp=$(echo "$flows" | jq ".[$i].cwnd_clamp")
-	expect_ge "$clamp" 4 "cwnd_clamp of flow $i"
-	cwnd=$(ss_field "$port" cwnd)
-	ssthresh=$(ss_field "$port" ssthresh)
-	log "flow :$port clamp $clamp, ss cwnd $cwnd ssthresh $ssthresh"
-	expect_le "$cwnd" "$clamp" "ss -ti cwnd of :$port vs its clamp"
-	expect_eq "$ssthresh" "$clamp" "ss -ti ssthresh of :$port (the clamp sets it)"
+	clamp_in_ss "$port"
 done
 before=$(echo "$flows" | jq '[.[].cwnd_clamp] | add')
 
@@ -75,9 +87,8 @@ upload 12 5202 bbr
 sleep 5
 flows=$(data_flows 5202)
 port=$(echo "$flows" | jq -r '.[0].flow' | sed -E 's/^tcp:[^:]+:([0-9]+)-.*/\1/')
-clamp=$(echo "$flows" | jq '.[0].cwnd_clamp')
-expect_ge "$clamp" 4 "clamp before the kill"
-expect_eq "$(ss_field "$port" ssthresh)" "$clamp" "ssthresh before the kill"
+clamp_in_ss "$port"
+clamp=$CLAMP
 kill -9 "$RD_PID"; wait "$RD_PID" 2>/dev/null
 sleep 1
 ssthresh=$(ss_field "$port" ssthresh)

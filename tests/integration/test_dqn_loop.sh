@@ -31,12 +31,17 @@ flows=$(nsenter --net="$NS_CLIENT" "$REFLEX_BIN/reflexctl" flows --json --pin-di
 checked=0
 for i in $(echo "$flows" | jq 'keys[]'); do
 	port=$(echo "$flows" | jq -r ".[$i].flow" | sed -E 's/^tcp:[^:]+:([0-9]+)-.*/\1/')
-	clamp=$(echo "$flows" | jq ".[$i].cwnd_clamp")
+	# A new decision can land between the map read and ss: up to 3 tries.
+	for try in 1 2 3; do
+		clamp=$(nsenter --net="$NS_CLIENT" "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" |
+			jq "[.[] | select(.flow | test(\":$port-\")) | .cwnd_clamp] | .[0]")
+		ss_line=$(nsenter --net="$NS_CLIENT" ss -tin state established "( sport = :$port )" | tail -1)
+		cwnd=$(echo "$ss_line" | grep -oE '\bcwnd:[0-9]+' | cut -d: -f2)
+		ssthresh=$(echo "$ss_line" | grep -oE '\bssthresh:[0-9]+' | cut -d: -f2)
+		[ "$clamp" -gt 0 ] && [ -n "$cwnd" ] && [ "$cwnd" -le "$clamp" ] && [ "$ssthresh" = "$clamp" ] && break
+	done
 	[ "$clamp" -gt 0 ] || continue
-	ss_line=$(nsenter --net="$NS_CLIENT" ss -tin state established "( sport = :$port )" | tail -1)
-	cwnd=$(echo "$ss_line" | grep -oE '\bcwnd:[0-9]+' | cut -d: -f2)
-	ssthresh=$(echo "$ss_line" | grep -oE '\bssthresh:[0-9]+' | cut -d: -f2)
-	log "flow :$port dqn clamp $clamp, ss cwnd $cwnd ssthresh $ssthresh"
+	log "flow :$port dqn clamp $clamp, ss cwnd $cwnd ssthresh $ssthresh (try $try)"
 	expect_le "$cwnd" "$clamp" "ss -ti cwnd of :$port vs its clamp"
 	expect_eq "$ssthresh" "$clamp" "ss -ti ssthresh of :$port"
 	checked=$((checked + 1))
