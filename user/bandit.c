@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 /* Path selector: per-class UCB1 / discounted / sliding-window bandits over the uplinks. */
 #include "bandit.h"
+#include "json_write.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -743,64 +744,40 @@ int bandit_view_print_text(const struct bandit_view *v, FILE *out)
 	return ferror(out) ? -EIO : 0;
 }
 
-static void json_string(FILE *out, const char *s, size_t max)
-{
-	fputc('"', out);
-	for (size_t i = 0; i < max && s[i]; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(out, "\\u%04x", ch);
-		else
-			fputc(ch, out);
-	}
-	fputc('"', out);
-}
-
-/* JSON has no NaN or infinity: an untried arm's mean and index are null. */
-static void json_number(FILE *out, double v)
-{
-	if (isfinite(v))
-		fprintf(out, "%.17g", v);
-	else
-		fputs("null", out);
-}
-
+/* An untried arm's mean and index are not numbers: json_write_number prints null. */
 static void json_path(FILE *out, const struct bandit_path_view *pv)
 {
 	const struct path_metrics *m = &pv->metrics;
 
 	fputs("{\"path\":", out);
-	json_string(out, pv->name, sizeof(pv->name));
+	json_write_string(out, pv->name, sizeof(pv->name));
 	fprintf(out, ",\"available\":%s,\"rtt_us\":", m->available ? "true" : "false");
-	json_number(out, m->rtt_us);
+	json_write_number(out, m->rtt_us);
 	fputs(",\"rtt_var_us\":", out);
-	json_number(out, m->rtt_var_us);
+	json_write_number(out, m->rtt_var_us);
 	fputs(",\"loss_rate\":", out);
-	json_number(out, m->loss_rate);
+	json_write_number(out, m->loss_rate);
 	fputs(",\"throughput_bps\":", out);
-	json_number(out, m->throughput_bps);
+	json_write_number(out, m->throughput_bps);
 	fprintf(out, ",\"last_update_ns\":%llu,\"last_delivery_ns\":%llu,\"flows\":%u,"
 		"\"capacity_share\":", (unsigned long long)m->last_update_ns,
 		(unsigned long long)m->last_delivery_ns, pv->flows);
-	json_number(out, pv->capacity_share);
+	json_write_number(out, pv->capacity_share);
 	fprintf(out, ",\"admits_new_flow\":%s}", pv->admits_new_flow ? "true" : "false");
 }
 
 static void json_arm(FILE *out, const char *path, const struct bandit_arm_view *a)
 {
 	fputs("{\"path\":", out);
-	json_string(out, path, BANDIT_PATH_NAME_LEN);
+	json_write_string(out, path, BANDIT_PATH_NAME_LEN);
 	fputs(",\"pulls\":", out);
-	json_number(out, a->pulls);
+	json_write_number(out, a->pulls);
 	fprintf(out, ",\"pulls_total\":%llu,\"mean_reward\":", (unsigned long long)a->pulls_total);
-	json_number(out, a->mean_reward);
+	json_write_number(out, a->mean_reward);
 	fputs(",\"bonus\":", out);
-	json_number(out, a->bonus);
+	json_write_number(out, a->bonus);
 	fputs(",\"ucb_index\":", out);
-	json_number(out, a->ucb_index);
+	json_write_number(out, a->ucb_index);
 	fprintf(out, ",\"flows\":%u}", a->flows);
 }
 
@@ -810,13 +787,13 @@ int bandit_view_print_json(const struct bandit_view *v, FILE *out)
 	uint32_t n = v->n_paths < BANDIT_MAX_PATHS ? v->n_paths : BANDIT_MAX_PATHS;
 
 	fprintf(out, "{\"mode\":\"%s\",\"c\":", bandit_mode_name(c->mode));
-	json_number(out, c->c);
+	json_write_number(out, c->c);
 	fputs(",\"gamma\":", out);
-	json_number(out, c->gamma);
+	json_write_number(out, c->gamma);
 	fprintf(out, ",\"window\":%u,\"bonus_scale\":", c->window);
-	json_number(out, c->bonus_scale);
+	json_write_number(out, c->bonus_scale);
 	fputs(",\"herd_slack\":", out);
-	json_number(out, c->herd_slack);
+	json_write_number(out, c->herd_slack);
 	fprintf(out, ",\"dead_after_ns\":%llu,\"now_ns\":%llu,\"paths\":[",
 		(unsigned long long)c->dead_after_ns, (unsigned long long)v->now_ns);
 	for (uint32_t p = 0; p < n; p++) {

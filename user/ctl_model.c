@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "csv.h"
+#include "json_write.h"
 #include "ctl.h"
 #include "model.h"
 
@@ -39,26 +40,6 @@ struct subcommand {
 };
 
 /* --- output helpers ------------------------------------------------------- */
-
-static void json_str(const char *s, size_t len)
-{
-	putchar('"');
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", stdout);
-		else if (c == '\t')
-			fputs("\\t", stdout);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
 
 /* Depth of each node (parents precede children: the format's forward rule). */
 static unsigned tree_depth(const struct model_tree *tree)
@@ -175,7 +156,7 @@ static void json_tree(const struct model *m, unsigned t)
 	const struct model_tree *tree = &m->trees[t];
 
 	printf("{\"output\":");
-	json_str(m->outputs[t].name, strlen(m->outputs[t].name));
+	json_write_string(stdout, m->outputs[t].name, strlen(m->outputs[t].name));
 	printf(",\"depth\":%u,\"nodes\":[", tree_depth(tree));
 	for (unsigned j = 0; j < tree->node_count; j++) {
 		const struct model_tree_node *nd = &tree->nodes[j];
@@ -187,7 +168,7 @@ static void json_tree(const struct model *m, unsigned t)
 			continue;
 		}
 		printf("\"feature_idx\":%u,\"feature\":", nd->feature_idx);
-		json_str(m->features[nd->feature_idx].name, strlen(m->features[nd->feature_idx].name));
+		json_write_string(stdout, m->features[nd->feature_idx].name, strlen(m->features[nd->feature_idx].name));
 		printf(",\"threshold\":%d,\"left\":%u,\"right\":%u}", nd->threshold, nd->left, nd->right);
 	}
 	printf("]}");
@@ -209,7 +190,7 @@ static void json_layer(const struct model_layer *ly)
 static void inspect_json(const struct opts *o, const struct model *m)
 {
 	printf("{\"file\":");
-	json_str(o->file, strlen(o->file));
+	json_write_string(stdout, o->file, strlen(o->file));
 	printf(",\"file_size\":%zu,\"magic\":\"NEM1\",\"version\":%d,\"header_size\":%d,"
 	       "\"crc\":{\"stored\":\"0x%08x\",\"computed\":\"0x%08x\",\"ok\":%s},\"sections\":[",
 	       m->file_size, MODEL_VERSION, MODEL_HEADER_SIZE, m->crc_stored, m->crc_computed,
@@ -221,7 +202,7 @@ static void inspect_json(const struct opts *o, const struct model *m)
 	printf("],\"kind\":\"%s\",\"features\":[", model_kind_name(m->kind));
 	for (unsigned i = 0; i < m->feature_count; i++) {
 		printf("%s{\"name\":", i ? "," : "");
-		json_str(m->features[i].name, strlen(m->features[i].name));
+		json_write_string(stdout, m->features[i].name, strlen(m->features[i].name));
 		printf(",\"min\":%.17g,\"max\":%.17g}", m->features[i].min, m->features[i].max);
 	}
 	printf("],\"outputs\":[");
@@ -229,7 +210,7 @@ static void inspect_json(const struct opts *o, const struct model *m)
 		const struct model_output *out = &m->outputs[k];
 
 		printf("%s{\"name\":", k ? "," : "");
-		json_str(out->name, strlen(out->name));
+		json_write_string(stdout, out->name, strlen(out->name));
 		printf(",\"min\":%.17g,\"max\":%.17g,\"scale\":%.17g,\"qmin\":%d,\"qmax\":%d}", out->min,
 		       out->max, out->scale, out->qmin, out->qmax);
 	}
@@ -248,7 +229,7 @@ static void inspect_json(const struct opts *o, const struct model *m)
 		}
 	}
 	printf("],\"metadata\":");
-	json_str(m->metadata ? m->metadata : "", m->metadata_len);
+	json_write_string(stdout, m->metadata ? m->metadata : "", m->metadata_len);
 	printf("}\n");
 }
 

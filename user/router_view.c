@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "json_read.h"
+#include "json_write.h"
 #include "router_view.h"
 
 static const char *const counter_names[ROUTER_CNT_MAX] = ROUTER_COUNTER_NAMES;
@@ -17,34 +18,10 @@ static const char *const counter_names[ROUTER_CNT_MAX] = ROUTER_COUNTER_NAMES;
 
 /* ---- JSON out ---------------------------------------------------------------- */
 
-static void json_string(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(out, "\\u%04x", ch);
-		else
-			fputc(ch, out);
-	}
-	fputc('"', out);
-}
-
 static void json_string_or_null(FILE *out, const char *s)
 {
 	if (s[0])
-		json_string(out, s);
-	else
-		fputs("null", out);
-}
-
-static void json_number(FILE *out, double v)
-{
-	if (isfinite(v))
-		fprintf(out, "%.17g", v);
+		json_write_string(out, s, strlen(s));
 	else
 		fputs("null", out);
 }
@@ -73,9 +50,9 @@ static int bandit_json(const struct bandit_view *bv, FILE *out)
 static void link_json(FILE *out, const struct router_link_view *l)
 {
 	fputs("{\"path\":", out);
-	json_string(out, l->path);
+	json_write_string(out, l->path, strlen(l->path));
 	fputs(",\"iface\":", out);
-	json_string(out, l->iface);
+	json_write_string(out, l->iface, strlen(l->iface));
 	fputs(",\"nexthop4\":", out);
 	json_string_or_null(out, l->nexthop4);
 	fputs(",\"nexthop6\":", out);
@@ -94,24 +71,24 @@ static void link_json(FILE *out, const struct router_link_view *l)
 static void flow_json(FILE *out, const struct router_flow_view *f)
 {
 	fputs("{\"flow\":", out);
-	json_string(out, f->flow);
+	json_write_string(out, f->flow, strlen(f->flow));
 	fprintf(out, ",\"class\":\"%s\",\"rule\":", traffic_class_name(f->cls));
 	json_string_or_null(out, f->rule);
 	fputs(",\"path\":", out);
 	json_string_or_null(out, f->path);
 	fprintf(out, ",\"closed\":%s,\"from_start\":%s,\"moves\":%u,\"rtt_us\":", f->closed ? "true" : "false",
 		f->from_start ? "true" : "false", f->moves);
-	json_number(out, f->rtt_us);
+	json_write_number(out, f->rtt_us);
 	fputs(",\"path_rtt_us\":", out);
-	json_number(out, f->path_rtt_us);
+	json_write_number(out, f->path_rtt_us);
 	fputs(",\"lan_rtt_min_us\":", out);
-	json_number(out, f->lan_rtt_min_us);
+	json_write_number(out, f->lan_rtt_min_us);
 	fputs(",\"loss_rate\":", out);
-	json_number(out, f->loss_rate);
+	json_write_number(out, f->loss_rate);
 	fputs(",\"throughput_bps\":", out);
-	json_number(out, f->throughput_bps);
+	json_write_number(out, f->throughput_bps);
 	fputs(",\"reward\":", out);
-	json_number(out, f->reward);
+	json_write_number(out, f->reward);
 	fprintf(out, ",\"rewards\":%llu,\"bytes_up\":%llu,\"bytes_down\":%llu,\"retrans_packets\":%llu,"
 		     "\"age_ms\":%llu,\"idle_ms\":%llu}",
 		(unsigned long long)f->rewards, (unsigned long long)f->bytes_up, (unsigned long long)f->bytes_down,
@@ -123,9 +100,9 @@ int router_view_print_json(const struct router_view *v, FILE *out)
 	int ret;
 
 	fprintf(out, "{\"pid\":%d,\"lan\":", v->pid);
-	json_string(out, v->lan);
+	json_write_string(out, v->lan, strlen(v->lan));
 	fprintf(out, ",\"now_ns\":%llu,\"uptime_s\":", (unsigned long long)v->now_ns);
-	json_number(out, v->uptime_s);
+	json_write_number(out, v->uptime_s);
 	fputs(",\"bandit\":", out);
 	ret = bandit_json(&v->bandit, out);
 	if (ret)
