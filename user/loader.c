@@ -226,6 +226,18 @@ void loader_pin_dir_remove(const char *pin_dir)
 	rmdir(pin_dir);
 }
 
+/* A dead reflexd's empty decision log says nothing; one with decisions is history an
+ * operator may want, so it stays. */
+static void run_file_remove_if_empty(const char *pin_dir, const char *suffix)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	loader_run_path(pin_dir, suffix, path, sizeof(path));
+	if (stat(path, &st) == 0 && st.st_size == 0)
+		unlink(path);
+}
+
 int loader_cleanup_stale(const char *pin_dir, struct loader_error *err)
 {
 	char state_path[PATH_MAX];
@@ -255,6 +267,7 @@ int loader_cleanup_stale(const char *pin_dir, struct loader_error *err)
 	}
 	loader_pin_dir_remove(pin_dir);
 	unlink(state_path);
+	run_file_remove_if_empty(pin_dir, "decisions");
 	return have_state ? 1 : 0;
 }
 

@@ -25,7 +25,7 @@ cleanup() {
 	[ -d "$CG" ] && rmdir "$CG" 2>/dev/null
 	"$BIN/reflexd" --cleanup --pin-dir "$PIN" >/dev/null 2>&1
 	sysctl -qw kernel.bpf_stats_enabled="$STATS_BEFORE" 2>/dev/null
-	rm -f "$LOG"
+	rm -f "$LOG" "$LOG.decisions"
 }
 STATS_BEFORE=$(sysctl -n kernel.bpf_stats_enabled)
 LOG=$(mktemp)
@@ -72,7 +72,7 @@ for i in $(seq "$PAIRS"); do
 	per_pkt_tc+=("$(echo "$stats" | awk '$1 ~ /reflex_tc_/ {s+=$2; n++} END {if (n) print s/n}')")
 	per_pkt_sockops+=("$(echo "$stats" | awk '$1 == "reflex_sockops" {print $2}')")
 	reflexd_stop
-	reflexd_start
+	reflexd_start --decision-log "$LOG.decisions"
 	acting+=("$(transfer)")
 	reflexd_stop
 done

@@ -47,4 +47,5 @@ expect_eq "$(tc filter show dev lo ingress | grep -c reflex_tc)" 1 "tc ingress f
 expect_eq "$(tc filter show dev lo ingress; tc filter show dev lo egress)" "" "tc filters after --cleanup"
 expect_eq "$(tc qdisc show dev lo | grep -c clsact)" 0 "clsact on lo after --cleanup"
 expect_eq "$(bpftool cgroup show "$CG" | grep -c sock_ops)" 0 "sockops on $CG after --cleanup"
+expect_eq "$(ls /run/reflex 2>/dev/null | grep -c "$LAB_PREFIX-err")" 0 "files left in /run/reflex after --cleanup"
 log "all checks passed"
