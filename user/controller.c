@@ -186,13 +186,22 @@ static double rate_max(const struct flow_control *fc)
 	return best;
 }
 
+/* A policy whose model did not load falls back to the heuristic. */
+static bool tree_decides(const struct controller *c)
+{
+	return c->opt.policy == CWND_POLICY_TREE && c->cwnd_model;
+}
+
+static bool dqn_decides(const struct controller *c)
+{
+	return c->opt.policy == CWND_POLICY_DQN && c->dqn_model;
+}
+
 const char *controller_policy_name(const struct controller *c)
 {
-	if (c->opt.policy == CWND_POLICY_DQN && c->dqn_model)
+	if (dqn_decides(c))
 		return "dqn";
-	if (c->opt.policy == CWND_POLICY_TREE && c->cwnd_model)
-		return "cwnd-tree";
-	return "heuristic";
+	return tree_decides(c) ? "cwnd-tree" : "heuristic";
 }
 
 static uint64_t rng_next(uint64_t *state)
@@ -253,35 +262,43 @@ static double dqn_cwnd(struct controller *c, struct flow_entry *flow, const stru
 	return fc->dqn_cwnd;
 }
 
-/* The BDP multiple the policy wants for this window, and why (for the log). */
-static double cwnd_multiple(struct controller *c, const struct feature_window *w, char *why, size_t why_len)
+/* The BDP multiple the policy wants for this window; q keeps the tree's quantized
+ * inputs for cwnd_explain, which runs only when a decision changes. */
+static double cwnd_multiple(struct controller *c, const struct feature_window *w, int16_t *q)
 {
 	double raw[CONTROL_INPUTS];
-	int16_t q[MODEL_MAX_FEATURES];
 	int32_t value[MODEL_MAX_OUTPUTS];
-	struct model_explain ex;
 
-	if (!c->cwnd_model || c->opt.policy == CWND_POLICY_HEURISTIC || c->opt.policy == CWND_POLICY_DQN) {
-		snprintf(why, why_len, "heuristic: %.2f x max delivery rate x min_rtt", HEURISTIC_BDP_GAIN);
+	if (!tree_decides(c))
 		return HEURISTIC_BDP_GAIN;
-	}
 	window_inputs(w, raw);
 	model_quantize(c->cwnd_model, raw, c->cwnd_map, q);
 	model_eval(c->cwnd_model, q, value);
-	why[0] = '\0';
-	if (model_explain_tree(c->cwnd_model, c->cwnd_output, q, &ex) == 0) {
-		double model_raw[MODEL_MAX_FEATURES];
-		char *p;
-
-		for (unsigned i = 0; i < c->cwnd_model->feature_count; i++)
-			model_raw[i] = raw[c->cwnd_map[i]];
-		model_explain_format(c->cwnd_model, c->cwnd_output, &ex, model_raw, why, why_len);
-		/* One line in the log: the formatter's lines become "; "-separated steps. */
-		for (p = why; *p; p++)
-			if (*p == '\n' || *p == '"' || *p == '\\')
-				*p = *p == '\n' ? ';' : '\'';
-	}
 	return model_value_raw(c->cwnd_model, c->cwnd_output, value[c->cwnd_output]);
+}
+
+/* Why cwnd_multiple decided as it did, on one log line. */
+static void cwnd_explain(struct controller *c, const struct feature_window *w, const int16_t *q, char *why,
+			 size_t why_len)
+{
+	double raw[CONTROL_INPUTS], model_raw[MODEL_MAX_FEATURES];
+	struct model_explain ex;
+
+	if (!tree_decides(c)) {
+		snprintf(why, why_len, "heuristic: %.2f x max delivery rate x min_rtt", HEURISTIC_BDP_GAIN);
+		return;
+	}
+	why[0] = '\0';
+	if (model_explain_tree(c->cwnd_model, c->cwnd_output, q, &ex))
+		return;
+	window_inputs(w, raw);
+	for (unsigned i = 0; i < c->cwnd_model->feature_count; i++)
+		model_raw[i] = raw[c->cwnd_map[i]];
+	model_explain_format(c->cwnd_model, c->cwnd_output, &ex, model_raw, why, why_len);
+	/* The formatter's lines become ";"-separated steps; quotes would break the JSON. */
+	for (char *p = why; *p; p++)
+		if (*p == '\n' || *p == '"' || *p == '\\')
+			*p = *p == '\n' ? ';' : '\'';
 }
 
 static void log_decision(struct controller *c, const char *flow, const char *knob, double old_value,
@@ -339,6 +356,7 @@ void controller_enforce_current(struct controller *c, struct flow_entry *flow)
 void controller_on_flow_window(struct controller *c, struct flow_entry *flow, const struct feature_window *w)
 {
 	struct flow_control *fc = &flow->ctl;
+	int16_t q[MODEL_MAX_FEATURES];
 	char why[1024];
 	double multiple, old_value;
 	uint64_t reversals, held_back, prev_reversal_ns;
@@ -352,10 +370,10 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	if (!full_pipe_update(fc, w->context[CTX_DELIVERY_RATE_BPS], w->feature[FEAT_LATENCY_P50],
 			      w->context[CTX_MIN_RTT_US]))
 		return;
-	if (c->opt.policy == CWND_POLICY_DQN && c->dqn_model) {
+	if (dqn_decides(c)) {
 		cap = (uint32_t)dqn_cwnd(c, flow, w, why, sizeof(why));
 	} else {
-		multiple = cwnd_multiple(c, w, why, sizeof(why));
+		multiple = cwnd_multiple(c, w, q);
 		cap = cwnd_cap_packets(multiple, rate_max(fc), w->context[CTX_MIN_RTT_US], flow->mss);
 	}
 	old_value = fc->cwnd.current;
@@ -366,14 +384,13 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	c->shadow.reversals_held_back += fc->cwnd.reversals_refused - held_back;
 	if (fc->cwnd.reversals != reversals)
 		shadow_note_reversal(&c->shadow, prev_reversal_ns, w->ts_ns);
-	if (!changed) {
-		if (fc->cwnd.current > 0)
-			shadow_observe(c, fc, w, flow->mss);
-		return;
-	}
 	if (fc->cwnd.current > 0)
 		shadow_observe(c, fc, w, flow->mss);
+	if (!changed)
+		return;
 	c->stats.decisions++;
+	if (!dqn_decides(c))
+		cwnd_explain(c, w, q, why, sizeof(why));
 	log_decision(c, flow->name, "cwnd_clamp", old_value, fc->cwnd.current, controller_policy_name(c), why, w->ts_ns);
 	if (!c->opt.shadow)
 		decision_write(c, flow, (uint32_t)fc->cwnd.current, w->ts_ns);
