@@ -351,6 +351,23 @@ allow_cc() {
 	warn "added $LAB_CC to net.ipv4.tcp_allowed_congestion_control"
 }
 
+# The LAN link both topologies share: client 10.11.1.2 <-> router 10.11.1.1 (and v6),
+# the client's default routes through the router.
+lan_up() { # client_netns router_netns
+	ip -n "$1" -batch - <<-EOF
+		link set $P-cl up
+		addr add 10.11.1.2/24 dev $P-cl
+		addr add fd00:11:1::2/64 dev $P-cl nodad
+		route add default via 10.11.1.1
+		route add default via fd00:11:1::1
+	EOF
+	ip -n "$2" -batch - <<-EOF
+		link set $P-rc up
+		addr add 10.11.1.1/24 dev $P-rc
+		addr add fd00:11:1::1/64 dev $P-rc nodad
+	EOF
+}
+
 add_netns() { # NODE [EXTRA_SYSCTL...]
 	local ns=$P-$1
 	shift
@@ -520,18 +537,9 @@ build_plain() {
 		link add $P-cl netns $c $gso type veth peer name $P-rc netns $r $gso
 		link add $P-rs netns $r $gso type veth peer name $P-sv netns $s $gso
 	EOF
-	ip -n "$c" -batch - <<-EOF
-		link set $P-cl up
-		addr add 10.11.1.2/24 dev $P-cl
-		addr add fd00:11:1::2/64 dev $P-cl nodad
-		route add default via 10.11.1.1
-		route add default via fd00:11:1::1
-	EOF
+	lan_up "$c" "$r"
 	ip -n "$r" -batch - <<-EOF
-		link set $P-rc up
 		link set $P-rs up
-		addr add 10.11.1.1/24 dev $P-rc
-		addr add fd00:11:1::1/64 dev $P-rc nodad
 		addr add 10.11.2.1/24 dev $P-rs
 		addr add fd00:11:2::1/64 dev $P-rs nodad
 	EOF
@@ -594,17 +602,8 @@ route add default via fd00:13:$k::1 dev $P-s$k table $((100 + k))
 	# Per-interface rp_filter exists only once the interface does.
 	in_ns "$r" sysctl -qw "${rp_router[@]}" >/dev/null
 	in_ns "$s" sysctl -qw "${rp_server[@]}" net.ipv4.conf.lo.rp_filter=2 >/dev/null
-	ip -n "$c" -batch - <<-EOF
-		link set $P-cl up
-		addr add 10.11.1.2/24 dev $P-cl
-		addr add fd00:11:1::2/64 dev $P-cl nodad
-		route add default via 10.11.1.1
-		route add default via fd00:11:1::1
-	EOF
+	lan_up "$c" "$r"
 	ip -n "$r" -batch - <<-EOF
-		link set $P-rc up
-		addr add 10.11.1.1/24 dev $P-rc
-		addr add fd00:11:1::1/64 dev $P-rc nodad
 		$router_cmds
 	EOF
 	for ((k = 1; k <= NPATHS; k++)); do
