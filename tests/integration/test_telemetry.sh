@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Telemetry against the kernel's own view, on the lab (client - router - tbf - server):
 #  - reflexd on the client's cgroup and interface during a 5 s iperf3 upload;
-#  - srtt and cwnd of the data flow in the pinned map vs `ss -ti` of the same socket
+#  - srtt and cwnd of a paced flow in the pinned map vs `ss -ti` of the same socket
 #    read just before and just after, at three moments;
-#  - tc payload bytes of the flow vs the bytes iperf3 sent (within 5 %);
+#  - tc payload bytes of a saturating flow vs the bytes iperf3 sent (within 5 %);
 #  - a second reflexd (tc only) on the router's bottleneck: packets sent and dropped
 #    that its windows add up to vs `tc -s qdisc` before and after;
 #  - windows in the CSV exactly 100 ms apart;
@@ -11,9 +11,9 @@
 #    attachment, no state file.
 source "$(dirname "$0")/lib.sh"
 
-# A 100 KB buffer: the flow reaches congestion avoidance within the test, so its cwnd
-# and srtt move by a few percent per RTT rather than doubling as in slow start.
-lab_up LAB_BUFFER=100kb
+# 20 ms of path delay and a 100 KB buffer: the paced flow sees a steady srtt of about
+# 20 ms, and the saturating one overflows the buffer, so the qdisc drops packets.
+lab_up LAB_BUFFER=100kb LAB_DELAY_MS=20
 CLIENT_IF=$(lab iface client)
 BOTTLENECK_IF=$(lab iface bottleneck)
 CGROUP=$(lab cgroup)
@@ -41,15 +41,19 @@ sleep 0.3
 sent_before=$(qdisc_stat router "$BOTTLENECK_IF" packets)
 drops_before=$(qdisc_stat router "$BOTTLENECK_IF" drops)
 
-in_ns server timeout 20 iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+# Phase 1, the kernel's view: a flow paced at 40 % of the bottleneck (SO_MAX_PACING_RATE)
+# keeps no queue, so its srtt and cwnd hold still between two reads of `ss -ti`. A
+# saturating flow is no fit here: each loss drains the 100 KB queue (16 ms at 50 Mbit/s)
+# within a few ms, faster than one read of the map and two of ss.
+in_ns server timeout 20 iperf3 -s -1 -p 5202 >/dev/null 2>&1 &
 sleep 0.5
-lab exec client timeout 20 iperf3 -c "$SERVER" -p 5201 -t 6 -J >"$TMP/iperf.json" &
+lab exec client timeout 20 iperf3 -c "$SERVER" -p 5202 -t 5 --fq-rate 20M -J >"$TMP/iperf-paced.json" &
 IPERF_PID=$!
 
 # Three readings mid-transfer, each the map bracketed by two `ss -ti` of the same
 # socket: the map's srtt and cwnd must lie within the range the kernel showed just
 # before and just after (widened by 10 %: the map holds the last sample, up to one
-# sample interval old, and both move on every ACK).
+# sample interval old).
 ss_value() { # file port field(rtt|cwnd): rtt in us
 	grep -A1 -E ":$2\b" "$1" | tail -1 | grep -oE "\b$3:[0-9.]+" | cut -d: -f2 |
 		awk -v f="$3" '{printf "%d", f == "rtt" ? $1 * 1000 : $1}'
@@ -57,15 +61,18 @@ ss_value() { # file port field(rtt|cwnd): rtt in us
 in_band() { # value a b: value within [min(a,b) * 0.9, max(a,b) * 1.1]
 	awk -v v="$1" -v a="$2" -v b="$3" 'BEGIN { lo = (a < b ? a : b) * 0.9; hi = (a > b ? a : b) * 1.1; exit !(v >= lo && v <= hi) }'
 }
+range() { # a b -> "min..max"
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%d..%d", (a < b ? a : b), (a > b ? a : b) }'
+}
 port=
 for at in 2 3 4; do
 	sleep 1
-	in_ns client ss -tin state established "( dport = :5201 )" >"$TMP/ss.before"
+	in_ns client ss -tin state established "( dport = :5202 )" >"$TMP/ss.before"
 	flows=$(in_ns client "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN")
-	in_ns client ss -tin state established "( dport = :5201 )" >"$TMP/ss.after"
+	in_ns client ss -tin state established "( dport = :5202 )" >"$TMP/ss.after"
 	# iperf3 opens a control and a data connection: the data one has sent the most.
-	flow=$(echo "$flows" | jq -c '[.[] | select(.flow | test(":5201$")) | select(.srtt_us != null)] | max_by(.bytes_acked)')
-	[ "$flow" != null ] || fail "no TCP flow to :5201 in reflexctl flows: $flows"
+	flow=$(echo "$flows" | jq -c '[.[] | select(.flow | test(":5202$")) | select(.srtt_us != null)] | max_by(.bytes_acked)')
+	[ "$flow" != null ] || fail "no TCP flow to :5202 in reflexctl flows: $flows"
 	port=$(echo "$flow" | jq -r '.flow' | sed -E 's/^tcp:[^:]+:([0-9]+)-.*/\1/')
 	map_srtt=$(echo "$flow" | jq '.srtt_us')
 	map_cwnd=$(echo "$flow" | jq '.snd_cwnd')
@@ -73,11 +80,17 @@ for at in 2 3 4; do
 	cwnd_a=$(ss_value "$TMP/ss.before" "$port" cwnd) cwnd_b=$(ss_value "$TMP/ss.after" "$port" cwnd)
 	[ -n "$rtt_a" ] && [ -n "$rtt_b" ] && [ -n "$cwnd_a" ] && [ -n "$cwnd_b" ] ||
 		fail "no ss -ti line for port $port: $(tr '\n' ' ' <"$TMP/ss.before")"
-	echo "t=${at}s port $port: srtt map=${map_srtt}us ss=${rtt_a}..${rtt_b}us, cwnd map=$map_cwnd ss=$cwnd_a..$cwnd_b, map sample age $(echo "$flow" | jq .sample_age_ms) ms"
-	in_band "$map_srtt" "$rtt_a" "$rtt_b" || fail "map srtt $map_srtt us outside ss's ${rtt_a}..${rtt_b} us (+-10 %)"
-	in_band "$map_cwnd" "$cwnd_a" "$cwnd_b" || fail "map cwnd $map_cwnd outside ss's ${cwnd_a}..${cwnd_b} (+-10 %)"
+	echo "t=${at}s port $port: srtt map=${map_srtt}us ss=$(range "$rtt_a" "$rtt_b")us, cwnd map=$map_cwnd ss=$(range "$cwnd_a" "$cwnd_b"), map sample age $(echo "$flow" | jq .sample_age_ms) ms"
+	in_band "$map_srtt" "$rtt_a" "$rtt_b" || fail "map srtt $map_srtt us outside ss's $(range "$rtt_a" "$rtt_b") us (+-10 %)"
+	in_band "$map_cwnd" "$cwnd_a" "$cwnd_b" || fail "map cwnd $map_cwnd outside ss's $(range "$cwnd_a" "$cwnd_b") (+-10 %)"
 done
-wait "$IPERF_PID" || fail "iperf3 failed: $(head -c 500 "$TMP/iperf.json")"
+wait "$IPERF_PID" || fail "paced iperf3 failed: $(head -c 500 "$TMP/iperf-paced.json")"
+
+# Phase 2, the queue: a saturating upload overflows the bottleneck's buffer.
+in_ns server timeout 20 iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+sleep 0.5
+lab exec client timeout 20 iperf3 -c "$SERVER" -p 5201 -t 4 -J >"$TMP/iperf.json" ||
+	fail "iperf3 failed: $(head -c 500 "$TMP/iperf.json")"
 
 flows=$(in_ns client "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN")
 tc_payload=$(echo "$flows" | jq '[.[] | select(.flow | test(":5201$")) | .payload_bytes_out // 0] | max')
@@ -108,6 +121,7 @@ read -r win_sent win_drops < <(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[
 	END { printf "%d %d\n", s, d }' "$TMP/router.csv")
 echo "bottleneck: qdisc sent $((sent_after - sent_before)) pkts, dropped $((drops_after - drops_before)); windows: $win_sent, $win_drops"
 expect_within_pct "$win_sent" "$((sent_after - sent_before))" 5
+expect_ge "$((drops_after - drops_before))" 1 "packets the bottleneck dropped (the comparison below needs some)"
 expect_eq "$win_drops" "$((drops_after - drops_before))" "drops summed over tiling windows vs tc -s"
 
 # Nothing left behind.
