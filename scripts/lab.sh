@@ -72,7 +72,8 @@ commands:
   cgroup              the client's cgroup v2 directory
   paths               router topology, one line per path:
                       pathK IFACE NEXTHOP4 NEXTHOP6 rate= buffer= delay= loss= state=
-  path-args           router topology: "--path pathK:IFACE:NEXTHOP4 ..." for reflexd
+  path-args           router topology: "--path pathK:IFACE:NEXTHOP4,NEXTHOP6 ..." for
+                      reflexd
   path K down|up      router topology: path K silently drops everything (both directions)
                       or carries traffic again; the router's link stays up
   path K default      router topology: the router's default route goes via path K
@@ -833,7 +834,7 @@ cmd_path_args() {
 	local k args=()
 	require_router_topo path-args
 	for ((k = 1; k <= NPATHS; k++)); do
-		args+=(--path "path$k:$P-r$k:10.12.$k.2")
+		args+=(--path "path$k:$P-r$k:10.12.$k.2,fd00:12:$k::2")
 	done
 	echo "${args[*]}"
 }

@@ -31,7 +31,8 @@ server=$(lab addr server)
 server6=$(lab addr6 server)
 
 expect_eq "$(lab path-args)" \
-	"--path path1:$LAB_PREFIX-r1:10.12.1.2 --path path2:$LAB_PREFIX-r2:10.12.2.2" "lab.sh path-args"
+	"--path path1:$LAB_PREFIX-r1:10.12.1.2,fd00:12:1::2 --path path2:$LAB_PREFIX-r2:10.12.2.2,fd00:12:2::2" \
+	"lab.sh path-args"
 expect_eq "$(lab paths | awk '{ print $1, $2, $3, $4 }' | paste -sd';' -)" \
 	"path1 $LAB_PREFIX-r1 10.12.1.2 fd00:12:1::2;path2 $LAB_PREFIX-r2 10.12.2.2 fd00:12:2::2" "lab.sh paths"
 

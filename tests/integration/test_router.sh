@@ -13,6 +13,10 @@
 #     blackholed, link up): the flow moves to path2 within 3 s (stated: dead_after 1 s
 #     + a 100 ms path tick + scheduling on a busy 2-core machine) and its bytes then go
 #     through path2; the TCP connection survives.
+#  D. IPv6: the router's own default route goes via path2; two bulk flows to the
+#     server's IPv6 address go to path1 then path2 (untried paths first), each keyed
+#     as IPv6 in the map and carried by its decided path: path1's bytes can only come
+#     from the redirect to path1's IPv6 next hop.
 # Each flow's path is read from the live decision map (bpftool, key by the client's
 # port) while it runs, and where its bytes went from the per-path counters
 # (router_path_stats): the decided path must carry >= 90 % of the bytes sent onto the
@@ -139,18 +143,25 @@ decided_path() { # PORT
 		jq -r --argjson port "$1" '.[] | select(.formatted.key.sport == $port) | .formatted.value.path + 1'
 }
 
-FLOW_PATHS=()
+# The address family (2 = AF_INET, 10 = AF_INET6) of the decision for that flow.
+decided_family() { # PORT
+	bpftool -j map dump pinned "$PIN/router_decisions" |
+		jq -r --argjson port "$1" '.[] | select(.formatted.key.sport == $port) | .formatted.key.family'
+}
+
+FLOW_PATHS=() FLOW_FAMILIES=()
 # Runs one flow from the client and checks that its bytes went where the map put it.
-run_flow() { # MODE PORT SECONDS
-	local mode=$1 port=$2 secs=$3 out=$TMP/flow.out cport path pid before after
+run_flow() { # MODE PORT SECONDS [HOST]
+	local mode=$1 port=$2 secs=$3 host=${4:-$SERVER} out=$TMP/flow.out cport path family pid before after
 	local -a b a
 	before=$(path_bytes)
-	"$LAB" exec client timeout $((secs + 15)) perl "$TMP/traffic.pl" "$mode" "$SERVER" "$port" "$secs" >"$out" 2>&1 &
+	"$LAB" exec client timeout $((secs + 15)) perl "$TMP/traffic.pl" "$mode" "$host" "$port" "$secs" >"$out" 2>&1 &
 	pid=$!
 	wait_for "grep -q '^port ' $out" 5 || fail "$mode flow did not connect: $(cat "$out")"
 	cport=$(awk '/^port /{ print $2 }' "$out")
 	wait_for "[ -n \"\$(decided_path $cport)\" ]" 3 || fail "no decision for the $mode flow from port $cport"
 	path=$(decided_path "$cport")
+	family=$(decided_family "$cport")
 	wait "$pid" || fail "$mode flow from port $cport failed: $(cat "$out")"
 	grep -q '^sent ' "$out" || fail "$mode flow from port $cport did not finish: $(cat "$out")"
 	after=$(path_bytes)
@@ -162,6 +173,7 @@ run_flow() { # MODE PORT SECONDS
 	expect_ge "$(awk -v on="$on" -v all="$((d1 + d2))" 'BEGIN { printf "%.3f", all ? on / all : 0 }')" 0.9 \
 		"share of the $mode flow's bytes on its decided path$path"
 	FLOW_PATHS+=("$path")
+	FLOW_FAMILIES+=("$family")
 }
 
 # How many of FLOW_PATHS from index FROM on are path K.
@@ -276,6 +288,15 @@ expect_ge $((a[3] - b[3])) 10000 "bytes back through path2 (ACKs: delivery) in t
 expect_le $((a[2] - b[2])) 0 "bytes back through the dead path1 in those 2 s"
 wait "$flow_pid" || fail "the bulk flow did not survive the failover: $(cat "$out")"
 lab path 1 up
+
+log "D. IPv6: steered against the router's default route"
+lab path 2 default
+restart_reflexd ucb1
+FLOW_PATHS=() FLOW_FAMILIES=()
+for i in 1 2; do run_flow bulk 873 2 "$(lab addr6 server)"; done
+expect_eq "${FLOW_PATHS[*]}" "1 2" "paths of the two IPv6 flows (untried paths first)"
+expect_eq "${FLOW_FAMILIES[*]}" "10 10" "address families of their decisions (AF_INET6)"
+lab path 1 default
 
 log "stop: nothing left"
 stop_reflexd
