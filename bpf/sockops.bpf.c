@@ -3,7 +3,9 @@
  * TCP telemetry from sockops on a cgroup v2: for every connection of the cgroup,
  * enable the RTT, state and retransmit callbacks and emit sock_sample records into
  * the `sock_events` ring buffer: one at establish, one at close, and in between at
- * most one per flow per sample_interval_ns.
+ * most one per flow per sample_interval_ns. It also runs the cwnd actuator the
+ * config names: the clamp (below), or, for the cc actuator, moving each connection
+ * to the `reflex` congestion control at establish.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -13,11 +15,13 @@
 #include "reflex.h"
 #include "maps.bpf.h"
 #include "helpers.bpf.h"
+#include "control.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define SOL_TCP 6
+#define TCP_CONGESTION 13
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -34,23 +38,6 @@ struct {
 	__type(value, struct sock_flow);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_flows SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, REFLEX_MAX_FLOWS);
-	__type(key, struct flow_key);
-	__type(value, struct cwnd_decision);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} cwnd_decisions SEC(".maps");
-
-/* reflexd's last sign of life (bpf_ktime_get_ns clock). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} heartbeat SEC(".maps");
 
 /* Per-socket state; lives and dies with the socket. */
 struct sock_state {
@@ -197,16 +184,6 @@ static __always_inline bool sample_due(struct bpf_sock_ops *skops)
 	return true;
 }
 
-static __always_inline bool heartbeat_fresh(const struct reflex_config *cfg, __u64 now)
-{
-	__u32 zero = 0;
-	__u64 *last = bpf_map_lookup_elem(&heartbeat, &zero);
-	__u64 deadline = cfg && cfg->heartbeat_deadline_ns ? cfg->heartbeat_deadline_ns
-							   : REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS;
-
-	return last && *last && now - *last < deadline;
-}
-
 static __always_inline void clamp_record(const struct flow_key *key, __u32 clamp)
 {
 	struct sock_flow *flow = bpf_map_lookup_elem(&sock_flows, key);
@@ -219,7 +196,8 @@ static __always_inline void clamp_record(const struct flow_key *key, __u32 clamp
  * Makes the socket's clamp follow reflexd's decision. TCP_BPF_SNDCWND_CLAMP also
  * sets ssthresh, so it is called only when the wanted value changes; a decision that
  * is withdrawn, or whose controller stopped beating, is lifted back to the kernel's
- * initial state (no clamp, infinite ssthresh).
+ * initial state (no clamp, infinite ssthresh). Under the cc actuator the `reflex`
+ * congestion control follows the decision instead, and no clamp is ever set.
  */
 static __always_inline void clamp_follow(struct bpf_sock_ops *skops)
 {
@@ -231,7 +209,7 @@ static __always_inline void clamp_follow(struct bpf_sock_ops *skops)
 	__u32 wanted = 0;
 	int val;
 
-	if (!sk)
+	if (!sk || (cfg && cfg->actuator == REFLEX_ACTUATOR_CC))
 		return;
 	st = bpf_sk_storage_get(&sock_state_store, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
@@ -256,6 +234,24 @@ static __always_inline void clamp_follow(struct bpf_sock_ops *skops)
 	clamp_record(&key, wanted);
 }
 
+/*
+ * The cc actuator: the connection runs the `reflex` congestion control from now on.
+ * A BPF context may pick any registered congestion control, so reflex needs no entry
+ * in net.ipv4.tcp_allowed_congestion_control and the namespace default is untouched.
+ */
+static __always_inline void cc_select(struct bpf_sock_ops *skops)
+{
+	const struct reflex_config *cfg = config_get();
+	char name[] = REFLEX_CC_NAME;
+
+	if (!cfg || cfg->actuator != REFLEX_ACTUATOR_CC)
+		return;
+	if (bpf_setsockopt(skops, SOL_TCP, TCP_CONGESTION, name, sizeof(name)))
+		counter_add(CNT_CC_SELECT_FAIL, 1);
+	else
+		counter_add(CNT_CC_SELECT, 1);
+}
+
 SEC("sockops")
 int reflex_sockops(struct bpf_sock_ops *skops)
 {
@@ -268,6 +264,7 @@ int reflex_sockops(struct bpf_sock_ops *skops)
 		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG |
 							 BPF_SOCK_OPS_RETRANS_CB_FLAG);
 		emit(skops, SOCK_EVENT_ESTABLISHED, 0);
+		cc_select(skops);
 		clamp_follow(skops);
 		break;
 	case BPF_SOCK_OPS_RTT_CB:

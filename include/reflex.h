@@ -132,13 +132,23 @@ struct sock_flow {
 };
 
 /* reflexd's decision for one TCP flow (hash `cwnd_decisions`, key: flow_key). The
- * sockops program applies it with TCP_BPF_SNDCWND_CLAMP when it differs from what
- * it applied last, and lifts it when the entry goes away or the heartbeat is stale. */
+ * clamp actuator (sockops) applies it with TCP_BPF_SNDCWND_CLAMP when it differs from
+ * what it applied last, and lifts it when the entry goes away or the heartbeat is
+ * stale; the cc actuator (the `reflex` congestion control) sets cwnd to it. */
 struct cwnd_decision {
 	__u32 cwnd_clamp; /* packets; 0 = no cap */
 	__u32 pad;
 	__u64 decided_ns;
 };
+
+/* What turns a cwnd decision into a cwnd (reflexd --actuator). */
+enum reflex_actuator {
+	REFLEX_ACTUATOR_CLAMP = 0, /* sockops: TCP_BPF_SNDCWND_CLAMP over the flow's own CC */
+	REFLEX_ACTUATOR_CC = 1,    /* sockops selects the `reflex` CC, whose cwnd is the decision */
+};
+
+/* The congestion control bpf/cc.bpf.c registers and sockops selects per socket. */
+#define REFLEX_CC_NAME "reflex"
 
 /* The single entry of the `reflex_config` array map, written by reflexd. */
 struct reflex_config {
@@ -146,6 +156,8 @@ struct reflex_config {
 	__u32 flush_threshold;        /* force a ring-buffer wakeup every N records */
 	__u32 max_batch_delay_us;     /* reflexd's ring-buffer poll timeout */
 	__u64 heartbeat_deadline_ns;  /* decisions are enforced only while the heartbeat is fresher */
+	__u32 actuator;               /* enum reflex_actuator */
+	__u32 pad;
 };
 
 /* Indexes of the per-CPU `counters` array: nothing is dropped silently. */
@@ -161,12 +173,17 @@ enum reflex_counter {
 	CNT_CLAMP_LIFTED,
 	CNT_CLAMP_FAIL,
 	CNT_HEARTBEAT_STALE,
+	CNT_CC_SELECT,      /* sockets sockops moved to the `reflex` CC */
+	CNT_CC_SELECT_FAIL, /* bpf_setsockopt(TCP_CONGESTION) refused */
+	CNT_CC_SET,         /* `reflex` set cwnd to a new decision */
+	CNT_CC_FALLBACK,    /* `reflex` left a decision for its Reno fallback */
 	CNT_MAX,
 };
 
 #define REFLEX_COUNTER_NAMES                                                     \
 	{ "sock_samples", "sock_reserve_fail", "tc_packets", "tc_samples",        \
 	  "tc_reserve_fail", "tc_parse_skip", "wakeups", "clamp_set", "clamp_lifted", \
-	  "clamp_fail", "heartbeat_stale" }
+	  "clamp_fail", "heartbeat_stale", "cc_select", "cc_select_fail", "cc_set",   \
+	  "cc_fallback" }
 
 #endif /* REFLEX_H */

@@ -24,9 +24,7 @@
 #define REFLEX_TC_HANDLE 0x5246
 #define REFLEX_TC_PRIORITY 0x5246
 
-static void set_err(struct loader_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void set_err(struct loader_error *err, const char *fmt, ...)
+void loader_set_err(struct loader_error *err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -40,20 +38,20 @@ int loader_preflight(struct loader_error *err)
 	struct statfs fs;
 
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
-		set_err(err, "kernel BTF not found at /sys/kernel/btf/vmlinux (needs CONFIG_DEBUG_INFO_BTF=y): %s",
+		loader_set_err(err, "kernel BTF not found at /sys/kernel/btf/vmlinux (needs CONFIG_DEBUG_INFO_BTF=y): %s",
 			strerror(errno));
 		return -ENOENT;
 	}
 	if (statfs("/sys/fs/bpf", &fs) != 0 || fs.f_type != BPF_FS_MAGIC) {
 		/* As bpftool does: pins need a bpffs, and mounting one is harmless. */
 		if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") != 0) {
-			set_err(err, "bpffs is not mounted at /sys/fs/bpf and mounting it failed: %s", strerror(errno));
+			loader_set_err(err, "bpffs is not mounted at /sys/fs/bpf and mounting it failed: %s", strerror(errno));
 			return -ENOENT;
 		}
 		fprintf(stderr, "reflexd: mounted bpffs at /sys/fs/bpf\n");
 	}
 	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, NULL) != 1) {
-		set_err(err, "cannot load BPF programs: %s (reflexd needs root, or CAP_BPF, CAP_NET_ADMIN and "
+		loader_set_err(err, "cannot load BPF programs: %s (reflexd needs root, or CAP_BPF, CAP_NET_ADMIN and "
 			     "CAP_PERFMON)", strerror(errno ? errno : EPERM));
 		return -EPERM;
 	}
@@ -247,7 +245,7 @@ int loader_cleanup_stale(const char *pin_dir, struct loader_error *err)
 	state_path_for(pin_dir, state_path, sizeof(state_path));
 	have_state = state_read(state_path, &st);
 	if (have_state && loader_reflexd_alive(st.pid)) {
-		set_err(err, "pin directory %s belongs to a running reflexd (pid %d)", pin_dir, st.pid);
+		loader_set_err(err, "pin directory %s belongs to a running reflexd (pid %d)", pin_dir, st.pid);
 		return -EBUSY;
 	}
 	if (have_state && st.ifindex > 0) {
@@ -274,11 +272,11 @@ int loader_cleanup_stale(const char *pin_dir, struct loader_error *err)
 static int pin_dir_create(const char *pin_dir, struct loader_error *err)
 {
 	if (mkdir(pin_dir, 0700) && errno != EEXIST) {
-		set_err(err, "cannot create pin directory %s: %s", pin_dir, strerror(errno));
+		loader_set_err(err, "cannot create pin directory %s: %s", pin_dir, strerror(errno));
 		return -errno;
 	}
 	if (chmod(pin_dir, 0700)) {
-		set_err(err, "cannot chmod pin directory %s: %s", pin_dir, strerror(errno));
+		loader_set_err(err, "cannot chmod pin directory %s: %s", pin_dir, strerror(errno));
 		return -errno;
 	}
 	return 0;
@@ -308,30 +306,30 @@ int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct re
 	rb->tc = tc_bpf__open_opts(&opts);
 	if (!rb->tc) {
 		ret = -errno;
-		set_err(err, "cannot open the tc BPF object: %s", strerror(-ret));
+		loader_set_err(err, "cannot open the tc BPF object: %s", strerror(-ret));
 		return ret;
 	}
 	ret = tc_bpf__load(rb->tc);
 	if (ret) {
-		set_err(err, "cannot load the tc BPF programs: %s", strerror(-ret));
+		loader_set_err(err, "cannot load the tc BPF programs: %s", strerror(-ret));
 		return ret;
 	}
 	if (want_sockops) {
 		rb->sockops = sockops_bpf__open_opts(&opts);
 		if (!rb->sockops) {
 			ret = -errno;
-			set_err(err, "cannot open the sockops BPF object: %s", strerror(-ret));
+			loader_set_err(err, "cannot open the sockops BPF object: %s", strerror(-ret));
 			return ret;
 		}
 		ret = sockops_bpf__load(rb->sockops);
 		if (ret) {
-			set_err(err, "cannot load the sockops BPF program: %s", strerror(-ret));
+			loader_set_err(err, "cannot load the sockops BPF program: %s", strerror(-ret));
 			return ret;
 		}
 	}
 	ret = loader_config_update(rb, cfg);
 	if (ret) {
-		set_err(err, "cannot write the config map: %s", strerror(-ret));
+		loader_set_err(err, "cannot write the config map: %s", strerror(-ret));
 		return ret;
 	}
 	return state_write(rb);
@@ -345,11 +343,11 @@ int loader_attach_cgroup(struct reflex_bpf *rb, const char *cgroup_path, struct 
 
 	cgroup_fd = open(cgroup_path, O_RDONLY | O_DIRECTORY);
 	if (cgroup_fd < 0) {
-		set_err(err, "cgroup %s: %s", cgroup_path, strerror(errno));
+		loader_set_err(err, "cgroup %s: %s", cgroup_path, strerror(errno));
 		return -errno;
 	}
 	if (fstatfs(cgroup_fd, &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC) {
-		set_err(err, "cgroup %s is not a cgroup v2 directory", cgroup_path);
+		loader_set_err(err, "cgroup %s is not a cgroup v2 directory", cgroup_path);
 		ret = -EINVAL;
 		goto cleanup;
 	}
@@ -357,13 +355,13 @@ int loader_attach_cgroup(struct reflex_bpf *rb, const char *cgroup_path, struct 
 	if (!rb->cgroup_link) {
 		ret = -errno;
 		rb->cgroup_link = NULL;
-		set_err(err, "cannot attach sockops to cgroup %s: %s", cgroup_path, strerror(-ret));
+		loader_set_err(err, "cannot attach sockops to cgroup %s: %s", cgroup_path, strerror(-ret));
 		goto cleanup;
 	}
 	snprintf(pin_path, sizeof(pin_path), "%s/" CGROUP_LINK_PIN, rb->pin_dir);
 	ret = bpf_link__pin(rb->cgroup_link, pin_path);
 	if (ret) {
-		set_err(err, "cannot pin the cgroup link at %s: %s", pin_path, strerror(-ret));
+		loader_set_err(err, "cannot pin the cgroup link at %s: %s", pin_path, strerror(-ret));
 		goto cleanup;
 	}
 	ret = state_write(rb);
@@ -381,10 +379,10 @@ static int tc_attach_one(struct reflex_bpf *rb, enum bpf_tc_attach_point point, 
 	int ret = bpf_tc_attach(&hook, &opts);
 
 	if (ret == -EEXIST)
-		set_err(err, "a reflex tc filter is already on ifindex %d %s (another reflexd? `reflexd --cleanup`)",
+		loader_set_err(err, "a reflex tc filter is already on ifindex %d %s (another reflexd? `reflexd --cleanup`)",
 			rb->ifindex, point == BPF_TC_INGRESS ? "ingress" : "egress");
 	else if (ret)
-		set_err(err, "cannot attach tc %s on ifindex %d: %s", point == BPF_TC_INGRESS ? "ingress" : "egress",
+		loader_set_err(err, "cannot attach tc %s on ifindex %d: %s", point == BPF_TC_INGRESS ? "ingress" : "egress",
 			rb->ifindex, strerror(-ret));
 	return ret;
 }
@@ -397,14 +395,14 @@ int loader_attach_tc(struct reflex_bpf *rb, int ifindex, struct loader_error *er
 	rb->ifindex = ifindex;
 	ret = bpf_tc_hook_create(&hook);
 	if (ret && ret != -EEXIST) {
-		set_err(err, "cannot create the clsact qdisc on ifindex %d: %s", ifindex, strerror(-ret));
+		loader_set_err(err, "cannot create the clsact qdisc on ifindex %d: %s", ifindex, strerror(-ret));
 		return ret;
 	}
 	/* A clsact that was there before us (Cilium, an operator) stays when we leave. */
 	rb->clsact_created = ret == 0;
 	ret = state_write(rb);
 	if (ret) {
-		set_err(err, "cannot write %s: %s", rb->state_path, strerror(-ret));
+		loader_set_err(err, "cannot write %s: %s", rb->state_path, strerror(-ret));
 		return ret;
 	}
 	ret = tc_attach_one(rb, BPF_TC_INGRESS, rb->tc->progs.reflex_tc_ingress, err);

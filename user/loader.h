@@ -35,6 +35,8 @@ struct loader_error {
 	char msg[512];
 };
 
+void loader_set_err(struct loader_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Checks that must pass before anything is loaded: root/capabilities, BTF, bpffs. */
 int loader_preflight(struct loader_error *err);
 

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cc_actuator.h"
 #include "controller.h"
 #include "reflexd_options.h"
 #include "loader.h"
@@ -41,6 +42,7 @@
 struct daemon {
 	struct reflexd_options opt;
 	struct reflex_bpf bpf;
+	struct cc_actuator cc;
 	struct ring_buffer *rings;
 	struct telemetry telemetry;
 	struct controller controller;
@@ -141,6 +143,24 @@ static FILE *open_output(const char *path, const char *what)
 	return f;
 }
 
+/* What a dead reflexd left for this pin directory: its `reflex` registration first,
+ * since removing the pins would leave it registered with nothing pointing at it;
+ * with any_dead_cc, also any dead reflexd's registration, pinned anywhere or not. */
+static int cleanup_stale(const char *pin_dir, bool any_dead_cc, struct loader_error *err)
+{
+	int cc = cc_actuator_cleanup_pinned(pin_dir, err);
+	int ret;
+
+	if (cc >= 0 && any_dead_cc) {
+		ret = cc_actuator_cleanup_dead(err);
+		cc = ret < 0 ? ret : cc || ret;
+	}
+	if (cc < 0)
+		return cc;
+	ret = loader_cleanup_stale(pin_dir, err);
+	return ret < 0 ? ret : ret || cc;
+}
+
 static int setup(struct daemon *d)
 {
 	struct loader_error err = { "" };
@@ -158,7 +178,7 @@ static int setup(struct daemon *d)
 		snprintf(err.msg, sizeof(err.msg), "cgroup %s: %s", d->opt.cgroup, strerror(errno));
 		goto fail;
 	}
-	ret = loader_cleanup_stale(d->opt.pin_dir, &err);
+	ret = cleanup_stale(d->opt.pin_dir, false, &err);
 	if (ret < 0)
 		goto fail;
 	if (ret > 0)
@@ -168,10 +188,15 @@ static int setup(struct daemon *d)
 	if (d->opt.records_out && !(d->telemetry.records_out = open_output(d->opt.records_out, "records CSV")))
 		return -1;
 
+	/* The congestion control is registered before sockops starts selecting it. */
 	if (loader_open_load(&d->bpf, d->opt.pin_dir, &d->opt.config, d->opt.cgroup != NULL, &err) ||
+	    (d->opt.config.actuator == REFLEX_ACTUATOR_CC && cc_actuator_start(&d->cc, &d->bpf, &err)) ||
 	    (d->opt.cgroup && loader_attach_cgroup(&d->bpf, d->opt.cgroup, &err)) ||
 	    loader_attach_tc(&d->bpf, d->ifindex, &err))
 		goto fail;
+	if (d->opt.config.actuator == REFLEX_ACTUATOR_CC)
+		fprintf(stderr, "reflexd: congestion control '%s' registered: the cgroup's new connections run it\n",
+			REFLEX_CC_NAME);
 
 	d->rings = ring_buffer__new(loader_tc_events_fd(&d->bpf), on_tc_record, d, NULL);
 	if (!d->rings) {
@@ -376,11 +401,14 @@ static int run(struct daemon *d)
 static void teardown(struct daemon *d)
 {
 	/* Withdraw every decision first: sockops lifts each clamp at the flow's next ACK,
-	 * which needs it still attached. */
+	 * which needs it still attached (under --actuator cc the flows' `reflex`
+	 * congestion control falls back to Reno, and keeps running after it is
+	 * unregistered). */
 	telemetry_free(&d->telemetry, flow_gone, d);
 	if (d->controller.stats.decisions && !d->opt.control.shadow)
 		usleep(200 * 1000);
-	if (d->opt.control.policy != CWND_POLICY_OFF)
+	/* Only a controller that ran has something to report: a failed setup stays one line. */
+	if (d->controller.opt.policy != CWND_POLICY_OFF)
 		fprintf(stderr, "reflexd: control%s: %llu decisions, %llu reversals (%llu held back), %llu batching changes\n",
 			d->opt.control.shadow ? " (shadow)" : "", (unsigned long long)d->controller.stats.decisions,
 			(unsigned long long)d->controller.shadow.reversals,
@@ -398,6 +426,7 @@ static void teardown(struct daemon *d)
 			unlink(d->decision_log);
 	}
 	ring_buffer__free(d->rings);
+	cc_actuator_stop(&d->cc);
 	loader_teardown(&d->bpf);
 	if (d->csv && fclose(d->csv) != 0)
 		fprintf(stderr, "reflexd: writing %s: %s\n", d->opt.telemetry_out, strerror(errno));
@@ -463,7 +492,7 @@ int main(int argc, char **argv)
 		struct loader_error err = { "" };
 
 		ret = d.opt.router_mode ? router_cleanup_stale(d.opt.pin_dir, err.msg, sizeof(err.msg))
-					: loader_cleanup_stale(d.opt.pin_dir, &err);
+					: cleanup_stale(d.opt.pin_dir, d.opt.config.actuator == REFLEX_ACTUATOR_CC, &err);
 		if (ret < 0) {
 			fprintf(stderr, "reflexd: %s\n", err.msg);
 			return EXIT_SETUP;

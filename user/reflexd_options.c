@@ -32,6 +32,10 @@ void reflexd_usage(FILE *out)
 		"  --policy cwnd=P          what decides caps: tree (default: the cwnd model, else the\n"
 		"                           heuristic), dqn (needs --model dqn=FILE) or heuristic\n"
 		"  --explore EPS            dqn: take a random action with probability EPS (default 0)\n"
+		"  --actuator A             how a cwnd decision acts: clamp (default: TCP_BPF_SNDCWND_CLAMP\n"
+		"                           over the flow's own congestion control) or cc (sockops moves\n"
+		"                           the cgroup's connections to the 'reflex' BPF congestion\n"
+		"                           control, whose cwnd is the decision, Reno without one)\n"
 		"  --observe                telemetry only: decide nothing, enforce nothing\n"
 		"  --shadow                 decide and log, enforce nothing; every 10 s report the\n"
 		"                           expected delta p95 and oscillations (reflexctl promote)\n"
@@ -43,7 +47,8 @@ void reflexd_usage(FILE *out)
 		"  SIGHUP, or a model file being replaced, reloads the models; one that fails\n"
 		"  validation is refused and the running one keeps deciding.\n"
 		"  SIGUSR1 (reflexctl promote) leaves shadow mode if the gate passes.\n"
-		"  --cleanup                remove what a dead reflexd left for --pin-dir, then exit\n"
+		"  --cleanup                remove what a dead reflexd left for --pin-dir, then exit;\n"
+		"                           with --actuator cc, also any dead reflexd's 'reflex' CC\n"
 		"  -v, --verbose            libbpf debug output and per-window lines\n"
 		"  -h, --help               this text\n"
 		"\n"
@@ -114,7 +119,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	enum { OPT_CGROUP = 256, OPT_IFACE, OPT_PIN_DIR, OPT_TELEMETRY_OUT, OPT_RECORDS_OUT, OPT_DURATION,
 	       OPT_SAMPLE_INTERVAL, OPT_FLUSH_THRESHOLD, OPT_MAX_BATCH_DELAY, OPT_CLEANUP, OPT_MODEL, OPT_OBSERVE,
 	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD, OPT_POLICY, OPT_EXPLORE, OPT_LAN,
-	       OPT_PATH, OPT_CLASSES, OPT_PRINT_CLASSES, OPT_BANDIT, OPT_BANDIT_C };
+	       OPT_PATH, OPT_CLASSES, OPT_PRINT_CLASSES, OPT_BANDIT, OPT_BANDIT_C, OPT_ACTUATOR };
 	static const struct option longopts[] = {
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -134,6 +139,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		{ "shadow-period", required_argument, NULL, OPT_SHADOW_PERIOD },
 		{ "policy", required_argument, NULL, OPT_POLICY },
 		{ "explore", required_argument, NULL, OPT_EXPLORE },
+		{ "actuator", required_argument, NULL, OPT_ACTUATOR },
 		{ "lan", required_argument, NULL, OPT_LAN },
 		{ "path", required_argument, NULL, OPT_PATH },
 		{ "classes", required_argument, NULL, OPT_CLASSES },
@@ -211,6 +217,14 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 				usage_error(&e, "--explore: '%s' is not a probability in 0..1", optarg);
 			break;
 		}
+		case OPT_ACTUATOR:
+			if (!strcmp(optarg, "clamp"))
+				opt->config.actuator = REFLEX_ACTUATOR_CLAMP;
+			else if (!strcmp(optarg, "cc"))
+				opt->config.actuator = REFLEX_ACTUATOR_CC;
+			else
+				usage_error(&e, "--actuator: '%s' is not clamp or cc", optarg);
+			break;
 		case OPT_OBSERVE: policy = CWND_POLICY_OFF; break;
 		case OPT_SHADOW: opt->control.shadow = true; break;
 		case OPT_DECISION_LOG: opt->control.decision_log_path = optarg; break;
@@ -264,6 +278,8 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		usage_error(&e, "--observe decides nothing: it excludes --shadow and --model");
 	if (opt->auto_promote && !opt->control.shadow)
 		usage_error(&e, "--auto-promote needs --shadow");
+	if (opt->config.actuator == REFLEX_ACTUATOR_CC && !opt->cgroup && !opt->cleanup_only)
+		usage_error(&e, "--actuator cc needs --cgroup (the connections it runs)");
 	return e.failed ? REFLEXD_ARGS_ERROR : REFLEXD_ARGS_RUN;
 }
 
