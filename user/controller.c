@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "controller.h"
 #include "loader.h"
@@ -19,6 +20,8 @@ const char *const control_input_names[CONTROL_INPUTS] = {
 };
 
 #define DEFAULT_MSS 1448
+/* The controller is the learner's one reader (the decision loop's thread). */
+#define LEARN_READER 0
 
 static void window_inputs(const struct feature_window *w, double *raw)
 {
@@ -94,6 +97,101 @@ static void models_load(struct controller *c)
 	}
 }
 
+/* A learner for the loaded dqn model; without one (or if it cannot start) the
+ * loaded model decides unchanged. */
+static void learner_start(struct controller *c)
+{
+	struct dqn_learn_opts o;
+	char err[256] = "";
+
+	if (!c->opt.learn || c->opt.policy != CWND_POLICY_DQN)
+		return;
+	if (!c->dqn_model) {
+		fprintf(stderr, "reflexd: --learn: no dqn model: nothing to fine-tune\n");
+		return;
+	}
+	dqn_learn_opts_default(&o);
+	if (dqn_learn_new(c->dqn_model, &o, &c->learner, err, sizeof(err)) ||
+	    dqn_learn_start(c->learner, err, sizeof(err))) {
+		fprintf(stderr, "reflexd: --learn: %s: %s: the model decides without learning\n",
+			c->opt.dqn_model_path, err);
+		dqn_learn_free(c->learner);
+		c->learner = NULL;
+		return;
+	}
+	c->learn_generation = 0;
+	fprintf(stderr, "reflexd: learning on-line from dqn model %s (Adam lr %g, a new int8 model every %u updates)\n",
+		c->opt.dqn_model_path, o.lr, o.publish_every);
+}
+
+/* --learn-out is written at exit (temp file and rename in its directory): find out
+ * now, not after the learning, that it cannot be. */
+static int learn_out_check(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (access(dir, W_OK | X_OK) == 0)
+		return 0;
+	fprintf(stderr, "reflexd: --learn-out %s: cannot write in %s: %s\n", path, dir, strerror(errno));
+	return -1;
+}
+
+/* Stops the learner and keeps its counts in learn_done. */
+static void learner_stop(struct controller *c)
+{
+	struct dqn_learn_stats st;
+
+	if (!c->learner)
+		return;
+	dqn_learn_stop(c->learner);
+	dqn_learn_stats(c->learner, &st);
+	c->learn_done.queued += st.queued;
+	c->learn_done.dropped += st.dropped;
+	c->learn_done.processed += st.processed;
+	c->learn_done.updates += st.updates;
+	c->learn_done.generation += st.generation;
+	c->learn_done.publish_errors += st.publish_errors;
+}
+
+static void learner_free(struct controller *c)
+{
+	dqn_learn_free(c->learner);
+	c->learner = NULL;
+}
+
+/* At exit: what the learner did, and its last model to learn_out_path. */
+static void learner_finish(struct controller *c)
+{
+	const struct dqn_learn_stats *t = &c->learn_done;
+	struct dqn_learn_stats last;
+	char err[512];
+
+	if (!c->learner)
+		return;
+	learner_stop(c);
+	dqn_learn_stats(c->learner, &last);
+	fprintf(stderr, "reflexd: learn: %llu transitions queued, %llu dropped, %llu learned from, %llu updates, "
+		"%llu models published, %llu quantizations failed\n", (unsigned long long)t->queued,
+		(unsigned long long)t->dropped, (unsigned long long)t->processed, (unsigned long long)t->updates,
+		(unsigned long long)t->generation, (unsigned long long)t->publish_errors);
+	if (c->opt.learn_out_path) {
+		if (dqn_learn_write(c->learner, LEARN_READER, c->opt.learn_out_path, err, sizeof(err)))
+			fprintf(stderr, "reflexd: learn: cannot write the fine-tuned model: %s\n", err);
+		else if (last.generation)
+			fprintf(stderr, "reflexd: learn: wrote the fine-tuned model (generation %llu) to %s\n",
+				(unsigned long long)last.generation, c->opt.learn_out_path);
+		else
+			fprintf(stderr, "reflexd: learn: no model was published yet: wrote the loaded model, "
+				"unchanged, to %s\n", c->opt.learn_out_path);
+	}
+	learner_free(c);
+}
+
 int controller_init(struct controller *c, const struct controller_opts *opt, struct reflex_bpf *bpf,
 		    const struct reflex_config *config)
 {
@@ -110,6 +208,8 @@ int controller_init(struct controller *c, const struct controller_opts *opt, str
 		}
 		setvbuf(c->log, NULL, _IOLBF, 0);
 	}
+	if (opt->learn_out_path && learn_out_check(opt->learn_out_path))
+		return -1;
 	models_load(c);
 	c->rng = 0x9E3779B97F4A7C15ULL;
 	if ((c->opt.policy == CWND_POLICY_TREE && !c->cwnd_model) || (c->opt.policy == CWND_POLICY_DQN && !c->dqn_model))
@@ -120,11 +220,13 @@ int controller_init(struct controller *c, const struct controller_opts *opt, str
 			c->config.flush_threshold, c->config.max_batch_delay_us);
 	if (c->opt.shadow)
 		fprintf(stderr, "reflexd: shadow mode: decisions are logged, nothing is enforced\n");
+	learner_start(c);
 	return 0;
 }
 
 void controller_free(struct controller *c)
 {
+	learner_finish(c);
 	model_free(c->cwnd_model);
 	model_free(c->batching_model);
 	model_free(c->dqn_model);
@@ -133,10 +235,28 @@ void controller_free(struct controller *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* Whether the dqn file now loaded differs from the one loaded before. */
+static bool dqn_model_changed(const struct controller *c, uint32_t crc_before, size_t size_before)
+{
+	return c->dqn_model->crc_computed != crc_before || c->dqn_model->file_size != size_before;
+}
+
 void controller_reload(struct controller *c)
 {
+	uint32_t crc_before = c->dqn_model ? c->dqn_model->crc_computed : 0;
+	size_t size_before = c->dqn_model ? c->dqn_model->file_size : 0;
+
 	fprintf(stderr, "reflexd: reloading models\n");
 	models_load(c);
+	/* A SIGHUP for another model reloads an unchanged dqn file: learning goes on. */
+	if (!c->opt.learn || !c->dqn_model || !dqn_model_changed(c, crc_before, size_before))
+		return;
+	if (c->learner) {
+		fprintf(stderr, "reflexd: learn: the dqn model was replaced: learning starts again from it\n");
+		learner_stop(c);
+		learner_free(c);
+	}
+	learner_start(c);
 }
 
 void controller_heartbeat(struct controller *c, uint64_t now_ns)
@@ -212,6 +332,48 @@ static uint64_t rng_next(uint64_t *state)
 	return *state;
 }
 
+/* With --learn: the transition this decision completes, to the learner (dropped,
+ * not waited for, when its queue is full). */
+static void learn_push(struct controller *c, struct flow_control *fc, const double *state, double reward)
+{
+	struct dqn_transition t;
+
+	if (!fc->dqn_decided)
+		return;
+	memcpy(t.state, fc->dqn_last_state, sizeof(t.state));
+	memcpy(t.next_state, state, sizeof(t.next_state));
+	t.reward = reward;
+	t.action = fc->dqn_last_action;
+	dqn_learn_push(c->learner, &t);
+}
+
+/* The int8 DQN's greedy action: the learner's latest model, or the loaded one.
+ * The learner's models have the loaded model's features in the same order, so
+ * dqn_map serves both. */
+static enum dqn_action dqn_greedy_int8(struct controller *c, const double *raw)
+{
+	const struct dqn_learn_model *pub = NULL;
+	const struct model *m = c->dqn_model;
+	int16_t q[MODEL_MAX_FEATURES];
+	int32_t value[MODEL_MAX_OUTPUTS];
+	enum dqn_action action;
+
+	if (c->learner) {
+		pub = dqn_learn_acquire(c->learner, LEARN_READER);
+		m = pub->model;
+		if (pub->generation > 0 && c->learn_generation == 0)
+			fprintf(stderr, "reflexd: learn: the first fine-tuned model decides (generation %llu, "
+				"%llu updates)\n", (unsigned long long)pub->generation, (unsigned long long)pub->updates);
+		c->learn_generation = pub->generation;
+	}
+	model_quantize(m, raw, c->dqn_map, q);
+	model_eval(m, q, value);
+	action = (enum dqn_action)model_argmax(value, m->output_count);
+	if (pub)
+		dqn_learn_release(c->learner, LEARN_READER);
+	return action;
+}
+
 /*
  * The DQN's cwnd for this flow: its telemetry as the trainer's dqn_interval (the
  * window's 200 ms), the int8 MLP's argmax (or, with probability explore, a random
@@ -222,12 +384,11 @@ static double dqn_cwnd(struct controller *c, struct flow_entry *flow, const stru
 		       size_t why_len)
 {
 	struct flow_control *fc = &flow->ctl;
-	double seconds = WINDOW_LEN_NS / 1e9, queue_delay, raw[DQN_FEATURES];
+	double seconds = WINDOW_LEN_NS / 1e9, queue_delay, raw[DQN_FEATURES], reward;
 	struct dqn_interval iv = { 0 };
-	int16_t q[MODEL_MAX_FEATURES];
-	int32_t value[MODEL_MAX_OUTPUTS];
 	enum dqn_action action;
 	bool explored = false;
+	char model_note[48] = "";
 
 	if (fc->dqn_last_ns && w->ts_ns - fc->dqn_last_ns < dqn_decision_interval_us(w->context[CTX_MIN_RTT_US]) * 1000ULL)
 		return fc->dqn_cwnd;
@@ -245,18 +406,24 @@ static double dqn_cwnd(struct controller *c, struct flow_entry *flow, const stru
 	iv.cwnd_pkts = w->context[CTX_SND_CWND];
 	iv.mss = flow->mss ? flow->mss : DEFAULT_MSS;
 	iv.buffer_occupancy = fc->max_queue_delay_us > 0 ? queue_delay / fc->max_queue_delay_us : 0;
-	dqn_flow_observe(&fc->dqn, &iv, raw, NULL);
-	model_quantize(c->dqn_model, raw, c->dqn_map, q);
-	model_eval(c->dqn_model, q, value);
-	action = (enum dqn_action)model_argmax(value, c->dqn_model->output_count);
+	dqn_flow_observe(&fc->dqn, &iv, raw, &reward);
+	if (c->learner)
+		learn_push(c, fc, raw, reward);
+	action = dqn_greedy_int8(c, raw);
 	if (c->opt.explore > 0 && (rng_next(&c->rng) >> 11) * 0x1.0p-53 < c->opt.explore) {
 		action = (enum dqn_action)(rng_next(&c->rng) % DQN_ACTIONS);
 		explored = true;
 	}
+	if (c->learner) {
+		memcpy(fc->dqn_last_state, raw, sizeof(fc->dqn_last_state));
+		fc->dqn_last_action = (uint8_t)action;
+		fc->dqn_decided = true;
+		snprintf(model_note, sizeof(model_note), " (on-line model %llu)", (unsigned long long)c->learn_generation);
+	}
 	if (!fc->dqn_cwnd)
 		fc->dqn_cwnd = w->context[CTX_SND_CWND] > 0 ? w->context[CTX_SND_CWND] : DQN_INIT_CWND;
 	fc->dqn_cwnd = dqn_apply_action(action, (uint32_t)fc->dqn_cwnd);
-	snprintf(why, why_len, "dqn: %s%s -> cwnd %.0f (srtt %.0f us, min_rtt %.0f us, %.1f Mbit/s)",
+	snprintf(why, why_len, "dqn%s: %s%s -> cwnd %.0f (srtt %.0f us, min_rtt %.0f us, %.1f Mbit/s)", model_note,
 		 dqn_action_names[action], explored ? " (exploring)" : "", fc->dqn_cwnd, iv.srtt_us, iv.min_rtt_us,
 		 w->context[CTX_DELIVERY_RATE_BPS] / 1e6);
 	return fc->dqn_cwnd;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "dqn.h"
+#include "dqn_learn.h"
 #include "feature_schema.h"
 #include "hysteresis.h"
 #include "model.h"
@@ -64,6 +65,11 @@ struct flow_control {
 	double dqn_cwnd;
 	uint64_t dqn_last_ns;
 	double max_queue_delay_us;
+	/* With --learn: the state and action of the last decision, the first half of
+	 * the transition the next decision completes. */
+	bool dqn_decided;
+	uint8_t dqn_last_action;
+	double dqn_last_state[DQN_FEATURES];
 };
 
 struct controller_opts {
@@ -72,6 +78,8 @@ struct controller_opts {
 	const char *batching_model_path; /* NULL: the config defaults */
 	const char *dqn_model_path;      /* CWND_POLICY_DQN's model */
 	double explore;                  /* DQN: probability of a random action */
+	bool learn;                      /* DQN: fine-tune on-line (user/dqn_learn.h) */
+	const char *learn_out_path;      /* with learn: where the fine-tuned model goes at exit */
 	bool shadow;
 	struct hysteresis_params hysteresis;
 	const char *decision_log_path;   /* JSON lines; NULL: none */
@@ -90,6 +98,9 @@ struct controller {
 	struct model *batching_model;
 	struct model *dqn_model;
 	int dqn_map[MODEL_MAX_FEATURES];
+	struct dqn_learn *learner;           /* with --learn; its models replace dqn_model */
+	uint64_t learn_generation;           /* of the model the last decision used */
+	struct dqn_learn_stats learn_done;   /* summed over the learners stopped so far */
 	uint64_t rng;                        /* exploration (xorshift64) */
 	int cwnd_map[MODEL_MAX_FEATURES];
 	int batching_map[MODEL_MAX_FEATURES];
@@ -106,13 +117,16 @@ struct controller {
 extern const char *const control_input_names[CONTROL_INPUTS];
 
 /* Loads the models (a model that fails leaves the heuristic or the defaults in
- * place, and says so on stderr). Returns 0, or -1 if the log cannot be opened. */
+ * place, and says so on stderr) and, with learn, starts the DQN's learner (which
+ * also, when it fails, says so and leaves the loaded model deciding). Returns 0,
+ * or -1 if the log cannot be opened or learn_out_path's directory not written. */
 int controller_init(struct controller *c, const struct controller_opts *opt, struct reflex_bpf *bpf,
 		    const struct reflex_config *config);
+/* With a learner: stops it, writes learn_out_path, and prints what it did. */
 void controller_free(struct controller *c);
 
-/* Reloads both model files; a file that fails validation is refused and the running
- * model keeps running. */
+/* Reloads the model files; a file that fails validation is refused and the running
+ * model keeps running. A new dqn model restarts the learner from it. */
 void controller_reload(struct controller *c);
 
 void controller_heartbeat(struct controller *c, uint64_t now_ns);

@@ -673,6 +673,28 @@ static int record_episode(struct dqn_trainer *tr, double mean_reward)
 	return 0;
 }
 
+int dqn_trainer_set_net(struct dqn_trainer *tr, const struct mlp *net)
+{
+	if (net->n_in != tr->online.n_in || net->n_hidden != tr->online.n_hidden ||
+	    net->n_out != tr->online.n_out)
+		return -EINVAL;
+	mlp_copy(&tr->online, net);
+	mlp_copy(&tr->target, net);
+	mlp_copy(&tr->best, net);
+	return 0;
+}
+
+bool dqn_trainer_observe(struct dqn_trainer *tr, const float *s, enum dqn_action a, float reward,
+			 const float *s2)
+{
+	dqn_replay_push(&tr->replay, s, a, reward, s2);
+	tr->decisions++;
+	if (tr->replay.len < tr->opts.replay_warmup)
+		return false;
+	train_step(tr);
+	return true;
+}
+
 static int run_episode(struct dqn_trainer *tr)
 {
 	struct scenario sc;
@@ -700,11 +722,8 @@ static int run_episode(struct dqn_trainer *tr)
 		env_interval(&e);
 		dqn_normalize(e.raw, tr->n_in, s2);
 		/* No terminal state: an episode end is a time limit, so bootstrap from s2. */
-		dqn_replay_push(&tr->replay, s, a, (float)e.reward, s2);
+		dqn_trainer_observe(tr, s, a, (float)e.reward, s2);
 		sum += e.reward;
-		tr->decisions++;
-		if (tr->replay.len >= tr->opts.replay_warmup)
-			train_step(tr);
 		memcpy(s, s2, sizeof(s));
 	}
 	env_stop(&e);
@@ -1655,10 +1674,8 @@ static int set_metadata(struct model *m, const struct dqn_trainer *tr, struct dq
 	return ret;
 }
 
-/* The int8 model of the net, with or without equalization, whichever agrees
- * better with the float net on the calibration states (never the test states). */
-static int build_best_model(const struct mlp *net, const double *calib_raw, size_t n_calib,
-			    struct model **out, char *err, size_t err_len)
+int dqn_build_best_model(const struct mlp *net, const double *calib_raw, size_t n_calib, struct model **out,
+			 char *err, size_t err_len)
 {
 	struct model *plain = NULL, *equalized = NULL;
 	float *calib;
@@ -1716,7 +1733,7 @@ static int export_model(const struct dqn_trainer *tr, struct dqn_report *rep, st
 		snprintf(rep->err, sizeof(rep->err), "dqn export: collecting states: %s", strerror(-ret));
 		goto out;
 	}
-	ret = build_best_model(policy, calib_raw, n_calib, out, rep->err, sizeof(rep->err));
+	ret = dqn_build_best_model(policy, calib_raw, n_calib, out, rep->err, sizeof(rep->err));
 	if (ret)
 		goto out;
 	rep->agreement_states = n_raw;

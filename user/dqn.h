@@ -226,6 +226,15 @@ const struct mlp *dqn_trainer_net(const struct dqn_trainer *tr);
 const struct mlp *dqn_trainer_policy(const struct dqn_trainer *tr);
 void dqn_trainer_report(const struct dqn_trainer *tr, struct dqn_report *rep);
 
+/* Learning from transitions observed elsewhere (reflexd --learn, user/dqn_learn.h). */
+/* Online, target and best nets become copies of net; -EINVAL if its shape differs. */
+int dqn_trainer_set_net(struct dqn_trainer *tr, const struct mlp *net);
+/* Pushes one transition (normalized states) into the replay buffer and, once it holds
+ * replay_warmup, takes one update on a batch of it (what an episode step does).
+ * Returns whether an update was taken. */
+bool dqn_trainer_observe(struct dqn_trainer *tr, const float *s, enum dqn_action a, float reward,
+			 const float *s2);
+
 /*
  * Checkpoint: everything needed to continue bit-for-bit (hyperparameters, counters,
  * PRNG, online and target networks, Adam moments, replay buffer), little-endian,
@@ -271,6 +280,12 @@ int dqn_collect_states(const struct mlp *net, uint64_t seed, uint32_t n_scenario
  */
 int dqn_build_model(const struct mlp *net, const float *calib, size_t n_calib, bool equalize,
 		    struct model **out, char *err, size_t err_len);
+
+/* dqn_build_model with and without equalization, keeping the one whose argmax agrees
+ * better with the float net on the calibration states (n_calib raw feature vectors,
+ * DQN_FEATURES doubles each). */
+int dqn_build_best_model(const struct mlp *net, const double *calib_raw, size_t n_calib, struct model **out,
+			 char *err, size_t err_len);
 
 /* Fraction of raw states (DQN_FEATURES doubles each) on which the int8 model's
  * argmax (model_quantize + model_eval + model_argmax, reflexd's path) equals the

@@ -32,6 +32,9 @@ void reflexd_usage(FILE *out)
 		"  --policy cwnd=P          what decides caps: tree (default: the cwnd model, else the\n"
 		"                           heuristic), dqn (needs --model dqn=FILE) or heuristic\n"
 		"  --explore EPS            dqn: take a random action with probability EPS (default 0)\n"
+		"  --learn                  dqn: fine-tune the model on-line from the flows' transitions\n"
+		"                           in a background thread and decide with its latest int8 model\n"
+		"  --learn-out FILE         with --learn: write the fine-tuned model there at exit\n"
 		"  --actuator A             how a cwnd decision acts: clamp (default: TCP_BPF_SNDCWND_CLAMP\n"
 		"                           over the flow's own congestion control) or cc (sockops moves\n"
 		"                           the cgroup's connections to the 'reflex' BPF congestion\n"
@@ -119,7 +122,8 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	enum { OPT_CGROUP = 256, OPT_IFACE, OPT_PIN_DIR, OPT_TELEMETRY_OUT, OPT_RECORDS_OUT, OPT_DURATION,
 	       OPT_SAMPLE_INTERVAL, OPT_FLUSH_THRESHOLD, OPT_MAX_BATCH_DELAY, OPT_CLEANUP, OPT_MODEL, OPT_OBSERVE,
 	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD, OPT_POLICY, OPT_EXPLORE, OPT_LAN,
-	       OPT_PATH, OPT_CLASSES, OPT_PRINT_CLASSES, OPT_BANDIT, OPT_BANDIT_C, OPT_ACTUATOR };
+	       OPT_PATH, OPT_CLASSES, OPT_PRINT_CLASSES, OPT_BANDIT, OPT_BANDIT_C, OPT_ACTUATOR,
+	       OPT_LEARN, OPT_LEARN_OUT };
 	static const struct option longopts[] = {
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -139,6 +143,8 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		{ "shadow-period", required_argument, NULL, OPT_SHADOW_PERIOD },
 		{ "policy", required_argument, NULL, OPT_POLICY },
 		{ "explore", required_argument, NULL, OPT_EXPLORE },
+		{ "learn", no_argument, NULL, OPT_LEARN },
+		{ "learn-out", required_argument, NULL, OPT_LEARN_OUT },
 		{ "actuator", required_argument, NULL, OPT_ACTUATOR },
 		{ "lan", required_argument, NULL, OPT_LAN },
 		{ "path", required_argument, NULL, OPT_PATH },
@@ -225,6 +231,8 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 			else
 				usage_error(&e, "--actuator: '%s' is not clamp or cc", optarg);
 			break;
+		case OPT_LEARN: opt->control.learn = true; break;
+		case OPT_LEARN_OUT: opt->control.learn_out_path = optarg; break;
 		case OPT_OBSERVE: policy = CWND_POLICY_OFF; break;
 		case OPT_SHADOW: opt->control.shadow = true; break;
 		case OPT_DECISION_LOG: opt->control.decision_log_path = optarg; break;
@@ -262,6 +270,12 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		usage_error(&e, "--policy cwnd=dqn needs --model dqn=FILE");
 	if (opt->control.explore > 0 && policy != CWND_POLICY_DQN)
 		usage_error(&e, "--explore is for --policy cwnd=dqn");
+	if (opt->control.learn && policy != CWND_POLICY_DQN)
+		usage_error(&e, "--learn fine-tunes the dqn: it needs --policy cwnd=dqn and --model dqn=FILE");
+	if (opt->control.learn && opt->control.shadow)
+		usage_error(&e, "--learn excludes --shadow: actions that are not applied teach nothing");
+	if (opt->control.learn_out_path && !opt->control.learn)
+		usage_error(&e, "--learn-out needs --learn");
 	if (opt->router_mode) {
 		if (opt->iface || opt->cgroup)
 			usage_error(&e, "--lan/--path (edge router) and --iface/--cgroup (host) exclude each other");
