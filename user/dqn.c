@@ -320,6 +320,25 @@ struct env {
 	double loss_rate;
 };
 
+void dqn_interval_from_sim(const struct bsim_config *cfg, const struct bsim_flow_stats *prev, uint64_t prev_us,
+			   const struct bsim_flow_stats *now, const struct bsim_link_stats *link,
+			   struct dqn_interval *iv)
+{
+	*iv = (struct dqn_interval){
+		.interval_us = (double)(link->now_us - prev_us),
+		.delivered_bytes = (double)(now->delivered_bytes - prev->delivered_bytes),
+		.delivered_pkts = (double)(now->delivered_pkts - prev->delivered_pkts),
+		.retrans_pkts = (double)(now->retrans_pkts - prev->retrans_pkts),
+		.srtt_us = now->srtt_us,
+		.rttvar_us = now->rttvar_us,
+		.min_rtt_us = now->min_rtt_us,
+		.inflight_pkts = now->inflight,
+		.cwnd_pkts = now->cwnd,
+		.mss = cfg->mss ? cfg->mss : BSIM_DEFAULT_MSS,
+		.buffer_occupancy = (double)link->queue_bytes / (double)cfg->buffer_bytes,
+	};
+}
+
 /* Runs one decision interval and observes it. */
 static void env_interval(struct env *e)
 {
@@ -332,19 +351,7 @@ static void env_interval(struct env *e)
 	bsim_run_until(e->sim, bsim_now_us(e->sim) + len);
 	bsim_flow_stats(e->sim, 0, &fl);
 	bsim_link_stats(e->sim, &ln);
-	iv = (struct dqn_interval){
-		.interval_us = (double)(ln.now_us - e->prev_link.now_us),
-		.delivered_bytes = (double)(fl.delivered_bytes - e->prev_flow.delivered_bytes),
-		.delivered_pkts = (double)(fl.delivered_pkts - e->prev_flow.delivered_pkts),
-		.retrans_pkts = (double)(fl.retrans_pkts - e->prev_flow.retrans_pkts),
-		.srtt_us = fl.srtt_us,
-		.rttvar_us = fl.rttvar_us,
-		.min_rtt_us = fl.min_rtt_us,
-		.inflight_pkts = fl.inflight,
-		.cwnd_pkts = fl.cwnd,
-		.mss = e->sc->cfg.mss,
-		.buffer_occupancy = (double)ln.queue_bytes / (double)e->sc->cfg.buffer_bytes,
-	};
+	dqn_interval_from_sim(&e->sc->cfg, &e->prev_flow, e->prev_link.now_us, &fl, &ln, &iv);
 	dqn_flow_observe(&e->fs, &iv, e->raw, &e->reward);
 	avail = (double)(ln.capacity_bytes - e->prev_link.capacity_bytes) -
 		(double)(ln.cross_delivered_bytes - e->prev_link.cross_delivered_bytes);
@@ -1615,20 +1622,6 @@ double dqn_int8_agreement(const struct model *m, const struct mlp *net, const do
 	return n ? (double)same / n : 0;
 }
 
-static int meta_setf(struct model *m, const char *key, struct model_error *merr, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int meta_setf(struct model *m, const char *key, struct model_error *merr, const char *fmt, ...)
-{
-	char value[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(value, sizeof(value), fmt, ap);
-	va_end(ap);
-	return model_meta_set(m, key, value, merr);
-}
-
 static int set_metadata(struct model *m, const struct dqn_trainer *tr, struct dqn_report *rep)
 {
 	const struct dqn_train_opts *o = &tr->opts;
@@ -1645,30 +1638,30 @@ static int set_metadata(struct model *m, const struct dqn_trainer *tr, struct dq
 	ret = ret ?: model_meta_set(m, "trainer", "reflex-forge train-dqn", &merr);
 	ret = ret ?: model_meta_set(m, "policy", "dqn", &merr);
 	ret = ret ?: model_meta_set(m, "actuator", "cwnd_clamp", &merr);
-	ret = ret ?: meta_setf(m, "decision_interval", &merr, "min_rtt clamped to [%d, %d] us",
+	ret = ret ?: model_meta_setf(m, "decision_interval", &merr, "min_rtt clamped to [%d, %d] us",
 			       DQN_MIN_INTERVAL_US, DQN_MAX_INTERVAL_US);
-	ret = ret ?: meta_setf(m, "reward", &merr,
+	ret = ret ?: model_meta_setf(m, "reward", &merr,
 			       "delivery_ratio - %g * max(0, srtt / min_rtt - 1) - %g * loss_rate",
 			       DQN_REWARD_DELAY_WEIGHT, DQN_REWARD_LOSS_WEIGHT);
-	ret = ret ?: meta_setf(m, "seed", &merr, "%llu", (unsigned long long)o->seed);
-	ret = ret ?: meta_setf(m, "episodes", &merr, "%u", tr->episodes_done);
-	ret = ret ?: meta_setf(m, "decisions", &merr, "%llu", (unsigned long long)tr->decisions);
-	ret = ret ?: meta_setf(m, "gamma", &merr, "%g", o->gamma);
-	ret = ret ?: meta_setf(m, "lr", &merr, "%g", o->lr);
-	ret = ret ?: meta_setf(m, "hidden", &merr, "%u", o->hidden);
-	ret = ret ?: meta_setf(m, "best_episode", &merr, "%u", rep->best_episode);
+	ret = ret ?: model_meta_setf(m, "seed", &merr, "%llu", (unsigned long long)o->seed);
+	ret = ret ?: model_meta_setf(m, "episodes", &merr, "%u", tr->episodes_done);
+	ret = ret ?: model_meta_setf(m, "decisions", &merr, "%llu", (unsigned long long)tr->decisions);
+	ret = ret ?: model_meta_setf(m, "gamma", &merr, "%g", o->gamma);
+	ret = ret ?: model_meta_setf(m, "lr", &merr, "%g", o->lr);
+	ret = ret ?: model_meta_setf(m, "hidden", &merr, "%u", o->hidden);
+	ret = ret ?: model_meta_setf(m, "best_episode", &merr, "%u", rep->best_episode);
 	ret = ret ?: model_meta_set(m, "outputs", "Q-values minus a state term common to all actions: use the argmax", &merr);
 	if (rep->eval_scenarios) {
 		for (int p = 0; p < DQN_POLICY_COUNT && !ret; p++) {
 			char key[64];
 
 			snprintf(key, sizeof(key), "eval_reward_%s", dqn_policy_names[p]);
-			ret = meta_setf(m, key, &merr, "%.4f", rep->eval[p].reward);
+			ret = model_meta_setf(m, key, &merr, "%.4f", rep->eval[p].reward);
 		}
-		ret = ret ?: meta_setf(m, "eval_scenarios", &merr, "%u", rep->eval_scenarios);
+		ret = ret ?: model_meta_setf(m, "eval_scenarios", &merr, "%u", rep->eval_scenarios);
 	}
-	ret = ret ?: meta_setf(m, "int8_agreement", &merr, "%.4f", rep->int8_agreement);
-	ret = ret ?: meta_setf(m, "agreement_states", &merr, "%llu", (unsigned long long)rep->agreement_states);
+	ret = ret ?: model_meta_setf(m, "int8_agreement", &merr, "%.4f", rep->int8_agreement);
+	ret = ret ?: model_meta_setf(m, "agreement_states", &merr, "%llu", (unsigned long long)rep->agreement_states);
 	if (ret)
 		snprintf(rep->err, sizeof(rep->err), "dqn export: metadata: %s", merr.msg);
 	return ret;

@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bottleneck_sim.h"
 #include "mlp.h"
 
 #define DQN_ACTIONS 6
@@ -111,6 +112,12 @@ void dqn_flow_init(struct dqn_flow_state *fs);
  * interval's reward, and the state update. reward may be NULL. */
 void dqn_flow_observe(struct dqn_flow_state *fs, const struct dqn_interval *iv, double *raw,
 		      double *reward);
+
+/* The interval between two snapshots of the simulator's flow 0 (taken at prev_us
+ * and at link->now_us), as reflexd's telemetry would report it. */
+void dqn_interval_from_sim(const struct bsim_config *cfg, const struct bsim_flow_stats *prev, uint64_t prev_us,
+			   const struct bsim_flow_stats *now, const struct bsim_link_stats *link,
+			   struct dqn_interval *iv);
 
 /* Network input from raw features: min/max normalization onto the int8 input grid
  * of the `.reflex` MLP (q = round(x * 32767), a = (q * 127 + 16383) / 32767,

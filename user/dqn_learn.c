@@ -456,20 +456,6 @@ int dqn_learn_write(struct dqn_learn *l, unsigned reader, const char *path, char
 	return ret;
 }
 
-static int meta_setf(struct model *m, const char *key, struct model_error *merr, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int meta_setf(struct model *m, const char *key, struct model_error *merr, const char *fmt, ...)
-{
-	char value[128];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(value, sizeof(value), fmt, ap);
-	va_end(ap);
-	return model_meta_set(m, key, value, merr);
-}
-
 /* Metadata keys of the source that hold for its fine-tuned models too. */
 static const char *const kept_keys[] = {
 	"policy", "actuator", "decision_interval", "reward", "gamma", "hidden", "outputs",
@@ -512,13 +498,13 @@ static int set_metadata(struct dqn_learn *l, struct model *m, const struct dqn_l
 	ret = ret ?: model_meta_set(m, "trainer", "reflexd --learn", &merr);
 	ret = ret ?: model_meta_set(m, "trainer_commit", REFLEX_GIT_DESCRIBE, &merr);
 	ret = ret ?: model_meta_set(m, "fine_tuned", "on-line by reflexd --learn", &merr);
-	ret = ret ?: meta_setf(m, "lr", &merr, "%g", l->opts.lr);
-	ret = ret ?: meta_setf(m, "learn_generation", &merr, "%llu", (unsigned long long)p->generation);
-	ret = ret ?: meta_setf(m, "learn_updates", &merr, "%llu", (unsigned long long)p->updates);
-	ret = ret ?: meta_setf(m, "learn_transitions", &merr, "%llu",
+	ret = ret ?: model_meta_setf(m, "lr", &merr, "%g", l->opts.lr);
+	ret = ret ?: model_meta_setf(m, "learn_generation", &merr, "%llu", (unsigned long long)p->generation);
+	ret = ret ?: model_meta_setf(m, "learn_updates", &merr, "%llu", (unsigned long long)p->updates);
+	ret = ret ?: model_meta_setf(m, "learn_transitions", &merr, "%llu",
 			       (unsigned long long)atomic_load_explicit(&l->processed, memory_order_relaxed));
-	ret = ret ?: meta_setf(m, "int8_agreement", &merr, "%.4f", p->int8_agreement);
-	ret = ret ?: meta_setf(m, "agreement_states", &merr, "%zu", p->agreement_states);
+	ret = ret ?: model_meta_setf(m, "int8_agreement", &merr, "%.4f", p->int8_agreement);
+	ret = ret ?: model_meta_setf(m, "agreement_states", &merr, "%zu", p->agreement_states);
 	return ret;
 }
 

@@ -215,6 +215,9 @@ int model_write_file(const struct model *m, const char *path, struct model_error
 int model_meta_get(const struct model *m, const char *key, char *value, size_t value_size);
 /* Replaces or appends `key: value`; key [A-Za-z0-9_]+, value one line of UTF-8 (quoted if needed). */
 int model_meta_set(struct model *m, const char *key, const char *value, struct model_error *err);
+/* model_meta_set with a printf-formatted value of at most 255 bytes. */
+int model_meta_setf(struct model *m, const char *key, struct model_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 bool model_utf8_valid(const char *s, size_t len);
 
 /* --- inference ----------------------------------------------------------- */

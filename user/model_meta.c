@@ -5,6 +5,7 @@
  * other YAML in the section is kept byte for byte and ignored by model_meta_get.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,4 +275,18 @@ int model_meta_set(struct model *m, const char *key, const char *value, struct m
 	m->metadata = text;
 	m->metadata_len = new_len;
 	return 0;
+}
+
+int model_meta_setf(struct model *m, const char *key, struct model_error *err, const char *fmt, ...)
+{
+	char value[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(value, sizeof(value), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(value))
+		return model_fail(err, -1, "metadata %s: value over %zu bytes", key, sizeof(value) - 1);
+	return model_meta_set(m, key, value, err);
 }

@@ -194,6 +194,33 @@ qdisc_stat() { # NODE IFACE FIELD
 	"$LAB" exec "$1" tc -s -j qdisc show dev "$2" | jq -er "[.[] | select(.root)][0].$3"
 }
 
+# For each flow to PORT on NODE's side with over 1 MB acked and a clamp: ss -ti cwnd
+# <= the clamp in reflexctl flows and ssthresh == it (TCP_BPF_SNDCWND_CLAMP sets
+# both). Sets CLAMPS_CHECKED to how many flows it checked.
+check_clamps_in_ss() { # NETNS_PATH PIN PORT
+	local ns=$1 pin=$2 port=$3 flows i p try clamp ss_line cwnd ssthresh
+	CLAMPS_CHECKED=0
+	flows=$(nsenter --net="$ns" "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$pin" |
+		jq -c "[.[] | select(.flow | test(\":$port\$\")) | select(.bytes_acked > 1000000)]")
+	for i in $(echo "$flows" | jq 'keys[]'); do
+		p=$(echo "$flows" | jq -r ".[$i].flow" | sed -E 's/^tcp:[^:]+:([0-9]+)-.*/\1/')
+		# A new decision can land between the map read and ss: up to 3 tries.
+		for try in 1 2 3; do
+			clamp=$(nsenter --net="$ns" "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$pin" |
+				jq "[.[] | select(.flow | test(\":$p-\")) | .cwnd_clamp] | .[0]")
+			ss_line=$(nsenter --net="$ns" ss -tin state established "( sport = :$p )" | tail -1)
+			cwnd=$(echo "$ss_line" | grep -oE '\bcwnd:[0-9]+' | cut -d: -f2)
+			ssthresh=$(echo "$ss_line" | grep -oE '\bssthresh:[0-9]+' | cut -d: -f2)
+			[ "$clamp" -gt 0 ] && [ -n "$cwnd" ] && [ "$cwnd" -le "$clamp" ] && [ "$ssthresh" = "$clamp" ] && break
+		done
+		[ "$clamp" -gt 0 ] || continue
+		log "flow :$p clamp $clamp, ss cwnd $cwnd ssthresh $ssthresh (try $try)"
+		expect_le "$cwnd" "$clamp" "ss -ti cwnd of :$p vs its clamp"
+		expect_eq "$ssthresh" "$clamp" "ss -ti ssthresh of :$p"
+		CLAMPS_CHECKED=$((CLAMPS_CHECKED + 1))
+	done
+}
+
 require_bin() { # NAME
 	[ -x "$REFLEX_BIN/$1" ] || fail "no $REFLEX_BIN/$1: build it first (make SAN=1, or set REFLEX_BIN)"
 }

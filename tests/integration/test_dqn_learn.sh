@@ -67,27 +67,8 @@ IPERF_PID=$!
 on_exit "stop_pid $IPERF_PID"
 # By then the learner has had its warm-up transitions and published models.
 sleep 12
-flows=$(nsenter --net="$NS_CLIENT" "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" |
-	jq -c '[.[] | select(.flow | test(":5201$")) | select(.bytes_acked > 1000000)]')
-checked=0
-for i in $(echo "$flows" | jq 'keys[]'); do
-	port=$(echo "$flows" | jq -r ".[$i].flow" | sed -E 's/^tcp:[^:]+:([0-9]+)-.*/\1/')
-	# A new decision can land between the map read and ss: up to 3 tries.
-	for try in 1 2 3; do
-		clamp=$(nsenter --net="$NS_CLIENT" "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" |
-			jq "[.[] | select(.flow | test(\":$port-\")) | .cwnd_clamp] | .[0]")
-		ss_line=$(nsenter --net="$NS_CLIENT" ss -tin state established "( sport = :$port )" | tail -1)
-		cwnd=$(echo "$ss_line" | grep -oE '\bcwnd:[0-9]+' | cut -d: -f2)
-		ssthresh=$(echo "$ss_line" | grep -oE '\bssthresh:[0-9]+' | cut -d: -f2)
-		[ "$clamp" -gt 0 ] && [ -n "$cwnd" ] && [ "$cwnd" -le "$clamp" ] && [ "$ssthresh" = "$clamp" ] && break
-	done
-	[ "$clamp" -gt 0 ] || continue
-	log "flow :$port dqn clamp $clamp, ss cwnd $cwnd ssthresh $ssthresh (try $try)"
-	expect_le "$cwnd" "$clamp" "ss -ti cwnd of :$port vs its clamp"
-	expect_eq "$ssthresh" "$clamp" "ss -ti ssthresh of :$port"
-	checked=$((checked + 1))
-done
-expect_ge "$checked" 1 "data flows under a clamp of the learning dqn"
+check_clamps_in_ss "$NS_CLIENT" "$PIN" 5201
+expect_ge "$CLAMPS_CHECKED" 1 "data flows under a clamp of the learning dqn"
 grep -q "reflexd: learn: the first fine-tuned model decides" "$TMP/reflexd.log" ||
 	fail "no decision by a fine-tuned model after 12 s: $(cat "$TMP/reflexd.log")"
 

@@ -26,27 +26,8 @@ sleep 0.3
 lab exec client timeout 30 iperf3 -c "$SERVER" -p 5201 -t 10 -P 2 -J >"$TMP/iperf.json" &
 IPERF_PID=$!
 sleep 6
-flows=$(nsenter --net="$NS_CLIENT" "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" |
-	jq -c '[.[] | select(.flow | test(":5201$")) | select(.bytes_acked > 1000000)]')
-checked=0
-for i in $(echo "$flows" | jq 'keys[]'); do
-	port=$(echo "$flows" | jq -r ".[$i].flow" | sed -E 's/^tcp:[^:]+:([0-9]+)-.*/\1/')
-	# A new decision can land between the map read and ss: up to 3 tries.
-	for try in 1 2 3; do
-		clamp=$(nsenter --net="$NS_CLIENT" "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" |
-			jq "[.[] | select(.flow | test(\":$port-\")) | .cwnd_clamp] | .[0]")
-		ss_line=$(nsenter --net="$NS_CLIENT" ss -tin state established "( sport = :$port )" | tail -1)
-		cwnd=$(echo "$ss_line" | grep -oE '\bcwnd:[0-9]+' | cut -d: -f2)
-		ssthresh=$(echo "$ss_line" | grep -oE '\bssthresh:[0-9]+' | cut -d: -f2)
-		[ "$clamp" -gt 0 ] && [ -n "$cwnd" ] && [ "$cwnd" -le "$clamp" ] && [ "$ssthresh" = "$clamp" ] && break
-	done
-	[ "$clamp" -gt 0 ] || continue
-	log "flow :$port dqn clamp $clamp, ss cwnd $cwnd ssthresh $ssthresh (try $try)"
-	expect_le "$cwnd" "$clamp" "ss -ti cwnd of :$port vs its clamp"
-	expect_eq "$ssthresh" "$clamp" "ss -ti ssthresh of :$port"
-	checked=$((checked + 1))
-done
-expect_ge "$checked" 1 "data flows under a dqn clamp"
+check_clamps_in_ss "$NS_CLIENT" "$PIN" 5201
+expect_ge "$CLAMPS_CHECKED" 1 "data flows under a dqn clamp"
 wait "$IPERF_PID" || fail "iperf3 failed"
 mbit=$(jq '.end.sum_received.bits_per_second / 1e6' "$TMP/iperf.json")
 expect_ge "$mbit" 40 "throughput of two uploads under the dqn (Mbit/s, bottleneck 50)"

@@ -86,19 +86,7 @@ static void sim_interval(struct sim_flow *f)
 	bsim_run_until(f->sim, bsim_now_us(f->sim) + dqn_decision_interval_us(f->prev.min_rtt_us));
 	bsim_flow_stats(f->sim, 0, &fl);
 	bsim_link_stats(f->sim, &ln);
-	iv = (struct dqn_interval){
-		.interval_us = (double)(ln.now_us - f->prev_us),
-		.delivered_bytes = (double)(fl.delivered_bytes - f->prev.delivered_bytes),
-		.delivered_pkts = (double)(fl.delivered_pkts - f->prev.delivered_pkts),
-		.retrans_pkts = (double)(fl.retrans_pkts - f->prev.retrans_pkts),
-		.srtt_us = fl.srtt_us,
-		.rttvar_us = fl.rttvar_us,
-		.min_rtt_us = fl.min_rtt_us,
-		.inflight_pkts = fl.inflight,
-		.cwnd_pkts = fl.cwnd,
-		.mss = f->cfg.mss ? f->cfg.mss : BSIM_DEFAULT_MSS,
-		.buffer_occupancy = (double)ln.queue_bytes / (double)f->cfg.buffer_bytes,
-	};
+	dqn_interval_from_sim(&f->cfg, &f->prev, f->prev_us, &fl, &ln, &iv);
 	dqn_flow_observe(&f->fs, &iv, f->raw, &f->reward);
 	f->prev = fl;
 	f->prev_us = ln.now_us;
