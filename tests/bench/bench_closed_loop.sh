@@ -6,6 +6,7 @@
 #   cubic+reflexd tree    reflexd acting with models/cwnd.reflex
 #   cubic+reflexd heur.   reflexd acting with its heuristic fallback
 #   cubic+reflexd dqn     reflexd acting with --policy cwnd=dqn (if models/dqn.reflex exists)
+#   reflexd tree, cc      the tree's decisions through --actuator cc (cwnd = decision)
 # Configurations are interleaved, REPS rounds; the table shows medians over rounds and
 # ratios against cubic and bbr measured in the same run.
 # Usage: tests/bench/bench_closed_loop.sh [REPS=3] [SECONDS=15]
@@ -21,7 +22,7 @@ TMP=$(mktemp -d)
 RD_PID=
 cleanup() {
 	[ -n "$RD_PID" ] && kill "$RD_PID" 2>/dev/null && wait "$RD_PID" 2>/dev/null
-	"$BIN/reflexd" --cleanup --pin-dir "$PIN" >/dev/null 2>&1
+	"$BIN/reflexd" --cleanup --actuator cc --pin-dir "$PIN" >/dev/null 2>&1
 	$LAB down >/dev/null 2>&1
 	rm -rf "$TMP"
 }
@@ -38,6 +39,7 @@ configs=(cubic bbr)
 [ -f models/cwnd.reflex ] && configs+=(tree)
 configs+=(heuristic)
 [ -f models/dqn.reflex ] && configs+=(dqn)
+[ -f models/cwnd.reflex ] && configs+=(tree-cc)
 
 reflexd_start() { # extra args
 	nsenter --net="$NS_CLIENT" "$BIN/reflexd" --iface "$($LAB iface client)" --cgroup "$($LAB cgroup)" \
@@ -54,10 +56,12 @@ one_run() { # config round -> appends "config mbit p50 p95 p99" to results
 	tree) reflexd_start --model cwnd=models/cwnd.reflex ;;
 	heuristic) reflexd_start ;;
 	dqn) reflexd_start --policy cwnd=dqn --model dqn=models/dqn.reflex ;;
+	# iperf3 -C sets TCP_CONGESTION after connect, which would undo sockops' choice
+	tree-cc) cc= ; reflexd_start --model cwnd=models/cwnd.reflex --actuator cc ;;
 	esac
 	nsenter --net="$NS_CLIENT" ping -i 0.05 -w "$SECS" "$SERVER" >"$TMP/ping" 2>&1 &
 	local ping_pid=$!
-	$LAB exec client timeout $((SECS + 15)) iperf3 -c "$SERVER" -p 5201 -t "$SECS" -P 2 -C "$cc" -J >"$TMP/iperf"
+	$LAB exec client timeout $((SECS + 15)) iperf3 -c "$SERVER" -p 5201 -t "$SECS" -P 2 ${cc:+-C "$cc"} -J >"$TMP/iperf"
 	wait "$ping_pid"
 	[ -n "$RD_PID" ] && reflexd_stop
 	local mbit
@@ -85,7 +89,7 @@ c_t=$(median_of cubic 2); c_p=$(median_of cubic 4); b_t=$(median_of bbr 2); b_p=
 for config in "${configs[@]}"; do
 	t=$(median_of "$config" 2); p50=$(median_of "$config" 3); p95=$(median_of "$config" 4); p99=$(median_of "$config" 5)
 	label=$config
-	case $config in tree) label="cubic+reflexd tree" ;; heuristic) label="cubic+reflexd heur." ;; dqn) label="cubic+reflexd dqn" ;; esac
+	case $config in tree) label="cubic+reflexd tree" ;; heuristic) label="cubic+reflexd heur." ;; dqn) label="cubic+reflexd dqn" ;; tree-cc) label="reflexd tree, cc" ;; esac
 	awk -v l="$label" -v t="$t" -v p50="$p50" -v p95="$p95" -v p99="$p99" -v ct="$c_t" -v cp="$c_p" -v bt="$b_t" -v bp="$b_p" \
 		'BEGIN {printf "%-22s %9.1f %9.1f %9.1f %9.1f   %6.2f, %6.2f          %6.2f, %6.2f\n", l, t, p50, p95, p99, t / ct, p95 / cp, t / bt, p95 / bp}'
 done
