@@ -176,7 +176,7 @@ enum reflex_counter {
 	CNT_CC_SELECT,      /* sockets sockops moved to the `reflex` CC */
 	CNT_CC_SELECT_FAIL, /* bpf_setsockopt(TCP_CONGESTION) refused */
 	CNT_CC_SET,         /* `reflex` set cwnd to a new decision */
-	CNT_CC_FALLBACK,    /* `reflex` left a decision for its Reno fallback */
+	CNT_CC_FALLBACK,    /* `reflex` left a decision for its CUBIC fallback */
 	CNT_MAX,
 };
 

@@ -402,7 +402,7 @@ static void teardown(struct daemon *d)
 {
 	/* Withdraw every decision first: sockops lifts each clamp at the flow's next ACK,
 	 * which needs it still attached (under --actuator cc the flows' `reflex`
-	 * congestion control falls back to Reno, and keeps running after it is
+	 * congestion control falls back to CUBIC, and keeps running after it is
 	 * unregistered). */
 	telemetry_free(&d->telemetry, flow_gone, d);
 	if (d->controller.stats.decisions && !d->opt.control.shadow)

@@ -38,7 +38,7 @@ void reflexd_usage(FILE *out)
 		"  --actuator A             how a cwnd decision acts: clamp (default: TCP_BPF_SNDCWND_CLAMP\n"
 		"                           over the flow's own congestion control) or cc (sockops moves\n"
 		"                           the cgroup's connections to the 'reflex' BPF congestion\n"
-		"                           control, whose cwnd is the decision, Reno without one)\n"
+		"                           control, whose cwnd is the decision, CUBIC without one)\n"
 		"  --observe                telemetry only: decide nothing, enforce nothing\n"
 		"  --shadow                 decide and log, enforce nothing; every 10 s report the\n"
 		"                           expected delta p95 and oscillations (reflexctl promote)\n"

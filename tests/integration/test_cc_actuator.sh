@@ -8,7 +8,7 @@
 #  2. a second `reflexd --actuator cc` while the first runs: exit 2, one line naming
 #     the first's pid, the first's registration untouched;
 #  3. kill -9 mid-transfer: the registration outlives reflexd (libbpf 1.1); the flow
-#     stays on reflex and, its heartbeat stale, runs the Reno fallback: bytes keep
+#     stays on reflex and, its heartbeat stale, runs the CUBIC fallback: bytes keep
 #     being acked and cwnd moves past the old decision; `reflexd --cleanup`
 #     unregisters reflex while the flow still runs, and the flow completes;
 #  4. a reflexd killed with -9, its registration then found by map id by the next
