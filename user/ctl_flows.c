@@ -1,5 +1,7 @@
 /* reflexctl flows: the live per-flow table, read from reflexd's pinned maps
- * (sock_flows for TCP state, tc_flows for traffic, summed over CPUs). */
+ * (sock_flows for TCP state, tc_flows for traffic, summed over CPUs, and
+ * cwnd_decisions for what reflexd decided: under --actuator cc nothing is clamped,
+ * so cwnd_clamp alone would not show it). */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -22,6 +24,7 @@ struct flow_row {
 	struct sock_flow sock;
 	bool has_tc;
 	struct tc_counters tc;
+	uint32_t cwnd_decision; /* packets, 0 = none */
 };
 
 struct flow_rows {
@@ -62,6 +65,14 @@ static int open_pinned(const char *pin_dir, const char *name)
 	return fd;
 }
 
+static int open_if_pinned(const char *pin_dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+	return access(path, F_OK) == 0 ? open_pinned(pin_dir, name) : -1;
+}
+
 static int read_sock_flows(int fd, struct flow_rows *t)
 {
 	struct flow_key key, next;
@@ -74,6 +85,27 @@ static int read_sock_flows(int fd, struct flow_rows *t)
 			return -ENOMEM;
 		if (bpf_map_lookup_elem(fd, &next, &row->sock) == 0)
 			row->has_sock = true;
+		key = next;
+		prev = &key;
+	}
+	return 0;
+}
+
+static int read_cwnd_decisions(int fd, struct flow_rows *t)
+{
+	struct flow_key key, next;
+	struct flow_key *prev = NULL;
+	struct cwnd_decision decision;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		struct flow_row *row;
+
+		if (bpf_map_lookup_elem(fd, &next, &decision) == 0 && decision.cwnd_clamp) {
+			row = row_for(t, &next);
+			if (!row)
+				return -ENOMEM;
+			row->cwnd_decision = decision.cwnd_clamp;
+		}
 		key = next;
 		prev = &key;
 	}
@@ -143,11 +175,12 @@ static void print_json(const struct flow_rows *t)
 		if (r->has_sock)
 			printf(", \"cookie\": %llu, \"state\": %u, \"srtt_us\": %u, \"mdev_us\": %u, \"snd_cwnd\": %u, "
 			       "\"snd_ssthresh\": %u, \"total_retrans\": %u, \"delivered\": %u, \"bytes_acked\": %llu, "
-			       "\"bytes_received\": %llu, \"cwnd_clamp\": %u, \"last_sample_ns\": %llu, \"sample_age_ms\": %.1f",
+			       "\"bytes_received\": %llu, \"cwnd_clamp\": %u, \"cwnd_decision\": %u, \"last_sample_ns\": %llu, "
+			       "\"sample_age_ms\": %.1f",
 			       (unsigned long long)r->sock.cookie, r->sock.state, r->sock.srtt_us, r->sock.mdev_us,
 			       r->sock.snd_cwnd, r->sock.snd_ssthresh, r->sock.total_retrans, r->sock.delivered,
 			       (unsigned long long)r->sock.bytes_acked, (unsigned long long)r->sock.bytes_received,
-			       r->sock.cwnd_clamp, (unsigned long long)r->sock.last_sample_ns,
+			       r->sock.cwnd_clamp, r->cwnd_decision, (unsigned long long)r->sock.last_sample_ns,
 			       (now - r->sock.last_sample_ns) / 1e6);
 		if (r->has_tc)
 			printf(", \"packets_in\": %llu, \"packets_out\": %llu, \"bytes_in\": %llu, \"bytes_out\": %llu, "
@@ -167,17 +200,18 @@ static void print_table(const struct flow_rows *t)
 {
 	char name[FLOW_NAME_MAX];
 
-	printf("%-46s %8s %8s %8s %10s %8s %12s %12s %12s\n", "flow", "srtt_us", "mdev_us", "snd_cwnd", "cwnd_clamp",
-	       "retrans", "bytes_acked", "bytes_in", "bytes_out");
+	printf("%-46s %8s %8s %8s %10s %13s %8s %12s %12s %12s\n", "flow", "srtt_us", "mdev_us", "snd_cwnd",
+	       "cwnd_clamp", "cwnd_decision", "retrans", "bytes_acked", "bytes_in", "bytes_out");
 	for (size_t i = 0; i < t->count; i++) {
 		const struct flow_row *r = &t->rows[i];
 
 		printf("%-46s ", flow_key_format(&r->key, name, sizeof(name)));
 		if (r->has_sock)
-			printf("%8u %8u %8u %10u %8u %12llu ", r->sock.srtt_us, r->sock.mdev_us, r->sock.snd_cwnd,
-			       r->sock.cwnd_clamp, r->sock.total_retrans, (unsigned long long)r->sock.bytes_acked);
+			printf("%8u %8u %8u %10u %13u %8u %12llu ", r->sock.srtt_us, r->sock.mdev_us, r->sock.snd_cwnd,
+			       r->sock.cwnd_clamp, r->cwnd_decision, r->sock.total_retrans,
+			       (unsigned long long)r->sock.bytes_acked);
 		else
-			printf("%8s %8s %8s %10s %8s %12s ", "-", "-", "-", "-", "-", "-");
+			printf("%8s %8s %8s %10s %13s %8s %12s ", "-", "-", "-", "-", "-", "-", "-");
 		if (r->has_tc)
 			printf("%12llu %12llu\n", (unsigned long long)r->tc.bytes[FLOW_DIR_INGRESS],
 			       (unsigned long long)r->tc.bytes[FLOW_DIR_EGRESS]);
@@ -192,7 +226,9 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: reflexctl flows [--json] [--pin-dir DIR]\n\n"
 		     "Live per-flow table from a running reflexd's pinned maps: TCP state from sock_flows\n"
-		     "(sockops), traffic from tc_flows (tc, summed over CPUs). Default pin dir %s.\n",
+		     "(sockops), traffic from tc_flows (tc, summed over CPUs), and cwnd_decision, the cwnd\n"
+		     "reflexd decided (cwnd_clamp is what the clamp actuator applied; under --actuator cc\n"
+		     "it stays 0). Default pin dir %s.\n",
 		REFLEX_DEFAULT_PIN_DIR);
 }
 
@@ -207,7 +243,7 @@ int ctl_flows_main(int argc, char **argv)
 	const char *pin_dir = REFLEX_DEFAULT_PIN_DIR;
 	struct flow_rows rows = { 0 };
 	bool json = false;
-	int c, sock_fd = -1, tc_fd = -1, ret = 1;
+	int c, sock_fd = -1, tc_fd = -1, decision_fd = -1, ret = 1;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -225,15 +261,11 @@ int ctl_flows_main(int argc, char **argv)
 	tc_fd = open_pinned(pin_dir, "tc_flows");
 	if (tc_fd < 0)
 		goto cleanup;
-	/* sock_flows exists only when reflexd watches a cgroup. */
-	if (access(pin_dir, F_OK) == 0) {
-		char path[PATH_MAX];
-
-		snprintf(path, sizeof(path), "%s/sock_flows", pin_dir);
-		if (access(path, F_OK) == 0)
-			sock_fd = open_pinned(pin_dir, "sock_flows");
-	}
-	if ((sock_fd >= 0 && read_sock_flows(sock_fd, &rows)) || read_tc_flows(tc_fd, &rows)) {
+	/* sock_flows and cwnd_decisions exist only when reflexd watches a cgroup. */
+	sock_fd = open_if_pinned(pin_dir, "sock_flows");
+	decision_fd = open_if_pinned(pin_dir, "cwnd_decisions");
+	if ((sock_fd >= 0 && read_sock_flows(sock_fd, &rows)) || read_tc_flows(tc_fd, &rows) ||
+	    (decision_fd >= 0 && read_cwnd_decisions(decision_fd, &rows))) {
 		fprintf(stderr, "reflexctl flows: reading the maps failed\n");
 		goto cleanup;
 	}
@@ -247,6 +279,8 @@ cleanup:
 		close(sock_fd);
 	if (tc_fd >= 0)
 		close(tc_fd);
+	if (decision_fd >= 0)
+		close(decision_fd);
 	free(rows.rows);
 	return ret;
 }

@@ -128,6 +128,17 @@ for port in $ports; do
 	expect_eq "$(ss_cc "$port")" reflex "congestion control of :$port in ss -ti"
 	cwnd_on_decision "$port"
 done
+# reflexctl flows shows the decision (nothing is clamped under this actuator).
+port=$(echo $ports | cut -d" " -f1)
+for try in 1 2 3 4 5; do
+	d1=$(decision "$port")
+	row=$(in_client "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" | jq -c ".[] | select(.flow | test(\":$port-\"))")
+	[ "$(echo "$row" | jq .cwnd_decision)" = "$d1" ] && break
+	sleep 0.2
+done
+expect_ge "$d1" 4 "decision for :$port in cwnd_decisions"
+expect_eq "$(echo "$row" | jq .cwnd_decision)" "$d1" "reflexctl flows cwnd_decision of :$port vs cwnd_decisions"
+expect_eq "$(echo "$row" | jq .cwnd_clamp)" 0 "reflexctl flows cwnd_clamp of :$port (no clamp under cc)"
 expect_eq "$(in_client cat /proc/sys/net/ipv4/tcp_congestion_control)" cubic \
 	"the client namespace's default congestion control (untouched)"
 
