@@ -827,7 +827,7 @@ void dqn_trainer_report(const struct dqn_trainer *tr, struct dqn_report *rep)
 
 /* --- evaluation ------------------------------------------------------------------- */
 
-static enum dqn_action int8_action(const struct model *m, const double *raw)
+enum dqn_action dqn_int8_action(const struct model *m, const double *raw)
 {
 	int16_t q[DQN_FEATURES];
 	int32_t value[DQN_ACTIONS];
@@ -846,7 +846,7 @@ static uint32_t policy_clamp(enum dqn_policy p, const struct policy_nets *nets, 
 		dqn_normalize(e->raw, nets->net->n_in, x);
 		return dqn_apply_action(dqn_greedy(nets->net, x), e->clamp);
 	case DQN_POLICY_DQN_INT8:
-		return dqn_apply_action(int8_action(nets->model, e->raw), e->clamp);
+		return dqn_apply_action(dqn_int8_action(nets->model, e->raw), e->clamp);
 	case DQN_POLICY_HEURISTIC:
 		return heuristic_clamp(e);
 	case DQN_POLICY_FIXED:

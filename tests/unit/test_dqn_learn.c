@@ -98,16 +98,6 @@ static void sim_act(struct sim_flow *f, enum dqn_action a)
 	bsim_set_cwnd_clamp(f->sim, 0, f->clamp);
 }
 
-static enum dqn_action int8_action(const struct model *m, const double *raw)
-{
-	int16_t q[DQN_FEATURES];
-	int32_t value[DQN_ACTIONS];
-
-	model_quantize(m, raw, NULL, q);
-	model_eval(m, q, value);
-	return (enum dqn_action)model_argmax(value, DQN_ACTIONS);
-}
-
 /* Mean reward per decision of the int8 model, greedy, on scenarios it was not tuned on. */
 static double sim_reward(const struct model *m, unsigned scenarios, unsigned steps)
 {
@@ -119,7 +109,7 @@ static double sim_reward(const struct model *m, unsigned scenarios, unsigned ste
 		sim_start(&f, 1000 + k);
 		sim_interval(&f);
 		for (unsigned t = 0; t < steps; t++) {
-			sim_act(&f, int8_action(m, f.raw));
+			sim_act(&f, dqn_int8_action(m, f.raw));
 			sim_interval(&f);
 			sum += f.reward;
 		}
@@ -146,7 +136,7 @@ static struct dqn_transition *sim_transitions(const struct model *m, size_t n)
 			sim_interval(&f);
 		}
 		a = bsim_rng_uniform(&rng) < 0.2 ? (enum dqn_action)bsim_rng_below(&rng, DQN_ACTIONS)
-						 : int8_action(m, f.raw);
+						 : dqn_int8_action(m, f.raw);
 		memcpy(t[i].state, f.raw, sizeof(f.raw));
 		sim_act(&f, a);
 		sim_interval(&f);
@@ -364,7 +354,7 @@ static void test_learns_and_publishes(void **state)
 		assert_true(cur->generation >= last_gen);
 		gens_seen += cur->generation != last_gen;
 		last_gen = cur->generation;
-		a = int8_action(cur->model, f.raw);
+		a = dqn_int8_action(cur->model, f.raw);
 		dqn_learn_release(l, 0);
 		if (bsim_rng_uniform(&rng) < dqn_epsilon(1.0, 0.01, 0.995, i))
 			a = (enum dqn_action)bsim_rng_below(&rng, DQN_ACTIONS);
