@@ -73,6 +73,7 @@ deps:
 # --- BPF -------------------------------------------------------------------
 $(BUILD)/vmlinux.h:
 	$(call msg,GEN,$@)
+	$(Q)command -v $(BPFTOOL) >/dev/null || { echo "$(BPFTOOL) not found: 'make deps' installs what the build needs" >&2; exit 1; }
 	$(Q)mkdir -p $(@D)
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
