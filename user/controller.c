@@ -99,7 +99,7 @@ static void models_load(struct controller *c)
 
 /* A learner for the loaded dqn model; without one (or if it cannot start) the
  * loaded model decides unchanged. */
-static void learner_start(struct controller *c)
+static void learner_start(struct controller *c, bool announce)
 {
 	struct dqn_learn_opts o;
 	char err[256] = "";
@@ -120,8 +120,12 @@ static void learner_start(struct controller *c)
 		return;
 	}
 	c->learn_generation = 0;
-	fprintf(stderr, "reflexd: learning on-line from dqn model %s (Adam lr %g, a new int8 model every %u updates)\n",
-		c->opt.dqn_model_path, o.lr, o.publish_every);
+	c->learn_epoch++;
+	learn_guard_restart(&c->guard);
+	if (announce)
+		fprintf(stderr, "reflexd: learning on-line from dqn model %s (Adam lr %g, a new int8 model every %u "
+			"updates; %.0f %% of decisions by the loaded model as a canary)\n", c->opt.dqn_model_path,
+			o.lr, o.publish_every, c->guard.opts.canary_share * 100);
 }
 
 /* --learn-out is written at exit (temp file and rename in its directory): find out
@@ -164,6 +168,40 @@ static void learner_free(struct controller *c)
 	c->learner = NULL;
 }
 
+/* What the learn guard compared, at exit. */
+static void guard_report(const struct controller *c)
+{
+	const struct learn_guard *g = &c->guard;
+
+	if (!g->checks) {
+		fprintf(stderr, "reflexd: learn: guard: no comparison yet (%llu canary decisions; one needs %u "
+			"fine-tuned and %u loaded-model rewards)\n", (unsigned long long)c->canary_decisions,
+			g->opts.block, g->opts.min_loaded);
+		return;
+	}
+	fprintf(stderr, "reflexd: learn: guard: %llu canary decisions, %llu comparisons, %llu rollbacks; last: "
+		"mean reward fine-tuned %.3f over %llu decisions, loaded %.3f over %llu (a rollback needs a gap "
+		"over %.3f)\n", (unsigned long long)c->canary_decisions, (unsigned long long)g->checks,
+		(unsigned long long)g->rollbacks, g->last_tuned_mean, (unsigned long long)g->last_tuned_n,
+		g->last_loaded_mean, (unsigned long long)g->last_loaded_n, g->last_threshold);
+}
+
+/* The guard found the fine-tuned models worse than the loaded one: learning starts
+ * again from the loaded model, which decides until the new learner publishes. */
+static void learner_rollback(struct controller *c)
+{
+	const struct learn_guard *g = &c->guard;
+
+	fprintf(stderr, "reflexd: learn: rollback: fine-tuned model %llu's mean reward %.3f over %llu decisions is "
+		"%.3f below the loaded model's %.3f over %llu (threshold %.3f): learning starts again from %s\n",
+		(unsigned long long)c->learn_generation, g->last_tuned_mean, (unsigned long long)g->last_tuned_n,
+		g->last_loaded_mean - g->last_tuned_mean, g->last_loaded_mean, (unsigned long long)g->last_loaded_n,
+		g->last_threshold, c->opt.dqn_model_path);
+	learner_stop(c);
+	learner_free(c);
+	learner_start(c, false);
+}
+
 /* At exit: what the learner did, and its last model to learn_out_path. */
 static void learner_finish(struct controller *c)
 {
@@ -179,6 +217,7 @@ static void learner_finish(struct controller *c)
 		"%llu models published, %llu quantizations failed\n", (unsigned long long)t->queued,
 		(unsigned long long)t->dropped, (unsigned long long)t->processed, (unsigned long long)t->updates,
 		(unsigned long long)t->generation, (unsigned long long)t->publish_errors);
+	guard_report(c);
 	if (c->opt.learn_out_path) {
 		if (dqn_learn_write(c->learner, LEARN_READER, c->opt.learn_out_path, err, sizeof(err)))
 			fprintf(stderr, "reflexd: learn: cannot write the fine-tuned model: %s\n", err);
@@ -195,6 +234,7 @@ static void learner_finish(struct controller *c)
 int controller_init(struct controller *c, const struct controller_opts *opt, struct reflex_bpf *bpf,
 		    const struct reflex_config *config)
 {
+	struct learn_guard_opts guard_opts;
 	memset(c, 0, sizeof(*c));
 	c->opt = *opt;
 	c->bpf = bpf;
@@ -212,6 +252,8 @@ int controller_init(struct controller *c, const struct controller_opts *opt, str
 		return -1;
 	models_load(c);
 	c->rng = 0x9E3779B97F4A7C15ULL;
+	learn_guard_opts_default(&guard_opts);
+	learn_guard_init(&c->guard, &guard_opts);
 	if ((c->opt.policy == CWND_POLICY_TREE && !c->cwnd_model) || (c->opt.policy == CWND_POLICY_DQN && !c->dqn_model))
 		fprintf(stderr, "reflexd: no %s model: the heuristic (%.2f x BDP) decides\n",
 			c->opt.policy == CWND_POLICY_DQN ? "dqn" : "cwnd", HEURISTIC_BDP_GAIN);
@@ -220,7 +262,7 @@ int controller_init(struct controller *c, const struct controller_opts *opt, str
 			c->config.flush_threshold, c->config.max_batch_delay_us);
 	if (c->opt.shadow)
 		fprintf(stderr, "reflexd: shadow mode: decisions are logged, nothing is enforced\n");
-	learner_start(c);
+	learner_start(c, true);
 	return 0;
 }
 
@@ -256,7 +298,7 @@ void controller_reload(struct controller *c)
 		learner_stop(c);
 		learner_free(c);
 	}
-	learner_start(c);
+	learner_start(c, true);
 }
 
 void controller_heartbeat(struct controller *c, uint64_t now_ns)
@@ -347,10 +389,20 @@ static void learn_push(struct controller *c, struct flow_control *fc, const doub
 	dqn_learn_push(c->learner, &t);
 }
 
-/* The int8 DQN's greedy action: the learner's latest model, or the loaded one.
- * The learner's models have the loaded model's features in the same order, so
- * dqn_map serves both. */
-static enum dqn_action dqn_greedy_int8(struct controller *c, const double *raw)
+/* The reward of the interval after this flow's last decision, to the guard, credited
+ * to the model that made it (not a random one, nor one of an earlier learner). */
+static void guard_credit(struct controller *c, const struct flow_control *fc, double reward)
+{
+	if (!fc->dqn_decided || fc->dqn_last_arm == LEARN_ARM_NONE || fc->dqn_last_epoch != c->learn_epoch)
+		return;
+	if (learn_guard_observe(&c->guard, fc->dqn_last_arm == LEARN_ARM_TUNED, reward) == LEARN_GUARD_ROLLBACK)
+		learner_rollback(c);
+}
+
+/* The int8 DQN's greedy action: the learner's latest model, or the loaded one (no
+ * learner, none published yet, or a canary decision); *arm says which. The learner's
+ * models have the loaded model's features in the same order, so dqn_map serves both. */
+static enum dqn_action dqn_greedy_int8(struct controller *c, const double *raw, enum learn_arm_id *arm)
 {
 	const struct dqn_learn_model *pub = NULL;
 	const struct model *m = c->dqn_model;
@@ -358,13 +410,20 @@ static enum dqn_action dqn_greedy_int8(struct controller *c, const double *raw)
 	int32_t value[MODEL_MAX_OUTPUTS];
 	enum dqn_action action;
 
+	*arm = LEARN_ARM_NONE;
 	if (c->learner) {
 		pub = dqn_learn_acquire(c->learner, LEARN_READER);
-		m = pub->model;
 		if (pub->generation > 0 && c->learn_generation == 0)
 			fprintf(stderr, "reflexd: learn: the first fine-tuned model decides (generation %llu, "
 				"%llu updates)\n", (unsigned long long)pub->generation, (unsigned long long)pub->updates);
 		c->learn_generation = pub->generation;
+		if (pub->generation > 0) {
+			*arm = learn_guard_canary(&c->guard, (rng_next(&c->rng) >> 11) * 0x1.0p-53) ? LEARN_ARM_LOADED
+												   : LEARN_ARM_TUNED;
+			c->canary_decisions += *arm == LEARN_ARM_LOADED;
+		}
+		if (*arm != LEARN_ARM_LOADED)
+			m = pub->model;
 	}
 	model_quantize(m, raw, c->dqn_map, q);
 	model_eval(m, q, value);
@@ -387,6 +446,7 @@ static double dqn_cwnd(struct controller *c, struct flow_entry *flow, const stru
 	double seconds = WINDOW_LEN_NS / 1e9, queue_delay, raw[DQN_FEATURES], reward;
 	struct dqn_interval iv = { 0 };
 	enum dqn_action action;
+	enum learn_arm_id arm;
 	bool explored = false;
 	char model_note[48] = "";
 
@@ -407,9 +467,11 @@ static double dqn_cwnd(struct controller *c, struct flow_entry *flow, const stru
 	iv.mss = flow->mss ? flow->mss : DEFAULT_MSS;
 	iv.buffer_occupancy = fc->max_queue_delay_us > 0 ? queue_delay / fc->max_queue_delay_us : 0;
 	dqn_flow_observe(&fc->dqn, &iv, raw, &reward);
-	if (c->learner)
+	if (c->learner) {
 		learn_push(c, fc, raw, reward);
-	action = dqn_greedy_int8(c, raw);
+		guard_credit(c, fc, reward);
+	}
+	action = dqn_greedy_int8(c, raw, &arm);
 	if (c->opt.explore > 0 && (rng_next(&c->rng) >> 11) * 0x1.0p-53 < c->opt.explore) {
 		action = (enum dqn_action)(rng_next(&c->rng) % DQN_ACTIONS);
 		explored = true;
@@ -418,7 +480,13 @@ static double dqn_cwnd(struct controller *c, struct flow_entry *flow, const stru
 		memcpy(fc->dqn_last_state, raw, sizeof(fc->dqn_last_state));
 		fc->dqn_last_action = (uint8_t)action;
 		fc->dqn_decided = true;
-		snprintf(model_note, sizeof(model_note), " (on-line model %llu)", (unsigned long long)c->learn_generation);
+		fc->dqn_last_arm = explored ? LEARN_ARM_NONE : (uint8_t)arm;
+		fc->dqn_last_epoch = c->learn_epoch;
+		if (arm == LEARN_ARM_LOADED)
+			snprintf(model_note, sizeof(model_note), " (loaded model, canary)");
+		else
+			snprintf(model_note, sizeof(model_note), " (on-line model %llu)",
+				 (unsigned long long)c->learn_generation);
 	}
 	if (!fc->dqn_cwnd)
 		fc->dqn_cwnd = w->context[CTX_SND_CWND] > 0 ? w->context[CTX_SND_CWND] : DQN_INIT_CWND;

@@ -14,6 +14,7 @@
 
 #include "dqn.h"
 #include "dqn_learn.h"
+#include "learn_guard.h"
 #include "feature_schema.h"
 #include "hysteresis.h"
 #include "model.h"
@@ -70,6 +71,16 @@ struct flow_control {
 	bool dqn_decided;
 	uint8_t dqn_last_action;
 	double dqn_last_state[DQN_FEATURES];
+	/* Which model made the last decision (enum learn_arm_id) and under which learner
+	 * (learn_epoch): the learn guard credits it with the next interval's reward. */
+	uint8_t dqn_last_arm;
+	uint64_t dqn_last_epoch;
+};
+
+enum learn_arm_id {
+	LEARN_ARM_NONE = 0,   /* no fine-tuned model yet: nothing to compare */
+	LEARN_ARM_LOADED = 1, /* a canary decision of the loaded model */
+	LEARN_ARM_TUNED = 2,  /* the learner's latest model */
 };
 
 struct controller_opts {
@@ -101,6 +112,9 @@ struct controller {
 	struct dqn_learn *learner;           /* with --learn; its models replace dqn_model */
 	uint64_t learn_generation;           /* of the model the last decision used */
 	struct dqn_learn_stats learn_done;   /* summed over the learners stopped so far */
+	uint64_t learn_epoch;                /* learners started so far */
+	struct learn_guard guard;            /* rolls back fine-tuned models that do worse */
+	uint64_t canary_decisions;           /* made by the loaded model while a fine-tuned one decides */
 	uint64_t rng;                        /* exploration (xorshift64) */
 	int cwnd_map[MODEL_MAX_FEATURES];
 	int batching_map[MODEL_MAX_FEATURES];
