@@ -28,8 +28,8 @@
 #   qdisc_stat NODE IFACE FIELD a root qdisc counter (`tc -s -j qdisc`): packets, bytes,
 #                               drops, overlimits, backlog, qlen
 #   require_bin NAME            fail unless $REFLEX_BIN/NAME is executable
-#   leftovers_check PREFIX      fail if any netns, cgroup, pin under /sys/fs/bpf, lab state
-#                               or process of lab PREFIX is still there
+#   leftovers_check PREFIX      fail if any netns, cgroup, pin under /sys/fs/bpf, lab state,
+#                               default decision log or process of lab PREFIX is still there
 #
 # Variables: REPO, LAB (path of lab.sh), LAB_PREFIX, REFLEX_BIN (default
 # $REPO/build/san), REFLEX_BPF (default $REPO/build/bpf), TEST_NAME.
@@ -238,6 +238,10 @@ leftovers_check() { # PREFIX
 		found+=("pin $path")
 	done < <(find /sys/fs/bpf -maxdepth 3 \( -name "$prefix-*" -o -name "$prefix" \) 2>/dev/null)
 	[ -e "/run/reflex-lab/$prefix" ] && found+=("lab state /run/reflex-lab/$prefix")
+	# reflexd's default decision log for a pin directory under /sys/fs/bpf
+	for path in /run/reflex/_sys_fs_bpf_"$prefix"-*.decisions; do
+		[ -e "$path" ] && found+=("decision log $path")
+	done
 	# Processes: started through lab.sh (REFLEX_LAB in their environment) or still in
 	# one of the lab's namespaces (which outlives its name while a process is in it).
 	while IFS= read -r env_file; do

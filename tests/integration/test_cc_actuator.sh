@@ -52,8 +52,8 @@ in_client() { nsenter --net="$NS_CLIENT" "$@"; }
 start_reflexd() { # PIN IFACE LOG [ARGS...]: sets RD_PID
 	local pin=$1 iface=$2 log_file=$3
 	shift 3
-	nsenter --net="$NS_CLIENT" "$RD" --iface "$iface" --cgroup "$CGROUP" --pin-dir "$pin" --actuator cc "$@" \
-		2>>"$log_file" &
+	nsenter --net="$NS_CLIENT" "$RD" --iface "$iface" --cgroup "$CGROUP" --pin-dir "$pin" --actuator cc \
+		--decision-log "$log_file.decisions" "$@" 2>>"$log_file" &
 	RD_PID=$!
 	RD_PIDS+=("$RD_PID")
 	wait_for "[ -e $pin/sockops_link ]" 10 || fail "reflexd did not attach: $(cat "$log_file")"
@@ -271,4 +271,6 @@ for pin in "$PIN" "$PIN_B"; do
 done
 wait_for "[ -z \"\$(reflex_ops_ids)\" ]" 5 || fail "struct_ops maps named reflex left: $(reflex_ops_ids)"
 expect_eq "$(bpftool cgroup show "$CGROUP" | grep -c sock_ops)" 0 "sockops programs on $CGROUP"
+lab_down || fail "lab down failed"
+leftovers_check "$LAB_PREFIX"
 log "all checks passed"
