@@ -111,6 +111,20 @@ static int unregister(int map_fd)
 	return errno == ENOENT || errno == EINPROGRESS ? 0 : -errno;
 }
 
+/* unregister() for a registration a dead reflexd left, saying what it did. */
+static int unregister_dead(int map_fd, __u32 id, struct loader_error *err)
+{
+	int ret = unregister(map_fd);
+
+	if (ret < 0)
+		loader_set_err(err, "cannot unregister the '" REFLEX_CC_NAME "' congestion control a dead reflexd "
+			       "left (struct_ops map id %u): %s", id, strerror(-ret));
+	else if (ret)
+		fprintf(stderr, "reflexd: unregistered the '" REFLEX_CC_NAME "' congestion control a dead reflexd "
+				"left (struct_ops map id %u)\n", id);
+	return ret;
+}
+
 static long btf_member_offset(const struct btf *btf, const char *type, const char *member)
 {
 	int id = btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT);
@@ -198,7 +212,7 @@ static int map_info(int fd, struct bpf_map_info *info)
 static int cleanup_if_dead(int fd, const struct bpf_map_info *info, const struct ops_value_layout *layout,
 			   struct loader_error *err)
 {
-	int holder, ret;
+	int holder;
 
 	if (!is_reflex_registration(fd, info, layout))
 		return 0;
@@ -209,16 +223,7 @@ static int cleanup_if_dead(int fd, const struct bpf_map_info *info, const struct
 			       holder, info->id);
 		return -EBUSY;
 	}
-	ret = unregister(fd);
-	if (ret < 0) {
-		loader_set_err(err, "cannot unregister the '" REFLEX_CC_NAME "' congestion control a dead reflexd "
-			       "left (struct_ops map id %u): %s", info->id, strerror(-ret));
-		return ret;
-	}
-	if (ret)
-		fprintf(stderr, "reflexd: unregistered the '" REFLEX_CC_NAME "' congestion control a dead reflexd "
-				"left (struct_ops map id %u)\n", info->id);
-	return ret;
+	return unregister_dead(fd, info->id, err);
 }
 
 int cc_actuator_cleanup_dead(struct loader_error *err)
@@ -277,16 +282,9 @@ int cc_actuator_cleanup_pinned(const char *pin_dir, struct loader_error *err)
 		ret = 0;
 		goto cleanup;
 	}
-	ret = unregister(fd);
-	if (ret < 0) {
-		loader_set_err(err, "cannot unregister the '" REFLEX_CC_NAME "' congestion control pinned at %s: %s",
-			       path, strerror(-ret));
-		goto cleanup;
-	}
-	unlink(path);
-	if (ret)
-		fprintf(stderr, "reflexd: unregistered the '" REFLEX_CC_NAME "' congestion control a dead reflexd "
-				"left (struct_ops map id %u)\n", info.id);
+	ret = unregister_dead(fd, info.id, err);
+	if (ret >= 0)
+		unlink(path);
 cleanup:
 	close(fd);
 	return ret;

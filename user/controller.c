@@ -406,8 +406,6 @@ static enum dqn_action dqn_greedy_int8(struct controller *c, const double *raw, 
 {
 	const struct dqn_learn_model *pub = NULL;
 	const struct model *m = c->dqn_model;
-	int16_t q[MODEL_MAX_FEATURES];
-	int32_t value[MODEL_MAX_OUTPUTS];
 	enum dqn_action action;
 
 	*arm = LEARN_ARM_NONE;
@@ -425,9 +423,7 @@ static enum dqn_action dqn_greedy_int8(struct controller *c, const double *raw, 
 		if (*arm != LEARN_ARM_LOADED)
 			m = pub->model;
 	}
-	model_quantize(m, raw, c->dqn_map, q);
-	model_eval(m, q, value);
-	action = (enum dqn_action)model_argmax(value, m->output_count);
+	action = dqn_int8_action(m, raw, c->dqn_map);
 	if (pub)
 		dqn_learn_release(c->learner, LEARN_READER);
 	return action;

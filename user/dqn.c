@@ -827,14 +827,14 @@ void dqn_trainer_report(const struct dqn_trainer *tr, struct dqn_report *rep)
 
 /* --- evaluation ------------------------------------------------------------------- */
 
-enum dqn_action dqn_int8_action(const struct model *m, const double *raw)
+enum dqn_action dqn_int8_action(const struct model *m, const double *raw, const int *map)
 {
-	int16_t q[DQN_FEATURES];
-	int32_t value[DQN_ACTIONS];
+	int16_t q[MODEL_MAX_FEATURES];
+	int32_t value[MODEL_MAX_OUTPUTS];
 
-	model_quantize(m, raw, NULL, q);
+	model_quantize(m, raw, map, q);
 	model_eval(m, q, value);
-	return (enum dqn_action)model_argmax(value, DQN_ACTIONS);
+	return (enum dqn_action)model_argmax(value, m->output_count);
 }
 
 static uint32_t policy_clamp(enum dqn_policy p, const struct policy_nets *nets, const struct env *e)
@@ -846,7 +846,7 @@ static uint32_t policy_clamp(enum dqn_policy p, const struct policy_nets *nets, 
 		dqn_normalize(e->raw, nets->net->n_in, x);
 		return dqn_apply_action(dqn_greedy(nets->net, x), e->clamp);
 	case DQN_POLICY_DQN_INT8:
-		return dqn_apply_action(dqn_int8_action(nets->model, e->raw), e->clamp);
+		return dqn_apply_action(dqn_int8_action(nets->model, e->raw, NULL), e->clamp);
 	case DQN_POLICY_HEURISTIC:
 		return heuristic_clamp(e);
 	case DQN_POLICY_FIXED:
@@ -1609,14 +1609,10 @@ double dqn_int8_agreement(const struct model *m, const struct mlp *net, const do
 
 	for (size_t k = 0; k < n; k++) {
 		const double *raw = raw_states + k * DQN_FEATURES;
-		int16_t q[DQN_FEATURES];
-		int32_t value[DQN_ACTIONS];
 		float x[DQN_FEATURES];
 
-		model_quantize(m, raw, NULL, q);
-		model_eval(m, q, value);
 		dqn_normalize(raw, net->n_in, x);
-		if (model_argmax(value, DQN_ACTIONS) == (unsigned)dqn_greedy(net, x))
+		if (dqn_int8_action(m, raw, NULL) == dqn_greedy(net, x))
 			same++;
 	}
 	return n ? (double)same / n : 0;

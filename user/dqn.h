@@ -297,8 +297,9 @@ int dqn_build_best_model(const struct mlp *net, const double *calib_raw, size_t 
 /* Fraction of raw states (DQN_FEATURES doubles each) on which the int8 model's
  * argmax (model_quantize + model_eval + model_argmax, reflexd's path) equals the
  * float net's (dqn_normalize + dqn_greedy). 0 for n == 0. */
-/* Greedy action of an int8 `.reflex` DQN model on raw features. */
-enum dqn_action dqn_int8_action(const struct model *m, const double *raw);
+/* Greedy action of an int8 `.reflex` DQN model on raw features; map as for
+ * model_quantize (NULL: raw is in the model's feature order). */
+enum dqn_action dqn_int8_action(const struct model *m, const double *raw, const int *map);
 double dqn_int8_agreement(const struct model *m, const struct mlp *net, const double *raw_states, size_t n);
 
 /* The whole `reflex-forge train-dqn`: train (resuming if asked), evaluate, export. */

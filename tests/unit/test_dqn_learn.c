@@ -109,7 +109,7 @@ static double sim_reward(const struct model *m, unsigned scenarios, unsigned ste
 		sim_start(&f, 1000 + k);
 		sim_interval(&f);
 		for (unsigned t = 0; t < steps; t++) {
-			sim_act(&f, dqn_int8_action(m, f.raw));
+			sim_act(&f, dqn_int8_action(m, f.raw, NULL));
 			sim_interval(&f);
 			sum += f.reward;
 		}
@@ -136,7 +136,7 @@ static struct dqn_transition *sim_transitions(const struct model *m, size_t n)
 			sim_interval(&f);
 		}
 		a = bsim_rng_uniform(&rng) < 0.2 ? (enum dqn_action)bsim_rng_below(&rng, DQN_ACTIONS)
-						 : dqn_int8_action(m, f.raw);
+						 : dqn_int8_action(m, f.raw, NULL);
 		memcpy(t[i].state, f.raw, sizeof(f.raw));
 		sim_act(&f, a);
 		sim_interval(&f);
@@ -354,7 +354,7 @@ static void test_learns_and_publishes(void **state)
 		assert_true(cur->generation >= last_gen);
 		gens_seen += cur->generation != last_gen;
 		last_gen = cur->generation;
-		a = dqn_int8_action(cur->model, f.raw);
+		a = dqn_int8_action(cur->model, f.raw, NULL);
 		dqn_learn_release(l, 0);
 		if (bsim_rng_uniform(&rng) < dqn_epsilon(1.0, 0.01, 0.995, i))
 			a = (enum dqn_action)bsim_rng_below(&rng, DQN_ACTIONS);
