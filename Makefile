@@ -1,8 +1,11 @@
 # reflex: quiet by default, V=1 shows every command.
 #
 # Conventions (so a new file needs no Makefile edit):
-#   bpf/NAME.bpf.c          -> build/bpf/NAME.bpf.o and build/bpf/NAME.skel.h
-#   user/PROG.c for PROG in $(PROGS) holds main(); every other user/*.c goes into libreflex.a
+#   bpf/NAME.bpf.c, scripts/lab/NAME.bpf.c -> build/bpf/NAME.bpf.o and build/bpf/NAME.skel.h
+#   user/PART/NAME.c        a file that defines main() is the program build/NAME; every
+#                           other user/PART/*.c goes into libreflex.a (a program links only
+#                           the objects it uses). Includes name the part: "lib/csv.h".
+#   scripts/lab/NAME.c      lab tools (not installed), built like programs
 #   tests/unit/test_*.c     -> cmocka binaries (ASan+UBSan), run by `make test`
 #   tests/fuzz/fuzz_*.c     -> libFuzzer binaries, corpus in tests/fuzz/corpus/NAME/
 #   tests/integration/test_*.sh -> netns integration tests (root), run by `make test`
@@ -44,16 +47,18 @@ LDLIBS  := -lbpf -lelf -lz -lmnl -lnetfilter_queue -linih -lcrypto -lpthread -lm
 BPF_ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Werror -Iinclude -Ibpf -I$(BUILD)
 
-PROGS     := reflexd reflexctl reflex-forge nfq-delay
-USER_SRCS := $(wildcard user/*.c)
-PROG_SRCS := $(filter $(addprefix user/,$(addsuffix .c,$(PROGS))),$(USER_SRCS))
+# A program is a C file that defines main(); lab tools sit apart from production code.
+USER_SRCS := $(wildcard user/*/*.c)
+LAB_SRCS  := $(wildcard scripts/lab/*.c)
+PROG_SRCS := $(shell grep -l '^int main.int argc' $(USER_SRCS) $(LAB_SRCS) /dev/null)
 LIB_SRCS  := $(filter-out $(PROG_SRCS),$(USER_SRCS))
 LIB_OBJS  := $(patsubst user/%.c,$(OUT)/obj/%.o,$(LIB_SRCS))
-BINS      := $(patsubst user/%.c,$(OUT)/%,$(PROG_SRCS))
+BINS      := $(foreach p,$(PROG_SRCS),$(OUT)/$(basename $(notdir $(p))))
+obj_of     = $(patsubst scripts/lab/%.c,$(OUT)/obj/lab/%.o,$(patsubst user/%.c,$(OUT)/obj/%.o,$(1)))
 
-BPF_SRCS  := $(wildcard bpf/*.bpf.c)
-BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
-SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRCS))
+BPF_SRCS  := $(wildcard bpf/*.bpf.c scripts/lab/*.bpf.c)
+BPF_OBJS  := $(foreach f,$(BPF_SRCS),$(BUILD)/bpf/$(notdir $(f:.bpf.c=.bpf.o)))
+SKELS     := $(BPF_OBJS:.bpf.o=.skel.h)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
@@ -77,10 +82,14 @@ $(BUILD)/vmlinux.h:
 	$(Q)mkdir -p $(@D)
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
-$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h
-	$(call msg,BPF,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@
+define bpf_rule
+$(BUILD)/bpf/%.bpf.o: $(1)/%.bpf.c $(BUILD)/vmlinux.h
+	$$(call msg,BPF,$$@)
+	$$(Q)mkdir -p $$(@D)
+	$$(Q)$$(CLANG) $$(BPF_CFLAGS) -MMD -MP -c $$< -o $$@
+endef
+$(eval $(call bpf_rule,bpf))
+$(eval $(call bpf_rule,scripts/lab))
 
 $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(call msg,SKEL,$@)
@@ -92,13 +101,21 @@ $(OUT)/obj/%.o: user/%.c | $(SKELS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+$(OUT)/obj/lab/%.o: scripts/lab/%.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
 $(OUT)/libreflex.a: $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BINS): $(OUT)/%: $(OUT)/obj/%.o $(OUT)/libreflex.a
-	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+define prog_rule
+$(OUT)/$(basename $(notdir $(1))): $(call obj_of,$(1)) $(OUT)/libreflex.a
+	$$(call msg,LINK,$$@)
+	$$(Q)$$(CC) $$(CFLAGS) $$^ $$(LDLIBS) -o $$@
+endef
+$(foreach p,$(PROG_SRCS),$(eval $(call prog_rule,$(p))))
 
 # --- tests ------------------------------------------------------------------
 $(UNIT_BINS): $(OUT)/tests/%: tests/unit/%.c $(OUT)/libreflex.a | $(SKELS)
@@ -158,10 +175,10 @@ models: deps
 	$(Q)REFLEX_BIN=$(BUILD) scripts/build-models.sh
 
 lab-down:
-	$(Q)scripts/lab.sh down
+	$(Q)scripts/lab/lab.sh down
 
 clean:
 	$(call msg,CLEAN,$(BUILD))
 	$(Q)rm -rf $(BUILD)
 
--include $(wildcard $(OUT)/obj/*.d $(OUT)/tests/*.d $(BUILD)/bpf/*.d)
+-include $(wildcard $(OUT)/obj/*/*.d $(OUT)/tests/*.d $(BUILD)/bpf/*.d)

@@ -90,9 +90,9 @@ static __always_inline __u32 cwnd_decided(struct sock *sk)
 
 	flow_key_from_sk(sk, &key);
 	decision = bpf_map_lookup_elem(&cwnd_decisions, &key);
-	if (decision && decision->cwnd_clamp) {
+	if (decision && decision->cwnd_target) {
 		if (heartbeat_fresh(cfg, bpf_ktime_get_ns()))
-			cwnd = decision->cwnd_clamp;
+			cwnd = decision->cwnd_target;
 		else if (ca->followed)
 			counter_add(CNT_HEARTBEAT_STALE, 1);
 	}

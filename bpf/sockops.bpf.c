@@ -216,9 +216,9 @@ static __always_inline void clamp_follow(struct bpf_sock_ops *skops)
 		return;
 	flow_key_from_skops(skops, &key);
 	decision = bpf_map_lookup_elem(&cwnd_decisions, &key);
-	if (decision && decision->cwnd_clamp) {
+	if (decision && decision->cwnd_target) {
 		if (heartbeat_fresh(cfg, bpf_ktime_get_ns()))
-			wanted = decision->cwnd_clamp;
+			wanted = decision->cwnd_target;
 		else if (st->applied_clamp)
 			counter_add(CNT_HEARTBEAT_STALE, 1);
 	}

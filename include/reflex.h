@@ -136,7 +136,7 @@ struct sock_flow {
  * what it applied last, and lifts it when the entry goes away or the heartbeat is
  * stale; the cc actuator (the `reflex` congestion control) sets cwnd to it. */
 struct cwnd_decision {
-	__u32 cwnd_clamp; /* packets; 0 = no cap */
+	__u32 cwnd_target; /* packets; 0 = none: a clamp under the clamp actuator, the exact cwnd under cc */
 	__u32 pad;
 	__u64 decided_ns;
 };

@@ -13,7 +13,7 @@ SECS=${1:-60}; shift || true
 MIXES=("$@"); [ ${#MIXES[@]} -gt 0 ] || MIXES=(bulk short mixed)
 BIN=${REFLEX_BIN:-build}
 export LAB_PREFIX=${LAB_PREFIX:-rfxrec}
-LAB=scripts/lab.sh
+LAB=scripts/lab/lab.sh
 OUT=models/traces
 PIN=/sys/fs/bpf/$LAB_PREFIX-rd
 TMP=$(mktemp -d)

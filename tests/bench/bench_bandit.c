@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bandit.h"
+#include "router/bandit.h"
 #include "bench.h"
 
 #define TIMING_REPS 15

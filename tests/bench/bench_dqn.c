@@ -18,9 +18,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "bottleneck_sim.h"
-#include "dqn.h"
-#include "model.h"
+#include "sim/bottleneck_sim.h"
+#include "dqn/dqn.h"
+#include "model/model.h"
 #include "bench.h"
 
 #define REPS 15

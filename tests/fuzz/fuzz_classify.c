@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "classify.h"
+#include "router/classify.h"
 
 static struct classify_table table, before, reparsed;
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "dqn.h"
+#include "dqn/dqn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

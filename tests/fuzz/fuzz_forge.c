@@ -7,7 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "forge.h"
+#include "forge/forge.h"
 
 static char out_dir[64];
 static char out_path[80];

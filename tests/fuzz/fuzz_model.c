@@ -11,7 +11,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "model.h"
+#include "model/model.h"
 
 static void exercise(const struct model *m, const uint8_t *data, size_t len)
 {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl.h"
+#include "ctl/ctl.h"
 
 #define MAX_ARGS 16
 

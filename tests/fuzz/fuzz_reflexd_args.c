@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "reflexd_options.h"
+#include "reflexd/reflexd_options.h"
 
 #define MAX_ARGS 32
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "router_view.h"
+#include "router/router_view.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -14,7 +14,7 @@
 #   expect_within_pct ACTUAL EXPECTED PCT [WHAT]  |ACTUAL - EXPECTED| <= PCT % of EXPECTED
 #   wait_for CMD TIMEOUT_S      poll the string CMD (eval'd) every 0.1 s until it succeeds;
 #                               returns 1 on timeout (use: wait_for ... || fail ...)
-#   lab [ARGS...]               scripts/lab.sh with this test's LAB_PREFIX
+#   lab [ARGS...]               scripts/lab/lab.sh with this test's LAB_PREFIX
 #   lab_up [VAR=VALUE...]       lab.sh up with these settings; lab_down is pushed on the
 #                               cleanup stack once
 #   lab_down                    lab.sh down (idempotent)
@@ -36,7 +36,7 @@
 set -u
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-LAB=$REPO/scripts/lab.sh
+LAB=$REPO/scripts/lab/lab.sh
 TEST_NAME=$(basename "$0" .sh)
 REFLEX_BIN=${REFLEX_BIN:-$REPO/build/san}
 REFLEX_BPF=${REFLEX_BPF:-$REPO/build/bpf}

@@ -81,9 +81,9 @@ data_ports() { # server port
 		/^[0-9]/ { n = split($3, a, ":"); port = a[n]; next }
 		match($0, /bytes_acked:[0-9]+/) && substr($0, RSTART + 12, RLENGTH - 12) + 0 > 1000000 { print port }'
 }
-decision() { # local port: the flow's cwnd_clamp in cwnd_decisions, 0 if none
+decision() { # local port: the flow's cwnd_target in cwnd_decisions, 0 if none
 	bpftool map dump pinned "$PIN/cwnd_decisions" -j |
-		jq "[.[] | select(.formatted.key.sport == $1) | .formatted.value.cwnd_clamp] | .[0] // 0"
+		jq "[.[] | select(.formatted.key.sport == $1) | .formatted.value.cwnd_target] | .[0] // 0"
 }
 counter() { # NAME: its total over CPUs in $PIN/counters (index: REFLEX_COUNTER_NAMES)
 	local idx
@@ -133,11 +133,11 @@ port=$(echo $ports | cut -d" " -f1)
 for try in 1 2 3 4 5; do
 	d1=$(decision "$port")
 	row=$(in_client "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" | jq -c ".[] | select(.flow | test(\":$port-\"))")
-	[ "$(echo "$row" | jq .cwnd_decision)" = "$d1" ] && break
+	[ "$(echo "$row" | jq .cwnd_target)" = "$d1" ] && break
 	sleep 0.2
 done
 expect_ge "$d1" 4 "decision for :$port in cwnd_decisions"
-expect_eq "$(echo "$row" | jq .cwnd_decision)" "$d1" "reflexctl flows cwnd_decision of :$port vs cwnd_decisions"
+expect_eq "$(echo "$row" | jq .cwnd_target)" "$d1" "reflexctl flows cwnd_target of :$port vs cwnd_decisions"
 expect_eq "$(echo "$row" | jq .cwnd_clamp)" 0 "reflexctl flows cwnd_clamp of :$port (no clamp under cc)"
 expect_eq "$(in_client cat /proc/sys/net/ipv4/tcp_congestion_control)" cubic \
 	"the client namespace's default congestion control (untouched)"

@@ -78,7 +78,7 @@ after=$(data_flows 5201 | jq '[.[].cwnd_clamp] | add')
 log "sum of clamps: $before before, $after after the rate drop"
 expect_le "$after" "$(awk -v b="$before" 'BEGIN {printf "%d", b * 0.7}')" "sum of clamps after the drop (<= 70 % of before)"
 wait "$IPERF_PID" || fail "iperf3 failed"
-downs=$(jq -s '[.[] | select(.knob == "cwnd_clamp" and .new < .old and .new > 0)] | length' "$TMP/decisions.log")
+downs=$(jq -s '[.[] | select(.knob == "cwnd_target" and .new < .old and .new > 0)] | length' "$TMP/decisions.log")
 expect_ge "$downs" 2 "decisions that lowered a clamp"
 
 log "3. under bbr, kill -9 mid-transfer: the heartbeat stops, the clamps are lifted"
@@ -108,7 +108,7 @@ STATUS=/run/reflex/$(echo "$PIN" | tr / _).shadow
 wait_for "[ -s $STATUS ]" 15 || fail "no shadow verdict in $STATUS: $(tail -3 "$TMP/reflexd.log")"
 flows=$(in_client "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN")
 expect_eq "$(echo "$flows" | jq '[.[] | select(.cwnd_clamp > 0)] | length')" 0 "clamped flows in shadow mode"
-logged=$(jq -s '[.[] | select(.knob == "cwnd_clamp")] | length' "$TMP/decisions.log")
+logged=$(jq -s '[.[] | select(.knob == "cwnd_target")] | length' "$TMP/decisions.log")
 acted=$(jq -s '[.[] | select(.acted == true)] | length' "$TMP/decisions.log")
 expect_ge "$logged" 2 "decisions logged in shadow mode"
 expect_eq "$acted" 0 "decisions that acted in shadow mode"

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "bandit.h"
+#include "router/bandit.h"
 
 /* cmocka's float assertion goes through float; these indexes need double precision. */
 #define assert_double_near(actual, expected, eps)                                          \

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "bottleneck_sim.h"
+#include "sim/bottleneck_sim.h"
 
 /* 10 Mbit/s, 20 ms, 1500 B: one packet takes 1.2 ms on the link, the BDP is
  * 25000 B = 16.67 packets, and a 100 us tick divides both, so the sim is exact. */

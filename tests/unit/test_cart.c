@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "cart.h"
+#include "forge/cart.h"
 
 static size_t *all_rows(size_t n)
 {

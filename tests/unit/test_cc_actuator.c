@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "cc_actuator.h"
-#include "reflexd_options.h"
+#include "reflexd/cc_actuator.h"
+#include "reflexd/reflexd_options.h"
 
 #define ARGC(argv) ((int)(sizeof(argv) / sizeof((argv)[0])) - 1)
 

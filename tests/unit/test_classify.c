@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "classify.h"
+#include "router/classify.h"
 
 /* tests/run.sh runs unit tests from the repository root. */
 #define EXAMPLE_CONFIG "tests/data/classes.ini"

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "controller.h"
+#include "reflexd/controller.h"
 
 static void test_cap_is_multiple_of_bdp(void **state)
 {

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "csv.h"
+#include "lib/csv.h"
 
 static struct csv_table *parse_ok(const char *text)
 {

@@ -16,8 +16,8 @@
 
 #include <cmocka.h>
 
-#include "dqn.h"
-#include "model.h"
+#include "dqn/dqn.h"
+#include "model/model.h"
 
 static void assert_close(double got, double want, double tol)
 {

@@ -17,10 +17,10 @@
 
 #include <cmocka.h>
 
-#include "bottleneck_sim.h"
-#include "dqn.h"
-#include "dqn_learn.h"
-#include "model.h"
+#include "sim/bottleneck_sim.h"
+#include "dqn/dqn.h"
+#include "dqn/dqn_learn.h"
+#include "model/model.h"
 
 #define WAIT_LIMIT_S 120
 

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "forge.h"
-#include "model.h"
+#include "forge/forge.h"
+#include "model/model.h"
 
 struct fixture {
 	char dir[64];

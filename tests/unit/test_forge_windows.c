@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "forge.h"
-#include "window.h"
+#include "forge/forge.h"
+#include "lib/window.h"
 
 #define STEP 100000000ULL
 #define HEADER                                                                                                 \

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "hysteresis.h"
+#include "reflexd/hysteresis.h"
 
 #define MS (1000ULL * 1000)
 #define S (1000 * MS)

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "learn_guard.h"
+#include "reflexd/learn_guard.h"
 
 static struct learn_guard guard_default(void)
 {

@@ -24,7 +24,7 @@
 #include <zlib.h>
 #include <cmocka.h>
 
-#include "model.h"
+#include "model/model.h"
 
 #define SMALL_MODEL_PATH "tests/data/small.reflex"
 #define FUZZ_CORPUS_DIR "tests/fuzz/corpus/model"

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "oracle.h"
+#include "sim/oracle.h"
 
 #define US 1000ULL
 #define MS 1000000ULL

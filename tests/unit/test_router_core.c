@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "router_core.h"
+#include "router/router_core.h"
 
 #define MS (1000ULL * 1000)
 #define T0 (1000 * MS)

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "router.h"
+#include "router/router.h"
 
 static char *addr4(const struct in_addr *a, char *buf)
 {

@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "json_read.h"
-#include "router_view.h"
+#include "lib/json_read.h"
+#include "router/router_view.h"
 
 struct fixture {
 	struct bandit *b;

@@ -9,9 +9,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "feature_schema.h"
-#include "window.h"
-#include "window_csv.h"
+#include "lib/feature_schema.h"
+#include "lib/window.h"
+#include "lib/window_csv.h"
 
 #define MS (1000ULL * 1000)
 #define BASE (1000 * WINDOW_STEP_NS) /* an arbitrary step-aligned start */

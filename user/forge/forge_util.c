@@ -1,0 +1,128 @@
+/* Small pieces of reflex-forge: hashes, timestamps, provenance, progress. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "forge/forge.h"
+
+#ifndef REFLEX_GIT_DESCRIBE
+#define REFLEX_GIT_DESCRIBE "unknown"
+#endif
+
+static const char *const recipe_names[] = {
+	[RECIPE_BATCHING] = "batching",
+	[RECIPE_CWND] = "cwnd",
+};
+
+const char *forge_recipe_name(enum forge_recipe r)
+{
+	return recipe_names[r];
+}
+
+int forge_recipe_parse(const char *s, enum forge_recipe *out)
+{
+	for (size_t i = 0; i < sizeof(recipe_names) / sizeof(recipe_names[0]); i++) {
+		if (!strcmp(s, recipe_names[i])) {
+			*out = (enum forge_recipe)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+enum window_scope forge_recipe_scope(enum forge_recipe r)
+{
+	return r == RECIPE_CWND ? SCOPE_FLOW : SCOPE_IFACE;
+}
+
+int forge_sha1_hex(const void *data, size_t len, char hex[FORGE_SHA1_HEX])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+
+	if (!EVP_Digest(data, len, md, &md_len, EVP_sha1(), NULL) || md_len != 20)
+		return -EIO;
+	for (unsigned i = 0; i < md_len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+int forge_read_csv(const char *path, struct csv_table **out, char sha1[FORGE_SHA1_HEX], struct csv_error *err)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int ret;
+
+	ret = csv_read_bytes(path, &data, &len, err);
+	if (ret)
+		return ret;
+	ret = forge_sha1_hex(data, len, sha1);
+	if (ret) {
+		snprintf(err->msg, sizeof(err->msg), "%s: SHA-1 failed in libcrypto", path);
+		err->line = err->column = 0;
+	} else {
+		ret = csv_parse(strcmp(path, "-") ? path : "<stdin>", data, len, out, err);
+	}
+	free(data);
+	return ret;
+}
+
+int forge_created_at_now(char *buf, size_t size, struct csv_error *err)
+{
+	const char *epoch = getenv("SOURCE_DATE_EPOCH");
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (epoch && *epoch) {
+		char *end;
+		long long v;
+
+		errno = 0;
+		v = strtoll(epoch, &end, 10);
+		if (errno || *end || v < 0) {
+			snprintf(err->msg, sizeof(err->msg), "SOURCE_DATE_EPOCH '%.40s' is not a count of seconds", epoch);
+			err->line = err->column = 0;
+			return -EINVAL;
+		}
+		now = (time_t)v;
+	}
+	if (!gmtime_r(&now, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+		snprintf(err->msg, sizeof(err->msg), "cannot format the time %lld", (long long)now);
+		err->line = err->column = 0;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+bool forge_created_at_valid(const char *s)
+{
+	struct tm tm = { 0 };
+	char again[32];
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	time_t t;
+
+	if (!end || *end || strlen(s) != 20)
+		return false;
+	/* Round trip through the calendar, so 2025-02-30 is refused. */
+	t = timegm(&tm);
+	if (t == (time_t)-1 || !gmtime_r(&t, &tm) || !strftime(again, sizeof(again), "%Y-%m-%dT%H:%M:%SZ", &tm))
+		return false;
+	return !strcmp(again, s);
+}
+
+const char *forge_trainer_commit(void)
+{
+	return "forge@" REFLEX_GIT_DESCRIBE;
+}
+
+void forge_progress(const char *what, size_t done, size_t total)
+{
+	fprintf(stderr, "\r%s: %zu/%zu", what, done, total);
+	if (done == total)
+		fputs("\n", stderr);
+	fflush(stderr);
+}

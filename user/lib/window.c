@@ -1,0 +1,238 @@
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/window.h"
+
+#define WINDOW_STEPS (WINDOW_LEN_NS / WINDOW_STEP_NS)
+
+static uint64_t first_step(uint64_t end_index)
+{
+	return end_index > WINDOW_STEPS ? end_index - WINDOW_STEPS : 0;
+}
+
+void window_series_init(struct window_series *ws)
+{
+	memset(ws, 0, sizeof(*ws));
+}
+
+static struct window_bin *slot(struct window_series *ws, uint64_t index)
+{
+	return &ws->bins[index % WINDOW_BINS];
+}
+
+static void bin_reset(struct window_bin *bin, uint64_t index)
+{
+	memset(bin, 0, offsetof(struct window_bin, rtt_us));
+	bin->index = index;
+}
+
+struct window_bin *window_bin_at(struct window_series *ws, uint64_t ts_ns)
+{
+	uint64_t index = ts_ns / WINDOW_STEP_NS;
+
+	if (!ws->started) {
+		for (uint64_t i = 0; i < WINDOW_BINS; i++)
+			bin_reset(slot(ws, index - i), index - i);
+		ws->newest = index;
+		ws->started = true;
+	}
+	if (index > ws->newest) {
+		/* Steps skipped by a gap are empty, not stale. */
+		uint64_t first = index - ws->newest > WINDOW_BINS ? index - WINDOW_BINS + 1 : ws->newest + 1;
+
+		for (uint64_t i = first; i <= index; i++)
+			bin_reset(slot(ws, i), i);
+		ws->newest = index;
+	}
+	if (ws->newest - index >= WINDOW_BINS) {
+		ws->late_samples++;
+		return NULL;
+	}
+	return slot(ws, index);
+}
+
+/* Keeps a uniform sample of at most WINDOW_RTT_KEEP measurements per step
+ * (reservoir sampling with a deterministic generator, so replays are repeatable). */
+void window_add_rtt(struct window_series *ws, uint64_t ts_ns, uint32_t rtt_us)
+{
+	struct window_bin *bin = window_bin_at(ws, ts_ns);
+
+	if (!rtt_us)
+		return;
+	ws->rtt_ewma_us = ws->rtt_ewma_us > 0 ? ws->rtt_ewma_us + (rtt_us - ws->rtt_ewma_us) / 8.0 : rtt_us;
+	if (!ws->min_rtt_us || rtt_us < ws->min_rtt_us)
+		ws->min_rtt_us = rtt_us;
+	if (!bin)
+		return;
+	bin->rtt_seen++;
+	if (bin->rtt_kept < WINDOW_RTT_KEEP) {
+		bin->rtt_us[bin->rtt_kept++] = rtt_us;
+	} else {
+		uint64_t mix = (uint64_t)bin->rtt_seen * 0x9E3779B97F4A7C15ULL;
+		uint32_t pick = (uint32_t)((mix >> 32) % bin->rtt_seen);
+
+		if (pick < WINDOW_RTT_KEEP)
+			bin->rtt_us[pick] = rtt_us;
+	}
+}
+
+void window_add_traffic(struct window_series *ws, uint64_t ts_ns, uint64_t packets_in, uint64_t packets_out,
+			uint64_t bytes_in, uint64_t bytes_out, uint64_t size_sum, uint64_t size_sq_sum)
+{
+	struct window_bin *bin = window_bin_at(ws, ts_ns);
+
+	if (!bin)
+		return;
+	bin->packets_in += packets_in;
+	bin->packets_out += packets_out;
+	bin->bytes_in += bytes_in;
+	bin->bytes_out += bytes_out;
+	bin->size_sum += size_sum;
+	bin->size_sq_sum += size_sq_sum;
+}
+
+void window_add_delivery(struct window_series *ws, uint64_t ts_ns, uint64_t bytes_acked, uint64_t delivered,
+			 uint64_t retrans)
+{
+	struct window_bin *bin = window_bin_at(ws, ts_ns);
+
+	if (!bin)
+		return;
+	bin->bytes_acked += bytes_acked;
+	bin->delivered += delivered;
+	bin->retrans += retrans;
+}
+
+void window_add_record(struct window_series *ws, uint64_t ts_ns)
+{
+	struct window_bin *bin = window_bin_at(ws, ts_ns);
+
+	if (bin)
+		bin->records++;
+}
+
+static const struct window_bin *bin_in_window(const struct window_series *ws, uint64_t index)
+{
+	const struct window_bin *bin = &ws->bins[index % WINDOW_BINS];
+
+	return ws->started && bin->index == index ? bin : NULL;
+}
+
+bool window_active(const struct window_series *ws, uint64_t end_ns)
+{
+	uint64_t end_index = end_ns / WINDOW_STEP_NS;
+
+	for (uint64_t i = first_step(end_index); i < end_index; i++) {
+		const struct window_bin *bin = bin_in_window(ws, i);
+
+		if (bin && (bin->rtt_seen || bin->packets_in || bin->packets_out || bin->bytes_acked || bin->records))
+			return true;
+	}
+	return false;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+uint32_t percentile_u32(uint32_t *values, uint32_t n, double p)
+{
+	uint32_t rank;
+
+	if (!n)
+		return 0;
+	qsort(values, n, sizeof(*values), cmp_u32);
+	rank = (uint32_t)ceil(p / 100.0 * n);
+	if (rank < 1)
+		rank = 1;
+	if (rank > n)
+		rank = n;
+	return values[rank - 1];
+}
+
+void window_compute(const struct window_series *ws, uint64_t end_ns, enum window_scope scope,
+		    const struct queue_snapshot *q_start, const struct queue_snapshot *q_end,
+		    struct feature_window *out)
+{
+	const double seconds = WINDOW_LEN_NS / 1e9;
+	uint64_t end_index = end_ns / WINDOW_STEP_NS;
+	uint32_t rtts[WINDOW_RTT_KEEP * WINDOW_STEPS];
+	uint32_t nrtt = 0;
+	struct window_bin sum = { 0 };
+	uint64_t packets;
+
+	memset(out->feature, 0, sizeof(out->feature));
+	memset(out->context, 0, sizeof(out->context));
+	out->ts_ns = end_ns;
+	out->scope = scope;
+
+	for (uint64_t i = first_step(end_index); i < end_index; i++) {
+		const struct window_bin *bin = bin_in_window(ws, i);
+
+		if (!bin)
+			continue;
+		memcpy(rtts + nrtt, bin->rtt_us, bin->rtt_kept * sizeof(uint32_t));
+		nrtt += bin->rtt_kept;
+		sum.packets_in += bin->packets_in;
+		sum.packets_out += bin->packets_out;
+		sum.bytes_in += bin->bytes_in;
+		sum.bytes_out += bin->bytes_out;
+		sum.size_sum += bin->size_sum;
+		sum.size_sq_sum += bin->size_sq_sum;
+		sum.bytes_acked += bin->bytes_acked;
+		sum.delivered += bin->delivered;
+		sum.retrans += bin->retrans;
+		sum.records += bin->records;
+	}
+
+	packets = sum.packets_in + sum.packets_out;
+	out->feature[FEAT_LATENCY_P50] = percentile_u32(rtts, nrtt, 50);
+	out->feature[FEAT_LATENCY_P95] = percentile_u32(rtts, nrtt, 95);
+	out->feature[FEAT_BYTES_IN_PER_SEC] = sum.bytes_in / seconds;
+	out->feature[FEAT_BYTES_OUT_PER_SEC] = sum.bytes_out / seconds;
+	if (packets) {
+		double mean = (double)sum.size_sum / packets;
+		double var = (double)sum.size_sq_sum / packets - mean * mean;
+
+		out->feature[FEAT_PACKET_SIZE_MEAN] = mean;
+		out->feature[FEAT_PACKET_SIZE_VAR] = var > 0 ? var : 0;
+	}
+	out->feature[FEAT_RTT_EWMA] = ws->rtt_ewma_us;
+
+	if (scope == SCOPE_IFACE && q_start && q_end && q_start->valid && q_end->valid) {
+		double span = (q_end->ts_ns - q_start->ts_ns) / 1e9;
+		uint64_t sent = q_end->sent_packets - q_start->sent_packets;
+		uint64_t drops = q_end->drops - q_start->drops;
+		int64_t queued = (int64_t)q_end->backlog_packets - (int64_t)q_start->backlog_packets;
+
+		if (span <= 0)
+			span = seconds;
+		/* Whatever entered the queue was sent, dropped, or is still queued. */
+		out->feature[FEAT_ENQUEUE_RATE] = fmax(0, (double)sent + drops + queued) / span;
+		out->feature[FEAT_DEQUEUE_RATE] = sent / span;
+		out->context[CTX_DROPS] = drops;
+	} else if (scope == SCOPE_IFACE) {
+		out->feature[FEAT_ENQUEUE_RATE] = sum.packets_out / seconds;
+		out->feature[FEAT_DEQUEUE_RATE] = sum.packets_out / seconds;
+	} else {
+		/* A flow enqueues what it sends and dequeues what its peer acknowledges. */
+		out->feature[FEAT_ENQUEUE_RATE] = sum.packets_out / seconds;
+		out->feature[FEAT_DEQUEUE_RATE] = sum.delivered / seconds;
+	}
+	if (q_end && q_end->valid) {
+		out->feature[FEAT_QUEUE_DEPTH] = q_end->backlog_bytes;
+		out->context[CTX_BACKLOG_PACKETS] = q_end->backlog_packets;
+	}
+
+	out->context[CTX_SRTT_US] = scope == SCOPE_FLOW ? ws->srtt_us : ws->rtt_ewma_us;
+	out->context[CTX_MIN_RTT_US] = ws->min_rtt_us;
+	out->context[CTX_SND_CWND] = ws->snd_cwnd;
+	out->context[CTX_DELIVERY_RATE_BPS] = sum.bytes_acked * 8.0 / seconds;
+	out->context[CTX_RETRANS] = sum.retrans;
+	out->context[CTX_RECORDS] = sum.records;
+}

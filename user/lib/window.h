@@ -1,0 +1,85 @@
+/*
+ * Sliding feature windows: 200 ms long, every 100 ms (feature_schema.h). Samples are
+ * binned by their own timestamp into 100 ms steps, so late or out-of-order records
+ * land in the step they belong to; a window is the two steps before its end.
+ * Pure computation (no I/O): reflexd feeds it live, tests and the forge offline.
+ */
+#ifndef REFLEX_WINDOW_H
+#define REFLEX_WINDOW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/feature_schema.h"
+
+#define WINDOW_BINS 4         /* two in the window, the rest absorb early samples */
+#define WINDOW_RTT_KEEP 256   /* RTT measurements kept per step for percentiles */
+
+/* One 100 ms step of one scope. */
+struct window_bin {
+	uint64_t index; /* ts_ns / WINDOW_STEP_NS */
+	uint32_t rtt_seen;
+	uint32_t rtt_kept;
+	uint64_t packets_in, packets_out;
+	uint64_t bytes_in, bytes_out;
+	uint64_t size_sum, size_sq_sum;
+	uint64_t bytes_acked;
+	uint64_t delivered;
+	uint64_t retrans;
+	uint64_t records;
+	uint32_t rtt_us[WINDOW_RTT_KEEP]; /* last: a reset clears only what is before it */
+};
+
+/* The sliding window of one scope (the interface, or one flow). */
+struct window_series {
+	struct window_bin bins[WINDOW_BINS];
+	uint64_t newest;        /* index of the newest step seen */
+	bool started;
+	double rtt_ewma_us;     /* gain 1/8, like the kernel's srtt */
+	uint32_t min_rtt_us;
+	uint32_t srtt_us;
+	uint32_t snd_cwnd;
+	uint64_t late_samples;  /* older than any step still held: counted, not used */
+};
+
+/* Root-qdisc counters at one instant (qdisc_stats.c reads them). */
+struct queue_snapshot {
+	bool valid;
+	uint64_t ts_ns;
+	uint64_t sent_bytes;
+	uint64_t sent_packets;
+	uint64_t drops;
+	uint64_t requeues;
+	uint64_t overlimits;
+	uint64_t backlog_bytes;
+	uint64_t backlog_packets;
+};
+
+void window_series_init(struct window_series *ws);
+
+/* The step holding ts_ns, or NULL (and late_samples++) if it is already gone. */
+struct window_bin *window_bin_at(struct window_series *ws, uint64_t ts_ns);
+
+void window_add_rtt(struct window_series *ws, uint64_t ts_ns, uint32_t rtt_us);
+void window_add_traffic(struct window_series *ws, uint64_t ts_ns, uint64_t packets_in, uint64_t packets_out,
+			uint64_t bytes_in, uint64_t bytes_out, uint64_t size_sum, uint64_t size_sq_sum);
+void window_add_delivery(struct window_series *ws, uint64_t ts_ns, uint64_t bytes_acked, uint64_t delivered,
+			 uint64_t retrans);
+void window_add_record(struct window_series *ws, uint64_t ts_ns);
+
+/* True if any sample fell into the window ending at end_ns. */
+bool window_active(const struct window_series *ws, uint64_t end_ns);
+
+/*
+ * The window [end_ns - WINDOW_LEN_NS, end_ns) of a series; end_ns must be a multiple
+ * of WINDOW_STEP_NS. q_start/q_end are the root qdisc at both ends (either may be
+ * invalid: then the queue features come from the series' own traffic).
+ */
+void window_compute(const struct window_series *ws, uint64_t end_ns, enum window_scope scope,
+		    const struct queue_snapshot *q_start, const struct queue_snapshot *q_end,
+		    struct feature_window *out);
+
+/* p in [0,100], nearest-rank percentile of n values (sorted in place); 0 if n == 0. */
+uint32_t percentile_u32(uint32_t *values, uint32_t n, double p);
+
+#endif

@@ -1,0 +1,49 @@
+/* Helpers shared by the model_*.c files; not part of the model API. */
+#ifndef REFLEX_MODEL_INTERNAL_H
+#define REFLEX_MODEL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+
+/* Record and sub-header sizes of format version 1 (models/FORMAT.md). */
+#define FEATURE_RECORD_SIZE 48
+#define OUTPUT_RECORD_SIZE 56
+#define TREES_HEADER_SIZE 4
+#define TREE_HEADER_SIZE 4
+#define NODE_SIZE 10
+#define MLP_HEADER_SIZE 4
+#define LAYER_HEADER_SIZE 24
+
+/* Payload offsets of the sections, for error messages. */
+struct model_layout {
+	size_t features;
+	size_t outputs;
+	size_t body; /* TREES or MLP */
+	size_t metadata;
+};
+
+/* Fill err with a printf-style message plus " (offset N)" when offset >= 0; returns -EINVAL. */
+int model_fail(struct model_error *err, long offset, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Fill err with the message and strerror(errnum); returns -errnum. */
+int model_fail_errno(struct model_error *err, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+void model_output_qrange(enum model_kind kind, double min, double max, double scale,
+			 int32_t *qmin, int32_t *qmax);
+size_t model_tree_section_size(const struct model *m);
+size_t model_layer_size(const struct model_layer *l);
+size_t model_mlp_section_size(const struct model *m);
+size_t model_body_section_size(const struct model *m);
+
+int model_check_name(const char *name, const char *what, unsigned idx, long off,
+		     struct model_error *err);
+/* Every semantic rule, with offsets from lay. */
+int model_check(const struct model *m, const struct model_layout *lay, struct model_error *err);
+
+/* Byte index of the first invalid UTF-8 sequence (len if none). */
+size_t model_utf8_error_at(const char *s, size_t len);
+
+#endif /* REFLEX_MODEL_INTERNAL_H */

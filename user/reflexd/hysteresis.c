@@ -1,0 +1,58 @@
+#include <math.h>
+
+#include "reflexd/hysteresis.h"
+
+static bool differs(double a, double b, double margin)
+{
+	double base = fmax(fabs(a), fabs(b));
+
+	return base > 0 && fabs(a - b) / base > margin;
+}
+
+static void take(struct hysteresis *h, double value, int direction, uint64_t now_ns)
+{
+	if (direction && h->last_direction && direction != h->last_direction) {
+		h->reversals++;
+		h->last_reversal_ns = now_ns;
+	}
+	if (direction)
+		h->last_direction = direction;
+	h->current = value;
+	h->pending = 0;
+	h->changes++;
+}
+
+bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, double proposal, uint64_t now_ns)
+{
+	int direction;
+
+	if (proposal <= 0) {
+		if (h->current <= 0)
+			return false;
+		take(h, 0, 0, now_ns);
+		h->last_direction = 0;
+		return true;
+	}
+	if (h->current <= 0) {
+		take(h, proposal, 0, now_ns);
+		return true;
+	}
+	if (!differs(proposal, h->current, p->margin)) {
+		h->pending = 0;
+		return false;
+	}
+	direction = proposal > h->current ? 1 : -1;
+	/* A proposal that moves the other way than the pending one starts a new wait. */
+	if (!h->pending || (h->pending > h->current) != (proposal > h->current))
+		h->pending_since_ns = now_ns;
+	h->pending = proposal;
+	if (now_ns - h->pending_since_ns < p->hold_ns)
+		return false;
+	if (h->last_direction && direction != h->last_direction && h->last_reversal_ns &&
+	    now_ns - h->last_reversal_ns < p->reversal_gap_ns) {
+		h->reversals_refused++;
+		return false;
+	}
+	take(h, proposal, direction, now_ns);
+	return true;
+}

@@ -1,0 +1,52 @@
+/*
+ * Loading and attaching the reflex BPF programs, and taking them away again.
+ * Maps are pinned by name under the pin directory; the sockops cgroup link is pinned
+ * there too, so a killed reflexd leaves its programs in force (their fail-safe lifts
+ * any clamp once the heartbeat stops) and the next reflexd, or `reflexd --cleanup`,
+ * removes them. A small state file under /run/reflex records what this instance
+ * attached, so a crash can be undone precisely.
+ */
+#ifndef REFLEX_LOADER_H
+#define REFLEX_LOADER_H
+
+#include <bpf/libbpf.h>
+#include <limits.h>
+#include <stdbool.h>
+
+#include "lib/error.h"
+#include "lib/pins.h"
+#include "reflex.h"
+
+struct sockops_bpf;
+struct tc_bpf;
+
+struct reflex_bpf {
+	char pin_dir[PATH_MAX];
+	char state_path[PATH_MAX];
+	struct sockops_bpf *sockops;
+	struct tc_bpf *tc;
+	struct bpf_link *cgroup_link;
+	int ifindex;
+	bool clsact_created;
+	bool tc_ingress_attached;
+	bool tc_egress_attached;
+};
+
+/* Removes what a dead reflexd left for this pin dir (state file, tc filters, pins).
+ * Refuses (-EBUSY) if the reflexd that owns it is alive. */
+int loader_cleanup_stale(const char *pin_dir, struct reflex_err *err);
+
+int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct reflex_config *cfg,
+		     bool want_sockops, struct reflex_err *err);
+int loader_attach_cgroup(struct reflex_bpf *rb, const char *cgroup_path, struct reflex_err *err);
+int loader_attach_tc(struct reflex_bpf *rb, int ifindex, struct reflex_err *err);
+
+/* Detaches everything this instance attached, unpins, frees. Safe on partial setups. */
+void loader_teardown(struct reflex_bpf *rb);
+
+int loader_config_update(struct reflex_bpf *rb, const struct reflex_config *cfg);
+int loader_sock_events_fd(const struct reflex_bpf *rb);
+int loader_tc_events_fd(const struct reflex_bpf *rb);
+int loader_counters_fd(const struct reflex_bpf *rb);
+
+#endif

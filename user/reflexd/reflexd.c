@@ -1,0 +1,520 @@
+/*
+ * reflexd: loads and attaches the reflex BPF programs, consumes their ring buffers,
+ * keeps per-flow state and computes feature windows every 100 ms. On SIGINT or
+ * SIGTERM it detaches everything it attached.
+ */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "reflexd/cc_actuator.h"
+#include "reflexd/controller.h"
+#include "reflexd/reflexd_options.h"
+#include "reflexd/loader.h"
+#include "reflexd/model_watch.h"
+#include "router/classify.h"
+#include "reflexd/qdisc_stats.h"
+#include "reflexd/telemetry.h"
+#include "lib/window_csv.h"
+
+#define EXIT_SETUP 2
+/* Records of a step may arrive up to a poll timeout late; wait this long before
+ * closing the window that ends at a step boundary. */
+#define WINDOW_GRACE_NS (20ULL * 1000 * 1000)
+#define SNAPSHOTS 4
+/* Well inside the BPF side's heartbeat deadline (500 ms by default). */
+#define HEARTBEAT_PERIOD_NS (50ULL * 1000 * 1000)
+#define SHADOW_REPORT_NS (10ULL * 1000 * 1000 * 1000)
+
+
+struct daemon {
+	struct reflexd_options opt;
+	struct reflex_bpf bpf;
+	struct cc_actuator cc;
+	struct ring_buffer *rings;
+	struct telemetry telemetry;
+	struct controller controller;
+	struct model_watch model_watch;
+	FILE *csv;
+	int ifindex;
+	struct queue_snapshot snapshots[SNAPSHOTS]; /* by step index % SNAPSHOTS */
+	char decision_log[PATH_MAX];
+	char shadow_status[PATH_MAX];
+	uint64_t windows_written;
+	uint64_t qdisc_errors;
+};
+
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
+static volatile sig_atomic_t promote_requested;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else if (sig == SIGUSR1)
+		promote_requested = 1;
+	else
+		stop_requested = 1;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	static bool verbose;
+
+	if (!fmt) { /* set by reflexd itself, see below */
+		verbose = level == LIBBPF_DEBUG;
+		return 0;
+	}
+	if (level == LIBBPF_DEBUG && !verbose)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int on_sock_record(void *ctx, void *data, size_t size)
+{
+	struct daemon *d = ctx;
+
+	if (size >= sizeof(struct sock_sample))
+		telemetry_on_sock_sample(&d->telemetry, data);
+	return 0;
+}
+
+static int on_tc_record(void *ctx, void *data, size_t size)
+{
+	struct daemon *d = ctx;
+
+	if (size >= sizeof(struct tc_sample))
+		telemetry_on_tc_sample(&d->telemetry, data);
+	return 0;
+}
+
+static void flow_gone(struct flow_entry *flow, void *ctx)
+{
+	struct daemon *d = ctx;
+
+	controller_flow_gone(&d->controller, flow);
+}
+
+static void write_window(const struct feature_window *w, struct flow_entry *flow, void *ctx)
+{
+	struct daemon *d = ctx;
+
+	if (flow)
+		controller_on_flow_window(&d->controller, flow, w);
+	else
+		controller_on_iface_window(&d->controller, w);
+
+	if (d->csv)
+		window_csv_row(d->csv, w);
+	if (d->opt.verbose)
+		fprintf(stderr, "window %llu %s p95=%.0fus out=%.0fB/s q=%.0fB\n", (unsigned long long)w->ts_ns,
+			w->flow, w->feature[FEAT_LATENCY_P95], w->feature[FEAT_BYTES_OUT_PER_SEC],
+			w->feature[FEAT_QUEUE_DEPTH]);
+	d->windows_written++;
+}
+
+static FILE *open_output(const char *path, const char *what)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		fprintf(stderr, "reflexd: cannot write %s %s: %s\n", what, path, strerror(errno));
+	return f;
+}
+
+/* What a dead reflexd left for this pin directory: its `reflex` registration first,
+ * since removing the pins would leave it registered with nothing pointing at it;
+ * with any_dead_cc, also any dead reflexd's registration, pinned anywhere or not. */
+static int cleanup_stale(const char *pin_dir, bool any_dead_cc, struct reflex_err *err)
+{
+	int cc = cc_actuator_cleanup_pinned(pin_dir, err);
+	int ret;
+
+	if (cc >= 0 && any_dead_cc) {
+		ret = cc_actuator_cleanup_dead(err);
+		cc = ret < 0 ? ret : cc || ret;
+	}
+	if (cc < 0)
+		return cc;
+	ret = loader_cleanup_stale(pin_dir, err);
+	return ret < 0 ? ret : ret || cc;
+}
+
+static int setup(struct daemon *d)
+{
+	struct reflex_err err = { "" };
+	int ret;
+
+	ret = pins_preflight(&err);
+	if (ret)
+		goto fail;
+	d->ifindex = if_nametoindex(d->opt.iface);
+	if (!d->ifindex) {
+		snprintf(err.msg, sizeof(err.msg), "interface '%s' not found", d->opt.iface);
+		goto fail;
+	}
+	if (d->opt.cgroup && access(d->opt.cgroup, R_OK) != 0) {
+		snprintf(err.msg, sizeof(err.msg), "cgroup %s: %s", d->opt.cgroup, strerror(errno));
+		goto fail;
+	}
+	ret = cleanup_stale(d->opt.pin_dir, false, &err);
+	if (ret < 0)
+		goto fail;
+	if (ret > 0)
+		fprintf(stderr, "reflexd: removed what a previous reflexd left in %s\n", d->opt.pin_dir);
+	if (d->opt.telemetry_out && !(d->csv = open_output(d->opt.telemetry_out, "telemetry CSV")))
+		return -1;
+	if (d->opt.records_out && !(d->telemetry.records_out = open_output(d->opt.records_out, "records CSV")))
+		return -1;
+
+	/* The congestion control is registered before sockops starts selecting it. */
+	if (loader_open_load(&d->bpf, d->opt.pin_dir, &d->opt.config, d->opt.cgroup != NULL, &err) ||
+	    (d->opt.config.actuator == REFLEX_ACTUATOR_CC && cc_actuator_start(&d->cc, &d->bpf, &err)) ||
+	    (d->opt.cgroup && loader_attach_cgroup(&d->bpf, d->opt.cgroup, &err)) ||
+	    loader_attach_tc(&d->bpf, d->ifindex, &err))
+		goto fail;
+	if (d->opt.config.actuator == REFLEX_ACTUATOR_CC)
+		fprintf(stderr, "reflexd: congestion control '%s' registered: the cgroup's new connections run it\n",
+			REFLEX_CC_NAME);
+
+	d->rings = ring_buffer__new(loader_tc_events_fd(&d->bpf), on_tc_record, d, NULL);
+	if (!d->rings) {
+		snprintf(err.msg, sizeof(err.msg), "cannot open the tc ring buffer: %s", strerror(errno));
+		goto fail;
+	}
+	if (d->opt.cgroup && ring_buffer__add(d->rings, loader_sock_events_fd(&d->bpf), on_sock_record, d)) {
+		snprintf(err.msg, sizeof(err.msg), "cannot open the sockops ring buffer: %s", strerror(errno));
+		goto fail;
+	}
+	if (d->opt.control.policy != CWND_POLICY_OFF && !d->opt.cgroup && !d->opt.control.batching_model_path)
+		d->opt.control.policy = CWND_POLICY_OFF; /* no sockets to cap without sockops */
+	if (!d->opt.control.decision_log_path && d->opt.control.policy != CWND_POLICY_OFF) {
+		pins_run_path(d->opt.pin_dir, "decisions", d->decision_log, sizeof(d->decision_log));
+		if (pins_run_dir_create() == 0)
+			d->opt.control.decision_log_path = d->decision_log;
+	}
+	pins_run_path(d->opt.pin_dir, "shadow", d->shadow_status, sizeof(d->shadow_status));
+	if (controller_init(&d->controller, &d->opt.control, &d->bpf, &d->opt.config))
+		return -1;
+	{
+		const char *const models[] = { d->opt.control.cwnd_model_path, d->opt.control.dqn_model_path,
+					       d->opt.control.batching_model_path };
+
+		if (model_watch_init(&d->model_watch, models, 3))
+			fprintf(stderr, "reflexd: not watching the model files (reload them with SIGHUP)\n");
+	}
+	if (d->csv)
+		window_csv_header(d->csv);
+	if (d->telemetry.records_out)
+		fputs("ts_ns,ring,cpu\n", d->telemetry.records_out);
+	return 0;
+fail:
+	fprintf(stderr, "reflexd: %s\n", err.msg[0] ? err.msg : "setup failed");
+	return -1;
+}
+
+static void snapshot_take(struct daemon *d, uint64_t step_index)
+{
+	struct queue_snapshot *snap = &d->snapshots[step_index % SNAPSHOTS];
+
+	if (qdisc_root_stats(d->ifindex, snap, NULL, 0) != 0) {
+		snap->valid = false;
+		d->qdisc_errors++;
+	}
+}
+
+/* Waits for records at most max_batch_delay_us (the ring is woken only every
+ * flush_threshold records), then drains both rings. */
+static int poll_rings(struct daemon *d)
+{
+	struct pollfd pfd = { .fd = ring_buffer__epoll_fd(d->rings), .events = POLLIN };
+	uint32_t delay_us = d->controller.config.max_batch_delay_us;
+	struct timespec timeout = { .tv_sec = delay_us / 1000000, .tv_nsec = (delay_us % 1000000) * 1000L };
+	int ret;
+
+	ret = ppoll(&pfd, 1, &timeout, NULL);
+	if (ret < 0 && errno != EINTR)
+		return -errno;
+	ret = ring_buffer__consume(d->rings);
+	return ret < 0 && ret != -EINTR ? ret : 0;
+}
+
+static uint64_t counter_sum(int fd, enum reflex_counter idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u32 key = idx;
+	uint64_t total = 0;
+	uint64_t *values;
+
+	if (ncpu <= 0 || !(values = calloc(ncpu, sizeof(*values))))
+		return 0;
+	if (bpf_map_lookup_elem(fd, &key, values) == 0)
+		for (int i = 0; i < ncpu; i++)
+			total += values[i];
+	free(values);
+	return total;
+}
+
+static void print_summary(struct daemon *d, double seconds)
+{
+	static const char *const names[] = REFLEX_COUNTER_NAMES;
+	int fd = loader_counters_fd(&d->bpf);
+
+	fprintf(stderr, "reflexd: ran %.1f s on %s: %llu flows, %llu sock records, %llu tc records, %llu windows",
+		seconds, d->opt.iface, (unsigned long long)d->telemetry.flows_seen,
+		(unsigned long long)d->telemetry.sock_records, (unsigned long long)d->telemetry.tc_records,
+		(unsigned long long)d->windows_written);
+	for (int i = 0; i < CNT_MAX; i++)
+		fprintf(stderr, ", %s=%llu", names[i], (unsigned long long)counter_sum(fd, i));
+	fprintf(stderr, "\n");
+}
+
+/* The shadow verdict, for operators (stderr) and for `reflexctl promote` (a key=value
+ * file next to the state file, replaced atomically). */
+static bool shadow_report(struct daemon *d)
+{
+	struct controller *c = &d->controller;
+	char why[512], tmp[PATH_MAX + 8];
+	bool pass = shadow_gate(&c->shadow, why, sizeof(why));
+	FILE *f;
+
+	fprintf(stderr, "reflexd: shadow %s policy: %s: gate %s\n", controller_policy_name(c), why,
+		pass ? "passes" : "fails");
+	snprintf(tmp, sizeof(tmp), "%s.tmp", d->shadow_status);
+	f = fopen(tmp, "w");
+	if (!f)
+		return pass;
+	fprintf(f, "pid=%d\nshadow=%d\npolicy=%s\nevaluated=%llu\ndelta_p95=%.4f\noscillations_per_30s=%.3f\n"
+		   "gate=%s\nwhy=%s\n",
+		(int)getpid(), c->opt.shadow, controller_policy_name(c),
+		(unsigned long long)c->shadow.evaluated, shadow_delta_p95(&c->shadow),
+		shadow_oscillations_per_30s(&c->shadow), pass ? "pass" : "fail", why);
+	if (fclose(f) != 0 || rename(tmp, d->shadow_status) != 0)
+		unlink(tmp);
+	return pass;
+}
+
+static void promote(struct daemon *d, const char *by)
+{
+	struct flow_entry *flow, *tmp;
+	char why[512];
+
+	if (!d->controller.opt.shadow)
+		return;
+	if (!shadow_gate(&d->controller.shadow, why, sizeof(why))) {
+		fprintf(stderr, "reflexd: promotion (%s) refused: %s\n", by, why);
+		shadow_report(d);
+		return;
+	}
+	d->controller.opt.shadow = false;
+	HASH_ITER(hh, d->telemetry.flows, flow, tmp)
+		controller_enforce_current(&d->controller, flow);
+	fprintf(stderr, "reflexd: promoted (%s): decisions now act: %s\n", by, why);
+	shadow_report(d);
+}
+
+static int run(struct daemon *d)
+{
+	uint64_t start = now_ns();
+	uint64_t deadline = d->opt.duration_s > 0 ? start + (uint64_t)(d->opt.duration_s * 1e9) : UINT64_MAX;
+	uint64_t next_step = (start / WINDOW_STEP_NS + 1) * WINDOW_STEP_NS;
+	uint64_t next_window_end = next_step + WINDOW_LEN_NS - WINDOW_STEP_NS;
+	uint64_t last_beat = 0, next_shadow_report = start + SHADOW_REPORT_NS;
+	bool auto_promote_tried = false;
+	int ret = 0;
+
+	snapshot_take(d, start / WINDOW_STEP_NS);
+	while (!stop_requested) {
+		uint64_t now;
+
+		ret = poll_rings(d);
+		if (ret) {
+			fprintf(stderr, "reflexd: ring buffer: %s\n", strerror(-ret));
+			break;
+		}
+		now = now_ns();
+		if (now - last_beat >= HEARTBEAT_PERIOD_NS) {
+			controller_heartbeat(&d->controller, now);
+			last_beat = now;
+		}
+		if (reload_requested || model_watch_changed(&d->model_watch)) {
+			reload_requested = 0;
+			controller_reload(&d->controller);
+		}
+		if (promote_requested) {
+			promote_requested = 0;
+			promote(d, "reflexctl promote");
+		}
+		if (d->controller.opt.shadow && now >= next_shadow_report) {
+			shadow_report(d);
+			next_shadow_report = now + SHADOW_REPORT_NS;
+		}
+		if (d->opt.auto_promote && d->controller.opt.shadow && !auto_promote_tried &&
+		    now - start >= (uint64_t)(d->opt.shadow_period_s * 1e9)) {
+			auto_promote_tried = true;
+			promote(d, "--auto-promote");
+		}
+		while (now >= next_step) {
+			snapshot_take(d, next_step / WINDOW_STEP_NS);
+			next_step += WINDOW_STEP_NS;
+		}
+		while (now >= next_window_end + WINDOW_GRACE_NS) {
+			uint64_t end_index = next_window_end / WINDOW_STEP_NS;
+
+			telemetry_emit_windows(&d->telemetry, next_window_end,
+					       &d->snapshots[(end_index - 2) % SNAPSHOTS],
+					       &d->snapshots[end_index % SNAPSHOTS], write_window, flow_gone, d);
+			next_window_end += WINDOW_STEP_NS;
+			if (d->csv)
+				fflush(d->csv);
+		}
+		if (now >= deadline)
+			break;
+	}
+	if (d->controller.opt.shadow)
+		shadow_report(d);
+	print_summary(d, (now_ns() - start) / 1e9);
+	return ret ? 1 : 0;
+}
+
+static void teardown(struct daemon *d)
+{
+	/* Withdraw every decision first: sockops lifts each clamp at the flow's next ACK,
+	 * which needs it still attached (under --actuator cc the flows' `reflex`
+	 * congestion control falls back to CUBIC, and keeps running after it is
+	 * unregistered). */
+	telemetry_free(&d->telemetry, flow_gone, d);
+	if (d->controller.stats.decisions && !d->opt.control.shadow)
+		usleep(200 * 1000);
+	/* Only a controller that ran has something to report: a failed setup stays one line. */
+	if (d->controller.opt.policy != CWND_POLICY_OFF)
+		fprintf(stderr, "reflexd: control%s: %llu decisions, %llu reversals (%llu held back), %llu batching changes\n",
+			d->opt.control.shadow ? " (shadow)" : "", (unsigned long long)d->controller.stats.decisions,
+			(unsigned long long)d->controller.shadow.reversals,
+			(unsigned long long)d->controller.shadow.reversals_held_back,
+			(unsigned long long)d->controller.stats.batching_changes);
+	controller_free(&d->controller);
+	model_watch_free(&d->model_watch);
+	if (d->shadow_status[0])
+		unlink(d->shadow_status);
+	if (d->decision_log[0]) {
+		struct stat st;
+
+		/* An empty default log says nothing: do not leave it behind. */
+		if (stat(d->decision_log, &st) == 0 && st.st_size == 0)
+			unlink(d->decision_log);
+	}
+	ring_buffer__free(d->rings);
+	cc_actuator_stop(&d->cc);
+	loader_teardown(&d->bpf);
+	if (d->csv && fclose(d->csv) != 0)
+		fprintf(stderr, "reflexd: writing %s: %s\n", d->opt.telemetry_out, strerror(errno));
+	if (d->telemetry.records_out)
+		fclose(d->telemetry.records_out);
+}
+
+static int print_classes(const struct reflexd_options *opt)
+{
+	struct classify_table table;
+	char err[256];
+
+	classify_table_default(&table);
+	if (opt->router.classes_path && classify_table_load(&table, opt->router.classes_path, err, sizeof(err))) {
+		fprintf(stderr, "reflexd: %s\n", err);
+		return EXIT_SETUP;
+	}
+	return classify_table_print(&table, stdout) < 0 ? 1 : 0;
+}
+
+/* Edge-router mode: the router runtime owns attach, loop and detach. */
+static int run_router(struct reflexd_options *opt)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	opt->router.pin_dir = opt->pin_dir;
+	opt->router.sample_interval_ns = opt->config.sample_interval_ns;
+	opt->router.flush_threshold = opt->config.flush_threshold;
+	opt->router.max_batch_delay_us = opt->config.max_batch_delay_us;
+	opt->router.duration_s = opt->duration_s;
+	opt->router.verbose = opt->verbose;
+	opt->router.stop = &stop_requested;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	return router_run(&opt->router);
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	static struct daemon d;
+	char err_msg[256];
+	int ret;
+
+	switch (reflexd_parse_args(argc, argv, &d.opt, err_msg, sizeof(err_msg))) {
+	case REFLEXD_ARGS_HELP:
+		reflexd_usage(stdout);
+		return 0;
+	case REFLEXD_ARGS_ERROR:
+		fprintf(stderr, "reflexd: %s (see --help)\n", err_msg);
+		return EXIT_SETUP;
+	default:
+		break;
+	}
+	libbpf_print(d.opt.verbose ? LIBBPF_DEBUG : LIBBPF_WARN, NULL, NULL);
+	libbpf_set_print(libbpf_print);
+
+	if (d.opt.print_classes)
+		return print_classes(&d.opt);
+	if (d.opt.router_mode && !d.opt.cleanup_only)
+		return run_router(&d.opt);
+	if (d.opt.cleanup_only) {
+		struct reflex_err err = { "" };
+
+		ret = d.opt.router_mode ? router_cleanup_stale(d.opt.pin_dir, err.msg, sizeof(err.msg))
+					: cleanup_stale(d.opt.pin_dir, d.opt.config.actuator == REFLEX_ACTUATOR_CC, &err);
+		if (ret < 0) {
+			fprintf(stderr, "reflexd: %s\n", err.msg);
+			return EXIT_SETUP;
+		}
+		fprintf(stderr, "reflexd: %s\n", ret ? "removed a dead reflexd's leftovers" : "nothing to clean up");
+		return 0;
+	}
+
+	d.model_watch.fd = -1;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	telemetry_init(&d.telemetry, d.opt.iface);
+	if (setup(&d)) {
+		teardown(&d);
+		return EXIT_SETUP;
+	}
+	fprintf(stderr, "reflexd: attached on %s%s%s, pinned under %s\n", d.opt.iface,
+		d.opt.cgroup ? " and cgroup " : "", d.opt.cgroup ? d.opt.cgroup : "", d.opt.pin_dir);
+	ret = run(&d);
+	teardown(&d);
+	fprintf(stderr, "reflexd: detached\n");
+	return ret;
+}

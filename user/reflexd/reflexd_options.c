@@ -1,0 +1,301 @@
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reflexd/reflexd_options.h"
+
+void reflexd_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: reflexd --iface IF [--cgroup PATH] [options]\n"
+		"\n"
+		"Attaches reflex's BPF telemetry (sockops on a cgroup v2, tc on an interface),\n"
+		"computes feature windows (200 ms every 100 ms) and detaches on SIGINT/SIGTERM.\n"
+		"\n"
+		"  --iface IF               interface for tc telemetry and root-qdisc stats (required)\n"
+		"  --cgroup PATH            cgroup v2 whose TCP sockets sockops samples (omit: tc only)\n"
+		"  --pin-dir DIR            where maps and links are pinned (default %s)\n"
+		"  --telemetry-out FILE     write the windows as CSV (schema: README)\n"
+		"  --records-out FILE       write one ts_ns,ring,cpu row per ring-buffer record\n"
+		"  --duration SEC           stop after SEC seconds (default: run until signalled)\n"
+		"  --sample-interval-ms N   per-flow sample spacing, 1..1000 (default %llu)\n"
+		"  --flush-threshold N      ring-buffer wakeup every N records, 1..64 (default %d)\n"
+		"  --max-batch-delay-us N   ring-buffer poll timeout, 50..4000 (default %d)\n"
+		"\n"
+		"control (needs --cgroup for cwnd):\n"
+		"  --model ROLE=FILE        load a .reflex model; ROLE is cwnd (tree), dqn (int8 MLP)\n"
+		"                           or batching (repeatable); a model that fails to load\n"
+		"                           leaves the heuristic (1.25 x BDP) or the defaults\n"
+		"  --policy cwnd=P          what decides caps: tree (default: the cwnd model, else the\n"
+		"                           heuristic), dqn (needs --model dqn=FILE) or heuristic\n"
+		"  --explore EPS            dqn: take a random action with probability EPS (default 0)\n"
+		"  --learn                  dqn: fine-tune the model on-line from the flows' transitions\n"
+		"                           in a background thread and decide with its latest int8 model;\n"
+		"                           20 %% of decisions stay with the loaded model as a canary, and\n"
+		"                           learning restarts from it if the fine-tuned model does worse\n"
+		"  --learn-out FILE         with --learn: write the fine-tuned model there at exit\n"
+		"  --actuator A             how a cwnd decision acts: clamp (default: TCP_BPF_SNDCWND_CLAMP\n"
+		"                           over the flow's own congestion control) or cc (sockops moves\n"
+		"                           the cgroup's connections to the 'reflex' BPF congestion\n"
+		"                           control, whose cwnd is the decision, CUBIC without one)\n"
+		"  --observe                telemetry only: decide nothing, enforce nothing\n"
+		"  --shadow                 decide and log, enforce nothing; every 10 s report the\n"
+		"                           expected delta p95 and oscillations (reflexctl promote)\n"
+		"  --auto-promote           after --shadow-period, act if the gate passes:\n"
+		"                           delta p95 <= -10 %% and <= 1 oscillation per 30 s\n"
+		"  --shadow-period SEC      shadow time before --auto-promote decides (default 600)\n"
+		"  --decision-log FILE      append every decision change as a JSON line\n"
+		"                           (default /run/reflex/PIN.decisions, read by reflexctl decisions)\n"
+		"  SIGHUP, or a model file being replaced, reloads the models; one that fails\n"
+		"  validation is refused and the running one keeps deciding.\n"
+		"  SIGUSR1 (reflexctl promote) leaves shadow mode if the gate passes.\n"
+		"  --cleanup                remove what a dead reflexd left for --pin-dir, then exit;\n"
+		"                           with --actuator cc, also any dead reflexd's 'reflex' CC\n"
+		"  -v, --verbose            libbpf debug output and per-window lines\n"
+		"  -h, --help               this text\n"
+		"\n"
+		"\n"
+		"edge router (instead of --iface/--cgroup): reflexd --lan IF --path NAME:IF:NEXTHOP ...\n"
+		"  --lan IF                 the LAN-side interface whose forwarded flows are steered\n"
+		"  --path NAME:IF:NEXTHOP   an uplink and its next hop(s), IPv4 and/or IPv6 joined by\n"
+		"                           ',' (repeatable, up to 4)\n"
+		"  --classes FILE           traffic-class rules (INI; default: the built-in table)\n"
+		"  --print-classes          print the effective class table and exit\n"
+		"  --bandit MODE            ucb1 (default), discounted, sliding-window, round-robin\n"
+		"  --bandit-c C             the bandit's exploration weight\n"
+		"\n"
+		"Exit codes: 0 stopped cleanly, 1 runtime error, 2 bad usage or setup failure\n"
+		"(nothing is left attached).\n",
+		REFLEX_DEFAULT_PIN_DIR, REFLEX_DEFAULT_SAMPLE_INTERVAL_NS / 1000000, REFLEX_DEFAULT_FLUSH_THRESHOLD,
+		REFLEX_DEFAULT_MAX_BATCH_DELAY_US);
+}
+
+struct parse_error {
+	char *buf;
+	size_t len;
+	bool failed;
+};
+
+static void usage_error(struct parse_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void usage_error(struct parse_error *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e->failed)
+		return; /* the first problem is the one reported */
+	e->failed = true;
+	va_start(ap, fmt);
+	vsnprintf(e->buf, e->len, fmt, ap);
+	va_end(ap);
+}
+
+static unsigned long parse_ulong(struct parse_error *e, const char *option, const char *value, unsigned long min,
+				 unsigned long max)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(value, &end, 10);
+	if (errno || end == value || *end || value[0] == '-' || n < min || n > max)
+		usage_error(e, "%s: '%s' is not a whole number in %lu..%lu", option, value, min, max);
+	return n;
+}
+
+static double parse_seconds(struct parse_error *e, const char *option, const char *value)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(value, &end);
+	if (errno || end == value || *end || !(d > 0) || d > 86400.0 * 365)
+		usage_error(e, "%s: '%s' is not a positive number of seconds", option, value);
+	return d;
+}
+
+enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_options *opt, char *err, size_t err_len)
+{
+	struct parse_error e = { .buf = err, .len = err_len };
+	enum { OPT_CGROUP = 256, OPT_IFACE, OPT_PIN_DIR, OPT_TELEMETRY_OUT, OPT_RECORDS_OUT, OPT_DURATION,
+	       OPT_SAMPLE_INTERVAL, OPT_FLUSH_THRESHOLD, OPT_MAX_BATCH_DELAY, OPT_CLEANUP, OPT_MODEL, OPT_OBSERVE,
+	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD, OPT_POLICY, OPT_EXPLORE, OPT_LAN,
+	       OPT_PATH, OPT_CLASSES, OPT_PRINT_CLASSES, OPT_BANDIT, OPT_BANDIT_C, OPT_ACTUATOR,
+	       OPT_LEARN, OPT_LEARN_OUT };
+	static const struct option longopts[] = {
+		{ "cgroup", required_argument, NULL, OPT_CGROUP },
+		{ "iface", required_argument, NULL, OPT_IFACE },
+		{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
+		{ "telemetry-out", required_argument, NULL, OPT_TELEMETRY_OUT },
+		{ "records-out", required_argument, NULL, OPT_RECORDS_OUT },
+		{ "duration", required_argument, NULL, OPT_DURATION },
+		{ "sample-interval-ms", required_argument, NULL, OPT_SAMPLE_INTERVAL },
+		{ "flush-threshold", required_argument, NULL, OPT_FLUSH_THRESHOLD },
+		{ "max-batch-delay-us", required_argument, NULL, OPT_MAX_BATCH_DELAY },
+		{ "cleanup", no_argument, NULL, OPT_CLEANUP },
+		{ "model", required_argument, NULL, OPT_MODEL },
+		{ "observe", no_argument, NULL, OPT_OBSERVE },
+		{ "shadow", no_argument, NULL, OPT_SHADOW },
+		{ "decision-log", required_argument, NULL, OPT_DECISION_LOG },
+		{ "auto-promote", no_argument, NULL, OPT_AUTO_PROMOTE },
+		{ "shadow-period", required_argument, NULL, OPT_SHADOW_PERIOD },
+		{ "policy", required_argument, NULL, OPT_POLICY },
+		{ "explore", required_argument, NULL, OPT_EXPLORE },
+		{ "learn", no_argument, NULL, OPT_LEARN },
+		{ "learn-out", required_argument, NULL, OPT_LEARN_OUT },
+		{ "actuator", required_argument, NULL, OPT_ACTUATOR },
+		{ "lan", required_argument, NULL, OPT_LAN },
+		{ "path", required_argument, NULL, OPT_PATH },
+		{ "classes", required_argument, NULL, OPT_CLASSES },
+		{ "print-classes", no_argument, NULL, OPT_PRINT_CLASSES },
+		{ "bandit", required_argument, NULL, OPT_BANDIT },
+		{ "bandit-c", required_argument, NULL, OPT_BANDIT_C },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	enum cwnd_policy policy = CWND_POLICY_TREE;
+	char why[200];
+	int c;
+
+	memset(opt, 0, sizeof(*opt));
+	router_opts_init(&opt->router);
+	opt->pin_dir = REFLEX_DEFAULT_PIN_DIR;
+	opt->config.sample_interval_ns = REFLEX_DEFAULT_SAMPLE_INTERVAL_NS;
+	opt->config.flush_threshold = REFLEX_DEFAULT_FLUSH_THRESHOLD;
+	opt->config.max_batch_delay_us = REFLEX_DEFAULT_MAX_BATCH_DELAY_US;
+	opt->config.heartbeat_deadline_ns = REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS;
+	opt->control.policy = CWND_POLICY_TREE;
+	opt->shadow_period_s = 600;
+	opt->control.hysteresis = (struct hysteresis_params)HYSTERESIS_DEFAULTS;
+
+	/* optind 0 makes glibc's getopt start over (the fuzzer parses many argvs); opterr 0
+	 * and the leading ':' let us word the errors ourselves. */
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_CGROUP: opt->cgroup = optarg; break;
+		case OPT_IFACE: opt->iface = optarg; break;
+		case OPT_PIN_DIR: opt->pin_dir = optarg; break;
+		case OPT_TELEMETRY_OUT: opt->telemetry_out = optarg; break;
+		case OPT_RECORDS_OUT: opt->records_out = optarg; break;
+		case OPT_DURATION: opt->duration_s = parse_seconds(&e, "--duration", optarg); break;
+		case OPT_SAMPLE_INTERVAL:
+			opt->config.sample_interval_ns =
+				parse_ulong(&e, "--sample-interval-ms", optarg, 1, 1000) * 1000000ULL;
+			break;
+		case OPT_FLUSH_THRESHOLD:
+			opt->config.flush_threshold = parse_ulong(&e, "--flush-threshold", optarg, 1, 64);
+			break;
+		case OPT_MAX_BATCH_DELAY:
+			opt->config.max_batch_delay_us = parse_ulong(&e, "--max-batch-delay-us", optarg, 50, 4000);
+			break;
+		case OPT_CLEANUP: opt->cleanup_only = true; break;
+		case OPT_MODEL:
+			if (!strncmp(optarg, "cwnd=", 5) && optarg[5])
+				opt->control.cwnd_model_path = optarg + 5;
+			else if (!strncmp(optarg, "batching=", 9) && optarg[9])
+				opt->control.batching_model_path = optarg + 9;
+			else if (!strncmp(optarg, "dqn=", 4) && optarg[4])
+				opt->control.dqn_model_path = optarg + 4;
+			else
+				usage_error(&e, "--model: '%s' is not cwnd=FILE, dqn=FILE or batching=FILE", optarg);
+			break;
+		case OPT_POLICY:
+			if (!strcmp(optarg, "cwnd=tree"))
+				policy = CWND_POLICY_TREE;
+			else if (!strcmp(optarg, "cwnd=dqn"))
+				policy = CWND_POLICY_DQN;
+			else if (!strcmp(optarg, "cwnd=heuristic"))
+				policy = CWND_POLICY_HEURISTIC;
+			else
+				usage_error(&e, "--policy: '%s' is not cwnd=tree, cwnd=dqn or cwnd=heuristic", optarg);
+			break;
+		case OPT_EXPLORE: {
+			char *end;
+
+			errno = 0;
+			opt->control.explore = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(opt->control.explore >= 0 && opt->control.explore <= 1))
+				usage_error(&e, "--explore: '%s' is not a probability in 0..1", optarg);
+			break;
+		}
+		case OPT_ACTUATOR:
+			if (!strcmp(optarg, "clamp"))
+				opt->config.actuator = REFLEX_ACTUATOR_CLAMP;
+			else if (!strcmp(optarg, "cc"))
+				opt->config.actuator = REFLEX_ACTUATOR_CC;
+			else
+				usage_error(&e, "--actuator: '%s' is not clamp or cc", optarg);
+			break;
+		case OPT_LEARN: opt->control.learn = true; break;
+		case OPT_LEARN_OUT: opt->control.learn_out_path = optarg; break;
+		case OPT_OBSERVE: policy = CWND_POLICY_OFF; break;
+		case OPT_SHADOW: opt->control.shadow = true; break;
+		case OPT_DECISION_LOG: opt->control.decision_log_path = optarg; break;
+		case OPT_AUTO_PROMOTE: opt->auto_promote = true; break;
+		case OPT_SHADOW_PERIOD: opt->shadow_period_s = parse_seconds(&e, "--shadow-period", optarg); break;
+		case OPT_LAN: opt->router.lan = optarg; opt->router_mode = true; break;
+		case OPT_PATH:
+			opt->router_mode = true;
+			if (router_opts_add_path(&opt->router, optarg, why, sizeof(why)))
+				usage_error(&e, "--path: %s", why);
+			break;
+		case OPT_CLASSES: opt->router.classes_path = optarg; break;
+		case OPT_PRINT_CLASSES: opt->print_classes = true; break;
+		case OPT_BANDIT:
+			if (router_opts_set_bandit(&opt->router, optarg, why, sizeof(why)))
+				usage_error(&e, "--bandit: %s", why);
+			break;
+		case OPT_BANDIT_C:
+			if (router_opts_set_bandit_c(&opt->router, optarg, why, sizeof(why)))
+				usage_error(&e, "--bandit-c: %s", why);
+			break;
+		case 'v': opt->verbose = true; break;
+		case 'h': return REFLEXD_ARGS_HELP;
+		case ':':
+			usage_error(&e, "option '%s' needs a value", argv[optind - 1]);
+			break;
+		default:
+			usage_error(&e, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	opt->control.policy = policy;
+	if (optind < argc)
+		usage_error(&e, "unexpected argument '%s'", argv[optind]);
+	if (policy == CWND_POLICY_DQN && !opt->control.dqn_model_path)
+		usage_error(&e, "--policy cwnd=dqn needs --model dqn=FILE");
+	if (opt->control.explore > 0 && policy != CWND_POLICY_DQN)
+		usage_error(&e, "--explore is for --policy cwnd=dqn");
+	if (opt->control.learn && policy != CWND_POLICY_DQN)
+		usage_error(&e, "--learn fine-tunes the dqn: it needs --policy cwnd=dqn and --model dqn=FILE");
+	if (opt->control.learn && opt->control.shadow)
+		usage_error(&e, "--learn excludes --shadow: actions that are not applied teach nothing");
+	if (opt->control.learn_out_path && !opt->control.learn)
+		usage_error(&e, "--learn-out needs --learn");
+	if (opt->router_mode) {
+		if (opt->iface || opt->cgroup)
+			usage_error(&e, "--lan/--path (edge router) and --iface/--cgroup (host) exclude each other");
+		else if (!opt->cleanup_only && router_opts_check(&opt->router, why, sizeof(why)))
+			usage_error(&e, "%s", why);
+	} else if (!opt->cleanup_only && !opt->print_classes && !opt->iface) {
+		usage_error(&e, "--iface is required");
+	}
+	if (strnlen(opt->pin_dir, PATH_MAX) >= PATH_MAX - 64 || opt->pin_dir[0] != '/')
+		usage_error(&e, "--pin-dir must be an absolute path");
+	if (opt->control.policy == CWND_POLICY_OFF &&
+	    (opt->control.shadow || opt->control.cwnd_model_path || opt->control.batching_model_path ||
+	     opt->control.dqn_model_path))
+		usage_error(&e, "--observe decides nothing: it excludes --shadow and --model");
+	if (opt->auto_promote && !opt->control.shadow)
+		usage_error(&e, "--auto-promote needs --shadow");
+	if (opt->config.actuator == REFLEX_ACTUATOR_CC && !opt->cgroup && !opt->cleanup_only)
+		usage_error(&e, "--actuator cc needs --cgroup (the connections it runs)");
+	return e.failed ? REFLEXD_ARGS_ERROR : REFLEXD_ARGS_RUN;
+}
+

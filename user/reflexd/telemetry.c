@@ -1,0 +1,149 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "reflexd/telemetry.h"
+
+/* A flow nobody has heard of for this long is gone (UDP has no close). */
+#define FLOW_IDLE_NS (10ULL * 1000 * 1000 * 1000)
+
+void telemetry_init(struct telemetry *t, const char *iface_name)
+{
+	memset(t, 0, sizeof(*t));
+	window_series_init(&t->iface);
+	snprintf(t->iface_name, sizeof(t->iface_name), "%s", iface_name ? iface_name : "");
+}
+
+static void flow_remove(struct telemetry *t, struct flow_entry *flow, flow_gone_fn gone, void *ctx)
+{
+	if (gone)
+		gone(flow, ctx);
+	HASH_DEL(t->flows, flow);
+	free(flow);
+	t->flow_count--;
+}
+
+void telemetry_free(struct telemetry *t, flow_gone_fn gone, void *ctx)
+{
+	struct flow_entry *flow, *tmp;
+
+	HASH_ITER(hh, t->flows, flow, tmp)
+		flow_remove(t, flow, gone, ctx);
+}
+
+struct flow_entry *telemetry_flow(struct telemetry *t, const struct flow_key *key)
+{
+	struct flow_entry *flow;
+
+	HASH_FIND(hh, t->flows, key, sizeof(*key), flow);
+	return flow;
+}
+
+static struct flow_entry *flow_get_or_add(struct telemetry *t, const struct flow_key *key)
+{
+	struct flow_entry *flow = telemetry_flow(t, key);
+
+	if (flow)
+		return flow;
+	if (t->flow_count >= REFLEX_MAX_FLOWS)
+		return NULL;
+	flow = calloc(1, sizeof(*flow));
+	if (!flow)
+		return NULL;
+	flow->key = *key;
+	flow_key_format(key, flow->name, sizeof(flow->name));
+	window_series_init(&flow->ws);
+	HASH_ADD(hh, t->flows, key, sizeof(flow->key), flow);
+	t->flow_count++;
+	t->flows_seen++;
+	return flow;
+}
+
+static void record_arrival(struct telemetry *t, uint64_t ts_ns, const char *ring, uint32_t cpu)
+{
+	window_add_record(&t->iface, ts_ns);
+	if (t->records_out)
+		fprintf(t->records_out, "%llu,%s,%u\n", (unsigned long long)ts_ns, ring, cpu);
+}
+
+void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s)
+{
+	struct flow_entry *flow;
+
+	t->sock_records++;
+	record_arrival(t, s->ts_ns, "sock", s->cpu);
+	flow = flow_get_or_add(t, &s->key);
+	if (!flow)
+		return;
+	window_add_record(&flow->ws, s->ts_ns);
+	flow->cookie = s->cookie;
+	flow->last_seen_ns = s->ts_ns;
+	if (flow->have_sock_totals) {
+		/* Counters are cumulative per socket; growth is what happened in this step. */
+		uint64_t acked = s->bytes_acked - flow->bytes_acked;
+		uint32_t delivered = s->delivered - flow->delivered;
+		uint32_t retrans = s->total_retrans - flow->total_retrans;
+
+		window_add_delivery(&flow->ws, s->ts_ns, acked, delivered, retrans);
+		window_add_delivery(&t->iface, s->ts_ns, acked, delivered, retrans);
+	}
+	flow->have_sock_totals = true;
+	flow->bytes_acked = s->bytes_acked;
+	flow->delivered = s->delivered;
+	flow->total_retrans = s->total_retrans;
+	flow->ws.srtt_us = s->srtt_us;
+	flow->mss = s->mss_cache;
+	flow->mdev_us = s->mdev_us;
+	flow->packets_out = s->packets_out;
+	flow->ws.snd_cwnd = s->snd_cwnd;
+	if (s->rtt_min_us && (!flow->ws.min_rtt_us || s->rtt_min_us < flow->ws.min_rtt_us))
+		flow->ws.min_rtt_us = s->rtt_min_us;
+	if (s->event == SOCK_EVENT_RTT && s->mrtt_us) {
+		window_add_rtt(&flow->ws, s->ts_ns, s->mrtt_us);
+		window_add_rtt(&t->iface, s->ts_ns, s->mrtt_us);
+	}
+	if (s->event == SOCK_EVENT_CLOSE)
+		flow->closed = true;
+}
+
+void telemetry_on_tc_sample(struct telemetry *t, const struct tc_sample *s)
+{
+	const struct tc_counters *d = &s->delta;
+	struct flow_entry *flow;
+
+	t->tc_records++;
+	record_arrival(t, s->ts_ns, "tc", s->cpu);
+	window_add_traffic(&t->iface, s->ts_ns, d->packets[FLOW_DIR_INGRESS], d->packets[FLOW_DIR_EGRESS],
+			   d->bytes[FLOW_DIR_INGRESS], d->bytes[FLOW_DIR_EGRESS], d->size_sum, d->size_sq_sum);
+	flow = flow_get_or_add(t, &s->key);
+	if (!flow)
+		return;
+	window_add_record(&flow->ws, s->ts_ns);
+	flow->last_seen_ns = s->ts_ns;
+	window_add_traffic(&flow->ws, s->ts_ns, d->packets[FLOW_DIR_INGRESS], d->packets[FLOW_DIR_EGRESS],
+			   d->bytes[FLOW_DIR_INGRESS], d->bytes[FLOW_DIR_EGRESS], d->size_sum, d->size_sq_sum);
+}
+
+unsigned int telemetry_emit_windows(struct telemetry *t, uint64_t end_ns, const struct queue_snapshot *q_start,
+				    const struct queue_snapshot *q_end, window_sink sink, flow_gone_fn gone, void *ctx)
+{
+	struct flow_entry *flow, *tmp;
+	struct feature_window w;
+	unsigned int emitted = 0;
+
+	window_compute(&t->iface, end_ns, SCOPE_IFACE, q_start, q_end, &w);
+	snprintf(w.flow, sizeof(w.flow), "iface:%s", t->iface_name);
+	sink(&w, NULL, ctx);
+	emitted++;
+
+	HASH_ITER(hh, t->flows, flow, tmp) {
+		if (window_active(&flow->ws, end_ns)) {
+			window_compute(&flow->ws, end_ns, SCOPE_FLOW, q_start, q_end, &w);
+			snprintf(w.flow, sizeof(w.flow), "%s", flow->name);
+			sink(&w, flow, ctx);
+			emitted++;
+		} else if (flow->closed || end_ns - flow->last_seen_ns > FLOW_IDLE_NS) {
+			flow_remove(t, flow, gone, ctx);
+		}
+	}
+	return emitted;
+}
