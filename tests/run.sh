@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the test suites and prints one closing line "N passed, N failed".
-# usage: tests/run.sh all|unit|fuzz|integration
+# usage: tests/run.sh all|unit|fuzz|integration (unit includes the layout check)
 # Integration tests need root; each is bounded by a timeout and cleans up after itself.
 set -u
 cd "$(dirname "$0")/.."
@@ -50,6 +50,10 @@ fuzz_one() { # binary, corpus dir
 	rm -rf "$work"
 }
 
+run_layout() {
+	run_one "layout/check_layers" tests/layout/check_layers.sh "$BUILD"
+}
+
 run_fuzz() {
 	local bin name
 	for bin in "$BUILD"/fuzz/fuzz_*; do
@@ -72,10 +76,10 @@ run_integration() {
 }
 
 case "$what" in
-	unit) run_unit ;;
+	unit) run_layout; run_unit ;;
 	fuzz) run_fuzz ;;
 	integration) run_integration ;;
-	all) run_unit; run_fuzz; run_integration ;;
+	all) run_layout; run_unit; run_fuzz; run_integration ;;
 	*) echo "usage: $0 all|unit|fuzz|integration" >&2; exit 2 ;;
 esac
 
