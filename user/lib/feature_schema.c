@@ -3,7 +3,7 @@
 
 #include "lib/feature_schema.h"
 
-const char *const feature_names[FEATURE_COUNT] = {
+const char *const window_input_names[WINDOW_INPUTS] = {
 	[FEAT_QUEUE_DEPTH] = "queue_depth",
 	[FEAT_ENQUEUE_RATE] = "enqueue_rate",
 	[FEAT_DEQUEUE_RATE] = "dequeue_rate",
@@ -14,18 +14,24 @@ const char *const feature_names[FEATURE_COUNT] = {
 	[FEAT_PACKET_SIZE_MEAN] = "packet_size_mean",
 	[FEAT_PACKET_SIZE_VAR] = "packet_size_var",
 	[FEAT_RTT_EWMA] = "rtt_ewma",
+	[FEATURE_COUNT + CTX_SRTT_US] = "srtt_us",
+	[FEATURE_COUNT + CTX_MIN_RTT_US] = "min_rtt_us",
+	[FEATURE_COUNT + CTX_SND_CWND] = "snd_cwnd",
+	[FEATURE_COUNT + CTX_DELIVERY_RATE_BPS] = "delivery_rate_bps",
+	[FEATURE_COUNT + CTX_RETRANS] = "retrans",
+	[FEATURE_COUNT + CTX_BACKLOG_PACKETS] = "backlog_packets",
+	[FEATURE_COUNT + CTX_DROPS] = "drops",
+	[FEATURE_COUNT + CTX_RECORDS] = "records",
 };
 
-const char *const context_names[CONTEXT_COUNT] = {
-	[CTX_SRTT_US] = "srtt_us",
-	[CTX_MIN_RTT_US] = "min_rtt_us",
-	[CTX_SND_CWND] = "snd_cwnd",
-	[CTX_DELIVERY_RATE_BPS] = "delivery_rate_bps",
-	[CTX_RETRANS] = "retrans",
-	[CTX_BACKLOG_PACKETS] = "backlog_packets",
-	[CTX_DROPS] = "drops",
-	[CTX_RECORDS] = "records",
-};
+const char *const *const feature_names = window_input_names;
+const char *const *const context_names = window_input_names + FEATURE_COUNT;
+
+void window_inputs(const struct feature_window *w, double raw[WINDOW_INPUTS])
+{
+	memcpy(raw, w->feature, sizeof(w->feature));
+	memcpy(raw + FEATURE_COUNT, w->context, sizeof(w->context));
+}
 
 int feature_index(const char *name)
 {

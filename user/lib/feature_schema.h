@@ -27,7 +27,8 @@ enum feature {
 	FEATURE_COUNT
 };
 
-extern const char *const feature_names[FEATURE_COUNT];
+/* The features' names: window_input_names[0 .. FEATURE_COUNT). */
+extern const char *const *const feature_names;
 
 /*
  * Context columns that follow the features in the telemetry CSV: raw facts the
@@ -45,7 +46,13 @@ enum context_column {
 	CONTEXT_COUNT
 };
 
-extern const char *const context_names[CONTEXT_COUNT];
+/* The context columns' names: window_input_names[FEATURE_COUNT ..]. */
+extern const char *const *const context_names;
+
+/* Every input a model may name, in one table: the features, then the context
+ * columns. */
+#define WINDOW_INPUTS (FEATURE_COUNT + CONTEXT_COUNT)
+extern const char *const window_input_names[WINDOW_INPUTS];
 
 /* The first three CSV columns, before the features. */
 #define CSV_KEY_COLUMNS "ts_ns,scope,flow"
@@ -63,6 +70,9 @@ struct feature_window {
 	double feature[FEATURE_COUNT];
 	double context[CONTEXT_COUNT];
 };
+
+/* A window's values in window_input_names' order. */
+void window_inputs(const struct feature_window *w, double raw[WINDOW_INPUTS]);
 
 /* Look up a feature by its CSV/schema name; -1 if unknown. */
 int feature_index(const char *name);

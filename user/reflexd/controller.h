@@ -1,9 +1,11 @@
 /*
- * reflexd's decisions. At every window step each TCP flow gets a cwnd cap from its
- * policy (a `cwnd` tree model, or the heuristic when no model is loaded), the cap
- * passes the hysteresis and is written to the `cwnd_decisions` map, where sockops
- * applies it. The interface window drives the `batching` model, which retunes the
- * telemetry pipeline. In shadow mode everything is computed and logged, nothing acts.
+ * reflexd's decisions. At every window step each TCP flow gets a cwnd from its
+ * policy (policy.h: the `cwnd` tree model, the DQN, or the heuristic when neither is
+ * loaded); the value passes the hysteresis and goes to the actuator (actuator.h),
+ * which writes it where the BPF side applies it. The interface window drives the
+ * `batching` model, which retunes the telemetry pipeline. In shadow mode everything
+ * is computed and logged, nothing acts. The controller keeps its own per-flow table;
+ * telemetry tells it when a flow is gone (closed, idle, or its 4-tuple reused).
  */
 #ifndef REFLEX_CONTROLLER_H
 #define REFLEX_CONTROLLER_H
@@ -11,18 +13,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <uthash.h>
 
-#include "dqn/dqn.h"
-#include "dqn/dqn_learn.h"
-#include "reflexd/learn_guard.h"
 #include "lib/feature_schema.h"
-#include "reflexd/hysteresis.h"
+#include "lib/flow_key.h"
 #include "model/model.h"
 #include "reflex.h"
+#include "reflexd/actuator.h"
+#include "reflexd/hysteresis.h"
+#include "reflexd/policy.h"
 #include "reflexd/shadow.h"
-
-struct flow_entry;
-struct reflex_bpf;
+#include "reflexd/telemetry.h"
 
 enum cwnd_policy {
 	CWND_POLICY_OFF = 0,  /* telemetry only */
@@ -31,9 +32,7 @@ enum cwnd_policy {
 	CWND_POLICY_DQN,      /* the DQN's int8 MLP, or the heuristic without one */
 };
 
-/* BBR-like fallback: cap = HEURISTIC_BDP_GAIN x (max delivery rate of the last
- * RATE_WINDOWS windows) x min RTT. */
-#define HEURISTIC_BDP_GAIN 1.25
+/* The BDP a multiple applies to: max delivery rate of the last RATE_WINDOWS windows. */
 #define RATE_WINDOWS 20
 #define CWND_MIN_CLAMP 4
 /* The RTT a cap allows for is at least this: below a millisecond, host scheduling
@@ -51,8 +50,19 @@ enum cwnd_policy {
 #define FULL_PIPE_WINDOWS 3
 #define FULL_PIPE_RTT_RATIO 1.5
 
-/* Per-flow control state, kept in the flow's telemetry entry. */
+/* Well inside the BPF side's heartbeat deadline (500 ms by default). */
+#define HEARTBEAT_PERIOD_NS (50ULL * 1000 * 1000)
+
+/* The batching knobs' legal ranges (reflexd --flush-threshold, --max-batch-delay-us):
+ * a batching model's outputs are held to them. */
+#define FLUSH_THRESHOLD_MIN 1
+#define FLUSH_THRESHOLD_MAX 64
+#define MAX_BATCH_DELAY_US_MIN 50
+#define MAX_BATCH_DELAY_US_MAX 4000
+
+/* Per-flow control state, in the controller's table (keyed by flow_key). */
 struct flow_control {
+	struct flow_key key;
 	struct hysteresis cwnd;
 	double rate_bps[RATE_WINDOWS]; /* delivery rate of recent windows (ring) */
 	unsigned rate_next;
@@ -60,27 +70,8 @@ struct flow_control {
 	double full_pipe_rate;
 	unsigned full_pipe_count;
 	bool decision_written;
-	/* DQN policy: its feature memory, the cwnd it steers (packets, 0 = none yet)
-	 * and the largest queueing delay seen (for buffer_occupancy). */
-	struct dqn_flow_state dqn;
-	double dqn_cwnd;
-	uint64_t dqn_last_ns;
-	double max_queue_delay_us;
-	/* With --learn: the state and action of the last decision, the first half of
-	 * the transition the next decision completes. */
-	bool dqn_decided;
-	uint8_t dqn_last_action;
-	double dqn_last_state[DQN_FEATURES];
-	/* Which model made the last decision (enum learn_arm_id) and under which learner
-	 * (learn_epoch): the learn guard credits it with the next interval's reward. */
-	uint8_t dqn_last_arm;
-	uint64_t dqn_last_epoch;
-};
-
-enum learn_arm_id {
-	LEARN_ARM_NONE = 0,   /* no fine-tuned model yet: nothing to compare */
-	LEARN_ARM_LOADED = 1, /* a canary decision of the loaded model */
-	LEARN_ARM_TUNED = 2,  /* the learner's latest model */
+	struct policy_flow policy;
+	UT_hash_handle hh;
 };
 
 struct controller_opts {
@@ -100,57 +91,56 @@ struct controller_stats {
 	uint64_t decisions;         /* cap changes taken (acted or, in shadow, logged) */
 	uint64_t batching_changes;
 	uint64_t map_errors;
+	uint64_t flow_alloc_failures;
 };
 
 struct controller {
 	struct controller_opts opt;
-	struct reflex_bpf *bpf;
-	struct model *cwnd_model;
+	struct actuator *act;
+	struct policy heuristic;
+	struct tree_policy tree;
+	struct dqn_cwnd_policy dqn;
+	struct policy *chosen;               /* by opt.policy; the heuristic stands in until it is ready */
 	struct model *batching_model;
-	struct model *dqn_model;
-	int dqn_map[MODEL_MAX_FEATURES];
-	struct dqn_learn *learner;           /* with --learn; its models replace dqn_model */
-	uint64_t learn_generation;           /* of the model the last decision used */
-	struct dqn_learn_stats learn_done;   /* summed over the learners stopped so far */
-	uint64_t learn_epoch;                /* learners started so far */
-	struct learn_guard guard;            /* rolls back fine-tuned models that do worse */
-	uint64_t canary_decisions;           /* made by the loaded model while a fine-tuned one decides */
-	uint64_t rng;                        /* exploration (xorshift64) */
-	int cwnd_map[MODEL_MAX_FEATURES];
 	int batching_map[MODEL_MAX_FEATURES];
-	int cwnd_output;                     /* index of cwnd_bdp_multiple */
 	int flush_output, delay_output;      /* indexes in the batching model */
 	struct reflex_config config;         /* what the config map holds */
+	struct flow_control *flows;          /* uthash by key */
+	bool beaten;
+	uint64_t last_beat_ns;
 	FILE *log;
 	struct controller_stats stats;
 	struct shadow_report shadow;
 };
 
-/* Every input a model may name: the ten features, then the context columns. */
-#define CONTROL_INPUTS (FEATURE_COUNT + CONTEXT_COUNT)
-extern const char *const control_input_names[CONTROL_INPUTS];
-
 /* Loads the models (a model that fails leaves the heuristic or the defaults in
  * place, and says so on stderr) and, with learn, starts the DQN's learner (which
- * also, when it fails, says so and leaves the loaded model deciding). Returns 0,
- * or -1 if the log cannot be opened or learn_out_path's directory not written. */
-int controller_init(struct controller *c, const struct controller_opts *opt, struct reflex_bpf *bpf,
+ * also, when it fails, says so and leaves the loaded model deciding). Decisions,
+ * heartbeats and config changes go to act. Returns 0, or -1 if the log cannot be
+ * opened or learn_out_path's directory not written. */
+int controller_init(struct controller *c, const struct controller_opts *opt, struct actuator *act,
 		    const struct reflex_config *config);
-/* With a learner: stops it, writes learn_out_path, and prints what it did. */
+/* Forgets every flow (without withdrawing: controller_flow_gone does), stops the
+ * learner, writes learn_out_path and prints what it did. */
 void controller_free(struct controller *c);
 
 /* Reloads the model files; a file that fails validation is refused and the running
  * model keeps running. A new dqn model restarts the learner from it. */
 void controller_reload(struct controller *c);
 
+/* Called from the decision loop: beats at most every HEARTBEAT_PERIOD_NS, so when the
+ * loop stalls the beat stops and the BPF side lifts every decision. */
 void controller_heartbeat(struct controller *c, uint64_t now_ns);
-void controller_on_flow_window(struct controller *c, struct flow_entry *flow, const struct feature_window *w);
+void controller_on_flow_window(struct controller *c, const struct flow_entry *flow, const struct feature_window *w);
 void controller_on_iface_window(struct controller *c, const struct feature_window *w);
-void controller_flow_gone(struct controller *c, struct flow_entry *flow);
+/* The flow is gone (or its 4-tuple now belongs to a new connection): its decision is
+ * withdrawn and its state forgotten. */
+void controller_flow_gone(struct controller *c, const struct flow_entry *flow);
 
-/* Leaves shadow mode: from now on decisions act; the flow's decision in force is
- * written at once (call for every live flow after setting c->opt.shadow = false). */
-void controller_enforce_current(struct controller *c, struct flow_entry *flow);
+/* Leaves shadow mode if the promotion gate passes: from then on decisions act, and
+ * every flow's decision in force is written at once. why says what the gate
+ * measured (and, if it failed, what failed). */
+bool controller_promote(struct controller *c, char *why, size_t why_len);
 
 /* What decides cwnd now: "dqn", "cwnd-tree" or "heuristic". */
 const char *controller_policy_name(const struct controller *c);

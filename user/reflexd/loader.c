@@ -374,3 +374,13 @@ int loader_counters_fd(const struct reflex_bpf *rb)
 {
 	return bpf_map__fd(rb->tc->maps.counters);
 }
+
+int loader_decisions_fd(const struct reflex_bpf *rb)
+{
+	return rb->sockops ? bpf_map__fd(rb->sockops->maps.cwnd_decisions) : -1;
+}
+
+int loader_heartbeat_fd(const struct reflex_bpf *rb)
+{
+	return rb->sockops ? bpf_map__fd(rb->sockops->maps.heartbeat) : -1;
+}

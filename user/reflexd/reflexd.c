@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "reflexd/cc_actuator.h"
+#include "reflexd/actuator.h"
 #include "reflexd/controller.h"
 #include "reflexd/reflexd_options.h"
 #include "reflexd/loader.h"
@@ -34,15 +34,13 @@
  * closing the window that ends at a step boundary. */
 #define WINDOW_GRACE_NS (20ULL * 1000 * 1000)
 #define SNAPSHOTS 4
-/* Well inside the BPF side's heartbeat deadline (500 ms by default). */
-#define HEARTBEAT_PERIOD_NS (50ULL * 1000 * 1000)
 #define SHADOW_REPORT_NS (10ULL * 1000 * 1000 * 1000)
 
 
 struct daemon {
 	struct reflexd_options opt;
 	struct reflex_bpf bpf;
-	struct cc_actuator cc;
+	struct host_actuator act;
 	struct ring_buffer *rings;
 	struct telemetry telemetry;
 	struct controller controller;
@@ -190,7 +188,7 @@ static int setup(struct daemon *d)
 
 	/* The congestion control is registered before sockops starts selecting it. */
 	if (loader_open_load(&d->bpf, d->opt.pin_dir, &d->opt.config, d->opt.cgroup != NULL, &err) ||
-	    (d->opt.config.actuator == REFLEX_ACTUATOR_CC && cc_actuator_start(&d->cc, &d->bpf, &err)) ||
+	    host_actuator_start(&d->act, d->opt.config.actuator, &d->bpf, &err) ||
 	    (d->opt.cgroup && loader_attach_cgroup(&d->bpf, d->opt.cgroup, &err)) ||
 	    loader_attach_tc(&d->bpf, d->ifindex, &err))
 		goto fail;
@@ -215,7 +213,7 @@ static int setup(struct daemon *d)
 			d->opt.control.decision_log_path = d->decision_log;
 	}
 	pins_run_path(d->opt.pin_dir, "shadow", d->shadow_status, sizeof(d->shadow_status));
-	if (controller_init(&d->controller, &d->opt.control, &d->bpf, &d->opt.config))
+	if (controller_init(&d->controller, &d->opt.control, &d->act.base, &d->opt.config))
 		return -1;
 	{
 		const char *const models[] = { d->opt.control.cwnd_model_path, d->opt.control.dqn_model_path,
@@ -317,19 +315,15 @@ static bool shadow_report(struct daemon *d)
 
 static void promote(struct daemon *d, const char *by)
 {
-	struct flow_entry *flow, *tmp;
 	char why[512];
 
 	if (!d->controller.opt.shadow)
 		return;
-	if (!shadow_gate(&d->controller.shadow, why, sizeof(why))) {
+	if (!controller_promote(&d->controller, why, sizeof(why))) {
 		fprintf(stderr, "reflexd: promotion (%s) refused: %s\n", by, why);
 		shadow_report(d);
 		return;
 	}
-	d->controller.opt.shadow = false;
-	HASH_ITER(hh, d->telemetry.flows, flow, tmp)
-		controller_enforce_current(&d->controller, flow);
 	fprintf(stderr, "reflexd: promoted (%s): decisions now act: %s\n", by, why);
 	shadow_report(d);
 }
@@ -340,7 +334,7 @@ static int run(struct daemon *d)
 	uint64_t deadline = d->opt.duration_s > 0 ? start + (uint64_t)(d->opt.duration_s * 1e9) : UINT64_MAX;
 	uint64_t next_step = (start / WINDOW_STEP_NS + 1) * WINDOW_STEP_NS;
 	uint64_t next_window_end = next_step + WINDOW_LEN_NS - WINDOW_STEP_NS;
-	uint64_t last_beat = 0, next_shadow_report = start + SHADOW_REPORT_NS;
+	uint64_t next_shadow_report = start + SHADOW_REPORT_NS;
 	bool auto_promote_tried = false;
 	int ret = 0;
 
@@ -354,10 +348,7 @@ static int run(struct daemon *d)
 			break;
 		}
 		now = now_ns();
-		if (now - last_beat >= HEARTBEAT_PERIOD_NS) {
-			controller_heartbeat(&d->controller, now);
-			last_beat = now;
-		}
+		controller_heartbeat(&d->controller, now);
 		if (reload_requested || model_watch_changed(&d->model_watch)) {
 			reload_requested = 0;
 			controller_reload(&d->controller);
@@ -384,7 +375,7 @@ static int run(struct daemon *d)
 
 			telemetry_emit_windows(&d->telemetry, next_window_end,
 					       &d->snapshots[(end_index - 2) % SNAPSHOTS],
-					       &d->snapshots[end_index % SNAPSHOTS], write_window, flow_gone, d);
+					       &d->snapshots[end_index % SNAPSHOTS], write_window, d);
 			next_window_end += WINDOW_STEP_NS;
 			if (d->csv)
 				fflush(d->csv);
@@ -404,7 +395,7 @@ static void teardown(struct daemon *d)
 	 * which needs it still attached (under --actuator cc the flows' `reflex`
 	 * congestion control falls back to CUBIC, and keeps running after it is
 	 * unregistered). */
-	telemetry_free(&d->telemetry, flow_gone, d);
+	telemetry_free(&d->telemetry);
 	if (d->controller.stats.decisions && !d->opt.control.shadow)
 		usleep(200 * 1000);
 	/* Only a controller that ran has something to report: a failed setup stays one line. */
@@ -426,7 +417,7 @@ static void teardown(struct daemon *d)
 			unlink(d->decision_log);
 	}
 	ring_buffer__free(d->rings);
-	cc_actuator_stop(&d->cc);
+	host_actuator_stop(&d->act);
 	loader_teardown(&d->bpf);
 	if (d->csv && fclose(d->csv) != 0)
 		fprintf(stderr, "reflexd: writing %s: %s\n", d->opt.telemetry_out, strerror(errno));
@@ -506,7 +497,7 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
-	telemetry_init(&d.telemetry, d.opt.iface);
+	telemetry_init(&d.telemetry, d.opt.iface, flow_gone, &d);
 	if (setup(&d)) {
 		teardown(&d);
 		return EXIT_SETUP;

@@ -190,10 +190,12 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 				parse_ulong(&e, "--sample-interval-ms", optarg, 1, 1000) * 1000000ULL;
 			break;
 		case OPT_FLUSH_THRESHOLD:
-			opt->config.flush_threshold = parse_ulong(&e, "--flush-threshold", optarg, 1, 64);
+			opt->config.flush_threshold = parse_ulong(&e, "--flush-threshold", optarg, FLUSH_THRESHOLD_MIN,
+								  FLUSH_THRESHOLD_MAX);
 			break;
 		case OPT_MAX_BATCH_DELAY:
-			opt->config.max_batch_delay_us = parse_ulong(&e, "--max-batch-delay-us", optarg, 50, 4000);
+			opt->config.max_batch_delay_us = parse_ulong(&e, "--max-batch-delay-us", optarg,
+								     MAX_BATCH_DELAY_US_MIN, MAX_BATCH_DELAY_US_MAX);
 			break;
 		case OPT_CLEANUP: opt->cleanup_only = true; break;
 		case OPT_MODEL:

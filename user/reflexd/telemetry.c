@@ -3,31 +3,30 @@
 
 #include "reflexd/telemetry.h"
 
-/* A flow nobody has heard of for this long is gone (UDP has no close). */
-#define FLOW_IDLE_NS (10ULL * 1000 * 1000 * 1000)
-
-void telemetry_init(struct telemetry *t, const char *iface_name)
+void telemetry_init(struct telemetry *t, const char *iface_name, flow_gone_fn gone, void *gone_ctx)
 {
 	memset(t, 0, sizeof(*t));
+	t->gone = gone;
+	t->gone_ctx = gone_ctx;
 	window_series_init(&t->iface);
 	snprintf(t->iface_name, sizeof(t->iface_name), "%s", iface_name ? iface_name : "");
 }
 
-static void flow_remove(struct telemetry *t, struct flow_entry *flow, flow_gone_fn gone, void *ctx)
+static void flow_remove(struct telemetry *t, struct flow_entry *flow)
 {
-	if (gone)
-		gone(flow, ctx);
+	if (t->gone)
+		t->gone(flow, t->gone_ctx);
 	HASH_DEL(t->flows, flow);
 	free(flow);
 	t->flow_count--;
 }
 
-void telemetry_free(struct telemetry *t, flow_gone_fn gone, void *ctx)
+void telemetry_free(struct telemetry *t)
 {
 	struct flow_entry *flow, *tmp;
 
 	HASH_ITER(hh, t->flows, flow, tmp)
-		flow_remove(t, flow, gone, ctx);
+		flow_remove(t, flow);
 }
 
 struct flow_entry *telemetry_flow(struct telemetry *t, const struct flow_key *key)
@@ -65,6 +64,24 @@ static void record_arrival(struct telemetry *t, uint64_t ts_ns, const char *ring
 		fprintf(t->records_out, "%llu,%s,%u\n", (unsigned long long)ts_ns, ring, cpu);
 }
 
+/* Another connection on the flow's 4-tuple: the old one is gone (its decision with
+ * it), and the new one starts from nothing; its cumulative counters start again. */
+static void flow_restart(struct telemetry *t, struct flow_entry *flow)
+{
+	if (t->gone)
+		t->gone(flow, t->gone_ctx);
+	window_series_init(&flow->ws);
+	flow->have_sock_totals = false;
+	flow->bytes_acked = 0;
+	flow->delivered = 0;
+	flow->total_retrans = 0;
+	flow->mss = 0;
+	flow->mdev_us = 0;
+	flow->packets_out = 0;
+	flow->closed = false;
+	t->flows_seen++;
+}
+
 void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s)
 {
 	struct flow_entry *flow;
@@ -74,6 +91,8 @@ void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s)
 	flow = flow_get_or_add(t, &s->key);
 	if (!flow)
 		return;
+	if (flow->have_sock_totals && s->cookie != flow->cookie)
+		flow_restart(t, flow);
 	window_add_record(&flow->ws, s->ts_ns);
 	flow->cookie = s->cookie;
 	flow->last_seen_ns = s->ts_ns;
@@ -123,8 +142,14 @@ void telemetry_on_tc_sample(struct telemetry *t, const struct tc_sample *s)
 			   d->bytes[FLOW_DIR_INGRESS], d->bytes[FLOW_DIR_EGRESS], d->size_sum, d->size_sq_sum);
 }
 
+/* Unsigned: a record after end_ns (in the grace) is newer than end_ns, not 584 years old. */
+static bool flow_idle(const struct flow_entry *flow, uint64_t end_ns)
+{
+	return flow->last_seen_ns < end_ns && end_ns - flow->last_seen_ns > FLOW_IDLE_NS;
+}
+
 unsigned int telemetry_emit_windows(struct telemetry *t, uint64_t end_ns, const struct queue_snapshot *q_start,
-				    const struct queue_snapshot *q_end, window_sink sink, flow_gone_fn gone, void *ctx)
+				    const struct queue_snapshot *q_end, window_sink sink, void *ctx)
 {
 	struct flow_entry *flow, *tmp;
 	struct feature_window w;
@@ -141,8 +166,8 @@ unsigned int telemetry_emit_windows(struct telemetry *t, uint64_t end_ns, const 
 			snprintf(w.flow, sizeof(w.flow), "%s", flow->name);
 			sink(&w, flow, ctx);
 			emitted++;
-		} else if (flow->closed || end_ns - flow->last_seen_ns > FLOW_IDLE_NS) {
-			flow_remove(t, flow, gone, ctx);
+		} else if (flow->closed || flow_idle(flow, end_ns)) {
+			flow_remove(t, flow);
 		}
 	}
 	return emitted;

@@ -1,0 +1,56 @@
+/*
+ * Where reflexd's decisions go into the kernel. The controller decides; an actuator
+ * writes: each flow's cwnd target, the heartbeat that keeps targets in force (the
+ * BPF side lifts them when it goes stale), and the telemetry pipeline's batching
+ * knobs. Nothing else in the controller touches a BPF map, so a test can run the
+ * controller on a recording actuator.
+ *
+ * The host actuators (`--actuator clamp|cc`) write the same maps and differ in who
+ * reads them: under clamp the sockops program applies a target with
+ * TCP_BPF_SNDCWND_CLAMP over the flow's own congestion control; under cc the
+ * `reflex` congestion control (registered through struct_ops, cc_actuator.h) sets
+ * cwnd to it.
+ */
+#ifndef REFLEX_ACTUATOR_H
+#define REFLEX_ACTUATOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/flow_key.h"
+#include "reflex.h"
+#include "reflexd/cc_actuator.h"
+#include "reflexd/loader.h"
+
+struct actuator {
+	const char *name; /* "clamp", "cc" */
+	/* Whether per-flow targets and the heartbeat reach sockets (the sockops program
+	 * is loaded); false: only the batching knobs are written. */
+	bool flows;
+	/* Puts cwnd_target packets in force for the flow; 0 withdraws its decision.
+	 * 0 or a negative errno (withdrawing what is not there is not an error). */
+	int (*decide)(struct actuator *a, const struct flow_key *key, uint32_t cwnd_target, uint64_t decided_ns);
+	/* The controller is alive at now_ns. */
+	int (*beat)(struct actuator *a, uint64_t now_ns);
+	/* The telemetry pipeline's config (batching knobs), whole. */
+	int (*configure)(struct actuator *a, const struct reflex_config *cfg);
+};
+
+struct host_actuator {
+	struct actuator base;
+	struct reflex_bpf *bpf;
+	int decisions_fd; /* cwnd_decisions, -1 without sockops */
+	int heartbeat_fd;
+	struct cc_actuator cc; /* REFLEX_ACTUATOR_CC: the `reflex` registration */
+	bool cc_started;
+};
+
+/* The actuator of kind on the loaded programs of rb; under REFLEX_ACTUATOR_CC this
+ * registers the `reflex` congestion control, so call it before sockops is attached
+ * (it starts selecting it). On failure err says why; host_actuator_stop() undoes. */
+int host_actuator_start(struct host_actuator *h, enum reflex_actuator kind, struct reflex_bpf *rb,
+			struct reflex_err *err);
+/* Unregisters `reflex` (cc); safe on a zeroed or failed actuator. */
+void host_actuator_stop(struct host_actuator *h);
+
+#endif
