@@ -1,11 +1,185 @@
-/* The controller's arithmetic: BDP caps and the full-pipe test that ends startup. */
+/*
+ * The controller on a recording actuator: scripted windows go in, and the test
+ * checks what each policy writes (heuristic, cwnd tree, DQN), how the hysteresis
+ * holds changes back, that shadow mode writes nothing until promoted, that the
+ * heartbeat stops when the loop stalls, that a flow's decision goes with the flow,
+ * and that batching outputs stay within the knobs' legal ranges. Also the
+ * controller's arithmetic: BDP caps and the full-pipe test that ends startup.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "reflexd/controller.h"
+#include "reflexd/telemetry.h"
+
+#define CWND_MODEL "models/cwnd.reflex"
+#define DQN_MODEL "models/dqn.reflex"
+#define BATCHING_MODEL "tests/data/small.reflex"
+#define T0 (10ULL * 1000 * 1000 * 1000)
+#define MS (1000ULL * 1000)
+#define MAX_RECORDS 256
+
+/* --- a recording actuator ---------------------------------------------------- */
+
+struct recorded_decision {
+	struct flow_key key;
+	uint32_t cwnd_target;
+	uint64_t decided_ns;
+};
+
+struct recorder {
+	struct actuator base; /* first: the callbacks cast back */
+	struct recorded_decision decisions[MAX_RECORDS];
+	unsigned n_decisions;
+	uint64_t beats[MAX_RECORDS];
+	unsigned n_beats;
+	struct reflex_config configs[MAX_RECORDS];
+	unsigned n_configs;
+};
+
+static int record_decision(struct actuator *a, const struct flow_key *key, uint32_t cwnd_target, uint64_t decided_ns)
+{
+	struct recorder *r = (struct recorder *)a;
+
+	assert_true(r->n_decisions < MAX_RECORDS);
+	r->decisions[r->n_decisions++] = (struct recorded_decision){ *key, cwnd_target, decided_ns };
+	return 0;
+}
+
+static int record_beat(struct actuator *a, uint64_t now_ns)
+{
+	struct recorder *r = (struct recorder *)a;
+
+	assert_true(r->n_beats < MAX_RECORDS);
+	r->beats[r->n_beats++] = now_ns;
+	return 0;
+}
+
+static int record_config(struct actuator *a, const struct reflex_config *cfg)
+{
+	struct recorder *r = (struct recorder *)a;
+
+	assert_true(r->n_configs < MAX_RECORDS);
+	r->configs[r->n_configs++] = *cfg;
+	return 0;
+}
+
+static void recorder_init(struct recorder *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->base = (struct actuator){ .name = "recorder", .flows = true, .decide = record_decision,
+				     .beat = record_beat, .configure = record_config };
+}
+
+/* --- scripted flows and windows ------------------------------------------------ */
+
+static void flow_init(struct flow_entry *f, uint16_t sport)
+{
+	memset(f, 0, sizeof(*f));
+	f->key.family = AF_INET;
+	f->key.proto = IPPROTO_TCP;
+	f->key.saddr[0] = htonl(0x0a000001);
+	f->key.daddr[0] = htonl(0x0a000002);
+	f->key.sport = sport;
+	f->key.dport = 5201;
+	flow_key_format(&f->key, f->name, sizeof(f->name));
+	f->have_sock_totals = true;
+	f->mss = 1448;
+	f->packets_out = 60;
+	f->mdev_us = 1000;
+}
+
+/* Window `step` of a flow delivering rate_bps over a path of min_rtt_us, no queue. */
+static struct feature_window flow_window(unsigned step, double rate_bps, double min_rtt_us)
+{
+	struct feature_window w;
+
+	memset(&w, 0, sizeof(w));
+	w.ts_ns = T0 + step * WINDOW_STEP_NS;
+	w.scope = SCOPE_FLOW;
+	w.feature[FEAT_LATENCY_P50] = min_rtt_us;
+	w.feature[FEAT_LATENCY_P95] = min_rtt_us;
+	w.feature[FEAT_RTT_EWMA] = min_rtt_us;
+	w.feature[FEAT_DEQUEUE_RATE] = rate_bps / 8 / 1448;
+	w.feature[FEAT_ENQUEUE_RATE] = rate_bps / 8 / 1448;
+	w.context[CTX_SRTT_US] = min_rtt_us;
+	w.context[CTX_MIN_RTT_US] = min_rtt_us;
+	w.context[CTX_SND_CWND] = 80;
+	w.context[CTX_DELIVERY_RATE_BPS] = rate_bps;
+	return w;
+}
+
+static void feed(struct controller *c, const struct flow_entry *f, unsigned from, unsigned to, double rate_bps,
+		 double min_rtt_us)
+{
+	for (unsigned step = from; step <= to; step++) {
+		struct feature_window w = flow_window(step, rate_bps, min_rtt_us);
+
+		controller_on_flow_window(c, f, &w);
+	}
+}
+
+struct fixture {
+	struct recorder rec;
+	struct controller c;
+	char log_path[64];
+};
+
+static void start(struct fixture *fx, enum cwnd_policy policy, const char *cwnd_model, const char *dqn_model,
+		  bool shadow, const struct hysteresis_params *hp)
+{
+	const struct hysteresis_params defaults = HYSTERESIS_DEFAULTS;
+	struct reflex_config cfg = { .flush_threshold = REFLEX_DEFAULT_FLUSH_THRESHOLD,
+				     .max_batch_delay_us = REFLEX_DEFAULT_MAX_BATCH_DELAY_US };
+	struct controller_opts o = {
+		.policy = policy,
+		.cwnd_model_path = cwnd_model,
+		.dqn_model_path = dqn_model,
+		.shadow = shadow,
+		.hysteresis = hp ? *hp : defaults,
+		.decision_log_path = fx->log_path,
+	};
+	int fd;
+
+	snprintf(fx->log_path, sizeof(fx->log_path), "/tmp/test_controller.XXXXXX");
+	fd = mkstemp(fx->log_path);
+	assert_true(fd >= 0);
+	close(fd);
+	recorder_init(&fx->rec);
+	assert_int_equal(controller_init(&fx->c, &o, &fx->rec.base, &cfg), 0);
+}
+
+static void stop(struct fixture *fx)
+{
+	controller_free(&fx->c);
+	unlink(fx->log_path);
+}
+
+/* The decision log's lines, and how many contain every one of the given strings. */
+static unsigned log_lines_with(const struct fixture *fx, const char *a, const char *b)
+{
+	char line[4096];
+	unsigned n = 0;
+	FILE *f = fopen(fx->log_path, "r");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, a) && (!b || strstr(line, b));
+	fclose(f);
+	return n;
+}
+
+/* --- arithmetic ------------------------------------------------------------------ */
 
 static void test_cap_is_multiple_of_bdp(void **state)
 {
@@ -60,6 +234,374 @@ static void test_queue_building_ends_startup(void **state)
 	assert_true(full_pipe_update(&fc, 4e6, 31000, 20000));   /* 1.55 x: a queue builds */
 }
 
+/* --- the controller on a recording actuator --------------------------------------- */
+
+static void test_heuristic_writes_its_cap_after_startup(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&f, 40000);
+	assert_string_equal(controller_policy_name(&fx.c), "heuristic");
+	/* Startup: the rate is flat from the first window, the pipe is full at the fourth. */
+	feed(&fx.c, &f, 0, 2, 50e6, 20000);
+	assert_int_equal(fx.rec.n_decisions, 0);
+	feed(&fx.c, &f, 3, 3, 50e6, 20000);
+	assert_int_equal(fx.rec.n_decisions, 1);
+	assert_memory_equal(&fx.rec.decisions[0].key, &f.key, sizeof(f.key));
+	assert_int_equal(fx.rec.decisions[0].cwnd_target, 108); /* 1.25 x 50 Mbit/s x 20 ms */
+	assert_int_equal(fx.rec.decisions[0].decided_ns, T0 + 3 * WINDOW_STEP_NS);
+	/* The same windows again: nothing new to write. */
+	feed(&fx.c, &f, 4, 10, 50e6, 20000);
+	assert_int_equal(fx.rec.n_decisions, 1);
+	/* +12 % rate: a change over the 10 % margin, taken once it held 300 ms. */
+	feed(&fx.c, &f, 11, 13, 56e6, 20000);
+	assert_int_equal(fx.rec.n_decisions, 1);
+	feed(&fx.c, &f, 14, 14, 56e6, 20000);
+	assert_int_equal(fx.rec.n_decisions, 2);
+	assert_int_equal(fx.rec.decisions[1].cwnd_target, 121);
+	/* The flow goes: its decision is withdrawn. */
+	controller_flow_gone(&fx.c, &f);
+	assert_int_equal(fx.rec.n_decisions, 3);
+	assert_int_equal(fx.rec.decisions[2].cwnd_target, 0);
+	assert_int_equal(log_lines_with(&fx, "\"knob\": \"cwnd_target\"", "\"model\": \"heuristic\""), 2);
+	assert_int_equal(log_lines_with(&fx, "\"old\": 108, \"new\": 121", "\"acted\": true"), 1);
+	assert_int_equal(fx.c.stats.decisions, 2);
+	stop(&fx);
+}
+
+static void test_small_changes_are_not_written(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&f, 40001);
+	feed(&fx.c, &f, 0, 3, 50e6, 20000);
+	assert_int_equal(fx.rec.n_decisions, 1);
+	/* +8 % rate (117 packets against 108): within the margin, for 3 s. */
+	feed(&fx.c, &f, 4, 34, 54e6, 20000);
+	assert_int_equal(fx.rec.n_decisions, 1);
+	stop(&fx);
+}
+
+/* cwnd.reflex's tree: rtt_ewma 50 ms with 1000 packets/s -> 1 x BDP, 60 ms -> 1.25 x,
+ * 30 ms with 100 packets/s -> 0.5 x. */
+static void feed_tree(struct controller *c, const struct flow_entry *f, unsigned from, unsigned to,
+		      double rtt_ewma_us, double dequeue_rate)
+{
+	for (unsigned step = from; step <= to; step++) {
+		struct feature_window w = flow_window(step, 50e6, 20000);
+
+		w.feature[FEAT_RTT_EWMA] = rtt_ewma_us;
+		w.feature[FEAT_DEQUEUE_RATE] = dequeue_rate;
+		controller_on_flow_window(c, f, &w);
+	}
+}
+
+static void test_tree_writes_its_multiple_and_the_hysteresis_holds_reversals(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+
+	(void)state;
+	start(&fx, CWND_POLICY_TREE, CWND_MODEL, NULL, false, NULL);
+	assert_non_null(fx.c.tree.model);
+	assert_string_equal(controller_policy_name(&fx.c), "cwnd-tree");
+	flow_init(&f, 40002);
+	feed_tree(&fx.c, &f, 0, 3, 50000, 1000);
+	assert_int_equal(fx.rec.n_decisions, 1);
+	assert_int_equal(fx.rec.decisions[0].cwnd_target, 87); /* 1 x BDP */
+	/* Up to 1.25 x: held for 300 ms, then taken. */
+	feed_tree(&fx.c, &f, 4, 6, 60000, 1000);
+	assert_int_equal(fx.rec.n_decisions, 1);
+	feed_tree(&fx.c, &f, 7, 7, 60000, 1000);
+	assert_int_equal(fx.rec.n_decisions, 2);
+	assert_int_equal(fx.rec.decisions[1].cwnd_target, 108);
+	/* Down to 0.5 x: the first reversal is allowed. */
+	feed_tree(&fx.c, &f, 8, 11, 30000, 100);
+	assert_int_equal(fx.rec.n_decisions, 3);
+	assert_int_equal(fx.rec.decisions[2].cwnd_target, 44);
+	assert_int_equal(fx.c.shadow.reversals, 1);
+	/* Up again within 30 s: a second reversal, held back however long it stands. */
+	feed_tree(&fx.c, &f, 12, 40, 60000, 1000);
+	assert_int_equal(fx.rec.n_decisions, 3);
+	assert_true(fx.c.shadow.reversals_held_back > 0);
+	/* Each write is logged with the tree's decision path. */
+	assert_int_equal(log_lines_with(&fx, "\"model\": \"cwnd-tree\"", "rtt_ewma"), 3);
+	stop(&fx);
+}
+
+static void test_dqn_writes_the_cwnd_it_steers(void **state)
+{
+	const struct hysteresis_params every_change = { .margin = 0, .hold_ns = 0, .reversal_gap_ns = 0 };
+	struct fixture fx;
+	struct flow_entry f;
+	uint32_t prev = 80; /* the window's snd_cwnd, where the DQN starts */
+
+	(void)state;
+	start(&fx, CWND_POLICY_DQN, NULL, DQN_MODEL, false, &every_change);
+	assert_non_null(fx.c.dqn.model);
+	assert_string_equal(controller_policy_name(&fx.c), "dqn");
+	flow_init(&f, 40003);
+	feed(&fx.c, &f, 0, 2, 50e6, 20000);
+	assert_int_equal(fx.rec.n_decisions, 0);
+	feed(&fx.c, &f, 3, 30, 50e6, 20000);
+	assert_true(fx.rec.n_decisions > 0);
+	/* Every write is one DQN action applied to the cwnd written before. */
+	for (unsigned i = 0; i < fx.rec.n_decisions; i++) {
+		bool reachable = false;
+		char expected[64];
+
+		for (int a = 0; a < DQN_ACTIONS; a++)
+			reachable |= dqn_apply_action((enum dqn_action)a, prev) == fx.rec.decisions[i].cwnd_target;
+		assert_true(reachable);
+		snprintf(expected, sizeof(expected), "-> cwnd %u ", fx.rec.decisions[i].cwnd_target);
+		assert_true(log_lines_with(&fx, "\"model\": \"dqn\"", expected) > 0);
+		prev = fx.rec.decisions[i].cwnd_target;
+	}
+	stop(&fx);
+}
+
+static void test_a_policy_without_its_model_falls_back_to_the_heuristic(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+
+	(void)state;
+	start(&fx, CWND_POLICY_TREE, "/nonexistent/cwnd.reflex", NULL, false, NULL);
+	assert_string_equal(controller_policy_name(&fx.c), "heuristic");
+	flow_init(&f, 40004);
+	feed(&fx.c, &f, 0, 3, 50e6, 20000);
+	assert_int_equal(fx.rec.n_decisions, 1);
+	assert_int_equal(fx.rec.decisions[0].cwnd_target, 108);
+	stop(&fx);
+}
+
+static void test_shadow_writes_nothing_until_promoted(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+	char why[512];
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, true, NULL);
+	flow_init(&f, 40005);
+	feed(&fx.c, &f, 0, 20, 50e6, 20000);
+	assert_int_equal(fx.rec.n_decisions, 0);
+	assert_int_equal(log_lines_with(&fx, "\"new\": 108", "\"acted\": false"), 1);
+	/* A verdict that fails the gate (p95 +10 %): still nothing written. */
+	fx.c.shadow.evaluated = 10;
+	fx.c.shadow.delta_p95_sum = 1;
+	assert_false(controller_promote(&fx.c, why, sizeof(why)));
+	assert_int_equal(fx.rec.n_decisions, 0);
+	controller_flow_gone(&fx.c, &f);
+	assert_int_equal(fx.rec.n_decisions, 0);
+	/* A verdict that passes: the decision in force is written at once. */
+	flow_init(&f, 40006);
+	feed(&fx.c, &f, 21, 30, 50e6, 20000);
+	fx.c.shadow.evaluated = 10;
+	fx.c.shadow.delta_p95_sum = -3; /* -30 % */
+	fx.c.shadow.max_reversals_30s = 0;
+	assert_true(controller_promote(&fx.c, why, sizeof(why)));
+	assert_int_equal(fx.rec.n_decisions, 1);
+	assert_int_equal(fx.rec.decisions[0].cwnd_target, 108);
+	/* Promoted once is promoted. */
+	assert_false(controller_promote(&fx.c, why, sizeof(why)));
+	stop(&fx);
+}
+
+static void test_heartbeat_stops_when_the_loop_stalls(void **state)
+{
+	struct fixture fx;
+	uint64_t deadline = REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS, now;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	/* The loop turns every 10 ms: a beat every 50 ms, stamped with the loop's time. */
+	for (now = T0; now <= T0 + 200 * MS; now += 10 * MS)
+		controller_heartbeat(&fx.c, now);
+	assert_int_equal(fx.rec.n_beats, 5);
+	for (unsigned i = 0; i < fx.rec.n_beats; i++)
+		assert_int_equal(fx.rec.beats[i], T0 + i * HEARTBEAT_PERIOD_NS);
+	/* The loop stalls for 600 ms: no beat comes from anywhere else, so the BPF side
+	 * (a beat older than the deadline) lifts every decision before the loop is back. */
+	assert_true(T0 + 200 * MS + deadline < T0 + 800 * MS);
+	assert_int_equal(fx.rec.n_beats, 5);
+	controller_heartbeat(&fx.c, T0 + 800 * MS);
+	assert_int_equal(fx.rec.n_beats, 6);
+	assert_int_equal(fx.rec.beats[5], T0 + 800 * MS);
+	stop(&fx);
+}
+
+static void test_nothing_is_written_without_control_or_sockets(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+
+	(void)state;
+	/* --observe: telemetry only, no beat, no decision. */
+	start(&fx, CWND_POLICY_OFF, NULL, NULL, false, NULL);
+	flow_init(&f, 40007);
+	feed(&fx.c, &f, 0, 10, 50e6, 20000);
+	controller_heartbeat(&fx.c, T0);
+	assert_int_equal(fx.rec.n_decisions, 0);
+	assert_int_equal(fx.rec.n_beats, 0);
+	stop(&fx);
+	/* No sockops (no --cgroup): no sockets to act on. */
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	fx.rec.base.flows = false;
+	feed(&fx.c, &f, 0, 10, 50e6, 20000);
+	controller_heartbeat(&fx.c, T0);
+	assert_int_equal(fx.rec.n_decisions, 0);
+	assert_int_equal(fx.rec.n_beats, 0);
+	stop(&fx);
+}
+
+/* A reused 4-tuple: telemetry sees another socket cookie, and the old connection's
+ * decision is withdrawn before the new one could inherit it; the new connection
+ * starts uncapped, in startup. */
+static void flow_gone_to_controller(struct flow_entry *flow, void *ctx)
+{
+	controller_flow_gone(ctx, flow);
+}
+
+static void test_a_reused_four_tuple_does_not_inherit_the_decision(void **state)
+{
+	struct sock_sample s = { .event = SOCK_EVENT_ESTABLISHED, .mss_cache = 1448, .srtt_us = 20000 };
+	struct telemetry t;
+	struct fixture fx;
+	struct flow_entry probe, *f;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	telemetry_init(&t, "test0", flow_gone_to_controller, &fx.c);
+	flow_init(&probe, 40008);
+	s.key = probe.key;
+	s.cookie = 1;
+	s.ts_ns = T0;
+	telemetry_on_sock_sample(&t, &s);
+	f = telemetry_flow(&t, &probe.key);
+	assert_non_null(f);
+	feed(&fx.c, f, 1, 4, 50e6, 20000);
+	assert_int_equal(fx.rec.n_decisions, 1);
+	assert_int_equal(fx.rec.decisions[0].cwnd_target, 108);
+	/* The same 4-tuple, another socket. */
+	s.cookie = 2;
+	s.ts_ns = T0 + 500 * MS;
+	telemetry_on_sock_sample(&t, &s);
+	assert_int_equal(fx.rec.n_decisions, 2);
+	assert_int_equal(fx.rec.decisions[1].cwnd_target, 0);
+	assert_int_equal(t.flows_seen, 2);
+	assert_ptr_equal(telemetry_flow(&t, &probe.key), f);
+	feed(&fx.c, f, 6, 8, 50e6, 20000);
+	assert_int_equal(fx.rec.n_decisions, 2); /* startup again */
+	feed(&fx.c, f, 9, 9, 50e6, 20000);
+	assert_int_equal(fx.rec.n_decisions, 3);
+	telemetry_free(&t);
+	assert_int_equal(fx.rec.n_decisions, 4);
+	assert_int_equal(fx.rec.decisions[3].cwnd_target, 0);
+	stop(&fx);
+}
+
+/* --- batching ----------------------------------------------------------------------- */
+
+static void start_batching(struct fixture *fx, const char *model)
+{
+	struct reflex_config cfg = { .flush_threshold = REFLEX_DEFAULT_FLUSH_THRESHOLD,
+				     .max_batch_delay_us = REFLEX_DEFAULT_MAX_BATCH_DELAY_US };
+	struct controller_opts o = { .policy = CWND_POLICY_HEURISTIC, .batching_model_path = model,
+				     .hysteresis = HYSTERESIS_DEFAULTS };
+
+	fx->log_path[0] = '\0';
+	recorder_init(&fx->rec);
+	assert_int_equal(controller_init(&fx->c, &o, &fx->rec.base, &cfg), 0);
+}
+
+/* small.reflex: enqueue 100 packets/s, p95 1 ms, rtt_ewma 0.5 ms -> flush 1, delay 50 us. */
+static struct feature_window quiet_iface_window(void)
+{
+	struct feature_window w;
+
+	memset(&w, 0, sizeof(w));
+	w.ts_ns = T0;
+	w.feature[FEAT_ENQUEUE_RATE] = 100;
+	w.feature[FEAT_LATENCY_P95] = 1000;
+	w.feature[FEAT_RTT_EWMA] = 500;
+	snprintf(w.flow, sizeof(w.flow), "iface:test0");
+	return w;
+}
+
+static void test_batching_outputs_are_written_within_the_legal_range(void **state)
+{
+	struct fixture fx;
+	struct feature_window w = quiet_iface_window();
+
+	(void)state;
+	start_batching(&fx, BATCHING_MODEL);
+	assert_non_null(fx.c.batching_model);
+	controller_on_iface_window(&fx.c, &w);
+	assert_int_equal(fx.rec.n_configs, 1);
+	assert_int_equal(fx.rec.configs[0].flush_threshold, 1);
+	assert_int_equal(fx.rec.configs[0].max_batch_delay_us, 50);
+	/* Whatever the model computes, the write holds it to the range: scale the
+	 * outputs far out (1 -> 1e9 records, 50 -> 5e9 us). */
+	fx.c.batching_model->outputs[fx.c.flush_output].scale = 1e9;
+	fx.c.batching_model->outputs[fx.c.delay_output].scale = 1e8;
+	w.ts_ns += WINDOW_STEP_NS;
+	controller_on_iface_window(&fx.c, &w);
+	assert_int_equal(fx.rec.n_configs, 2);
+	assert_int_equal(fx.rec.configs[1].flush_threshold, FLUSH_THRESHOLD_MAX);
+	assert_int_equal(fx.rec.configs[1].max_batch_delay_us, MAX_BATCH_DELAY_US_MAX);
+	/* and below it (0 records, 0 us). */
+	fx.c.batching_model->outputs[fx.c.flush_output].scale = 1e-9;
+	fx.c.batching_model->outputs[fx.c.delay_output].scale = 1e-9;
+	w.ts_ns += WINDOW_STEP_NS;
+	controller_on_iface_window(&fx.c, &w);
+	assert_int_equal(fx.rec.n_configs, 3);
+	assert_int_equal(fx.rec.configs[2].flush_threshold, FLUSH_THRESHOLD_MIN);
+	assert_int_equal(fx.rec.configs[2].max_batch_delay_us, MAX_BATCH_DELAY_US_MIN);
+	controller_free(&fx.c);
+}
+
+/* A batching model that passes validation but may set max_batch_delay_us to 4.16e9
+ * and flush_threshold to 0 is refused at load: the defaults stay, nothing is written. */
+static void test_a_batching_model_beyond_the_legal_range_is_refused(void **state)
+{
+	const struct model_tree_node flush_leaf[] = { { .feature_idx = MODEL_LEAF, .leaf_value = 0 } };
+	const struct model_tree_node delay_leaf[] = { { .feature_idx = MODEL_LEAF, .leaf_value = 31738 } };
+	struct model *m = model_create(MODEL_KIND_TREES, FEATURE_COUNT, 2);
+	struct model_error err = { "", -1 };
+	char path[] = "/tmp/test_controller_model.XXXXXX";
+	struct feature_window w = quiet_iface_window();
+	struct fixture fx;
+	int fd;
+
+	(void)state;
+	assert_non_null(m);
+	for (unsigned i = 0; i < FEATURE_COUNT; i++)
+		assert_int_equal(model_set_feature(m, i, feature_names[i], 0, 1e6, &err), 0);
+	assert_int_equal(model_set_output(m, 0, "flush_threshold", 0, 64, 1, &err), 0);
+	assert_int_equal(model_set_output(m, 1, "max_batch_delay_us", 50, 4.16e9, 131072, &err), 0);
+	assert_int_equal(model_set_tree(m, 0, flush_leaf, 1, &err), 0);
+	assert_int_equal(model_set_tree(m, 1, delay_leaf, 1, &err), 0);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(model_write_file(m, path, &err), 0);
+	model_free(m);
+
+	start_batching(&fx, path);
+	assert_null(fx.c.batching_model);
+	controller_on_iface_window(&fx.c, &w);
+	assert_int_equal(fx.rec.n_configs, 0);
+	controller_free(&fx.c);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -67,6 +609,17 @@ int main(void)
 		cmocka_unit_test(test_full_pipe_after_three_flat_windows),
 		cmocka_unit_test(test_growth_resets_the_count),
 		cmocka_unit_test(test_queue_building_ends_startup),
+		cmocka_unit_test(test_heuristic_writes_its_cap_after_startup),
+		cmocka_unit_test(test_small_changes_are_not_written),
+		cmocka_unit_test(test_tree_writes_its_multiple_and_the_hysteresis_holds_reversals),
+		cmocka_unit_test(test_dqn_writes_the_cwnd_it_steers),
+		cmocka_unit_test(test_a_policy_without_its_model_falls_back_to_the_heuristic),
+		cmocka_unit_test(test_shadow_writes_nothing_until_promoted),
+		cmocka_unit_test(test_heartbeat_stops_when_the_loop_stalls),
+		cmocka_unit_test(test_nothing_is_written_without_control_or_sockets),
+		cmocka_unit_test(test_a_reused_four_tuple_does_not_inherit_the_decision),
+		cmocka_unit_test(test_batching_outputs_are_written_within_the_legal_range),
+		cmocka_unit_test(test_a_batching_model_beyond_the_legal_range_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
