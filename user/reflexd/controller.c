@@ -215,10 +215,8 @@ static struct flow_control *flow_control_get(struct controller *c, const struct 
 	if (fc)
 		return fc;
 	fc = calloc(1, sizeof(*fc));
-	if (!fc) {
-		c->stats.flow_alloc_failures++;
+	if (!fc)
 		return NULL;
-	}
 	fc->key = *key;
 	HASH_ADD(hh, c->flows, key, sizeof(fc->key), fc);
 	return fc;

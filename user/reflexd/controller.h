@@ -91,7 +91,6 @@ struct controller_stats {
 	uint64_t decisions;         /* cap changes taken (acted or, in shadow, logged) */
 	uint64_t batching_changes;
 	uint64_t map_errors;
-	uint64_t flow_alloc_failures;
 };
 
 struct controller {

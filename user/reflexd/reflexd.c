@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "reflexd/actuator.h"
+#include "reflexd/cc_actuator.h"
 #include "reflexd/controller.h"
 #include "reflexd/reflexd_options.h"
 #include "reflexd/loader.h"
