@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/json_read.h"
 #include "reflexd/controller.h"
 #include "reflexd/telemetry.h"
 
@@ -179,6 +180,39 @@ static unsigned log_lines_with(const struct fixture *fx, const char *a, const ch
 	return n;
 }
 
+/* Every line of the decision log is one JSON object with the fields reflexctl
+ * decisions and the integration tests read, each of its type. */
+static void assert_log_is_json(const struct fixture *fx)
+{
+	static const struct { const char *key; enum json_type type; } fields[] = {
+		{ "ts_ns", JSON_NUMBER }, { "flow", JSON_STRING }, { "knob", JSON_STRING },
+		{ "old", JSON_NUMBER },   { "new", JSON_NUMBER },  { "model", JSON_STRING },
+		{ "acted", JSON_BOOL },   { "explain", JSON_STRING },
+	};
+	char line[4096], err[128];
+	unsigned lines = 0;
+	FILE *f = fopen(fx->log_path, "r");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		struct json_value *v = NULL;
+
+		assert_int_equal(json_parse(line, strlen(line), &v, err, sizeof(err)), 0);
+		assert_int_equal(v->type, JSON_OBJECT);
+		assert_int_equal(v->n, sizeof(fields) / sizeof(fields[0]));
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+			const struct json_value *field = json_get(v, fields[i].key);
+
+			assert_non_null(field);
+			assert_int_equal(field->type, fields[i].type);
+		}
+		json_free(v);
+		lines++;
+	}
+	fclose(f);
+	assert_true(lines > 0);
+}
+
 /* --- arithmetic ------------------------------------------------------------------ */
 
 static void test_cap_is_multiple_of_bdp(void **state)
@@ -269,6 +303,7 @@ static void test_heuristic_writes_its_cap_after_startup(void **state)
 	assert_int_equal(log_lines_with(&fx, "\"knob\": \"cwnd_target\"", "\"model\": \"heuristic\""), 2);
 	assert_int_equal(log_lines_with(&fx, "\"old\": 108, \"new\": 121", "\"acted\": true"), 1);
 	assert_int_equal(fx.c.stats.decisions, 2);
+	assert_log_is_json(&fx);
 	stop(&fx);
 }
 
@@ -332,6 +367,7 @@ static void test_tree_writes_its_multiple_and_the_hysteresis_holds_reversals(voi
 	assert_true(fx.c.shadow.reversals_held_back > 0);
 	/* Each write is logged with the tree's decision path. */
 	assert_int_equal(log_lines_with(&fx, "\"model\": \"cwnd-tree\"", "rtt_ewma"), 3);
+	assert_log_is_json(&fx);
 	stop(&fx);
 }
 
@@ -363,6 +399,7 @@ static void test_dqn_writes_the_cwnd_it_steers(void **state)
 		assert_true(log_lines_with(&fx, "\"model\": \"dqn\"", expected) > 0);
 		prev = fx.rec.decisions[i].cwnd_target;
 	}
+	assert_log_is_json(&fx);
 	stop(&fx);
 }
 
