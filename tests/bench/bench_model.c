@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "model/model.h"
+#include "model/model_fast.h"
 #include "bench.h"
 
 #define REPS 15
@@ -30,8 +31,10 @@ static double uniform(double lo, double hi)
 
 static volatile int64_t sink;
 
-enum workload { TREE_DECISION, TREE_EVAL, MLP_DECISION, MLP_EVAL, MLP_FLOAT };
-#define WORKLOADS 5
+enum workload {
+	TREE_DECISION, TREE_EVAL, TREE_DECIDE, MLP_DECISION, MLP_EVAL, MLP_SCALAR, MLP_AVX2, MLP_VNNI, MLP_FLOAT
+};
+#define WORKLOADS 9
 
 struct bench {
 	const struct model *tree, *mlp;
@@ -60,6 +63,18 @@ static int64_t run_once(const struct bench *b, enum workload w)
 		case TREE_EVAL:
 			model_eval(b->tree, b->q_tree[i], value);
 			acc += value[0] + value[1];
+			break;
+		case TREE_DECIDE:
+			model_decide(b->tree, b->raw_tree[i], NULL, value);
+			acc += value[0] + value[1];
+			break;
+		case MLP_SCALAR:
+		case MLP_AVX2:
+		case MLP_VNNI:
+			if (model_decide_path(b->mlp, b->raw_mlp[i], NULL, value,
+					      (enum model_path)(MODEL_PATH_SCALAR + (w - MLP_SCALAR))))
+				return 0; /* this CPU lacks the path */
+			acc += model_argmax(value, 6);
 			break;
 		case MLP_DECISION:
 			model_quantize(b->mlp, b->raw_mlp[i], NULL, q);
@@ -192,8 +207,12 @@ int main(void)
 	static const char *const label[WORKLOADS] = {
 		"tree  depth 4, 10 features, 2 outputs: quantize + eval",
 		"tree  depth 4, 10 features, 2 outputs: eval only",
+		"tree  depth 4, 10 features, 2 outputs: model_decide",
 		"mlp   8->128->6 int8:                  quantize + eval + argmax",
 		"mlp   8->128->6 int8:                  eval + argmax only",
+		"mlp   8->128->6 int8: model_decide scalar   + argmax",
+		"mlp   8->128->6 int8: model_decide avx2     + argmax",
+		"mlp   8->128->6 int8: model_decide avx512vnni + argmax",
 		"mlp   8->128->6 float reference:       forward (baseline)",
 	};
 
@@ -211,9 +230,18 @@ int main(void)
 	printf("bench_model: ns per decision, median of %d runs x %d decisions [min..max]\n", REPS,
 	       DECISIONS);
 	measure(&b, r, WORKLOADS);
-	for (unsigned w = 0; w < WORKLOADS; w++)
+	for (unsigned w = 0; w < WORKLOADS; w++) {
+		if (w >= MLP_SCALAR && w <= MLP_VNNI &&
+		    !model_path_supported((enum model_path)(MODEL_PATH_SCALAR + (w - MLP_SCALAR)))) {
+			printf("  %-62s  not supported by this CPU\n", label[w]);
+			continue;
+		}
 		printf("  %-62s %9.1f ns  [%.1f..%.1f]\n", label[w], r[w].median, r[w].min, r[w].max);
+	}
+	printf("  tree model_decide / quantize + eval: %.2f\n", r[TREE_DECIDE].median / r[TREE_DECISION].median);
 	printf("  mlp int8 decision / float forward: %.2f\n", r[MLP_DECISION].median / r[MLP_FLOAT].median);
+	printf("  mlp int8 model_decide (%s) / float forward: %.2f\n", model_path_name(model_path_best()),
+	       r[MLP_SCALAR + (model_path_best() - MODEL_PATH_SCALAR)].median / r[MLP_FLOAT].median);
 	model_free(tree);
 	model_free(mlp);
 	return 0;

@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "model/model.h"
+#include "model/model_fast.h"
 #include "model/model_internal.h"
 
 int model_fail(struct model_error *err, long offset, const char *fmt, ...)
@@ -458,6 +459,8 @@ int model_load_buffer(const void *data, size_t len, unsigned flags, struct model
 	if (!p.m)
 		return model_fail_errno(err, ENOMEM, "loading model");
 	rc = parse_all(&p, len, flags);
+	if (!rc)
+		rc = model_fast_prepare(p.m);
 	if (rc) {
 		if (rc == -ENOMEM)
 			model_fail_errno(err, ENOMEM, "loading model");
@@ -534,6 +537,7 @@ void model_free(struct model *m)
 		free(m->layers[l].biases);
 	}
 	free(m->metadata);
+	model_fast_free(m);
 	free(m);
 }
 

@@ -8,6 +8,7 @@
  *   model_map_features(fresh, names, n, map, &err)   once per load
  *   model_quantize(m, raw, map, q)              once per decision: double -> int16
  *   model_eval(m, q, value)                     integer only: trees or MLP, clamped
+ *   model_decide(m, raw, map, value)            the same two steps compiled (model_fast.h)
  *   model_value_raw(m, i, value[i])             int -> raw units (for the actuator)
  *   model_explain_tree(m, i, q, &path)          why (trees)
  *
@@ -142,6 +143,8 @@ struct model {
 	uint32_t crc_stored;
 	uint32_t crc_computed;
 	size_t file_size;
+	/* Compiled inference form (model_fast.h), rebuilt by the loader and the builders. */
+	struct model_fast *fast;
 };
 
 /* --- loading ------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include "model/model.h"
+#include "model/model_fast.h"
 #include "model/model_internal.h"
 
 static void wr16(uint8_t *p, uint16_t v) { p[0] = v & 0xff; p[1] = v >> 8; }
@@ -274,7 +275,7 @@ int model_set_feature(struct model *m, unsigned idx, const char *name, double mi
 				  name, min, max);
 	f->min = min;
 	f->max = max;
-	return 0;
+	return model_fast_prepare(m) ? model_fail_errno(err, ENOMEM, "feature %u", idx) : 0;
 }
 
 int model_set_output(struct model *m, unsigned idx, const char *name, double min, double max,
@@ -321,7 +322,7 @@ int model_set_tree(struct model *m, unsigned output, const struct model_tree_nod
 	free(m->trees[output].nodes);
 	m->trees[output].nodes = copy;
 	m->trees[output].node_count = node_count;
-	return 0;
+	return model_fast_prepare(m) ? model_fail_errno(err, ENOMEM, "tree %u", output) : 0;
 }
 
 int model_add_layer(struct model *m, uint16_t in_count, uint16_t out_count, uint32_t requant_mult,
@@ -355,5 +356,5 @@ int model_add_layer(struct model *m, uint16_t in_count, uint16_t out_count, uint
 	ly->requant_shift = requant_shift;
 	ly->weight_scale = weight_scale;
 	m->layer_count++;
-	return 0;
+	return model_fast_prepare(m) ? model_fail_errno(err, ENOMEM, "layer %u", m->layer_count - 1) : 0;
 }
