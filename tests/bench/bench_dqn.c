@@ -21,6 +21,7 @@
 #include "sim/bottleneck_sim.h"
 #include "dqn/dqn.h"
 #include "model/model.h"
+#include "model/model_fast.h"
 #include "bench.h"
 
 #define REPS 15
@@ -29,14 +30,25 @@
 
 static volatile double sink;
 
-enum workload { FLOAT_FORWARD, FEATURES, FLOAT_DECISION, INT8_DECISION, WORKLOADS };
+enum workload {
+	FLOAT_FORWARD, FEATURES, FLOAT_DECISION, INT8_DECISION, DECIDE_SCALAR, DECIDE_AVX2, DECIDE_VNNI,
+	WORKLOADS
+};
 
 static const char *const workload_names[WORKLOADS] = {
 	"float forward 13->128->6 (baseline)",
 	"features (dqn_flow_observe)",
 	"float decision (normalize + forward + argmax)",
 	"int8 decision (quantize + eval + argmax)",
+	"int8 model_decide scalar + argmax",
+	"int8 model_decide avx2 + argmax",
+	"int8 model_decide avx512-vnni + argmax",
 };
+
+static enum model_path workload_path(enum workload w)
+{
+	return (enum model_path)(MODEL_PATH_SCALAR + (w - DECIDE_SCALAR));
+}
 
 struct bench {
 	struct mlp net;
@@ -71,6 +83,13 @@ static double run_workload(struct bench *b, enum workload w)
 		case FLOAT_DECISION:
 			dqn_normalize(b->raw[k], DQN_FEATURES, x);
 			acc += dqn_greedy(&b->net, x);
+			break;
+		case DECIDE_SCALAR:
+		case DECIDE_AVX2:
+		case DECIDE_VNNI:
+			if (model_decide_path(b->model, b->raw[k], NULL, value, workload_path(w)))
+				return NAN; /* this CPU lacks the path */
+			acc += model_argmax(value, DQN_ACTIONS);
 			break;
 		case INT8_DECISION:
 		default:
@@ -133,6 +152,10 @@ static void bench_decisions(void)
 	for (int w = 0; w < WORKLOADS; w++) {
 		struct result res = summarize(samples[w], REPS);
 
+		if (w >= DECIDE_SCALAR && !model_path_supported(workload_path((enum workload)w))) {
+			printf("  %-48s not supported by this CPU\n", workload_names[w]);
+			continue;
+		}
 		printf("  %-48s %8.1f  (%.1f..%.1f)  x%.2f of baseline\n", workload_names[w], res.median,
 		       res.min, res.max, res.median / base.median);
 	}

@@ -37,7 +37,9 @@ struct fast_node {
 struct fast_layer {
 	uint16_t in_groups;  /* ceil(in_count / 4) */
 	uint16_t out_blocks; /* ceil(out_count / 16) */
+	uint16_t in_count;
 	uint16_t out_count;
+	const int8_t *rows;  /* the model's weights, [out_count][in_count] */
 	int8_t *packed;      /* [out_blocks][in_groups][16 outputs][4 inputs], zero padded */
 	int32_t *biases;     /* [out_blocks * 16], zero padded */
 	uint32_t requant_mult;
@@ -45,9 +47,30 @@ struct fast_layer {
 	int32_t saturate;    /* hidden layers: acc >= saturate requantizes to 127 */
 };
 
+/*
+ * A tree of max_depth <= HEAP_MAX_DEPTH as a complete binary tree in heap order
+ * (children of i at 2i+1, 2i+2), shorter branches padded with always-left nodes: all
+ * comparisons are independent, and the walk is bit arithmetic on their mask.
+ */
+#define HEAP_MAX_DEPTH 6
+#define HEAP_INNER ((1u << HEAP_MAX_DEPTH) - 1)
+
+struct heap_tree {
+	double bound[HEAP_INNER + 1];    /* one spare, so vectors of 8 never read past */
+	uint8_t feature[HEAP_INNER + 1];
+	int16_t leaf[HEAP_INNER + 1];
+};
+
+/* The AVX-512 walk holds all features in two registers. */
+#define VEC_MAX_FEATURES 16
+
 struct model_fast {
 	bool trees_ready;
 	bool mlp_ready;
+	uint8_t heap_depth; /* the max_depth the heaps were built for; 0: no heaps */
+	struct heap_tree *heaps; /* [output_count] */
+	double clamp_min[MODEL_MAX_FEATURES]; /* features' bounds, zero padded */
+	double clamp_max[MODEL_MAX_FEATURES];
 	uint16_t roots[MODEL_MAX_OUTPUTS];
 	struct fast_node *nodes;
 	uint8_t layer_count;
@@ -101,6 +124,35 @@ static double raw_bound(const struct model_feature *f, int16_t threshold)
 	return key_double(hi);
 }
 
+/* Heap position h at depth d holds compiled node n (absolute index into fast->nodes). */
+static void fill_heap(const struct model_fast *fast, struct heap_tree *heap, unsigned depth,
+		      unsigned h, unsigned d, unsigned n)
+{
+	const struct fast_node *fn = &fast->nodes[n];
+
+	if (d == depth) {
+		heap->leaf[h - ((1u << depth) - 1)] = fn->leaf_value;
+		return;
+	}
+	heap->feature[h] = (uint8_t)fn->feature;
+	heap->bound[h] = fn->bound; /* a leaf's bound is +inf: always left, to itself */
+	fill_heap(fast, heap, depth, 2 * h + 1, d + 1, fn->left);
+	fill_heap(fast, heap, depth, 2 * h + 2, d + 1, fn->right);
+}
+
+static int compile_heaps(const struct model *m, struct model_fast *fast)
+{
+	if (m->max_depth < 1 || m->max_depth > HEAP_MAX_DEPTH)
+		return 0;
+	fast->heaps = calloc(m->output_count, sizeof(*fast->heaps));
+	if (!fast->heaps)
+		return -ENOMEM;
+	for (unsigned t = 0; t < m->output_count; t++)
+		fill_heap(fast, &fast->heaps[t], m->max_depth, 0, 0, fast->roots[t]);
+	fast->heap_depth = m->max_depth;
+	return 0;
+}
+
 /* Nodes whose indexes the loader would refuse leave the compiled trees unready. */
 static int compile_trees(const struct model *m, struct model_fast *fast)
 {
@@ -142,7 +194,7 @@ static int compile_trees(const struct model *m, struct model_fast *fast)
 		total += tree->node_count;
 	}
 	fast->trees_ready = true;
-	return 0;
+	return compile_heaps(m, fast);
 }
 
 static int32_t clamp32(int32_t v, int32_t lo, int32_t hi)
@@ -162,13 +214,109 @@ static void gather_clamped(const struct model *m, const double *raw, const int *
 	}
 }
 
-static void decide_trees(const struct model *m, const double *raw, const int *map, int32_t *value)
+static inline unsigned heap_walk(uint64_t left, const unsigned depth)
+{
+	unsigned h = 0;
+
+	for (unsigned step = 0; step < depth; step++)
+		h = 2 * h + 2 - (unsigned)((left >> h) & 1);
+	return h - ((1u << depth) - 1);
+}
+
+static void decide_heaps(const struct model *m, const double *x, int32_t *value)
+{
+	const struct model_fast *fast = m->fast;
+	unsigned depth = fast->heap_depth, inner = (1u << depth) - 1;
+
+	for (unsigned t = 0; t < m->output_count; t++) {
+		const struct heap_tree *heap = &fast->heaps[t];
+		uint64_t left = 0;
+
+		for (unsigned j = 0; j < inner; j++)
+			left |= (uint64_t)(x[heap->feature[j]] < heap->bound[j]) << j;
+		value[t] = clamp32(heap->leaf[heap_walk(left, depth)], m->outputs[t].qmin, m->outputs[t].qmax);
+	}
+}
+
+#define AVX512_TARGET "avx512f,avx512bw,avx512vl"
+
+/* Loads (through map) and clamps up to 8 features starting at `first`; NaN -> min. */
+__attribute__((target(AVX512_TARGET))) static __m512d gather8(const struct model_fast *fast,
+							     const double *raw, const int *map,
+							     unsigned count, unsigned first)
+{
+	unsigned n = count > first ? count - first : 0;
+	__mmask8 k = (__mmask8)(n >= 8 ? 0xff : (1u << n) - 1);
+	__m512d x;
+
+	if (map)
+		x = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), k,
+					     _mm256_maskz_loadu_epi32(k, map + first), raw, 8);
+	else
+		x = _mm512_maskz_loadu_pd(k, raw + first);
+	/* vmaxpd returns its second operand when either is NaN: NaN becomes min. */
+	x = _mm512_max_pd(x, _mm512_loadu_pd(fast->clamp_min + first));
+	return _mm512_min_pd(x, _mm512_loadu_pd(fast->clamp_max + first));
+}
+
+/* All of a tree's comparisons at once: its node features permuted out of two
+ * registers. Inlined once per depth, so every loop here has a constant trip count. */
+__attribute__((target(AVX512_TARGET), always_inline)) static inline void
+heaps_avx512(const struct model *m, __m512d lo, __m512d hi, int32_t *value, const unsigned depth)
+{
+	const struct model_fast *fast = m->fast;
+	const unsigned vecs = ((1u << depth) - 1 + 7) / 8;
+
+	for (unsigned t = 0; t < m->output_count; t++) {
+		const struct heap_tree *heap = &fast->heaps[t];
+		uint64_t left = 0;
+
+		for (unsigned v = 0; v < vecs; v++) {
+			__m512i idx = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(heap->feature + 8 * v)));
+			__m512d x = _mm512_permutex2var_pd(lo, idx, hi);
+
+			left |= (uint64_t)_mm512_cmp_pd_mask(x, _mm512_loadu_pd(heap->bound + 8 * v), _CMP_LT_OQ)
+				<< (8 * v);
+		}
+		value[t] = clamp32(heap->leaf[heap_walk(left, depth)], m->outputs[t].qmin, m->outputs[t].qmax);
+	}
+}
+
+__attribute__((target(AVX512_TARGET), noinline)) static void
+decide_heaps_avx512(const struct model *m, const double *raw, const int *map, int32_t *value)
+{
+	__m512d lo = gather8(m->fast, raw, map, m->feature_count, 0);
+	__m512d hi = _mm512_setzero_pd();
+
+	if (m->feature_count > 8)
+		hi = gather8(m->fast, raw, map, m->feature_count, 8);
+	switch (m->fast->heap_depth) {
+	case 1: heaps_avx512(m, lo, hi, value, 1); break;
+	case 2: heaps_avx512(m, lo, hi, value, 2); break;
+	case 3: heaps_avx512(m, lo, hi, value, 3); break;
+	case 4: heaps_avx512(m, lo, hi, value, 4); break;
+	case 5: heaps_avx512(m, lo, hi, value, 5); break;
+	default: heaps_avx512(m, lo, hi, value, 6); break;
+	}
+}
+
+static void decide_trees(const struct model *m, const double *raw, const int *map, int32_t *value,
+			 enum model_path path)
 {
 	const struct model_fast *fast = m->fast;
 	const struct fast_node *nodes = fast->nodes;
 	unsigned idx[MODEL_MAX_OUTPUTS];
 	double x[MODEL_MAX_FEATURES];
 
+	if (fast->heap_depth && fast->heap_depth == m->max_depth) {
+		if (path == MODEL_PATH_AVX512_VNNI && m->feature_count <= VEC_MAX_FEATURES) {
+			decide_heaps_avx512(m, raw, map, value);
+			return;
+		}
+		gather_clamped(m, raw, map, x);
+		decide_heaps(m, x, value);
+		return;
+	}
 	gather_clamped(m, raw, map, x);
 	for (unsigned t = 0; t < m->output_count; t++)
 		idx[t] = fast->roots[t];
@@ -204,7 +352,9 @@ static int pack_layer(const struct model_layer *ly, struct fast_layer *fl)
 
 	fl->in_groups = (uint16_t)((ly->in_count + GROUP - 1) / GROUP);
 	fl->out_blocks = (uint16_t)((ly->out_count + BLOCK - 1) / BLOCK);
+	fl->in_count = ly->in_count;
 	fl->out_count = ly->out_count;
+	fl->rows = ly->weights;
 	fl->requant_mult = ly->requant_mult;
 	fl->requant_shift = ly->requant_shift;
 	fl->saturate = saturation_point(ly->requant_mult, ly->requant_shift);
@@ -271,23 +421,25 @@ static uint8_t requant_one(const struct fast_layer *fl, int32_t acc)
 	return (uint8_t)(v > 127 ? 127 : v);
 }
 
+/* Portable: row-major dot products over the model's own weights, which compilers
+ * vectorize well (the packed layout would need shuffles without SIMD intrinsics). */
 static void layer_scalar(const struct fast_layer *fl, const uint8_t *in, uint8_t *act, int32_t *acc)
 {
-	for (unsigned b = 0; b < fl->out_blocks; b++) {
-		const int8_t *w = fl->packed + (size_t)b * fl->in_groups * BLOCK * GROUP;
-		int32_t sum[BLOCK];
+	unsigned padded = fl->out_blocks * BLOCK;
 
-		memcpy(sum, fl->biases + b * BLOCK, sizeof(sum));
-		for (unsigned g = 0; g < fl->in_groups; g++, w += BLOCK * GROUP)
-			for (unsigned o = 0; o < BLOCK; o++)
-				for (unsigned k = 0; k < GROUP; k++)
-					sum[o] += (int32_t)w[o * GROUP + k] * in[g * GROUP + k];
-		for (unsigned o = 0; o < BLOCK; o++) {
-			if (act)
-				act[b * BLOCK + o] = requant_one(fl, sum[o]);
-			else
-				acc[b * BLOCK + o] = sum[o];
+	for (unsigned o = 0; o < padded; o++) {
+		const int8_t *w = fl->rows + (size_t)o * fl->in_count;
+		int32_t sum = 0;
+
+		if (o < fl->out_count) {
+			sum = fl->biases[o];
+			for (unsigned i = 0; i < fl->in_count; i++)
+				sum += w[i] * in[i];
 		}
+		if (act)
+			act[o] = requant_one(fl, sum);
+		else
+			acc[o] = sum;
 	}
 }
 
@@ -331,14 +483,19 @@ __attribute__((target("avx2"))) static void layer_avx2(const struct fast_layer *
 		hi[0] = _mm256_load_si256((const __m256i *)(fl->biases + b * BLOCK + 8));
 		lo[1] = hi[1] = _mm256_setzero_si256();
 		/* |in| <= 127 and |w| <= 128: a pair sum fits vpmaddubsw's int16 unsaturated. */
-		for (g = 0; g < fl->in_groups; g++, w += BLOCK * GROUP) {
-			__m256i a = _mm256_set1_epi32((int32_t)load4(in + g * GROUP));
-			__m256i pl = _mm256_maddubs_epi16(a, _mm256_load_si256((const __m256i *)w));
-			__m256i ph = _mm256_maddubs_epi16(a, _mm256_load_si256((const __m256i *)(w + 32)));
-
-			lo[g & 1] = _mm256_add_epi32(lo[g & 1], _mm256_madd_epi16(pl, ones));
-			hi[g & 1] = _mm256_add_epi32(hi[g & 1], _mm256_madd_epi16(ph, ones));
+#define MADD(k, half) _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi32((int32_t)load4(in + (g + (k)) * GROUP)), \
+							   _mm256_load_si256((const __m256i *)(w + (k) * BLOCK * GROUP + 32 * (half)))), ones)
+		for (g = 0; g + 2 <= fl->in_groups; g += 2, w += 2 * BLOCK * GROUP) {
+			lo[0] = _mm256_add_epi32(lo[0], MADD(0, 0));
+			hi[0] = _mm256_add_epi32(hi[0], MADD(0, 1));
+			lo[1] = _mm256_add_epi32(lo[1], MADD(1, 0));
+			hi[1] = _mm256_add_epi32(hi[1], MADD(1, 1));
 		}
+		if (g < fl->in_groups) {
+			lo[0] = _mm256_add_epi32(lo[0], MADD(0, 0));
+			hi[0] = _mm256_add_epi32(hi[0], MADD(0, 1));
+		}
+#undef MADD
 		lo[0] = _mm256_add_epi32(lo[0], lo[1]);
 		hi[0] = _mm256_add_epi32(hi[0], hi[1]);
 		if (!act) {
@@ -367,11 +524,20 @@ __attribute__((target(VNNI_TARGET))) static void layer_vnni(const struct fast_la
 		const int8_t *w = fl->packed + (size_t)b * fl->in_groups * BLOCK * GROUP;
 		__m512i sum[4] = { _mm512_load_si512(fl->biases + b * BLOCK), _mm512_setzero_si512(),
 				   _mm512_setzero_si512(), _mm512_setzero_si512() };
+		unsigned g = 0;
 
+#define DPBUSD(k) _mm512_dpbusd_epi32(sum[k], _mm512_set1_epi32((int32_t)load4(in + (g + (k)) * GROUP)), \
+				      _mm512_load_si512(w + (k) * BLOCK * GROUP))
 		/* Four accumulators: vpdpbusd's latency, not its throughput, bounds one chain. */
-		for (unsigned g = 0; g < fl->in_groups; g++, w += BLOCK * GROUP)
-			sum[g & 3] = _mm512_dpbusd_epi32(sum[g & 3], _mm512_set1_epi32((int32_t)load4(in + g * GROUP)),
-						      _mm512_load_si512(w));
+		for (; g + 4 <= fl->in_groups; g += 4, w += 4 * BLOCK * GROUP) {
+			sum[0] = DPBUSD(0);
+			sum[1] = DPBUSD(1);
+			sum[2] = DPBUSD(2);
+			sum[3] = DPBUSD(3);
+		}
+		for (; g < fl->in_groups; g++, w += BLOCK * GROUP)
+			sum[0] = DPBUSD(0);
+#undef DPBUSD
 		sum[0] = _mm512_add_epi32(_mm512_add_epi32(sum[0], sum[1]), _mm512_add_epi32(sum[2], sum[3]));
 		if (!act) {
 			_mm512_storeu_si512(acc + b * BLOCK, sum[0]);
@@ -394,26 +560,108 @@ __attribute__((target(VNNI_TARGET))) static void layer_vnni(const struct fast_la
 	}
 }
 
+/* act[i] = the first layer's input of feature i: quantized, then at scale 1/127. */
+typedef void input_fn(const struct model *m, const double *raw, const int *map, uint8_t *act);
+
+static void inputs_scalar(const struct model *m, const double *raw, const int *map, uint8_t *act)
+{
+	for (unsigned i = 0; i < m->feature_count; i++) {
+		int32_t q = quantize_one(&m->features[i], raw[map ? map[i] : (int)i]);
+
+		act[i] = (uint8_t)((q * 127 + MODEL_Q_MAX / 2) / MODEL_Q_MAX);
+	}
+}
+
+/* The same IEEE operations as model_feature_normalize and model_quantize_norm, 8 lanes
+ * at a time, their branches as masks. (q * 127 + 16383) / 32767 is exact in double:
+ * the numerator is below 2^23, so the quotient never rounds across an integer. */
+__attribute__((target(AVX512_TARGET))) static void inputs_avx512(const struct model *m, const double *raw,
+								const int *map, uint8_t *act)
+{
+	const __m512d one = _mm512_set1_pd(1.0), qmax = _mm512_set1_pd(MODEL_Q_MAX);
+
+	for (unsigned first = 0; first < m->feature_count; first += 8) {
+		unsigned n = m->feature_count - first;
+		__mmask8 k = (__mmask8)(n >= 8 ? 0xff : (1u << n) - 1);
+		__m512d lo = _mm512_loadu_pd(m->fast->clamp_min + first);
+		__m512d hi = _mm512_loadu_pd(m->fast->clamp_max + first);
+		__m512d x, norm, q, a;
+
+		if (map)
+			x = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), k,
+						     _mm256_maskz_loadu_epi32(k, map + first), raw, 8);
+		else
+			x = _mm512_maskz_loadu_pd(k, raw + first);
+		norm = _mm512_div_pd(_mm512_sub_pd(x, lo), _mm512_sub_pd(hi, lo));
+		norm = _mm512_mask_mov_pd(norm, _mm512_cmp_pd_mask(x, hi, _CMP_GE_OQ), one);
+		norm = _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(x, lo, _CMP_GT_OQ), norm); /* NaN: 0 */
+		q = _mm512_roundscale_pd(_mm512_add_pd(_mm512_mul_pd(norm, qmax), _mm512_set1_pd(0.5)),
+					 _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+		q = _mm512_mask_mov_pd(q, _mm512_cmp_pd_mask(norm, one, _CMP_GE_OQ), qmax);
+		q = _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(norm, _mm512_setzero_pd(), _CMP_GT_OQ), q);
+		a = _mm512_add_pd(_mm512_mul_pd(q, _mm512_set1_pd(127)), _mm512_set1_pd(MODEL_Q_MAX / 2));
+		a = _mm512_roundscale_pd(_mm512_div_pd(a, qmax), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+		_mm_mask_storeu_epi8(act + first, k, _mm256_cvtepi32_epi8(_mm512_cvttpd_epi32(a)));
+	}
+}
+
+/* inputs_avx512 four lanes at a time; the last count % 4 features go the scalar way. */
+__attribute__((target("avx2"))) static void inputs_avx2(const struct model *m, const double *raw,
+						       const int *map, uint8_t *act)
+{
+	const __m256d one = _mm256_set1_pd(1.0), qmax = _mm256_set1_pd(MODEL_Q_MAX), zero = _mm256_setzero_pd();
+	unsigned first = 0;
+
+	for (; first + 4 <= m->feature_count; first += 4) {
+		__m256d lo = _mm256_loadu_pd(m->fast->clamp_min + first);
+		__m256d hi = _mm256_loadu_pd(m->fast->clamp_max + first);
+		__m256d x, norm, q, a;
+		__m128i bytes;
+
+		if (map)
+			x = _mm256_i32gather_pd(raw, _mm_loadu_si128((const __m128i *)(map + first)), 8);
+		else
+			x = _mm256_loadu_pd(raw + first);
+		norm = _mm256_div_pd(_mm256_sub_pd(x, lo), _mm256_sub_pd(hi, lo));
+		norm = _mm256_blendv_pd(norm, one, _mm256_cmp_pd(x, hi, _CMP_GE_OQ));
+		norm = _mm256_and_pd(norm, _mm256_cmp_pd(x, lo, _CMP_GT_OQ)); /* NaN: 0 */
+		q = _mm256_round_pd(_mm256_add_pd(_mm256_mul_pd(norm, qmax), _mm256_set1_pd(0.5)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+		q = _mm256_blendv_pd(q, qmax, _mm256_cmp_pd(norm, one, _CMP_GE_OQ));
+		q = _mm256_and_pd(q, _mm256_cmp_pd(norm, zero, _CMP_GT_OQ));
+		a = _mm256_add_pd(_mm256_mul_pd(q, _mm256_set1_pd(127)), _mm256_set1_pd(MODEL_Q_MAX / 2));
+		a = _mm256_round_pd(_mm256_div_pd(a, qmax), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+		bytes = _mm256_cvttpd_epi32(a);
+		bytes = _mm_packus_epi16(_mm_packs_epi32(bytes, bytes), bytes);
+		_mm_storeu_si32(act + first, bytes);
+	}
+	for (; first < m->feature_count; first++)
+		act[first] = (uint8_t)((quantize_one(&m->features[first], raw[map ? map[first] : (int)first]) * 127 +
+					MODEL_Q_MAX / 2) / MODEL_Q_MAX);
+}
+
+static input_fn *const input_fns[MODEL_PATH_COUNT] = {
+	[MODEL_PATH_SCALAR] = inputs_scalar,
+	[MODEL_PATH_AVX2] = inputs_avx2,
+	[MODEL_PATH_AVX512_VNNI] = inputs_avx512,
+};
+
 static layer_fn *const layer_fns[MODEL_PATH_COUNT] = {
 	[MODEL_PATH_SCALAR] = layer_scalar,
 	[MODEL_PATH_AVX2] = layer_avx2,
 	[MODEL_PATH_AVX512_VNNI] = layer_vnni,
 };
 
-static void decide_mlp(const struct model *m, const double *raw, const int *map, int32_t *value,
-		       layer_fn *layer)
+__attribute__((noinline)) static void decide_mlp(const struct model *m, const double *raw, const int *map, int32_t *value,
+		       enum model_path path)
 {
+	layer_fn *layer = layer_fns[path];
 	const struct model_fast *fast = m->fast;
 	_Alignas(64) uint8_t act[2][MODEL_MAX_UNITS];
 	_Alignas(64) int32_t acc[MODEL_MAX_UNITS];
 	unsigned cur = 0;
 
 	memset(act[0], 0, fast->layers[0].in_groups * GROUP);
-	for (unsigned i = 0; i < m->feature_count; i++) {
-		int32_t q = quantize_one(&m->features[i], raw[map ? map[i] : (int)i]);
-
-		act[0][i] = (uint8_t)((q * 127 + MODEL_Q_MAX / 2) / MODEL_Q_MAX);
-	}
+	input_fns[path](m, raw, map, act[0]);
 	for (unsigned l = 0; l + 1 < fast->layer_count; l++, cur ^= 1)
 		layer(&fast->layers[l], act[cur], act[cur ^ 1], NULL);
 	layer(&fast->layers[fast->layer_count - 1], act[cur], NULL, acc);
@@ -477,23 +725,29 @@ static void decide_reference(const struct model *m, const double *raw, const int
 	model_eval(m, q, value);
 }
 
+static void decide(const struct model *m, const double *raw, const int *map, int32_t *value,
+		   enum model_path path)
+{
+	if (m->kind == MODEL_KIND_TREES && m->fast && m->fast->trees_ready)
+		decide_trees(m, raw, map, value, path);
+	else if (m->kind == MODEL_KIND_MLP && m->fast && m->fast->mlp_ready)
+		decide_mlp(m, raw, map, value, path);
+	else
+		decide_reference(m, raw, map, value);
+}
+
 int model_decide_path(const struct model *m, const double *raw, const int *map, int32_t *value,
 		      enum model_path path)
 {
 	if ((unsigned)path >= MODEL_PATH_COUNT || !model_path_supported(path))
 		return -ENOTSUP;
-	if (m->kind == MODEL_KIND_TREES && m->fast && m->fast->trees_ready)
-		decide_trees(m, raw, map, value);
-	else if (m->kind == MODEL_KIND_MLP && m->fast && m->fast->mlp_ready)
-		decide_mlp(m, raw, map, value, layer_fns[path]);
-	else
-		decide_reference(m, raw, map, value);
+	decide(m, raw, map, value, path);
 	return 0;
 }
 
 void model_decide(const struct model *m, const double *raw, const int *map, int32_t *value)
 {
-	model_decide_path(m, raw, map, value, model_path_best());
+	decide(m, raw, map, value, model_path_best());
 }
 
 /* --- life cycle ------------------------------------------------------------------ */
@@ -503,6 +757,7 @@ static void fast_release(struct model_fast *fast)
 	if (!fast)
 		return;
 	free(fast->nodes);
+	free(fast->heaps);
 	for (unsigned l = 0; l < fast->layer_count; l++) {
 		free(fast->layers[l].packed);
 		free(fast->layers[l].biases);
@@ -524,6 +779,10 @@ int model_fast_prepare(struct model *m)
 	model_fast_free(m);
 	if (!fast)
 		return -ENOMEM;
+	for (unsigned i = 0; i < m->feature_count; i++) {
+		fast->clamp_min[i] = m->features[i].min;
+		fast->clamp_max[i] = m->features[i].max;
+	}
 	rc = m->kind == MODEL_KIND_TREES ? compile_trees(m, fast) : compile_mlp(m, fast);
 	if (rc) {
 		fast_release(fast);
