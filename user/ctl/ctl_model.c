@@ -20,6 +20,7 @@
 #include "lib/json_write.h"
 #include "ctl/ctl.h"
 #include "model/model.h"
+#include "model/model_fast.h"
 
 
 enum { OPT_JSON = 1, OPT_FEATURES = 2, OPT_CSV = 4 };
@@ -398,7 +399,6 @@ static int eval_csv(const struct model *m, const char *path)
 	struct csv_table *t = NULL;
 	size_t column[MODEL_MAX_FEATURES];
 	double *raw = NULL;
-	int16_t q[MODEL_MAX_FEATURES];
 	int32_t value[MODEL_MAX_OUTPUTS];
 	int rc = 1;
 
@@ -420,8 +420,7 @@ static int eval_csv(const struct model *m, const char *path)
 		printf("%s%s", k ? "," : "", m->outputs[k].name);
 	fputs(m->kind == MODEL_KIND_MLP ? ",action\n" : "\n", stdout);
 	for (size_t r = 0; r < t->row_count; r++) {
-		model_quantize(m, &raw[r * MODEL_MAX_FEATURES], NULL, q);
-		model_eval(m, q, value);
+		model_decide(m, &raw[r * MODEL_MAX_FEATURES], NULL, value);
 		print_outputs(m, value, true);
 	}
 	rc = 0;
@@ -437,7 +436,6 @@ cleanup:
 static int cmd_eval(const struct opts *o)
 {
 	double raw[MODEL_MAX_FEATURES];
-	int16_t q[MODEL_MAX_FEATURES];
 	int32_t value[MODEL_MAX_OUTPUTS];
 	struct model *m;
 	int rc = 1;
@@ -447,8 +445,7 @@ static int cmd_eval(const struct opts *o)
 	if (o->csv) {
 		rc = eval_csv(m, o->csv);
 	} else if (!parse_features("eval", m, o->features, raw)) {
-		model_quantize(m, raw, NULL, q);
-		model_eval(m, q, value);
+		model_decide(m, raw, NULL, value);
 		print_outputs(m, value, false);
 		rc = 0;
 	}

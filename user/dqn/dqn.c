@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "model/model.h"
+#include "model/model_fast.h"
 
 #define Q_MAX 32767 /* the `.reflex` int16 feature grid */
 #define EVAL_STREAM 0x5eed0e7a1ULL   /* held-out scenarios: never drawn by training */
@@ -829,11 +830,9 @@ void dqn_trainer_report(const struct dqn_trainer *tr, struct dqn_report *rep)
 
 enum dqn_action dqn_int8_action(const struct model *m, const double *raw, const int *map)
 {
-	int16_t q[MODEL_MAX_FEATURES];
 	int32_t value[MODEL_MAX_OUTPUTS];
 
-	model_quantize(m, raw, map, q);
-	model_eval(m, q, value);
+	model_decide(m, raw, map, value);
 	return (enum dqn_action)model_argmax(value, m->output_count);
 }
 

@@ -15,6 +15,7 @@
 #include "forge/cart.h"
 #include "forge/forge.h"
 #include "model/model.h"
+#include "model/model_fast.h"
 
 #define NO_COLUMN ((size_t)-1)
 
@@ -596,7 +597,6 @@ static int evaluate(const struct train_data *d, const struct model *m, struct ta
 {
 	double mean[FORGE_MAX_TARGETS], major[FORGE_MAX_TARGETS];
 	size_t constant = 0, hits[FORGE_MAX_TARGETS] = { 0 }, major_hits[FORGE_MAX_TARGETS] = { 0 };
-	int16_t q[MODEL_MAX_FEATURES];
 	int32_t value[MODEL_MAX_OUTPUTS];
 
 	for (size_t ti = 0; ti < d->nt; ti++) {
@@ -610,8 +610,7 @@ static int evaluate(const struct train_data *d, const struct model *m, struct ta
 		double choice[FORGE_MAX_TARGETS];
 		long c;
 
-		model_quantize(m, &d->x[r * d->nf], NULL, q);
-		model_eval(m, q, value);
+		model_decide(m, &d->x[r * d->nf], NULL, value);
 		for (size_t ti = 0; ti < d->nt; ti++) {
 			struct forge_output_report *o = &rep->out[ti];
 			const struct target_fit *fit = &fits[ti];
