@@ -118,7 +118,7 @@ static struct bandit *warm_bandit(enum bandit_mode mode)
 }
 
 /* ns per decision of one run of TIMING_DECISIONS selects (each followed by a reward if asked). */
-static double time_run(enum bandit_mode mode, bool with_reward, long *sink)
+static double time_run(enum bandit_mode mode, bool with_reward, bool uncached, long *sink)
 {
 	struct bandit *b = warm_bandit(mode);
 	uint64_t rng = 7, t0, t1;
@@ -126,7 +126,7 @@ static double time_run(enum bandit_mode mode, bool with_reward, long *sink)
 	t0 = now_ns();
 	for (int i = 0; i < TIMING_DECISIONS; i++) {
 		enum traffic_class k = (enum traffic_class)(i % TRAFFIC_CLASS_COUNT);
-		int p = bandit_select(b, k);
+		int p = uncached ? bandit_select_uncached(b, k) : bandit_select(b, k);
 
 		*sink += p;
 		if (with_reward)
@@ -140,28 +140,36 @@ static double time_run(enum bandit_mode mode, bool with_reward, long *sink)
 static void bench_decision_cost(void)
 {
 	double select_ns[N_MODES][TIMING_REPS], cycle_ns[N_MODES][TIMING_REPS];
-	double select_med[N_MODES], cycle_med[N_MODES];
+	double uncached_ns[N_MODES][TIMING_REPS], uncached_cycle_ns[N_MODES][TIMING_REPS];
+	double select_med[N_MODES], cycle_med[N_MODES], uncached_med[N_MODES], uncached_cycle_med[N_MODES];
 	long sink = 0;
 
 	/* Modes interleaved within each repetition, so drift of a noisy machine hits all alike. */
-	time_run(BANDIT_MODE_UCB1, true, &sink); /* warm-up */
+	time_run(BANDIT_MODE_UCB1, true, false, &sink); /* warm-up */
 	for (int r = 0; r < TIMING_REPS; r++) {
 		for (size_t m = 0; m < N_MODES; m++) {
-			select_ns[m][r] = time_run(modes[m], false, &sink);
-			cycle_ns[m][r] = time_run(modes[m], true, &sink);
+			select_ns[m][r] = time_run(modes[m], false, false, &sink);
+			cycle_ns[m][r] = time_run(modes[m], true, false, &sink);
+			uncached_ns[m][r] = time_run(modes[m], false, true, &sink);
+			uncached_cycle_ns[m][r] = time_run(modes[m], true, true, &sink);
 		}
 	}
 	for (size_t m = 0; m < N_MODES; m++) {
 		select_med[m] = median(select_ns[m], TIMING_REPS);
 		cycle_med[m] = median(cycle_ns[m], TIMING_REPS);
+		uncached_med[m] = median(uncached_ns[m], TIMING_REPS);
+		uncached_cycle_med[m] = median(uncached_cycle_ns[m], TIMING_REPS);
 	}
 	printf("decision cost: ns per decision, median of %d runs of %d decisions\n"
 	       "(%d paths with metrics, 5 classes, 100 live flows; the seed quotes ~1000 ns)\n",
 	       TIMING_REPS, TIMING_DECISIONS, BANDIT_MAX_PATHS);
-	printf("%-15s %10s %15s %22s\n", "mode", "select_ns", "select+reward", "select_vs_round_robin");
+	printf("(uncached: bandit_select_uncached, every term recomputed: the baseline of the cache)\n");
+	printf("%-15s %10s %15s %22s %12s %18s %16s\n", "mode", "select_ns", "select+reward",
+	       "select_vs_round_robin", "uncached_ns", "uncached+reward", "cached/uncached");
 	for (size_t m = 0; m < N_MODES; m++)
-		printf("%-15s %10.1f %15.1f %21.2fx\n", bandit_mode_name(modes[m]), select_med[m],
-		       cycle_med[m], select_med[m] / select_med[N_MODES - 1]);
+		printf("%-15s %10.1f %15.1f %21.2fx %12.1f %18.1f %15.2fx\n", bandit_mode_name(modes[m]),
+		       select_med[m], cycle_med[m], select_med[m] / select_med[N_MODES - 1], uncached_med[m],
+		       uncached_cycle_med[m], select_med[m] / uncached_med[m]);
 	printf("(checksum %ld)\n\n", sink);
 }
 

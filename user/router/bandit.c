@@ -68,6 +68,34 @@ struct reward_window {
 	uint32_t count;
 };
 
+/* Bests over available paths with a known value, for the normalized scores. */
+struct metric_bounds {
+	bool have_rtt;
+	double rtt_min;
+	double rtt_var_min;
+	double throughput_max;
+	double throughput_sum;
+	uint32_t n_available;
+};
+
+/*
+ * The terms of bandit_select that only change when their inputs do: a log, square
+ * roots and divisions per path otherwise. Each *_fresh flag is cleared by whatever
+ * changes the inputs (rewards of a class; path metrics or availability; live
+ * flows), and the term is recomputed, with the same expressions, on the next select.
+ */
+struct select_cache {
+	bool bounds_fresh;                        /* mb: metrics */
+	bool herd_fresh;                          /* admitted, fallback: metrics, flows */
+	bool bonus_fresh[TRAFFIC_CLASS_COUNT];    /* bonus: metrics */
+	bool learned_fresh[TRAFFIC_CLASS_COUNT];  /* learned: rewards of the class */
+	struct metric_bounds mb;
+	uint32_t admitted;                        /* paths admitted by the herding rule (bits) */
+	uint32_t fallback;                        /* available paths with the least excess (bits) */
+	double bonus[TRAFFIC_CLASS_COUNT][BANDIT_MAX_PATHS];
+	double learned[TRAFFIC_CLASS_COUNT][BANDIT_MAX_PATHS]; /* index minus bonus; INFINITY untried */
+};
+
 struct bandit {
 	struct bandit_config cfg;
 	uint32_t n_paths;
@@ -78,7 +106,15 @@ struct bandit {
 	struct bandit_arm arm[TRAFFIC_CLASS_COUNT][BANDIT_MAX_PATHS];
 	struct reward_window window[TRAFFIC_CLASS_COUNT];
 	uint32_t rr_next; /* round-robin: the path whose turn is next */
+	struct select_cache cache;
 };
+
+static void metrics_changed(struct bandit *b)
+{
+	b->cache.bounds_fresh = false;
+	b->cache.herd_fresh = false;
+	memset(b->cache.bonus_fresh, 0, sizeof(b->cache.bonus_fresh));
+}
 
 const char *bandit_mode_name(enum bandit_mode mode)
 {
@@ -269,6 +305,8 @@ int bandit_add_path(struct bandit *b, const char *name)
 	memcpy(b->name[p], name, strlen(name) + 1);
 	b->metrics[p].available = true;
 	b->n_paths++;
+	metrics_changed(b);
+	memset(b->cache.learned_fresh, 0, sizeof(b->cache.learned_fresh));
 	return (int)p;
 }
 
@@ -302,6 +340,7 @@ int bandit_path_update(struct bandit *b, int path, const struct path_sample *s)
 	if (!path_valid(b, path))
 		return -EINVAL;
 	path_metrics_update(&b->metrics[path], s);
+	metrics_changed(b);
 	return 0;
 }
 
@@ -312,6 +351,7 @@ int bandit_path_set_available(struct bandit *b, int path, bool available)
 	b->metrics[path].available = available;
 	/* Either way, past silence no longer says anything about the new state. */
 	b->metrics[path].pending_since_ns = 0;
+	metrics_changed(b);
 	return 0;
 }
 
@@ -328,6 +368,8 @@ uint32_t bandit_expire(struct bandit *b, uint64_t now_ns)
 		m->available = false;
 		marked |= 1u << p;
 	}
+	if (marked)
+		metrics_changed(b);
 	return marked;
 }
 
@@ -356,16 +398,6 @@ static double log_of_total(double total)
 {
 	return total > 1 ? log(total) : 0;
 }
-
-/* Bests over available paths with a known value, for the normalized scores. */
-struct metric_bounds {
-	bool have_rtt;
-	double rtt_min;
-	double rtt_var_min;
-	double throughput_max;
-	double throughput_sum;
-	uint32_t n_available;
-};
 
 static void metric_bounds(const struct bandit *b, struct metric_bounds *mb)
 {
@@ -515,7 +547,7 @@ static int best_ranked(const struct bandit *b, enum traffic_class cls,
 	return best;
 }
 
-int bandit_select(struct bandit *b, enum traffic_class cls)
+int bandit_select_uncached(struct bandit *b, enum traffic_class cls)
 {
 	struct metric_bounds mb;
 	double least_excess = INFINITY;
@@ -539,6 +571,92 @@ int bandit_select(struct bandit *b, enum traffic_class cls)
 	if (least_excess == INFINITY)
 		return -ENOENT;
 	return best_ranked(b, cls, &mb, total_flows, least_oversubscribed, least_excess);
+}
+
+static void refresh_herd(struct bandit *b)
+{
+	struct select_cache *c = &b->cache;
+	uint32_t total_flows = available_flows(b);
+	double least_excess = INFINITY;
+
+	c->admitted = c->fallback = 0;
+	for (uint32_t p = 0; p < b->n_paths; p++)
+		if (admits(b, &c->mb, (int)p, total_flows))
+			c->admitted |= 1u << p;
+	if (c->admitted)
+		return;
+	for (uint32_t p = 0; p < b->n_paths; p++)
+		if (b->metrics[p].available)
+			least_excess = fmin(least_excess, herd_excess(b, &c->mb, (int)p, total_flows));
+	for (uint32_t p = 0; p < b->n_paths; p++)
+		if (least_oversubscribed(b, &c->mb, (int)p, total_flows, least_excess))
+			c->fallback |= 1u << p;
+}
+
+/* The same expression as index_of without the bonus, which is added last there too. */
+static void refresh_learned(struct bandit *b, enum traffic_class cls)
+{
+	double log_total = log_of_total(class_pulls(b, cls));
+
+	for (uint32_t p = 0; p < b->n_paths; p++) {
+		const struct bandit_arm *arm = &b->arm[cls][p];
+
+		b->cache.learned[cls][p] = arm->pulls <= 0 ? INFINITY :
+			arm->reward_sum / arm->pulls + b->cfg.c * sqrt(log_total / arm->pulls);
+	}
+}
+
+static void refresh_cache(struct bandit *b, enum traffic_class cls)
+{
+	struct select_cache *c = &b->cache;
+
+	if (!c->bounds_fresh) {
+		metric_bounds(b, &c->mb);
+		c->bounds_fresh = true;
+	}
+	if (!c->herd_fresh) {
+		refresh_herd(b);
+		c->herd_fresh = true;
+	}
+	if (!c->bonus_fresh[cls]) {
+		for (uint32_t p = 0; p < b->n_paths; p++)
+			c->bonus[cls][p] = bonus_of(b, &c->mb, cls, (int)p);
+		c->bonus_fresh[cls] = true;
+	}
+	if (!c->learned_fresh[cls]) {
+		refresh_learned(b, cls);
+		c->learned_fresh[cls] = true;
+	}
+}
+
+/* bandit_select_uncached's decision from the cached terms. */
+int bandit_select(struct bandit *b, enum traffic_class cls)
+{
+	const struct select_cache *c = &b->cache;
+	double best_index = 0;
+	uint32_t candidates;
+	int best = -1;
+
+	if (!class_valid(cls))
+		return -EINVAL;
+	if (b->cfg.mode == BANDIT_MODE_ROUND_ROBIN)
+		return select_round_robin(b);
+	refresh_cache(b, cls);
+	candidates = c->admitted ? c->admitted : c->fallback;
+	if (!candidates)
+		return -ENOENT;
+	for (uint32_t p = 0; p < b->n_paths; p++) {
+		double index;
+
+		if (!(candidates & (1u << p)))
+			continue;
+		index = c->learned[cls][p] + c->bonus[cls][p];
+		if (ranks_before(b, cls, (int)p, index, best, best_index)) {
+			best = (int)p;
+			best_index = index;
+		}
+	}
+	return best;
 }
 
 /* ---- learning ------------------------------------------------------------------ */
@@ -587,6 +705,7 @@ int bandit_reward(struct bandit *b, enum traffic_class cls, int path, double rew
 	if (!class_valid(cls) || !path_valid(b, path) || !(reward >= 0 && reward <= 1))
 		return -EINVAL;
 	arm = &b->arm[cls][path];
+	b->cache.learned_fresh[cls] = false;
 	if (b->cfg.mode == BANDIT_MODE_DISCOUNTED)
 		discount_class(b, cls);
 	else if (b->cfg.mode == BANDIT_MODE_SLIDING_WINDOW)
@@ -603,6 +722,7 @@ int bandit_flow_start(struct bandit *b, enum traffic_class cls, int path)
 		return -EINVAL;
 	b->flows[cls][path]++;
 	b->path_flows[path]++;
+	b->cache.herd_fresh = false;
 	return 0;
 }
 
@@ -612,6 +732,7 @@ int bandit_flow_end(struct bandit *b, enum traffic_class cls, int path)
 		return -EINVAL;
 	b->flows[cls][path]--;
 	b->path_flows[path]--;
+	b->cache.herd_fresh = false;
 	return 0;
 }
 

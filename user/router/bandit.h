@@ -193,6 +193,9 @@ uint32_t bandit_expire(struct bandit *b, uint64_t now_ns);
  * no path is available, -EINVAL for a bad class. Changes no state except the
  * round-robin cursor. */
 int bandit_select(struct bandit *b, enum traffic_class cls);
+/* The same decision computed from scratch, without the terms bandit_select caches
+ * between calls (for tests and the benchmark's baseline). */
+int bandit_select_uncached(struct bandit *b, enum traffic_class cls);
 
 /* Record one reward in [0, 1] for path of class cls; -EINVAL if out of range. */
 int bandit_reward(struct bandit *b, enum traffic_class cls, int path, double reward);
