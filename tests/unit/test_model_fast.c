@@ -312,7 +312,7 @@ static void test_shipped_models(void **state)
 	check_shipped("models/dqn.reflex", 5000);
 }
 
-/* Changing a feature's range after its trees are set recompiles the raw boundaries. */
+/* Changing a feature's range or an output's bounds after the trees are set recompiles. */
 static void test_feature_change_recompiles(void **state)
 {
 	static const struct model_tree_node tree[] = {
@@ -335,6 +335,9 @@ static void test_feature_change_recompiles(void **state)
 	must(model_set_feature(m, 0, "a", 0, 1000, &err), &err);
 	model_decide(m, raw, NULL, value);
 	assert_int_equal(value[0], 1); /* and below the middle of [0, 1000] */
+	must(model_set_output(m, 0, "y", 1.5, 10, 1, &err), &err);
+	model_decide(m, raw, NULL, value);
+	assert_int_equal(value[0], 2); /* leaf 1 clamped to the new bounds */
 	check_random_inputs(m, 2000, "recompiled tree");
 	model_free(m);
 }

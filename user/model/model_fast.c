@@ -58,7 +58,7 @@ struct fast_layer {
 struct heap_tree {
 	double bound[HEAP_INNER + 1];    /* one spare, so vectors of 8 never read past */
 	uint8_t feature[HEAP_INNER + 1];
-	int16_t leaf[HEAP_INNER + 1];
+	int32_t leaf[HEAP_INNER + 1];    /* clamped to the output's bounds */
 };
 
 /* The AVX-512 walk holds all features in two registers. */
@@ -68,6 +68,7 @@ struct model_fast {
 	bool trees_ready;
 	bool mlp_ready;
 	uint8_t heap_depth; /* the max_depth the heaps were built for; 0: no heaps */
+	uint8_t lanes_lo, lanes_hi; /* the AVX-512 walk's feature lanes 0..7 and 8..15 in use */
 	struct heap_tree *heaps; /* [output_count] */
 	double clamp_min[MODEL_MAX_FEATURES]; /* features' bounds, zero padded */
 	double clamp_max[MODEL_MAX_FEATURES];
@@ -124,20 +125,25 @@ static double raw_bound(const struct model_feature *f, int16_t threshold)
 	return key_double(hi);
 }
 
+static int32_t clamp32(int32_t v, int32_t lo, int32_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
 /* Heap position h at depth d holds compiled node n (absolute index into fast->nodes). */
-static void fill_heap(const struct model_fast *fast, struct heap_tree *heap, unsigned depth,
-		      unsigned h, unsigned d, unsigned n)
+static void fill_heap(const struct model_fast *fast, const struct model_output *out,
+		      struct heap_tree *heap, unsigned depth, unsigned h, unsigned d, unsigned n)
 {
 	const struct fast_node *fn = &fast->nodes[n];
 
 	if (d == depth) {
-		heap->leaf[h - ((1u << depth) - 1)] = fn->leaf_value;
+		heap->leaf[h - ((1u << depth) - 1)] = clamp32(fn->leaf_value, out->qmin, out->qmax);
 		return;
 	}
 	heap->feature[h] = (uint8_t)fn->feature;
 	heap->bound[h] = fn->bound; /* a leaf's bound is +inf: always left, to itself */
-	fill_heap(fast, heap, depth, 2 * h + 1, d + 1, fn->left);
-	fill_heap(fast, heap, depth, 2 * h + 2, d + 1, fn->right);
+	fill_heap(fast, out, heap, depth, 2 * h + 1, d + 1, fn->left);
+	fill_heap(fast, out, heap, depth, 2 * h + 2, d + 1, fn->right);
 }
 
 static int compile_heaps(const struct model *m, struct model_fast *fast)
@@ -148,8 +154,11 @@ static int compile_heaps(const struct model *m, struct model_fast *fast)
 	if (!fast->heaps)
 		return -ENOMEM;
 	for (unsigned t = 0; t < m->output_count; t++)
-		fill_heap(fast, &fast->heaps[t], m->max_depth, 0, 0, fast->roots[t]);
+		fill_heap(fast, &m->outputs[t], &fast->heaps[t], m->max_depth, 0, 0, fast->roots[t]);
 	fast->heap_depth = m->max_depth;
+	fast->lanes_lo = (uint8_t)(m->feature_count >= 8 ? 0xff : (1u << m->feature_count) - 1);
+	fast->lanes_hi = (uint8_t)(m->feature_count >= 16 ? 0xff :
+				   m->feature_count > 8 ? (1u << (m->feature_count - 8)) - 1 : 0);
 	return 0;
 }
 
@@ -197,11 +206,6 @@ static int compile_trees(const struct model *m, struct model_fast *fast)
 	return compile_heaps(m, fast);
 }
 
-static int32_t clamp32(int32_t v, int32_t lo, int32_t hi)
-{
-	return v < lo ? lo : v > hi ? hi : v;
-}
-
 /* x[i] = raw input of model feature i clamped to [min, max], NaN -> min. */
 static void gather_clamped(const struct model *m, const double *raw, const int *map, double *x)
 {
@@ -234,19 +238,17 @@ static void decide_heaps(const struct model *m, const double *x, int32_t *value)
 
 		for (unsigned j = 0; j < inner; j++)
 			left |= (uint64_t)(x[heap->feature[j]] < heap->bound[j]) << j;
-		value[t] = clamp32(heap->leaf[heap_walk(left, depth)], m->outputs[t].qmin, m->outputs[t].qmax);
+		value[t] = heap->leaf[heap_walk(left, depth)];
 	}
 }
 
 #define AVX512_TARGET "avx512f,avx512bw,avx512vl"
 
-/* Loads (through map) and clamps up to 8 features starting at `first`; NaN -> min. */
+/* Loads (through map) and clamps the features of lanes k starting at `first`; NaN -> min. */
 __attribute__((target(AVX512_TARGET))) static __m512d gather8(const struct model_fast *fast,
 							     const double *raw, const int *map,
-							     unsigned count, unsigned first)
+							     __mmask8 k, unsigned first)
 {
-	unsigned n = count > first ? count - first : 0;
-	__mmask8 k = (__mmask8)(n >= 8 ? 0xff : (1u << n) - 1);
 	__m512d x;
 
 	if (map)
@@ -278,18 +280,18 @@ heaps_avx512(const struct model *m, __m512d lo, __m512d hi, int32_t *value, cons
 			left |= (uint64_t)_mm512_cmp_pd_mask(x, _mm512_loadu_pd(heap->bound + 8 * v), _CMP_LT_OQ)
 				<< (8 * v);
 		}
-		value[t] = clamp32(heap->leaf[heap_walk(left, depth)], m->outputs[t].qmin, m->outputs[t].qmax);
+		value[t] = heap->leaf[heap_walk(left, depth)];
 	}
 }
 
 __attribute__((target(AVX512_TARGET), noinline)) static void
 decide_heaps_avx512(const struct model *m, const double *raw, const int *map, int32_t *value)
 {
-	__m512d lo = gather8(m->fast, raw, map, m->feature_count, 0);
+	__m512d lo = gather8(m->fast, raw, map, m->fast->lanes_lo, 0);
 	__m512d hi = _mm512_setzero_pd();
 
-	if (m->feature_count > 8)
-		hi = gather8(m->fast, raw, map, m->feature_count, 8);
+	if (m->fast->lanes_hi)
+		hi = gather8(m->fast, raw, map, m->fast->lanes_hi, 8);
 	switch (m->fast->heap_depth) {
 	case 1: heaps_avx512(m, lo, hi, value, 1); break;
 	case 2: heaps_avx512(m, lo, hi, value, 2); break;

@@ -300,7 +300,7 @@ int model_set_output(struct model *m, unsigned idx, const char *name, double min
 	if (o->qmin > o->qmax)
 		return model_fail(err, -1, "output %u (%s): no value at scale %g lies in [%g, %g]", idx,
 				  name, scale, min, max);
-	return 0;
+	return model_fast_prepare(m) ? model_fail_errno(err, ENOMEM, "output %u", idx) : 0;
 }
 
 int model_set_tree(struct model *m, unsigned output, const struct model_tree_node *nodes,
