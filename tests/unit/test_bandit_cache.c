@@ -16,16 +16,7 @@
 #include <cmocka.h>
 
 #include "router/bandit.h"
-
-static uint64_t rng_state = 0x853c49e6748fea9bULL;
-
-static uint64_t rng_next(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
+#include "rng.h"
 
 static unsigned below(unsigned n)
 {
@@ -34,7 +25,7 @@ static unsigned below(unsigned n)
 
 static double unit(void)
 {
-	return (double)(rng_next() >> 11) / 9007199254740992.0;
+	return rng_uniform(0, 1);
 }
 
 static void random_sample(struct bandit *b, int path, uint64_t now_ns)

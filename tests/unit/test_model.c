@@ -25,29 +25,12 @@
 #include <cmocka.h>
 
 #include "model/model.h"
+#include "rng.h"
 
 #define SMALL_MODEL_PATH "tests/data/small.reflex"
 #define FUZZ_CORPUS_DIR "tests/fuzz/corpus/model"
 #define IMG_CAP (2u << 20)
 #define OFF_CRC (-2L) /* expected error offset: the CRC of the mutated image */
-
-/* --- deterministic random numbers ----------------------------------------- */
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t rng_next(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-/* Uniform in [lo, hi). */
-static double rng_uniform(double lo, double hi)
-{
-	return lo + (hi - lo) * (double)(rng_next() >> 11) / 9007199254740992.0;
-}
 
 /* --- models the tests start from ------------------------------------------ */
 

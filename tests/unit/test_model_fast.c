@@ -16,21 +16,7 @@
 
 #include "model/model.h"
 #include "model/model_fast.h"
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t rng_next(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-static double rng_uniform(double lo, double hi)
-{
-	return lo + (hi - lo) * (double)(rng_next() >> 11) / 9007199254740992.0;
-}
+#include "rng.h"
 
 static unsigned rng_below(unsigned n)
 {
