@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lib/json_write.h"
+#include "model/model_fast.h"
 #include "reflexd/controller.h"
 
 #define DEFAULT_MSS 1448
@@ -319,15 +320,13 @@ static uint32_t knob_value(const struct model *m, int output, int32_t value, dou
 void controller_on_iface_window(struct controller *c, const struct feature_window *w)
 {
 	double raw[WINDOW_INPUTS];
-	int16_t q[MODEL_MAX_FEATURES];
 	int32_t value[MODEL_MAX_OUTPUTS];
 	struct reflex_config next;
 
 	if (!c->batching_model)
 		return;
 	window_inputs(w, raw);
-	model_quantize(c->batching_model, raw, c->batching_map, q);
-	model_eval(c->batching_model, q, value);
+	model_decide(c->batching_model, raw, c->batching_map, value);
 	next = c->config;
 	next.flush_threshold = knob_value(c->batching_model, c->flush_output, value[c->flush_output],
 					  FLUSH_THRESHOLD_MIN, FLUSH_THRESHOLD_MAX);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "model/model_fast.h"
 #include "reflexd/policy.h"
 
 int policy_model_output(const struct model *m, const char *name)
@@ -105,12 +106,12 @@ static void tree_decide(struct policy *p, struct policy_flow *pf, const struct f
 			const struct feature_window *w, struct cwnd_choice *choice, char *why, size_t why_len)
 {
 	struct tree_policy *t = TREE(p);
-	int16_t q[MODEL_MAX_FEATURES];
+	double raw[WINDOW_INPUTS];
 	int32_t value[MODEL_MAX_OUTPUTS];
 
 	(void)pf, (void)flow;
-	tree_quantize(t, w, q);
-	model_eval(t->model, q, value);
+	window_inputs(w, raw);
+	model_decide(t->model, raw, t->map, value);
 	*choice = (struct cwnd_choice){ CWND_BDP_MULTIPLE, model_value_raw(t->model, t->output, value[t->output]) };
 	if (why_len)
 		why[0] = '\0';
