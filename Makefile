@@ -43,7 +43,7 @@ GIT_DESCRIBE := $(shell git describe --always --dirty --tags 2>/dev/null || echo
 CFLAGS  ?=
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -iquote user -I$(BUILD)/bpf \
            -DREFLEX_GIT_DESCRIBE='"$(GIT_DESCRIBE)"' $(MODEFLAGS)
-LDLIBS  := -lbpf -lelf -lz -lmnl -lnetfilter_queue -linih -lcrypto -lpthread -lm
+LDLIBS  := -lbpf -lelf -lz -lmnl -lnetfilter_queue -linih -lcrypto -lmicrohttpd -lsystemd -lpthread -lm
 BPF_ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Werror -Iinclude -Ibpf -I$(BUILD)
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +25,8 @@
 #include "reflexd/controller.h"
 #include "reflexd/reflexd_options.h"
 #include "reflexd/loader.h"
+#include "reflexd/log.h"
+#include "reflexd/metrics.h"
 #include "reflexd/model_watch.h"
 #include "router/classify.h"
 #include "reflexd/qdisc_stats.h"
@@ -36,6 +39,8 @@
 #define WINDOW_GRACE_NS (20ULL * 1000 * 1000)
 #define SNAPSHOTS 4
 #define SHADOW_REPORT_NS (10ULL * 1000 * 1000 * 1000)
+/* How often the metrics page and the status file (reflexctl status) are renewed. */
+#define PUBLISH_PERIOD_NS (1000ULL * 1000 * 1000)
 
 
 struct daemon {
@@ -53,6 +58,12 @@ struct daemon {
 	char shadow_status[PATH_MAX];
 	uint64_t windows_written;
 	uint64_t qdisc_errors;
+	/* service: metrics page and status file, renewed every PUBLISH_PERIOD_NS */
+	struct metrics_server metrics;
+	struct metrics_state metrics_state;
+	char status_path[PATH_MAX];
+	double start_unix_s;
+	uint64_t reloads;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -329,13 +340,64 @@ static void promote(struct daemon *d, const char *by)
 	shadow_report(d);
 }
 
+static double unix_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Renders the state for the metrics server and for `reflexctl status` (a key=value
+ * file replaced atomically). */
+static void publish_state(struct daemon *d, uint64_t now)
+{
+	struct controller *c = &d->controller;
+	struct metrics_daemon_view view = {
+		.start_unix_s = d->start_unix_s,
+		.heartbeat_age_s = c->beaten ? (now - c->last_beat_ns) / 1e9 : -1,
+		.mode = c->opt.policy == CWND_POLICY_OFF ? "observe" : c->opt.shadow ? "shadow" : "acting",
+		.actuator = d->opt.config.actuator == REFLEX_ACTUATOR_CC ? "cc" : "clamp",
+		.windows = d->windows_written,
+		.qdisc_errors = d->qdisc_errors,
+		.reloads = d->reloads,
+	};
+	char last_error[512], tmp[PATH_MAX + 8], *page = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	metrics_state_update(&d->metrics_state, c, unix_now());
+	if (d->metrics.httpd) {
+		pthread_mutex_lock(&d->metrics.lock);
+		view.scrapes = d->metrics.scrapes;
+		pthread_mutex_unlock(&d->metrics.lock);
+		f = open_memstream(&page, &len);
+		if (f && metrics_render(f, &view, &d->metrics_state, c, &d->telemetry, &d->bpf) == 0 &&
+		    fclose(f) == 0)
+			metrics_publish(&d->metrics, page, len);
+		else if (f)
+			fclose(f);
+		free(page);
+	}
+	if (!d->status_path[0])
+		return;
+	log_last_error(last_error, sizeof(last_error));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", d->status_path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return;
+	if (metrics_status_render(f, &view, &d->metrics_state, c, &d->telemetry, d->opt.iface, last_error) ||
+	    fclose(f) != 0 || rename(tmp, d->status_path) != 0)
+		unlink(tmp);
+}
+
 static int run(struct daemon *d)
 {
 	uint64_t start = now_ns();
 	uint64_t deadline = d->opt.duration_s > 0 ? start + (uint64_t)(d->opt.duration_s * 1e9) : UINT64_MAX;
 	uint64_t next_step = (start / WINDOW_STEP_NS + 1) * WINDOW_STEP_NS;
 	uint64_t next_window_end = next_step + WINDOW_LEN_NS - WINDOW_STEP_NS;
-	uint64_t next_shadow_report = start + SHADOW_REPORT_NS;
+	uint64_t next_shadow_report = start + SHADOW_REPORT_NS, next_publish = start;
 	bool auto_promote_tried = false;
 	int ret = 0;
 
@@ -352,7 +414,12 @@ static int run(struct daemon *d)
 		controller_heartbeat(&d->controller, now);
 		if (reload_requested || model_watch_changed(&d->model_watch)) {
 			reload_requested = 0;
+			d->reloads++;
 			controller_reload(&d->controller);
+		}
+		if (now >= next_publish) {
+			publish_state(d, now);
+			next_publish = now + PUBLISH_PERIOD_NS;
 		}
 		if (promote_requested) {
 			promote_requested = 0;
@@ -406,6 +473,9 @@ static void teardown(struct daemon *d)
 			(unsigned long long)d->controller.shadow.reversals,
 			(unsigned long long)d->controller.shadow.reversals_held_back,
 			(unsigned long long)d->controller.stats.batching_changes);
+	metrics_stop(&d->metrics);
+	if (d->status_path[0])
+		unlink(d->status_path);
 	controller_free(&d->controller);
 	model_watch_free(&d->model_watch);
 	if (d->shadow_status[0])
@@ -424,6 +494,25 @@ static void teardown(struct daemon *d)
 		fprintf(stderr, "reflexd: writing %s: %s\n", d->opt.telemetry_out, strerror(errno));
 	if (d->telemetry.records_out)
 		fclose(d->telemetry.records_out);
+}
+
+/* After attach: the status file for reflexctl status and, with --metrics-listen,
+ * the metrics server. */
+static int start_service(struct daemon *d)
+{
+	char err[256];
+
+	pins_run_path(d->opt.pin_dir, "status", d->status_path, sizeof(d->status_path));
+	if (pins_run_dir_create() != 0)
+		d->status_path[0] = '\0';
+	if (d->opt.metrics_listen && metrics_start(&d->metrics, d->opt.metrics_listen, err, sizeof(err))) {
+		fprintf(stderr, "reflexd: %s\n", err);
+		return -1;
+	}
+	if (d->opt.metrics_listen)
+		fprintf(stderr, "reflexd: serving metrics on %s%s at /metrics\n",
+			strchr(d->opt.metrics_listen, ':') ? "" : "127.0.0.1:", d->opt.metrics_listen);
+	return 0;
 }
 
 static int print_classes(const struct reflexd_options *opt)
@@ -473,8 +562,18 @@ int main(int argc, char **argv)
 	default:
 		break;
 	}
+	if (d.opt.check_config) {
+		if (reflexd_check_files(&d.opt, err_msg, sizeof(err_msg))) {
+			fprintf(stderr, "reflexd: %s\n", err_msg);
+			return EXIT_SETUP;
+		}
+		reflexd_print_config(&d.opt, stdout);
+		return 0;
+	}
 	libbpf_print(d.opt.verbose ? LIBBPF_DEBUG : LIBBPF_WARN, NULL, NULL);
 	libbpf_set_print(libbpf_print);
+	if (log_setup(d.opt.quiet))
+		fprintf(stderr, "reflexd: cannot filter the log (levels, --quiet): %s\n", strerror(errno));
 
 	if (d.opt.print_classes)
 		return print_classes(&d.opt);
@@ -499,13 +598,16 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
 	telemetry_init(&d.telemetry, d.opt.iface, flow_gone, &d);
-	if (setup(&d)) {
+	d.start_unix_s = unix_now();
+	if (setup(&d) || start_service(&d)) {
 		teardown(&d);
 		return EXIT_SETUP;
 	}
 	fprintf(stderr, "reflexd: attached on %s%s%s, pinned under %s\n", d.opt.iface,
 		d.opt.cgroup ? " and cgroup " : "", d.opt.cgroup ? d.opt.cgroup : "", d.opt.pin_dir);
+	sd_notify(0, "READY=1\nSTATUS=attached");
 	ret = run(&d);
+	sd_notify(0, "STOPPING=1");
 	teardown(&d);
 	fprintf(stderr, "reflexd: detached\n");
 	return ret;
