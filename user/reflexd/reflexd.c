@@ -168,6 +168,12 @@ static int cleanup_stale(const char *pin_dir, bool any_dead_cc, struct reflex_er
 	if (cc < 0)
 		return cc;
 	ret = loader_cleanup_stale(pin_dir, err);
+	if (ret >= 0) {
+		char status[PATH_MAX];
+
+		pins_run_path(pin_dir, "status", status, sizeof(status));
+		unlink(status); /* a dead reflexd's: reflexctl status would read it */
+	}
 	return ret < 0 ? ret : ret || cc;
 }
 
