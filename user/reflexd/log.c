@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,20 +21,34 @@ static struct {
 	char last[LINE_MAX_LEN];
 } lg = { .fd = -1, .last_lock = PTHREAD_MUTEX_INITIALIZER };
 
+/* word as a word: not part of a counter name such as heartbeat_stale=0 */
+static bool has_word(const char *line, const char *word)
+{
+	size_t len = strlen(word);
+
+	for (const char *p = strstr(line, word); p; p = strstr(p + 1, word)) {
+		char before = p > line ? p[-1] : ' ', after = p[len];
+
+		if (!isalnum((unsigned char)before) && before != '_' && after != '_' && after != '=')
+			return true;
+	}
+	return false;
+}
+
 int log_priority_of(const char *line)
 {
-	static const char *const errors[] = { "cannot ", "failed", "error", "not found", "No such" };
+	static const char *const errors[] = { "cannot", "failed", "error", "not found", "No such" };
 	static const char *const warnings[] = { "refused", "stale", "fails", "not watching", "warning", "dropped" };
 
 	if (!strncmp(line, "window ", 7))
 		return LOG_DEBUG;
-	if (!strncmp(line, "libbpf: ", 8) && !strstr(line, "error") && !strstr(line, "failed"))
+	if (!strncmp(line, "libbpf: ", 8) && !has_word(line, "error") && !has_word(line, "failed"))
 		return LOG_DEBUG;
 	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
-		if (strstr(line, errors[i]))
+		if (has_word(line, errors[i]))
 			return LOG_ERR;
 	for (size_t i = 0; i < sizeof(warnings) / sizeof(warnings[0]); i++)
-		if (strstr(line, warnings[i]))
+		if (has_word(line, warnings[i]))
 			return LOG_WARNING;
 	return LOG_INFO;
 }

@@ -563,7 +563,7 @@ int reflexd_check_files(const struct reflexd_options *opt, char *err, size_t err
 		snprintf(option, sizeof(option), "--model %s=", roles[i]);
 		snprintf(arg, sizeof(arg), "--model=%s=%s", roles[i], paths[i]);
 		where_set(opt, arg, option, where, sizeof(where));
-		snprintf(err, err_len, "%s: model %s: %s", where, paths[i], merr.msg);
+		snprintf(err, err_len, "%s: %s", where, merr.msg);
 		return -1;
 	}
 	return 0;
