@@ -110,4 +110,27 @@ expect_eq "$(grep -vc '^<[0-7]>' "$TMP/journal.log")" 0 "journal lines without a
 expect_eq "$(wc -l <"$TMP/quiet.log")" 0 "lines of an uneventful run with -q"
 "$RD" --iface "$VA" --observe --pin-dir "$PIN" --duration 1 2>"$TMP/plain.log" || fail "reflexd: $(cat "$TMP/plain.log")"
 grep -q "^reflexd: attached on $VA" "$TMP/plain.log" || fail "no plain attached line outside journald: $(cat "$TMP/plain.log")"
+
+# --- SIGHUP with --config: knobs change live, the rest is named as needing a restart
+printf '[host]\niface = %s\nobserve = true\npin-dir = %s\nsample-interval-ms = 10\n' "$VA" "$PIN" >"$TMP/live.conf"
+"$RD" --config "$TMP/live.conf" 2>"$TMP/live.log" &
+LIVE_PID=$!
+on_exit "stop_pid $LIVE_PID"
+wait_for "grep -q 'attached on' $TMP/live.log" 10 || fail "reflexd --config did not attach: $(cat "$TMP/live.log")"
+interval() { bpftool -j map dump pinned "$PIN/reflex_config" | jq -r '.[0].formatted.value.sample_interval_ns'; }
+expect_eq "$(interval)" 10000000 "sample_interval_ns before the reload"
+printf '[host]\niface = %s\nobserve = true\npin-dir = %s\nsample-interval-ms = 20\n[metrics]\nmetrics-listen = 9\n' \
+	"$VA" "$PIN" >"$TMP/live.conf"
+kill -HUP "$LIVE_PID"
+wait_for "grep -q 'reload of' $TMP/live.log" 5 || fail "no reload line: $(cat "$TMP/live.log")"
+expect_eq "$(grep 'reload of' "$TMP/live.log")" \
+	"reflexd: reload of $TMP/live.conf: applied sample-interval-ms; changed but needs a restart: metrics-listen" \
+	"the reload line"
+expect_eq "$(interval)" 20000000 "sample_interval_ns after the reload"
+printf '[host]\niface = %s\nflush-threshold = 0\n' "$VA" >"$TMP/live.conf"
+kill -HUP "$LIVE_PID"
+wait_for "grep -q 'reload refused' $TMP/live.log" 5 || fail "a bad file was not refused: $(cat "$TMP/live.log")"
+log "$(grep 'reload refused' "$TMP/live.log")"
+kill -TERM "$LIVE_PID"
+wait "$LIVE_PID" || fail "reflexd exit code $? after the reloads: $(cat "$TMP/live.log")"
 log "all checks passed"

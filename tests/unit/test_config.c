@@ -184,6 +184,32 @@ static void test_print_reads_back(void **state)
 	unlink(path);
 }
 
+/* SIGHUP: which changed keys apply live and which need a restart. */
+static void test_reload_diff(void **state)
+{
+	char *before = write_temp("[host]\niface = eth0\nflush-threshold = 16\n[models]\ncwnd = /m/a.reflex\n");
+	char *argv[] = { "reflexd", "--config", before, "--shadow", NULL };
+	char live[256], restart[256], err[512] = "";
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(reflexd_parse_args(4, argv, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(4, argv, &opt2, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_reload_diff(&opt, &opt2, live, sizeof(live), restart, sizeof(restart)), 0);
+	assert_string_equal(live, "");
+	assert_string_equal(restart, "");
+
+	f = fopen(before, "w");
+	assert_non_null(f);
+	fputs("[host]\niface = eth1\nflush-threshold = 8\n[models]\ncwnd = /m/b.reflex\n[metrics]\nmetrics-listen = 9100\n", f);
+	fclose(f);
+	assert_int_equal(reflexd_parse_args(4, argv, &opt2, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_reload_diff(&opt, &opt2, live, sizeof(live), restart, sizeof(restart)), 0);
+	assert_string_equal(live, "flush-threshold,cwnd");
+	assert_string_equal(restart, "iface,metrics-listen");
+	unlink(before);
+}
+
 static void test_metrics_listen(void **state)
 {
 	struct sockaddr_storage addr;
@@ -214,6 +240,7 @@ int main(void)
 		cmocka_unit_test(test_file_value_error_names_line),
 		cmocka_unit_test(test_router_paths_replaced),
 		cmocka_unit_test(test_print_reads_back),
+		cmocka_unit_test(test_reload_diff),
 		cmocka_unit_test(test_metrics_listen),
 	};
 

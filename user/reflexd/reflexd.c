@@ -23,6 +23,7 @@
 #include "reflexd/actuator.h"
 #include "reflexd/cc_actuator.h"
 #include "reflexd/controller.h"
+#include "reflexd/decision_log.h"
 #include "reflexd/reflexd_options.h"
 #include "reflexd/loader.h"
 #include "reflexd/log.h"
@@ -64,6 +65,8 @@ struct daemon {
 	char status_path[PATH_MAX];
 	double start_unix_s;
 	uint64_t reloads;
+	int argc; /* the command line, to read --config again on SIGHUP */
+	char **argv;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -177,6 +180,15 @@ static int cleanup_stale(const char *pin_dir, bool any_dead_cc, struct reflex_er
 	return ret < 0 ? ret : ret || cc;
 }
 
+static void watch_models(struct daemon *d)
+{
+	const char *const models[] = { d->opt.control.cwnd_model_path, d->opt.control.dqn_model_path,
+				       d->opt.control.batching_model_path };
+
+	if (model_watch_init(&d->model_watch, models, 3))
+		fprintf(stderr, "reflexd: not watching the model files (reload them with SIGHUP)\n");
+}
+
 static int setup(struct daemon *d)
 {
 	struct reflex_err err = { "" };
@@ -231,15 +243,10 @@ static int setup(struct daemon *d)
 			d->opt.control.decision_log_path = d->decision_log;
 	}
 	pins_run_path(d->opt.pin_dir, "shadow", d->shadow_status, sizeof(d->shadow_status));
+	decision_log_limits(d->opt.decision_log_max_bytes, d->opt.decision_log_keep);
 	if (controller_init(&d->controller, &d->opt.control, &d->act.base, &d->opt.config))
 		return -1;
-	{
-		const char *const models[] = { d->opt.control.cwnd_model_path, d->opt.control.dqn_model_path,
-					       d->opt.control.batching_model_path };
-
-		if (model_watch_init(&d->model_watch, models, 3))
-			fprintf(stderr, "reflexd: not watching the model files (reload them with SIGHUP)\n");
-	}
+	watch_models(d);
 	if (d->csv)
 		window_csv_header(d->csv);
 	if (d->telemetry.records_out)
@@ -397,6 +404,44 @@ static void publish_state(struct daemon *d, uint64_t now)
 		unlink(tmp);
 }
 
+/* SIGHUP with --config: the file again, under the same command line. The model files
+ * and the pipeline knobs change at once; for anything else one line says it needs a
+ * restart. Options point into the parsed file, so two copies alternate. */
+static void reload_config(struct daemon *d)
+{
+	static struct reflexd_options fresh_opts[2];
+	static int slot;
+	struct reflexd_options *fresh = &fresh_opts[slot];
+	struct controller *c = &d->controller;
+	char err[512], live[256], restart[512];
+
+	if (reflexd_parse_args(d->argc, d->argv, fresh, err, sizeof(err)) != REFLEXD_ARGS_RUN) {
+		fprintf(stderr, "reflexd: reload refused: %s: the running configuration stays\n", err);
+		return;
+	}
+	if (reflexd_reload_diff(&d->opt, fresh, live, sizeof(live), restart, sizeof(restart)))
+		return;
+	slot ^= 1;
+	/* the policies keep their own copies of their paths and knobs */
+	d->opt.control.cwnd_model_path = c->opt.cwnd_model_path = c->tree.path = fresh->control.cwnd_model_path;
+	d->opt.control.dqn_model_path = c->opt.dqn_model_path = c->dqn.opt.model_path = fresh->control.dqn_model_path;
+	d->opt.control.batching_model_path = c->opt.batching_model_path = fresh->control.batching_model_path;
+	d->opt.control.explore = c->opt.explore = c->dqn.opt.explore = fresh->control.explore;
+	if (strstr(live, "sample-interval-ms") || strstr(live, "flush-threshold") || strstr(live, "max-batch-delay-us")) {
+		d->opt.config.sample_interval_ns = c->config.sample_interval_ns = fresh->config.sample_interval_ns;
+		d->opt.config.flush_threshold = c->config.flush_threshold = fresh->config.flush_threshold;
+		d->opt.config.max_batch_delay_us = c->config.max_batch_delay_us = fresh->config.max_batch_delay_us;
+		if (loader_config_update(&d->bpf, &c->config))
+			fprintf(stderr, "reflexd: reload: cannot write the new knobs to reflex_config\n");
+	}
+	if (strstr(live, "cwnd") || strstr(live, "dqn") || strstr(live, "batching")) {
+		model_watch_free(&d->model_watch);
+		watch_models(d);
+	}
+	fprintf(stderr, "reflexd: reload of %s: %s%s%s%s\n", d->opt.config_path, live[0] ? "applied " : "no live change",
+		live, restart[0] ? "; changed but needs a restart: " : "", restart);
+}
+
 static int run(struct daemon *d)
 {
 	uint64_t start = now_ns();
@@ -418,6 +463,10 @@ static int run(struct daemon *d)
 		}
 		now = now_ns();
 		controller_heartbeat(&d->controller, now);
+		if (reload_requested && d->opt.config_path)
+			reload_config(d);
+		if (reload_requested && decision_log_reopen(d->controller.log) == 0)
+			fprintf(stderr, "reflexd: decision log %s reopened\n", d->opt.control.decision_log_path);
 		if (reload_requested || model_watch_changed(&d->model_watch)) {
 			reload_requested = 0;
 			d->reloads++;
@@ -599,6 +648,8 @@ int main(int argc, char **argv)
 	}
 
 	d.model_watch.fd = -1;
+	d.argc = argc;
+	d.argv = argv;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);

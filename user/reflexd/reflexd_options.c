@@ -568,3 +568,98 @@ int reflexd_check_files(const struct reflexd_options *opt, char *err, size_t err
 	}
 	return 0;
 }
+
+static char *print_to_string(const struct reflexd_options *opt)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	reflexd_print_config(opt, f);
+	if (fclose(f)) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* The key of a printed line: "key = value" or "; key (not set)"; NULL for others. */
+static bool line_key(const char *line, char *key, size_t len)
+{
+	size_t n;
+
+	if (!strncmp(line, "; ", 2) && strstr(line, " (not set)"))
+		line += 2;
+	else if (!strstr(line, " = "))
+		return false;
+	n = strcspn(line, " ");
+	if (n >= len)
+		return false;
+	memcpy(key, line, n);
+	key[n] = '\0';
+	return true;
+}
+
+static void add_key(char *list, size_t len, const char *key)
+{
+	char padded[80];
+	size_t used = strlen(list);
+
+	snprintf(padded, sizeof(padded), ",%s,", key);
+	{
+		char all[1024];
+
+		snprintf(all, sizeof(all), ",%s,", list);
+		if (strstr(all, padded))
+			return;
+	}
+	snprintf(list + used, len - used, "%s%s", used ? "," : "", key);
+}
+
+/* Every printed line of a not found in b gives its key to live or restart. */
+static void diff_lines(const char *a, const char *b, char *live, size_t live_len, char *restart, size_t restart_len)
+{
+	static const char *const live_keys[] = { "cwnd", "dqn", "batching", "sample-interval-ms", "flush-threshold",
+						 "max-batch-delay-us", "explore" };
+	const char *line = a;
+
+	while (*line) {
+		size_t n = strcspn(line, "\n");
+		char text[CONFIG_ARG_MAX + 64], key[64];
+		bool found = false, is_live = false;
+
+		snprintf(text, sizeof(text), "%.*s", (int)n, line);
+		for (const char *p = b; *p && !found; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] != 0))
+			found = strcspn(p, "\n") == n && !strncmp(p, text, n);
+		if (!found && line_key(text, key, sizeof(key))) {
+			for (size_t i = 0; i < sizeof(live_keys) / sizeof(live_keys[0]); i++)
+				is_live |= !strcmp(key, live_keys[i]);
+			if (is_live)
+				add_key(live, live_len, key);
+			else
+				add_key(restart, restart_len, key);
+		}
+		line += n + (line[n] != 0);
+	}
+}
+
+int reflexd_reload_diff(const struct reflexd_options *running, const struct reflexd_options *fresh, char *live,
+			size_t live_len, char *restart, size_t restart_len)
+{
+	char *a = print_to_string(running), *b = print_to_string(fresh);
+
+	live[0] = restart[0] = '\0';
+	if (!a || !b) {
+		free(a);
+		free(b);
+		return -1;
+	}
+	/* the first line names the file, the same in both */
+	diff_lines(strchr(a, '\n') + 1, strchr(b, '\n') + 1, live, live_len, restart, restart_len);
+	diff_lines(strchr(b, '\n') + 1, strchr(a, '\n') + 1, live, live_len, restart, restart_len);
+	free(a);
+	free(b);
+	return 0;
+}

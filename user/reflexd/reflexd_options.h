@@ -54,6 +54,13 @@ void reflexd_usage(FILE *out);
 /* --check-config beyond the options: the classes file and every model file load.
  * 0, or -1 with err naming the file (and the config key it came from). */
 int reflexd_check_files(const struct reflexd_options *opt, char *err, size_t err_len);
+/* SIGHUP with --config: fresh is the file read again under the same command line
+ * (fresh must outlive its use: the options point into it). live lists, comma
+ * separated, the keys that changed and reflexd applies at once (the model files,
+ * sample-interval-ms, flush-threshold, max-batch-delay-us, explore); restart those
+ * that changed and need a restart. 0, or -1 with err (keep the running options). */
+int reflexd_reload_diff(const struct reflexd_options *running, const struct reflexd_options *fresh, char *live,
+			size_t live_len, char *restart, size_t restart_len);
 /* The effective configuration, in the config file's format (--check-config). */
 void reflexd_print_config(const struct reflexd_options *opt, FILE *out);
 
