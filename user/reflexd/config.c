@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/text_lines.h"
 #include "reflexd/config.h"
 
 enum key_kind {
@@ -63,9 +64,7 @@ static const struct key_def keys[] = {
 struct parse_ctx {
 	struct config_file *cf;
 	const char *source;
-	const char *text;
-	size_t len, pos;
-	int line;
+	struct text_lines in; /* in.line: the line being parsed */
 	int first_line[KEY_COUNT]; /* where a once-only key was given, 0: not yet */
 	bool failed;
 	char *err;
@@ -94,7 +93,7 @@ static void fail_key(struct parse_ctx *ctx, const char *section, const char *key
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(ctx->err, ctx->err_len, "%s:%d: [%s] key '%s': %s", ctx->source, ctx->line, section, key, msg);
+	snprintf(ctx->err, ctx->err_len, "%s:%d: [%s] key '%s': %s", ctx->source, ctx->in.line, section, key, msg);
 }
 
 static int parse_bool(const char *value, bool *out)
@@ -145,7 +144,7 @@ static int add_arg(struct parse_ctx *ctx, const struct key_def *def, const char 
 	}
 	e->section = def->section;
 	e->key = def->key;
-	e->line = ctx->line;
+	e->line = ctx->in.line;
 	ctx->cf->count++;
 	return 0;
 }
@@ -175,7 +174,7 @@ static int take_key(struct parse_ctx *ctx, const char *section, const char *key,
 		fail_key(ctx, section, key, "given twice (first at line %d)", ctx->first_line[index]);
 		return -1;
 	}
-	ctx->first_line[index] = ctx->line;
+	ctx->first_line[index] = ctx->in.line;
 	if (!*value) {
 		fail_key(ctx, section, key, "no value");
 		return -1;
@@ -209,43 +208,32 @@ static int on_key(void *user, const char *section, const char *key, const char *
 static char *read_line(char *buf, int size, void *stream)
 {
 	struct parse_ctx *ctx = stream;
-	const char *p, *nl;
-	size_t n;
+	bool too_long;
 
-	if (ctx->failed || ctx->pos >= ctx->len)
-		return NULL;
-	p = ctx->text + ctx->pos;
-	nl = memchr(p, '\n', ctx->len - ctx->pos);
-	n = nl ? (size_t)(nl - p) + 1 : ctx->len - ctx->pos;
-	ctx->line++;
-	if (size < 2 || n > (size_t)size - 1) {
-		ctx->failed = true;
-		snprintf(ctx->err, ctx->err_len, "%s:%d: line longer than %d characters", ctx->source, ctx->line,
-			 size - 2);
+	if (ctx->failed || !text_lines_next(&ctx->in, buf, size, &too_long)) {
+		if (!ctx->failed && too_long) {
+			ctx->failed = true;
+			snprintf(ctx->err, ctx->err_len, "%s:%d: line longer than %d characters", ctx->source,
+				 ctx->in.line, size - 3);
+		}
 		return NULL;
 	}
-	memcpy(buf, p, n);
-	buf[n] = '\0';
-	ctx->pos += n;
 	return buf;
 }
 
 int config_load_text(struct config_file *cf, const char *source, const char *text, size_t len, char *err,
 		     size_t err_len)
 {
-	struct parse_ctx ctx = { .cf = cf, .source = source, .text = text, .len = len, .err = err,
+	struct parse_ctx ctx = { .cf = cf, .source = source, .in = { .text = text, .len = len }, .err = err,
 				 .err_len = err_len };
-	const char *nul = memchr(text, '\0', len);
+	size_t offset;
+	int nul_line = text_lines_nul(text, len, &offset);
 	int ret;
 
 	cf->count = 0;
 	snprintf(cf->path, sizeof(cf->path), "%s", source);
-	if (nul) {
-		int line = 1;
-
-		for (const char *p = text; p < nul; p++)
-			line += *p == '\n';
-		snprintf(err, err_len, "%s:%d: a NUL byte (not a text file)", source, line);
+	if (nul_line) {
+		snprintf(err, err_len, "%s:%d: a NUL byte (not a text file)", source, nul_line);
 		return -1;
 	}
 	ret = ini_parse_stream(read_line, &ctx, on_key, &ctx);

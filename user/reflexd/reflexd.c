@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/bpf_maps.h"
 #include "reflexd/actuator.h"
 #include "reflexd/cc_actuator.h"
 #include "reflexd/controller.h"
@@ -283,22 +284,6 @@ static int poll_rings(struct daemon *d)
 	return ret < 0 && ret != -EINTR ? ret : 0;
 }
 
-static uint64_t counter_sum(int fd, enum reflex_counter idx)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	__u32 key = idx;
-	uint64_t total = 0;
-	uint64_t *values;
-
-	if (ncpu <= 0 || !(values = calloc(ncpu, sizeof(*values))))
-		return 0;
-	if (bpf_map_lookup_elem(fd, &key, values) == 0)
-		for (int i = 0; i < ncpu; i++)
-			total += values[i];
-	free(values);
-	return total;
-}
-
 static void print_summary(struct daemon *d, double seconds)
 {
 	static const char *const names[] = REFLEX_COUNTER_NAMES;
@@ -309,7 +294,7 @@ static void print_summary(struct daemon *d, double seconds)
 		(unsigned long long)d->telemetry.sock_records, (unsigned long long)d->telemetry.tc_records,
 		(unsigned long long)d->windows_written);
 	for (int i = 0; i < CNT_MAX; i++)
-		fprintf(stderr, ", %s=%llu", names[i], (unsigned long long)counter_sum(fd, i));
+		fprintf(stderr, ", %s=%llu", names[i], (unsigned long long)bpf_counter_sum(fd, i));
 	fprintf(stderr, "\n");
 }
 
