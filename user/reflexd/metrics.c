@@ -16,6 +16,7 @@
 #include "reflexd/loader.h"
 #include "reflexd/metrics.h"
 #include "reflexd/telemetry.h"
+#include "router/router_view.h"
 #include "sockops.skel.h"
 #include "tc.skel.h"
 
@@ -125,6 +126,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		body = strdup("reflexd: metrics are at /metrics\n");
 		return reply(conn, MHD_HTTP_NOT_FOUND, body, body ? strlen(body) : 0, "text/plain");
 	}
+	if (m->render) {
+		FILE *f = open_memstream(&body, &len);
+
+		pthread_mutex_lock(&m->lock);
+		m->scrapes++;
+		pthread_mutex_unlock(&m->lock);
+		if (f && (m->render(f, m->render_ctx) || fclose(f))) {
+			free(body);
+			return reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, strdup("no state yet\n"), 13, "text/plain");
+		}
+		return f ? reply(conn, MHD_HTTP_OK, body, len, CONTENT_TYPE) : MHD_NO;
+	}
 	pthread_mutex_lock(&m->lock);
 	m->scrapes++;
 	if (m->page) {
@@ -140,13 +153,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return reply(conn, MHD_HTTP_OK, body, len, CONTENT_TYPE);
 }
 
-int metrics_start(struct metrics_server *m, const char *spec, char *err, size_t err_len)
+int metrics_start(struct metrics_server *m, const char *spec, metrics_render_fn render, void *render_ctx,
+		  char *err, size_t err_len)
 {
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 
 	memset(m, 0, sizeof(*m));
+	m->render = render;
+	m->render_ctx = render_ctx;
 	if (metrics_parse_listen(spec, &addr, &addr_len)) {
 		snprintf(err, err_len, "--metrics-listen: '%s' is not [ADDR:]PORT", spec);
 		return -1;
@@ -464,4 +480,98 @@ int metrics_status_render(FILE *out, const struct metrics_daemon_view *v, const 
 		fputc(*p, out);
 	fputc('\n', out);
 	return ferror(out) ? -1 : 0;
+}
+
+/* --- edge router ---------------------------------------------------------------- */
+
+static void render_router(FILE *out, const struct router_view *v)
+{
+	static const char *const counter_names[] = ROUTER_COUNTER_NAMES;
+	const struct bandit_view *b = &v->bandit;
+
+	family(out, "reflex_build_info", "gauge", "reflexd's version (value 1).");
+	fprintf(out, "reflex_build_info{version=\"%s\",mode=\"router\",actuator=\"redirect\"} 1\n",
+		REFLEX_GIT_DESCRIBE);
+	family(out, "reflex_router_uptime_seconds", "gauge", "How long the router runtime has run.");
+	sample(out, "reflex_router_uptime_seconds", v->uptime_s);
+	family(out, "reflex_router_bpf_events_total", "counter",
+	       "Events counted by the router's BPF program (enum router_counter), summed over CPUs.");
+	for (int i = 0; i < ROUTER_CNT_MAX; i++)
+		fprintf(out, "reflex_router_bpf_events_total{counter=\"%s\"} %llu\n", counter_names[i],
+			(unsigned long long)v->counters[i]);
+	family(out, "reflex_router_flows_tracked", "gauge", "Forwarded flows the router holds state for.");
+	sample_u(out, "reflex_router_flows_tracked", v->flows_total);
+
+	family(out, "reflex_router_path_up", "gauge", "1 while the path's link is up and it is available.");
+	for (uint32_t i = 0; i < b->n_paths; i++) {
+		bool link_up = i < v->n_links ? v->link[i].link_up : true;
+
+		fprintf(out, "reflex_router_path_up{path=\"%s\"} %d\n", b->path[i].name,
+			link_up && b->path[i].metrics.available);
+	}
+	family(out, "reflex_router_path_flows", "gauge", "Live flows on each path, every class.");
+	for (uint32_t i = 0; i < b->n_paths; i++)
+		fprintf(out, "reflex_router_path_flows{path=\"%s\"} %u\n", b->path[i].name, b->path[i].flows);
+	family(out, "reflex_router_path_rtt_seconds", "gauge", "Smoothed RTT measured on each path.");
+	for (uint32_t i = 0; i < b->n_paths; i++)
+		fprintf(out, "reflex_router_path_rtt_seconds{path=\"%s\"} %.9g\n", b->path[i].name,
+			b->path[i].metrics.rtt_us / 1e6);
+	family(out, "reflex_router_path_loss_ratio", "gauge", "Retransmitted over sent packets on each path.");
+	for (uint32_t i = 0; i < b->n_paths; i++)
+		fprintf(out, "reflex_router_path_loss_ratio{path=\"%s\"} %.9g\n", b->path[i].name,
+			b->path[i].metrics.loss_rate);
+	family(out, "reflex_router_path_throughput_bytes_per_second", "gauge", "Delivered bytes per second.");
+	for (uint32_t i = 0; i < b->n_paths; i++)
+		fprintf(out, "reflex_router_path_throughput_bytes_per_second{path=\"%s\"} %.9g\n", b->path[i].name,
+			b->path[i].metrics.throughput_bps / 8);
+	family(out, "reflex_router_path_transmit_bytes_total", "counter", "Bytes sent onto each uplink.");
+	for (uint32_t i = 0; i < v->n_links; i++)
+		fprintf(out, "reflex_router_path_transmit_bytes_total{path=\"%s\"} %llu\n", v->link[i].path,
+			(unsigned long long)v->link[i].stats.tx_bytes);
+
+	family(out, "reflex_router_pulls_total", "counter", "Rewards each class's bandit received per path.");
+	for (int c = 0; c < TRAFFIC_CLASS_COUNT; c++)
+		for (uint32_t i = 0; i < b->n_paths; i++)
+			fprintf(out, "reflex_router_pulls_total{class=\"%s\",path=\"%s\"} %llu\n",
+				traffic_class_name(c), b->path[i].name, (unsigned long long)b->arm[c][i].pulls_total);
+	family(out, "reflex_router_mean_reward", "gauge", "Mean reward in [0, 1] per class and path (NaN: none).");
+	for (int c = 0; c < TRAFFIC_CLASS_COUNT; c++)
+		for (uint32_t i = 0; i < b->n_paths; i++) {
+			char name[96];
+
+			snprintf(name, sizeof(name), "reflex_router_mean_reward{class=\"%s\",path=\"%s\"}",
+				 traffic_class_name(c), b->path[i].name);
+			sample(out, name, b->arm[c][i].mean_reward);
+		}
+	family(out, "reflex_router_flows", "gauge", "Live flows per class and path.");
+	for (int c = 0; c < TRAFFIC_CLASS_COUNT; c++)
+		for (uint32_t i = 0; i < b->n_paths; i++)
+			fprintf(out, "reflex_router_flows{class=\"%s\",path=\"%s\"} %u\n", traffic_class_name(c),
+				b->path[i].name, b->arm[c][i].flows);
+}
+
+int metrics_render_router(FILE *out, void *path)
+{
+	struct router_view *v = calloc(1, sizeof(*v));
+	char *text = NULL, err[256];
+	size_t len = 0;
+	FILE *f = fopen(path, "r");
+	int ret = -1;
+
+	if (!v || !f)
+		goto out;
+	text = malloc(1 << 22);
+	if (!text)
+		goto out;
+	len = fread(text, 1, (1 << 22) - 1, f);
+	if (ferror(f) || router_view_parse_json(text, len, v, err, sizeof(err)))
+		goto out;
+	render_router(out, v);
+	ret = ferror(out) ? -1 : 0;
+out:
+	if (f)
+		fclose(f);
+	free(text);
+	free(v);
+	return ret;
 }

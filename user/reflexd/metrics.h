@@ -23,16 +23,24 @@ struct reflex_bpf;
 int metrics_parse_listen(const char *spec, struct sockaddr_storage *addr, socklen_t *addr_len);
 bool metrics_listen_valid(const char *spec);
 
+/* A page rendered at each scrape, on the HTTP thread: it may read only what is safe
+ * there (files, BPF maps), never the main loop's memory. */
+typedef int (*metrics_render_fn)(FILE *out, void *ctx);
+
 struct metrics_server {
 	struct MHD_Daemon *httpd;
+	metrics_render_fn render; /* NULL: serve the page published last */
+	void *render_ctx;
 	pthread_mutex_t lock;
 	char *page;       /* the latest published page (owned) */
 	size_t page_len;
 	uint64_t scrapes; /* under lock */
 };
 
-/* Starts serving on spec; 0, or -1 with err naming the address and the cause. */
-int metrics_start(struct metrics_server *m, const char *spec, char *err, size_t err_len);
+/* Starts serving on spec the published page, or with render what it renders at each
+ * scrape; 0, or -1 with err naming the address and the cause. */
+int metrics_start(struct metrics_server *m, const char *spec, metrics_render_fn render, void *render_ctx,
+		  char *err, size_t err_len);
 /* Replaces the page the server hands out (takes a copy). */
 void metrics_publish(struct metrics_server *m, const char *page, size_t len);
 void metrics_stop(struct metrics_server *m);
@@ -74,6 +82,10 @@ void metrics_state_update(struct metrics_state *st, const struct controller *c, 
  * no sockops (tc only). Returns 0, or -1 if the stream failed. */
 int metrics_render(FILE *out, const struct metrics_daemon_view *view, const struct metrics_state *st,
 		   const struct controller *c, const struct telemetry *t, const struct reflex_bpf *rb);
+
+/* Edge-router mode: the page of the view the router publishes (a JSON file, see
+ * router_view.h) at path; ctx is that path. */
+int metrics_render_router(FILE *out, void *path);
 
 /* reflexctl status's view of the same (key=value lines, /run/reflex/PIN.status). */
 int metrics_status_render(FILE *out, const struct metrics_daemon_view *view, const struct metrics_state *st,

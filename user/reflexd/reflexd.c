@@ -545,7 +545,7 @@ static int start_service(struct daemon *d)
 	pins_run_path(d->opt.pin_dir, "status", d->status_path, sizeof(d->status_path));
 	if (pins_run_dir_create() != 0)
 		d->status_path[0] = '\0';
-	if (d->opt.metrics_listen && metrics_start(&d->metrics, d->opt.metrics_listen, err, sizeof(err))) {
+	if (d->opt.metrics_listen && metrics_start(&d->metrics, d->opt.metrics_listen, NULL, NULL, err, sizeof(err))) {
 		fprintf(stderr, "reflexd: %s\n", err);
 		return -1;
 	}
@@ -580,9 +580,23 @@ static int run_router(struct reflexd_options *opt)
 	opt->router.duration_s = opt->duration_s;
 	opt->router.verbose = opt->verbose;
 	opt->router.stop = &stop_requested;
+	static struct metrics_server metrics;
+	static char view_path[PATH_MAX];
+	char err[256];
+	int ret;
+
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	return router_run(&opt->router);
+	/* the router runs its own loop: its metrics come from the view it publishes */
+	pins_run_path(opt->pin_dir, "paths", view_path, sizeof(view_path));
+	if (opt->metrics_listen &&
+	    metrics_start(&metrics, opt->metrics_listen, metrics_render_router, view_path, err, sizeof(err))) {
+		fprintf(stderr, "reflexd: %s\n", err);
+		return EXIT_SETUP;
+	}
+	ret = router_run(&opt->router);
+	metrics_stop(&metrics);
+	return ret;
 }
 
 int main(int argc, char **argv)
