@@ -111,6 +111,24 @@ expect_eq "$(wc -l <"$TMP/quiet.log")" 0 "lines of an uneventful run with -q"
 "$RD" --iface "$VA" --observe --pin-dir "$PIN" --duration 1 2>"$TMP/plain.log" || fail "reflexd: $(cat "$TMP/plain.log")"
 grep -q "^reflexd: attached on $VA" "$TMP/plain.log" || fail "no plain attached line outside journald: $(cat "$TMP/plain.log")"
 
+# --- sd_notify: READY=1 once attached, STOPPING=1 when stopping (what Type=notify waits for)
+cat >"$TMP/notify.pl" <<'PERL'
+use IO::Socket::UNIX;
+my $s = IO::Socket::UNIX->new(Type => SOCK_DGRAM, Local => $ARGV[0]) or die "bind: $!";
+$| = 1;
+while (1) { my $m; defined $s->recv($m, 4096) or last; print "$m\n"; }
+PERL
+perl "$TMP/notify.pl" "$TMP/notify.sock" >"$TMP/notify.log" 2>&1 &
+NOTIFY_PID=$!
+on_exit "stop_pid $NOTIFY_PID"
+wait_for "[ -S $TMP/notify.sock ]" 5 || fail "the notify listener did not start: $(cat "$TMP/notify.log")"
+NOTIFY_SOCKET=$TMP/notify.sock "$RD" --iface "$VA" --observe --pin-dir "$PIN" --duration 1 2>"$TMP/notified.log" ||
+	fail "reflexd under NOTIFY_SOCKET: $(cat "$TMP/notified.log")"
+wait_for "grep -q STOPPING=1 $TMP/notify.log" 3 || fail "no STOPPING=1: $(cat "$TMP/notify.log")"
+expect_eq "$(grep -c '^READY=1$' "$TMP/notify.log")" 1 "READY=1 messages"
+expect_eq "$(grep -n -e '^READY=1$' -e '^STOPPING=1$' "$TMP/notify.log" | cut -d: -f2 | paste -sd,)" "READY=1,STOPPING=1" \
+	"notification order"
+
 # --- SIGHUP with --config: knobs change live, the rest is named as needing a restart
 printf '[host]\niface = %s\nobserve = true\npin-dir = %s\nsample-interval-ms = 10\n' "$VA" "$PIN" >"$TMP/live.conf"
 "$RD" --config "$TMP/live.conf" 2>"$TMP/live.log" &
