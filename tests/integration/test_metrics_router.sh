@@ -3,7 +3,7 @@
 # the router namespace's loopback while an upload crosses it. The scrape must pass
 # `promtool check metrics` and show, per path, the link up and bytes sent, and per
 # class and path the bandit's pulls and mean reward; the router's counters and a
-# path's bytes grow between two scrapes.
+# path's bytes grow between two scrapes. reflexctl status reports the router.
 source "$(dirname "$0")/lib.sh"
 
 require_bin reflexd
@@ -52,5 +52,12 @@ expect_ge "$pulls" 1 "bandit pulls over all classes and paths"
 rewards=$(awk '/^reflex_router_mean_reward/ && $2 != "NaN" { n++ } END { print n + 0 }' "$TMP/second.txt")
 expect_ge "$rewards" 1 "class/path arms with a mean reward"
 grep '^reflex_router_\(pulls_total\|mean_reward\|flows\){' "$TMP/second.txt" | grep -v ' 0$\| NaN$' | sed 's/^/   /'
+
+# reflexctl status of a router: healthy with both paths up; exit 1 once it stopped
+status=$("$REFLEX_BIN/reflexctl" status --pin-dir "$PIN" --json) || fail "status exit $?: $status"
+expect_eq "$(echo "$status" | jq -r '[.healthy, .mode, .paths_up, .pid] | join(",")')" "true,router,2,$RD_PID" \
+	"status healthy, mode, paths up, pid"
 stop_pid "$RD_PID"
+"$REFLEX_BIN/reflexctl" status --pin-dir "$PIN" >"$TMP/status.txt" 2>&1
+expect_eq "$?" 1 "reflexctl status exit code after the router stopped"
 log "all checks passed"

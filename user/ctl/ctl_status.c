@@ -20,6 +20,8 @@
 #include "lib/json_write.h"
 #include "lib/pins.h"
 #include "reflex.h"
+#include "reflex_router.h"
+#include "router/router_view.h"
 
 /* reflexd renews the file every second; this much older means its loop is stuck. */
 #define STATUS_STALE_S 5.0
@@ -264,6 +266,65 @@ static void print_json(const struct status *st, const struct health *h, const ch
 	printf("}\n");
 }
 
+/* An edge router's reflexd writes no status file: its view for reflexctl paths
+ * (renewed every second) says as much. -1 when there is none. */
+static int router_status(const char *pin_dir, bool json)
+{
+	static const char *const names[] = ROUTER_COUNTER_NAMES;
+	static struct router_view v;
+	char path[PATH_MAX], err[256], *text;
+	const char *problem = NULL;
+	struct stat sb;
+	size_t len;
+	FILE *f;
+	int up = 0;
+
+	pins_run_path(pin_dir, "paths", path, sizeof(path));
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	text = malloc(1 << 22);
+	len = text ? fread(text, 1, (1 << 22) - 1, f) : 0;
+	if (!text || fstat(fileno(f), &sb) || router_view_parse_json(text, len, &v, err, sizeof(err))) {
+		fclose(f);
+		free(text);
+		return -1;
+	}
+	fclose(f);
+	free(text);
+	if (!pins_owner_alive(v.pid))
+		return -1;
+	if (clock_s(CLOCK_REALTIME) - (sb.st_mtim.tv_sec + sb.st_mtim.tv_nsec / 1e9) > STATUS_STALE_S)
+		problem = "paths view not renewed (main loop stuck?)";
+	for (uint32_t i = 0; i < v.n_links; i++)
+		up += v.link[i].link_up;
+	if (json) {
+		printf("{\"healthy\": %s", problem ? "false" : "true");
+		json_key_string("problem", problem ? problem : "", true);
+		printf(", \"pid\": %d, \"mode\": \"router\", \"uptime_s\": ", v.pid);
+		json_write_number(stdout, v.uptime_s);
+		json_key_string("lan", v.lan, true);
+		json_key_string("pin_dir", pin_dir, true);
+		printf(", \"paths\": %u, \"paths_up\": %d, \"flows\": %u, \"counters\": {", v.n_links, up,
+		       v.flows_total);
+		for (int i = 0; i < ROUTER_CNT_MAX; i++)
+			printf("%s\"%s\": %llu", i ? ", " : "", names[i], (unsigned long long)v.counters[i]);
+		printf("}}\n");
+	} else {
+		printf("reflexd:    %s (pid %d, edge router)\n", problem ? problem : "healthy", v.pid);
+		printf("uptime:     %.0f s\n", v.uptime_s);
+		printf("lan:        %s, pinned under %s\n", v.lan, pin_dir);
+		for (uint32_t i = 0; i < v.n_links; i++)
+			printf("path:       %-8s %s %s\n", v.link[i].path, v.link[i].iface, v.link[i].link_up ? "up" : "down");
+		printf("flows:      %u\n", v.flows_total);
+		printf("counters:  ");
+		for (int i = 0; i < ROUTER_CNT_MAX; i++)
+			printf(" %s=%llu", names[i], (unsigned long long)v.counters[i]);
+		printf("\n(reflexctl paths shows the bandit per class and path)\n");
+	}
+	return problem ? 1 : 0;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: reflexctl status [--pin-dir DIR] [--json]\n"
@@ -303,6 +364,10 @@ int ctl_status_main(int argc, char **argv)
 	}
 	pins_run_path(pin_dir, "status", path, sizeof(path));
 	if (!status_read(path, &st) || !pins_owner_alive(st.pid)) {
+		int ret = router_status(pin_dir, json);
+
+		if (ret >= 0)
+			return ret;
 		if (json) {
 			printf("{\"healthy\": false, \"problem\": \"not running\"");
 			json_key_string("pin_dir", pin_dir, true);
