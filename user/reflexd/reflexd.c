@@ -587,6 +587,8 @@ static int run_router(struct reflexd_options *opt)
 
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* `systemctl reload` must not kill a router, whose loop reloads nothing yet */
+	signal(SIGHUP, SIG_IGN);
 	/* the router runs its own loop: its metrics come from the view it publishes */
 	pins_run_path(opt->pin_dir, "paths", view_path, sizeof(view_path));
 	if (opt->metrics_listen &&
