@@ -5,7 +5,8 @@
 # metrics`; a real Prometheus server, started in the same namespace, scrapes it every
 # second for ~15 s, and its HTTP API must show reflex series whose counters grew.
 # `reflexctl status` must report the running reflexd (mode, model SHA-256 equal to
-# sha256sum's, a fresh heartbeat) and exit 0; after reflexd is killed it must exit 1.
+# sha256sum's, a fresh heartbeat) and exit 0, show a refused reload as the last error,
+# and exit 1 while reflexd is stopped (stale heartbeat) and after it is killed.
 source "$(dirname "$0")/lib.sh"
 
 require_bin reflexd
@@ -18,6 +19,7 @@ lab_up LAB_DELAY_MS=20 LAB_CC=cubic
 PIN=/sys/fs/bpf/$LAB_PREFIX-mx
 TMP=$(mktemp -d)
 on_exit "rm -rf $TMP; $REFLEX_BIN/reflexd --cleanup --pin-dir $PIN >/dev/null 2>&1; true"
+cp "$REPO/models/cwnd.reflex" "$TMP/cwnd.reflex"
 NS=/run/netns/$(lab netns client)
 in_client() { nsenter --net="$NS" "$@"; }
 PORT=9464
@@ -25,7 +27,7 @@ PROM_PORT=9090
 SERVER=$(lab addr server)
 
 nsenter --net="$NS" "$REFLEX_BIN/reflexd" --iface "$(lab iface client)" --cgroup "$(lab cgroup)" --pin-dir "$PIN" \
-	--model cwnd="$REPO/models/cwnd.reflex" --decision-log "$TMP/decisions.log" \
+	--model cwnd="$TMP/cwnd.reflex" --decision-log "$TMP/decisions.log" \
 	--metrics-listen "$PORT" 2>"$TMP/reflexd.log" &
 RD_PID=$!
 on_exit "stop_pid $RD_PID"
@@ -97,6 +99,26 @@ expect_ge "$(query 'max_over_time(reflex_decisions_total{knob="cwnd_target",poli
 	"cwnd decisions of the tree that acted, in Prometheus"
 expect_ge "$(query 'reflex_flow_srtt_seconds_count')" 1 "flows in the srtt histogram"
 expect_eq "$(query 'reflex_model_info{role="cwnd"}')" 1 "model info gauge"
+
+# a refused reload is the last error; the running model stays
+printf 'not a model' >"$TMP/bad.reflex"
+mv "$TMP/bad.reflex" "$TMP/cwnd.reflex"
+wait_for "grep -q 'refused' $TMP/reflexd.log" 5 || fail "the bad model was not refused: $(cat "$TMP/reflexd.log")"
+wait_for "in_client $REFLEX_BIN/reflexctl status --pin-dir $PIN --json | jq -e '.last_error | test(\"refused\")'" 3 ||
+	fail "status does not show the refusal: $(in_client "$REFLEX_BIN/reflexctl" status --pin-dir "$PIN" --json)"
+log "last error: $(in_client "$REFLEX_BIN/reflexctl" status --pin-dir "$PIN" --json | jq -r .last_error)"
+expect_ge "$(in_client curl -sf "http://127.0.0.1:$PORT/metrics" | awk '$1 == "reflex_reloads_total" { print $2 }')" 1 \
+	"reflex_reloads_total after the refused reload"
+
+# a stopped reflexd: its heartbeat goes stale and status says so with exit 1
+kill -STOP "$RD_PID"
+sleep 1
+in_client "$REFLEX_BIN/reflexctl" status --pin-dir "$PIN" --json >"$TMP/stopped.json"
+code=$?
+kill -CONT "$RD_PID"
+expect_eq "$code" 1 "reflexctl status exit code while reflexd is stopped"
+expect_eq "$(jq -r .problem "$TMP/stopped.json")" "heartbeat stale" "status problem while reflexd is stopped"
+wait_for "in_client $REFLEX_BIN/reflexctl status --pin-dir $PIN >/dev/null" 3 || fail "status did not recover after SIGCONT"
 
 stop_pid "$PROM_PID"
 wait "$IPERF_PID" 2>/dev/null
