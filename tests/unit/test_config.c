@@ -89,6 +89,17 @@ static void test_long_line(void **state)
 	assert_non_null(strstr(err, "t.conf:2: line longer than"));
 }
 
+static void test_only_regular_files(void **state)
+{
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(config_load(&cf, "/dev/null", err, sizeof(err)), -1);
+	assert_string_equal(err, "/dev/null: not a regular file");
+	assert_int_equal(config_load(&cf, "/nonexistent.conf", err, sizeof(err)), -1);
+	assert_string_equal(err, "/nonexistent.conf: No such file or directory");
+}
+
 static char *write_temp(const char *text)
 {
 	static char path[64];
@@ -236,6 +247,7 @@ int main(void)
 		cmocka_unit_test(test_errors_name_file_line_key),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_only_regular_files),
 		cmocka_unit_test(test_command_line_overrides),
 		cmocka_unit_test(test_file_value_error_names_line),
 		cmocka_unit_test(test_router_paths_replaced),

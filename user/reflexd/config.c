@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lib/text_lines.h"
 #include "reflexd/config.h"
@@ -251,6 +252,7 @@ int config_load_text(struct config_file *cf, const char *source, const char *tex
 int config_load(struct config_file *cf, const char *path, char *err, size_t err_len)
 {
 	FILE *f = fopen(path, "r");
+	struct stat st;
 	char *text;
 	size_t len;
 	int ret;
@@ -258,6 +260,12 @@ int config_load(struct config_file *cf, const char *path, char *err, size_t err_
 	cf->count = 0;
 	if (!f) {
 		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* a FIFO or a terminal would block reflexd (and the argument fuzzer) forever */
+	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+		snprintf(err, err_len, "%s: not a regular file", path);
+		fclose(f);
 		return -1;
 	}
 	text = malloc(CONFIG_FILE_MAX + 1);
