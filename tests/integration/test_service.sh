@@ -111,7 +111,8 @@ expect_eq "$(wc -l <"$TMP/quiet.log")" 0 "lines of an uneventful run with -q"
 "$RD" --iface "$VA" --observe --pin-dir "$PIN" --duration 1 2>"$TMP/plain.log" || fail "reflexd: $(cat "$TMP/plain.log")"
 grep -q "^reflexd: attached on $VA" "$TMP/plain.log" || fail "no plain attached line outside journald: $(cat "$TMP/plain.log")"
 
-# --- sd_notify: READY=1 once attached, STOPPING=1 when stopping (what Type=notify waits for)
+# --- sd_notify: READY=1 once attached, STOPPING=1 when stopping (what Type=notify waits
+# for), and a STATUS line for `systemctl status`
 cat >"$TMP/notify.pl" <<'PERL'
 use IO::Socket::UNIX;
 my $s = IO::Socket::UNIX->new(Type => SOCK_DGRAM, Local => $ARGV[0]) or die "bind: $!";
@@ -126,6 +127,7 @@ NOTIFY_SOCKET=$TMP/notify.sock "$RD" --iface "$VA" --observe --pin-dir "$PIN" --
 	fail "reflexd under NOTIFY_SOCKET: $(cat "$TMP/notified.log")"
 wait_for "grep -q STOPPING=1 $TMP/notify.log" 3 || fail "no STOPPING=1: $(cat "$TMP/notify.log")"
 expect_eq "$(grep -c '^READY=1$' "$TMP/notify.log")" 1 "READY=1 messages"
+grep -q "^STATUS=observe on $VA: 0 flows, 0 decisions$" "$TMP/notify.log" || fail "no STATUS line: $(cat "$TMP/notify.log")"
 expect_eq "$(grep -n -e '^READY=1$' -e '^STOPPING=1$' "$TMP/notify.log" | cut -d: -f2 | paste -sd,)" "READY=1,STOPPING=1" \
 	"notification order"
 

@@ -365,6 +365,9 @@ static void publish_state(struct daemon *d, uint64_t now)
 	FILE *f;
 
 	metrics_state_update(&d->metrics_state, c, unix_now());
+	/* what `systemctl status` shows (a no-op outside systemd) */
+	sd_notifyf(0, "STATUS=%s on %s: %u flows, %llu decisions", view.mode, d->opt.iface, d->telemetry.flow_count,
+		   (unsigned long long)c->stats.decisions);
 	if (d->metrics.httpd) {
 		pthread_mutex_lock(&d->metrics.lock);
 		view.scrapes = d->metrics.scrapes;
