@@ -484,6 +484,19 @@ int metrics_status_render(FILE *out, const struct metrics_daemon_view *v, const 
 
 /* --- edge router ---------------------------------------------------------------- */
 
+/* One gauge per path of the bandit's view. */
+static void per_path(FILE *out, const struct bandit_view *b, const char *name, const char *help,
+		     const double *values)
+{
+	char series[128];
+
+	family(out, name, "gauge", help);
+	for (uint32_t i = 0; i < b->n_paths; i++) {
+		snprintf(series, sizeof(series), "%s{path=\"%s\"}", name, b->path[i].name);
+		sample(out, series, values[i]);
+	}
+}
+
 static void render_router(FILE *out, const struct router_view *v)
 {
 	static const char *const counter_names[] = ROUTER_COUNTER_NAMES;
@@ -509,21 +522,20 @@ static void render_router(FILE *out, const struct router_view *v)
 		fprintf(out, "reflex_router_path_up{path=\"%s\"} %d\n", b->path[i].name,
 			link_up && b->path[i].metrics.available);
 	}
-	family(out, "reflex_router_path_flows", "gauge", "Live flows on each path, every class.");
-	for (uint32_t i = 0; i < b->n_paths; i++)
-		fprintf(out, "reflex_router_path_flows{path=\"%s\"} %u\n", b->path[i].name, b->path[i].flows);
-	family(out, "reflex_router_path_rtt_seconds", "gauge", "Smoothed RTT measured on each path.");
-	for (uint32_t i = 0; i < b->n_paths; i++)
-		fprintf(out, "reflex_router_path_rtt_seconds{path=\"%s\"} %.9g\n", b->path[i].name,
-			b->path[i].metrics.rtt_us / 1e6);
-	family(out, "reflex_router_path_loss_ratio", "gauge", "Retransmitted over sent packets on each path.");
-	for (uint32_t i = 0; i < b->n_paths; i++)
-		fprintf(out, "reflex_router_path_loss_ratio{path=\"%s\"} %.9g\n", b->path[i].name,
-			b->path[i].metrics.loss_rate);
-	family(out, "reflex_router_path_throughput_bytes_per_second", "gauge", "Delivered bytes per second.");
-	for (uint32_t i = 0; i < b->n_paths; i++)
-		fprintf(out, "reflex_router_path_throughput_bytes_per_second{path=\"%s\"} %.9g\n", b->path[i].name,
-			b->path[i].metrics.throughput_bps / 8);
+	{
+		double flows[BANDIT_MAX_PATHS], rtt[BANDIT_MAX_PATHS], loss[BANDIT_MAX_PATHS], rate[BANDIT_MAX_PATHS];
+
+		for (uint32_t i = 0; i < b->n_paths; i++) {
+			flows[i] = b->path[i].flows;
+			rtt[i] = b->path[i].metrics.rtt_us / 1e6;
+			loss[i] = b->path[i].metrics.loss_rate;
+			rate[i] = b->path[i].metrics.throughput_bps / 8;
+		}
+		per_path(out, b, "reflex_router_path_flows", "Live flows on each path, every class.", flows);
+		per_path(out, b, "reflex_router_path_rtt_seconds", "Smoothed RTT measured on each path.", rtt);
+		per_path(out, b, "reflex_router_path_loss_ratio", "Retransmitted over sent packets on each path.", loss);
+		per_path(out, b, "reflex_router_path_throughput_bytes_per_second", "Delivered bytes per second.", rate);
+	}
 	family(out, "reflex_router_path_transmit_bytes_total", "counter", "Bytes sent onto each uplink.");
 	for (uint32_t i = 0; i < v->n_links; i++)
 		fprintf(out, "reflex_router_path_transmit_bytes_total{path=\"%s\"} %llu\n", v->link[i].path,
