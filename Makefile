@@ -43,7 +43,7 @@ GIT_DESCRIBE := $(shell git describe --always --dirty --tags 2>/dev/null || echo
 CFLAGS  ?=
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -iquote user -I$(BUILD)/bpf \
            -DREFLEX_GIT_DESCRIBE='"$(GIT_DESCRIBE)"' $(MODEFLAGS)
-LDLIBS  := -lbpf -lelf -lz -lmnl -lnetfilter_queue -linih -lcrypto -lpthread -lm
+LDLIBS  := -lbpf -lelf -lz -lmnl -lnetfilter_queue -linih -lcrypto -lmicrohttpd -lsystemd -lpthread -lm
 BPF_ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Werror -Iinclude -Ibpf -I$(BUILD)
 
@@ -67,7 +67,8 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all deps test unit fuzz integration bench demo models clean lab-down san-unit-bins fuzz-bins FORCE
+.PHONY: all deps test unit fuzz integration bench demo models clean lab-down san-unit-bins fuzz-bins FORCE \
+	install uninstall
 .DELETE_ON_ERROR:
 
 all: $(BINS) $(BPF_OBJS)
@@ -173,6 +174,49 @@ demo: deps
 models: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)REFLEX_BIN=$(BUILD) scripts/build-models.sh
+
+# --- install ----------------------------------------------------------------
+# `make install [PREFIX=/usr/local] [DESTDIR=...]`: an existing reflexd.conf is never
+# overwritten (the shipped one is also at share/reflex/reflexd.conf.example).
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+BINDIR     ?= $(PREFIX)/bin
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SUBST      := sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g'
+MODEL_FILES := $(wildcard models/*.reflex)
+MAN_PAGES  := $(wildcard scripts/man/*.[158])
+UNITS      := reflexd.service reflexd@.service
+
+install: all
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/reflex/models \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/reflex \
+		$(addprefix $(DESTDIR)$(MANDIR)/man,$(sort $(subst .,,$(suffix $(MAN_PAGES)))))
+	$(Q)install -m 0755 $(BUILD)/reflexd $(DESTDIR)$(SBINDIR)/reflexd
+	$(Q)install -m 0755 $(BUILD)/reflexctl $(BUILD)/reflex-forge $(DESTDIR)$(BINDIR)/
+	$(Q)install -m 0644 $(MODEL_FILES) $(DESTDIR)$(DATADIR)/reflex/models/
+	$(Q)$(SUBST) scripts/service/reflexd.conf.in > $(DESTDIR)$(DATADIR)/reflex/reflexd.conf.example
+	$(Q)$(foreach u,$(UNITS),$(SUBST) scripts/service/$(u).in > $(DESTDIR)$(UNITDIR)/$(u) && chmod 0644 $(DESTDIR)$(UNITDIR)/$(u) &&) true
+	$(Q)$(foreach m,$(MAN_PAGES),install -m 0644 $(m) $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/ &&) true
+	$(Q)if [ -e $(DESTDIR)$(SYSCONFDIR)/reflex/reflexd.conf ]; then \
+		echo "  keeping $(DESTDIR)$(SYSCONFDIR)/reflex/reflexd.conf (the shipped one: $(DATADIR)/reflex/reflexd.conf.example)"; \
+	else install -m 0644 $(DESTDIR)$(DATADIR)/reflex/reflexd.conf.example $(DESTDIR)$(SYSCONFDIR)/reflex/reflexd.conf; fi
+
+# Removes what install put there; a reflexd.conf that was edited stays.
+uninstall:
+	$(call msg,UNINST,$(DESTDIR)$(PREFIX))
+	$(Q)if cmp -s $(DESTDIR)$(SYSCONFDIR)/reflex/reflexd.conf $(DESTDIR)$(DATADIR)/reflex/reflexd.conf.example; then \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/reflex/reflexd.conf; \
+	elif [ -e $(DESTDIR)$(SYSCONFDIR)/reflex/reflexd.conf ]; then \
+		echo "  keeping the edited $(DESTDIR)$(SYSCONFDIR)/reflex/reflexd.conf"; fi
+	$(Q)rm -f $(DESTDIR)$(SBINDIR)/reflexd $(DESTDIR)$(BINDIR)/reflexctl $(DESTDIR)$(BINDIR)/reflex-forge \
+		$(addprefix $(DESTDIR)$(DATADIR)/reflex/models/,$(notdir $(MODEL_FILES))) \
+		$(DESTDIR)$(DATADIR)/reflex/reflexd.conf.example $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
+		$(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+	$(Q)rmdir $(DESTDIR)$(DATADIR)/reflex/models $(DESTDIR)$(DATADIR)/reflex $(DESTDIR)$(SYSCONFDIR)/reflex 2>/dev/null || true
 
 lab-down:
 	$(Q)scripts/lab/lab.sh down

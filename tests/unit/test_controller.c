@@ -185,6 +185,7 @@ static unsigned log_lines_with(const struct fixture *fx, const char *a, const ch
 static void assert_log_is_json(const struct fixture *fx)
 {
 	static const struct { const char *key; enum json_type type; } fields[] = {
+		{ "v", JSON_NUMBER },     /* DECISION_LOG_SCHEMA */
 		{ "ts_ns", JSON_NUMBER }, { "flow", JSON_STRING }, { "knob", JSON_STRING },
 		{ "old", JSON_NUMBER },   { "new", JSON_NUMBER },  { "model", JSON_STRING },
 		{ "acted", JSON_BOOL },   { "explain", JSON_STRING },

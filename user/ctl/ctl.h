@@ -8,5 +8,6 @@ int ctl_flows_main(int argc, char **argv);   /* user/ctl_flows.c */
 int ctl_decisions_main(int argc, char **argv); /* user/ctl_decisions.c */
 int ctl_promote_main(int argc, char **argv);   /* user/ctl_promote.c */
 int ctl_paths_main(int argc, char **argv);     /* user/ctl_paths.c */
+int ctl_status_main(int argc, char **argv);    /* user/ctl_status.c */
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ctl/ctl.h"
+#include "reflexd/decision_log.h"
 #include "lib/pins.h"
 #include "reflex.h"
 
@@ -91,6 +92,8 @@ int ctl_decisions_main(int argc, char **argv)
 		fprintf(stderr, "reflexctl decisions: cannot read %s: %s\n", log_path, strerror(errno));
 		return 1;
 	}
+	bool schema_warned = false;
+
 	/* Two passes when --last is given: count, then print the tail. */
 	if (last) {
 		while (fgets(line, sizeof(line), f))
@@ -103,6 +106,7 @@ int ctl_decisions_main(int argc, char **argv)
 		       "acted", "explain");
 	while (fgets(line, sizeof(line), f)) {
 		char ts[32], flow[128], knob[32], old_value[32], new_value[32], model[32], acted[8], explain[2048];
+		char version[16];
 
 		if (flow_filter && !strstr(line, flow_filter))
 			continue;
@@ -111,6 +115,12 @@ int ctl_decisions_main(int argc, char **argv)
 		if (json) {
 			fputs(line, stdout);
 			continue;
+		}
+		if (!schema_warned && json_field(line, "v", version, sizeof(version)) &&
+		    atoi(version) > DECISION_LOG_SCHEMA) {
+			fprintf(stderr, "reflexctl decisions: %s is schema v%s, this reflexctl reads v%d: fields it "
+					"does not know are not shown\n", log_path, version, DECISION_LOG_SCHEMA);
+			schema_warned = true;
 		}
 		if (!json_field(line, "ts_ns", ts, sizeof(ts)) || !json_field(line, "flow", flow, sizeof(flow)) ||
 		    !json_field(line, "knob", knob, sizeof(knob)) || !json_field(line, "old", old_value, sizeof(old_value)) ||

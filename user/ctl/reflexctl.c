@@ -12,6 +12,7 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
+	{ "status", ctl_status_main, "is reflexd running and healthy: mode, models, heartbeat, maps" },
 	{ "flows", ctl_flows_main, "live per-flow table from the pinned maps" },
 	{ "decisions", ctl_decisions_main, "decision changes from reflexd's decision log" },
 	{ "model", ctl_model_main, "inspect, verify, eval and explain .reflex models" },

@@ -7,6 +7,7 @@
 #include "lib/json_write.h"
 #include "model/model_fast.h"
 #include "reflexd/controller.h"
+#include "reflexd/decision_log.h"
 
 #define DEFAULT_MSS 1448
 
@@ -51,13 +52,12 @@ int controller_init(struct controller *c, const struct controller_opts *opt, str
 	heuristic_policy_init(&c->heuristic);
 	c->chosen = chosen_policy(c);
 	if (opt->decision_log_path) {
-		c->log = fopen(opt->decision_log_path, "a");
+		c->log = decision_log_open(opt->decision_log_path);
 		if (!c->log) {
 			fprintf(stderr, "reflexd: cannot open decision log %s: %s\n", opt->decision_log_path,
 				strerror(errno));
 			return -1;
 		}
-		setvbuf(c->log, NULL, _IOLBF, 0);
 	}
 	tree_policy_init(&c->tree, opt->cwnd_model_path);
 	if (dqn_cwnd_policy_init(&c->dqn, &dqn_opt))
@@ -169,7 +169,7 @@ static void log_decision(struct controller *c, const char *flow, const char *kno
 {
 	if (!c->log)
 		return;
-	fprintf(c->log, "{\"ts_ns\": %llu", (unsigned long long)ts_ns);
+	fprintf(c->log, "{\"v\": %d, \"ts_ns\": %llu", DECISION_LOG_SCHEMA, (unsigned long long)ts_ns);
 	log_string_field(c->log, "flow", flow);
 	log_string_field(c->log, "knob", knob);
 	fputs(", \"old\": ", c->log);

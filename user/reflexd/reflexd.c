@@ -16,14 +16,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/bpf_maps.h"
 #include "reflexd/actuator.h"
 #include "reflexd/cc_actuator.h"
 #include "reflexd/controller.h"
+#include "reflexd/decision_log.h"
 #include "reflexd/reflexd_options.h"
 #include "reflexd/loader.h"
+#include "reflexd/log.h"
+#include "reflexd/metrics.h"
 #include "reflexd/model_watch.h"
 #include "router/classify.h"
 #include "reflexd/qdisc_stats.h"
@@ -36,6 +41,8 @@
 #define WINDOW_GRACE_NS (20ULL * 1000 * 1000)
 #define SNAPSHOTS 4
 #define SHADOW_REPORT_NS (10ULL * 1000 * 1000 * 1000)
+/* How often the metrics page and the status file (reflexctl status) are renewed. */
+#define PUBLISH_PERIOD_NS (1000ULL * 1000 * 1000)
 
 
 struct daemon {
@@ -53,6 +60,14 @@ struct daemon {
 	char shadow_status[PATH_MAX];
 	uint64_t windows_written;
 	uint64_t qdisc_errors;
+	/* service: metrics page and status file, renewed every PUBLISH_PERIOD_NS */
+	struct metrics_server metrics;
+	struct metrics_state metrics_state;
+	char status_path[PATH_MAX];
+	double start_unix_s;
+	uint64_t reloads;
+	int argc; /* the command line, to read --config again on SIGHUP */
+	char **argv;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -157,7 +172,22 @@ static int cleanup_stale(const char *pin_dir, bool any_dead_cc, struct reflex_er
 	if (cc < 0)
 		return cc;
 	ret = loader_cleanup_stale(pin_dir, err);
+	if (ret >= 0) {
+		char status[PATH_MAX];
+
+		pins_run_path(pin_dir, "status", status, sizeof(status));
+		unlink(status); /* a dead reflexd's: reflexctl status would read it */
+	}
 	return ret < 0 ? ret : ret || cc;
+}
+
+static void watch_models(struct daemon *d)
+{
+	const char *const models[] = { d->opt.control.cwnd_model_path, d->opt.control.dqn_model_path,
+				       d->opt.control.batching_model_path };
+
+	if (model_watch_init(&d->model_watch, models, 3))
+		fprintf(stderr, "reflexd: not watching the model files (reload them with SIGHUP)\n");
 }
 
 static int setup(struct daemon *d)
@@ -214,15 +244,10 @@ static int setup(struct daemon *d)
 			d->opt.control.decision_log_path = d->decision_log;
 	}
 	pins_run_path(d->opt.pin_dir, "shadow", d->shadow_status, sizeof(d->shadow_status));
+	decision_log_limits(d->opt.decision_log_max_bytes, d->opt.decision_log_keep);
 	if (controller_init(&d->controller, &d->opt.control, &d->act.base, &d->opt.config))
 		return -1;
-	{
-		const char *const models[] = { d->opt.control.cwnd_model_path, d->opt.control.dqn_model_path,
-					       d->opt.control.batching_model_path };
-
-		if (model_watch_init(&d->model_watch, models, 3))
-			fprintf(stderr, "reflexd: not watching the model files (reload them with SIGHUP)\n");
-	}
+	watch_models(d);
 	if (d->csv)
 		window_csv_header(d->csv);
 	if (d->telemetry.records_out)
@@ -259,22 +284,6 @@ static int poll_rings(struct daemon *d)
 	return ret < 0 && ret != -EINTR ? ret : 0;
 }
 
-static uint64_t counter_sum(int fd, enum reflex_counter idx)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	__u32 key = idx;
-	uint64_t total = 0;
-	uint64_t *values;
-
-	if (ncpu <= 0 || !(values = calloc(ncpu, sizeof(*values))))
-		return 0;
-	if (bpf_map_lookup_elem(fd, &key, values) == 0)
-		for (int i = 0; i < ncpu; i++)
-			total += values[i];
-	free(values);
-	return total;
-}
-
 static void print_summary(struct daemon *d, double seconds)
 {
 	static const char *const names[] = REFLEX_COUNTER_NAMES;
@@ -285,7 +294,7 @@ static void print_summary(struct daemon *d, double seconds)
 		(unsigned long long)d->telemetry.sock_records, (unsigned long long)d->telemetry.tc_records,
 		(unsigned long long)d->windows_written);
 	for (int i = 0; i < CNT_MAX; i++)
-		fprintf(stderr, ", %s=%llu", names[i], (unsigned long long)counter_sum(fd, i));
+		fprintf(stderr, ", %s=%llu", names[i], (unsigned long long)bpf_counter_sum(fd, i));
 	fprintf(stderr, "\n");
 }
 
@@ -329,13 +338,105 @@ static void promote(struct daemon *d, const char *by)
 	shadow_report(d);
 }
 
+static double unix_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Renders the state for the metrics server and for `reflexctl status` (a key=value
+ * file replaced atomically). */
+static void publish_state(struct daemon *d, uint64_t now)
+{
+	struct controller *c = &d->controller;
+	struct metrics_daemon_view view = {
+		.start_unix_s = d->start_unix_s,
+		.heartbeat_age_s = c->beaten ? (now - c->last_beat_ns) / 1e9 : -1,
+		.mode = c->opt.policy == CWND_POLICY_OFF ? "observe" : c->opt.shadow ? "shadow" : "acting",
+		.actuator = d->opt.config.actuator == REFLEX_ACTUATOR_CC ? "cc" : "clamp",
+		.windows = d->windows_written,
+		.qdisc_errors = d->qdisc_errors,
+		.reloads = d->reloads,
+	};
+	char last_error[512], tmp[PATH_MAX + 8], *page = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	metrics_state_update(&d->metrics_state, c, unix_now());
+	/* what `systemctl status` shows (a no-op outside systemd) */
+	sd_notifyf(0, "STATUS=%s on %s: %u flows, %llu decisions", view.mode, d->opt.iface, d->telemetry.flow_count,
+		   (unsigned long long)c->stats.decisions);
+	if (d->metrics.httpd) {
+		pthread_mutex_lock(&d->metrics.lock);
+		view.scrapes = d->metrics.scrapes;
+		pthread_mutex_unlock(&d->metrics.lock);
+		f = open_memstream(&page, &len);
+		if (f && metrics_render(f, &view, &d->metrics_state, c, &d->telemetry, &d->bpf) == 0 &&
+		    fclose(f) == 0)
+			metrics_publish(&d->metrics, page, len);
+		else if (f)
+			fclose(f);
+		free(page);
+	}
+	if (!d->status_path[0])
+		return;
+	log_last_error(last_error, sizeof(last_error));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", d->status_path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return;
+	if (metrics_status_render(f, &view, &d->metrics_state, c, &d->telemetry, d->opt.iface, last_error) ||
+	    fclose(f) != 0 || rename(tmp, d->status_path) != 0)
+		unlink(tmp);
+}
+
+/* SIGHUP with --config: the file again, under the same command line. The model files
+ * and the pipeline knobs change at once; for anything else one line says it needs a
+ * restart. Options point into the parsed file, so two copies alternate. */
+static void reload_config(struct daemon *d)
+{
+	static struct reflexd_options fresh_opts[2];
+	static int slot;
+	struct reflexd_options *fresh = &fresh_opts[slot];
+	struct controller *c = &d->controller;
+	char err[512], live[256], restart[512];
+
+	if (reflexd_parse_args(d->argc, d->argv, fresh, err, sizeof(err)) != REFLEXD_ARGS_RUN) {
+		fprintf(stderr, "reflexd: reload refused: %s: the running configuration stays\n", err);
+		return;
+	}
+	if (reflexd_reload_diff(&d->opt, fresh, live, sizeof(live), restart, sizeof(restart)))
+		return;
+	slot ^= 1;
+	/* the policies keep their own copies of their paths and knobs */
+	d->opt.control.cwnd_model_path = c->opt.cwnd_model_path = c->tree.path = fresh->control.cwnd_model_path;
+	d->opt.control.dqn_model_path = c->opt.dqn_model_path = c->dqn.opt.model_path = fresh->control.dqn_model_path;
+	d->opt.control.batching_model_path = c->opt.batching_model_path = fresh->control.batching_model_path;
+	d->opt.control.explore = c->opt.explore = c->dqn.opt.explore = fresh->control.explore;
+	if (strstr(live, "sample-interval-ms") || strstr(live, "flush-threshold") || strstr(live, "max-batch-delay-us")) {
+		d->opt.config.sample_interval_ns = c->config.sample_interval_ns = fresh->config.sample_interval_ns;
+		d->opt.config.flush_threshold = c->config.flush_threshold = fresh->config.flush_threshold;
+		d->opt.config.max_batch_delay_us = c->config.max_batch_delay_us = fresh->config.max_batch_delay_us;
+		if (loader_config_update(&d->bpf, &c->config))
+			fprintf(stderr, "reflexd: reload: cannot write the new knobs to reflex_config\n");
+	}
+	if (strstr(live, "cwnd") || strstr(live, "dqn") || strstr(live, "batching")) {
+		model_watch_free(&d->model_watch);
+		watch_models(d);
+	}
+	fprintf(stderr, "reflexd: reload of %s: %s%s%s%s\n", d->opt.config_path, live[0] ? "applied " : "no live change",
+		live, restart[0] ? "; changed but needs a restart: " : "", restart);
+}
+
 static int run(struct daemon *d)
 {
 	uint64_t start = now_ns();
 	uint64_t deadline = d->opt.duration_s > 0 ? start + (uint64_t)(d->opt.duration_s * 1e9) : UINT64_MAX;
 	uint64_t next_step = (start / WINDOW_STEP_NS + 1) * WINDOW_STEP_NS;
 	uint64_t next_window_end = next_step + WINDOW_LEN_NS - WINDOW_STEP_NS;
-	uint64_t next_shadow_report = start + SHADOW_REPORT_NS;
+	uint64_t next_shadow_report = start + SHADOW_REPORT_NS, next_publish = start;
 	bool auto_promote_tried = false;
 	int ret = 0;
 
@@ -350,9 +451,18 @@ static int run(struct daemon *d)
 		}
 		now = now_ns();
 		controller_heartbeat(&d->controller, now);
+		if (reload_requested && d->opt.config_path)
+			reload_config(d);
+		if (reload_requested && decision_log_reopen(d->controller.log) == 0)
+			fprintf(stderr, "reflexd: decision log %s reopened\n", d->opt.control.decision_log_path);
 		if (reload_requested || model_watch_changed(&d->model_watch)) {
 			reload_requested = 0;
+			d->reloads++;
 			controller_reload(&d->controller);
+		}
+		if (now >= next_publish) {
+			publish_state(d, now);
+			next_publish = now + PUBLISH_PERIOD_NS;
 		}
 		if (promote_requested) {
 			promote_requested = 0;
@@ -406,6 +516,9 @@ static void teardown(struct daemon *d)
 			(unsigned long long)d->controller.shadow.reversals,
 			(unsigned long long)d->controller.shadow.reversals_held_back,
 			(unsigned long long)d->controller.stats.batching_changes);
+	metrics_stop(&d->metrics);
+	if (d->status_path[0])
+		unlink(d->status_path);
 	controller_free(&d->controller);
 	model_watch_free(&d->model_watch);
 	if (d->shadow_status[0])
@@ -424,6 +537,25 @@ static void teardown(struct daemon *d)
 		fprintf(stderr, "reflexd: writing %s: %s\n", d->opt.telemetry_out, strerror(errno));
 	if (d->telemetry.records_out)
 		fclose(d->telemetry.records_out);
+}
+
+/* After attach: the status file for reflexctl status and, with --metrics-listen,
+ * the metrics server. */
+static int start_service(struct daemon *d)
+{
+	char err[256];
+
+	pins_run_path(d->opt.pin_dir, "status", d->status_path, sizeof(d->status_path));
+	if (pins_run_dir_create() != 0)
+		d->status_path[0] = '\0';
+	if (d->opt.metrics_listen && metrics_start(&d->metrics, d->opt.metrics_listen, NULL, NULL, err, sizeof(err))) {
+		fprintf(stderr, "reflexd: %s\n", err);
+		return -1;
+	}
+	if (d->opt.metrics_listen)
+		fprintf(stderr, "reflexd: serving metrics on %s%s at /metrics\n",
+			strchr(d->opt.metrics_listen, ':') ? "" : "127.0.0.1:", d->opt.metrics_listen);
+	return 0;
 }
 
 static int print_classes(const struct reflexd_options *opt)
@@ -451,9 +583,25 @@ static int run_router(struct reflexd_options *opt)
 	opt->router.duration_s = opt->duration_s;
 	opt->router.verbose = opt->verbose;
 	opt->router.stop = &stop_requested;
+	static struct metrics_server metrics;
+	static char view_path[PATH_MAX];
+	char err[256];
+	int ret;
+
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	return router_run(&opt->router);
+	/* `systemctl reload` must not kill a router, whose loop reloads nothing yet */
+	signal(SIGHUP, SIG_IGN);
+	/* the router runs its own loop: its metrics come from the view it publishes */
+	pins_run_path(opt->pin_dir, "paths", view_path, sizeof(view_path));
+	if (opt->metrics_listen &&
+	    metrics_start(&metrics, opt->metrics_listen, metrics_render_router, view_path, err, sizeof(err))) {
+		fprintf(stderr, "reflexd: %s\n", err);
+		return EXIT_SETUP;
+	}
+	ret = router_run(&opt->router);
+	metrics_stop(&metrics);
+	return ret;
 }
 
 int main(int argc, char **argv)
@@ -473,8 +621,18 @@ int main(int argc, char **argv)
 	default:
 		break;
 	}
+	if (d.opt.check_config) {
+		if (reflexd_check_files(&d.opt, err_msg, sizeof(err_msg))) {
+			fprintf(stderr, "reflexd: %s\n", err_msg);
+			return EXIT_SETUP;
+		}
+		reflexd_print_config(&d.opt, stdout);
+		return 0;
+	}
 	libbpf_print(d.opt.verbose ? LIBBPF_DEBUG : LIBBPF_WARN, NULL, NULL);
 	libbpf_set_print(libbpf_print);
+	if (log_setup(d.opt.quiet))
+		fprintf(stderr, "reflexd: cannot filter the log (levels, --quiet): %s\n", strerror(errno));
 
 	if (d.opt.print_classes)
 		return print_classes(&d.opt);
@@ -494,18 +652,23 @@ int main(int argc, char **argv)
 	}
 
 	d.model_watch.fd = -1;
+	d.argc = argc;
+	d.argv = argv;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
 	telemetry_init(&d.telemetry, d.opt.iface, flow_gone, &d);
-	if (setup(&d)) {
+	d.start_unix_s = unix_now();
+	if (setup(&d) || start_service(&d)) {
 		teardown(&d);
 		return EXIT_SETUP;
 	}
 	fprintf(stderr, "reflexd: attached on %s%s%s, pinned under %s\n", d.opt.iface,
 		d.opt.cgroup ? " and cgroup " : "", d.opt.cgroup ? d.opt.cgroup : "", d.opt.pin_dir);
+	sd_notify(0, "READY=1\nSTATUS=attached");
 	ret = run(&d);
+	sd_notify(0, "STOPPING=1");
 	teardown(&d);
 	fprintf(stderr, "reflexd: detached\n");
 	return ret;

@@ -5,7 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
+#include "reflexd/metrics.h"
 #include "reflexd/reflexd_options.h"
+#include "model/model.h"
+#include "router/bandit.h"
+#include "router/classify.h"
 
 void reflexd_usage(FILE *out)
 {
@@ -55,6 +61,16 @@ void reflexd_usage(FILE *out)
 		"  --cleanup                remove what a dead reflexd left for --pin-dir, then exit;\n"
 		"                           with --actuator cc, also any dead reflexd's 'reflex' CC\n"
 		"  -v, --verbose            libbpf debug output and per-window lines\n"
+		"  -q, --quiet              warnings and errors only\n"
+		"\n"
+		"service:\n"
+		"  --config FILE            read options from an INI file (reflex(5)); the command\n"
+		"                           line overrides it (its --path list replaces the file's)\n"
+		"  --check-config           validate the options and print the effective configuration\n"
+		"  --metrics-listen [ADDR:]PORT  serve Prometheus metrics over HTTP (/metrics); a port\n"
+		"                           alone listens on 127.0.0.1 (default: off)\n"
+		"  --decision-log-max-bytes N  rotate the decision log at N bytes (default 64 MiB)\n"
+		"  --decision-log-keep N    rotated decision logs kept, FILE.1 .. FILE.N (default 3)\n"
 		"  -h, --help               this text\n"
 		"\n"
 		"\n"
@@ -77,6 +93,8 @@ struct parse_error {
 	char *buf;
 	size_t len;
 	bool failed;
+	const struct config_file *file;
+	const struct config_entry *origin; /* the file key the current option came from */
 };
 
 static void usage_error(struct parse_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -89,9 +107,61 @@ static void usage_error(struct parse_error *e, const char *fmt, ...)
 		return; /* the first problem is the one reported */
 	e->failed = true;
 	va_start(ap, fmt);
-	vsnprintf(e->buf, e->len, fmt, ap);
+	if (!e->origin) {
+		vsnprintf(e->buf, e->len, fmt, ap);
+	} else {
+		char msg[512], prefix[64];
+		const char *why = msg;
+
+		/* "--key: why" reads "FILE:LINE: [section] key 'key': why" for a file's key */
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		snprintf(prefix, sizeof(prefix), "--%s: ", e->origin->key);
+		if (!strncmp(msg, prefix, strlen(prefix)))
+			why = msg + strlen(prefix);
+		else if (!strncmp(msg, "--model: ", 9))
+			why = msg + 9;
+		snprintf(e->buf, e->len, "%s:%d: [%s] key '%s': %s", e->file->path, e->origin->line,
+			 e->origin->section, e->origin->key, why);
+	}
 	va_end(ap);
 }
+
+/* The file entry an argument came from, or NULL for the command line's. */
+static const struct config_entry *origin_of(const struct config_file *file, const char *arg)
+{
+	for (int i = 0; i < file->count; i++)
+		if (arg == file->entries[i].arg)
+			return &file->entries[i];
+	return NULL;
+}
+
+/* --config FILE's value, found before parsing (the file's options go first). */
+static const char *find_config_path(int argc, char **argv)
+{
+	const char *path = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			path = argv[++i];
+		else if (!strncmp(argv[i], "--config=", 9))
+			path = argv[i] + 9;
+	}
+	return path;
+}
+
+static bool has_option(int argc, char **argv, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (int i = 1; i < argc; i++)
+		if (!strncmp(argv[i], name, len) && (argv[i][len] == '\0' || argv[i][len] == '='))
+			return true;
+	return false;
+}
+
+#define MERGED_MAX (CONFIG_MAX_ENTRIES + 256)
 
 static unsigned long parse_ulong(struct parse_error *e, const char *option, const char *value, unsigned long min,
 				 unsigned long max)
@@ -125,7 +195,8 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	       OPT_SAMPLE_INTERVAL, OPT_FLUSH_THRESHOLD, OPT_MAX_BATCH_DELAY, OPT_CLEANUP, OPT_MODEL, OPT_OBSERVE,
 	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD, OPT_POLICY, OPT_EXPLORE, OPT_LAN,
 	       OPT_PATH, OPT_CLASSES, OPT_PRINT_CLASSES, OPT_BANDIT, OPT_BANDIT_C, OPT_ACTUATOR,
-	       OPT_LEARN, OPT_LEARN_OUT };
+	       OPT_LEARN, OPT_LEARN_OUT, OPT_CONFIG, OPT_CHECK_CONFIG, OPT_METRICS_LISTEN, OPT_DECISION_LOG_MAX,
+	       OPT_DECISION_LOG_KEEP };
 	static const struct option longopts[] = {
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -154,15 +225,46 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		{ "print-classes", no_argument, NULL, OPT_PRINT_CLASSES },
 		{ "bandit", required_argument, NULL, OPT_BANDIT },
 		{ "bandit-c", required_argument, NULL, OPT_BANDIT_C },
+		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
+		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+		{ "decision-log-max-bytes", required_argument, NULL, OPT_DECISION_LOG_MAX },
+		{ "decision-log-keep", required_argument, NULL, OPT_DECISION_LOG_KEEP },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	enum cwnd_policy policy = CWND_POLICY_TREE;
+	static char *merged[MERGED_MAX + 1];
+	int merged_count = 0;
 	char why[200];
 	int c;
 
 	memset(opt, 0, sizeof(*opt));
+	opt->decision_log_max_bytes = DECISION_LOG_MAX_BYTES_DEFAULT;
+	opt->decision_log_keep = DECISION_LOG_KEEP_DEFAULT;
+	opt->config_path = find_config_path(argc, argv);
+	if (opt->config_path && config_load(&opt->file, opt->config_path, err, err_len))
+		return REFLEXD_ARGS_ERROR;
+	if (argc + opt->file.count > MERGED_MAX) {
+		usage_error(&e, "more than %d arguments", MERGED_MAX);
+		return REFLEXD_ARGS_ERROR;
+	}
+	merged[merged_count++] = argc > 0 ? argv[0] : "reflexd";
+	{
+		bool cli_paths = has_option(argc, argv, "--path");
+
+		for (int i = 0; i < opt->file.count; i++)
+			if (!(cli_paths && !strcmp(opt->file.entries[i].key, "path")))
+				merged[merged_count++] = opt->file.entries[i].arg;
+	}
+	for (int i = 1; i < argc; i++)
+		merged[merged_count++] = argv[i];
+	merged[merged_count] = NULL;
+	e.file = &opt->file;
+	argc = merged_count;
+	argv = merged;
 	router_opts_init(&opt->router);
 	opt->pin_dir = REFLEX_DEFAULT_PIN_DIR;
 	opt->config.sample_interval_ns = REFLEX_DEFAULT_SAMPLE_INTERVAL_NS;
@@ -177,7 +279,8 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	 * and the leading ':' let us word the errors ourselves. */
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":vqh", longopts, NULL)) != -1) {
+		e.origin = optind > 0 ? origin_of(&opt->file, argv[optind - 1]) : NULL;
 		switch (c) {
 		case OPT_CGROUP: opt->cgroup = optarg; break;
 		case OPT_IFACE: opt->iface = optarg; break;
@@ -258,6 +361,22 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 			if (router_opts_set_bandit_c(&opt->router, optarg, why, sizeof(why)))
 				usage_error(&e, "--bandit-c: %s", why);
 			break;
+		case OPT_CONFIG: break; /* read above */
+		case OPT_CHECK_CONFIG: opt->check_config = true; break;
+		case OPT_METRICS_LISTEN:
+			opt->metrics_listen = optarg;
+			if (!metrics_listen_valid(optarg))
+				usage_error(&e, "--metrics-listen: '%s' is not [ADDR:]PORT with ADDR an IPv4 "
+						"address or [IPv6] and PORT 1..65535", optarg);
+			break;
+		case OPT_DECISION_LOG_MAX:
+			opt->decision_log_max_bytes =
+				parse_ulong(&e, "--decision-log-max-bytes", optarg, 4096, 1UL << 40);
+			break;
+		case OPT_DECISION_LOG_KEEP:
+			opt->decision_log_keep = parse_ulong(&e, "--decision-log-keep", optarg, 0, 99);
+			break;
+		case 'q': opt->quiet = true; break;
 		case 'v': opt->verbose = true; break;
 		case 'h': return REFLEXD_ARGS_HELP;
 		case ':':
@@ -267,7 +386,10 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 			usage_error(&e, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	e.origin = NULL;
 	opt->control.policy = policy;
+	if (opt->verbose && opt->quiet)
+		usage_error(&e, "--verbose and --quiet exclude each other");
 	if (optind < argc)
 		usage_error(&e, "unexpected argument '%s'", argv[optind]);
 	if (policy == CWND_POLICY_DQN && !opt->control.dqn_model_path)
@@ -301,3 +423,243 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	return e.failed ? REFLEXD_ARGS_ERROR : REFLEXD_ARGS_RUN;
 }
 
+
+static void print_value(FILE *out, const char *key, const char *value)
+{
+	if (value)
+		fprintf(out, "%s = %s\n", key, value);
+	else
+		fprintf(out, "; %s (not set)\n", key);
+}
+
+static void print_flag(FILE *out, const char *key, bool on)
+{
+	fprintf(out, "%s = %s\n", key, on ? "true" : "false");
+}
+
+static const char *policy_key(enum cwnd_policy p)
+{
+	switch (p) {
+	case CWND_POLICY_DQN: return "cwnd=dqn";
+	case CWND_POLICY_HEURISTIC: return "cwnd=heuristic";
+	case CWND_POLICY_TREE:
+	case CWND_POLICY_OFF: break;
+	}
+	return "cwnd=tree";
+}
+
+static void print_path(FILE *out, const struct router_path *p)
+{
+	char a4[INET_ADDRSTRLEN] = "", a6[INET6_ADDRSTRLEN] = "";
+
+	if (p->has_nexthop4)
+		inet_ntop(AF_INET, &p->nexthop4, a4, sizeof(a4));
+	if (p->has_nexthop6)
+		inet_ntop(AF_INET6, &p->nexthop6, a6, sizeof(a6));
+	fprintf(out, "path = %s:%s:%s%s%s\n", p->name, p->ifname, a4, a4[0] && a6[0] ? "," : "", a6);
+}
+
+void reflexd_print_config(const struct reflexd_options *opt, FILE *out)
+{
+	const struct controller_opts *ctl = &opt->control;
+
+	fprintf(out, "; reflexd's effective configuration%s%s\n", opt->config_path ? ": " : "",
+		opt->config_path ? opt->config_path : "");
+	fprintf(out, "; and the command line\n\n[host]\n");
+	print_value(out, "iface", opt->iface);
+	print_value(out, "cgroup", opt->cgroup);
+	print_value(out, "pin-dir", opt->pin_dir);
+	if (opt->duration_s > 0)
+		fprintf(out, "duration = %g\n", opt->duration_s);
+	else
+		print_value(out, "duration", NULL);
+	fprintf(out, "sample-interval-ms = %llu\n", (unsigned long long)(opt->config.sample_interval_ns / 1000000));
+	fprintf(out, "flush-threshold = %u\n", opt->config.flush_threshold);
+	fprintf(out, "max-batch-delay-us = %u\n", opt->config.max_batch_delay_us);
+	/* --observe and --policy: the later one wins, so print only the one in force */
+	if (ctl->policy == CWND_POLICY_OFF)
+		print_flag(out, "observe", true);
+	else
+		fprintf(out, "policy = %s\n", policy_key(ctl->policy));
+	fprintf(out, "explore = %.17g\n", ctl->explore);
+	print_flag(out, "learn", ctl->learn);
+	print_value(out, "learn-out", ctl->learn_out_path);
+	fprintf(out, "actuator = %s\n", opt->config.actuator == REFLEX_ACTUATOR_CC ? "cc" : "clamp");
+	print_flag(out, "shadow", ctl->shadow);
+	print_flag(out, "auto-promote", opt->auto_promote);
+	fprintf(out, "shadow-period = %g\n", opt->shadow_period_s);
+	print_value(out, "telemetry-out", opt->telemetry_out);
+	print_value(out, "records-out", opt->records_out);
+
+	fprintf(out, "\n[models]\n");
+	print_value(out, "cwnd", ctl->cwnd_model_path);
+	print_value(out, "dqn", ctl->dqn_model_path);
+	print_value(out, "batching", ctl->batching_model_path);
+
+	fprintf(out, "\n[router]\n");
+	print_value(out, "lan", opt->router.lan);
+	for (int i = 0; i < opt->router.n_paths; i++)
+		print_path(out, &opt->router.path[i]);
+	print_value(out, "classes", opt->router.classes_path);
+	fprintf(out, "bandit = %s\n", bandit_mode_name(opt->router.bandit.mode));
+	fprintf(out, "bandit-c = %.17g\n", opt->router.bandit.c);
+
+	fprintf(out, "\n[metrics]\n");
+	print_value(out, "metrics-listen", opt->metrics_listen);
+
+	fprintf(out, "\n[logging]\n");
+	print_value(out, "decision-log", ctl->decision_log_path);
+	fprintf(out, "decision-log-max-bytes = %llu\n", opt->decision_log_max_bytes);
+	fprintf(out, "decision-log-keep = %u\n", opt->decision_log_keep);
+	print_flag(out, "verbose", opt->verbose);
+	print_flag(out, "quiet", opt->quiet);
+}
+
+/* "FILE:LINE: [section] key 'K'" when the value in force came from the config file
+ * (its argument was arg), else the command line's option. */
+static void where_set(const struct reflexd_options *opt, const char *arg, const char *option, char *out,
+		      size_t len)
+{
+	for (int i = opt->file.count - 1; i >= 0; i--) {
+		const struct config_entry *e = &opt->file.entries[i];
+
+		if (!strcmp(e->arg, arg)) {
+			snprintf(out, len, "%s:%d: [%s] key '%s'", opt->file.path, e->line, e->section, e->key);
+			return;
+		}
+	}
+	snprintf(out, len, "%s", option);
+}
+
+int reflexd_check_files(const struct reflexd_options *opt, char *err, size_t err_len)
+{
+	const char *const roles[] = { "cwnd", "dqn", "batching" };
+	const char *const paths[] = { opt->control.cwnd_model_path, opt->control.dqn_model_path,
+				      opt->control.batching_model_path };
+	char where[PATH_MAX + 64], why[256], arg[CONFIG_ARG_MAX + 32];
+
+	if (opt->router.classes_path) {
+		struct classify_table table;
+
+		classify_table_default(&table);
+		if (classify_table_load(&table, opt->router.classes_path, why, sizeof(why))) {
+			snprintf(arg, sizeof(arg), "--classes=%s", opt->router.classes_path);
+			where_set(opt, arg, "--classes", where, sizeof(where));
+			snprintf(err, err_len, "%s: %s", where, why);
+			return -1;
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		struct model_error merr = { .offset = 0 };
+		struct model *m = NULL;
+		char option[32];
+
+		if (!paths[i])
+			continue;
+		if (model_load_file(paths[i], 0, &m, &merr) == 0) {
+			model_free(m);
+			continue;
+		}
+		snprintf(option, sizeof(option), "--model %s=", roles[i]);
+		snprintf(arg, sizeof(arg), "--model=%s=%s", roles[i], paths[i]);
+		where_set(opt, arg, option, where, sizeof(where));
+		snprintf(err, err_len, "%s: %s", where, merr.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static char *print_to_string(const struct reflexd_options *opt)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	reflexd_print_config(opt, f);
+	if (fclose(f)) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* The key of a printed line: "key = value" or "; key (not set)"; NULL for others. */
+static bool line_key(const char *line, char *key, size_t len)
+{
+	size_t n;
+
+	if (!strncmp(line, "; ", 2) && strstr(line, " (not set)"))
+		line += 2;
+	else if (!strstr(line, " = "))
+		return false;
+	n = strcspn(line, " ");
+	if (n >= len)
+		return false;
+	memcpy(key, line, n);
+	key[n] = '\0';
+	return true;
+}
+
+static void add_key(char *list, size_t len, const char *key)
+{
+	char padded[80];
+	size_t used = strlen(list);
+
+	snprintf(padded, sizeof(padded), ",%s,", key);
+	{
+		char all[1024];
+
+		snprintf(all, sizeof(all), ",%s,", list);
+		if (strstr(all, padded))
+			return;
+	}
+	snprintf(list + used, len - used, "%s%s", used ? "," : "", key);
+}
+
+/* Every printed line of a not found in b gives its key to live or restart. */
+static void diff_lines(const char *a, const char *b, char *live, size_t live_len, char *restart, size_t restart_len)
+{
+	static const char *const live_keys[] = { "cwnd", "dqn", "batching", "sample-interval-ms", "flush-threshold",
+						 "max-batch-delay-us", "explore" };
+	const char *line = a;
+
+	while (*line) {
+		size_t n = strcspn(line, "\n");
+		char text[CONFIG_ARG_MAX + 64], key[64];
+		bool found = false, is_live = false;
+
+		snprintf(text, sizeof(text), "%.*s", (int)n, line);
+		for (const char *p = b; *p && !found; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] != 0))
+			found = strcspn(p, "\n") == n && !strncmp(p, text, n);
+		if (!found && line_key(text, key, sizeof(key))) {
+			for (size_t i = 0; i < sizeof(live_keys) / sizeof(live_keys[0]); i++)
+				is_live |= !strcmp(key, live_keys[i]);
+			if (is_live)
+				add_key(live, live_len, key);
+			else
+				add_key(restart, restart_len, key);
+		}
+		line += n + (line[n] != 0);
+	}
+}
+
+int reflexd_reload_diff(const struct reflexd_options *running, const struct reflexd_options *fresh, char *live,
+			size_t live_len, char *restart, size_t restart_len)
+{
+	char *a = print_to_string(running), *b = print_to_string(fresh);
+
+	live[0] = restart[0] = '\0';
+	if (!a || !b) {
+		free(a);
+		free(b);
+		return -1;
+	}
+	/* the first line names the file, the same in both */
+	diff_lines(strchr(a, '\n') + 1, strchr(b, '\n') + 1, live, live_len, restart, restart_len);
+	diff_lines(strchr(b, '\n') + 1, strchr(a, '\n') + 1, live, live_len, restart, restart_len);
+	free(a);
+	free(b);
+	return 0;
+}

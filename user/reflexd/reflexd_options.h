@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "reflexd/config.h"
 #include "reflexd/controller.h"
 #include "reflex.h"
 #include "router/router.h"
@@ -27,7 +28,20 @@ struct reflexd_options {
 	bool router_mode;
 	struct router_opts router;
 	bool print_classes;
+	/* Service: --config FILE (its keys come before the command line's options, which
+	 * override them), --check-config, --metrics-listen, logging. */
+	const char *config_path;
+	bool check_config;
+	const char *metrics_listen;
+	bool quiet;
+	unsigned long long decision_log_max_bytes;
+	unsigned decision_log_keep;
+	struct config_file file;
 };
+
+/* The default cap of the decision log and the rotated files kept beside it. */
+#define DECISION_LOG_MAX_BYTES_DEFAULT (64ULL << 20)
+#define DECISION_LOG_KEEP_DEFAULT 3
 
 enum reflexd_args {
 	REFLEXD_ARGS_RUN = 0,
@@ -37,5 +51,17 @@ enum reflexd_args {
 
 enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_options *opt, char *err, size_t err_len);
 void reflexd_usage(FILE *out);
+/* --check-config beyond the options: the classes file and every model file load.
+ * 0, or -1 with err naming the file (and the config key it came from). */
+int reflexd_check_files(const struct reflexd_options *opt, char *err, size_t err_len);
+/* SIGHUP with --config: fresh is the file read again under the same command line
+ * (fresh must outlive its use: the options point into it). live lists, comma
+ * separated, the keys that changed and reflexd applies at once (the model files,
+ * sample-interval-ms, flush-threshold, max-batch-delay-us, explore); restart those
+ * that changed and need a restart. 0, or -1 with err (keep the running options). */
+int reflexd_reload_diff(const struct reflexd_options *running, const struct reflexd_options *fresh, char *live,
+			size_t live_len, char *restart, size_t restart_len);
+/* The effective configuration, in the config file's format (--check-config). */
+void reflexd_print_config(const struct reflexd_options *opt, FILE *out);
 
 #endif

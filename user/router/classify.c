@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 /* Traffic classifier: the rule table, its INI config (libinih) and its printer. */
+#include "lib/text_lines.h"
 #include "router/classify.h"
 
 #include <ctype.h>
@@ -238,11 +239,8 @@ enum section_kind {
 
 struct parse_ctx {
 	/* the text and the reader's position */
-	const char *text;
-	size_t len;
-	size_t pos;
+	struct text_lines in;  /* in.line: the line being parsed */
 	const char *source;
-	int line;              /* lines handed to inih so far: the line being parsed */
 	/* the section being filled */
 	bool header_pending;   /* a header was read; its first key opens the section */
 	bool prev_key;         /* a key was seen since the last header (inih's multiline state) */
@@ -290,7 +288,7 @@ static void fail_key(struct parse_ctx *ctx, const char *key, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fail_at(ctx, ctx->line, "[%s] key '%s': %s", ctx->section, key, msg);
+	fail_at(ctx, ctx->in.line, "[%s] key '%s': %s", ctx->section, key, msg);
 }
 
 static void copy_trimmed(char *dst, size_t size, const char *src)
@@ -678,7 +676,7 @@ static int take_key(struct parse_ctx *ctx, const char *section, const char *key,
 		return -1;
 	switch (ctx->kind) {
 	case SECTION_NONE:
-		fail_at(ctx, ctx->line, "key '%s' outside any section", key);
+		fail_at(ctx, ctx->in.line, "key '%s' outside any section", key);
 		return -1;
 	case SECTION_CLASSIFY:
 	case SECTION_RULE:
@@ -702,7 +700,7 @@ static int on_key(void *user, const char *section, const char *key, const char *
 	ctx->prev_key = true;
 	if (take_key(ctx, section, key, value) == 0)
 		return 1;
-	ctx->handler_err_line = ctx->line;
+	ctx->handler_err_line = ctx->in.line;
 	return 0;
 }
 
@@ -711,7 +709,7 @@ static bool is_header_line(const struct parse_ctx *ctx, const char *line)
 {
 	const char *start = line;
 
-	if (ctx->line == 1 && (unsigned char)start[0] == 0xEF &&
+	if (ctx->in.line == 1 && (unsigned char)start[0] == 0xEF &&
 	    (unsigned char)start[1] == 0xBB && (unsigned char)start[2] == 0xBF)
 		line = start = start + 3;
 	while (isspace((unsigned char)*start))
@@ -725,27 +723,18 @@ static bool is_header_line(const struct parse_ctx *ctx, const char *line)
 static char *read_line(char *buf, int size, void *stream)
 {
 	struct parse_ctx *ctx = stream;
-	const char *p, *nl;
-	size_t n;
+	bool too_long;
 
-	if (ctx->failed || ctx->pos >= ctx->len)
-		return NULL;
-	p = ctx->text + ctx->pos;
-	nl = memchr(p, '\n', ctx->len - ctx->pos);
-	n = nl ? (size_t)(nl - p) + 1 : ctx->len - ctx->pos;
-	ctx->line++;
-	if (size < 3 || n > (size_t)size - 1) {
-		fail_at(ctx, ctx->line, "line longer than %d characters", size - 3);
+	if (ctx->failed || !text_lines_next(&ctx->in, buf, size, &too_long)) {
+		if (!ctx->failed && too_long)
+			fail_at(ctx, ctx->in.line, "line longer than %d characters", size - 3);
 		return NULL;
 	}
-	memcpy(buf, p, n);
-	buf[n] = '\0';
-	ctx->pos += n;
 	if (is_header_line(ctx, buf)) {
 		close_section(ctx);
 		ctx->header_pending = true;
 		ctx->prev_key = false;
-		ctx->section_line = ctx->line;
+		ctx->section_line = ctx->in.line;
 		copy_trimmed(ctx->header, sizeof(ctx->header), buf);
 	}
 	return buf;
@@ -753,14 +742,12 @@ static char *read_line(char *buf, int size, void *stream)
 
 static int check_no_nul(struct parse_ctx *ctx)
 {
-	const char *nul = memchr(ctx->text, '\0', ctx->len);
-	int line = 1;
+	size_t offset;
+	int line = text_lines_nul(ctx->in.text, ctx->in.len, &offset);
 
-	if (!nul)
+	if (!line)
 		return 0;
-	for (const char *p = ctx->text; p < nul; p++)
-		line += *p == '\n';
-	fail_at(ctx, line, "NUL byte at byte offset %zu", (size_t)(nul - ctx->text));
+	fail_at(ctx, line, "NUL byte at byte offset %zu", offset);
 	return -1;
 }
 
@@ -778,8 +765,8 @@ int classify_table_parse(struct classify_table *t, const char *text, size_t len,
 		ret = -ENOMEM;
 		goto cleanup;
 	}
-	ctx->text = text;
-	ctx->len = len;
+	ctx->in.text = text;
+	ctx->in.len = len;
 	ctx->source = source;
 	ctx->err = err;
 	ctx->err_len = err_len;
@@ -810,7 +797,7 @@ int classify_table_parse(struct classify_table *t, const char *text, size_t len,
 	if (ctx->failed)
 		goto cleanup;
 	if (ctx->table->n_rules == 0 && !ctx->have_classify) {
-		fail_at(ctx, ctx->line ? ctx->line : 1, "no [classify] or [rule] section");
+		fail_at(ctx, ctx->in.line ? ctx->in.line : 1, "no [classify] or [rule] section");
 		goto cleanup;
 	}
 	memcpy(t, ctx->table, sizeof(*t));

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -470,7 +471,9 @@ int router_run(const struct router_opts *opts)
 	}
 	fprintf(stderr, "reflexd: router on LAN %s with %d path%s (%s), pinned under %s\n", opts->lan, opts->n_paths,
 		opts->n_paths == 1 ? "" : "s", bandit_mode_name(opts->bandit.mode), opts->pin_dir);
+	sd_notify(0, "READY=1\nSTATUS=router attached"); /* systemd Type=notify */
 	ret = loop(&d);
+	sd_notify(0, "STOPPING=1");
 	teardown(&d);
 	fprintf(stderr, "reflexd: router detached\n");
 	return ret;
