@@ -8,7 +8,7 @@ packages=(
 	libbpf-dev bpftool libelf-dev zlib1g-dev
 	libcmocka-dev libclang-rt-14-dev
 	libssl-dev libnetfilter-queue-dev libmnl-dev libinih-dev uthash-dev
-	iproute2 iptables iputils-ping iperf3 util-linux procps jq
+	iproute2 iptables iputils-ping iperf3 util-linux procps jq gnuplot-nox
 )
 
 missing=()
