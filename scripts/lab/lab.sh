@@ -30,6 +30,7 @@ LAB_TRACE_BUFFER=${LAB_TRACE_BUFFER:-1mb}
 LAB_TRACE_OFFSET_MS=${LAB_TRACE_OFFSET_MS:-0}
 LAB_TRACE_SEED=${LAB_TRACE_SEED:-1}
 LAB_TRACE_STATS=${LAB_TRACE_STATS:-}
+LAB_TRACE_BIN_MS=${LAB_TRACE_BIN_MS:-1000}
 LAB_CGROUP_ROOT=${LAB_CGROUP_ROOT:-/sys/fs/cgroup/unified}
 LAB_STATE_ROOT=${LAB_STATE_ROOT:-/run/reflex-lab}
 LAB_PIN_ROOT=${LAB_PIN_ROOT:-/sys/fs/bpf}
@@ -124,7 +125,8 @@ environment [default]:
   LAB_TRACE_BUFFER [1mb] its droptail buffer: a tc size (bytes) or N p (packets, "500p")
   LAB_TRACE_OFFSET_MS [0] where in the trace the link starts (a segment; repeatable)
   LAB_TRACE_SEED [1]     seed of its random loss (same seed, same drops)
-  LAB_TRACE_STATS []     file for its per-second CSV: offered and delivered bytes, drops
+  LAB_TRACE_STATS []     file for its CSV per bin: offered and delivered bytes, drops
+  LAB_TRACE_BIN_MS [1000] the bin of LAB_TRACE_STATS
   REFLEX_BIN   [\$REPO/build]      directory of nfq-delay
   REFLEX_BPF   [\$REPO/build/bpf]  directory of loss.bpf.o
 
@@ -557,6 +559,7 @@ validate_trace_env() {
 	[[ $LAB_TRACE_OFFSET_MS =~ ^[0-9]{1,10}$ ]] ||
 		die "LAB_TRACE_OFFSET_MS '$LAB_TRACE_OFFSET_MS': milliseconds (an integer)"
 	[[ $LAB_TRACE_SEED =~ ^[0-9]{1,19}$ ]] || die "LAB_TRACE_SEED '$LAB_TRACE_SEED': an integer"
+	[[ $LAB_TRACE_BIN_MS =~ ^[1-9][0-9]{0,6}$ ]] || die "LAB_TRACE_BIN_MS '$LAB_TRACE_BIN_MS': 1..9999999 ms"
 	[ -x "$REFLEX_BIN/trace-link" ] ||
 		die "no $REFLEX_BIN/trace-link for LAB_TRACE: build it (make) or set REFLEX_BIN"
 }
@@ -596,7 +599,7 @@ start_trace_link() { # (LINK_DELAY LINK_LOSS loaded)
 	args+=(--trace "$LAB_TRACE" --queue "$TRACE_QUEUE_NUM" --delay-ms "$one_way"
 		--loss-pct "$LINK_LOSS" --seed "$LAB_TRACE_SEED" --offset-ms "$LAB_TRACE_OFFSET_MS")
 	is_zero "$LINK_DELAY" || args+=(--reverse-queue "$NFQUEUE_NUM")
-	[ -n "$LAB_TRACE_STATS" ] && args+=(--stats "$LAB_TRACE_STATS")
+	[ -n "$LAB_TRACE_STATS" ] && args+=(--stats "$LAB_TRACE_STATS" --bin-ms "$LAB_TRACE_BIN_MS")
 	# The plain topology's tbf stays, far above any trace, so `status` still has a root qdisc.
 	tc -n "$P-router" qdisc replace dev "$P-rs" root handle 1: tbf rate 10gbit burst "$LAB_BURST" \
 		limit "$LAB_BUFFER"

@@ -431,6 +431,12 @@ static uint64_t opportunity_ns(const struct link *l)
 
 static void close_bins(struct link *l, uint64_t now_ns);
 
+/* Positions in the schedule, not times: several opportunities share a millisecond. */
+static bool cursor_before(const struct trace_cursor *a, const struct trace_cursor *b)
+{
+	return a->base_ms < b->base_ms || (a->base_ms == b->base_ms && a->index < b->index);
+}
+
 /* A packet leaves the link at at_ns: on to the delay, or out now if that is full. */
 static int depart(struct link *l, const struct held_packet *p, uint64_t at_ns)
 {
@@ -503,10 +509,14 @@ static int arrive_traced(struct link *l, uint32_t id, uint32_t bytes, uint64_t n
 		return send_verdict(l, NFQNL_MSG_VERDICT, queue, id, NF_DROP);
 	}
 	if (l->queue.count == 0) {
-		/* Opportunities that passed while the queue was empty are gone. */
+		/* Opportunities that passed while the queue was empty are gone; those of this
+		 * millisecond that are left may serve it, but never one already used. */
 		uint64_t trace_ms = l->opts.offset_ms + (now_ns - l->start_ns) / NS_PER_MS;
+		struct trace_cursor now_cursor;
 
-		trace_seek(&l->trace, trace_ms, &l->cursor);
+		trace_seek(&l->trace, trace_ms, &now_cursor);
+		if (cursor_before(&l->cursor, &now_cursor))
+			l->cursor = now_cursor;
 		l->credit_left = 0;
 	}
 	fifo_push(&l->queue, id, bytes, 0);
@@ -892,6 +902,7 @@ int main(int argc, char **argv)
 	/* The trace's clock starts before any packet can arrive. */
 	l.start_ns = monotonic_ns();
 	l.start_unix_ms = realtime_ms();
+	trace_seek(&l.trace, l.opts.offset_ms, &l.cursor);
 	if (setup(&l) < 0)
 		goto cleanup;
 	/* lab.sh waits for this line before it sends packets to the queue. */
