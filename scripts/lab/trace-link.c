@@ -16,6 +16,9 @@
  * next event (an opportunity while packets wait, a release, the end of a stats bin)
  * wakes the loop; nothing spins.
  *
+ * The trace's clock starts with the first packet of the traced direction (as mahimahi's
+ * starts with the shell's application), so every run meets the segment from its start.
+ *
  * --stats FILE writes one CSV row per --bin-ms: the bytes the trace offered and the bytes
  * the link delivered in that bin, and the packets the buffer and the random loss dropped.
  */
@@ -109,7 +112,7 @@ struct link {
 	struct trace trace;
 	struct trace_cursor cursor;  /* next opportunity, valid while the queue holds packets */
 	uint32_t credit_left;        /* of the opportunity being used */
-	uint64_t start_ns;
+	uint64_t start_ns;           /* the trace's clock: 0 until the first traced packet */
 	uint64_t start_unix_ms;      /* the same instant on the wall clock, for the stats */
 	struct fifo queue;           /* waiting for an opportunity */
 	uint64_t queue_bytes;
@@ -147,7 +150,8 @@ static void usage(FILE *out)
 		"  -p, --buffer-packets N  droptail buffer in packets (default: no limit)\n"
 		"  -l, --loss-pct P        random loss of the traced direction, 0..100 %%\n"
 		"  -s, --seed S            seed of the random loss (default 1): same seed, same drops\n"
-		"  -o, --offset-ms MS      start the trace MS ms in (a segment; loops as usual)\n"
+		"  -o, --offset-ms MS      start the trace MS ms in (a segment; loops as usual); its\n"
+		"                          clock starts at the first packet of the traced direction\n"
 		"  -S, --stats FILE        CSV per bin: t_ms,unix_ms,offered_bytes,delivered_bytes,\n"
 		"                          buffer_drops,random_drops (t_ms from the start, unix_ms\n"
 		"                          the bin's start on the wall clock)\n"
@@ -497,6 +501,13 @@ static int arrive_traced(struct link *l, uint32_t id, uint32_t bytes, uint64_t n
 	uint16_t queue = (uint16_t)l->opts.queue_num;
 
 	l->totals.received++;
+	if (l->start_ns == 0) {
+		/* Like an application started under mahimahi's link shell, the first packet
+		 * meets the segment's first millisecond, however long the lab took to start. */
+		l->start_ns = now_ns;
+		l->start_unix_ms = realtime_ms();
+		trace_seek(&l->trace, l->opts.offset_ms, &l->cursor);
+	}
 	close_bins(l, now_ns);
 	if (l->opts.loss_ppm && next_random(l) % 1000000u < l->opts.loss_ppm) {
 		l->bin.random_drops++;
@@ -554,7 +565,7 @@ static void write_bin(struct link *l)
 /* Write every bin that ended by now_ns. */
 static void close_bins(struct link *l, uint64_t now_ns)
 {
-	if (!l->stats)
+	if (!l->stats || l->start_ns == 0)
 		return;
 	while (l->start_ns + (l->bin_index + 1) * l->opts.bin_ms * NS_PER_MS <= now_ns)
 		write_bin(l);
@@ -737,7 +748,7 @@ static uint64_t next_event_ns(struct link *l)
 		CONSIDER(p->release_ns);
 	if ((p = fifo_head(&l->reverse)))
 		CONSIDER(p->release_ns);
-	if (l->stats)
+	if (l->stats && l->start_ns)
 		CONSIDER(l->start_ns + (l->bin_index + 1) * l->opts.bin_ms * NS_PER_MS);
 #undef CONSIDER
 	return next;
@@ -899,10 +910,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	l.rng = l.opts.seed ? l.opts.seed : 0x9E3779B97F4A7C15ull;
-	/* The trace's clock starts before any packet can arrive. */
-	l.start_ns = monotonic_ns();
-	l.start_unix_ms = realtime_ms();
-	trace_seek(&l.trace, l.opts.offset_ms, &l.cursor);
 	if (setup(&l) < 0)
 		goto cleanup;
 	/* lab.sh waits for this line before it sends packets to the queue. */
