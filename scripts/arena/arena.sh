@@ -215,13 +215,18 @@ record_run() { # SCHEME T0_MS
 	fi
 	mbit=$(jq -r '.end.sum_received.bits_per_second / 1e6' "$json" 2>/dev/null)
 	[[ $mbit =~ ^[0-9.e+-]+$ ]] || { echo "arena.sh: $RUN: no iperf3 result" >&2; mbit=""; }
+	# Utilization: the scheme's goodput over the tbf rate; on a traced link, the bytes the
+	# link delivered over those it offered in the transfer's 100 ms bins (iperf3's own
+	# interval starts a handshake later, which on a swinging trace is not the same).
 	if [ "${SC[link]}" = tbf ]; then
 		offered=$(awk -v r="${SC[rate]}" 'BEGIN { v = r + 0; if (r ~ /gbit/) v *= 1000; if (r ~ /kbit/) v /= 1000; print v }')
+		util=$(awk -v m="$mbit" -v o="$offered" 'BEGIN { if (m != "" && o > 0) printf "%.3f", m / o }')
 	else
-		offered=$(awk -F, -v a="$t0" -v b=$((t0 + SC[secs] * 1000)) 'NR > 1 && $2 >= a && $2 < b {
-			bytes += $3; n++ } END { if (n) printf "%.3f", bytes * 8 / (n * 100) / 1000 }' "$RUN/link.csv")
+		read -r offered util < <(awk -F, -v a="$t0" -v b=$((t0 + SC[secs] * 1000)) '
+			NR > 1 && $2 >= a && $2 < b { off += $3; del += $4; n++ }
+			END { if (n && off) printf "%.3f %.3f\n", off * 8 / (n * 100) / 1000, del / off; else print "" }' \
+			"$RUN/link.csv")
 	fi
-	util=$(awk -v m="$mbit" -v o="$offered" 'BEGIN { if (m != "" && o > 0) printf "%.3f", m / o }')
 	p50=$(grep -oE 'time=[0-9.]+' "$RUN/ping.txt" | cut -d= -f2 | percentile 0.5)
 	p95=$(grep -oE 'time=[0-9.]+' "$RUN/ping.txt" | cut -d= -f2 | percentile 0.95)
 	r50=$(jq -r "[$sender[]?.streams[]?.rtt // empty] | .[] / 1000" "$json" 2>/dev/null | percentile 0.5)
