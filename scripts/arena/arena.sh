@@ -5,12 +5,13 @@
 # table and one Pantheon-style plot per scenario.
 #
 # usage: scripts/arena/arena.sh [--set full|bench] [--scenario NAME[,NAME...]]
-#                               [--rounds N] [--secs S] [--out DIR]
+#                               [--rounds N] [--secs S] [--schemes LIST] [--out DIR]
 #   --set       which scenarios (the sets= key; default full)
 #   --scenario  only these (any set)
 #   --rounds    interleaved rounds (default 3): round 1 runs every scenario and scheme,
 #               then round 2 ...; the report takes medians over rounds
 #   --secs      override every scenario's transfer length (short validation runs)
+#   --schemes   only these schemes (comma-separated), where the scenario has them
 #   --out       result directory (default build/arena); results.csv gains one row per run
 #
 # Repeatable: a trace scenario replays the same segment (offset=) in every run, random
@@ -18,7 +19,7 @@
 # and down, so every scheme meets the trace from the segment's first millisecond.
 # Needs root, the plain build (REFLEX_BIN, default build/), iperf3, jq, gnuplot.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 REPO=$PWD
 BIN=${REFLEX_BIN:-$REPO/build}
 export REFLEX_BIN=$BIN
@@ -29,15 +30,16 @@ export LAB_PREFIX=${LAB_PREFIX:-ar$$}
 PIN=/sys/fs/bpf/$LAB_PREFIX-rd
 CONF=$REPO/scripts/arena/scenarios.conf
 
-SET=full ONLY="" ROUNDS=3 SECS_OVERRIDE="" OUT=$REPO/build/arena
+SET=full ONLY="" ROUNDS=3 SECS_OVERRIDE="" SCHEMES_ONLY="" OUT=$REPO/build/arena
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--set) SET=$2; shift 2 ;;
 	--scenario) ONLY=$2; shift 2 ;;
 	--rounds) ROUNDS=$2; shift 2 ;;
 	--secs) SECS_OVERRIDE=$2; shift 2 ;;
+	--schemes) SCHEMES_ONLY=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
-	-h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "arena.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -71,6 +73,7 @@ declare -A SC
 # Fills SC[key] from one line of scenarios.conf, with defaults.
 load_scenario() { # LINE
 	local word
+	# shellcheck disable=SC2054 # the commas are in a value (the scheme list)
 	SC=([secs]=10 [link]=tbf [dir]=up [buffer]=1mb [delay]=0 [loss]=0 [traffic]=bulk
 		[offset]=0 [rate]=50mbit [rates]="" [trace]="" [sets]=full [schemes]=cubic,bbr,tree)
 	for word in $1; do
@@ -229,8 +232,8 @@ record_run() { # SCHEME T0_MS
 	fi
 	p50=$(grep -oE 'time=[0-9.]+' "$RUN/ping.txt" | cut -d= -f2 | percentile 0.5)
 	p95=$(grep -oE 'time=[0-9.]+' "$RUN/ping.txt" | cut -d= -f2 | percentile 0.95)
-	r50=$(jq -r "[$sender[]?.streams[]?.rtt // empty] | .[] / 1000" "$json" 2>/dev/null | percentile 0.5)
-	r95=$(jq -r "[$sender[]?.streams[]?.rtt // empty] | .[] / 1000" "$json" 2>/dev/null | percentile 0.95)
+	r50=$(jq -r "[${sender}[]?.streams[]?.rtt // empty] | .[] / 1000" "$json" 2>/dev/null | percentile 0.5)
+	r95=$(jq -r "[${sender}[]?.streams[]?.rtt // empty] | .[] / 1000" "$json" 2>/dev/null | percentile 0.95)
 	retrans=$(jq -r "$sent.retransmits // empty" "$json" 2>/dev/null)
 	case "${SC[traffic]}" in
 	fct)
@@ -336,6 +339,7 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
 			tree | tree-cc) [ -f models/cwnd.reflex ] || continue ;;
 			dqn) [ -f models/dqn.reflex ] || continue ;;
 			esac
+			[ -z "$SCHEMES_ONLY" ] || [[ ",$SCHEMES_ONLY," == *",$scheme,"* ]] || continue
 			printf '  round %d  %-20s %-10s ' "$ROUND" "${SC[name]}" "$scheme"
 			if one_run "$scheme"; then
 				tail -1 "$OUT/results.csv" | awk -F, '{ printf "%6.2f Mbit/s  util %s  ping p95 %s ms\n", $5, $7, $9 }'

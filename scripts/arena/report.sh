@@ -9,7 +9,7 @@
 #                     one per scheme's median (gnuplot; skipped with a note if missing)
 # usage: scripts/arena/report.sh [DIR]   (default build/arena)
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 DIR=${1:-build/arena}
 RESULTS=$DIR/results.csv
 [ -s "$RESULTS" ] || { echo "report.sh: no $RESULTS (run scripts/arena/arena.sh first)" >&2; exit 1; }

@@ -5,7 +5,7 @@
 # here asserts a figure (one round on a shared machine is noisy: `make arena` takes
 # medians over 3 interleaved rounds).
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 OUT=${BUILD:-build}/bench-arena
 rm -rf "$OUT"
 scripts/arena/arena.sh --set bench --rounds 1 --secs 12 --out "$OUT" || exit 1
