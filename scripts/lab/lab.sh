@@ -451,6 +451,19 @@ choose_iptables() { # NETNS
 	die "no iptables here accepts -j NFQUEUE:$err"
 }
 
+# A queue tool prints "bound" once it reads its queue; up to 10 s (a large trace takes a
+# while to read on a busy machine). On failure it is stopped and up fails with its log.
+wait_bound() { # PID LOG WHAT
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[[ $(<"$2") == *bound* ]] && return 0
+		alive "$1" || break
+		sleep 0.05
+	done
+	stop_process "$1"
+	die "$3 did not start: $(<"$2")"
+}
+
 delay_pid() { # LINK -> pid of its running delay line (or trace-driven link), or fail
 	local pid comm
 	{ read -r pid <"$STATE/delay-$1.pid" && read -r comm <"/proc/$pid/comm"; } 2>/dev/null || return 1
@@ -467,7 +480,7 @@ stop_delay() { # LINK
 }
 
 start_delay() { # LINK (loaded, resolved)
-	local link=$1 one_way pid log i
+	local link=$1 one_way pid log
 	one_way=$(awk -v d="$LINK_DELAY" 'BEGIN { printf "%.3f", d / 2 }')
 	log=$STATE/delay-$link.log
 	: >"$log"
@@ -478,15 +491,7 @@ start_delay() { # LINK (loaded, resolved)
 		</dev/null >"$log" 2>&1 &
 	pid=$!
 	echo "$pid" >"$STATE/delay-$link.pid"
-	for ((i = 0; i < 100; i++)); do
-		[[ $(<"$log") == *bound* ]] && break
-		alive "$pid" || break
-		sleep 0.05
-	done
-	if [[ $(<"$log") != *bound* ]]; then
-		stop_process "$pid"
-		die "delay line for $link did not start: $(<"$log")"
-	fi
+	wait_bound "$pid" "$log" "delay line for $link"
 	# Rules after the bind, so no packet meets a queue nobody reads. --queue-bypass
 	# passes packets while no delay line runs (e.g. during a restart).
 	nfqueue_rule "$LINK_NS" -C 2>/dev/null || nfqueue_rule "$LINK_NS" -A
@@ -592,7 +597,7 @@ trace_rules() { # -A|-D|-C
 }
 
 start_trace_link() { # (LINK_DELAY LINK_LOSS loaded)
-	local one_way pid log i
+	local one_way pid log
 	local -a args
 	one_way=$(awk -v d="$LINK_DELAY" 'BEGIN { printf "%.3f", d / 2 }')
 	read -ra args <<<"$(trace_buffer_args)"
@@ -610,15 +615,7 @@ start_trace_link() { # (LINK_DELAY LINK_LOSS loaded)
 		"$REFLEX_BIN/trace-link" "${args[@]}" </dev/null >"$log" 2>&1 &
 	pid=$!
 	echo "$pid" >"$STATE/delay-bottleneck.pid"
-	for ((i = 0; i < 200; i++)); do
-		[[ $(<"$log") == *bound* ]] && break
-		alive "$pid" || break
-		sleep 0.05
-	done
-	if [[ $(<"$log") != *bound* ]]; then
-		stop_process "$pid"
-		die "trace-driven link did not start: $(<"$log")"
-	fi
+	wait_bound "$pid" "$log" "trace-driven link"
 	trace_rules -A
 	echo "$LAB_TRACE dir=$LAB_TRACE_DIR buffer=$LAB_TRACE_BUFFER offset_ms=$LAB_TRACE_OFFSET_MS seed=$LAB_TRACE_SEED" \
 		>"$STATE/trace"

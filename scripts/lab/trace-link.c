@@ -47,13 +47,13 @@
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
 #include "lib/trace.h"
+#include "nfq_common.h"
 
 #define PROG "trace-link"
 #define MAX_DELAY_MS 60000.0
 #define DEFAULT_MAX_HELD 65536u
 #define MAX_MAX_HELD (1u << 22)
 #define MAX_READS_PER_WAKEUP 256
-#define SOCKET_RCVBUF_BYTES (8 * 1024 * 1024)
 #define RX_BUF_BYTES 65536
 /* Enough of each packet for an IPv6 header; the length comes from NFQA_CAP_LEN. */
 #define COPY_RANGE 64
@@ -396,19 +396,7 @@ static int fifo_push(struct fifo *f, uint32_t id, uint32_t bytes, uint64_t relea
 
 static int send_verdict(struct link *l, int msg_type, uint16_t queue, uint32_t id, int verdict)
 {
-	union {
-		char buf[256];
-		struct nlmsghdr align;
-	} msg;
-	struct nlmsghdr *nlh = nfq_nlmsg_put(msg.buf, msg_type, queue);
-
-	nfq_nlmsg_verdict_put(nlh, (int)id, verdict);
-	if (mnl_socket_sendto(l->nl, nlh, nlh->nlmsg_len) < 0) {
-		fprintf(stderr, PROG ": sending a verdict for packet %" PRIu32 ": %s\n", id,
-			strerror(errno));
-		return -1;
-	}
-	return 0;
+	return nfq_send_verdict(PROG, l->nl, msg_type, queue, id, verdict);
 }
 
 /* Accept every packet of f due by now_ns (arrival order) with one batch verdict. */
@@ -609,89 +597,18 @@ static int on_queue_msg(const struct nlmsghdr *nlh, void *data)
 	return ret < 0 ? MNL_CB_ERROR : MNL_CB_OK;
 }
 
+/* The first COPY_RANGE bytes of each packet (NFQA_CAP_LEN has its length). Kernel-side
+ * room above ours, so drops are decided (and counted) here. */
 static int bind_queue(struct link *l, uint16_t queue)
 {
-	union {
-		char buf[1024];
-		struct nlmsghdr align;
-	} msg;
-	uint32_t flags = htonl(NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO);
-	uint32_t seq = (uint32_t)time(NULL) + queue;
-	struct nlmsghdr *nlh = nfq_nlmsg_put(msg.buf, NFQNL_MSG_CONFIG, queue);
-	ssize_t len;
-	int ret;
+	const struct nfq_bind_params params = {
+		.queue = queue,
+		.copy_mode = NFQNL_COPY_PACKET,
+		.copy_range = COPY_RANGE,
+		.qmaxlen = 2 * l->opts.max_held + MAX_READS_PER_WAKEUP,
+	};
 
-	nlh->nlmsg_flags |= NLM_F_ACK;
-	nlh->nlmsg_seq = seq;
-	nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_BIND);
-	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, COPY_RANGE);
-	/* Kernel-side room above ours, so drops are decided (and counted) here. */
-	nfq_nlmsg_cfg_put_qmaxlen(nlh, 2 * l->opts.max_held + MAX_READS_PER_WAKEUP);
-	mnl_attr_put(nlh, NFQA_CFG_FLAGS, sizeof(flags), &flags);
-	mnl_attr_put(nlh, NFQA_CFG_MASK, sizeof(flags), &flags);
-	if (mnl_socket_sendto(l->nl, nlh, nlh->nlmsg_len) < 0) {
-		fprintf(stderr, PROG ": cannot bind queue %u: %s\n", queue, strerror(errno));
-		return -1;
-	}
-	do {
-		len = mnl_socket_recvfrom(l->nl, l->rx_buf, RX_BUF_BYTES);
-		if (len < 0) {
-			fprintf(stderr, PROG ": cannot bind queue %u: %s\n", queue, strerror(errno));
-			return -1;
-		}
-		ret = mnl_cb_run(l->rx_buf, (size_t)len, seq, l->portid, on_queue_msg, l);
-	} while (ret > MNL_CB_STOP);
-	if (ret < 0) {
-		fprintf(stderr, PROG ": cannot bind queue %u: %s%s\n", queue, strerror(errno),
-			errno == EPERM ? " (another process listens on it, or no CAP_NET_ADMIN)" : "");
-		return -1;
-	}
-	return 0;
-}
-
-static int open_socket(struct link *l)
-{
-	int rcvbuf = SOCKET_RCVBUF_BYTES;
-	int fd;
-
-	l->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
-	if (!l->nl) {
-		fprintf(stderr, PROG ": cannot open a netfilter netlink socket: %s\n", strerror(errno));
-		return -1;
-	}
-	if (mnl_socket_bind(l->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		fprintf(stderr, PROG ": cannot bind the netlink socket: %s\n", strerror(errno));
-		return -1;
-	}
-	l->portid = mnl_socket_get_portid(l->nl);
-	fd = mnl_socket_get_fd(l->nl);
-	/* FORCE ignores rmem_max (we run as root); without it, bursts would overrun the socket. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0 &&
-	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0) {
-		fprintf(stderr, PROG ": cannot size the netlink receive buffer: %s\n", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static int open_signal_fd(struct link *l)
-{
-	sigset_t mask;
-
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGUSR1);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
-		fprintf(stderr, PROG ": sigprocmask: %s\n", strerror(errno));
-		return -1;
-	}
-	l->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (l->signal_fd < 0) {
-		fprintf(stderr, PROG ": signalfd: %s\n", strerror(errno));
-		return -1;
-	}
-	return 0;
+	return nfq_bind_queue(PROG, l->nl, l->portid, &params, l->rx_buf, RX_BUF_BYTES, on_queue_msg, l);
 }
 
 static void print_totals(const struct link *l)
@@ -875,14 +792,15 @@ static int setup(struct link *l)
 		}
 		fprintf(l->stats, "t_ms,unix_ms,offered_bytes,delivered_bytes,buffer_drops,random_drops\n");
 	}
-	if (open_signal_fd(l) < 0)
+	l->signal_fd = nfq_signal_fd_open(PROG);
+	if (l->signal_fd < 0)
 		return -1;
 	l->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (l->timer_fd < 0) {
 		fprintf(stderr, PROG ": timerfd_create: %s\n", strerror(errno));
 		return -1;
 	}
-	if (open_socket(l) < 0 || bind_queue(l, (uint16_t)l->opts.queue_num) < 0)
+	if (nfq_socket_open(PROG, &l->nl, &l->portid) < 0 || bind_queue(l, (uint16_t)l->opts.queue_num) < 0)
 		return -1;
 	if (l->opts.reverse_queue_num != NO_QUEUE &&
 	    bind_queue(l, (uint16_t)l->opts.reverse_queue_num) < 0)
