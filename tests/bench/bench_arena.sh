@@ -8,6 +8,6 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 OUT=${BUILD:-build}/bench-arena
 rm -rf "$OUT"
-scripts/arena/arena.sh --set bench --rounds 1 --secs 12 --out "$OUT" || exit 1
+scripts/arena/arena.sh --set bench --rounds 1 --secs 10 --out "$OUT" || exit 1
 scripts/arena/report.sh "$OUT" >/dev/null || exit 1
 cat "$OUT/summary.md"
