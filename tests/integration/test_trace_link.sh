@@ -11,8 +11,9 @@
 #    over them within 0.9..1.02 of the offer;
 #  - independently of the link's accounting, the bytes the receiver's interface counted
 #    against the link's delivered total (within 5 %: Ethernet headers are 1 %);
-#  - a synthetic on/off trace (2 packets per ms for 500 ms, then nothing for 500 ms) at
-#    100 ms bins: the off bins deliver nothing, the on bins about 24 Mbit/s; and seeded
+#  - a synthetic on/off trace (2 packets per ms for 50 ms, then nothing for 50 ms) at
+#    10 ms bins: the off bins deliver nothing, the on bins at most the trace's 20 packets
+#    and at least 75 % of them (a busy machine can starve the sender); and seeded
 #    1 % random loss drops 0.5..1.5 % of the packets (~6000 packets: 60 +/- 8 expected
 #    drops, the window is about 4 sigma each way). The on/off bins are counted by
 #    opportunity time, so they show the schedule, not the scheduler's jitter.
@@ -98,7 +99,10 @@ read -r on_mean off_sum <<<"$(awk -F, 'NR > 1 && $1 >= 2000 && $1 < 6000 {
 		if (phase >= 60) off += $4
 	} END { printf "%.0f %d\n", on / n, off }' "$TMP/onoff.csv")"
 expect_eq "$off_sum" 0 "on/off: bytes delivered in the off bins"
-expect_within_pct "$on_mean" 30000 10 "on/off: bytes per 10 ms on bin (trace: 20 x 1500 B)"
+# Never above the trace; below it only when the queue ran empty, which a starved link
+# process or sender on a busy machine causes (an idle one delivers ~99 %).
+expect_le "$on_mean" 30300 "on/off: bytes per 10 ms on bin (trace: 20 x 1500 B)"
+expect_ge "$on_mean" 22500 "on/off: bytes per 10 ms on bin (75 % of the trace's)"
 random=$(awk -F, 'NR > 1 { s += $6 } END { print s + 0 }' "$TMP/onoff.csv")
 packets=$(awk -F, 'NR > 1 { s += $4 } END { print int(s / 1500) }' "$TMP/onoff.csv")
 log "on/off: $random random drops, ~$packets packets delivered"
