@@ -310,6 +310,11 @@ static void print_stats(const struct delay_line *dl)
 		dl->stats.overflowed, dl->stats.netlink_overruns, dl->stats.verdict_errors);
 }
 
+static void print_stats_cb(const void *data)
+{
+	print_stats(data);
+}
+
 /* Read what the socket has queued, up to MAX_READS_PER_WAKEUP datagrams. */
 static int receive_packets(struct delay_line *dl)
 {
@@ -338,21 +343,6 @@ static int receive_packets(struct delay_line *dl)
 	return 0;
 }
 
-/* Returns 1 when a termination signal arrived. */
-static int handle_signals(struct delay_line *dl)
-{
-	struct signalfd_siginfo info;
-	int stop = 0;
-
-	while (read(dl->signal_fd, &info, sizeof(info)) == (ssize_t)sizeof(info)) {
-		if (info.ssi_signo == SIGUSR1)
-			print_stats(dl);
-		else
-			stop = 1;
-	}
-	return stop;
-}
-
 static int run(struct delay_line *dl)
 {
 	struct pollfd fds[3] = {
@@ -368,7 +358,7 @@ static int run(struct delay_line *dl)
 			fprintf(stderr, PROG ": poll: %s\n", strerror(errno));
 			return -1;
 		}
-		if ((fds[2].revents & POLLIN) && handle_signals(dl))
+		if ((fds[2].revents & POLLIN) && nfq_signals_stop(dl->signal_fd, print_stats_cb, dl))
 			return 0;
 		if (fds[1].revents & POLLIN) {
 			uint64_t expirations;

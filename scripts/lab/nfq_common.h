@@ -164,4 +164,20 @@ static inline int nfq_signal_fd_open(const char *prog)
 	return fd;
 }
 
+/* Drains the signalfd: SIGUSR1 calls on_usr1(data); returns 1 when SIGTERM or SIGINT
+ * arrived (the caller stops), else 0. */
+static inline int nfq_signals_stop(int signal_fd, void (*on_usr1)(const void *data), const void *data)
+{
+	struct signalfd_siginfo info;
+	int stop = 0;
+
+	while (read(signal_fd, &info, sizeof(info)) == (ssize_t)sizeof(info)) {
+		if (info.ssi_signo == SIGUSR1)
+			on_usr1(data);
+		else
+			stop = 1;
+	}
+	return stop;
+}
+
 #endif

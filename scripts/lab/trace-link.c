@@ -623,6 +623,11 @@ static void print_totals(const struct link *l)
 		t->overflowed, t->netlink_overruns, t->verdict_errors);
 }
 
+static void print_totals_cb(const void *data)
+{
+	print_totals(data);
+}
+
 static int receive_packets(struct link *l)
 {
 	for (int i = 0; i < MAX_READS_PER_WAKEUP; i++) {
@@ -698,21 +703,6 @@ static int release_all_due(struct link *l, uint64_t now_ns)
 	return 0;
 }
 
-/* Returns 1 when a termination signal arrived. */
-static int handle_signals(struct link *l)
-{
-	struct signalfd_siginfo info;
-	int stop = 0;
-
-	while (read(l->signal_fd, &info, sizeof(info)) == (ssize_t)sizeof(info)) {
-		if (info.ssi_signo == SIGUSR1)
-			print_totals(l);
-		else
-			stop = 1;
-	}
-	return stop;
-}
-
 static int run(struct link *l)
 {
 	struct pollfd fds[3] = {
@@ -730,7 +720,7 @@ static int run(struct link *l)
 			fprintf(stderr, PROG ": poll: %s\n", strerror(errno));
 			return -1;
 		}
-		if ((fds[2].revents & POLLIN) && handle_signals(l))
+		if ((fds[2].revents & POLLIN) && nfq_signals_stop(l->signal_fd, print_totals_cb, l))
 			return 0;
 		if (fds[1].revents & POLLIN) {
 			uint64_t expirations;
