@@ -67,7 +67,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all deps test unit fuzz integration bench demo models clean lab-down san-unit-bins fuzz-bins FORCE \
+.PHONY: all deps test unit fuzz integration bench demo models arena clean lab-down san-unit-bins fuzz-bins FORCE \
 	install uninstall
 .DELETE_ON_ERROR:
 
@@ -217,6 +217,17 @@ uninstall:
 		$(DESTDIR)$(DATADIR)/reflex/reflexd.conf.example $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
 		$(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 	$(Q)rmdir $(DESTDIR)$(DATADIR)/reflex/models $(DESTDIR)$(DATADIR)/reflex $(DESTDIR)$(SYSCONFDIR)/reflex 2>/dev/null || true
+
+# The arena (scripts/arena): every scenario, or SCENARIO=NAME[,NAME]; ROUNDS=N (default 3).
+# Results and the report land in $(BUILD)/arena (or $(BUILD)/arena-SCENARIO), replaced.
+ARENA_OUT = $(BUILD)/arena$(if $(SCENARIO),-$(subst $(comma),+,$(SCENARIO)))
+comma := ,
+arena: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)rm -rf $(ARENA_OUT)
+	$(Q)REFLEX_BIN=$(BUILD) scripts/arena/arena.sh --out $(ARENA_OUT) --rounds $(or $(ROUNDS),3) \
+		$(if $(SCENARIO),--scenario $(SCENARIO))
+	$(Q)scripts/arena/report.sh $(ARENA_OUT)
 
 lab-down:
 	$(Q)scripts/lab/lab.sh down

@@ -24,6 +24,13 @@ LAB_PATH2=${LAB_PATH2:-rate=20mbit delay=40 loss=0}
 LAB_PATH3=${LAB_PATH3:-rate=10mbit delay=60 loss=0}
 LAB_PATH4=${LAB_PATH4:-rate=5mbit delay=100 loss=0}
 LAB_IPTABLES=${LAB_IPTABLES:-auto}
+LAB_TRACE=${LAB_TRACE:-}
+LAB_TRACE_DIR=${LAB_TRACE_DIR:-up}
+LAB_TRACE_BUFFER=${LAB_TRACE_BUFFER:-1mb}
+LAB_TRACE_OFFSET_MS=${LAB_TRACE_OFFSET_MS:-0}
+LAB_TRACE_SEED=${LAB_TRACE_SEED:-1}
+LAB_TRACE_STATS=${LAB_TRACE_STATS:-}
+LAB_TRACE_BIN_MS=${LAB_TRACE_BIN_MS:-1000}
 LAB_CGROUP_ROOT=${LAB_CGROUP_ROOT:-/sys/fs/cgroup/unified}
 LAB_STATE_ROOT=${LAB_STATE_ROOT:-/run/reflex-lab}
 LAB_PIN_ROOT=${LAB_PIN_ROOT:-/sys/fs/bpf}
@@ -37,6 +44,8 @@ CGROUP=$LAB_CGROUP_ROOT/$P-client
 MAX_PATHS=4
 # Queue numbers are per network namespace, so every delay line uses the same one.
 NFQUEUE_NUM=0
+# A trace-driven bottleneck takes its direction from this queue, the other from NFQUEUE_NUM.
+TRACE_QUEUE_NUM=1
 LOSS_FILTER_PREF=49
 
 usage() {
@@ -108,6 +117,16 @@ environment [default]:
                            LAB_PATH4 [$LAB_PATH4]
   LAB_IPTABLES [auto]    iptables for NFQUEUE and connmark rules; auto: iptables (nft)
                          if it takes -j NFQUEUE, else iptables-legacy
+  LAB_TRACE    []        plain topology: a mahimahi trace (plain or .gz) drives the
+                         bottleneck instead of tbf (scripts/lab/trace-link.c: one
+                         1500-byte delivery opportunity per line, the trace loops);
+                         LAB_DELAY_MS and LAB_LOSS_PCT apply to it, LAB_RATE does not
+  LAB_TRACE_DIR [up]     the traced direction: up (client->server) or down
+  LAB_TRACE_BUFFER [1mb] its droptail buffer: a tc size (bytes) or N p (packets, "500p")
+  LAB_TRACE_OFFSET_MS [0] where in the trace the link starts (a segment; repeatable)
+  LAB_TRACE_SEED [1]     seed of its random loss (same seed, same drops)
+  LAB_TRACE_STATS []     file for its CSV per bin: offered and delivered bytes, drops
+  LAB_TRACE_BIN_MS [1000] the bin of LAB_TRACE_STATS
   REFLEX_BIN   [\$REPO/build]      directory of nfq-delay
   REFLEX_BPF   [\$REPO/build/bpf]  directory of loss.bpf.o
 
@@ -294,8 +313,13 @@ validate_env() {
 		check_delay "$LAB_DELAY_MS" LAB_DELAY_MS
 		check_loss "$LAB_LOSS_PCT" LAB_LOSS_PCT
 		parse_link_spec "delay=$LAB_DELAY_MS loss=$LAB_LOSS_PCT" LAB
-		require_tools_for_link
+		if [ -n "$LAB_TRACE" ]; then
+			validate_trace_env
+		else
+			require_tools_for_link
+		fi
 	else
+		[ -z "$LAB_TRACE" ] || die "LAB_TRACE: the router topology has no trace-driven links yet"
 		[[ $LAB_PATHS =~ ^[1-4]$ ]] || die "LAB_PATHS '$LAB_PATHS': 1..$MAX_PATHS"
 		for ((k = 1; k <= LAB_PATHS; k++)); do
 			spec=LAB_PATH$k
@@ -427,10 +451,24 @@ choose_iptables() { # NETNS
 	die "no iptables here accepts -j NFQUEUE:$err"
 }
 
-delay_pid() { # LINK -> pid of its running delay line, or fail
+# A queue tool prints "bound" once it reads its queue; up to 10 s (a large trace takes a
+# while to read on a busy machine). On failure it is stopped and up fails with its log.
+wait_bound() { # PID LOG WHAT
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[[ $(<"$2") == *bound* ]] && return 0
+		alive "$1" || break
+		sleep 0.05
+	done
+	stop_process "$1"
+	die "$3 did not start: $(<"$2")"
+}
+
+delay_pid() { # LINK -> pid of its running delay line (or trace-driven link), or fail
 	local pid comm
 	{ read -r pid <"$STATE/delay-$1.pid" && read -r comm <"/proc/$pid/comm"; } 2>/dev/null || return 1
-	[ "$comm" = nfq-delay ] && alive "$pid" && echo "$pid"
+	[ "$comm" = nfq-delay ] || [ "$comm" = trace-link ] || return 1
+	alive "$pid" && echo "$pid"
 }
 
 stop_delay() { # LINK
@@ -442,7 +480,7 @@ stop_delay() { # LINK
 }
 
 start_delay() { # LINK (loaded, resolved)
-	local link=$1 one_way pid log i
+	local link=$1 one_way pid log
 	one_way=$(awk -v d="$LINK_DELAY" 'BEGIN { printf "%.3f", d / 2 }')
 	log=$STATE/delay-$link.log
 	: >"$log"
@@ -453,15 +491,7 @@ start_delay() { # LINK (loaded, resolved)
 		</dev/null >"$log" 2>&1 &
 	pid=$!
 	echo "$pid" >"$STATE/delay-$link.pid"
-	for ((i = 0; i < 100; i++)); do
-		[[ $(<"$log") == *bound* ]] && break
-		alive "$pid" || break
-		sleep 0.05
-	done
-	if [[ $(<"$log") != *bound* ]]; then
-		stop_process "$pid"
-		die "delay line for $link did not start: $(<"$log")"
-	fi
+	wait_bound "$pid" "$log" "delay line for $link"
 	# Rules after the bind, so no packet meets a queue nobody reads. --queue-bypass
 	# passes packets while no delay line runs (e.g. during a restart).
 	nfqueue_rule "$LINK_NS" -C 2>/dev/null || nfqueue_rule "$LINK_NS" -A
@@ -525,6 +555,72 @@ apply_link() { # LINK (loaded)
 	apply_loss "$1"
 }
 
+# --- trace-driven bottleneck (plain topology) ---------------------------------------------
+
+validate_trace_env() {
+	[ -r "$LAB_TRACE" ] || die "LAB_TRACE '$LAB_TRACE': no such readable file"
+	case "$LAB_TRACE_DIR" in up | down) ;; *) die "LAB_TRACE_DIR '$LAB_TRACE_DIR': up or down" ;; esac
+	[[ ${LAB_TRACE_BUFFER,,} =~ ^[0-9]+p$ ]] || check_size "$LAB_TRACE_BUFFER" LAB_TRACE_BUFFER
+	[[ $LAB_TRACE_OFFSET_MS =~ ^[0-9]{1,10}$ ]] ||
+		die "LAB_TRACE_OFFSET_MS '$LAB_TRACE_OFFSET_MS': milliseconds (an integer)"
+	[[ $LAB_TRACE_SEED =~ ^[0-9]{1,19}$ ]] || die "LAB_TRACE_SEED '$LAB_TRACE_SEED': an integer"
+	[[ $LAB_TRACE_BIN_MS =~ ^[1-9][0-9]{0,6}$ ]] || die "LAB_TRACE_BIN_MS '$LAB_TRACE_BIN_MS': 1..9999999 ms"
+	[ -x "$REFLEX_BIN/trace-link" ] ||
+		die "no $REFLEX_BIN/trace-link for LAB_TRACE: build it (make) or set REFLEX_BIN"
+}
+
+# "1mb" -> --buffer-bytes 1048576, "500p" -> --buffer-packets 500 (tc sizes are 1024-based).
+trace_buffer_args() {
+	local v=${LAB_TRACE_BUFFER,,} n unit
+	if [[ $v =~ ^([0-9]+)p$ ]]; then
+		echo "--buffer-packets ${BASH_REMATCH[1]}"
+		return
+	fi
+	[[ $v =~ ^([0-9]+)([kmg]?)(b|bit)?$ ]]
+	n=${BASH_REMATCH[1]} unit=${BASH_REMATCH[2]}
+	case "$unit" in k) n=$((n * 1024)) ;; m) n=$((n * 1048576)) ;; g) n=$((n * 1073741824)) ;; esac
+	[ "${BASH_REMATCH[3]}" = bit ] && n=$((n / 8))
+	echo "--buffer-bytes $n"
+}
+
+# The traced direction enters the router on one interface, the other on the other side.
+trace_rules() { # -A|-D|-C
+	local traced_in=$P-rc reverse_in=$P-rs ipt
+	[ "$LAB_TRACE_DIR" = down ] && traced_in=$P-rs reverse_in=$P-rc
+	for ipt in "$IPT" "$(ip6t)"; do
+		in_ns "$P-router" "$ipt" -w 5 -t mangle "$1" FORWARD -i "$traced_in" \
+			-j NFQUEUE --queue-num "$TRACE_QUEUE_NUM" --queue-bypass || return 1
+		is_zero "$LINK_DELAY" && continue
+		in_ns "$P-router" "$ipt" -w 5 -t mangle "$1" FORWARD -i "$reverse_in" \
+			-j NFQUEUE --queue-num "$NFQUEUE_NUM" --queue-bypass || return 1
+	done
+}
+
+start_trace_link() { # (LINK_DELAY LINK_LOSS loaded)
+	local one_way pid log
+	local -a args
+	one_way=$(awk -v d="$LINK_DELAY" 'BEGIN { printf "%.3f", d / 2 }')
+	read -ra args <<<"$(trace_buffer_args)"
+	args+=(--trace "$LAB_TRACE" --queue "$TRACE_QUEUE_NUM" --delay-ms "$one_way"
+		--loss-pct "$LINK_LOSS" --seed "$LAB_TRACE_SEED" --offset-ms "$LAB_TRACE_OFFSET_MS")
+	is_zero "$LINK_DELAY" || args+=(--reverse-queue "$NFQUEUE_NUM")
+	[ -n "$LAB_TRACE_STATS" ] && args+=(--stats "$LAB_TRACE_STATS" --bin-ms "$LAB_TRACE_BIN_MS")
+	# The plain topology's tbf stays, far above any trace, so `status` still has a root qdisc.
+	tc -n "$P-router" qdisc replace dev "$P-rs" root handle 1: tbf rate 10gbit burst "$LAB_BURST" \
+		limit "$LAB_BUFFER"
+	log=$STATE/delay-bottleneck.log
+	: >"$log"
+	choose_iptables "$P-router"
+	REFLEX_LAB=$P setsid nsenter --net="/run/netns/$P-router" -- \
+		"$REFLEX_BIN/trace-link" "${args[@]}" </dev/null >"$log" 2>&1 &
+	pid=$!
+	echo "$pid" >"$STATE/delay-bottleneck.pid"
+	wait_bound "$pid" "$log" "trace-driven link"
+	trace_rules -A
+	echo "$LAB_TRACE dir=$LAB_TRACE_DIR buffer=$LAB_TRACE_BUFFER offset_ms=$LAB_TRACE_OFFSET_MS seed=$LAB_TRACE_SEED" \
+		>"$STATE/trace"
+}
+
 # ---------------------------------------------------------------------------------------
 # topologies
 
@@ -553,7 +649,11 @@ build_plain() {
 	EOF
 	parse_link_spec "rate=$LAB_RATE buffer=$LAB_BUFFER delay=$LAB_DELAY_MS loss=$LAB_LOSS_PCT" LAB
 	save_link bottleneck
-	apply_link bottleneck
+	if [ -n "$LAB_TRACE" ]; then
+		start_trace_link
+	else
+		apply_link bottleneck
+	fi
 }
 
 # Replies leave the server through the path their flow last arrived on: PREROUTING marks
@@ -875,6 +975,7 @@ cmd_set() { # LINK KEY=VALUE...
 	require_up
 	shift
 	resolve_link "$link"
+	[ ! -f "$STATE/trace" ] || die "set: the bottleneck is trace-driven ($(<"$STATE/trace"))"
 	read -r conf <"$STATE/link-$link.conf"
 	# Later keys win in parse_link_spec: the new values override the saved ones.
 	parse_link_spec "$conf $*" "set $link"
@@ -889,6 +990,17 @@ status_link() { # LINK
 	local link=$1 pid counters
 	load_link "$link"
 	resolve_link "$link"
+	if [ -f "$STATE/trace" ]; then
+		echo "== link $link: trace-driven: $(<"$STATE/trace") delay=$LINK_DELAY loss=$LINK_LOSS"
+		if pid=$(delay_pid "$link"); then
+			kill -USR1 "$pid" 2>/dev/null && sleep 0.1
+			tail -1 "$STATE/delay-$link.log" | sed 's/^/   /'
+		else
+			echo "-- trace-link: NOT RUNNING; its log:"
+			sed 's/^/   /' "$STATE/delay-$link.log" 2>/dev/null || true
+		fi
+		return 0
+	fi
 	echo "== link $link: rate=$LINK_RATE buffer=$LINK_BUFFER delay=$LINK_DELAY loss=$LINK_LOSS"
 	echo "-- tbf on $LINK_SHAPE_IF (netns $LINK_NS):"
 	tc -n "$LINK_NS" -s qdisc show dev "$LINK_SHAPE_IF" | sed 's/^/   /'

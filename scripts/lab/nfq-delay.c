@@ -37,6 +37,8 @@
 #include <linux/netfilter/nfnetlink_queue.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
+#include "nfq_common.h"
+
 #define PROG "nfq-delay"
 #define DEFAULT_MAX_HELD 16384
 #define MAX_MAX_HELD (1u << 20)
@@ -44,8 +46,6 @@
 /* Packets read per wakeup before due packets are released again, so a flood of arrivals
  * cannot starve the release of held ones. */
 #define MAX_READS_PER_WAKEUP 256
-/* Room for bursts of metadata-only messages queued before the loop runs. */
-#define SOCKET_RCVBUF_BYTES (8 * 1024 * 1024)
 /* Metadata-only messages are small; a whole datagram always fits. */
 #define RX_BUF_BYTES 65536
 
@@ -208,21 +208,7 @@ static uint64_t monotonic_ns(void)
 
 static int send_verdict(struct delay_line *dl, int msg_type, uint32_t id)
 {
-	/* A verdict is a header, a nfgenmsg and one attribute: far below this size. */
-	union {
-		char buf[256];
-		struct nlmsghdr align;
-	} msg;
-	struct nlmsghdr *nlh;
-
-	nlh = nfq_nlmsg_put(msg.buf, msg_type, dl->opts.queue_num);
-	nfq_nlmsg_verdict_put(nlh, (int)id, NF_ACCEPT);
-	if (mnl_socket_sendto(dl->nl, nlh, nlh->nlmsg_len) < 0) {
-		fprintf(stderr, PROG ": sending a verdict for packet %" PRIu32 ": %s\n", id,
-			strerror(errno));
-		return -1;
-	}
-	return 0;
+	return nfq_send_verdict(PROG, dl->nl, msg_type, dl->opts.queue_num, id, NF_ACCEPT);
 }
 
 /* Accept every held packet whose release time has come, with one batch verdict. */
@@ -301,116 +287,18 @@ static int on_queue_msg(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static const char *bind_error_hint(int err)
-{
-	switch (err) {
-	case EPERM:
-		/* The kernel answers EPERM both without CAP_NET_ADMIN and when another socket
-		 * owns the queue; as root only the second is possible. */
-		if (geteuid() == 0)
-			return " (another process already listens on this queue in this network namespace)";
-		return " (needs CAP_NET_ADMIN: run as root in the lab's network namespace)";
-	case EOPNOTSUPP:
-	case EPROTONOSUPPORT:
-		return " (kernel built without CONFIG_NETFILTER_NETLINK_QUEUE?)";
-	default:
-		return "";
-	}
-}
-
-/*
- * Bind the queue and set copy mode, queue length and flags in one acknowledged message.
- * Packets can be queued to us between the bind and the ACK; they are held like any other.
- */
+/* Metadata only: the kernel keeps the packets, we keep their ids. Kernel-side room above
+ * our cap, so overflow is decided (and counted) here. */
 static int bind_queue(struct delay_line *dl)
 {
-	union {
-		char buf[1024];
-		struct nlmsghdr align;
-	} msg;
-	uint32_t flags = htonl(NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO);
-	uint32_t seq = (uint32_t)time(NULL);
-	struct nlmsghdr *nlh;
-	ssize_t len;
-	int ret;
+	const struct nfq_bind_params params = {
+		.queue = dl->opts.queue_num,
+		.copy_mode = NFQNL_COPY_META,
+		.qmaxlen = dl->opts.max_held + MAX_READS_PER_WAKEUP,
+	};
 
-	nlh = nfq_nlmsg_put(msg.buf, NFQNL_MSG_CONFIG, dl->opts.queue_num);
-	nlh->nlmsg_flags |= NLM_F_ACK;
-	nlh->nlmsg_seq = seq;
-	nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_BIND);
-	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_META, 0);
-	/* Kernel-side room above our cap, so overflow is decided (and counted) here. */
-	nfq_nlmsg_cfg_put_qmaxlen(nlh, dl->opts.max_held + MAX_READS_PER_WAKEUP);
-	mnl_attr_put(nlh, NFQA_CFG_FLAGS, sizeof(flags), &flags);
-	mnl_attr_put(nlh, NFQA_CFG_MASK, sizeof(flags), &flags);
-
-	if (mnl_socket_sendto(dl->nl, nlh, nlh->nlmsg_len) < 0) {
-		fprintf(stderr, PROG ": cannot bind queue %u: %s\n", dl->opts.queue_num,
-			strerror(errno));
-		return -1;
-	}
-	do {
-		len = mnl_socket_recvfrom(dl->nl, dl->rx_buf, dl->rx_buf_len);
-		if (len < 0) {
-			fprintf(stderr, PROG ": cannot bind queue %u: %s\n", dl->opts.queue_num,
-				strerror(errno));
-			return -1;
-		}
-		ret = mnl_cb_run(dl->rx_buf, (size_t)len, seq, dl->portid, on_queue_msg, dl);
-	} while (ret > MNL_CB_STOP);
-	if (ret < 0) {
-		int err = errno;
-
-		fprintf(stderr, PROG ": cannot bind queue %u: %s%s\n", dl->opts.queue_num,
-			strerror(err), bind_error_hint(err));
-		return -1;
-	}
-	return 0;
-}
-
-static int open_socket(struct delay_line *dl)
-{
-	int rcvbuf = SOCKET_RCVBUF_BYTES;
-	int fd;
-
-	dl->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
-	if (!dl->nl) {
-		fprintf(stderr, PROG ": cannot open a netfilter netlink socket: %s\n", strerror(errno));
-		return -1;
-	}
-	if (mnl_socket_bind(dl->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		fprintf(stderr, PROG ": cannot bind the netlink socket: %s\n", strerror(errno));
-		return -1;
-	}
-	dl->portid = mnl_socket_get_portid(dl->nl);
-	fd = mnl_socket_get_fd(dl->nl);
-	/* FORCE ignores rmem_max (we run as root); without it, bursts would overrun the socket. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0 &&
-	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0) {
-		fprintf(stderr, PROG ": cannot size the netlink receive buffer: %s\n", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static int open_signal_fd(struct delay_line *dl)
-{
-	sigset_t mask;
-
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGUSR1);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
-		fprintf(stderr, PROG ": sigprocmask: %s\n", strerror(errno));
-		return -1;
-	}
-	dl->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (dl->signal_fd < 0) {
-		fprintf(stderr, PROG ": signalfd: %s\n", strerror(errno));
-		return -1;
-	}
-	return 0;
+	return nfq_bind_queue(PROG, dl->nl, dl->portid, &params, dl->rx_buf, dl->rx_buf_len,
+			      on_queue_msg, dl);
 }
 
 static void print_stats(const struct delay_line *dl)
@@ -420,6 +308,11 @@ static void print_stats(const struct delay_line *dl)
 		" overflowed %" PRIu64 " netlink_overruns %" PRIu64 " verdict_errors %" PRIu64 "\n",
 		dl->opts.queue_num, dl->stats.received, dl->stats.released, dl->fifo.count,
 		dl->stats.overflowed, dl->stats.netlink_overruns, dl->stats.verdict_errors);
+}
+
+static void print_stats_cb(const void *data)
+{
+	print_stats(data);
 }
 
 /* Read what the socket has queued, up to MAX_READS_PER_WAKEUP datagrams. */
@@ -450,21 +343,6 @@ static int receive_packets(struct delay_line *dl)
 	return 0;
 }
 
-/* Returns 1 when a termination signal arrived. */
-static int handle_signals(struct delay_line *dl)
-{
-	struct signalfd_siginfo info;
-	int stop = 0;
-
-	while (read(dl->signal_fd, &info, sizeof(info)) == (ssize_t)sizeof(info)) {
-		if (info.ssi_signo == SIGUSR1)
-			print_stats(dl);
-		else
-			stop = 1;
-	}
-	return stop;
-}
-
 static int run(struct delay_line *dl)
 {
 	struct pollfd fds[3] = {
@@ -480,7 +358,7 @@ static int run(struct delay_line *dl)
 			fprintf(stderr, PROG ": poll: %s\n", strerror(errno));
 			return -1;
 		}
-		if ((fds[2].revents & POLLIN) && handle_signals(dl))
+		if ((fds[2].revents & POLLIN) && nfq_signals_stop(dl->signal_fd, print_stats_cb, dl))
 			return 0;
 		if (fds[1].revents & POLLIN) {
 			uint64_t expirations;
@@ -526,14 +404,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": out of memory for %u held packets\n", dl.opts.max_held);
 		goto cleanup;
 	}
-	if (open_signal_fd(&dl) < 0)
+	dl.signal_fd = nfq_signal_fd_open(PROG);
+	if (dl.signal_fd < 0)
 		goto cleanup;
 	dl.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (dl.timer_fd < 0) {
 		fprintf(stderr, PROG ": timerfd_create: %s\n", strerror(errno));
 		goto cleanup;
 	}
-	if (open_socket(&dl) < 0 || bind_queue(&dl) < 0)
+	if (nfq_socket_open(PROG, &dl.nl, &dl.portid) < 0 || bind_queue(&dl) < 0)
 		goto cleanup;
 
 	/* lab.sh waits for this line before it sends packets to the queue. */

@@ -6,10 +6,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "lib/trace.h"
 #include "sim/bottleneck_sim.h"
 
 /* 10 Mbit/s, 20 ms, 1500 B: one packet takes 1.2 ms on the link, the BDP is
@@ -385,6 +387,72 @@ static void test_rate_change(void **state)
 	bsim_free(sim);
 }
 
+/* A trace's capacity as a schedule: a trace of 1 packet per ms for 500 ms, then 3 per ms
+ * for 500 ms gives 12 and 36 Mbit/s steps (and a step without opportunities one packet
+ * per step); a saturating flow over it delivers each step's rate, looping. */
+static void test_rate_schedule_from_trace(void **state)
+{
+	char text[16384];
+	size_t len = 0;
+	struct trace t = { 0 };
+	struct reflex_err err;
+	uint64_t rates[3];
+	struct bsim_config c;
+	struct bsim_link_stats l0, l1;
+	struct bsim *sim;
+	char why[160];
+
+	(void)state;
+	for (int ms = 1; ms <= 1000; ms++)
+		for (int k = 0; k < (ms <= 500 ? 1 : 3); k++)
+			len += (size_t)snprintf(text + len, sizeof(text) - len, "%d\n", ms);
+	assert_int_equal(trace_parse("t", text, len, &t, &err), 0);
+	assert_int_equal(bsim_schedule_from_trace(&t, 1, 500, 2, rates), 0);
+	assert_int_equal(rates[0], 12000000);
+	assert_int_equal(rates[1], 36000000);
+	trace_free(&t);
+	assert_int_equal(trace_parse("t", "1000\n", 5, &t, &err), 0);
+	assert_int_equal(bsim_schedule_from_trace(&t, 0, 100, 1, rates), 0);
+	assert_int_equal(rates[0], 120000); /* no opportunity: one packet per 100 ms */
+	assert_int_equal(bsim_schedule_from_trace(&t, 0, 0, 1, rates), -EINVAL);
+	trace_free(&t);
+
+	small_link(&c);
+	c.rate_schedule_bps = rates;
+	c.rate_schedule_len = 2;
+	c.rate_schedule_step_us = 0;
+	assert_int_equal(bsim_config_check(&c, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "rate_schedule_step_us"));
+	c.rate_schedule_step_us = 2000000;
+	c.rate_change_at_us = 1000;
+	c.rate_change_bps = 1000000;
+	assert_int_equal(bsim_config_check(&c, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "exclude"));
+	c.rate_change_at_us = 0;
+	rates[0] = 12000000;
+	rates[1] = 0;
+	assert_int_equal(bsim_config_check(&c, why, sizeof(why)), -EINVAL);
+	rates[1] = 36000000;
+	/* Above the 36 Mbit/s BDP (60 packets at 20 ms), a small queue: no loss. */
+	c.cwnd_clamp = 100;
+	assert_int_equal(bsim_new(&c, &sim), 0);
+	/* Steps of 2 s: [1 s, 2 s) is in the first, 12 Mbit/s; [6.5 s, 7.5 s) in the
+	 * second loop's second, 36 Mbit/s (half a second after the switch: the packets
+	 * queued before it leave at the old rate). */
+	bsim_run_until(sim, 1000000);
+	bsim_link_stats(sim, &l0);
+	bsim_run_until(sim, 2000000);
+	bsim_link_stats(sim, &l1);
+	assert_true(fabs((double)(l1.flow_delivered_bytes - l0.flow_delivered_bytes) * 8 - 12e6) / 12e6 < 0.02);
+	bsim_run_until(sim, 6500000);
+	bsim_link_stats(sim, &l0);
+	assert_int_equal(l0.link_bps, 36000000);
+	bsim_run_until(sim, 7500000);
+	bsim_link_stats(sim, &l1);
+	assert_true(fabs((double)(l1.flow_delivered_bytes - l0.flow_delivered_bytes) * 8 - 36e6) / 36e6 < 0.02);
+	bsim_free(sim);
+}
+
 /* A directly controlled window stays where it is set, in packets in flight too. */
 static void test_external_cwnd(void **state)
 {
@@ -496,6 +564,7 @@ int main(void)
 		cmocka_unit_test(test_random_loss_rate),
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_rate_change),
+		cmocka_unit_test(test_rate_schedule_from_trace),
 		cmocka_unit_test(test_external_cwnd),
 		cmocka_unit_test(test_rtt_percentile_errors),
 		cmocka_unit_test(test_eval_clamp_candidates),

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 /* The bottleneck-queue simulator; the model is described in bottleneck_sim.h. */
 #include "sim/bottleneck_sim.h"
+#include "lib/trace.h"
 
 #include <errno.h>
 #include <math.h>
@@ -94,6 +95,30 @@ static uint32_t effective_mss(const struct bsim_config *cfg)
 	return cfg->mss ? cfg->mss : BSIM_DEFAULT_MSS;
 }
 
+static bool schedule_rates_positive(const struct bsim_config *cfg)
+{
+	for (uint32_t i = 0; i < cfg->rate_schedule_len; i++)
+		if (cfg->rate_schedule_bps[i] == 0)
+			return false;
+	return true;
+}
+
+int bsim_schedule_from_trace(const struct trace *t, uint64_t offset_ms, uint32_t step_ms,
+			     uint32_t steps, uint64_t *rates_bps)
+{
+	const uint64_t packet_bits = TRACE_MTU_BYTES * 8ULL;
+
+	if (step_ms == 0 || steps == 0)
+		return -EINVAL;
+	for (uint32_t i = 0; i < steps; i++) {
+		uint64_t from = offset_ms + (uint64_t)i * step_ms;
+		uint64_t n = trace_count(t, from, from + step_ms);
+
+		rates_bps[i] = (n ? n : 1) * packet_bits * 1000 / step_ms;
+	}
+	return 0;
+}
+
 int bsim_config_check(const struct bsim_config *cfg, char *err, size_t err_len)
 {
 	const char *what = NULL;
@@ -120,6 +145,12 @@ int bsim_config_check(const struct bsim_config *cfg, char *err, size_t err_len)
 		what = "rate_change_bps must be > 0 when rate_change_at_us is set";
 	else if (cfg->cross_bps >= 1000 * cfg->link_bps)
 		what = "cross_bps must be < 1000 x link_bps";
+	else if (cfg->rate_schedule_bps && cfg->rate_change_at_us)
+		what = "rate_schedule_bps and rate_change_at_us exclude each other";
+	else if (cfg->rate_schedule_bps && (cfg->rate_schedule_len == 0 || cfg->rate_schedule_step_us == 0))
+		what = "rate_schedule_bps needs rate_schedule_len and rate_schedule_step_us > 0";
+	else if (cfg->rate_schedule_bps && !schedule_rates_positive(cfg))
+		what = "every rate of rate_schedule_bps must be > 0";
 	if (what) {
 		if (err && err_len)
 			snprintf(err, err_len, "bottleneck sim config: %s", what);
@@ -628,6 +659,12 @@ static int tick_once(struct bsim *sim)
 	int err;
 
 	deliver_events(sim);
+	if (sim->cfg.rate_schedule_bps) {
+		uint64_t step = sim->now_ns / 1000 / sim->cfg.rate_schedule_step_us % sim->cfg.rate_schedule_len;
+
+		if (sim->cfg.rate_schedule_bps[step] != sim->link_bps)
+			set_link_rate(sim, sim->cfg.rate_schedule_bps[step]);
+	}
 	if (sim->cfg.rate_change_at_us && !sim->rate_changed &&
 	    sim->now_ns >= sim->cfg.rate_change_at_us * 1000) {
 		set_link_rate(sim, sim->cfg.rate_change_bps);

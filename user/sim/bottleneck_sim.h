@@ -35,6 +35,9 @@
  *   evenly spaced) shares the queue, to model a standing queue or an overload.
  * - Optional one-time link rate change at rate_change_at_us; packets already
  *   queued keep the departure times they were given.
+ * - Optional capacity schedule instead (rate_schedule_bps, e.g. a mahimahi trace's
+ *   capacity per step from bsim_schedule_from_trace()): the link rate of each step,
+ *   looping; the same rule for queued packets. Without one, nothing changes.
  * - Bytes are wire bytes: a packet is mss bytes on the link, no header overhead.
  * - No jitter: periodic timings can phase-lock. Cross traffic whose period is
  *   commensurate with the departures may take every freed slot before a flow can
@@ -87,10 +90,26 @@ struct bsim_config {
 	uint64_t cross_bps;         /* unresponsive constant-rate traffic into the same queue, 0 = none */
 	uint64_t rate_change_at_us; /* 0 = never */
 	uint64_t rate_change_bps;   /* the link rate from rate_change_at_us on */
+	/* Capacity schedule, NULL = none: rate_schedule_bps[i] (> 0) during step i of
+	 * rate_schedule_step_us from time 0, looping after rate_schedule_len steps; not with
+	 * rate_change_at_us. link_bps still sets the BDP figures. The array is the caller's
+	 * and must outlive the sim. */
+	const uint64_t *rate_schedule_bps;
+	uint32_t rate_schedule_len;
+	uint32_t rate_schedule_step_us;
 	uint32_t tick_us;           /* sender time grid, 0 = auto: base_rtt/100 clamped to [10, 1000] */
 	uint64_t seed;              /* random loss stream */
 	int record_rtt;             /* keep every RTT sample for bsim_rtt_percentile() */
 };
+
+struct trace;
+
+/* A trace's capacity (lib/trace.h) as `steps` rates of step_ms each, from offset_ms:
+ * the opportunities in each step x 1500 bytes. A step without any becomes one packet
+ * per step (the sim gives every queued packet a departure time, so it cannot hold a
+ * packet through an outage). 0, or -EINVAL for step_ms == 0 or steps == 0. */
+int bsim_schedule_from_trace(const struct trace *t, uint64_t offset_ms, uint32_t step_ms,
+			     uint32_t steps, uint64_t *rates_bps);
 
 /* Fills a config with a single CUBIC flow over 100 Mbit/s, 20 ms, 1 BDP of buffer. */
 void bsim_config_default(struct bsim_config *cfg);
