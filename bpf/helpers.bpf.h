@@ -13,21 +13,27 @@ static __always_inline const struct reflex_config *config_get(void)
 	return bpf_map_lookup_elem(&reflex_config, &zero);
 }
 
-static __always_inline void counter_add(enum reflex_counter idx, __u64 n)
+/* One more for a per-CPU counter array (the host's `counters`, the router's). */
+static __always_inline void percpu_counter_add(void *map, __u32 idx, __u64 n)
 {
-	__u32 key = idx;
-	__u64 *value = bpf_map_lookup_elem(&counters, &key);
+	__u64 *value = bpf_map_lookup_elem(map, &idx);
 
 	if (value)
 		*value += n;
 }
 
+static __always_inline void counter_add(enum reflex_counter idx, __u64 n)
+{
+	percpu_counter_add(&counters, idx, n);
+}
+
 /*
  * Submit flags for one more record on `ring`: a wakeup per record costs far more
  * than the record itself, so userspace is woken every flush_threshold records and
- * otherwise picks records up when its poll times out (max_batch_delay_us).
+ * otherwise picks records up when its poll times out (max_batch_delay_us); a
+ * record userspace must act on at once (urgent) wakes it at once.
  */
-static __always_inline __u64 ring_submit_flags(enum ring_id ring, const struct reflex_config *cfg)
+static __always_inline __u64 ring_submit_flags_now(enum ring_id ring, const struct reflex_config *cfg, bool urgent)
 {
 	__u32 key = ring;
 	__u64 *pending = bpf_map_lookup_elem(&ring_pending, &key);
@@ -36,11 +42,16 @@ static __always_inline __u64 ring_submit_flags(enum ring_id ring, const struct r
 	if (!pending)
 		return 0;
 	*pending += 1;
-	if (*pending < threshold)
+	if (!urgent && *pending < threshold)
 		return BPF_RB_NO_WAKEUP;
 	*pending = 0;
 	counter_add(CNT_WAKEUPS, 1);
 	return BPF_RB_FORCE_WAKEUP;
+}
+
+static __always_inline __u64 ring_submit_flags(enum ring_id ring, const struct reflex_config *cfg)
+{
+	return ring_submit_flags_now(ring, cfg, false);
 }
 
 static __always_inline __u64 sample_interval_ns(const struct reflex_config *cfg)

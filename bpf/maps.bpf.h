@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
 /*
- * Maps shared by sockops.bpf.c and tc.bpf.c. Both objects declare them with
+ * Maps shared by sockops.bpf.c, tc.bpf.c and router.bpf.c (config, counters,
+ * ring wakeup batching). Both objects declare them with
  * LIBBPF_PIN_BY_NAME, so whichever loads first creates and pins them under the
  * pin directory and the other reuses the same map.
  */
@@ -29,7 +30,8 @@ struct {
 enum ring_id {
 	RING_SOCK = 0,
 	RING_TC = 1,
-	RING_MAX = 2,
+	RING_ROUTER = 2,
+	RING_MAX = 3,
 };
 
 struct {

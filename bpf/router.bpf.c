@@ -4,8 +4,11 @@
  * per-flow path steering.
  *
  * router_lan_ingress (clsact ingress of the LAN interface) sees every packet the LAN
- * sends out; router_path_ingress (clsact ingress of each uplink) every packet that
- * comes back. Between them one `router_flows` entry per flow holds:
+ * sends out; router_lan_egress (clsact egress of the LAN interface) every packet that
+ * comes back, whichever uplink it arrived on, after the kernel's NAT has turned it
+ * back to the LAN endpoint's address. Only LAN packets create flows: a packet coming
+ * back updates its flow or is counted (uplink_unknown), so nobody outside can fill
+ * the table. Between them one `router_flows` entry per flow holds:
  *  - packets, bytes, payload, data segments per direction;
  *  - retransmissions: TCP segments that start below the highest sequence already
  *    seen in their direction (sequence regressions);
@@ -20,22 +23,30 @@
  * plus one at once when a flow appears and when it closes; samples wake userspace
  * every flush_threshold records.
  *
- * Steering: an up packet of a flow that reflexd placed (`router_decisions`) is sent
- * to its path's interface with bpf_redirect_neigh and the path's next hop, its
- * TTL / hop limit decremented as the kernel's forwarding would. A flow without a
- * decision, a path without a next hop of the flow's family, an expiring TTL or a
- * stale reflexd heartbeat leave the packet to the kernel's routing.
+ * Steering goes through the kernel's routing, so that conntrack, NAT and the
+ * firewall apply to every packet: the first LAN packet of a new flow (a SYN, or not
+ * TCP) is placed on `router_next_path` of its class (`router_port_class`), which
+ * reflexd keeps current with its bandit, while reflexd's heartbeat is fresh; every
+ * up packet of a flow with a decision gets its path's mark in the mask's bits of
+ * skb->mark and goes on into routing, where reflexd's `ip rule` (fwmark/mask ->
+ * the path's table) sends it out of the path's uplink. The first packet decides
+ * the uplink NAT binds the flow to, so a flow keeps its path for life.
+ * Per-path health counts each flow's packets on the flow's path, whichever
+ * interface its answers arrive on.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
 #include "reflex_router.h"
+#include "helpers.bpf.h"
+#include "heartbeat.bpf.h"
 #include "router_maps.bpf.h"
 #include "parsing.bpf.h"
 
+/* Not TC_ACT_OK: a later filter on the interface (the host reflexd's telemetry)
+ * still sees the packet, which goes on into routing either way. */
 #define TC_ACT_UNSPEC (-1)
-#define TC_ACT_REDIRECT 7
 
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
@@ -77,41 +88,7 @@ struct update_result {
 
 static __always_inline void count(enum router_counter idx)
 {
-	__u32 key = idx;
-	__u64 *value = bpf_map_lookup_elem(&router_counters, &key);
-
-	if (value)
-		*value += 1;
-}
-
-static __always_inline const struct router_config *config_get(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&router_config, &zero);
-}
-
-static __always_inline __u64 interval_of(const struct router_config *cfg)
-{
-	return cfg && cfg->sample_interval_ns ? cfg->sample_interval_ns : REFLEX_DEFAULT_SAMPLE_INTERVAL_NS;
-}
-
-/* A wakeup per record costs more than the record: wake every flush_threshold
- * samples, and at once for what reflexd must act on now (a new or closed flow). */
-static __always_inline __u64 submit_flags(const struct router_config *cfg, bool urgent)
-{
-	__u32 zero = 0;
-	__u64 *pending = bpf_map_lookup_elem(&router_ring_pending, &zero);
-	__u32 threshold = cfg && cfg->flush_threshold ? cfg->flush_threshold : REFLEX_DEFAULT_FLUSH_THRESHOLD;
-
-	if (!pending)
-		return 0;
-	*pending += 1;
-	if (!urgent && *pending < threshold)
-		return BPF_RB_NO_WAKEUP;
-	*pending = 0;
-	count(ROUTER_CNT_WAKEUPS);
-	return BPF_RB_FORCE_WAKEUP;
+	percpu_counter_add(&router_counters, idx, 1);
 }
 
 static __always_inline bool seq_before(__u32 a, __u32 b)
@@ -184,7 +161,8 @@ static __always_inline int packet_read(struct __sk_buff *skb, enum router_dir di
 	p->segs = skb->gso_segs > 1 ? skb->gso_segs : 1;
 	p->payload = skb->len > p->pi.headers_len ? skb->len - p->pi.headers_len : 0;
 	p->wire_bytes = skb->len + (p->segs - 1) * p->pi.headers_len;
-	p->ifindex = skb->ifindex;
+	/* The interface the packet came in on: the LAN, or the uplink of an answer. */
+	p->ifindex = dir == ROUTER_DIR_DOWN ? skb->ingress_ifindex : skb->ifindex;
 	p->has_ts = false;
 	p->tsval = 0;
 	p->tsecr = 0;
@@ -197,7 +175,7 @@ static __always_inline __u32 path_of_ifindex(__u32 ifindex)
 {
 	for (__u32 i = 0; i < ROUTER_MAX_PATHS; i++) {
 		__u32 idx = i;
-		struct router_nexthop *rp = bpf_map_lookup_elem(&router_paths, &idx);
+		struct router_path_entry *rp = bpf_map_lookup_elem(&router_paths, &idx);
 
 		if (rp && rp->ifindex && rp->ifindex == ifindex)
 			return i;
@@ -233,51 +211,63 @@ static __always_inline __u32 path_by_fib(struct __sk_buff *skb, const struct pkt
 	return path_of_ifindex(fib.ifindex);
 }
 
-static __always_inline bool nexthop_of(const struct router_nexthop *rp, __u8 family, struct bpf_redir_neigh *nh)
+static __always_inline __u32 family_bit(__u8 family)
 {
-	bool have6 = rp->nexthop6[0] | rp->nexthop6[1] | rp->nexthop6[2] | rp->nexthop6[3];
-
-	if (family == AF_INET && rp->nexthop4) {
-		nh->nh_family = AF_INET;
-		nh->ipv4_nh = rp->nexthop4;
-		return true;
-	}
-	/* The kernel forwards IPv4 via an IPv6 next hop (RFC 5549), not the reverse. */
-	if (have6) {
-		nh->nh_family = AF_INET6;
-		__builtin_memcpy(nh->ipv6_nh, rp->nexthop6, sizeof(nh->ipv6_nh));
-		return true;
-	}
-	return false;
+	return family == AF_INET6 ? ROUTER_FAMILY_IPV6 : ROUTER_FAMILY_IPV4;
 }
 
-static __always_inline bool heartbeat_fresh(const struct router_config *cfg, __u64 now)
+/* The class a new flow is placed by: what the class table says of its protocol and
+ * the far end's port alone (reflexd reclassifies it with its traffic later). */
+static __always_inline __u32 port_class_of(const struct pkt *p)
 {
-	__u64 deadline;
+	__u32 idx = (p->key.proto == IPPROTO_UDP ? ROUTER_PORT_SLOT_UDP : ROUTER_PORT_SLOT_TCP) * 65536 + p->key.dport;
+	__u8 *cls = bpf_map_lookup_elem(&router_port_class, &idx);
 
-	if (!cfg || !cfg->heartbeat_ns)
-		return false;
-	deadline = cfg->heartbeat_deadline_ns ? cfg->heartbeat_deadline_ns : ROUTER_DEFAULT_HEARTBEAT_DEADLINE_NS;
-	return now - cfg->heartbeat_ns < deadline;
+	return cls ? *cls : 0;
 }
 
-/* The path of an up packet: its flow's decision (steer = true, nh filled) or, without
- * one, where the kernel routes it. */
-static __always_inline __u32 path_for_up(struct __sk_buff *skb, const struct pkt *p, const struct router_config *cfg,
-					 __u64 now, struct bpf_redir_neigh *nh, __u32 *path_ifindex, bool *steer)
+/* A new flow's first packet: put it on its class's next path, if reflexd is alive
+ * to account for it and the path routes the flow's family. */
+static __always_inline void flow_place(const struct pkt *p, const struct reflex_config *cfg, __u64 now)
+{
+	struct router_decision d = {};
+	struct router_path_entry *rp;
+	__u32 *next;
+
+	if (!heartbeat_fresh(cfg, now)) {
+		count(ROUTER_CNT_HEARTBEAT_STALE);
+		return;
+	}
+	d.cls = port_class_of(p);
+	next = bpf_map_lookup_elem(&router_next_path, &d.cls);
+	if (!next || *next >= ROUTER_MAX_PATHS)
+		return;
+	d.path = *next;
+	rp = bpf_map_lookup_elem(&router_paths, &d.path);
+	if (!rp || !rp->ifindex || !(rp->families & family_bit(p->key.family)))
+		return;
+	d.decided_ns = now;
+	if (bpf_map_update_elem(&router_decisions, &p->key, &d, BPF_NOEXIST) == 0)
+		count(ROUTER_CNT_PLACED);
+	else
+		count(ROUTER_CNT_PLACE_FAIL);
+}
+
+/* The path of an up packet: its flow's decision (steer = true, the packet marked)
+ * or, without one, where the kernel routes it. */
+static __always_inline __u32 path_for_up(struct __sk_buff *skb, const struct pkt *p, bool *steer)
 {
 	struct router_decision *d = bpf_map_lookup_elem(&router_decisions, &p->key);
 
 	*steer = false;
 	if (d) {
 		__u32 idx = d->path;
-		struct router_nexthop *rp = bpf_map_lookup_elem(&router_paths, &idx);
+		struct router_path_entry *rp = bpf_map_lookup_elem(&router_paths, &idx);
 
-		if (!heartbeat_fresh(cfg, now)) {
-			count(ROUTER_CNT_HEARTBEAT_STALE);
-		} else if (rp && rp->ifindex) {
-			if (nexthop_of(rp, p->key.family, nh)) {
-				*path_ifindex = rp->ifindex;
+		if (rp && rp->ifindex) {
+			if (rp->families & family_bit(p->key.family)) {
+				/* Only the mask's bits: other users of the mark keep theirs. */
+				skb->mark = (skb->mark & ~rp->mark_mask) | (rp->mark & rp->mark_mask);
 				*steer = true;
 				return idx;
 			}
@@ -287,46 +277,8 @@ static __always_inline __u32 path_for_up(struct __sk_buff *skb, const struct pkt
 	return path_by_fib(skb, p);
 }
 
-/* As the kernel's forwarding does; -1 if the TTL expires here (the kernel then
- * answers with ICMP time exceeded) or the packet cannot be written. */
-static __always_inline int ttl_decrement(struct __sk_buff *skb, __u8 family)
-{
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	__u32 l3 = sizeof(struct ethhdr);
-
-	if (family == AF_INET) {
-		struct iphdr *iph = data + l3;
-		__u8 old_bytes[2], new_bytes[2];
-		__u16 old_word, new_word;
-
-		if ((void *)(iph + 1) > data_end || iph->ttl <= 1)
-			return -1;
-		/* The checksum covers 16-bit words: TTL shares one with the protocol. */
-		old_bytes[0] = iph->ttl;
-		old_bytes[1] = iph->protocol;
-		new_bytes[0] = iph->ttl - 1;
-		new_bytes[1] = iph->protocol;
-		__builtin_memcpy(&old_word, old_bytes, 2);
-		__builtin_memcpy(&new_word, new_bytes, 2);
-		if (bpf_l3_csum_replace(skb, l3 + __builtin_offsetof(struct iphdr, check), old_word, new_word, 2))
-			return -1;
-		return bpf_skb_store_bytes(skb, l3 + __builtin_offsetof(struct iphdr, ttl), &new_bytes[0], 1, 0) ? -1 : 0;
-	}
-	{
-		struct ipv6hdr *ip6h = data + l3;
-		__u8 hop_limit;
-
-		if ((void *)(ip6h + 1) > data_end || ip6h->hop_limit <= 1)
-			return -1;
-		hop_limit = ip6h->hop_limit - 1;
-		return bpf_skb_store_bytes(skb, l3 + __builtin_offsetof(struct ipv6hdr, hop_limit), &hop_limit, 1, 0)
-			       ? -1
-			       : 0;
-	}
-}
-
-static __always_inline struct router_flow *flow_get(const struct pkt *p, bool *created)
+/* The packet's flow; only an up packet (from the LAN) may create it. */
+static __always_inline struct router_flow *flow_get(const struct pkt *p, enum router_dir dir, bool *created)
 {
 	struct router_flow *flow = bpf_map_lookup_elem(&router_flows, &p->key);
 	__u8 flags = p->pi.tcp_flags;
@@ -334,13 +286,13 @@ static __always_inline struct router_flow *flow_get(const struct pkt *p, bool *c
 	__u32 key0 = 0;
 
 	*created = false;
-	/* A SYN on a closed flow is a new connection reusing the 5-tuple. */
-	if (flow && (flow->flags & ROUTER_FLOW_CLOSED) && p->key.proto == IPPROTO_TCP &&
+	/* A SYN from the LAN on a closed flow is a new connection reusing the 5-tuple. */
+	if (flow && dir == ROUTER_DIR_UP && (flow->flags & ROUTER_FLOW_CLOSED) && p->key.proto == IPPROTO_TCP &&
 	    (flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
 		bpf_map_delete_elem(&router_flows, &p->key);
 		flow = NULL;
 	}
-	if (flow)
+	if (flow || dir != ROUTER_DIR_UP)
 		return flow;
 	zero = bpf_map_lookup_elem(&router_flow_zero, &key0);
 	if (!zero)
@@ -526,29 +478,30 @@ static __always_inline void flow_update(struct router_flow *flow, const struct p
 	flow->last_sample_ns = now;
 }
 
-static __always_inline void path_stats_add(__u32 path, const struct pkt *p, enum router_dir dir, bool steer,
-					   const struct update_result *r)
+/* Traffic onto (up) or back from (down) the uplink `link`, and the health inputs
+ * of the flow's path `path`: a flow's answers count for its path wherever they
+ * arrive, so that replies coming back on another uplink do not fail a path. */
+static __always_inline void path_stats_add(__u32 link, __u32 path, const struct pkt *p, enum router_dir dir,
+					   bool steer, const struct update_result *r)
 {
-	__u32 idx = path;
 	struct router_path_stats *ps;
 
-	if (path >= ROUTER_MAX_PATHS)
-		return;
-	ps = bpf_map_lookup_elem(&router_path_stats, &idx);
-	if (!ps)
-		return;
-	if (dir == ROUTER_DIR_UP) {
-		ps->tx_packets += p->segs;
-		ps->tx_bytes += p->wire_bytes;
-		if (steer)
-			ps->steered_packets += p->segs;
-	} else {
-		ps->rx_packets += p->segs;
-		ps->rx_bytes += p->wire_bytes;
-		ps->delivered_bytes += r->delivered;
+	if (link < ROUTER_MAX_PATHS && (ps = bpf_map_lookup_elem(&router_path_stats, &link))) {
+		if (dir == ROUTER_DIR_UP) {
+			ps->tx_packets += p->segs;
+			ps->tx_bytes += p->wire_bytes;
+			if (steer)
+				ps->steered_packets += p->segs;
+		} else {
+			ps->rx_packets += p->segs;
+			ps->rx_bytes += p->wire_bytes;
+		}
 	}
-	ps->sent_packets += r->sent;
-	ps->retrans_packets += r->retrans;
+	if (path < ROUTER_MAX_PATHS && (ps = bpf_map_lookup_elem(&router_path_stats, &path))) {
+		ps->delivered_bytes += r->delivered;
+		ps->sent_packets += r->sent;
+		ps->retrans_packets += r->retrans;
+	}
 }
 
 /* The TSecr of this packet against the other direction's remembered TSvals; the
@@ -573,36 +526,41 @@ static __always_inline __u64 ts_match(struct router_flow *flow, const struct pkt
 
 static __always_inline int handle(struct __sk_buff *skb, const enum router_dir dir)
 {
-	const struct router_config *cfg = config_get();
+	const struct reflex_config *cfg = config_get();
 	struct update_result r = {};
-	struct bpf_redir_neigh nh = {};
 	struct router_sample *s = NULL;
 	struct router_flow *flow;
 	struct pkt p;
-	__u64 now = bpf_ktime_get_ns(), interval = interval_of(cfg), rtt_ns;
-	__u32 path, path_ifindex = 0;
-	bool steer = false, created;
+	__u64 now = bpf_ktime_get_ns(), interval = sample_interval_ns(cfg), rtt_ns;
+	__u32 link, path = ROUTER_PATH_NONE;
+	bool steer = false, created = false;
 
 	count(ROUTER_CNT_PACKETS);
 	if (packet_read(skb, dir, &p) < 0) {
 		count(ROUTER_CNT_PARSE_SKIP);
 		return TC_ACT_UNSPEC;
 	}
+	flow = flow_get(&p, dir, &created);
 	if (dir == ROUTER_DIR_UP) {
-		path = path_for_up(skb, &p, cfg, now, &nh, &path_ifindex, &steer);
-		if (steer && ttl_decrement(skb, p.key.family)) {
-			count(ROUTER_CNT_TTL_EXPIRED);
-			steer = false;
-			path = ROUTER_PATH_NONE;
-		}
+		if (!flow)
+			count(ROUTER_CNT_FLOW_FAIL);
+		else if (created && (p.key.proto != IPPROTO_TCP || (p.pi.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN))
+			flow_place(&p, cfg, now);
+		link = path = path_for_up(skb, &p, &steer);
+		if (steer)
+			count(ROUTER_CNT_STEERED);
 	} else {
-		path = path_of_ifindex(skb->ifindex);
+		link = path_of_ifindex(p.ifindex);
+		if (!flow) {
+			/* Answers to the router itself never get here: only forwarded traffic. */
+			if (link != ROUTER_PATH_NONE)
+				count(ROUTER_CNT_UPLINK_UNKNOWN);
+		} else {
+			path = flow->path;
+		}
 	}
-	flow = flow_get(&p, &created);
-	if (!flow) {
-		count(ROUTER_CNT_FLOW_FAIL);
+	if (!flow)
 		goto out;
-	}
 	if (created)
 		count(ROUTER_CNT_NEW_FLOWS);
 	rtt_ns = ts_match(flow, &p, dir, now);
@@ -629,7 +587,7 @@ static __always_inline int handle(struct __sk_buff *skb, const enum router_dir d
 	}
 	if (s && r.event) {
 		count(ROUTER_CNT_SAMPLES);
-		bpf_ringbuf_submit(s, submit_flags(cfg, r.event != ROUTER_EVENT_SAMPLE));
+		bpf_ringbuf_submit(s, ring_submit_flags_now(RING_ROUTER, cfg, r.event != ROUTER_EVENT_SAMPLE));
 	} else if (s) {
 		bpf_ringbuf_discard(s, BPF_RB_NO_WAKEUP);
 	} else if (r.event) {
@@ -637,17 +595,8 @@ static __always_inline int handle(struct __sk_buff *skb, const enum router_dir d
 		count(ROUTER_CNT_RESERVE_FAIL);
 	}
 out:
-	path_stats_add(path, &p, dir, steer, &r);
-	if (!steer)
-		return TC_ACT_UNSPEC;
-	count(ROUTER_CNT_STEERED);
-	{
-		long ret = bpf_redirect_neigh(path_ifindex, &nh, sizeof(nh), 0);
-
-		if (ret != TC_ACT_REDIRECT)
-			count(ROUTER_CNT_STEER_FAIL);
-		return ret;
-	}
+	path_stats_add(link, path, &p, dir, steer, &r);
+	return TC_ACT_UNSPEC;
 }
 
 SEC("tc")
@@ -657,7 +606,7 @@ int router_lan_ingress(struct __sk_buff *skb)
 }
 
 SEC("tc")
-int router_path_ingress(struct __sk_buff *skb)
+int router_lan_egress(struct __sk_buff *skb)
 {
 	return handle(skb, ROUTER_DIR_DOWN);
 }

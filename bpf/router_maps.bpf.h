@@ -2,21 +2,13 @@
 /*
  * Maps of the edge router's tc programs, pinned by name under reflexd's pin
  * directory so that operators and tests read them with `bpftool map dump pinned`.
- * Separate from maps.bpf.h: a router and a host reflexd never share a pin dir, and
- * the router's config and counters mean other things.
+ * Config (reflex_config), heartbeat and ring wakeup batching are the host programs'
+ * (maps.bpf.h, heartbeat.bpf.h); a router and a host reflexd never share a pin dir.
  */
 #ifndef REFLEX_ROUTER_MAPS_BPF_H
 #define REFLEX_ROUTER_MAPS_BPF_H
 
 #include "reflex_router.h"
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct router_config);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} router_config SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -26,14 +18,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } router_counters SEC(".maps");
 
-/* Samples submitted since the last forced wakeup, per CPU. */
+/* The class a new flow is placed by, from its protocol and the far end's port,
+ * written by reflexd from its class table (what the table says of those alone). */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ROUTER_PORT_CLASS_ENTRIES);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, __u8);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} router_ring_pending SEC(".maps");
+} router_port_class SEC(".maps");
+
+/* Per class, the path the bandit gives the next new flow (ROUTER_PATH_NONE: leave
+ * it to the kernel's routing), kept current by reflexd. The first packet must go
+ * where the flow will stay: NAT binds the flow to the uplink of its first packet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ROUTER_MAX_CLASSES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} router_next_path SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -41,8 +45,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } router_events SEC(".maps");
 
-/* A plain hash: LRU hashes cannot hold a bpf_spin_lock. reflexd deletes closed and
- * idle flows; when it is full, new flows go unmeasured and unsteered (flow_fail). */
+/* A plain hash: LRU hashes cannot hold a bpf_spin_lock. Only packets from the LAN
+ * create entries (outsiders cannot fill it); reflexd deletes closed and idle flows;
+ * when it is full, new flows go unmeasured and unsteered (flow_fail). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, ROUTER_MAX_FLOWS);
@@ -91,7 +96,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, ROUTER_MAX_PATHS);
 	__type(key, __u32);
-	__type(value, struct router_nexthop);
+	__type(value, struct router_path_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } router_paths SEC(".maps");
 

@@ -30,37 +30,47 @@
  * sample interval, so a few per flow at the RTTs of WAN paths. */
 #define ROUTER_MAX_TIMESTAMPS 65536
 #define ROUTER_RINGBUF_BYTES (1 << 22)
-/* reflexd moves flows off a stale decision map; after this long without its
- * heartbeat the programs stop steering and the kernel routes every flow. */
+/* New flows are placed only while reflexd's heartbeat (heartbeat.bpf.h) is younger
+ * than this; flows already placed keep their mark, since NAT binds them to their
+ * uplink. reflexd writes it into reflex_config.heartbeat_deadline_ns. */
 #define ROUTER_DEFAULT_HEARTBEAT_DEADLINE_NS (1000ULL * 1000 * 1000)
+/* Classes the BPF side knows by number (enum traffic_class in user/router/classify.h
+ * has fewer). */
+#define ROUTER_MAX_CLASSES 8
+/* `router_port_class`: index = ROUTER_PORT_SLOT_* * 65536 + the far end's port. */
+#define ROUTER_PORT_SLOT_TCP 0
+#define ROUTER_PORT_SLOT_UDP 1
+#define ROUTER_PORT_CLASS_ENTRIES (2 * 65536)
+/* Defaults of --mark-mask and --mark-base: path i's mark is base + i x (the mask's
+ * lowest bit), written only into the mask's bits of skb->mark. */
+#define ROUTER_DEFAULT_MARK_MASK 0x00ff0000u
+#define ROUTER_DEFAULT_MARK_BASE 0x00520000u
 
 enum router_dir {
 	ROUTER_DIR_UP = 0,   /* LAN -> path: seen on the LAN interface's ingress */
-	ROUTER_DIR_DOWN = 1, /* path -> LAN: seen on the path interface's ingress */
+	ROUTER_DIR_DOWN = 1, /* path -> LAN: seen on the LAN interface's egress, after NAT */
 	ROUTER_DIR_MAX = 2,
 };
 
-/* The single entry of the `router_config` array, written by reflexd. */
-struct router_config {
-	__u64 sample_interval_ns;    /* per-flow sample spacing, also the TSval store rate limit */
-	__u64 heartbeat_ns;          /* reflexd's last beat (CLOCK_MONOTONIC = bpf_ktime_get_ns) */
-	__u64 heartbeat_deadline_ns; /* steer only while the beat is younger than this */
-	__u32 flush_threshold;       /* force a ring-buffer wakeup every N samples */
-	__u32 lan_ifindex;
-};
+/* router_path_entry.families */
+#define ROUTER_FAMILY_IPV4 (1u << 0)
+#define ROUTER_FAMILY_IPV6 (1u << 1)
 
-/* Where a path sends: its uplink interface and next hops (array `router_paths`, index
- * = the bandit's path index). */
-struct router_nexthop {
-	__u32 ifindex;     /* 0: no path in this slot */
-	__be32 nexthop4;   /* IPv4 next hop, 0 = none */
-	__u32 nexthop6[4]; /* IPv6 next hop, all zero = none */
+/* What the tc program needs of a path (array `router_paths`, index = the bandit's
+ * path index): its uplink, the mark that routes a packet there (reflexd's `ip rule`
+ * fwmark MARK/MASK -> the path's table) and the families that table has a default
+ * route for. */
+struct router_path_entry {
+	__u32 ifindex;   /* 0: no path in this slot */
+	__u32 mark;
+	__u32 mark_mask;
+	__u32 families;  /* ROUTER_FAMILY_* */
 };
 
 /* reflexd's choice for one flow (`router_decisions`, key: flow_key, LAN end first). */
 struct router_decision {
 	__u32 path; /* index into router_paths */
-	__u32 cls;  /* enum traffic_class, for readers of the map */
+	__u32 cls;  /* enum traffic_class the tc program placed it by (its ports), or reflexd's */
 	__u64 decided_ns;
 };
 
@@ -98,7 +108,7 @@ struct router_tcp_dir {
 #define ROUTER_FLOW_FROM_START (1u << 0) /* first packet seen was a SYN (or not TCP) */
 #define ROUTER_FLOW_CLOSED (1u << 1)     /* RST, or FIN both ways */
 #define ROUTER_FLOW_RST (1u << 2)
-#define ROUTER_FLOW_STEERED (1u << 3)    /* the newest up packet was redirected by a decision */
+#define ROUTER_FLOW_STEERED (1u << 3)    /* the newest up packet carried its decision's mark */
 
 /* Per-flow state of the tc programs (hash `router_flows`, key: flow_key). One
  * entry for both directions, which run on any CPU: the lock orders them. `total`
@@ -155,7 +165,7 @@ struct router_path_stats {
 	__u64 tx_bytes;
 	__u64 rx_packets;
 	__u64 rx_bytes;
-	__u64 steered_packets; /* of tx_packets: redirected by a decision */
+	__u64 steered_packets; /* of tx_packets: marked by a decision */
 	__u64 sent_packets;    /* what the other end must answer, both ways: TCP segments
 				* with payload, SYN or FIN; up UDP of flows that answered */
 	__u64 retrans_packets; /* TCP retransmissions sent onto it or received from it */
@@ -167,24 +177,24 @@ enum router_counter {
 	ROUTER_CNT_PACKETS = 0,
 	ROUTER_CNT_PARSE_SKIP,
 	ROUTER_CNT_NEW_FLOWS,
-	ROUTER_CNT_FLOW_FAIL,
+	ROUTER_CNT_FLOW_FAIL,      /* router_flows full: a new LAN flow goes unmeasured */
 	ROUTER_CNT_SAMPLES,
 	ROUTER_CNT_RESERVE_FAIL,
-	ROUTER_CNT_WAKEUPS,
 	ROUTER_CNT_RTT_TS,
 	ROUTER_CNT_RTT_SEQ,
 	ROUTER_CNT_TS_STORE_FAIL,
-	ROUTER_CNT_STEERED,
-	ROUTER_CNT_STEER_FAIL,
-	ROUTER_CNT_NO_NEXTHOP,
-	ROUTER_CNT_TTL_EXPIRED,
-	ROUTER_CNT_HEARTBEAT_STALE,
+	ROUTER_CNT_PLACED,         /* new flows the tc program put on router_next_path */
+	ROUTER_CNT_PLACE_FAIL,     /* router_decisions full */
+	ROUTER_CNT_STEERED,        /* up packets marked with their decision's path */
+	ROUTER_CNT_NO_NEXTHOP,     /* decided path has no route of the packet's family */
+	ROUTER_CNT_HEARTBEAT_STALE, /* new flows left unplaced: reflexd's heartbeat is stale */
+	ROUTER_CNT_UPLINK_UNKNOWN, /* packets from an uplink to the LAN of no known flow */
 	ROUTER_CNT_MAX,
 };
 
 #define ROUTER_COUNTER_NAMES                                                           \
 	{ "packets", "parse_skip", "new_flows", "flow_fail", "samples", "reserve_fail",  \
-	  "wakeups", "rtt_ts", "rtt_seq", "ts_store_fail", "steered", "steer_fail",      \
-	  "no_nexthop", "ttl_expired", "heartbeat_stale" }
+	  "rtt_ts", "rtt_seq", "ts_store_fail", "placed", "place_fail", "steered",       \
+	  "no_nexthop", "heartbeat_stale", "uplink_unknown" }
 
 #endif /* REFLEX_ROUTER_SHARED_H */

@@ -9,7 +9,7 @@ packages=(
 	libcmocka-dev libclang-rt-14-dev
 	libssl-dev libnetfilter-queue-dev libmnl-dev libinih-dev uthash-dev
 	libmicrohttpd-dev libsystemd-dev
-	iproute2 iptables iputils-ping iperf3 util-linux procps jq curl gnuplot-nox
+	iproute2 iptables iputils-ping iperf3 util-linux procps jq conntrack curl gnuplot-nox
 	prometheus systemd man-db
 )
 

@@ -31,6 +31,8 @@ LAB_TRACE_OFFSET_MS=${LAB_TRACE_OFFSET_MS:-0}
 LAB_TRACE_SEED=${LAB_TRACE_SEED:-1}
 LAB_TRACE_STATS=${LAB_TRACE_STATS:-}
 LAB_TRACE_BIN_MS=${LAB_TRACE_BIN_MS:-1000}
+LAB_NAT=${LAB_NAT:-1}
+LAB_FIREWALL=${LAB_FIREWALL:-5999}
 LAB_CGROUP_ROOT=${LAB_CGROUP_ROOT:-/sys/fs/cgroup/unified}
 LAB_STATE_ROOT=${LAB_STATE_ROOT:-/run/reflex-lab}
 LAB_PIN_ROOT=${LAB_PIN_ROOT:-/sys/fs/bpf}
@@ -115,6 +117,12 @@ environment [default]:
                            LAB_PATH2 [$LAB_PATH2]
                            LAB_PATH3 [$LAB_PATH3]
                            LAB_PATH4 [$LAB_PATH4]
+  LAB_NAT      [1]       router topology: 1 = the router masquerades IPv4 on every uplink
+                         (iptables -t nat POSTROUTING -o UPLINK -j MASQUERADE) and the
+                         paths and server have no IPv4 route back to the LAN, as a real
+                         multi-WAN router; 0 = no NAT, routes back to the LAN everywhere
+  LAB_FIREWALL [5999]    router topology: the router's FORWARD chain drops TCP to this
+                         port (IPv4 and IPv6); empty = no such rule
   LAB_IPTABLES [auto]    iptables for NFQUEUE and connmark rules; auto: iptables (nft)
                          if it takes -j NFQUEUE, else iptables-legacy
   LAB_TRACE    []        plain topology: a mahimahi trace (plain or .gz) drives the
@@ -135,10 +143,12 @@ addresses:
           router 10.11.2.1 fd00:11:2::1 -- server 10.11.2.2 fd00:11:2::2
   router: client side as above; path K: router 10.12.K.1 fd00:12:K::1 -- next hop
           10.12.K.2 fd00:12:K::2; 10.13.K.1 fd00:13:K::1 -- server 10.13.K.2 fd00:13:K::2.
-          The server's address is 10.11.9.1 fd00:11:9::1 (loopback). It answers each
-          flow through the path the flow last arrived on (connmark + one routing table
-          per path), so a path's delay is its whole RTT; rp_filter is loose (2) on the
-          server, router and paths, since steered packets arrive off the default route.
+          The server's address is 10.11.9.1 fd00:11:9::1 (loopback). IPv4 under NAT:
+          its answers go to the router's address on the path the flow left by. IPv6
+          (never NAT'd), and IPv4 with LAB_NAT=0: it answers each flow through the path
+          the flow last arrived on (connmark + one routing table per path), so a path's
+          delay is its whole RTT. rp_filter is loose (2) on the server, router and
+          paths, since steered packets and their answers arrive off the default route.
 EOF
 }
 
@@ -321,6 +331,9 @@ validate_env() {
 	else
 		[ -z "$LAB_TRACE" ] || die "LAB_TRACE: the router topology has no trace-driven links yet"
 		[[ $LAB_PATHS =~ ^[1-4]$ ]] || die "LAB_PATHS '$LAB_PATHS': 1..$MAX_PATHS"
+		case "$LAB_NAT" in 0 | 1) ;; *) die "LAB_NAT '$LAB_NAT': 0 or 1" ;; esac
+		[[ -z $LAB_FIREWALL || $LAB_FIREWALL =~ ^[1-9][0-9]{0,4}$ ]] && [ "${LAB_FIREWALL:-1}" -le 65535 ] ||
+			die "LAB_FIREWALL '$LAB_FIREWALL': a TCP port 1..65535, or empty"
 		for ((k = 1; k <= LAB_PATHS; k++)); do
 			spec=LAB_PATH$k
 			parse_link_spec "${!spec}" "$spec"
@@ -660,7 +673,7 @@ build_plain() {
 # each packet with its path number and saves it in the conntrack entry; accepted sockets
 # inherit the mark (tcp_fwmark_accept), OUTPUT restores it for everything else (ICMP
 # replies, SYN-ACKs); a routing table per path sends marked packets back that way.
-server_return_rules() { # -> iptables-restore input
+server_return_rules() { # -> iptables-restore input (connmark rules of one family)
 	local k
 	echo '*mangle'
 	for ((k = 1; k <= NPATHS; k++)); do
@@ -668,6 +681,20 @@ server_return_rules() { # -> iptables-restore input
 		echo "-A PREROUTING -i $P-s$k -j CONNMARK --save-mark"
 	done
 	echo '-A OUTPUT -j CONNMARK --restore-mark'
+	echo COMMIT
+}
+
+# What a multi-WAN router has: IPv4 masquerade on every uplink (LAB_NAT=1) and a
+# firewall rule in FORWARD (LAB_FIREWALL).
+router_edge_rules() { # [6] -> iptables-restore input
+	local k
+	if [ "${1:-4}" = 4 ] && [ "$LAB_NAT" = 1 ]; then
+		echo '*nat'
+		for ((k = 1; k <= NPATHS; k++)); do echo "-A POSTROUTING -o $P-r$k -j MASQUERADE"; done
+		echo COMMIT
+	fi
+	echo '*filter'
+	[ -z "$LAB_FIREWALL" ] || echo "-A FORWARD -p tcp --dport $LAB_FIREWALL -j DROP"
 	echo COMMIT
 }
 
@@ -693,6 +720,7 @@ addr add fd00:13:$k::2/64 dev $P-s$k nodad
 rule add fwmark $k table $((100 + k))
 route add default via 10.13.$k.1 dev $P-s$k table $((100 + k))
 route add default via fd00:13:$k::1 dev $P-s$k table $((100 + k))
+route add 10.12.$k.0/24 via 10.13.$k.1 dev $P-s$k
 "
 	done
 	add_netns router "${FORWARD_SYSCTLS[@]}" "${LOOSE_RP_SYSCTLS[@]}"
@@ -718,22 +746,24 @@ route add default via fd00:13:$k::1 dev $P-s$k table $((100 + k))
 			addr add fd00:13:$k::1/64 dev $P-b$k nodad
 			route add 10.11.9.1/32 via 10.13.$k.2
 			route add fd00:11:9::1/128 via fd00:13:$k::2
-			route add 10.11.1.0/24 via 10.12.$k.1
 			route add fd00:11:1::/64 via fd00:12:$k::1
 		EOF
+		[ "$LAB_NAT" = 1 ] || ip -n "$ns" route add 10.11.1.0/24 via "10.12.$k.1"
 	done
 	# Flows the server opens itself, before anything arrived, leave through path 1.
 	ip -n "$s" -batch - <<-EOF
 		addr add 10.11.9.1/32 dev lo
 		addr add fd00:11:9::1/128 dev lo
 		$server_cmds
-		route add 10.11.1.0/24 via 10.13.1.1 dev $P-s1
 		route add fd00:11:1::/64 via fd00:13:1::1 dev $P-s1
 	EOF
+	[ "$LAB_NAT" = 1 ] || ip -n "$s" route add 10.11.1.0/24 via 10.13.1.1 dev "$P-s1"
 	ip -n "$s" -6 -batch - <<<"$server_rules6"
 	choose_iptables "$s"
-	server_return_rules | in_ns "$s" "$IPT-restore" --noflush
+	[ "$LAB_NAT" = 1 ] || server_return_rules | in_ns "$s" "$IPT-restore" --noflush
 	server_return_rules | in_ns "$s" "$(ip6t)-restore" --noflush
+	router_edge_rules | in_ns "$r" "$IPT-restore" --noflush
+	router_edge_rules 6 | in_ns "$r" "$(ip6t)-restore" --noflush
 	set_default_path 1
 	for ((k = 1; k <= NPATHS; k++)); do
 		local spec=LAB_PATH$k

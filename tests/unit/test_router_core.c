@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
-/* The router's decisions from telemetry records: placement, adoption, RTT and reward,
- * closing and forgetting, failover on silence and on link loss, retry, reclassification. */
+/* The router's decisions from telemetry records: the next paths it publishes and
+ * their placements, adoption, RTT and reward, closing and forgetting, failure on
+ * silence and on link loss (flows stay; move with move_flows), retry,
+ * reclassification. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
@@ -45,7 +47,17 @@ struct fixture {
 	char events[8][256];
 	int n_events;
 	int fail_decide;
+	int next[TRAFFIC_CLASS_COUNT]; /* what the core published for the tc program */
+	int n_published;
 };
+
+static void rec_next_path(void *ctx, enum traffic_class cls, int path)
+{
+	struct fixture *fx = ctx;
+
+	fx->next[cls] = path;
+	fx->n_published++;
+}
 
 static int rec_decide(void *ctx, const struct flow_key *key, int path, enum traffic_class cls, uint64_t now_ns)
 {
@@ -77,7 +89,8 @@ static void rec_event(void *ctx, const char *msg)
 
 static int setup(void **state)
 {
-	struct router_core_ops ops = { .decide = rec_decide, .forget = rec_forget, .event = rec_event };
+	struct router_core_ops ops = { .decide = rec_decide, .forget = rec_forget, .event = rec_event,
+				       .next_path = rec_next_path };
 	struct bandit_config cfg;
 	struct fixture *fx = calloc(1, sizeof(*fx));
 
@@ -94,6 +107,7 @@ static int setup(void **state)
 	router_core_init(&fx->core, fx->bandit, fx->classes, 500 * MS, &ops, fx, T0);
 	router_core_set_nexthops(&fx->core, 0, true, false);
 	router_core_set_nexthops(&fx->core, 1, true, false);
+	router_core_publish_next_paths(&fx->core);
 	fx->core_ready = true;
 	return 0;
 }
@@ -129,6 +143,14 @@ static struct router_sample new_sample(const struct flow_key *key, uint64_t ts, 
 	return s;
 }
 
+/* The NEW record of a flow the tc program put on the published path of cls. */
+static struct router_sample placed_sample(const struct fixture *fx, const struct flow_key *key, uint64_t ts,
+					  enum traffic_class cls)
+{
+	assert_true(fx->next[cls] >= 0);
+	return new_sample(key, ts, ROUTER_FLOW_FROM_START | ROUTER_FLOW_STEERED, (uint32_t)fx->next[cls]);
+}
+
 static struct router_sample data_sample(const struct flow_key *key, uint64_t ts, uint32_t path)
 {
 	struct router_sample s = { .ts_ns = ts, .key = *key, .event = ROUTER_EVENT_SAMPLE, .path = path };
@@ -156,34 +178,46 @@ static void test_place_new_flows(void **state)
 	struct flow_key bulk1 = key4(IPPROTO_TCP, 40001, 873), bulk2 = key4(IPPROTO_TCP, 40002, 873);
 	struct flow_key rtp = key4(IPPROTO_UDP, 40003, 16400);
 	struct router_sample s;
+	int published;
 
-	s = new_sample(&bulk1, T0, ROUTER_FLOW_FROM_START, 0);
+	assert_int_equal(fx->n_published, TRAFFIC_CLASS_COUNT);
+	assert_int_equal(fx->next[TRAFFIC_BULK], 0); /* untried paths first, lowest index */
+	s = placed_sample(fx, &bulk1, T0, TRAFFIC_BULK);
 	router_core_on_sample(&fx->core, &s, T0);
-	assert_int_equal(last_decision(fx)->path, 0); /* untried paths first, lowest index */
-	assert_int_equal(last_decision(fx)->cls, TRAFFIC_BULK);
-	assert_memory_equal(&last_decision(fx)->key, &bulk1, sizeof(bulk1));
+	assert_int_equal(router_core_flow(&fx->core, &bulk1)->path, 0);
+	assert_int_equal(router_core_flow(&fx->core, &bulk1)->cls, TRAFFIC_BULK);
+	/* The tc program wrote the decision: the core writes none. */
+	assert_int_equal(fx->n_decided, 0);
+	/* A placement moves the bandit: the next bulk flow goes to the other untried path. */
+	assert_int_equal(fx->n_published, 2 * TRAFFIC_CLASS_COUNT);
+	assert_int_equal(fx->next[TRAFFIC_BULK], 1);
 
-	s = new_sample(&bulk2, T0 + MS, ROUTER_FLOW_FROM_START, 0);
+	s = placed_sample(fx, &bulk2, T0 + MS, TRAFFIC_BULK);
 	router_core_on_sample(&fx->core, &s, T0 + MS);
-	assert_int_equal(last_decision(fx)->path, 1); /* the other untried one */
+	assert_int_equal(router_core_flow(&fx->core, &bulk2)->path, 1);
 	assert_int_equal(arm_flows(fx, TRAFFIC_BULK, 0), 1);
 	assert_int_equal(arm_flows(fx, TRAFFIC_BULK, 1), 1);
 
 	/* UDP to an RTP port with a small first packet: voip by the built-in table. */
-	s = new_sample(&rtp, T0 + 2 * MS, ROUTER_FLOW_FROM_START, ROUTER_PATH_NONE);
+	s = placed_sample(fx, &rtp, T0 + 2 * MS, TRAFFIC_VOIP);
 	s.delta[ROUTER_DIR_UP].bytes = 200;
 	router_core_on_sample(&fx->core, &s, T0 + 2 * MS);
-	assert_int_equal(last_decision(fx)->cls, TRAFFIC_VOIP);
+	assert_int_equal(router_core_flow(&fx->core, &rtp)->cls, TRAFFIC_VOIP);
 	assert_int_equal(fx->core.stats.placed, 3);
 	assert_int_equal(fx->core.stats.flows_seen, 3);
 	assert_int_equal(fx->core.n_flows, 3);
+
+	/* Every path tick publishes again (metrics and rewards move the choice). */
+	published = fx->n_published;
+	router_core_tick(&fx->core, T0 + 100 * MS);
+	assert_int_equal(fx->n_published, published + TRAFFIC_CLASS_COUNT);
 }
 
 static void test_adopt_unsteered(void **state)
 {
 	struct fixture *fx = *state;
 	struct flow_key mid = key4(IPPROTO_TCP, 41000, 443), v6 = key4(IPPROTO_TCP, 41001, 443);
-	struct flow_key nomap = key4(IPPROTO_TCP, 41002, 443);
+	struct flow_key nomap = key4(IPPROTO_TCP, 41002, 443), routed = key4(IPPROTO_TCP, 41003, 443);
 	struct router_sample s;
 
 	/* Seen mid-stream, routed by the kernel onto path b: it stays there. */
@@ -193,22 +227,31 @@ static void test_adopt_unsteered(void **state)
 	assert_int_equal(last_decision(fx)->path, 1);
 	assert_int_equal(fx->core.stats.adopted, 1);
 
+	/* From its first packet, but the tc program did not place it (no heartbeat yet):
+	 * the kernel routed it onto b, and NAT bound it there. It stays too. */
+	s = new_sample(&routed, T0, ROUTER_FLOW_FROM_START, 1);
+	router_core_on_sample(&fx->core, &s, T0);
+	assert_int_equal(fx->n_decided, 2);
+	assert_int_equal(last_decision(fx)->path, 1);
+	assert_int_equal(fx->core.stats.adopted, 2);
+	assert_int_equal(fx->core.stats.placed, 0);
+
 	/* IPv6 with IPv4-only next hops: left to the kernel. */
 	v6.family = AF_INET6;
 	s = new_sample(&v6, T0, ROUTER_FLOW_FROM_START, ROUTER_PATH_NONE);
 	router_core_on_sample(&fx->core, &s, T0);
-	assert_int_equal(fx->n_decided, 1);
+	assert_int_equal(fx->n_decided, 2);
 	assert_int_equal(fx->core.stats.unsteered, 1);
 	assert_int_equal(router_core_flow(&fx->core, &v6)->path, -1);
 
 	/* A decision that cannot be written leaves the flow unsteered and uncounted. */
 	fx->fail_decide = 1;
-	s = new_sample(&nomap, T0, ROUTER_FLOW_FROM_START, ROUTER_PATH_NONE);
+	s = new_sample(&nomap, T0, ROUTER_FLOW_FROM_START, 0);
 	router_core_on_sample(&fx->core, &s, T0);
 	assert_int_equal(fx->core.stats.unsteered, 2);
 	assert_int_equal(fx->core.stats.decide_errors, 1);
 	assert_false(router_core_flow(&fx->core, &nomap)->counted);
-	assert_int_equal(arm_flows(fx, TRAFFIC_WEB, 0) + arm_flows(fx, TRAFFIC_WEB, 1), 1);
+	assert_int_equal(arm_flows(fx, TRAFFIC_WEB, 0) + arm_flows(fx, TRAFFIC_WEB, 1), 2);
 }
 
 static void test_rtt_and_reward(void **state)
@@ -219,7 +262,7 @@ static void test_rtt_and_reward(void **state)
 	struct router_sample s;
 	double expected;
 
-	s = new_sample(&k, T0, ROUTER_FLOW_FROM_START, ROUTER_PATH_NONE);
+	s = placed_sample(fx, &k, T0, TRAFFIC_BULK);
 	router_core_on_sample(&fx->core, &s, T0);
 	s = data_sample(&k, T0 + 100 * MS, 0);
 	s.delta[ROUTER_DIR_UP].packets = 60;
@@ -272,7 +315,7 @@ static void test_close_and_forget(void **state)
 	struct flow_key k = key4(IPPROTO_TCP, 43000, 873);
 	struct router_sample s;
 
-	s = new_sample(&k, T0, ROUTER_FLOW_FROM_START, ROUTER_PATH_NONE);
+	s = placed_sample(fx, &k, T0, TRAFFIC_BULK);
 	router_core_on_sample(&fx->core, &s, T0);
 	assert_int_equal(arm_flows(fx, TRAFFIC_BULK, 0), 1);
 	s = data_sample(&k, T0 + 50 * MS, 0);
@@ -299,15 +342,15 @@ static void test_reuse_after_close(void **state)
 	struct flow_key k = key4(IPPROTO_TCP, 43500, 873);
 	struct router_sample s;
 
-	s = new_sample(&k, T0, ROUTER_FLOW_FROM_START, ROUTER_PATH_NONE);
+	s = placed_sample(fx, &k, T0, TRAFFIC_BULK);
 	router_core_on_sample(&fx->core, &s, T0);
 	s.event = ROUTER_EVENT_CLOSE;
 	s.flags |= ROUTER_FLOW_CLOSED;
 	router_core_on_sample(&fx->core, &s, T0 + MS);
 	/* The same 5-tuple opens again: a new flow, placed again. */
-	s = new_sample(&k, T0 + 2 * MS, ROUTER_FLOW_FROM_START, 0);
+	s = placed_sample(fx, &k, T0 + 2 * MS, TRAFFIC_BULK);
 	router_core_on_sample(&fx->core, &s, T0 + 2 * MS);
-	assert_int_equal(fx->n_decided, 2);
+	assert_int_equal(fx->core.stats.placed, 2);
 	assert_false(router_core_flow(&fx->core, &k)->closed);
 	assert_int_equal(fx->core.stats.flows_seen, 2);
 	assert_int_equal(fx->core.n_flows, 1);
@@ -315,19 +358,18 @@ static void test_reuse_after_close(void **state)
 	assert_int_equal(arm_flows(fx, TRAFFIC_BULK, 0) + arm_flows(fx, TRAFFIC_BULK, 1), 1);
 }
 
-static void test_failover_on_silence(void **state)
+/* Path a goes silent under one of two bulk flows; returns once it is out. */
+static void silence_path_a(struct fixture *fx, const struct flow_key *on_a, const struct flow_key *on_b)
 {
-	struct fixture *fx = *state;
-	struct flow_key on_a = key4(IPPROTO_TCP, 44000, 873), on_b = key4(IPPROTO_TCP, 44001, 873);
 	const struct path_metrics *ma = bandit_path_metrics(fx->bandit, 0);
 	struct router_sample s;
 
-	s = new_sample(&on_a, T0, ROUTER_FLOW_FROM_START, ROUTER_PATH_NONE);
+	s = placed_sample(fx, on_a, T0, TRAFFIC_BULK);
 	router_core_on_sample(&fx->core, &s, T0);
-	s = new_sample(&on_b, T0, ROUTER_FLOW_FROM_START, ROUTER_PATH_NONE);
+	s = placed_sample(fx, on_b, T0, TRAFFIC_BULK);
 	router_core_on_sample(&fx->core, &s, T0);
-	assert_int_equal(router_core_flow(&fx->core, &on_a)->path, 0);
-	assert_int_equal(router_core_flow(&fx->core, &on_b)->path, 1);
+	assert_int_equal(router_core_flow(&fx->core, on_a)->path, 0);
+	assert_int_equal(router_core_flow(&fx->core, on_b)->path, 1);
 
 	/* Path a sends and hears nothing from the first tick (100 ms) on; path b delivers.
 	 * dead_after (1 s) later, a is out. */
@@ -340,16 +382,27 @@ static void test_failover_on_silence(void **state)
 	router_core_add_path_traffic(&fx->core, 0, 10, 0, 0);
 	router_core_tick(&fx->core, T0 + 1100 * MS);
 	assert_false(ma->available);
-	assert_int_equal(router_core_flow(&fx->core, &on_a)->path, 1);
-	assert_int_equal(router_core_flow(&fx->core, &on_a)->moves, 1);
-	assert_int_equal(router_core_flow(&fx->core, &on_b)->moves, 0);
-	assert_int_equal(last_decision(fx)->path, 1);
-	assert_int_equal(fx->core.stats.failovers, 1);
 	assert_int_equal(fx->core.path[0].unanswered, 110);
 	assert_int_equal(fx->core.stats.paths_failed, 1);
-	assert_int_equal(arm_flows(fx, TRAFFIC_BULK, 0), 0);
-	assert_int_equal(arm_flows(fx, TRAFFIC_BULK, 1), 2);
-	assert_string_equal(fx->events[0], "path a unavailable (no delivery): moved 1 flow");
+	/* New flows of every class go to b. */
+	for (int cls = 0; cls < TRAFFIC_CLASS_COUNT; cls++)
+		assert_int_equal(fx->next[cls], 1);
+}
+
+/* NAT bound each flow to its uplink: a failed path's flows stay on it. */
+static void test_failure_keeps_flows(void **state)
+{
+	struct fixture *fx = *state;
+	struct flow_key on_a = key4(IPPROTO_TCP, 44000, 873), on_b = key4(IPPROTO_TCP, 44001, 873);
+	const struct path_metrics *ma = bandit_path_metrics(fx->bandit, 0);
+
+	silence_path_a(fx, &on_a, &on_b);
+	assert_int_equal(router_core_flow(&fx->core, &on_a)->path, 0);
+	assert_int_equal(router_core_flow(&fx->core, &on_a)->moves, 0);
+	assert_int_equal(fx->n_decided, 0);
+	assert_int_equal(fx->core.stats.failovers, 0);
+	assert_string_equal(fx->events[0],
+			    "path a unavailable (no delivery): new flows go elsewhere, its flows stay (NAT binds them)");
 
 	/* Tried again after the hold-down (5 s), then after 10 s if it fails again. */
 	router_core_tick(&fx->core, T0 + 6000 * MS);
@@ -363,6 +416,24 @@ static void test_failover_on_silence(void **state)
 	router_core_tick(&fx->core, T0 + 6200 * MS);
 	assert_int_equal(fx->core.path[0].failed_ns, 0);
 	assert_int_equal(fx->core.path[0].retry_after_ns, ROUTER_RETRY_FIRST_NS);
+}
+
+/* Un-NAT'd uplinks (move_flows): a failed path's flows move to the best one left. */
+static void test_failover_moves_flows(void **state)
+{
+	struct fixture *fx = *state;
+	struct flow_key on_a = key4(IPPROTO_TCP, 44000, 873), on_b = key4(IPPROTO_TCP, 44001, 873);
+
+	fx->core.move_flows = true;
+	silence_path_a(fx, &on_a, &on_b);
+	assert_int_equal(router_core_flow(&fx->core, &on_a)->path, 1);
+	assert_int_equal(router_core_flow(&fx->core, &on_a)->moves, 1);
+	assert_int_equal(router_core_flow(&fx->core, &on_b)->moves, 0);
+	assert_int_equal(last_decision(fx)->path, 1);
+	assert_int_equal(fx->core.stats.failovers, 1);
+	assert_int_equal(arm_flows(fx, TRAFFIC_BULK, 0), 0);
+	assert_int_equal(arm_flows(fx, TRAFFIC_BULK, 1), 2);
+	assert_string_equal(fx->events[0], "path a unavailable (no delivery): moved 1 flow");
 }
 
 /* A quiet path (nothing delivered yet) and a lost SYN, resent a second later and
@@ -413,14 +484,16 @@ static void test_link_down_up(void **state)
 	struct flow_key k = key4(IPPROTO_UDP, 45000, 3074);
 	struct router_sample s;
 
-	/* Both paths untried for gaming: the first flow goes to a, the second to b. */
-	s = new_sample(&k, T0, ROUTER_FLOW_FROM_START, ROUTER_PATH_NONE);
+	/* Un-NAT'd uplinks: flows may move. Both paths untried for gaming: the first
+	 * flow goes to a, the second to b. */
+	fx->core.move_flows = true;
+	s = placed_sample(fx, &k, T0, TRAFFIC_GAMING);
 	router_core_on_sample(&fx->core, &s, T0);
 	k.sport++;
-	s = new_sample(&k, T0, ROUTER_FLOW_FROM_START, ROUTER_PATH_NONE);
+	s = placed_sample(fx, &k, T0, TRAFFIC_GAMING);
 	router_core_on_sample(&fx->core, &s, T0);
-	assert_int_equal(last_decision(fx)->path, 1);
-	assert_int_equal(last_decision(fx)->cls, TRAFFIC_GAMING);
+	assert_int_equal(router_core_flow(&fx->core, &k)->path, 1);
+	assert_int_equal(router_core_flow(&fx->core, &k)->cls, TRAFFIC_GAMING);
 
 	router_core_set_link(&fx->core, 1, false, T0 + MS);
 	assert_false(bandit_path_metrics(fx->bandit, 1)->available);
@@ -430,8 +503,10 @@ static void test_link_down_up(void **state)
 	/* Repeated "down" is no new event. */
 	router_core_set_link(&fx->core, 1, false, T0 + 2 * MS);
 	assert_int_equal(fx->core.stats.paths_failed, 1);
+	assert_int_equal(fx->next[TRAFFIC_GAMING], 0);
 	router_core_set_link(&fx->core, 1, true, T0 + 3 * MS);
 	assert_true(bandit_path_metrics(fx->bandit, 1)->available);
+	assert_int_equal(fx->next[TRAFFIC_GAMING], 1); /* b is untried again for new flows */
 	/* Flows stay where they were moved: no reordering back. */
 	assert_int_equal(router_core_flow(&fx->core, &k)->path, 0);
 }
@@ -443,10 +518,10 @@ static void test_reclassify_keeps_path(void **state)
 	struct router_sample s;
 	int path;
 
-	s = new_sample(&k, T0, ROUTER_FLOW_FROM_START, ROUTER_PATH_NONE);
+	s = placed_sample(fx, &k, T0, TRAFFIC_WEB);
 	router_core_on_sample(&fx->core, &s, T0);
-	assert_int_equal(last_decision(fx)->cls, TRAFFIC_WEB); /* no rule: the default */
-	path = last_decision(fx)->path;
+	assert_int_equal(router_core_flow(&fx->core, &k)->cls, TRAFFIC_WEB); /* no rule: the default */
+	path = router_core_flow(&fx->core, &k)->path;
 	s = data_sample(&k, T0 + 400 * MS, (uint32_t)path);
 	s.delta[ROUTER_DIR_UP].packets = 80000;
 	s.delta[ROUTER_DIR_UP].bytes = 120000000; /* past bulk-elephant's 100 MB */
@@ -492,7 +567,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rtt_and_reward, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_and_forget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reuse_after_close, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failover_on_silence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_keeps_flows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failover_moves_flows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_packet_is_no_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_silence_after_delivery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_link_down_up, setup, teardown),

@@ -152,6 +152,41 @@ static void test_opts_bandit(void **state)
 	assert_float_equal(o.bandit.c, 0.5, 1e-12);
 }
 
+static void test_marks(void **state)
+{
+	struct router_opts o;
+	char err[256];
+
+	(void)state;
+	router_opts_init(&o);
+	o.lan = "lan0";
+	assert_int_equal(router_opts_add_path(&o, "a:wan0:10.0.0.1", err, sizeof(err)), 0);
+	assert_int_equal(router_opts_add_path(&o, "b:wan1:10.0.1.1", err, sizeof(err)), 0);
+	assert_int_equal(router_opts_check(&o, err, sizeof(err)), 0);
+	/* Defaults: base + i x the mask's lowest bit, inside the mask. */
+	assert_int_equal(router_path_mark(&o, 0), ROUTER_DEFAULT_MARK_BASE);
+	assert_int_equal(router_path_mark(&o, 1), ROUTER_DEFAULT_MARK_BASE + 0x10000);
+
+	assert_int_equal(router_opts_set_mark(&o.mark_mask, "--mark-mask", "0x3f00", err, sizeof(err)), 0);
+	assert_int_equal(router_opts_set_mark(&o.mark_base, "--mark-base", "256", err, sizeof(err)), 0);
+	assert_int_equal(router_opts_check(&o, err, sizeof(err)), 0);
+	assert_int_equal(router_path_mark(&o, 1), 0x200);
+
+	/* A base outside the mask, or paths running past it. */
+	o.mark_base = 0x4000;
+	assert_int_equal(router_opts_check(&o, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--mark-base 0x4000 has bits outside --mark-mask 0x3f00"));
+	o.mark_base = 0x3f00;
+	assert_int_equal(router_opts_check(&o, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "do not fit in --mark-mask 0x3f00"));
+
+	assert_int_equal(router_opts_set_mark(&o.mark_mask, "--mark-mask", "0", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--mark-mask '0': not a number in 1..0xffffffff"));
+	assert_int_equal(router_opts_set_mark(&o.mark_base, "--mark-base", "0x100000000", err, sizeof(err)), -EINVAL);
+	assert_int_equal(router_opts_set_mark(&o.mark_base, "--mark-base", "-1", err, sizeof(err)), -EINVAL);
+	assert_int_equal(router_opts_set_mark(&o.mark_base, "--mark-base", "12x", err, sizeof(err)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -159,6 +194,7 @@ int main(void)
 		cmocka_unit_test(test_parse_ipv6_and_both),
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_opts_add_and_check),
+		cmocka_unit_test(test_marks),
 		cmocka_unit_test(test_opts_bandit),
 	};
 

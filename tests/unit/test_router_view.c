@@ -106,6 +106,9 @@ static void fill(struct fixture *fx)
 	v->stats.placed = 6;
 	v->stats.failovers = 3;
 	v->counters[ROUTER_CNT_STEERED] = 777;
+	v->counters[ROUTER_CNT_UPLINK_UNKNOWN] = 20000;
+	v->maps[ROUTER_VIEW_MAP_FLOWS] = (struct router_map_fill){ .entries = 4096, .max_entries = 16384 };
+	v->maps[ROUTER_VIEW_MAP_TIMESTAMPS] = (struct router_map_fill){ .entries = 7, .max_entries = 65536 };
 }
 
 static void to_json(struct fixture *fx)
@@ -161,6 +164,11 @@ static void test_round_trip(void **state)
 	assert_true(isnan(w->flow[1].reward));
 	assert_int_equal(w->stats.failovers, 3);
 	assert_int_equal(w->counters[ROUTER_CNT_STEERED], 777);
+	assert_int_equal(w->counters[ROUTER_CNT_UPLINK_UNKNOWN], 20000);
+	assert_int_equal(w->maps[ROUTER_VIEW_MAP_FLOWS].entries, 4096);
+	assert_int_equal(w->maps[ROUTER_VIEW_MAP_FLOWS].max_entries, 16384);
+	assert_int_equal(w->maps[ROUTER_VIEW_MAP_DECISIONS].max_entries, 0);
+	assert_int_equal(w->maps[ROUTER_VIEW_MAP_TIMESTAMPS].entries, 7);
 }
 
 static void test_text(void **state)
@@ -180,6 +188,8 @@ static void test_text(void **state)
 	assert_non_null(strstr(fx->text, "path2            rfx-r2           fd00:12:2::2     down"));
 	assert_non_null(strstr(fx->text, "tcp:10.11.1.2:40000-10.11.9.1:873"));
 	assert_non_null(strstr(fx->text, "(closed)"));
+	assert_non_null(strstr(fx->text, "router_flows             4096        16384   25.0%"));
+	assert_non_null(strstr(fx->text, "uplink_unknown 20000"));
 }
 
 /* A JSON text that must be refused with a message holding needle. */

@@ -571,10 +571,17 @@ static int print_classes(const struct reflexd_options *opt)
 	return classify_table_print(&table, stdout) < 0 ? 1 : 0;
 }
 
+/* Every signal whose default action ends the process, apart from the faults of
+ * the process itself: each stops the router cleanly. */
+static const int router_stop_signals[] = { SIGINT,   SIGTERM, SIGQUIT, SIGUSR2, SIGALRM,   SIGVTALRM,
+					   SIGPROF,  SIGXCPU, SIGXFSZ, SIGIO,   SIGPWR,    SIGSTKFLT,
+					   SIGTRAP };
+
 /* Edge-router mode: the router runtime owns attach, loop and detach. */
 static int run_router(struct reflexd_options *opt)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction ignore = { .sa_handler = SIG_IGN };
 
 	opt->router.pin_dir = opt->pin_dir;
 	opt->router.sample_interval_ns = opt->config.sample_interval_ns;
@@ -588,10 +595,17 @@ static int run_router(struct reflexd_options *opt)
 	char err[256];
 	int ret;
 
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	/* `systemctl reload` must not kill a router, whose loop reloads nothing yet */
-	signal(SIGHUP, SIG_IGN);
+	opt->router.reload = &reload_requested;
+	opt->router.promote = &promote_requested;
+	for (size_t i = 0; i < sizeof(router_stop_signals) / sizeof(router_stop_signals[0]); i++)
+		sigaction(router_stop_signals[i], &sa, NULL);
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		sigaction(sig, &sa, NULL);
+	/* SIGHUP (`systemctl reload`) rereads the classes file; SIGUSR1 is answered. */
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	/* A reader of a pipe going away must not end it without cleanup either. */
+	sigaction(SIGPIPE, &ignore, NULL);
 	/* the router runs its own loop: its metrics come from the view it publishes */
 	pins_run_path(opt->pin_dir, "paths", view_path, sizeof(view_path));
 	if (opt->metrics_listen &&

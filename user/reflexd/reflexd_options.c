@@ -82,6 +82,12 @@ void reflexd_usage(FILE *out)
 		"  --print-classes          print the effective class table and exit\n"
 		"  --bandit MODE            ucb1 (default), discounted, sliding-window, round-robin\n"
 		"  --bandit-c C             the bandit's exploration weight\n"
+		"  --mark-mask M            the bits of the packet mark reflexd owns (default 0x00ff0000)\n"
+		"  --mark-base B            path i's mark is B + i x M's lowest bit (default 0x00520000);\n"
+		"                           each path gets `ip rule fwmark MARK/M lookup 21074+i`\n"
+		"  --move-flows             move a failed path's flows to another path: only for\n"
+		"                           un-NAT'd uplinks (a NAT'd flow cannot change uplink)\n"
+		"  SIGHUP reloads the classes file; `reflexctl paths` shows the paths and flows.\n"
 		"\n"
 		"Exit codes: 0 stopped cleanly, 1 runtime error, 2 bad usage or setup failure\n"
 		"(nothing is left attached).\n",
@@ -196,7 +202,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD, OPT_POLICY, OPT_EXPLORE, OPT_LAN,
 	       OPT_PATH, OPT_CLASSES, OPT_PRINT_CLASSES, OPT_BANDIT, OPT_BANDIT_C, OPT_ACTUATOR,
 	       OPT_LEARN, OPT_LEARN_OUT, OPT_CONFIG, OPT_CHECK_CONFIG, OPT_METRICS_LISTEN, OPT_DECISION_LOG_MAX,
-	       OPT_DECISION_LOG_KEEP };
+	       OPT_DECISION_LOG_KEEP, OPT_MARK_BASE, OPT_MARK_MASK, OPT_MOVE_FLOWS };
 	static const struct option longopts[] = {
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -231,6 +237,9 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		{ "decision-log-max-bytes", required_argument, NULL, OPT_DECISION_LOG_MAX },
 		{ "decision-log-keep", required_argument, NULL, OPT_DECISION_LOG_KEEP },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "mark-base", required_argument, NULL, OPT_MARK_BASE },
+		{ "mark-mask", required_argument, NULL, OPT_MARK_MASK },
+		{ "move-flows", no_argument, NULL, OPT_MOVE_FLOWS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -377,6 +386,15 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 			opt->decision_log_keep = parse_ulong(&e, "--decision-log-keep", optarg, 0, 99);
 			break;
 		case 'q': opt->quiet = true; break;
+		case OPT_MARK_BASE:
+			if (router_opts_set_mark(&opt->router.mark_base, "--mark-base", optarg, why, sizeof(why)))
+				usage_error(&e, "%s", why);
+			break;
+		case OPT_MARK_MASK:
+			if (router_opts_set_mark(&opt->router.mark_mask, "--mark-mask", optarg, why, sizeof(why)))
+				usage_error(&e, "%s", why);
+			break;
+		case OPT_MOVE_FLOWS: opt->router.move_flows = true; break;
 		case 'v': opt->verbose = true; break;
 		case 'h': return REFLEXD_ARGS_HELP;
 		case ':':

@@ -18,6 +18,7 @@
 #include "router/router.h"
 #include "router/router_core.h"
 #include "router/router_loader.h"
+#include "router/router_routes.h"
 #include "router/router_view.h"
 
 #define EXIT_RUNTIME 1
@@ -35,7 +36,6 @@ struct router_daemon {
 	struct router_core core;
 	bool core_ready;
 	struct ring_buffer *ring;
-	struct router_config cfg;
 	int lan_ifindex;
 	int path_ifindex[ROUTER_MAX_PATHS];
 	int sock_fd; /* for SIOCGIFFLAGS in reflexd's network namespace */
@@ -82,6 +82,36 @@ static void event(void *ctx, const char *msg)
 {
 	(void)ctx;
 	fprintf(stderr, "reflexd: %s\n", msg);
+}
+
+static void next_path(void *ctx, enum traffic_class cls, int path)
+{
+	struct router_daemon *d = ctx;
+	__u32 key = (__u32)cls, value = path >= 0 ? (__u32)path : ROUTER_PATH_NONE;
+
+	bpf_map_update_elem(router_attach_next_path_fd(&d->ra), &key, &value, BPF_ANY);
+}
+
+/* What the class table says of a flow from its protocol and the far end's port
+ * alone, for every port: the class the tc program places a new flow by. */
+static int port_classes_write(struct router_daemon *d)
+{
+	static __u32 keys[ROUTER_PORT_CLASS_ENTRIES];
+	static __u8 values[ROUTER_PORT_CLASS_ENTRIES];
+	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 count = ROUTER_PORT_CLASS_ENTRIES;
+	int rule;
+
+	for (__u32 i = 0; i < ROUTER_PORT_CLASS_ENTRIES; i++) {
+		struct flow_facts facts = {
+			.proto = i / 65536 == ROUTER_PORT_SLOT_UDP ? IPPROTO_UDP : IPPROTO_TCP,
+			.dport = (uint16_t)(i % 65536),
+		};
+
+		keys[i] = i;
+		values[i] = (__u8)classify_flow(d->classes, &facts, &rule);
+	}
+	return bpf_map_update_batch(router_attach_port_class_fd(&d->ra), keys, values, &count, &opts) ? -errno : 0;
 }
 
 static int on_record(void *ctx, void *data, size_t size)
@@ -149,30 +179,101 @@ static int bandit_setup(struct router_daemon *d, char *err, size_t len)
 	return 0;
 }
 
+/* Strict reverse-path filtering on an uplink drops the answers of flows steered off
+ * the main table's default route: say so (the kernel takes the higher of all/IF). */
+static int sysctl_int(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	int v = 0;
+
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v;
+}
+
+static void rp_filter_check(const char *ifname)
+{
+	char path[128];
+	int all = sysctl_int("/proc/sys/net/ipv4/conf/all/rp_filter"), own;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/rp_filter", ifname);
+	own = sysctl_int(path);
+	if ((all > own ? all : own) == 1)
+		fprintf(stderr, "reflexd: warning: strict rp_filter on %s drops answers of flows steered off the "
+				"default route: set net.ipv4.conf.%s.rp_filter=2\n", ifname, ifname);
+}
+
+/* Per path and family with a next hop: the default route in the path's table, then
+ * the rule that sends the path's mark there. */
+static int routes_setup(struct router_daemon *d, char *err, size_t len)
+{
+	const struct router_opts *o = d->opt;
+
+	for (int i = 0; i < o->n_paths; i++) {
+		const struct router_path *p = &o->path[i];
+
+		for (int v6 = 0; v6 < 2; v6++) {
+			struct router_route route = { .kind = ROUTER_ROUTE_DEFAULT, .family = v6 ? AF_INET6 : AF_INET,
+						      .table = ROUTER_TABLE_BASE + (uint32_t)i };
+			struct router_route rule = { .kind = ROUTER_ROUTE_RULE, .family = route.family,
+						     .table = route.table, .priority = route.table,
+						     .mark = router_path_mark(o, i), .mask = o->mark_mask };
+			int ret;
+
+			if (!(v6 ? p->has_nexthop6 : p->has_nexthop4))
+				continue;
+			if (v6)
+				route.gateway = p->nexthop6;
+			else
+				memcpy(&route.gateway, &p->nexthop4, sizeof(p->nexthop4));
+			snprintf(route.ifname, sizeof(route.ifname), "%s", p->ifname);
+			ret = router_attach_route(&d->ra, &route, err, len);
+			if (!ret)
+				ret = router_attach_route(&d->ra, &rule, err, len);
+			if (ret)
+				return ret;
+		}
+		if (p->has_nexthop4)
+			rp_filter_check(p->ifname);
+	}
+	return 0;
+}
+
 static int bpf_setup(struct router_daemon *d, char *err, size_t len)
 {
 	const struct router_opts *o = d->opt;
-	struct router_nexthop nexthop[ROUTER_MAX_PATHS] = { 0 };
+	struct router_path_entry paths[ROUTER_MAX_PATHS] = { 0 };
+	struct reflex_config cfg = {
+		.sample_interval_ns = o->sample_interval_ns,
+		.flush_threshold = o->flush_threshold,
+		.max_batch_delay_us = o->max_batch_delay_us,
+		.heartbeat_deadline_ns = ROUTER_DEFAULT_HEARTBEAT_DEADLINE_NS,
+	};
 	int ret;
 
 	for (int i = 0; i < o->n_paths; i++) {
-		nexthop[i].ifindex = (__u32)d->path_ifindex[i];
-		if (o->path[i].has_nexthop4)
-			nexthop[i].nexthop4 = o->path[i].nexthop4.s_addr;
-		if (o->path[i].has_nexthop6)
-			memcpy(nexthop[i].nexthop6, &o->path[i].nexthop6, sizeof(nexthop[i].nexthop6));
+		paths[i].ifindex = (__u32)d->path_ifindex[i];
+		paths[i].mark = router_path_mark(o, i);
+		paths[i].mark_mask = o->mark_mask;
+		paths[i].families = (o->path[i].has_nexthop4 ? ROUTER_FAMILY_IPV4 : 0) |
+				    (o->path[i].has_nexthop6 ? ROUTER_FAMILY_IPV6 : 0);
 	}
-	d->cfg.sample_interval_ns = o->sample_interval_ns;
-	d->cfg.flush_threshold = o->flush_threshold;
-	d->cfg.heartbeat_deadline_ns = ROUTER_DEFAULT_HEARTBEAT_DEADLINE_NS;
-	d->cfg.lan_ifindex = (__u32)d->lan_ifindex;
-	d->cfg.heartbeat_ns = now_ns();
-	ret = router_attach_load(&d->ra, o->pin_dir, &d->cfg, nexthop, o->n_paths, err, len);
+	ret = router_attach_load(&d->ra, o->pin_dir, &cfg, paths, o->n_paths, err, len);
 	if (ret)
 		return ret;
-	ret = router_attach_iface(&d->ra, o->lan, d->lan_ifindex, err, len);
-	for (int i = 0; !ret && i < o->n_paths; i++)
-		ret = router_attach_iface(&d->ra, o->path[i].ifname, d->path_ifindex[i], err, len);
+	ret = router_attach_heartbeat(&d->ra, now_ns());
+	if (!ret)
+		ret = port_classes_write(d);
+	if (ret) {
+		snprintf(err, len, "cannot write the router's class and heartbeat maps: %s", strerror(-ret));
+		return ret;
+	}
+	ret = routes_setup(d, err, len);
+	if (!ret)
+		ret = router_attach_lan(&d->ra, o->lan, d->lan_ifindex, err, len);
 	if (ret)
 		return ret;
 	d->ring = ring_buffer__new(router_attach_events_fd(&d->ra), on_record, d, NULL);
@@ -186,7 +287,7 @@ static int bpf_setup(struct router_daemon *d, char *err, size_t len)
 static int setup(struct router_daemon *d)
 {
 	const struct router_opts *o = d->opt;
-	struct router_core_ops ops = { .decide = decide, .forget = forget, .event = event };
+	struct router_core_ops ops = { .decide = decide, .forget = forget, .event = event, .next_path = next_path };
 	struct reflex_err lerr = { "" };
 	char err[512] = "";
 	int ret;
@@ -224,14 +325,40 @@ static int setup(struct router_daemon *d)
 	}
 	d->start_ns = now_ns();
 	router_core_init(&d->core, d->bandit, d->classes, o->reward_interval_ns, &ops, d, d->start_ns);
+	d->core.move_flows = o->move_flows;
 	for (int i = 0; i < o->n_paths; i++)
 		router_core_set_nexthops(&d->core, i, o->path[i].has_nexthop4, o->path[i].has_nexthop6);
 	d->core_ready = true;
+	router_core_publish_next_paths(&d->core);
 	pins_run_path(o->pin_dir, "paths", d->paths_file, sizeof(d->paths_file));
 	return 0;
 }
 
 /* ---- the loop ------------------------------------------------------------------------- */
+
+/* SIGHUP: the classes file again; one that does not load leaves the table as it was. */
+static void classes_reload(struct router_daemon *d)
+{
+	struct classify_table *fresh;
+	char err[512] = "";
+
+	if (!d->opt->classes_path) {
+		fprintf(stderr, "reflexd: SIGHUP: no --classes file to reload (the built-in table stays)\n");
+		return;
+	}
+	fresh = calloc(1, sizeof(*fresh));
+	if (!fresh || classify_table_load(fresh, d->opt->classes_path, err, sizeof(err))) {
+		fprintf(stderr, "reflexd: SIGHUP: %s; the class table stays as it was\n", fresh ? err : "out of memory");
+		free(fresh);
+		return;
+	}
+	*d->classes = *fresh;
+	free(fresh);
+	if (port_classes_write(d))
+		fprintf(stderr, "reflexd: SIGHUP: cannot write router_port_class: %s\n", strerror(errno));
+	router_core_publish_next_paths(&d->core);
+	fprintf(stderr, "reflexd: SIGHUP: reloaded %s (%u rules)\n", d->opt->classes_path, d->classes->n_rules);
+}
 
 static bool link_up(struct router_daemon *d, const char *ifname)
 {
@@ -311,6 +438,25 @@ static void flow_view_fill(struct router_daemon *d, const struct router_flow_sta
 	fv->idle_ms = now > f->last_ns ? (now - f->last_ns) / 1000000 : 0;
 }
 
+/* A hash's entries, by walking its keys (once a second: a few ms at 16k entries). */
+static void map_fill(int fd, struct router_map_fill *fill)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 info_len = sizeof(info);
+	unsigned char key[64], next[64];
+	void *prev = NULL;
+
+	memset(fill, 0, sizeof(*fill));
+	if (bpf_obj_get_info_by_fd(fd, &info, &info_len) || info.key_size > sizeof(key))
+		return;
+	fill->max_entries = info.max_entries;
+	while (fill->entries < info.max_entries && bpf_map_get_next_key(fd, prev, next) == 0) {
+		fill->entries++;
+		memcpy(key, next, info.key_size);
+		prev = key;
+	}
+}
+
 static void view_fill(struct router_daemon *d, uint64_t now)
 {
 	struct router_view *v = d->view;
@@ -357,6 +503,9 @@ static void view_fill(struct router_daemon *d, uint64_t now)
 	v->stats = d->core.stats;
 	for (int i = 0; i < ROUTER_CNT_MAX; i++)
 		percpu_sum(router_attach_counters_fd(&d->ra), (__u32)i, sizeof(uint64_t), &v->counters[i], 1);
+	map_fill(router_attach_flows_fd(&d->ra), &v->maps[ROUTER_VIEW_MAP_FLOWS]);
+	map_fill(router_attach_decisions_fd(&d->ra), &v->maps[ROUTER_VIEW_MAP_DECISIONS]);
+	map_fill(router_attach_timestamps_fd(&d->ra), &v->maps[ROUTER_VIEW_MAP_TIMESTAMPS]);
 }
 
 /* Replaced whole (temporary file + rename): a reader never sees half a table. */
@@ -409,10 +558,17 @@ static int loop(struct router_daemon *d)
 		}
 		now = now_ns();
 		if (now - last_beat >= HEARTBEAT_PERIOD_NS) {
-			d->cfg.heartbeat_ns = now;
-			if (router_attach_config_write(&d->ra, &d->cfg))
+			if (router_attach_heartbeat(&d->ra, now))
 				fprintf(stderr, "reflexd: cannot write the heartbeat: %s\n", strerror(errno));
 			last_beat = now;
+		}
+		if (o->reload && *o->reload) {
+			*o->reload = 0;
+			classes_reload(d);
+		}
+		if (o->promote && *o->promote) {
+			*o->promote = 0;
+			fprintf(stderr, "reflexd: SIGUSR1: the router has no shadow mode to leave\n");
 		}
 		if (now - last_paths >= PATH_CHECK_NS) {
 			paths_check(d, now);

@@ -2,20 +2,24 @@
  * reflexd on an edge router: `reflexd --lan IF --path NAME:IF:NEXTHOP ...`.
  *
  * router_run loads bpf/router.bpf.o, attaches it to the LAN interface's ingress and
- * every path interface's ingress, and then, until *stop or --duration:
- *  - classifies each new forwarded flow (classify.h; --classes FILE) and places it
- *    on a path with the per-class bandit (bandit.h; --bandit MODE), writing the
- *    decision into `router_decisions`, where the tc program steers it with
- *    bpf_redirect_neigh; a flow keeps its path for life unless the path fails;
+ * egress, adds per path and family a policy rule (fwmark MARK/MASK -> the path's
+ * table) and that table's default route via the path's next hop (router_routes.h),
+ * and then, until *stop or --duration:
+ *  - keeps, per traffic class, the bandit's path for the next new flow in
+ *    `router_next_path` (classify.h; --classes FILE; bandit.h; --bandit MODE): the
+ *    tc program puts each new LAN flow there at its first packet and marks its
+ *    packets, so routing sends them out of that uplink and conntrack binds the
+ *    flow's NAT there; a flow keeps its path for life;
  *  - folds the passive telemetry into path metrics every 100 ms and one reward per
  *    flow every reward interval (500 ms);
  *  - marks a path unavailable when its link loses carrier, or when it carried
- *    traffic but delivered nothing for dead_after (1 s, bandit.h): its flows move
- *    at once to the best available path; an expired path is tried again after a
- *    hold-down of 5 s, doubling up to 60 s while it stays dead;
- *  - writes the bandit's table, the links and the flows as JSON to
- *    /run/reflex/<pin dir with / as _>.paths every second (`reflexctl paths`).
- * On return everything it attached is detached and unpinned.
+ *    traffic but delivered nothing for dead_after (1 s, bandit.h): new flows go to
+ *    the remaining paths; its flows stay (NAT binds them) unless --move-flows; an
+ *    expired path is tried again after a hold-down of 5 s, doubling up to 60 s;
+ *  - writes the bandit's table, the links, the maps' fill and the flows as JSON to
+ *    /run/reflex/<pin dir with / as _>.paths every second (`reflexctl paths`);
+ *  - reloads the classes file on *reload (SIGHUP).
+ * On return everything it attached or added is detached, removed and unpinned.
  */
 #ifndef REFLEX_ROUTER_H
 #define REFLEX_ROUTER_H
@@ -53,8 +57,13 @@ struct router_opts {
 	uint32_t max_batch_delay_us;
 	uint64_t reward_interval_ns;
 	double duration_s;        /* 0: until *stop */
+	uint32_t mark_base;       /* --mark-base: path i's mark is base + i x the mask's lowest bit */
+	uint32_t mark_mask;       /* --mark-mask: the bits of skb->mark reflexd writes */
+	bool move_flows;          /* --move-flows: a failed path's flows move (un-NAT'd only) */
 	bool verbose;
-	volatile sig_atomic_t *stop; /* set by the caller's signal handler */
+	volatile sig_atomic_t *stop;   /* set by the caller's signal handler */
+	volatile sig_atomic_t *reload; /* SIGHUP: reload the classes file */
+	volatile sig_atomic_t *promote; /* SIGUSR1: host mode's promote, nothing to do here */
 };
 
 /*
@@ -78,8 +87,10 @@ int router_opts_set_bandit_c(struct router_opts *o, const char *value, char *err
 /* Everything router_run needs is there and consistent (not whether the
  * interfaces exist: that is checked when attaching). */
 int router_opts_check(const struct router_opts *o, char *err, size_t len);
-/* The options above, for reflexd --help. */
-void router_usage(FILE *out);
+/* --mark-base / --mark-mask: a number (0x hex or decimal) in 1..0xffffffff. */
+int router_opts_set_mark(uint32_t *out, const char *option, const char *value, char *err, size_t len);
+/* Path i's mark (router_opts_check has made sure it lies inside the mask). */
+uint32_t router_path_mark(const struct router_opts *o, int path);
 
 /* 0 stopped cleanly, 1 runtime error, 2 setup failure (nothing left attached). */
 int router_run(const struct router_opts *opts);

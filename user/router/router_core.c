@@ -112,9 +112,18 @@ static bool path_carries(const struct router_core *c, int path, uint8_t family)
 {
 	if (path < 0 || path >= c->n_paths)
 		return false;
-	if (family == AF_INET6)
-		return c->path[path].has_nexthop6;
-	return c->path[path].has_nexthop4 || c->path[path].has_nexthop6;
+	return family == AF_INET6 ? c->path[path].has_nexthop6 : c->path[path].has_nexthop4;
+}
+
+void router_core_publish_next_paths(struct router_core *c)
+{
+	if (!c->ops.next_path)
+		return;
+	for (int cls = 0; cls < TRAFFIC_CLASS_COUNT; cls++) {
+		int path = bandit_select(c->bandit, (enum traffic_class)cls);
+
+		c->ops.next_path(c->ctx, (enum traffic_class)cls, path);
+	}
 }
 
 static bool is_tcp(const struct router_flow_state *f)
@@ -194,27 +203,30 @@ static int flow_put(struct router_core *c, struct router_flow_state *f, int path
 	return 0;
 }
 
-static void flow_place(struct router_core *c, struct router_flow_state *f, uint64_t now_ns)
+/* Its path is where its first packet went: NAT bound it to that uplink. */
+static void flow_place(struct router_core *c, struct router_flow_state *f, const struct router_sample *s,
+		       uint64_t now_ns)
 {
 	struct flow_facts facts;
-	int path;
 
 	router_flow_facts(f, f->last_ns, &facts);
 	f->cls = classify_flow(c->classes, &facts, &f->rule);
-	if (!f->from_start) {
-		/* Moving a running TCP flow would reorder it: it stays where it is routed. */
-		if (f->route_path >= 0 && flow_put(c, f, f->route_path, now_ns) == 0)
-			c->stats.adopted++;
-		else
-			c->stats.unsteered++;
+	if (f->from_start && (s->flags & ROUTER_FLOW_STEERED) && s->path < (uint32_t)c->n_paths) {
+		/* The tc program placed it on the class's next path: account for it. */
+		f->path = (int)s->path;
+		if (bandit_flow_start(c->bandit, f->cls, f->path) == 0)
+			f->counted = true;
+		c->stats.placed++;
+		router_core_publish_next_paths(c);
 		return;
 	}
-	path = bandit_select(c->bandit, f->cls);
-	if (!path_carries(c, path, f->key.family) || flow_put(c, f, path, now_ns) != 0) {
+	/* Seen mid-stream, or its first packet went where the kernel routes it: it stays
+	 * there (moving a running TCP flow would reorder it, a NAT'd one break). */
+	if (f->route_path >= 0 && path_carries(c, f->route_path, f->key.family) &&
+	    flow_put(c, f, f->route_path, now_ns) == 0)
+		c->stats.adopted++;
+	else
 		c->stats.unsteered++;
-		return;
-	}
-	c->stats.placed++;
 }
 
 static void sample_fold(struct router_core *c, struct router_flow_state *f, const struct router_sample *s)
@@ -285,7 +297,7 @@ void router_core_on_sample(struct router_core *c, const struct router_sample *s,
 	}
 	sample_fold(c, f, s);
 	if (fresh)
-		flow_place(c, f, now_ns);
+		flow_place(c, f, s, now_ns);
 	if ((s->flags & ROUTER_FLOW_CLOSED) && !f->closed) {
 		f->closed = true;
 		f->closed_ns = s->ts_ns;
@@ -293,7 +305,8 @@ void router_core_on_sample(struct router_core *c, const struct router_sample *s,
 	}
 }
 
-/* Moves every live flow on path to the best available path; returns how many moved. */
+/* With move_flows, moves every live flow on path to the best available path;
+ * returns how many moved. */
 static uint32_t failover(struct router_core *c, int path, uint64_t now_ns)
 {
 	struct router_flow_state *f, *tmp;
@@ -302,6 +315,8 @@ static uint32_t failover(struct router_core *c, int path, uint64_t now_ns)
 	HASH_ITER(hh, c->flows, f, tmp) {
 		int to;
 
+		if (!c->move_flows)
+			break;
 		if (f->closed || (f->path != path && (f->path >= 0 || f->route_path != path)))
 			continue;
 		to = bandit_select(c->bandit, f->cls);
@@ -324,8 +339,13 @@ static void path_failed(struct router_core *c, int path, uint64_t now_ns, const 
 
 	c->stats.paths_failed++;
 	moved = failover(c, path, now_ns);
-	note(c, "path %s unavailable (%s): moved %u flow%s", bandit_path_name(c->bandit, path), why, moved,
-	     moved == 1 ? "" : "s");
+	router_core_publish_next_paths(c);
+	if (c->move_flows)
+		note(c, "path %s unavailable (%s): moved %u flow%s", bandit_path_name(c->bandit, path), why, moved,
+		     moved == 1 ? "" : "s");
+	else
+		note(c, "path %s unavailable (%s): new flows go elsewhere, its flows stay (NAT binds them)",
+		     bandit_path_name(c->bandit, path), why);
 }
 
 void router_core_set_link(struct router_core *c, int path, bool up, uint64_t now_ns)
@@ -344,6 +364,7 @@ void router_core_set_link(struct router_core *c, int path, bool up, uint64_t now
 		ps->failed_ns = 0;
 		ps->retry_after_ns = ROUTER_RETRY_FIRST_NS;
 		bandit_path_set_available(c->bandit, path, true);
+		router_core_publish_next_paths(c);
 		note(c, "path %s available (link up)", bandit_path_name(c->bandit, path));
 	}
 }
@@ -402,6 +423,8 @@ static void path_tick(struct router_core *c, uint64_t now_ns)
 			c->path[p].failed_ns = now_ns;
 		path_failed(c, p, now_ns, "no delivery");
 	}
+	/* Metrics, availability and rewards moved the bandit's choices. */
+	router_core_publish_next_paths(c);
 	c->last_path_tick_ns = now_ns;
 }
 

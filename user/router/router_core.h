@@ -7,11 +7,15 @@
  *
  * Times are CLOCK_MONOTONIC ns (bpf_ktime_get_ns's clock).
  *
- * Placement: a flow seen from its first packet (a SYN, or not TCP) gets
- * bandit_select's path for its class, provided the path has a next hop of the
- * flow's family; a TCP flow first seen mid-stream (reflexd started after it) keeps
- * the path the kernel routes it on, so that it is not reordered. Without a usable
- * path the flow is left to the kernel's routing ("unsteered").
+ * Placement happens at a flow's first packet, in the tc program: the core publishes
+ * (ops.next_path) bandit_select's path for each class whenever the bandit may have
+ * changed its mind (every path tick, every placement, a path failing or coming
+ * back), and the program puts a new flow there. The core adopts that placement
+ * when the flow's NEW record says so (ROUTER_FLOW_STEERED). A flow first seen
+ * mid-stream (reflexd started after it), or whose first packet the program left to
+ * the kernel, keeps the path the kernel routes it on: NAT bound it there. Without a
+ * usable path the flow is left to the kernel's routing ("unsteered"). A failed
+ * path's flows move only with move_flows (un-NAT'd uplinks).
  *
  * Per flow: RTT = path RTT + the minimum LAN RTT (what the LAN endpoint sees: a LAN
  * sample also holds the endpoint's own delay in answering, the minimum only the
@@ -115,18 +119,20 @@ struct router_core_ops {
 	void (*forget)(void *ctx, const struct flow_key *key);
 	/* Optional: one line about a path's state changing, for the log. */
 	void (*event)(void *ctx, const char *msg);
+	/* Optional: the path (-1: none) for the next new flow of cls. */
+	void (*next_path)(void *ctx, enum traffic_class cls, int path);
 };
 
 struct router_core_stats {
 	uint64_t records;
 	uint64_t flows_seen;
-	uint64_t placed;        /* by the bandit */
+	uint64_t placed;        /* by the tc program on the bandit's next path */
 	uint64_t adopted;       /* mid-stream flows kept on their route */
 	uint64_t unsteered;     /* no usable path: left to the kernel */
 	uint64_t decide_errors;
 	uint64_t reclassified;
 	uint64_t rewards;
-	uint64_t failovers;     /* flows moved off a failed path */
+	uint64_t failovers;     /* flows moved off a failed path (move_flows) */
 	uint64_t paths_failed;  /* times a path was marked unavailable */
 	uint64_t forgotten;
 };
@@ -149,6 +155,7 @@ struct router_core {
 	void *ctx;
 	uint64_t reward_interval_ns;
 	uint64_t dead_after_ns;  /* the bandit's */
+	bool move_flows;         /* a failed path's flows move (un-NAT'd uplinks only) */
 	int n_paths;
 	struct router_path_state path[ROUTER_MAX_PATHS];
 	struct router_path_acc acc[ROUTER_MAX_PATHS];
@@ -163,7 +170,7 @@ struct router_core {
  * bandit or classes. */
 void router_core_init(struct router_core *c, struct bandit *bandit, const struct classify_table *classes,
 		      uint64_t reward_interval_ns, const struct router_core_ops *ops, void *ctx, uint64_t now_ns);
-/* Which address families a path can forward (a next hop of IPv6 also carries IPv4). */
+/* Which address families a path can forward (its table's default routes). */
 void router_core_set_nexthops(struct router_core *c, int path, bool has_nexthop4, bool has_nexthop6);
 /* Frees the table without calling ops (the maps go away with the programs). */
 void router_core_free(struct router_core *c);
@@ -174,6 +181,9 @@ void router_core_add_path_traffic(struct router_core *c, int path, uint64_t sent
 				  uint64_t delivered_bytes);
 /* Path ticks, rewards, expiry, retries and forgetting, as due at now_ns. Call often. */
 void router_core_tick(struct router_core *c, uint64_t now_ns);
+/* ops.next_path for every class (the core also does it whenever the bandit may
+ * have changed its mind). */
+void router_core_publish_next_paths(struct router_core *c);
 /* Carrier of a path's link (from the interface's flags). */
 void router_core_set_link(struct router_core *c, int path, bool up, uint64_t now_ns);
 

@@ -25,9 +25,18 @@ static void state_path_for(const char *pin_dir, char *out, size_t len)
 	pins_run_path(pin_dir, "router-state", out, len);
 }
 
+/* Rules, routes and interface indexes belong to a network namespace: the inode of
+ * ours tells a cleanup whether it runs where they were added. */
+static unsigned long long netns_id(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/net", &st) == 0 ? (unsigned long long)st.st_ino : 0;
+}
+
 static int state_write(const struct router_attach *ra)
 {
-	char tmp[PATH_MAX + 8];
+	char tmp[PATH_MAX + 8], line[160];
 	FILE *f;
 	int ret;
 
@@ -39,9 +48,13 @@ static int state_write(const struct router_attach *ra)
 	if (!f)
 		return -errno;
 	fprintf(f, "pid=%d\n", (int)getpid());
-	for (int i = 0; i < ra->n_ifaces; i++)
-		fprintf(f, "iface=%s ifindex=%d clsact_created=%d\n", ra->iface[i].name, ra->iface[i].ifindex,
-			ra->iface[i].clsact_created);
+	fprintf(f, "netns=%llu\n", netns_id());
+	if (ra->have_lan)
+		fprintf(f, "iface=%s ifindex=%d clsact_created=%d\n", ra->lan.name, ra->lan.ifindex,
+			ra->lan.clsact_created);
+	for (int i = 0; i < ra->n_routes; i++)
+		if (router_route_format(&ra->route[i], line, sizeof(line)) == 0)
+			fprintf(f, "%s\n", line);
 	if (fclose(f) != 0 || rename(tmp, ra->state_path) != 0) {
 		ret = -errno;
 		unlink(tmp);
@@ -56,17 +69,24 @@ static void tc_detach_ours(const struct router_iface *ri)
 	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ROUTER_TC_HANDLE, .priority = ROUTER_TC_PRIORITY);
 
 	bpf_tc_detach(&hook, &opts);
+	hook.attach_point = BPF_TC_EGRESS;
+	bpf_tc_detach(&hook, &opts);
 	if (ri->clsact_created) {
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		bpf_tc_hook_destroy(&hook);
 	}
 }
 
+/* The state file's lines, newest last: routes and rules are removed newest first. */
+#define STATE_MAX_LINES (2 + ROUTER_MAX_ROUTES)
+
 int router_cleanup_stale(const char *pin_dir, char *err, size_t len)
 {
 	char state_path[PATH_MAX], paths_path[PATH_MAX], line[256];
+	struct router_route route[STATE_MAX_LINES];
+	unsigned long long netns = 0;
+	int n_routes = 0, pid = 0;
 	bool had_state;
-	int pid = 0;
 	FILE *f;
 
 	state_path_for(pin_dir, state_path, sizeof(state_path));
@@ -85,6 +105,19 @@ int router_cleanup_stale(const char *pin_dir, char *err, size_t len)
 			}
 			continue;
 		}
+		if (sscanf(line, "netns=%llu", &netns) == 1) {
+			if (netns != netns_id()) {
+				fclose(f);
+				snprintf(err, len, "%s was written in another network namespace (inode %llu, here %llu): "
+						   "run the cleanup there", state_path, netns, netns_id());
+				return -EXDEV;
+			}
+			continue;
+		}
+		if (n_routes < STATE_MAX_LINES && router_route_parse(line, &route[n_routes]) == 1) {
+			n_routes++;
+			continue;
+		}
 		if (sscanf(line, "iface=%15s ifindex=%d clsact_created=%d", name, &ri.ifindex, &created) != 3)
 			continue;
 		/* Only where the index still names that interface (same network namespace). */
@@ -95,6 +128,8 @@ int router_cleanup_stale(const char *pin_dir, char *err, size_t len)
 	}
 	if (f)
 		fclose(f);
+	while (n_routes-- > 0)
+		router_route_del(&route[n_routes]);
 	pins_dir_remove(pin_dir);
 	unlink(state_path);
 	pins_run_path(pin_dir, "paths", paths_path, sizeof(paths_path));
@@ -102,17 +137,19 @@ int router_cleanup_stale(const char *pin_dir, char *err, size_t len)
 	return had_state ? 1 : 0;
 }
 
-int router_attach_config_write(struct router_attach *ra, const struct router_config *cfg)
+int router_attach_heartbeat(struct router_attach *ra, uint64_t now_ns)
 {
 	__u32 zero = 0;
+	__u64 beat = now_ns;
 
-	return bpf_map__update_elem(ra->skel->maps.router_config, &zero, sizeof(zero), cfg, sizeof(*cfg), BPF_ANY);
+	return bpf_map__update_elem(ra->skel->maps.heartbeat, &zero, sizeof(zero), &beat, sizeof(beat), BPF_ANY);
 }
 
-int router_attach_load(struct router_attach *ra, const char *pin_dir, const struct router_config *cfg,
-		       const struct router_nexthop *nexthop, int n_paths, char *err, size_t len)
+int router_attach_load(struct router_attach *ra, const char *pin_dir, const struct reflex_config *cfg,
+		       const struct router_path_entry *paths, int n_paths, char *err, size_t len)
 {
 	DECLARE_LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
+	__u32 zero = 0;
 	int ret;
 
 	memset(ra, 0, sizeof(*ra));
@@ -134,12 +171,18 @@ int router_attach_load(struct router_attach *ra, const char *pin_dir, const stru
 		snprintf(err, len, "cannot load the router BPF programs: %s", strerror(-ret));
 		return ret;
 	}
-	ret = router_attach_config_write(ra, cfg);
+	ret = bpf_map__update_elem(ra->skel->maps.reflex_config, &zero, sizeof(zero), cfg, sizeof(*cfg), BPF_ANY);
 	for (int i = 0; !ret && i < n_paths; i++) {
 		__u32 key = i;
 
-		ret = bpf_map__update_elem(ra->skel->maps.router_paths, &key, sizeof(key), &nexthop[i],
-					   sizeof(nexthop[i]), BPF_ANY);
+		ret = bpf_map__update_elem(ra->skel->maps.router_paths, &key, sizeof(key), &paths[i], sizeof(paths[i]),
+					   BPF_ANY);
+	}
+	for (__u32 cls = 0; !ret && cls < ROUTER_MAX_CLASSES; cls++) {
+		__u32 none = ROUTER_PATH_NONE;
+
+		ret = bpf_map__update_elem(ra->skel->maps.router_next_path, &cls, sizeof(cls), &none, sizeof(none),
+					   BPF_ANY);
 	}
 	if (ret) {
 		snprintf(err, len, "cannot write the router's config maps: %s", strerror(-ret));
@@ -151,46 +194,71 @@ int router_attach_load(struct router_attach *ra, const char *pin_dir, const stru
 	return ret;
 }
 
-int router_attach_iface(struct router_attach *ra, const char *ifname, int ifindex, char *err, size_t len)
+static int tc_attach_one(struct router_attach *ra, struct bpf_program *prog, enum bpf_tc_attach_point where,
+			 char *err, size_t len)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ra->lan.ifindex, .attach_point = where);
+	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ROUTER_TC_HANDLE, .priority = ROUTER_TC_PRIORITY,
+			    .prog_fd = bpf_program__fd(prog));
+	const char *side = where == BPF_TC_INGRESS ? "ingress" : "egress";
+	int ret = bpf_tc_attach(&hook, &opts);
+
+	if (ret == -EEXIST)
+		snprintf(err, len, "a reflex router tc filter is already on %s %s (another reflexd? "
+				   "`reflexd --cleanup --pin-dir ...`)", ra->lan.name, side);
+	else if (ret)
+		snprintf(err, len, "cannot attach tc %s on %s: %s", side, ra->lan.name, strerror(-ret));
+	return ret;
+}
+
+int router_attach_lan(struct router_attach *ra, const char *ifname, int ifindex, char *err, size_t len)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-	struct router_iface *ri;
-	struct bpf_program *prog;
 	int ret;
 
-	if (ra->n_ifaces >= ROUTER_MAX_IFACES) {
-		snprintf(err, len, "too many interfaces");
-		return -ENOSPC;
-	}
-	prog = ra->n_ifaces == 0 ? ra->skel->progs.router_lan_ingress : ra->skel->progs.router_path_ingress;
-	ri = &ra->iface[ra->n_ifaces++];
-	snprintf(ri->name, sizeof(ri->name), "%s", ifname);
-	ri->ifindex = ifindex;
+	snprintf(ra->lan.name, sizeof(ra->lan.name), "%s", ifname);
+	ra->lan.ifindex = ifindex;
+	ra->have_lan = true;
 	ret = bpf_tc_hook_create(&hook);
 	if (ret && ret != -EEXIST) {
 		snprintf(err, len, "cannot create the clsact qdisc on %s: %s", ifname, strerror(-ret));
 		return ret;
 	}
 	/* A clsact that was there before us (Cilium, the host reflexd) stays when we leave. */
-	ri->clsact_created = ret == 0;
+	ra->lan.clsact_created = ret == 0;
 	ret = state_write(ra);
 	if (ret) {
 		snprintf(err, len, "cannot write %s: %s", ra->state_path, strerror(-ret));
 		return ret;
 	}
-	{
-		DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ROUTER_TC_HANDLE, .priority = ROUTER_TC_PRIORITY,
-				    .prog_fd = bpf_program__fd(prog));
+	/* Marked as attached first: a half attach is detached in teardown all the same. */
+	ra->lan.attached = true;
+	ret = tc_attach_one(ra, ra->skel->progs.router_lan_ingress, BPF_TC_INGRESS, err, len);
+	if (!ret)
+		ret = tc_attach_one(ra, ra->skel->progs.router_lan_egress, BPF_TC_EGRESS, err, len);
+	return ret;
+}
 
-		ret = bpf_tc_attach(&hook, &opts);
+int router_attach_route(struct router_attach *ra, const struct router_route *r, char *err, size_t len)
+{
+	int ret;
+
+	if (ra->n_routes >= ROUTER_MAX_ROUTES) {
+		snprintf(err, len, "too many routes");
+		return -ENOSPC;
 	}
-	if (ret == -EEXIST)
-		snprintf(err, len, "a reflex router tc filter is already on %s ingress (another reflexd? "
-				   "`reflexd --cleanup --pin-dir ...`)", ifname);
-	else if (ret)
-		snprintf(err, len, "cannot attach tc ingress on %s: %s", ifname, strerror(-ret));
-	else
-		ri->attached = true;
+	ra->route[ra->n_routes++] = *r;
+	ret = state_write(ra);
+	if (ret) {
+		ra->n_routes--;
+		snprintf(err, len, "cannot write %s: %s", ra->state_path, strerror(-ret));
+		return ret;
+	}
+	ret = router_route_add(r, err, len);
+	if (ret) {
+		ra->n_routes--;
+		state_write(ra);
+	}
 	return ret;
 }
 
@@ -198,9 +266,11 @@ void router_attach_teardown(struct router_attach *ra)
 {
 	struct bpf_map *map;
 
-	for (int i = 0; i < ra->n_ifaces; i++)
-		if (ra->iface[i].attached || ra->iface[i].clsact_created)
-			tc_detach_ours(&ra->iface[i]);
+	/* Rules first: no packet is routed into a table while it is being emptied. */
+	while (ra->n_routes > 0)
+		router_route_del(&ra->route[--ra->n_routes]);
+	if (ra->have_lan && (ra->lan.attached || ra->lan.clsact_created))
+		tc_detach_ours(&ra->lan);
 	if (ra->skel) {
 		bpf_object__for_each_map(map, ra->skel->obj)
 			if (bpf_map__is_pinned(map))
@@ -237,4 +307,19 @@ int router_attach_path_stats_fd(const struct router_attach *ra)
 int router_attach_counters_fd(const struct router_attach *ra)
 {
 	return bpf_map__fd(ra->skel->maps.router_counters);
+}
+
+int router_attach_timestamps_fd(const struct router_attach *ra)
+{
+	return bpf_map__fd(ra->skel->maps.router_timestamps);
+}
+
+int router_attach_next_path_fd(const struct router_attach *ra)
+{
+	return bpf_map__fd(ra->skel->maps.router_next_path);
+}
+
+int router_attach_port_class_fd(const struct router_attach *ra)
+{
+	return bpf_map__fd(ra->skel->maps.router_port_class);
 }

@@ -168,6 +168,43 @@ void router_opts_init(struct router_opts *o)
 	o->flush_threshold = REFLEX_DEFAULT_FLUSH_THRESHOLD;
 	o->max_batch_delay_us = REFLEX_DEFAULT_MAX_BATCH_DELAY_US;
 	o->reward_interval_ns = DEFAULT_REWARD_INTERVAL_NS;
+	o->mark_base = ROUTER_DEFAULT_MARK_BASE;
+	o->mark_mask = ROUTER_DEFAULT_MARK_MASK;
+}
+
+int router_opts_set_mark(uint32_t *out, const char *option, const char *value, char *err, size_t len)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(value, &end, 0);
+	if (errno || end == value || *end || value[0] == '-' || v == 0 || v > 0xffffffffULL)
+		return fail(err, len, "%s '%s': not a number in 1..0xffffffff", option, value);
+	*out = (uint32_t)v;
+	return 0;
+}
+
+uint32_t router_path_mark(const struct router_opts *o, int path)
+{
+	uint32_t step = o->mark_mask & -o->mark_mask; /* the mask's lowest bit */
+
+	return o->mark_base + (uint32_t)path * step;
+}
+
+/* Every path's mark nonzero, inside the mask and its own. */
+static int marks_check(const struct router_opts *o, char *err, size_t len)
+{
+	uint64_t step = o->mark_mask & -o->mark_mask;
+	uint64_t last = (uint64_t)o->mark_base + (uint64_t)(o->n_paths - 1) * step;
+
+	if (o->mark_base & ~o->mark_mask)
+		return fail(err, len, "--mark-base %#x has bits outside --mark-mask %#x", o->mark_base, o->mark_mask);
+	if (last > 0xffffffffULL || ((uint32_t)last & ~o->mark_mask) || (uint32_t)last < o->mark_base)
+		return fail(err, len, "--mark-base %#x + %d paths do not fit in --mark-mask %#x (path i's mark is "
+				      "base + i x %#llx)", o->mark_base, o->n_paths, o->mark_mask,
+			    (unsigned long long)step);
+	return 0;
 }
 
 int router_opts_add_path(struct router_opts *o, const char *arg, char *err, size_t len)
@@ -237,20 +274,7 @@ int router_opts_check(const struct router_opts *o, char *err, size_t len)
 	    o->reward_interval_ns < o->sample_interval_ns)
 		return fail(err, len, "router: sample interval, flush threshold and batch delay must be > 0 and the "
 				      "reward interval at least one sample interval");
+	if (marks_check(o, err, len))
+		return -EINVAL;
 	return bandit_config_check(&o->bandit, err, len);
-}
-
-void router_usage(FILE *out)
-{
-	fprintf(out,
-		"edge router (instead of --iface/--cgroup):\n"
-		"  --lan IF                 the LAN-side interface whose forwarded flows are steered\n"
-		"  --path NAME:IF:NEXTHOP   an uplink: path name, its interface and next hop(s), IPv4\n"
-		"                           and/or IPv6 separated by ',' (repeatable, up to %d)\n"
-		"  --classes FILE           traffic class rules (INI; default: the built-in table)\n"
-		"  --bandit MODE            ucb1 (default), discounted, sliding-window (changing links)\n"
-		"                           or round-robin (heuristic fallback, no learning)\n"
-		"  --bandit-c C             exploration weight of the UCB index (default: per mode)\n"
-		"  `reflexctl paths` shows the bandit's table, the links and the flows.\n",
-		ROUTER_MAX_PATHS);
 }

@@ -10,6 +10,7 @@
 #include "router/router_view.h"
 
 static const char *const counter_names[ROUTER_CNT_MAX] = ROUTER_COUNTER_NAMES;
+static const char *const map_names[ROUTER_VIEW_MAPS] = ROUTER_VIEW_MAP_NAMES;
 
 /* One table of router_core_stats' fields, used by the printer and the reader. */
 #define STATS_FIELDS(X)                                                                              \
@@ -131,6 +132,10 @@ int router_view_print_json(const struct router_view *v, FILE *out)
 	fputs("},\"counters\":{", out);
 	for (int i = 0; i < ROUTER_CNT_MAX; i++)
 		fprintf(out, "%s\"%s\":%llu", i ? "," : "", counter_names[i], (unsigned long long)v->counters[i]);
+	fputs("},\"maps\":{", out);
+	for (int i = 0; i < ROUTER_VIEW_MAPS; i++)
+		fprintf(out, "%s\"%s\":{\"entries\":%u,\"max_entries\":%u}", i ? "," : "", map_names[i],
+			v->maps[i].entries, v->maps[i].max_entries);
 	fputs("}}\n", out);
 	return ferror(out) ? -EIO : 0;
 }
@@ -183,6 +188,14 @@ int router_view_print_text(const struct router_view *v, FILE *out)
 			fprintf(out, "%7s", "-");
 		fprintf(out, "  %5u\n", f->moves);
 	}
+	fprintf(out, "\n%-18s  %9s  %11s  %6s\n", "MAP", "ENTRIES", "MAX_ENTRIES", "FILL");
+	for (int i = 0; i < ROUTER_VIEW_MAPS; i++)
+		fprintf(out, "%-18s  %9u  %11u  %5.1f%%\n", map_names[i], v->maps[i].entries, v->maps[i].max_entries,
+			v->maps[i].max_entries ? 100.0 * v->maps[i].entries / v->maps[i].max_entries : 0.0);
+	fprintf(out, "uplink_unknown %llu (packets from an uplink of no LAN flow), flow_fail %llu, place_fail %llu\n",
+		(unsigned long long)v->counters[ROUTER_CNT_UPLINK_UNKNOWN],
+		(unsigned long long)v->counters[ROUTER_CNT_FLOW_FAIL],
+		(unsigned long long)v->counters[ROUTER_CNT_PLACE_FAIL]);
 	return ferror(out) ? -EIO : 0;
 }
 
@@ -482,6 +495,20 @@ static void read_stats(struct reader *r, const struct json_value *root, struct r
 		v->counters[i] = count(r, counters, "counters", counter_names[i], UINT64_MAX);
 }
 
+static void read_maps(struct reader *r, const struct json_value *root, struct router_view *v)
+{
+	const struct json_value *maps = member(r, root, "view", "maps", JSON_OBJECT, false);
+
+	for (int i = 0; maps && i < ROUTER_VIEW_MAPS; i++) {
+		const struct json_value *m = member(r, maps, "maps", map_names[i], JSON_OBJECT, false);
+
+		if (!m)
+			return;
+		v->maps[i].entries = (uint32_t)count(r, m, map_names[i], "entries", UINT32_MAX);
+		v->maps[i].max_entries = (uint32_t)count(r, m, map_names[i], "max_entries", UINT32_MAX);
+	}
+}
+
 int router_view_parse_json(const char *text_in, size_t len, struct router_view *v, char *err, size_t err_len)
 {
 	struct reader r = { .err = err, .err_len = err_len };
@@ -512,6 +539,7 @@ int router_view_parse_json(const char *text_in, size_t len, struct router_view *
 	v->flows_total = (uint32_t)count(&r, root, "view", "flows_total", UINT32_MAX);
 	read_flows(&r, root, v);
 	read_stats(&r, root, v);
+	read_maps(&r, root, v);
 out:
 	json_free(root);
 	return r.ret;

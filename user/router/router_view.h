@@ -13,7 +13,9 @@
  *              "path_rtt_us","lan_rtt_min_us","loss_rate","throughput_bps","reward",
  *              "rewards","bytes_up","bytes_down","retrans_packets","age_ms","idle_ms"}],
  *    "stats":{ router_core_stats by field name },
- *    "counters":{ the BPF counters by ROUTER_COUNTER_NAMES }}
+ *    "counters":{ the BPF counters by ROUTER_COUNTER_NAMES },
+ *    "maps":{"router_flows":{"entries":N,"max_entries":N}, likewise router_decisions
+ *            and router_timestamps}}
  *
  * Unknown values are null (no next hop, an unsteered flow's path, a flow's reward
  * before the first); "flows" holds the ROUTER_VIEW_MAX_FLOWS largest by bytes.
@@ -34,6 +36,21 @@
 #include "router/router_core.h"
 
 #define ROUTER_VIEW_MAX_FLOWS 256
+
+/* The flow maps whose fill (entries / max_entries) the view shows. */
+enum router_view_map {
+	ROUTER_VIEW_MAP_FLOWS = 0,
+	ROUTER_VIEW_MAP_DECISIONS,
+	ROUTER_VIEW_MAP_TIMESTAMPS,
+	ROUTER_VIEW_MAPS,
+};
+
+#define ROUTER_VIEW_MAP_NAMES { "router_flows", "router_decisions", "router_timestamps" }
+
+struct router_map_fill {
+	uint32_t entries;
+	uint32_t max_entries;
+};
 
 struct router_link_view {
 	char path[BANDIT_PATH_NAME_LEN];
@@ -81,6 +98,7 @@ struct router_view {
 	struct router_flow_view flow[ROUTER_VIEW_MAX_FLOWS];
 	struct router_core_stats stats;
 	uint64_t counters[ROUTER_CNT_MAX];
+	struct router_map_fill maps[ROUTER_VIEW_MAPS];
 };
 
 int router_view_print_json(const struct router_view *v, FILE *out);
