@@ -4,11 +4,14 @@
 # interface towards its next hop reaches the server over that path, over IPv4 and IPv6,
 # and the answer comes back the same way (so the path's delay is its whole RTT); path K's
 # tbf limits a transfer steered onto it; `path K down` blackholes it while the router's
-# link stays up, `path K up` restores it; `down` leaves nothing.
+# link stays up, `path K up` restores it; `down` leaves nothing. As a multi-WAN router
+# (issue 12): IPv4 is masqueraded on each uplink (conntrack shows the reply addressed
+# to the router's address on the path it left by), the server has no IPv4 route back
+# to the LAN, and the router's FORWARD chain drops TCP to port 5999.
 #
 # Steering here uses the router's default route (lab.sh path K default), which puts
-# packets on path K's interface with path K's next hop: what reflex's tc program will do
-# per flow with bpf_redirect_neigh. Bounds are broad (functional, not timing): RTT at
+# packets on path K's interface with path K's next hop: what reflexd's policy rule does
+# per flow for the packets its tc program marks. Bounds are broad (functional, not timing): RTT at
 # least the path's delay (the delay line never releases early) and at most 1.3 x + 3 ms,
 # rate 60..105 % of the path's rate, and "carried" means at
 # least as many packets as pings crossed the path's interface while the other path saw
@@ -69,6 +72,18 @@ check_path_carries() { # K ADDR
 log "default route: path 1"
 check_path_carries 1 "$server"
 check_path_carries 1 "$server6"
+
+log "a multi-WAN router: NAT per uplink, no route back to the LAN, a firewall"
+expect_eq "$(lab exec router iptables -t nat -S POSTROUTING | grep -c -- '-j MASQUERADE')" 2 "masquerade rules"
+nat_reply=$(lab exec router conntrack -L -p icmp -s "$(lab addr client)" -d "$server" 2>/dev/null |
+	grep -oE 'dst=10\.12\.[0-9]+\.1' | head -1)
+expect_eq "$nat_reply" "dst=10.12.1.1" "address the server answered the NAT'd ping to"
+lab exec server ip route get "$(lab addr client)" >/dev/null 2>&1 && fail "the server has a route back to the LAN"
+spawn "$LAB" exec server timeout 30 iperf3 -s -1 -p 5999 >/dev/null 2>&1
+wait_for "[ -n \"\$(\"$LAB\" exec server ss -Hltn 'sport = :5999')\" ]" 5 || fail "iperf3 server on 5999 did not listen"
+timeout 10 "$LAB" exec client iperf3 -c "$server" -p 5999 -t 1 --connect-timeout 1500 >/dev/null 2>&1 &&
+	fail "a connection to the firewalled port 5999 went through"
+expect_ge "$(lab exec router iptables -vnxL FORWARD | awk '/dpt:5999/ { print $1 }')" 1 "packets the FORWARD rule dropped"
 
 log "steered onto path 2"
 lab path 2 default

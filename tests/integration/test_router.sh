@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The edge router (issue 7) on the lab's router topology: client -- router -- path1/path2
-# -- server, reflexd on the router with --lan and one --path per uplink.
+# The edge router (issues 7, 12) on the lab's router topology as a multi-WAN router:
+# client -- router -- path1/path2 -- server, the router masquerading IPv4 on each
+# uplink, a FORWARD rule dropping TCP to port 5999, the server without a route back
+# to the LAN; reflexd on the router with --lan and one --path per uplink.
 #
 #  A. bulk: path1 fast (50 Mbit/s, 10 ms), path2 slow (10 Mbit/s, 40 ms); 8 bulk flows
 #     one after the other (TCP to port 873, class bulk by port). The first two try each
@@ -9,18 +11,26 @@
 #     6 VoIP-like calls (TCP to port 5060, class voip by port: 160 bytes every 20 ms
 #     both ways); of the 4 after the two tries at least 3 go to path2. Then the RTT the
 #     router measures passively (TCP timestamps) against `ss -ti` on the client.
-#  C. failover: a bulk flow on path1, then `lab.sh path 1 down` (both directions
-#     blackholed, link up): the flow moves to path2 within 3 s (stated: dead_after 1 s
-#     + a 100 ms path tick + scheduling on a busy 2-core machine) and its bytes then go
-#     through path2; the TCP connection survives.
-#  D. IPv6: the router's own default route goes via path2; two bulk flows to the
-#     server's IPv6 address go to path1 then path2 (untried paths first), each keyed
-#     as IPv6 in the map and carried by its decided path: path1's bytes can only come
-#     from the redirect to path1's IPv6 next hop.
-# Each flow's path is read from the live decision map (bpftool, key by the client's
-# port) while it runs, and where its bytes went from the per-path counters
-# (router_path_stats): the decided path must carry >= 90 % of the bytes sent onto the
-# paths during the flow (the rest is the SYN, routed before the decision).
+#  C. a path fails: a bulk flow on path1, then `lab.sh path 1 down` (both directions
+#     blackholed, link up): reflexd marks path1 unavailable within 3 s (dead_after 1 s +
+#     a 100 ms path tick + scheduling on a busy 2-core machine); the NAT'd flow keeps
+#     its path (it cannot move: its NAT binding is path1's address) and the next flow
+#     goes to path2 and completes.
+#  D. IPv6 (not NAT'd): the router's own default route goes via path2; two bulk flows to
+#     the server's IPv6 address go to path1 then path2 (untried paths first), each keyed
+#     as IPv6 in the map and carried by its decided path.
+#  E. the firewall still holds: steered flows to port 5999, IPv4 and IPv6, are placed
+#     and marked (a decision exists) and dropped by the FORWARD rule; the same flows to
+#     port 873 connected above.
+#  F. after a clean stop, after kill -9 + `reflexd --cleanup`, and after kill -9 + the
+#     next start, nothing of reflexd's is left: no ip rule (IPv4, IPv6), no route in any
+#     table, no tc filter, no pin, no state file. SIGHUP reloads the classes file,
+#     SIGUSR1 changes nothing, SIGUSR2 stops it cleanly.
+# Every flow must complete. Each flow's path is read from the live decision map
+# (bpftool, key by the client's port) while it runs, and where its bytes went from the
+# per-path counters (router_path_stats): the decided path must carry >= 90 % of the
+# bytes sent onto the paths during the flow; conntrack must show an IPv4 flow NAT'd to
+# the router's address on its decided path.
 # Bandit modes: A and B run `--bandit discounted` (c 0.2, the variant for changing
 # links): ucb1's sqrt(2) explores each worse path for ~32 ln(N) rewards at these gaps,
 # longer than this test may take; C runs the default ucb1.
@@ -30,7 +40,7 @@
 require_bin reflexd
 require_bin reflexctl
 require_bin nfq-delay
-for tool in bpftool jq perl ss; do
+for tool in bpftool jq perl ss conntrack; do
 	command -v "$tool" >/dev/null || fail "$tool missing"
 done
 
@@ -93,7 +103,8 @@ read -ra PATH_ARGS <<<"$(lab path-args)"
 
 spawn "$LAB" exec server timeout 170 perl "$TMP/traffic.pl" sink 873
 spawn "$LAB" exec server timeout 170 perl "$TMP/traffic.pl" echo 5060
-wait_for "[ \$(\"$LAB\" exec server ss -Hltn '( sport = :873 or sport = :5060 )' | wc -l) -ge 2 ]" 5 ||
+spawn "$LAB" exec server timeout 170 perl "$TMP/traffic.pl" sink 5999
+wait_for "[ \$(\"$LAB\" exec server ss -Hltn '( sport = :873 or sport = :5060 or sport = :5999 )' | wc -l) -ge 3 ]" 5 ||
 	fail "the test servers did not listen"
 
 REFLEXD_PID=
@@ -102,16 +113,46 @@ stop_reflexd() {
 	stop_pid "$REFLEXD_PID"
 	REFLEXD_PID=
 }
-on_exit stop_reflexd
+# On any exit: stop it, and remove what a killed one left (rules live in the lab's
+# namespace, pins and state files outside it).
+stop_and_clean() {
+	stop_reflexd
+	nsenter --net="$ROUTER_NS" "$REFLEX_BIN/reflexd" --lan "$LAN_IF" --pin-dir "$PIN" --cleanup >/dev/null 2>&1
+	return 0
+}
 
-start_reflexd() { # BANDIT_MODE
+ROUTER_NS=/run/netns/$(lab netns router)
+on_exit stop_and_clean
+start_reflexd() { # BANDIT_MODE [OPTION...]
 	# nsenter itself (not lab exec) so that $! is reflexd and bpffs stays the host's.
-	nsenter --net=/run/netns/"$(lab netns router)" "$REFLEX_BIN/reflexd" --lan "$LAN_IF" "${PATH_ARGS[@]}" \
-		--pin-dir "$PIN" --bandit "$1" 2>>"$TMP/reflexd.log" &
+	nsenter --net="$ROUTER_NS" "$REFLEX_BIN/reflexd" --lan "$LAN_IF" "${PATH_ARGS[@]}" \
+		--pin-dir "$PIN" --bandit "$@" 2>>"$TMP/reflexd.log" &
 	REFLEXD_PID=$!
 	wait_for "[ -s $PATHS_FILE ] && [ -e $PIN/router_decisions ]" 10 ||
 		fail "reflexd did not start: $(cat "$TMP/reflexd.log")"
-	log "reflexd $REFLEXD_PID up (--bandit $1)"
+	log "reflexd $REFLEXD_PID up (--bandit $*)"
+}
+
+# What reflexd adds to routing (rules, routes in its tables), tc filters on the LAN
+# side, pins and state: empty when nothing of it is left.
+reflexd_leftovers() {
+	local dir
+	nsenter --net="$ROUTER_NS" ip -4 rule | grep -E '^2107[4-7]:' | sed 's/^/ip rule: /'
+	nsenter --net="$ROUTER_NS" ip -6 rule | grep -E '^2107[4-7]:' | sed 's/^/ip -6 rule: /'
+	nsenter --net="$ROUTER_NS" ip -4 route show table all | grep -E 'table 2107[4-7]|proto 82' | sed 's/^/route: /'
+	nsenter --net="$ROUTER_NS" ip -6 route show table all | grep -E 'table 2107[4-7]|proto 82' | sed 's/^/route6: /'
+	for dir in ingress egress; do
+		nsenter --net="$ROUTER_NS" tc filter show dev "$LAN_IF" "$dir" 2>/dev/null | sed "s/^/tc $dir: /"
+	done
+	[ ! -e "$PIN" ] || echo "pins: $(ls "$PIN")"
+	[ ! -e "$STATE_FILE" ] || echo "state file $STATE_FILE"
+	[ ! -e "$PATHS_FILE" ] || echo "paths file $PATHS_FILE"
+}
+
+# The address an IPv4 flow from client port PORT was NAT'd to (conntrack's reply dst).
+nat_address() { # PORT
+	nsenter --net="$ROUTER_NS" conntrack -L -p tcp --orig-port-src "$1" 2>/dev/null |
+		grep -oE 'dst=[0-9.]+' | sed -n 2p | cut -d= -f2
 }
 
 restart_reflexd() { # BANDIT_MODE
@@ -164,6 +205,8 @@ run_flow() { # MODE PORT SECONDS [HOST]
 	family=$(decided_family "$cport")
 	wait "$pid" || fail "$mode flow from port $cport failed: $(cat "$out")"
 	grep -q '^sent ' "$out" || fail "$mode flow from port $cport did not finish: $(cat "$out")"
+	[ "$family" != 2 ] || expect_eq "$(nat_address "$cport")" "10.12.$path.1" \
+		"conntrack: the $mode flow from port $cport NAT'd to path$path's address"
 	after=$(path_bytes)
 	read -ra b <<<"$before"
 	read -ra a <<<"$after"
@@ -235,7 +278,7 @@ expect_within_pct "$retrans" "$dropped" 50 "retransmissions counted on path1 vs 
 
 log "RTT: router's passive measurement vs ss -ti on the client (one call, three readings)"
 out=$TMP/rtt.out
-"$LAB" exec client timeout 20 perl "$TMP/traffic.pl" voip "$SERVER" 5060 5 >"$out" 2>&1 &
+"$LAB" exec client timeout 20 perl "$TMP/traffic.pl" voip "$SERVER" 5060 7 >"$out" 2>&1 &
 rtt_pid=$!
 wait_for "grep -q '^port ' $out" 5 || fail "RTT call did not connect: $(cat "$out")"
 cport=$(awk '/^port /{ print $2 }' "$out")
@@ -255,12 +298,13 @@ wait "$rtt_pid" || fail "RTT call failed: $(cat "$out")"
 # the router's EWMA have seen of the delay line's jitter, and by the reading times.
 expect_le "$(printf '%s\n' "${errs[@]}" | median)" 0.2 "median |router RTT - ss RTT| / ss RTT"
 
-log "C. failover: path1 goes down under a bulk flow"
+log "C. path1 fails under a NAT'd bulk flow: the flow stays, new flows go to path2"
 lab set path1 loss=0
 restart_reflexd ucb1
 out=$TMP/failover.out
-"$LAB" exec client timeout 30 perl "$TMP/traffic.pl" bulk "$SERVER" 873 8 >"$out" 2>&1 &
+"$LAB" exec client timeout 30 perl "$TMP/traffic.pl" bulk "$SERVER" 873 20 >"$out" 2>&1 &
 flow_pid=$!
+on_exit "kill $flow_pid 2>/dev/null || true"
 wait_for "grep -q '^port ' $out" 5 || fail "bulk flow did not connect: $(cat "$out")"
 cport=$(awk '/^port /{ print $2 }' "$out")
 wait_for "[ -n \"\$(decided_path $cport)\" ]" 3 || fail "no decision for port $cport"
@@ -268,25 +312,21 @@ expect_eq "$(decided_path "$cport")" 1 "the first flow's path (untried paths fir
 sleep 2
 down_at=${EPOCHREALTIME/./}
 lab path 1 down
-wait_for "[ \"\$(decided_path $cport)\" = 2 ]" 10 || fail "the flow did not move to path2: $(tail -5 "$TMP/reflexd.log")"
-moved_at=${EPOCHREALTIME/./}
-failover_ms=$(((moved_at - down_at) / 1000))
-log "failover took $failover_ms ms"
-expect_le "$failover_ms" 3000 "failover time (ms)"
-# The table is rewritten every second: wait for the one after the move.
-wait_for "[ \"\$(\"$REFLEX_BIN/reflexctl\" paths --json --pin-dir $PIN | jq -r .stats.failovers)\" = 1 ]" 3 ||
-	fail "reflexctl paths does not show the failover"
-view=$("$REFLEX_BIN/reflexctl" paths --json --pin-dir "$PIN")
-expect_eq "$(jq -r '.bandit.paths[0].available' <<<"$view")" false "path1 available after it went down"
-expect_eq "$(jq -r --arg p ":$cport-" '.flows[] | select(.flow | contains($p)) | .moves' <<<"$view")" 1 \
-	"moves of the flow"
-read -ra b <<<"$(path_bytes)"
-sleep 2
-read -ra a <<<"$(path_bytes)"
-expect_ge $((a[1] - b[1])) 1000000 "bytes onto path2 in the 2 s after the failover"
-expect_ge $((a[3] - b[3])) 10000 "bytes back through path2 (ACKs: delivery) in those 2 s"
-expect_le $((a[2] - b[2])) 0 "bytes back through the dead path1 in those 2 s"
-wait "$flow_pid" || fail "the bulk flow did not survive the failover: $(cat "$out")"
+wait_for "grep -q 'path path1 unavailable' $TMP/reflexd.log" 10 ||
+	fail "path1 was not marked unavailable: $(tail -5 "$TMP/reflexd.log")"
+failed_at=${EPOCHREALTIME/./}
+failure_ms=$(((failed_at - down_at) / 1000))
+log "path1 found dead after $failure_ms ms: $(grep 'path path1 unavailable' "$TMP/reflexd.log" | tail -1)"
+expect_le "$failure_ms" 3000 "time to mark path1 unavailable (ms)"
+expect_eq "$(decided_path "$cport")" 1 "the NAT'd flow's path after path1 failed"
+expect_eq "$(nat_address "$cport")" 10.12.1.1 "its NAT binding"
+FLOW_PATHS=()
+run_flow bulk 873 2
+expect_eq "${FLOW_PATHS[*]}" 2 "path of the flow opened after path1 failed"
+# The stranded flow goes for good (its socket destroyed, nothing more sent), so that
+# the next reflexd does not adopt it.
+lab exec client ss -K -Htn "( sport = :$cport )" >/dev/null
+wait "$flow_pid" 2>/dev/null
 lab path 1 up
 
 log "D. IPv6: steered against the router's default route"
@@ -298,16 +338,55 @@ expect_eq "${FLOW_PATHS[*]}" "1 2" "paths of the two IPv6 flows (untried paths f
 expect_eq "${FLOW_FAMILIES[*]}" "10 10" "address families of their decisions (AF_INET6)"
 lab path 1 default
 
-log "stop: nothing left"
-stop_reflexd
-wait_for "[ ! -e $PIN ]" 5 || fail "pins left in $PIN: $(ls "$PIN")"
-[ ! -e "$PATHS_FILE" ] || fail "$PATHS_FILE left behind"
-[ ! -e "$STATE_FILE" ] || fail "$STATE_FILE left behind"
-for dev in "$LAN_IF" "$(lab iface path1)" "$(lab iface path2)"; do
-	filters=$(lab exec router tc filter show dev "$dev" ingress 2>/dev/null)
-	[ -z "$filters" ] || fail "tc filter left on $dev: $filters"
+log "E. the firewall still drops steered flows (port 5999), IPv4 and IPv6"
+fw_drops() { # IPTABLES
+	nsenter --net="$ROUTER_NS" "$1" -vnxL FORWARD | awk '/dpt:5999/ { print $1 }'
+}
+for fw in "iptables $SERVER" "ip6tables $(lab addr6 server)"; do
+	read -r ipt host <<<"$fw"
+	before=$(fw_drops "$ipt")
+	timeout 10 "$LAB" exec client perl "$TMP/traffic.pl" bulk "$host" 5999 1 >"$TMP/fw.out" 2>&1 &&
+		fail "a flow to the firewalled port 5999 of $host went through: $(cat "$TMP/fw.out")"
+	steered=$(bpftool -j map dump pinned "$PIN/router_decisions" |
+		jq -r --argjson f "$([ "$ipt" = iptables ] && echo 2 || echo 10)" \
+			'[.[] | select(.formatted.key.dport == 5999 and .formatted.key.family == $f)] | length')
+	expect_ge "$steered" 1 "decisions (steered flows) to port 5999 of $host"
+	expect_ge $(($(fw_drops "$ipt") - before)) 1 "packets to $host:5999 the FORWARD rule dropped ($ipt)"
 done
-grep -E 'router ran|unavailable|moved' "$TMP/reflexd.log" | sed 's/^/   /'
+
+log "F. a clean stop leaves nothing"
+stop_reflexd
+wait_for "[ -z \"\$(reflexd_leftovers)\" ]" 5 || fail "left behind after a stop: $(reflexd_leftovers)"
+
+log "F. kill -9, then reflexd --cleanup"
+start_reflexd ucb1
+expect_ge "$(nsenter --net="$ROUTER_NS" ip -6 rule | grep -c '^2107[45]:')" 2 "IPv6 rules while it runs"
+kill -9 "$REFLEXD_PID"
+wait "$REFLEXD_PID" 2>/dev/null
+REFLEXD_PID=
+expect_ge "$(reflexd_leftovers | grep -c '^ip rule')" 2 "rules a killed reflexd left"
+nsenter --net="$ROUTER_NS" "$REFLEX_BIN/reflexd" --lan "$LAN_IF" --pin-dir "$PIN" --cleanup 2>>"$TMP/reflexd.log" ||
+	fail "reflexd --cleanup failed: $(tail -2 "$TMP/reflexd.log")"
+leftover=$(reflexd_leftovers)
+[ -z "$leftover" ] || fail "left behind after kill -9 + --cleanup: $leftover"
+
+log "F. kill -9, then the next start; SIGHUP, SIGUSR1, SIGUSR2"
+start_reflexd ucb1
+kill -9 "$REFLEXD_PID"
+wait "$REFLEXD_PID" 2>/dev/null
+start_reflexd ucb1 --classes "$(dirname "$0")/../data/classes.ini"
+grep -q 'removed what a previous reflexd left' "$TMP/reflexd.log" || fail "the next start did not clean up"
+kill -HUP "$REFLEXD_PID"
+wait_for "grep -q 'SIGHUP: reloaded' $TMP/reflexd.log" 5 || fail "SIGHUP did not reload: $(tail -2 "$TMP/reflexd.log")"
+kill -USR1 "$REFLEXD_PID"
+wait_for "grep -q 'SIGUSR1' $TMP/reflexd.log" 5 || fail "SIGUSR1 went unanswered"
+kill -0 "$REFLEXD_PID" || fail "reflexd died of SIGHUP or SIGUSR1"
+kill -USR2 "$REFLEXD_PID"
+wait "$REFLEXD_PID" || fail "reflexd did not stop cleanly on SIGUSR2"
+REFLEXD_PID=
+leftover=$(reflexd_leftovers)
+[ -z "$leftover" ] || fail "left behind after SIGUSR2: $leftover"
+grep -E 'router ran|unavailable|SIG' "$TMP/reflexd.log" | sed 's/^/   /'
 lab_down || fail "lab down failed"
 leftovers_check "$LAB_PREFIX"
 log "PASS"
