@@ -61,6 +61,10 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* The --lan interface, set before load: what the uplinks' egress counts is what was
+ * forwarded from it, not the router's own traffic. */
+const volatile __u32 lan_ifindex = 0;
+
 /* A parsed packet with the flow key oriented LAN end first. */
 struct pkt {
 	struct packet_info pi;
@@ -437,13 +441,17 @@ static __always_inline void flow_update(struct router_flow *flow, const struct p
 			flow->lan_rtt_us = rtt_us_of(rtt_ns);
 	}
 	stats_add(&flow->total[dir], p, retrans);
-	r->retrans = retrans;
+	/* What the router's firewall dropped never reached the path: up TCP segments count
+	 * as sent where they leave (router_uplink_egress), up retransmissions only once
+	 * the flow has answered. */
+	if (dir == ROUTER_DIR_DOWN || flow->total[ROUTER_DIR_DOWN].packets)
+		r->retrans = retrans;
 	if (dir == ROUTER_DIR_DOWN)
 		r->delivered += p->payload;
 	if (p->key.proto == IPPROTO_TCP) {
-		/* Both ways, so that retransmissions either way have their denominator;
-		 * data coming down is its own delivery. */
-		if (p->payload || (tcp_flags & (TCP_SYN | TCP_FIN)))
+		/* Data coming down is its own delivery; it counts as sent so that
+		 * retransmissions coming down have their denominator. */
+		if (dir == ROUTER_DIR_DOWN && (p->payload || (tcp_flags & (TCP_SYN | TCP_FIN))))
 			r->sent = p->segs;
 	} else if (dir == ROUTER_DIR_UP && flow->total[ROUTER_DIR_DOWN].packets) {
 		/* UDP that never answered shows no delivery: sending it is no evidence. */
@@ -478,24 +486,19 @@ static __always_inline void flow_update(struct router_flow *flow, const struct p
 	flow->last_sample_ns = now;
 }
 
-/* Traffic onto (up) or back from (down) the uplink `link`, and the health inputs
+/* Traffic back from the uplink `link` (down), and the health inputs
  * of the flow's path `path`: a flow's answers count for its path wherever they
  * arrive, so that replies coming back on another uplink do not fail a path. */
 static __always_inline void path_stats_add(__u32 link, __u32 path, const struct pkt *p, enum router_dir dir,
-					   bool steer, const struct update_result *r)
+					   const struct update_result *r)
 {
 	struct router_path_stats *ps;
 
-	if (link < ROUTER_MAX_PATHS && (ps = bpf_map_lookup_elem(&router_path_stats, &link))) {
-		if (dir == ROUTER_DIR_UP) {
-			ps->tx_packets += p->segs;
-			ps->tx_bytes += p->wire_bytes;
-			if (steer)
-				ps->steered_packets += p->segs;
-		} else {
-			ps->rx_packets += p->segs;
-			ps->rx_bytes += p->wire_bytes;
-		}
+	/* Up traffic counts where it leaves (router_uplink_egress). */
+	if (dir == ROUTER_DIR_DOWN && link < ROUTER_MAX_PATHS &&
+	    (ps = bpf_map_lookup_elem(&router_path_stats, &link))) {
+		ps->rx_packets += p->segs;
+		ps->rx_bytes += p->wire_bytes;
 	}
 	if (path < ROUTER_MAX_PATHS && (ps = bpf_map_lookup_elem(&router_path_stats, &path))) {
 		ps->delivered_bytes += r->delivered;
@@ -595,7 +598,7 @@ static __always_inline int handle(struct __sk_buff *skb, const enum router_dir d
 		count(ROUTER_CNT_RESERVE_FAIL);
 	}
 out:
-	path_stats_add(link, path, &p, dir, steer, &r);
+	path_stats_add(link, path, &p, dir, &r);
 	return TC_ACT_UNSPEC;
 }
 
@@ -609,4 +612,33 @@ SEC("tc")
 int router_lan_egress(struct __sk_buff *skb)
 {
 	return handle(skb, ROUTER_DIR_DOWN);
+}
+
+/* Every uplink's egress: what really leaves onto each path (the router's firewall
+ * may have dropped what the LAN sent), after NAT. Counts traffic forwarded from the
+ * LAN only, and the TCP segments the far end must answer as the path's `sent`. */
+SEC("tc")
+int router_uplink_egress(struct __sk_buff *skb)
+{
+	struct packet_info pi;
+	struct router_path_entry *rp;
+	struct router_path_stats *ps;
+	__u32 link = path_of_ifindex(skb->ifindex);
+	__u64 segs, payload;
+
+	if (link == ROUTER_PATH_NONE || skb->ingress_ifindex != lan_ifindex || parse_packet(skb, &pi) < 0)
+		return TC_ACT_UNSPEC;
+	ps = bpf_map_lookup_elem(&router_path_stats, &link);
+	rp = bpf_map_lookup_elem(&router_paths, &link);
+	if (!ps || !rp)
+		return TC_ACT_UNSPEC;
+	segs = skb->gso_segs > 1 ? skb->gso_segs : 1;
+	payload = skb->len > pi.headers_len ? skb->len - pi.headers_len : 0;
+	ps->tx_packets += segs;
+	ps->tx_bytes += skb->len + (segs - 1) * pi.headers_len;
+	if ((skb->mark & rp->mark_mask) == (rp->mark & rp->mark_mask))
+		ps->steered_packets += segs;
+	if (pi.key.proto == IPPROTO_TCP && (payload || (pi.tcp_flags & (TCP_SYN | TCP_FIN))))
+		ps->sent_packets += segs;
+	return TC_ACT_UNSPEC;
 }

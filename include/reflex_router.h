@@ -155,20 +155,23 @@ struct router_sample {
 	__u32 pad;
 };
 
-/* Per-path traffic (per-CPU array `router_path_stats`, index = path): what went out
- * onto each uplink from the LAN (steered or routed there by the kernel) and what
- * came back in through it. The last three are reflexd's path metrics' inputs,
- * counted per packet on the path it took, so that a flow moving between paths
+/* Per-path traffic (per-CPU array `router_path_stats`, index = path): what left onto
+ * each uplink forwarded from the LAN (steered or routed there by the kernel; counted
+ * at the uplink's egress, so what the router's firewall dropped is not in it) and
+ * what came back in through it. The last three are reflexd's path metrics' inputs,
+ * counted per packet for the path its flow took, so that a flow moving between paths
  * cannot credit one path with another's answers. */
 struct router_path_stats {
 	__u64 tx_packets;
 	__u64 tx_bytes;
 	__u64 rx_packets;
 	__u64 rx_bytes;
-	__u64 steered_packets; /* of tx_packets: marked by a decision */
+	__u64 steered_packets; /* of tx_packets: carrying the path's mark */
 	__u64 sent_packets;    /* what the other end must answer, both ways: TCP segments
-				* with payload, SYN or FIN; up UDP of flows that answered */
-	__u64 retrans_packets; /* TCP retransmissions sent onto it or received from it */
+				* with payload, SYN or FIN (up: as they leave the uplink);
+				* up UDP of flows that answered */
+	__u64 retrans_packets; /* TCP retransmissions onto it (of flows that answered) or
+				* received from it */
 	__u64 delivered_bytes; /* ACK advance over up data + payload, received from it */
 };
 

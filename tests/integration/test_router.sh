@@ -21,7 +21,7 @@
 #     as IPv6 in the map and carried by its decided path.
 #  E. the firewall still holds: steered flows to port 5999, IPv4 and IPv6, are placed
 #     and marked (a decision exists) and dropped by the FORWARD rule; the same flows to
-#     port 873 connected above.
+#     port 873 connected above. What the firewall dropped fails no path.
 #  F. after a clean stop, after kill -9 + `reflexd --cleanup`, and after kill -9 + the
 #     next start, nothing of reflexd's is left: no ip rule (IPv4, IPv6), no route in any
 #     table, no tc filter, no pin, no state file. SIGHUP reloads the classes file,
@@ -141,8 +141,10 @@ reflexd_leftovers() {
 	nsenter --net="$ROUTER_NS" ip -6 rule | grep -E '^2107[4-7]:' | sed 's/^/ip -6 rule: /'
 	nsenter --net="$ROUTER_NS" ip -4 route show table all | grep -E 'table 2107[4-7]|proto 82' | sed 's/^/route: /'
 	nsenter --net="$ROUTER_NS" ip -6 route show table all | grep -E 'table 2107[4-7]|proto 82' | sed 's/^/route6: /'
-	for dir in ingress egress; do
-		nsenter --net="$ROUTER_NS" tc filter show dev "$LAN_IF" "$dir" 2>/dev/null | sed "s/^/tc $dir: /"
+	for dev in "$LAN_IF" "$(lab iface path1)" "$(lab iface path2)"; do
+		for dir in ingress egress; do
+			nsenter --net="$ROUTER_NS" tc filter show dev "$dev" "$dir" 2>/dev/null | sed "s/^/tc $dev $dir: /"
+		done
 	done
 	[ ! -e "$PIN" ] || echo "pins: $(ls "$PIN")"
 	[ ! -e "$STATE_FILE" ] || echo "state file $STATE_FILE"
@@ -342,6 +344,7 @@ log "E. the firewall still drops steered flows (port 5999), IPv4 and IPv6"
 fw_drops() { # IPTABLES
 	nsenter --net="$ROUTER_NS" "$1" -vnxL FORWARD | awk '/dpt:5999/ { print $1 }'
 }
+failed_before=$(grep -c 'unavailable' "$TMP/reflexd.log")
 for fw in "iptables $SERVER" "ip6tables $(lab addr6 server)"; do
 	read -r ipt host <<<"$fw"
 	before=$(fw_drops "$ipt")
@@ -353,6 +356,9 @@ for fw in "iptables $SERVER" "ip6tables $(lab addr6 server)"; do
 	expect_ge "$steered" 1 "decisions (steered flows) to port 5999 of $host"
 	expect_ge $(($(fw_drops "$ipt") - before)) 1 "packets to $host:5999 the FORWARD rule dropped ($ipt)"
 done
+# What the firewall dropped never left: no path looks dead for it (each attempt sent
+# its SYN 3 times over 5 s, enough to fail a path counted as unanswered).
+expect_eq "$(grep -c 'unavailable' "$TMP/reflexd.log")" "$failed_before" "paths failed while the firewall dropped"
 
 log "F. a clean stop leaves nothing"
 stop_reflexd
@@ -374,7 +380,11 @@ log "F. kill -9, then the next start; SIGHUP, SIGUSR1, SIGUSR2"
 start_reflexd ucb1
 kill -9 "$REFLEXD_PID"
 wait "$REFLEXD_PID" 2>/dev/null
+# The killed one's pins and paths file are still there: wait for the new one's word.
+started=$(grep -c 'reflexd: router on LAN' "$TMP/reflexd.log")
 start_reflexd ucb1 --classes "$(dirname "$0")/../data/classes.ini"
+wait_for "[ \$(grep -c 'reflexd: router on LAN' $TMP/reflexd.log) -gt $started ]" 10 ||
+	fail "the next reflexd did not start: $(tail -3 "$TMP/reflexd.log")"
 grep -q 'removed what a previous reflexd left' "$TMP/reflexd.log" || fail "the next start did not clean up"
 kill -HUP "$REFLEXD_PID"
 wait_for "grep -q 'SIGHUP: reloaded' $TMP/reflexd.log" 5 || fail "SIGHUP did not reload: $(tail -2 "$TMP/reflexd.log")"

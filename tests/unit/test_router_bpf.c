@@ -2,8 +2,9 @@
 /* bpf/router.bpf.c in the kernel (BPF_PROG_TEST_RUN, no interface attached): packets
  * from an uplink never create flows, however many; a LAN flow's first packet places
  * it on its class's next path and its packets carry the path's mark in the mask's
- * bits only; without reflexd's heartbeat nothing is placed. Needs root (skipped
- * without it). */
+ * bits only; without reflexd's heartbeat nothing is placed; an uplink's egress counts
+ * what was forwarded from the LAN, not the router's own packets. Needs root
+ * (skipped without it). */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -26,6 +27,8 @@
 #include "router.skel.h"
 
 #define LO_IFINDEX 1
+/* The program's --lan index: only the uplinks' egress looks at it. */
+#define LAN_IFINDEX 1000
 #define MARK 0x00520000u
 #define MASK 0x00ff0000u
 #define SPOOFED 20000
@@ -137,6 +140,7 @@ static int setup(void **state)
 	/* Nothing of this test goes into bpffs. */
 	bpf_object__for_each_map(map, skel->obj)
 		bpf_map__set_pin_path(map, NULL);
+	skel->rodata->lan_ifindex = LAN_IFINDEX;
 	if (router_bpf__load(skel))
 		return -1;
 	path.mark_mask = MASK;
@@ -217,11 +221,51 @@ static void test_no_placement_without_heartbeat(void **state)
 	assert_int_equal(counter(ROUTER_CNT_HEARTBEAT_STALE), 1);
 }
 
+static uint64_t path0_stat(size_t offset)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct router_path_stats values[512];
+	uint64_t sum = 0;
+	uint32_t key = 0;
+
+	assert_true(ncpu > 0 && ncpu <= 512);
+	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(skel->maps.router_path_stats), &key, values), 0);
+	for (int c = 0; c < ncpu; c++)
+		sum += *(const uint64_t *)((const char *)&values[c] + offset);
+	return sum;
+}
+
+static void test_uplink_egress_counts_forwarded(void **state)
+{
+	struct pkt4 p;
+
+	(void)state;
+	if (!skel)
+		skip();
+	/* A SYN forwarded from the LAN, carrying path 0's mark: sent, steered. */
+	build(&p, IPPROTO_TCP, "10.12.1.1", "10.11.9.1", 40000, 873, 0x02);
+	run(skel->progs.router_uplink_egress, &p, sizeof(p), MARK, LAN_IFINDEX);
+	assert_int_equal(path0_stat(offsetof(struct router_path_stats, tx_packets)), 1);
+	assert_int_equal(path0_stat(offsetof(struct router_path_stats, sent_packets)), 1);
+	assert_int_equal(path0_stat(offsetof(struct router_path_stats, steered_packets)), 1);
+	assert_int_equal(path0_stat(offsetof(struct router_path_stats, tx_bytes)), sizeof(p));
+	/* The router's own SYN (no ingress interface): not the LAN's traffic. */
+	run(skel->progs.router_uplink_egress, &p, sizeof(p), 0, 0);
+	assert_int_equal(path0_stat(offsetof(struct router_path_stats, tx_packets)), 1);
+	/* A pure ACK from the LAN, unmarked: traffic, nothing to answer, not steered. */
+	build(&p, IPPROTO_TCP, "10.12.1.1", "10.11.9.1", 40001, 873, 0x10);
+	run(skel->progs.router_uplink_egress, &p, sizeof(p), 0, LAN_IFINDEX);
+	assert_int_equal(path0_stat(offsetof(struct router_path_stats, tx_packets)), 2);
+	assert_int_equal(path0_stat(offsetof(struct router_path_stats, sent_packets)), 1);
+	assert_int_equal(path0_stat(offsetof(struct router_path_stats, steered_packets)), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_uplink_packets_create_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_placement_without_heartbeat, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uplink_egress_counts_forwarded, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -261,7 +261,7 @@ static int bpf_setup(struct router_daemon *d, char *err, size_t len)
 		paths[i].families = (o->path[i].has_nexthop4 ? ROUTER_FAMILY_IPV4 : 0) |
 				    (o->path[i].has_nexthop6 ? ROUTER_FAMILY_IPV6 : 0);
 	}
-	ret = router_attach_load(&d->ra, o->pin_dir, &cfg, paths, o->n_paths, err, len);
+	ret = router_attach_load(&d->ra, o->pin_dir, &cfg, d->lan_ifindex, paths, o->n_paths, err, len);
 	if (ret)
 		return ret;
 	ret = router_attach_heartbeat(&d->ra, now_ns());
@@ -273,7 +273,9 @@ static int bpf_setup(struct router_daemon *d, char *err, size_t len)
 	}
 	ret = routes_setup(d, err, len);
 	if (!ret)
-		ret = router_attach_lan(&d->ra, o->lan, d->lan_ifindex, err, len);
+		ret = router_attach_iface(&d->ra, o->lan, d->lan_ifindex, err, len);
+	for (int i = 0; !ret && i < o->n_paths; i++)
+		ret = router_attach_iface(&d->ra, o->path[i].ifname, d->path_ifindex[i], err, len);
 	if (ret)
 		return ret;
 	d->ring = ring_buffer__new(router_attach_events_fd(&d->ra), on_record, d, NULL);

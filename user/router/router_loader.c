@@ -49,9 +49,9 @@ static int state_write(const struct router_attach *ra)
 		return -errno;
 	fprintf(f, "pid=%d\n", (int)getpid());
 	fprintf(f, "netns=%llu\n", netns_id());
-	if (ra->have_lan)
-		fprintf(f, "iface=%s ifindex=%d clsact_created=%d\n", ra->lan.name, ra->lan.ifindex,
-			ra->lan.clsact_created);
+	for (int i = 0; i < ra->n_ifaces; i++)
+		fprintf(f, "iface=%s ifindex=%d clsact_created=%d\n", ra->iface[i].name, ra->iface[i].ifindex,
+			ra->iface[i].clsact_created);
 	for (int i = 0; i < ra->n_routes; i++)
 		if (router_route_format(&ra->route[i], line, sizeof(line)) == 0)
 			fprintf(f, "%s\n", line);
@@ -78,7 +78,7 @@ static void tc_detach_ours(const struct router_iface *ri)
 }
 
 /* The state file's lines, newest last: routes and rules are removed newest first. */
-#define STATE_MAX_LINES (2 + ROUTER_MAX_ROUTES)
+#define STATE_MAX_LINES (2 + ROUTER_MAX_IFACES + ROUTER_MAX_ROUTES)
 
 int router_cleanup_stale(const char *pin_dir, char *err, size_t len)
 {
@@ -146,7 +146,7 @@ int router_attach_heartbeat(struct router_attach *ra, uint64_t now_ns)
 }
 
 int router_attach_load(struct router_attach *ra, const char *pin_dir, const struct reflex_config *cfg,
-		       const struct router_path_entry *paths, int n_paths, char *err, size_t len)
+		       int lan_ifindex, const struct router_path_entry *paths, int n_paths, char *err, size_t len)
 {
 	DECLARE_LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
 	__u32 zero = 0;
@@ -166,6 +166,7 @@ int router_attach_load(struct router_attach *ra, const char *pin_dir, const stru
 		snprintf(err, len, "cannot open the router BPF object: %s", strerror(-ret));
 		return ret;
 	}
+	ra->skel->rodata->lan_ifindex = (__u32)lan_ifindex;
 	ret = router_bpf__load(ra->skel);
 	if (ret) {
 		snprintf(err, len, "cannot load the router BPF programs: %s", strerror(-ret));
@@ -194,10 +195,10 @@ int router_attach_load(struct router_attach *ra, const char *pin_dir, const stru
 	return ret;
 }
 
-static int tc_attach_one(struct router_attach *ra, struct bpf_program *prog, enum bpf_tc_attach_point where,
+static int tc_attach_one(const struct router_iface *ri, struct bpf_program *prog, enum bpf_tc_attach_point where,
 			 char *err, size_t len)
 {
-	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ra->lan.ifindex, .attach_point = where);
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ri->ifindex, .attach_point = where);
 	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ROUTER_TC_HANDLE, .priority = ROUTER_TC_PRIORITY,
 			    .prog_fd = bpf_program__fd(prog));
 	const char *side = where == BPF_TC_INGRESS ? "ingress" : "egress";
@@ -205,37 +206,45 @@ static int tc_attach_one(struct router_attach *ra, struct bpf_program *prog, enu
 
 	if (ret == -EEXIST)
 		snprintf(err, len, "a reflex router tc filter is already on %s %s (another reflexd? "
-				   "`reflexd --cleanup --pin-dir ...`)", ra->lan.name, side);
+				   "`reflexd --cleanup --pin-dir ...`)", ri->name, side);
 	else if (ret)
-		snprintf(err, len, "cannot attach tc %s on %s: %s", side, ra->lan.name, strerror(-ret));
+		snprintf(err, len, "cannot attach tc %s on %s: %s", side, ri->name, strerror(-ret));
 	return ret;
 }
 
-int router_attach_lan(struct router_attach *ra, const char *ifname, int ifindex, char *err, size_t len)
+int router_attach_iface(struct router_attach *ra, const char *ifname, int ifindex, char *err, size_t len)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	struct router_iface *ri;
+	bool lan = ra->n_ifaces == 0;
 	int ret;
 
-	snprintf(ra->lan.name, sizeof(ra->lan.name), "%s", ifname);
-	ra->lan.ifindex = ifindex;
-	ra->have_lan = true;
+	if (ra->n_ifaces >= ROUTER_MAX_IFACES) {
+		snprintf(err, len, "too many interfaces");
+		return -ENOSPC;
+	}
+	ri = &ra->iface[ra->n_ifaces++];
+	snprintf(ri->name, sizeof(ri->name), "%s", ifname);
+	ri->ifindex = ifindex;
 	ret = bpf_tc_hook_create(&hook);
 	if (ret && ret != -EEXIST) {
 		snprintf(err, len, "cannot create the clsact qdisc on %s: %s", ifname, strerror(-ret));
 		return ret;
 	}
 	/* A clsact that was there before us (Cilium, the host reflexd) stays when we leave. */
-	ra->lan.clsact_created = ret == 0;
+	ri->clsact_created = ret == 0;
 	ret = state_write(ra);
 	if (ret) {
 		snprintf(err, len, "cannot write %s: %s", ra->state_path, strerror(-ret));
 		return ret;
 	}
 	/* Marked as attached first: a half attach is detached in teardown all the same. */
-	ra->lan.attached = true;
-	ret = tc_attach_one(ra, ra->skel->progs.router_lan_ingress, BPF_TC_INGRESS, err, len);
+	ri->attached = true;
+	if (!lan)
+		return tc_attach_one(ri, ra->skel->progs.router_uplink_egress, BPF_TC_EGRESS, err, len);
+	ret = tc_attach_one(ri, ra->skel->progs.router_lan_ingress, BPF_TC_INGRESS, err, len);
 	if (!ret)
-		ret = tc_attach_one(ra, ra->skel->progs.router_lan_egress, BPF_TC_EGRESS, err, len);
+		ret = tc_attach_one(ri, ra->skel->progs.router_lan_egress, BPF_TC_EGRESS, err, len);
 	return ret;
 }
 
@@ -269,8 +278,9 @@ void router_attach_teardown(struct router_attach *ra)
 	/* Rules first: no packet is routed into a table while it is being emptied. */
 	while (ra->n_routes > 0)
 		router_route_del(&ra->route[--ra->n_routes]);
-	if (ra->have_lan && (ra->lan.attached || ra->lan.clsact_created))
-		tc_detach_ours(&ra->lan);
+	for (int i = 0; i < ra->n_ifaces; i++)
+		if (ra->iface[i].attached || ra->iface[i].clsact_created)
+			tc_detach_ours(&ra->iface[i]);
 	if (ra->skel) {
 		bpf_object__for_each_map(map, ra->skel->obj)
 			if (bpf_map__is_pinned(map))

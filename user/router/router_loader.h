@@ -22,7 +22,10 @@
 
 struct router_bpf;
 
-/* The LAN interface: the programs sit on its ingress and egress. */
+/* Interface 0 is the LAN side (programs on its ingress and egress), 1..n_paths the
+ * uplinks (a program on each one's egress). */
+#define ROUTER_MAX_IFACES (1 + ROUTER_MAX_PATHS)
+
 struct router_iface {
 	char name[IF_NAMESIZE];
 	int ifindex;
@@ -37,8 +40,8 @@ struct router_attach {
 	char pin_dir[PATH_MAX];
 	char state_path[PATH_MAX];
 	struct router_bpf *skel;
-	struct router_iface lan;
-	bool have_lan;
+	struct router_iface iface[ROUTER_MAX_IFACES];
+	int n_ifaces;
 	struct router_route route[ROUTER_MAX_ROUTES];
 	int n_routes;
 };
@@ -46,9 +49,10 @@ struct router_attach {
 /* Opens and loads the object with its maps pinned under pin_dir, writes the config
  * and the paths' entries (paths[i] is path i's). */
 int router_attach_load(struct router_attach *ra, const char *pin_dir, const struct reflex_config *cfg,
-		       const struct router_path_entry *paths, int n_paths, char *err, size_t len);
-/* Attaches the programs to the LAN interface's ingress and egress. */
-int router_attach_lan(struct router_attach *ra, const char *ifname, int ifindex, char *err, size_t len);
+		       int lan_ifindex, const struct router_path_entry *paths, int n_paths, char *err, size_t len);
+/* Adds an interface, first the LAN (its ingress and egress), then each uplink (its
+ * egress), and attaches the programs. */
+int router_attach_iface(struct router_attach *ra, const char *ifname, int ifindex, char *err, size_t len);
 /* Records r in the state file, then adds it to the kernel's routing; on failure the
  * record goes again (someone else's entry is never ours to remove). */
 int router_attach_route(struct router_attach *ra, const struct router_route *r, char *err, size_t len);
