@@ -278,14 +278,14 @@ log "path1: the lab dropped $dropped packets, the router counted $retrans retran
 expect_ge "$dropped" 1 "packets dropped on path1"
 expect_within_pct "$retrans" "$dropped" 50 "retransmissions counted on path1 vs packets dropped there"
 
-log "RTT: router's passive measurement vs ss -ti on the client (one call, three readings)"
+log "RTT: router's passive measurement vs ss -ti on the client (one call, five readings)"
 out=$TMP/rtt.out
-"$LAB" exec client timeout 20 perl "$TMP/traffic.pl" voip "$SERVER" 5060 7 >"$out" 2>&1 &
+"$LAB" exec client timeout 20 perl "$TMP/traffic.pl" voip "$SERVER" 5060 9 >"$out" 2>&1 &
 rtt_pid=$!
 wait_for "grep -q '^port ' $out" 5 || fail "RTT call did not connect: $(cat "$out")"
 cport=$(awk '/^port /{ print $2 }' "$out")
 errs=()
-for at in 2 3 4; do
+for at in 2 3 4 5 6; do
 	sleep 1
 	ss_rtt_us=$("$LAB" exec client ss -Htin "( sport = :$cport )" | grep -oE '\brtt:[0-9.]+' | head -1 |
 		cut -d: -f2 | awk '{ printf "%d", $1 * 1000 }')
