@@ -362,7 +362,7 @@ for fw in "iptables $SERVER" "ip6tables $(lab addr6 server)"; do
 done
 # What the firewall dropped never left: it is no unanswered traffic of a path (which
 # would fail the path as dead). At most a straggler of the flows before.
-expect_le $(($(sent_both) - sent_before)) 2 "packets counted as sent onto the paths while the firewall dropped 6"
+expect_le $(($(sent_both) - sent_before)) 2 "packets counted as sent onto the paths while the firewall dropped the SYNs"
 
 log "F. a clean stop leaves nothing"
 stop_reflexd
