@@ -503,7 +503,7 @@ static void render_router(FILE *out, const struct router_view *v)
 	const struct bandit_view *b = &v->bandit;
 
 	family(out, "reflex_build_info", "gauge", "reflexd's version (value 1).");
-	fprintf(out, "reflex_build_info{version=\"%s\",mode=\"router\",actuator=\"redirect\"} 1\n",
+	fprintf(out, "reflex_build_info{version=\"%s\",mode=\"router\",actuator=\"mark\"} 1\n",
 		REFLEX_GIT_DESCRIBE);
 	family(out, "reflex_router_uptime_seconds", "gauge", "How long the router runtime has run.");
 	sample(out, "reflex_router_uptime_seconds", v->uptime_s);
@@ -514,6 +514,17 @@ static void render_router(FILE *out, const struct router_view *v)
 			(unsigned long long)v->counters[i]);
 	family(out, "reflex_router_flows_tracked", "gauge", "Forwarded flows the router holds state for.");
 	sample_u(out, "reflex_router_flows_tracked", v->flows_total);
+	{
+		static const char *const map_names[] = ROUTER_VIEW_MAP_NAMES;
+
+		family(out, "reflex_router_map_entries", "gauge", "Entries of each flow map of the router's BPF program.");
+		for (int i = 0; i < ROUTER_VIEW_MAPS; i++)
+			fprintf(out, "reflex_router_map_entries{map=\"%s\"} %u\n", map_names[i], v->maps[i].entries);
+		family(out, "reflex_router_map_max_entries", "gauge", "What each flow map of the router can hold.");
+		for (int i = 0; i < ROUTER_VIEW_MAPS; i++)
+			fprintf(out, "reflex_router_map_max_entries{map=\"%s\"} %u\n", map_names[i],
+				v->maps[i].max_entries);
+	}
 
 	family(out, "reflex_router_path_up", "gauge", "1 while the path's link is up and it is available.");
 	for (uint32_t i = 0; i < b->n_paths; i++) {

@@ -521,6 +521,9 @@ void reflexd_print_config(const struct reflexd_options *opt, FILE *out)
 	print_value(out, "classes", opt->router.classes_path);
 	fprintf(out, "bandit = %s\n", bandit_mode_name(opt->router.bandit.mode));
 	fprintf(out, "bandit-c = %.17g\n", opt->router.bandit.c);
+	fprintf(out, "mark-base = %#x\n", opt->router.mark_base);
+	fprintf(out, "mark-mask = %#x\n", opt->router.mark_mask);
+	fprintf(out, "move-flows = %s\n", opt->router.move_flows ? "true" : "false");
 
 	fprintf(out, "\n[metrics]\n");
 	print_value(out, "metrics-listen", opt->metrics_listen);
