@@ -13,8 +13,9 @@ done
 lab_up LAB_TOPO=router LAB_PATHS=2 LAB_PATH1="rate=50mbit delay=10" LAB_PATH2="rate=20mbit delay=20"
 PIN=/sys/fs/bpf/$LAB_PREFIX-mxr
 TMP=$(mktemp -d)
-on_exit "rm -rf $TMP; $REFLEX_BIN/reflexd --cleanup --lan x --pin-dir $PIN >/dev/null 2>&1; true"
 NS=/run/netns/$(lab netns router)
+# In the router's namespace: --cleanup refuses to undo routes from another one.
+on_exit "rm -rf $TMP; nsenter --net=$NS $REFLEX_BIN/reflexd --cleanup --lan x --pin-dir $PIN >/dev/null 2>&1; true"
 PORT=9464
 read -ra PATH_ARGS <<<"$(lab path-args)"
 
