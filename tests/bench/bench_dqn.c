@@ -19,7 +19,7 @@
 #include <time.h>
 
 #include "sim/bottleneck_sim.h"
-#include "dqn/dqn.h"
+#include "dqn/train.h"
 #include "model/model.h"
 #include "model/model_fast.h"
 #include "bench.h"

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "dqn/dqn.h"
+#include "dqn/train.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -26,15 +26,16 @@ for dir in user/*/; do
 		sed -E 's/^([^:]*):([0-9]*):#include "([^"]*)".*/\1:\2:\3/')
 done
 
-# Training stays out of the daemon: the learner's update step, replay and Adam stay
-# (for --learn), the checkpoint format, episode trainer, evaluation and CLI do not.
+# Training stays out of the daemon: the learner's update step, replay, Adam and the
+# lean int8 export stay (for --learn); the checkpoint format, simulator environment,
+# episode trainer, evaluation, agreement check, best-model export and the forge do not.
 bin=${1:+$1/reflexd}
 if [ -n "$bin" ]; then
 	if [ ! -x "$bin" ]; then
 		echo "FAIL: no $bin to check"; bad=1
 	else
 		found=$(nm "$bin" | awk '{ print $NF }' | grep -xE \
-			'dqn_checkpoint_(save|load)|dqn_evaluate|dqn_train|dqn_build_best_model|dqn_int8_agreement|dqn_collect_states|dqn_cli_main|forge_[a-z_]+' || true)
+			'dqn_checkpoint_[a-z_]+|dqn_env_[a-z_]+|dqn_scenario_sample|dqn_train|dqn_trainer_(run|report)|dqn_evaluate[a-z_]*|dqn_collect_[a-z_]+|dqn_int8_agreement|dqn_build_best_model|dqn_(export|write)_model|forge_[a-z_]+' || true)
 		if [ -n "$found" ]; then
 			echo "FAIL: $bin links training code: $(echo "$found" | paste -sd' ')"; bad=1
 		fi

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "dqn/dqn.h"
+#include "dqn/train.h"
 #include "model/model.h"
 
 static void assert_close(double got, double want, double tol)

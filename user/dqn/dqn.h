@@ -1,6 +1,8 @@
 /*
- * The DQN congestion agent: per flow, once per decision interval, one of six cwnd
- * actions from a Q-network over the flow's telemetry.
+ * The DQN congestion agent as reflexd runs it: per flow, once per decision
+ * interval, one of six cwnd actions from a Q-network over the flow's telemetry.
+ * Training (replay, simulator environment, trainer, evaluation, checkpoints,
+ * export) is dqn/train.h; this header pulls none of it in.
  *
  * The same code turns telemetry into features and rewards in the trainer (on the
  * bottleneck simulator) and in reflexd (on live flows): dqn_flow_observe().
@@ -51,9 +53,6 @@
 #define DQN_MIN_CWND 2
 #define DQN_MIN_INTERVAL_US 10000     /* reflexd's telemetry sample interval */
 #define DQN_MAX_INTERVAL_US 500000
-#define DQN_HEURISTIC_BDP_MULTIPLE 1.25
-#define DQN_FIXED_CLAMP_PKTS 100
-#define DQN_CHECKPOINT_VERSION 1
 
 enum dqn_action {
 	DQN_INCREASE5 = 0,
@@ -107,17 +106,13 @@ struct dqn_flow_state {
 };
 
 void dqn_flow_init(struct dqn_flow_state *fs);
+/* The largest delivery rate (bit/s) of the last DQN_MAX_FILTER_STEPS intervals. */
+double dqn_flow_max_rate(const struct dqn_flow_state *fs);
 
 /* Raw feature vector (DQN_FEATURES, model feature order) for the interval, the
  * interval's reward, and the state update. reward may be NULL. */
 void dqn_flow_observe(struct dqn_flow_state *fs, const struct dqn_interval *iv, double *raw,
 		      double *reward);
-
-/* The interval between two snapshots of the simulator's flow 0 (taken at prev_us
- * and at link->now_us), as reflexd's telemetry would report it. */
-void dqn_interval_from_sim(const struct bsim_config *cfg, const struct bsim_flow_stats *prev, uint64_t prev_us,
-			   const struct bsim_flow_stats *now, const struct bsim_link_stats *link,
-			   struct dqn_interval *iv);
 
 /* Network input from raw features: min/max normalization onto the int8 input grid
  * of the `.reflex` MLP (q = round(x * 32767), a = (q * 127 + 16383) / 32767,
@@ -127,182 +122,10 @@ void dqn_normalize(const double *raw, unsigned n, float *x);
 /* Greedy action of a float Q-network (lowest index on ties). */
 enum dqn_action dqn_greedy(const struct mlp *net, const float *x);
 
-/* epsilon after `decision` decisions: max(end, start * decay^decision). */
-double dqn_epsilon(double start, double end, double decay, uint64_t decision);
-
-/* --- experience replay ---------------------------------------------------- */
-
-struct dqn_replay {
-	uint32_t n_in;
-	uint32_t capacity;
-	uint32_t len;      /* filled slots */
-	uint32_t next;     /* slot the next push overwrites */
-	float *state;      /* [capacity][n_in] */
-	float *next_state; /* [capacity][n_in] */
-	float *reward;
-	uint8_t *action;
-};
-
-int dqn_replay_init(struct dqn_replay *rb, uint32_t capacity, uint32_t n_in);
-void dqn_replay_free(struct dqn_replay *rb);
-void dqn_replay_push(struct dqn_replay *rb, const float *state, enum dqn_action action, float reward,
-		     const float *next_state);
-/* n indexes drawn uniformly with replacement from the filled slots; len > 0. */
-void dqn_replay_sample(const struct dqn_replay *rb, struct bsim_rng *rng, uint32_t *idx, uint32_t n);
-
-/* --- training ------------------------------------------------------------- */
-
-struct dqn_train_opts {
-	uint64_t seed;
-	uint32_t episodes;
-	uint32_t steps_per_episode;   /* decisions per episode */
-	uint32_t hidden;              /* hidden units (128) */
-	uint32_t batch;               /* 64 */
-	uint32_t replay_capacity;     /* transitions (50000) */
-	uint32_t replay_warmup;       /* transitions before the first update (1000) */
-	uint32_t target_sync;         /* updates between target-network copies (500) */
-	float lr;                     /* Adam (1e-3) */
-	float gamma;                  /* discount (0.9) */
-	float huber_delta;            /* Huber loss threshold (1.0) */
-	float advantage_alpha;        /* advantage-learning gap factor, 0 = plain DQN targets (0.9) */
-	float reward_floor;           /* targets use max(reward, floor) (-1) */
-	float weight_clip;            /* |weight| limit after each step, 0 = none (0.3) */
-	float act_noise;              /* hidden-activation noise in int8 steps while training, 0 = none (2) */
-	uint32_t validate_every;      /* episodes between validations; the best validated net is the policy (50) */
-	uint32_t validate_scenarios;  /* scenarios per validation (10) */
-	double eps_start, eps_end, eps_decay; /* 1.0, 0.01, 0.995 per decision */
-	bool seed_features_only;      /* input = features 0-7 only */
-	uint32_t eval_scenarios;      /* held-out scenarios for the report (0 = no evaluation) */
-	uint32_t eval_steps;          /* decisions per evaluation scenario */
-	const char *checkpoint_path;  /* NULL = no checkpoint */
-	uint32_t checkpoint_every;    /* episodes between checkpoints (0 = only at the end) */
-	bool resume;                  /* continue from checkpoint_path if it exists */
-	const char *model_path;       /* `.reflex` to write, NULL = none */
-	bool progress;                /* progress line on stderr when it is a terminal */
-};
-
-void dqn_train_opts_default(struct dqn_train_opts *opts);
-
-/* How a policy did on the held-out scenarios (means over every decision). */
-struct dqn_policy_eval {
-	double reward;
-	double utilization;     /* delivered / link capacity left by cross traffic */
-	double rtt_ratio;       /* srtt / min_rtt */
-	double loss_rate;
-};
-
-enum dqn_policy {
-	DQN_POLICY_DQN = 0,      /* greedy float network */
-	DQN_POLICY_DQN_INT8,     /* its int8 `.reflex` model, as reflexd runs it */
-	DQN_POLICY_HEURISTIC,    /* clamp = 1.25 x max delivery rate x min_rtt, under CUBIC */
-	DQN_POLICY_FIXED,        /* clamp = DQN_FIXED_CLAMP_PKTS, under CUBIC */
-	DQN_POLICY_CUBIC,        /* no clamp */
-	DQN_POLICY_COUNT
-};
-
-extern const char *const dqn_policy_names[DQN_POLICY_COUNT];
-
-struct dqn_report {
-	uint32_t episodes;           /* done in total (including before a resume) */
-	uint64_t decisions;
-	uint64_t updates;
-	double epsilon;
-	double train_reward;         /* mean reward per decision over the last 10 % of episodes */
-	uint32_t best_episode;       /* the policy is the online net after this episode */
-	double validation_reward;    /* its mean validation reward (NaN without validation) */
-	uint32_t eval_scenarios;
-	struct dqn_policy_eval eval[DQN_POLICY_COUNT];
-	uint64_t agreement_states;   /* held-out states checked int8 vs float (0 = not done) */
-	double int8_agreement;       /* fraction of them with the same argmax */
-	char err[256];               /* why dqn_train failed */
-};
-
-struct dqn_trainer;
-
-/* Trainer state at episode 0. -EINVAL (bad opts, named in err), -ENOMEM. */
-int dqn_trainer_new(const struct dqn_train_opts *opts, struct dqn_trainer **out, char *err,
-		    size_t err_len);
-void dqn_trainer_free(struct dqn_trainer *tr);
-/* Runs episodes until `episodes` are done in total (checkpointing as opts say). */
-int dqn_trainer_run(struct dqn_trainer *tr, uint32_t episodes, char *err, size_t err_len);
-/* The online network (what training updates). */
-const struct mlp *dqn_trainer_net(const struct dqn_trainer *tr);
-/* The policy: the online net as it was at its best validation (every
- * validate_every episodes, on scenarios neither training nor evaluation draws),
- * or the online net when there was none. */
-const struct mlp *dqn_trainer_policy(const struct dqn_trainer *tr);
-void dqn_trainer_report(const struct dqn_trainer *tr, struct dqn_report *rep);
-
-/* Learning from transitions observed elsewhere (reflexd --learn, user/dqn_learn.h). */
-/* Online, target and best nets become copies of net; -EINVAL if its shape differs. */
-int dqn_trainer_set_net(struct dqn_trainer *tr, const struct mlp *net);
-/* Pushes one transition (normalized states) into the replay buffer and, once it holds
- * replay_warmup, takes one update on a batch of it (what an episode step does).
- * Returns whether an update was taken. */
-bool dqn_trainer_observe(struct dqn_trainer *tr, const float *s, enum dqn_action a, float reward,
-			 const float *s2);
-
-/*
- * Checkpoint: everything needed to continue bit-for-bit (hyperparameters, counters,
- * PRNG, online and target networks, Adam moments, replay buffer), little-endian,
- * magic "RXDQ", DQN_CHECKPOINT_VERSION, CRC32 (zlib) of every byte before it.
- * Save writes PATH.tmp.XXXXXX and renames it over PATH. Load returns -EINVAL with
- * the reason and byte offset in err for a bad file, -errno for I/O, and *out NULL
- * on any failure. The checkpoint's hyperparameters win; from opts (NULL: the
- * defaults) the loaded trainer takes only what does not change the training:
- * episodes, eval_*, checkpoint_path/every, model_path, resume, progress.
- */
-int dqn_checkpoint_save(const struct dqn_trainer *tr, const char *path, char *err, size_t err_len);
-int dqn_checkpoint_load(const char *path, const struct dqn_train_opts *opts, struct dqn_trainer **out,
-			char *err, size_t err_len);
-int dqn_checkpoint_load_buffer(const void *data, size_t len, const struct dqn_train_opts *opts,
-			       struct dqn_trainer **out, char *err, size_t err_len);
-
 struct model;
 
-/*
- * Held-out evaluation: n_scenarios drawn from a stream the training never uses,
- * steps decisions each, every policy on the same scenarios. net drives
- * DQN_POLICY_DQN and m DQN_POLICY_DQN_INT8; either may be NULL, and its row is
- * left zero. The net's input width (DQN_SEED_FEATURES or DQN_FEATURES) selects
- * the features.
- */
-int dqn_evaluate(const struct mlp *net, const struct model *m, uint64_t seed, uint32_t n_scenarios,
-		 uint32_t steps, struct dqn_policy_eval eval[DQN_POLICY_COUNT]);
-
-/* Collect up to max_states held-out raw feature vectors (DQN_FEATURES doubles each)
- * on which the greedy policy decided, for the int8 agreement check. */
-int dqn_collect_states(const struct mlp *net, uint64_t seed, uint32_t n_scenarios, uint32_t steps,
-		       double *raw_states, size_t max_states, size_t *n_states);
-
-/*
- * The `.reflex` MLP of a trained net: features named and bounded as dqn_features
- * (the first net->n_in), outputs named dqn_action_names, int8 weights with
- * per-layer scales, hidden activations calibrated on calib (n_calib rows of
- * net->n_in normalized inputs). equalize rescales each hidden unit so its in- and
- * outgoing weight ranges match (function-preserving for ReLU). The outputs are the
- * Q-values minus one state-dependent term common to all actions (it widens the
- * int8 resolution of the gaps): use their argmax, not their values. *out is freed
- * with model_free. Metadata is the caller's (model_meta_set).
- */
-int dqn_build_model(const struct mlp *net, const float *calib, size_t n_calib, bool equalize,
-		    struct model **out, char *err, size_t err_len);
-
-/* dqn_build_model with and without equalization, keeping the one whose argmax agrees
- * better with the float net on the calibration states (n_calib raw feature vectors,
- * DQN_FEATURES doubles each). */
-int dqn_build_best_model(const struct mlp *net, const double *calib_raw, size_t n_calib, struct model **out,
-			 char *err, size_t err_len);
-
-/* Fraction of raw states (DQN_FEATURES doubles each) on which the int8 model's
- * argmax (model_quantize + model_eval + model_argmax, reflexd's path) equals the
- * float net's (dqn_normalize + dqn_greedy). 0 for n == 0. */
 /* Greedy action of an int8 `.reflex` DQN model on raw features; map as for
  * model_quantize (NULL: raw is in the model's feature order). */
 enum dqn_action dqn_int8_action(const struct model *m, const double *raw, const int *map);
-double dqn_int8_agreement(const struct model *m, const struct mlp *net, const double *raw_states, size_t n);
-
-/* The whole `reflex-forge train-dqn`: train (resuming if asked), evaluate, export. */
-int dqn_train(const struct dqn_train_opts *opts, struct dqn_report *rep);
 
 #endif /* REFLEX_DQN_H */

@@ -6,8 +6,8 @@
  * through a bounded single-producer/single-consumer ring: a push never blocks, and
  * a transition that finds the ring full is dropped and counted. The thread
  * fine-tunes a float copy of the network with the trainer's own machinery (replay
- * buffer, target network, Double DQN with advantage learning, Adam: dqn.h) and,
- * every publish_every updates, quantizes it to int8 (dqn_build_best_model,
+ * buffer, target network, Double DQN with advantage learning, Adam: dqn/train.h) and,
+ * every publish_every updates, quantizes it to int8 (dqn_build_model_raw,
  * calibrated on the last states it was given) and publishes the new model.
  *
  * It starts from the float net the `.reflex` MLP dequantizes to (its outputs are
@@ -65,8 +65,7 @@ struct dqn_learn_model {
 	struct model *model;
 	uint64_t generation;     /* 0: a copy of the source model; then 1, 2, ... */
 	uint64_t updates;        /* updates it includes */
-	double int8_agreement;   /* of its argmax with the float net's on its calibration states (generation >= 1) */
-	size_t agreement_states;
+	size_t calibration_states; /* states its int8 activations were calibrated on (generation >= 1) */
 };
 
 struct dqn_learn_stats {

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dqn/dqn.h"
+#include "dqn/train.h"
 #include "forge/forge.h"
 
 static void usage(FILE *out)

@@ -1,0 +1,108 @@
+/*
+ * What the training files of dqn/ share and nothing outside them sees: the
+ * trainer's state, the simulator environment, the evaluation streams.
+ */
+#ifndef REFLEX_DQN_TRAIN_INTERNAL_H
+#define REFLEX_DQN_TRAIN_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "dqn/train.h"
+
+#define EVAL_STREAM 0x5eed0e7a1ULL   /* held-out scenarios: never drawn by training */
+#define CALIB_STREAM 0xca11b0a7eULL  /* quantization calibration: neither training nor evaluation */
+#define VALID_STREAM 0x7a11d0a7eULL  /* model selection during training */
+#define MAX_EPISODES 10000000u
+
+static inline void dqn_set_err(char *err, size_t err_len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static inline void dqn_set_err(char *err, size_t err_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !err_len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, err_len, fmt, ap);
+	va_end(ap);
+}
+
+/* --- the trainer (trainer.c) ---------------------------------------------------- */
+
+struct dqn_trainer {
+	struct dqn_train_opts opts;
+	uint32_t n_in;
+	struct bsim_rng rng;
+	struct mlp online, target;
+	struct adam adam;
+	struct dqn_replay replay;
+	uint32_t episodes_done;
+	uint64_t decisions, updates;
+	double *episode_reward;   /* mean reward per decision of each episode */
+	uint32_t episode_reward_cap;
+	double act_max;           /* running max of hidden activations: the int8 step to imitate */
+	struct mlp best;          /* the online net at its best validation */
+	bool has_best;
+	uint32_t best_episode;
+	double best_reward;       /* its mean validation reward */
+	/* scratch for a training step */
+	float *grad;
+	uint32_t *batch_idx;
+};
+
+/* 0 or -EINVAL with what is wrong in err ("train-dqn: ..."). */
+int dqn_check_train_opts(const struct dqn_train_opts *o, char *err, size_t err_len);
+
+/* --- the environment (env.c) ------------------------------------------------------ */
+
+struct dqn_scenario {
+	struct bsim_config cfg;
+	uint32_t warmup_rtts;   /* plain CUBIC before the policy takes over */
+};
+
+/* One simulated flow 0 under the policy's clamp, observed as reflexd would. */
+struct dqn_env {
+	struct bsim *sim;
+	const struct dqn_scenario *sc;
+	struct dqn_flow_state fs;
+	struct bsim_flow_stats prev_flow;
+	struct bsim_link_stats prev_link;
+	uint32_t clamp;             /* the policy's current value, packets */
+	double raw[DQN_FEATURES];   /* features of the last interval */
+	double reward;              /* of the last interval */
+	double utilization;
+	double rtt_ratio;
+	double loss_rate;
+};
+
+void dqn_scenario_sample(struct bsim_rng *rng, uint32_t steps, struct dqn_scenario *sc);
+int dqn_env_start(struct dqn_env *e, const struct dqn_scenario *sc);
+void dqn_env_interval(struct dqn_env *e);
+void dqn_env_actuate(struct dqn_env *e, uint32_t clamp);
+void dqn_env_stop(struct dqn_env *e);
+/* DQN_POLICY_HEURISTIC's clamp for the env's flow now. */
+uint32_t dqn_heuristic_clamp(const struct dqn_env *e);
+
+/* --- evaluation (evaluate.c) and export (export.c) -------------------------------- */
+
+/* What a policy decides with: the float net and/or its int8 model. */
+struct dqn_policy_nets {
+	const struct mlp *net;
+	const struct model *model;
+};
+
+/* Every available policy on the same n_scenarios scenarios of one stream. */
+int dqn_evaluate_stream(const struct dqn_policy_nets *nets, uint64_t stream, uint32_t n_scenarios,
+			uint32_t steps, struct dqn_policy_eval eval[DQN_POLICY_COUNT]);
+/* The raw states the greedy net decided on, over n_scenarios of one stream. */
+int dqn_collect_stream(const struct mlp *net, uint64_t stream, uint32_t n_scenarios, uint32_t steps,
+		       double *raw_states, size_t max_states, size_t *n_states);
+/* The int8 model of the trainer's policy, and its agreement with the float policy
+ * on held-out states in rep. */
+int dqn_export_model(const struct dqn_trainer *tr, struct dqn_report *rep, struct model **out);
+/* Sets the model's metadata and writes it to opts.model_path. */
+int dqn_write_model(struct model *m, const struct dqn_trainer *tr, struct dqn_report *rep);
+
+#endif /* REFLEX_DQN_TRAIN_INTERNAL_H */
