@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,59 +17,6 @@
 #include "model/model.h"
 #include "model/model_fast.h"
 #include "model/model_internal.h"
-
-int model_fail(struct model_error *err, long offset, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (!err)
-		return -EINVAL;
-	va_start(ap, fmt);
-	n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-	if (offset >= 0 && n >= 0 && (size_t)n < sizeof(err->msg))
-		snprintf(err->msg + n, sizeof(err->msg) - n, " (offset %ld)", offset);
-	err->offset = offset;
-	return -EINVAL;
-}
-
-int model_fail_errno(struct model_error *err, int errnum, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (err) {
-		va_start(ap, fmt);
-		n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-		if (n >= 0 && (size_t)n < sizeof(err->msg))
-			snprintf(err->msg + n, sizeof(err->msg) - n, ": %s", strerror(errnum));
-		err->offset = -1;
-	}
-	return -errnum;
-}
-
-const char *model_kind_name(enum model_kind kind)
-{
-	switch (kind) {
-	case MODEL_KIND_TREES: return "trees";
-	case MODEL_KIND_MLP: return "mlp";
-	}
-	return "unknown";
-}
-
-const char *model_section_name(uint16_t type)
-{
-	switch (type) {
-	case MODEL_SECTION_FEATURES: return "features";
-	case MODEL_SECTION_OUTPUTS: return "outputs";
-	case MODEL_SECTION_TREES: return "trees";
-	case MODEL_SECTION_MLP: return "mlp";
-	case MODEL_SECTION_METADATA: return "metadata";
-	}
-	return (type & MODEL_SECTION_OPTIONAL) ? "unknown-optional" : "unknown";
-}
 
 /* --- little-endian access ------------------------------------------------- */
 

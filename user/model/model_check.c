@@ -8,52 +8,6 @@
 #include "model/model.h"
 #include "model/model_internal.h"
 
-/* --- derived values shared by loader and builders ------------------------- */
-
-/* The integer range of an output: values v with min <= v * scale <= max. */
-void model_output_qrange(enum model_kind kind, double min, double max, double scale,
-			 int32_t *qmin, int32_t *qmax)
-{
-	double lo_cap = kind == MODEL_KIND_TREES ? INT16_MIN : (double)INT32_MIN;
-	double hi_cap = kind == MODEL_KIND_TREES ? INT16_MAX : (double)INT32_MAX;
-	/* The epsilon keeps e.g. 0.3 / 0.1 = 2.9999999999999996 from losing the value 3. */
-	double lo = ceil(min / scale - 1e-9);
-	double hi = floor(max / scale + 1e-9);
-
-	lo = fmax(lo_cap, fmin(hi_cap, lo));
-	hi = fmax(lo_cap, fmin(hi_cap, hi));
-	*qmin = (int32_t)lo;
-	*qmax = (int32_t)hi;
-}
-
-size_t model_tree_section_size(const struct model *m)
-{
-	size_t n = TREES_HEADER_SIZE;
-
-	for (unsigned t = 0; t < m->output_count; t++)
-		n += TREE_HEADER_SIZE + (size_t)m->trees[t].node_count * NODE_SIZE;
-	return n;
-}
-
-size_t model_layer_size(const struct model_layer *l)
-{
-	return LAYER_HEADER_SIZE + (size_t)l->in_count * l->out_count + 4 * (size_t)l->out_count;
-}
-
-size_t model_mlp_section_size(const struct model *m)
-{
-	size_t n = MLP_HEADER_SIZE;
-
-	for (unsigned l = 0; l < m->layer_count; l++)
-		n += model_layer_size(&m->layers[l]);
-	return n;
-}
-
-size_t model_body_section_size(const struct model *m)
-{
-	return m->kind == MODEL_KIND_TREES ? model_tree_section_size(m) : model_mlp_section_size(m);
-}
-
 /* Where model_serialize puts each section's payload. */
 static void layout_of_built(const struct model *m, struct model_layout *lay)
 {

@@ -1,4 +1,6 @@
-/* Helpers shared by the model_*.c files; not part of the model API. */
+/* Helpers shared by the model_*.c files; not part of the model API. Errors, names
+ * and sizes are model_format.c (which calls no other model file), the semantic
+ * rules model_check.c, UTF-8 model_meta.c. */
 #ifndef REFLEX_MODEL_INTERNAL_H
 #define REFLEX_MODEL_INTERNAL_H
 
