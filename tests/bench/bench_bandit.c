@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/prng.h"
 #include "router/bandit.h"
 #include "bench.h"
 
@@ -56,20 +57,6 @@ static const enum bandit_mode modes[] = {
 	BANDIT_MODE_ROUND_ROBIN,
 };
 #define N_MODES (sizeof(modes) / sizeof(modes[0]))
-
-static uint64_t splitmix64(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static double uniform01(uint64_t *state)
-{
-	return (double)(splitmix64(state) >> 11) / (double)(1ULL << 53);
-}
 
 static struct bandit *new_bandit(enum bandit_mode mode, int n_paths)
 {
@@ -108,9 +95,9 @@ static struct bandit *warm_bandit(enum bandit_mode mode)
 	}
 	for (int i = 0; i < 2000; i++) {
 		enum traffic_class k = (enum traffic_class)(i % TRAFFIC_CLASS_COUNT);
-		int p = (int)(splitmix64(&rng) % BANDIT_MAX_PATHS);
+		int p = (int)(prng_splitmix64(&rng) % BANDIT_MAX_PATHS);
 
-		bandit_reward(b, k, p, uniform01(&rng));
+		bandit_reward(b, k, p, prng_unit(prng_splitmix64(&rng)));
 		if (i % 20 == 0)
 			bandit_flow_start(b, k, p);
 	}
@@ -130,7 +117,7 @@ static double time_run(enum bandit_mode mode, bool with_reward, bool uncached, l
 
 		*sink += p;
 		if (with_reward)
-			bandit_reward(b, k, p, uniform01(&rng));
+			bandit_reward(b, k, p, prng_unit(prng_splitmix64(&rng)));
 	}
 	t1 = now_ns();
 	bandit_free(b);
@@ -231,7 +218,7 @@ static void simulate_run(const struct scenario *sc, enum bandit_mode mode, uint6
 		got += mean_of(sc, p, t);
 		dynamic += best - mean_of(sc, p, t);
 		chosen[t] = (uint8_t)p;
-		reward = mean_of(sc, p, t) + SIM_NOISE * (2 * uniform01(&rng) - 1);
+		reward = mean_of(sc, p, t) + SIM_NOISE * (2 * prng_unit(prng_splitmix64(&rng)) - 1);
 		bandit_reward(b, TRAFFIC_BULK, p, fmin(1, fmax(0, reward)));
 		if (cp < N_CHECKPOINTS && t + 1 == checkpoints[cp]) {
 			double best_fixed = fmax(fixed[0], fmax(fixed[1], fixed[2]));

@@ -105,26 +105,26 @@ static double run_workload(struct bench *b, enum workload w)
 
 static int setup(struct bench *b)
 {
-	struct bsim_rng rng;
+	struct prng rng;
 	float *calib;
 	char err[256];
 	int ret;
 
-	bsim_rng_seed(&rng, 1);
+	prng_seed(&rng, 1);
 	if (mlp_init(&b->net, DQN_FEATURES, 128, DQN_ACTIONS, &rng))
 		return -1;
 	for (int k = 0; k < INPUTS; k++) {
-		double rtt = 5000 + 195000 * bsim_rng_uniform(&rng);
+		double rtt = 5000 + 195000 * prng_uniform(&rng);
 
 		b->iv[k] = (struct dqn_interval){
-			.interval_us = rtt, .delivered_bytes = 1e5 * bsim_rng_uniform(&rng),
-			.delivered_pkts = 60, .retrans_pkts = bsim_rng_below(&rng, 3), .srtt_us = rtt * 1.2,
+			.interval_us = rtt, .delivered_bytes = 1e5 * prng_uniform(&rng),
+			.delivered_pkts = 60, .retrans_pkts = prng_below(&rng, 3), .srtt_us = rtt * 1.2,
 			.rttvar_us = rtt / 10, .min_rtt_us = rtt, .inflight_pkts = 80, .cwnd_pkts = 90,
-			.mss = 1500, .buffer_occupancy = bsim_rng_uniform(&rng),
+			.mss = 1500, .buffer_occupancy = prng_uniform(&rng),
 		};
 		for (int i = 0; i < DQN_FEATURES; i++)
 			b->raw[k][i] = dqn_features[i].min +
-				       (dqn_features[i].max - dqn_features[i].min) * bsim_rng_uniform(&rng);
+				       (dqn_features[i].max - dqn_features[i].min) * prng_uniform(&rng);
 		dqn_normalize(b->raw[k], DQN_FEATURES, b->x[k]);
 	}
 	calib = &b->x[0][0];

@@ -528,28 +528,6 @@ static void test_eval_clamp_candidates(void **state)
 	assert_int_equal(bsim_eval_clamp(&c, 1.0, 0, 0, &none), -EINVAL);
 }
 
-static void test_rng(void **state)
-{
-	struct bsim_rng a, b;
-	double sum = 0;
-
-	(void)state;
-	bsim_rng_seed(&a, 123);
-	bsim_rng_seed(&b, 123);
-	for (int i = 0; i < 1000; i++)
-		assert_true(bsim_rng_next(&a) == bsim_rng_next(&b));
-	for (int i = 0; i < 10000; i++) {
-		double u = bsim_rng_uniform(&a);
-
-		assert_true(u >= 0.0 && u < 1.0);
-		sum += u;
-		assert_in_range(bsim_rng_below(&a, 7), 0, 6);
-	}
-	assert_true(fabs(sum / 10000 - 0.5) < 0.02);
-	bsim_rng_seed(&b, 124);
-	assert_true(bsim_rng_next(&a) != bsim_rng_next(&b));
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -568,7 +546,6 @@ int main(void)
 		cmocka_unit_test(test_external_cwnd),
 		cmocka_unit_test(test_rtt_percentile_errors),
 		cmocka_unit_test(test_eval_clamp_candidates),
-		cmocka_unit_test(test_rng),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -57,11 +57,11 @@ static void test_backward_matches_finite_differences(void **state)
 	const float x[] = { 0.3f, 0.9f, 0.1f };
 	const float c[] = { 0.7f, -1.3f };
 	float hidden[8], out[2], *grad;
-	struct bsim_rng rng;
+	struct prng rng;
 	struct mlp net;
 
 	(void)state;
-	bsim_rng_seed(&rng, 5);
+	prng_seed(&rng, 5);
 	assert_int_equal(mlp_init(&net, 3, 8, 2, &rng), 0);
 	for (uint32_t h = 0; h < 8; h++)
 		net.b1[h] = 0.1f; /* keep units away from the ReLU kink */
@@ -109,7 +109,7 @@ static void test_adam_known_gradient(void **state)
 static void test_replay_wraparound_and_sampling(void **state)
 {
 	struct dqn_replay rb;
-	struct bsim_rng r1, r2;
+	struct prng r1, r2;
 	uint32_t a[64], b[64];
 
 	(void)state;
@@ -130,8 +130,8 @@ static void test_replay_wraparound_and_sampling(void **state)
 	assert_int_equal(rb.action[2], 2);
 	assert_close(rb.next_state[2], 4.5, 0);
 
-	bsim_rng_seed(&r1, 9);
-	bsim_rng_seed(&r2, 9);
+	prng_seed(&r1, 9);
+	prng_seed(&r2, 9);
 	dqn_replay_sample(&rb, &r1, a, 64);
 	dqn_replay_sample(&rb, &r2, b, 64);
 	assert_memory_equal(a, b, sizeof(a));
@@ -225,14 +225,14 @@ static void test_normalize_matches_model_grid(void **state)
 {
 	struct model *m = model_create(MODEL_KIND_MLP, DQN_FEATURES, DQN_ACTIONS);
 	struct model_error err;
-	struct bsim_rng rng;
+	struct prng rng;
 
 	(void)state;
 	assert_non_null(m);
 	for (unsigned i = 0; i < DQN_FEATURES; i++)
 		assert_int_equal(model_set_feature(m, i, dqn_features[i].name, dqn_features[i].min,
 						   dqn_features[i].max, &err), 0);
-	bsim_rng_seed(&rng, 77);
+	prng_seed(&rng, 77);
 	for (int k = 0; k < 2000; k++) {
 		double raw[DQN_FEATURES];
 		int16_t q[DQN_FEATURES];
@@ -241,7 +241,7 @@ static void test_normalize_matches_model_grid(void **state)
 		for (unsigned i = 0; i < DQN_FEATURES; i++) {
 			double span = dqn_features[i].max - dqn_features[i].min;
 
-			raw[i] = dqn_features[i].min + span * (1.2 * bsim_rng_uniform(&rng) - 0.1);
+			raw[i] = dqn_features[i].min + span * (1.2 * prng_uniform(&rng) - 0.1);
 		}
 		model_quantize(m, raw, NULL, q);
 		dqn_normalize(raw, DQN_FEATURES, x);
@@ -464,7 +464,7 @@ static void test_bad_options(void **state)
  */
 static void test_export_preserves_argmax(void **state)
 {
-	struct bsim_rng rng;
+	struct prng rng;
 	struct mlp net;
 	struct model *plain = NULL, *eq = NULL;
 	double *raw;
@@ -474,7 +474,7 @@ static void test_export_preserves_argmax(void **state)
 	size_t wins[DQN_ACTIONS] = { 0 };
 
 	(void)state;
-	bsim_rng_seed(&rng, 3);
+	prng_seed(&rng, 3);
 	assert_int_equal(mlp_init(&net, DQN_FEATURES, 128, DQN_ACTIONS, &rng), 0);
 	for (size_t k = 0; k < net.n_params; k++)
 		net.params[k] *= 0.02f;
@@ -490,7 +490,7 @@ static void test_export_preserves_argmax(void **state)
 	for (size_t k = 0; k < n; k++) {
 		for (unsigned i = 0; i < DQN_FEATURES; i++)
 			raw[k * DQN_FEATURES + i] = dqn_features[i].min +
-				(dqn_features[i].max - dqn_features[i].min) * bsim_rng_uniform(&rng);
+				(dqn_features[i].max - dqn_features[i].min) * prng_uniform(&rng);
 		dqn_normalize(raw + k * DQN_FEATURES, DQN_FEATURES, calib + k * DQN_FEATURES);
 	}
 	for (size_t k = 0; k < n; k++)

@@ -31,14 +31,14 @@ static struct model *source_model(void)
 {
 	struct model_error merr = { .offset = -1 };
 	struct model *m = NULL;
-	struct bsim_rng rng;
+	struct prng rng;
 	struct mlp net;
 	double *calib = malloc(600 * DQN_FEATURES * sizeof(double));
 	size_t n_calib = 0;
 	char err[256];
 
 	assert_non_null(calib);
-	bsim_rng_seed(&rng, 9);
+	prng_seed(&rng, 9);
 	assert_int_equal(mlp_init(&net, DQN_FEATURES, 32, DQN_ACTIONS, &rng), 0);
 	assert_int_equal(dqn_collect_states(&net, 11, 3, 200, calib, 600, &n_calib), 0);
 	assert_int_equal(dqn_build_best_model(&net, calib, n_calib, &m, err, sizeof(err)), 0);
@@ -123,11 +123,11 @@ static double sim_reward(const struct model *m, unsigned scenarios, unsigned ste
 static struct dqn_transition *sim_transitions(const struct model *m, size_t n)
 {
 	struct dqn_transition *t = calloc(n, sizeof(*t));
-	struct bsim_rng rng;
+	struct prng rng;
 	struct sim_flow f = { 0 };
 
 	assert_non_null(t);
-	bsim_rng_seed(&rng, 77);
+	prng_seed(&rng, 77);
 	for (size_t i = 0; i < n; i++) {
 		enum dqn_action a;
 
@@ -136,7 +136,7 @@ static struct dqn_transition *sim_transitions(const struct model *m, size_t n)
 			sim_start(&f, i / 200);
 			sim_interval(&f);
 		}
-		a = bsim_rng_uniform(&rng) < 0.2 ? (enum dqn_action)bsim_rng_below(&rng, DQN_ACTIONS)
+		a = prng_uniform(&rng) < 0.2 ? (enum dqn_action)prng_below(&rng, DQN_ACTIONS)
 						 : dqn_int8_action(m, f.raw, NULL);
 		memcpy(t[i].state, f.raw, sizeof(f.raw));
 		sim_act(&f, a);
@@ -326,7 +326,7 @@ static void test_learns_and_publishes(void **state)
 	struct dqn_learn_opts o;
 	struct dqn_learn_stats st;
 	struct dqn_learn *l;
-	struct bsim_rng rng;
+	struct prng rng;
 	struct sim_flow f = { 0 };
 	struct model *written = NULL;
 	struct model_error merr = { .offset = -1 };
@@ -341,7 +341,7 @@ static void test_learns_and_publishes(void **state)
 	o.batch = 32;
 	l = learner(src, &o);
 	assert_int_equal(dqn_learn_start(l, err, sizeof(err)), 0);
-	bsim_rng_seed(&rng, 5);
+	prng_seed(&rng, 5);
 	for (unsigned i = 0; i < N; i++) {
 		struct dqn_transition t;
 		enum dqn_action a;
@@ -357,8 +357,8 @@ static void test_learns_and_publishes(void **state)
 		last_gen = cur->generation;
 		a = dqn_int8_action(cur->model, f.raw, NULL);
 		dqn_learn_release(l, 0);
-		if (bsim_rng_uniform(&rng) < dqn_epsilon(1.0, 0.01, 0.995, i))
-			a = (enum dqn_action)bsim_rng_below(&rng, DQN_ACTIONS);
+		if (prng_uniform(&rng) < dqn_epsilon(1.0, 0.01, 0.995, i))
+			a = (enum dqn_action)prng_below(&rng, DQN_ACTIONS);
 		memcpy(t.state, f.raw, sizeof(f.raw));
 		sim_act(&f, a);
 		sim_interval(&f);

@@ -6,9 +6,9 @@
 
 #include "dqn/train_internal.h"
 
-static double log_uniform(struct bsim_rng *rng, double lo, double hi)
+static double log_uniform(struct prng *rng, double lo, double hi)
 {
-	return exp(log(lo) + (log(hi) - log(lo)) * bsim_rng_uniform(rng));
+	return exp(log(lo) + (log(hi) - log(lo)) * prng_uniform(rng));
 }
 
 /*
@@ -16,7 +16,7 @@ static double log_uniform(struct bsim_rng *rng, double lo, double hi)
  * buffer (at least 10 packets), random loss 0 or 1e-4 - 2e-2, a quarter with 10-50 %
  * constant-rate cross traffic, a quarter with a rate change (x0.5 - x2) mid-episode.
  */
-void dqn_scenario_sample(struct bsim_rng *rng, uint32_t steps, struct dqn_scenario *sc)
+void dqn_scenario_sample(struct prng *rng, uint32_t steps, struct dqn_scenario *sc)
 {
 	struct bsim_config *c = &sc->cfg;
 	double bdp_pkts, interval_us;
@@ -27,19 +27,19 @@ void dqn_scenario_sample(struct bsim_rng *rng, uint32_t steps, struct dqn_scenar
 	c->base_rtt_us = (uint32_t)log_uniform(rng, 5000, 200000);
 	bdp_pkts = bsim_bdp_packets(c) * log_uniform(rng, 0.5, 4.0);
 	c->buffer_bytes = (uint64_t)fmax(10.0, round(bdp_pkts)) * c->mss;
-	c->loss_rate = bsim_rng_uniform(rng) < 0.5 ? 0.0 : log_uniform(rng, 1e-4, 2e-2);
-	if (bsim_rng_uniform(rng) < 0.25)
-		c->cross_bps = (uint64_t)(c->link_bps * (0.1 + 0.4 * bsim_rng_uniform(rng)));
-	sc->warmup_rtts = 2 + (uint32_t)bsim_rng_below(rng, 40);
+	c->loss_rate = prng_uniform(rng) < 0.5 ? 0.0 : log_uniform(rng, 1e-4, 2e-2);
+	if (prng_uniform(rng) < 0.25)
+		c->cross_bps = (uint64_t)(c->link_bps * (0.1 + 0.4 * prng_uniform(rng)));
+	sc->warmup_rtts = 2 + (uint32_t)prng_below(rng, 40);
 	interval_us = dqn_decision_interval_us(bsim_min_rtt_us(c));
-	if (bsim_rng_uniform(rng) < 0.25) {
+	if (prng_uniform(rng) < 0.25) {
 		double at = sc->warmup_rtts * (double)c->base_rtt_us +
-			    interval_us * steps * (0.2 + 0.6 * bsim_rng_uniform(rng));
+			    interval_us * steps * (0.2 + 0.6 * prng_uniform(rng));
 
 		c->rate_change_at_us = (uint64_t)at;
 		c->rate_change_bps = (uint64_t)(c->link_bps * log_uniform(rng, 0.5, 2.0));
 	}
-	c->seed = bsim_rng_next(rng);
+	c->seed = prng_next(rng);
 }
 
 void dqn_interval_from_sim(const struct bsim_config *cfg, const struct bsim_flow_stats *prev, uint64_t prev_us,

@@ -44,8 +44,8 @@ static int run_episode(struct dqn_trainer *tr)
 					 tr->decisions);
 		enum dqn_action a;
 
-		if (bsim_rng_uniform(&tr->rng) < eps)
-			a = (enum dqn_action)bsim_rng_below(&tr->rng, DQN_ACTIONS);
+		if (prng_uniform(&tr->rng) < eps)
+			a = (enum dqn_action)prng_below(&tr->rng, DQN_ACTIONS);
 		else
 			a = dqn_greedy(&tr->online, s);
 		dqn_env_actuate(&e, dqn_apply_action(a, e.clamp));

@@ -68,13 +68,13 @@ static bool policy_available(enum dqn_policy p, const struct dqn_policy_nets *ne
 int dqn_evaluate_stream(const struct dqn_policy_nets *nets, uint64_t stream, uint32_t n_scenarios,
 			   uint32_t steps, struct dqn_policy_eval eval[DQN_POLICY_COUNT])
 {
-	struct bsim_rng rng;
+	struct prng rng;
 	double n = (double)n_scenarios * steps;
 
 	memset(eval, 0, sizeof(*eval) * DQN_POLICY_COUNT);
 	if (!n_scenarios || !steps)
 		return -EINVAL;
-	bsim_rng_seed(&rng, stream);
+	prng_seed(&rng, stream);
 	for (uint32_t k = 0; k < n_scenarios; k++) {
 		struct dqn_scenario sc;
 
@@ -124,10 +124,10 @@ int dqn_collect_stream(const struct mlp *net, uint64_t stream, uint32_t n_scenar
 {
 	struct state_sink sink = { .raw = raw_states, .max = max_states };
 	struct dqn_policy_nets nets = { .net = net };
-	struct bsim_rng rng;
+	struct prng rng;
 
 	*n_states = 0;
-	bsim_rng_seed(&rng, stream);
+	prng_seed(&rng, stream);
 	for (uint32_t k = 0; k < n_scenarios && sink.n < sink.max; k++) {
 		struct dqn_policy_eval unused = { 0 };
 		struct dqn_scenario sc;

@@ -14,16 +14,16 @@ static void set_views(struct mlp *net)
 	net->b2 = net->w2 + (size_t)net->n_out * net->n_hidden;
 }
 
-static void init_uniform(float *w, size_t n, uint32_t fan_in, struct bsim_rng *rng)
+static void init_uniform(float *w, size_t n, uint32_t fan_in, struct prng *rng)
 {
 	/* He-uniform: keeps the ReLU layer's activation variance near its input's. */
 	double limit = sqrt(6.0 / fan_in);
 
 	for (size_t i = 0; i < n; i++)
-		w[i] = (float)((2.0 * bsim_rng_uniform(rng) - 1.0) * limit);
+		w[i] = (float)((2.0 * prng_uniform(rng) - 1.0) * limit);
 }
 
-int mlp_init(struct mlp *net, uint32_t n_in, uint32_t n_hidden, uint32_t n_out, struct bsim_rng *rng)
+int mlp_init(struct mlp *net, uint32_t n_in, uint32_t n_hidden, uint32_t n_out, struct prng *rng)
 {
 	memset(net, 0, sizeof(*net));
 	if (!n_in || !n_hidden || !n_out || n_in > MLP_MAX_UNITS || n_hidden > MLP_MAX_UNITS ||

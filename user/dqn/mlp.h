@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sim/bottleneck_sim.h"
+#include "lib/prng.h"
 
 #define MLP_MAX_UNITS 1024
 
@@ -28,7 +28,7 @@ struct mlp {
 
 /* Allocates and initializes (He-uniform weights from rng, zero biases); rng may
  * be NULL for all-zero parameters. -EINVAL on a size of 0 or > MLP_MAX_UNITS, -ENOMEM. */
-int mlp_init(struct mlp *net, uint32_t n_in, uint32_t n_hidden, uint32_t n_out, struct bsim_rng *rng);
+int mlp_init(struct mlp *net, uint32_t n_in, uint32_t n_hidden, uint32_t n_out, struct prng *rng);
 void mlp_free(struct mlp *net);
 /* dst must have the same shape as src. */
 void mlp_copy(struct mlp *dst, const struct mlp *src);

@@ -47,8 +47,8 @@ void dqn_replay_push(struct dqn_replay *rb, const float *state, enum dqn_action 
 		rb->len++;
 }
 
-void dqn_replay_sample(const struct dqn_replay *rb, struct bsim_rng *rng, uint32_t *idx, uint32_t n)
+void dqn_replay_sample(const struct dqn_replay *rb, struct prng *rng, uint32_t *idx, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
-		idx[i] = (uint32_t)bsim_rng_below(rng, rb->len);
+		idx[i] = (uint32_t)prng_below(rng, rb->len);
 }

@@ -53,7 +53,7 @@ void dqn_replay_free(struct dqn_replay *rb);
 void dqn_replay_push(struct dqn_replay *rb, const float *state, enum dqn_action action, float reward,
 		     const float *next_state);
 /* n indexes drawn uniformly with replacement from the filled slots; len > 0. */
-void dqn_replay_sample(const struct dqn_replay *rb, struct bsim_rng *rng, uint32_t *idx, uint32_t n);
+void dqn_replay_sample(const struct dqn_replay *rb, struct prng *rng, uint32_t *idx, uint32_t n);
 
 /* --- training ------------------------------------------------------------- */
 

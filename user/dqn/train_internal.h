@@ -34,7 +34,7 @@ static inline void dqn_set_err(char *err, size_t err_len, const char *fmt, ...)
 struct dqn_trainer {
 	struct dqn_train_opts opts;
 	uint32_t n_in;
-	struct bsim_rng rng;
+	struct prng rng;
 	struct mlp online, target;
 	struct adam adam;
 	struct dqn_replay replay;
@@ -77,7 +77,7 @@ struct dqn_env {
 	double loss_rate;
 };
 
-void dqn_scenario_sample(struct bsim_rng *rng, uint32_t steps, struct dqn_scenario *sc);
+void dqn_scenario_sample(struct prng *rng, uint32_t steps, struct dqn_scenario *sc);
 int dqn_env_start(struct dqn_env *e, const struct dqn_scenario *sc);
 void dqn_env_interval(struct dqn_env *e);
 void dqn_env_actuate(struct dqn_env *e, uint32_t clamp);

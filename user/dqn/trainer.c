@@ -109,7 +109,7 @@ int dqn_trainer_new(const struct dqn_train_opts *opts, struct dqn_trainer **out,
 		goto oom;
 	tr->opts = *opts;
 	tr->n_in = opts->seed_features_only ? DQN_SEED_FEATURES : DQN_FEATURES;
-	bsim_rng_seed(&tr->rng, opts->seed);
+	prng_seed(&tr->rng, opts->seed);
 	if (mlp_init(&tr->online, tr->n_in, opts->hidden, DQN_ACTIONS, &tr->rng) ||
 	    mlp_init(&tr->target, tr->n_in, opts->hidden, DQN_ACTIONS, NULL) ||
 	    mlp_init(&tr->best, tr->n_in, opts->hidden, DQN_ACTIONS, NULL) ||
@@ -190,7 +190,7 @@ static void perturb_hidden(struct dqn_trainer *tr, float *hidden, float *q)
 	step = (float)(tr->act_max / 127.0) * tr->opts.act_noise;
 	for (uint32_t h = 0; h < n_hidden; h++)
 		if (hidden[h] > 0)
-			hidden[h] = fmaxf(0.0f, hidden[h] + (float)(bsim_rng_uniform(&tr->rng) - 0.5) * step);
+			hidden[h] = fmaxf(0.0f, hidden[h] + (float)(prng_uniform(&tr->rng) - 0.5) * step);
 	mlp_output(&tr->online, hidden, q);
 }
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim/bottleneck_sim.h"
+#include "lib/prng.h"
 #include "forge/cart.h"
 #include "forge/forge.h"
 #include "model/model.h"
@@ -261,7 +261,7 @@ static int split_rows(struct train_data *d, const struct forge_train_opts *o, st
 	size_t blocks = (d->n + block - 1) / block, want = 0, got = 0;
 	size_t *order = NULL;
 	bool *held = NULL;
-	struct bsim_rng rng;
+	struct prng rng;
 
 	if (!(o->holdout >= 0 && o->holdout < 1))
 		return fail(err, "holdout %g is outside [0, 1)", o->holdout);
@@ -281,9 +281,9 @@ static int split_rows(struct train_data *d, const struct forge_train_opts *o, st
 	}
 	for (size_t b = 0; b < blocks; b++)
 		order[b] = b;
-	bsim_rng_seed(&rng, o->seed);
+	prng_seed(&rng, o->seed);
 	for (size_t b = blocks; b > 1; b--) {
-		size_t k = (size_t)bsim_rng_below(&rng, b), tmp = order[b - 1];
+		size_t k = (size_t)prng_below(&rng, b), tmp = order[b - 1];
 
 		order[b - 1] = order[k];
 		order[k] = tmp;

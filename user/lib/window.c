@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lib/window.h"
+#include "lib/percentile.h"
 
 #define WINDOW_STEPS (WINDOW_LEN_NS / WINDOW_STEP_NS)
 
@@ -133,28 +134,6 @@ bool window_active(const struct window_series *ws, uint64_t end_ns)
 	return false;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-uint32_t percentile_u32(uint32_t *values, uint32_t n, double p)
-{
-	uint32_t rank;
-
-	if (!n)
-		return 0;
-	qsort(values, n, sizeof(*values), cmp_u32);
-	rank = (uint32_t)ceil(p / 100.0 * n);
-	if (rank < 1)
-		rank = 1;
-	if (rank > n)
-		rank = n;
-	return values[rank - 1];
-}
-
 void window_compute(const struct window_series *ws, uint64_t end_ns, enum window_scope scope,
 		    const struct queue_snapshot *q_start, const struct queue_snapshot *q_end,
 		    struct feature_window *out)
@@ -191,8 +170,8 @@ void window_compute(const struct window_series *ws, uint64_t end_ns, enum window
 	}
 
 	packets = sum.packets_in + sum.packets_out;
-	out->feature[FEAT_LATENCY_P50] = percentile_u32(rtts, nrtt, 50);
-	out->feature[FEAT_LATENCY_P95] = percentile_u32(rtts, nrtt, 95);
+	out->feature[FEAT_LATENCY_P50] = percentile_u32(rtts, nrtt, 0.50);
+	out->feature[FEAT_LATENCY_P95] = percentile_u32(rtts, nrtt, 0.95);
 	out->feature[FEAT_BYTES_IN_PER_SEC] = sum.bytes_in / seconds;
 	out->feature[FEAT_BYTES_OUT_PER_SEC] = sum.bytes_out / seconds;
 	if (packets) {

@@ -79,7 +79,4 @@ void window_compute(const struct window_series *ws, uint64_t end_ns, enum window
 		    const struct queue_snapshot *q_start, const struct queue_snapshot *q_end,
 		    struct feature_window *out);
 
-/* p in [0,100], nearest-rank percentile of n values (sorted in place); 0 if n == 0. */
-uint32_t percentile_u32(uint32_t *values, uint32_t n, double p);
-
 #endif

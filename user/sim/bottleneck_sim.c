@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/percentile.h"
+
 #define NS_PER_US 1000.0
 #define NS_PER_S 1e9
 #define NO_DEPARTURE (-1.0)
@@ -18,62 +20,6 @@
 #define CUBIC_BETA 0.7
 #define RENO_BETA 0.5
 #define MIN_CWND 2.0
-
-/* --- PRNG --------------------------------------------------------------------- */
-
-static uint64_t splitmix64(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-void bsim_rng_seed(struct bsim_rng *rng, uint64_t seed)
-{
-	uint64_t state = seed;
-
-	for (int i = 0; i < 4; i++)
-		rng->s[i] = splitmix64(&state);
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-uint64_t bsim_rng_next(struct bsim_rng *rng)
-{
-	uint64_t *s = rng->s;
-	uint64_t result = rotl(s[1] * 5, 7) * 9;
-	uint64_t t = s[1] << 17;
-
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return result;
-}
-
-double bsim_rng_uniform(struct bsim_rng *rng)
-{
-	return (double)(bsim_rng_next(rng) >> 11) * 0x1.0p-53;
-}
-
-uint64_t bsim_rng_below(struct bsim_rng *rng, uint64_t n)
-{
-	/* Rejection keeps it unbiased: draw again from the short last bucket. */
-	uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-	uint64_t x;
-
-	do {
-		x = bsim_rng_next(rng);
-	} while (x >= limit);
-	return x % n;
-}
 
 /* --- config ------------------------------------------------------------------ */
 
@@ -260,7 +206,7 @@ struct bsim {
 	double last_depart_ns;
 	double last_event_ns;
 	bool rate_changed;
-	struct bsim_rng rng;
+	struct prng rng;
 	uint64_t pkts_to_random_loss; /* packets that get through the wire before the next random loss */
 	struct event_ring events;
 	struct depart_ring queue;
@@ -330,7 +276,7 @@ static uint64_t draw_pkts_to_random_loss(struct bsim *sim)
 		return UINT64_MAX;
 	/* Geometric number of survivors before the next loss: one draw per loss
 	 * instead of one per packet. 1 - uniform is in (0, 1], so log() is finite. */
-	u = 1.0 - bsim_rng_uniform(&sim->rng);
+	u = 1.0 - prng_uniform(&sim->rng);
 	k = floor(log(u) / log1p(-p));
 	return k >= 1.8e19 ? UINT64_MAX : (uint64_t)k;
 }
@@ -373,7 +319,7 @@ int bsim_new(const struct bsim_config *cfg, struct bsim **out)
 	sim->cfg.tick_us = tick_us;
 	sim->tick_ns = (uint64_t)tick_us * 1000;
 	set_link_rate(sim, cfg->link_bps);
-	bsim_rng_seed(&sim->rng, cfg->seed);
+	prng_seed(&sim->rng, cfg->seed);
 	sim->pkts_to_random_loss = draw_pkts_to_random_loss(sim);
 	for (uint32_t i = 0; i < cfg->flows; i++) {
 		struct flow *f = &sim->flows[i];
@@ -801,52 +747,13 @@ size_t bsim_rtt_count(const struct bsim *sim)
 	return sim->rtt_len;
 }
 
-/* k-th smallest (0-based) by quickselect with a three-way partition, so long
- * runs of equal samples (a standing queue) stay linear. Reorders a. */
-static uint32_t select_kth(uint32_t *a, size_t n, size_t k)
-{
-	size_t lo = 0, hi = n;
-
-	while (hi - lo > 1) {
-		uint32_t x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi - 1];
-		uint32_t pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
-		size_t lt = lo, i = lo, gt = hi;
-
-		while (i < gt) {
-			uint32_t v = a[i];
-
-			if (v < pivot) {
-				a[i++] = a[lt];
-				a[lt++] = v;
-			} else if (v > pivot) {
-				a[i] = a[--gt];
-				a[gt] = v;
-			} else {
-				i++;
-			}
-		}
-		if (k < lt)
-			hi = lt;
-		else if (k >= gt)
-			lo = gt;
-		else
-			return pivot;
-	}
-	return a[lo];
-}
-
 int bsim_rtt_percentile(struct bsim *sim, double q, uint32_t *rtt_us)
 {
-	size_t rank;
-
 	if (!sim->cfg.record_rtt || !(q >= 0.0 && q <= 1.0) || sim->rtt_oom)
 		return sim->rtt_oom ? -ENOMEM : -EINVAL;
 	if (!sim->rtt_len)
 		return -ENODATA;
-	rank = (size_t)ceil(q * (double)sim->rtt_len);
-	if (rank < 1)
-		rank = 1;
-	*rtt_us = select_kth(sim->rtt_log, sim->rtt_len, rank - 1);
+	*rtt_us = percentile_u32(sim->rtt_log, sim->rtt_len, q);
 	return 0;
 }
 

@@ -52,23 +52,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/prng.h"
+
 #define BSIM_MAX_FLOWS 64
 #define BSIM_MAX_CWND (1u << 20)   /* packets; cwnd and clamps are limited to this */
 #define BSIM_DEFAULT_MSS 1500
 #define BSIM_DEFAULT_INIT_CWND 10
-
-/* xoshiro256** seeded through splitmix64: the one PRNG of the sim and the DQN,
- * so a seed means the same stream on every platform (no rand()). */
-struct bsim_rng {
-	uint64_t s[4];
-};
-
-void bsim_rng_seed(struct bsim_rng *rng, uint64_t seed);
-uint64_t bsim_rng_next(struct bsim_rng *rng);
-/* Uniform in [0, 1) with 53 random bits. */
-double bsim_rng_uniform(struct bsim_rng *rng);
-/* Uniform integer in [0, n), n > 0 (unbiased). */
-uint64_t bsim_rng_below(struct bsim_rng *rng, uint64_t n);
 
 enum bsim_cc {
 	BSIM_CC_CUBIC = 0,

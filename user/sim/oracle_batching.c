@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sim/oracle.h"
+#include "lib/percentile.h"
 
 const unsigned batching_thresholds[BATCHING_THRESHOLDS] = { 1, 4, 8, 16, 32, 64 };
 const unsigned batching_delays_us[BATCHING_DELAYS] = { 50, 200, 1000, 4000 };
@@ -29,27 +30,6 @@ void batching_even_arrivals(size_t n, uint64_t start_ns, uint64_t end_ns, struct
 		out[k].ts_ns = start_ns + (uint64_t)off;
 		out[k].counter = 0;
 	}
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest rank: the ceil(0.95 n)-th smallest. */
-static uint64_t p95_of(uint64_t *values, size_t n)
-{
-	size_t rank;
-
-	if (!n)
-		return 0;
-	qsort(values, n, sizeof(*values), cmp_u64);
-	rank = (size_t)ceil(0.95 * (double)n);
-	if (rank < 1)
-		rank = 1;
-	return values[rank - 1];
 }
 
 static bool arrivals_valid(const struct record_arrival *a, size_t n, uint64_t start_ns, uint64_t end_ns)
@@ -123,7 +103,7 @@ int batching_simulate(const struct record_arrival *a, size_t n, uint64_t start_n
 
 	out->records = n;
 	out->wakeups = wakeups;
-	out->p95_latency_us = p95_of(delay, n) / 1000.0;
+	out->p95_latency_us = percentile_u64(delay, n, 0.95) / 1000.0;
 	out->batch_overhead = (double)wakeups / (double)(n ? n : 1);
 	out->j = out->p95_latency_us + p->lambda * out->batch_overhead;
 	free(delay);
