@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "lib/bdp.h"
 #include "lib/trace.h"
 #include "sim/bottleneck_sim.h"
 
@@ -35,12 +36,13 @@ static void test_bdp_math(void **state)
 	bsim_config_default(&c); /* 100 Mbit/s, 20 ms, 1500 B */
 	assert_true(fabs(bsim_bdp_bytes(&c) - 250000.0) < 1e-9);
 	assert_true(fabs(bsim_bdp_packets(&c) - 250000.0 / 1500) < 1e-9);
-	assert_int_equal(bsim_clamp_for_bdp(&c, 1.0), 167);  /* round(166.67) */
-	assert_int_equal(bsim_clamp_for_bdp(&c, 0.5), 83);   /* round(83.33) */
-	assert_int_equal(bsim_clamp_for_bdp(&c, 4.0), 667);
+	/* Caps as reflexd sets them: ceil over the least RTT, 20.12 ms (167.67 packets). */
+	assert_int_equal(bsim_clamp_for_bdp(&c, 1.0), 168);
+	assert_int_equal(bsim_clamp_for_bdp(&c, 0.5), 84);   /* ceil(83.83) */
+	assert_int_equal(bsim_clamp_for_bdp(&c, 4.0), 671);  /* ceil(670.67) */
 	assert_int_equal(bsim_clamp_for_bdp(&c, 0.0), 0);    /* no clamp */
 	assert_int_equal(bsim_clamp_for_bdp(&c, -1.0), 0);
-	assert_int_equal(bsim_clamp_for_bdp(&c, 0.001), 2);  /* never below the kernel's 2 */
+	assert_int_equal(bsim_clamp_for_bdp(&c, 0.001), BDP_MIN_CAP_PACKETS);
 	assert_true(fabs(bsim_min_rtt_us(&c) - 20120.0) < 1e-9); /* 20 ms + 120 us serialization */
 	assert_int_equal(c.buffer_bytes, 250000);            /* default buffer: one BDP */
 }
@@ -517,12 +519,12 @@ static void test_eval_clamp_candidates(void **state)
 	assert_int_equal(bsim_eval_clamp(&c, 0.5, 2000000, 5000000, &half), 0);
 	assert_int_equal(bsim_eval_clamp(&c, 2.0, 2000000, 5000000, &two), 0);
 	assert_int_equal(bsim_eval_clamp(&c, 0, 2000000, 5000000, &none), 0);
-	assert_int_equal(half.cwnd_clamp, 83);
-	assert_true(fabs(half.shortfall - (1 - 83 * 12000 / 0.02012 / 1e8)) < 0.01);
+	assert_int_equal(half.cwnd_clamp, 84);
+	assert_true(fabs(half.shortfall - (1 - 84 * 12000 / 0.02012 / 1e8)) < 0.01);
 	assert_true(half.rtt_ratio < 1.02);
-	assert_int_equal(two.cwnd_clamp, 333);
+	assert_int_equal(two.cwnd_clamp, 336);
 	assert_true(two.shortfall < 0.001);
-	assert_in_range(two.rtt_p95_us, 39960 - 120, 39960); /* 333 * 120 us */
+	assert_in_range(two.rtt_p95_us, 40320 - 120, 40320); /* 336 * 120 us */
 	assert_int_equal(none.cwnd_clamp, 0);
 	assert_true(none.rtt_ratio > two.rtt_ratio); /* CUBIC fills the 3-BDP buffer */
 	assert_int_equal(bsim_eval_clamp(&c, 1.0, 0, 0, &none), -EINVAL);

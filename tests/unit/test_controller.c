@@ -223,7 +223,7 @@ static void test_cap_is_multiple_of_bdp(void **state)
 	assert_int_equal(cwnd_cap_packets(1.25, 50e6, 20000, 1448), 108);
 	assert_int_equal(cwnd_cap_packets(1.0, 50e6, 20000, 1448), 87);
 	/* Never below the floor; 0 multiple, rate or RTT means no cap. */
-	assert_int_equal(cwnd_cap_packets(0.5, 1e6, 1000, 1448), CWND_MIN_CLAMP);
+	assert_int_equal(cwnd_cap_packets(0.5, 1e6, 1000, 1448), BDP_MIN_CAP_PACKETS);
 	/* A 20 us RTT counts as 1 ms: 10 Gbit/s x 1 ms = 1.25 MB = 863.3 packets. */
 	assert_int_equal(cwnd_cap_packets(1.0, 10e9, 20, 1448), 864);
 	assert_int_equal(cwnd_cap_packets(0, 50e6, 20000, 1448), 0);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dqn/train_internal.h"
+#include "lib/bdp.h"
 
 static double log_uniform(struct prng *rng, double lo, double hi)
 {
@@ -125,10 +126,6 @@ void dqn_env_actuate(struct dqn_env *e, uint32_t clamp)
 
 uint32_t dqn_heuristic_clamp(const struct dqn_env *e)
 {
-	double bdp_bytes = dqn_flow_max_rate(&e->fs) * e->prev_flow.min_rtt_us / 8e6;
-	double pkts = round(DQN_HEURISTIC_BDP_MULTIPLE * bdp_bytes / e->sc->cfg.mss);
-
-	if (pkts < DQN_MIN_CWND)
-		return DQN_MIN_CWND;
-	return pkts > BSIM_MAX_CWND ? BSIM_MAX_CWND : (uint32_t)pkts;
+	return bdp_cap_packets(DQN_HEURISTIC_BDP_MULTIPLE, dqn_flow_max_rate(&e->fs), e->prev_flow.min_rtt_us,
+			       e->sc->cfg.mss);
 }

@@ -112,14 +112,7 @@ void controller_heartbeat(struct controller *c, uint64_t now_ns)
 
 uint32_t cwnd_cap_packets(double multiple, double rate_bps, double min_rtt_us, uint32_t mss)
 {
-	double packets;
-
-	if (!(multiple > 0) || !(rate_bps > 0) || !(min_rtt_us > 0))
-		return 0;
-	packets = multiple * (rate_bps / 8.0) * (fmax(min_rtt_us, CWND_RTT_FLOOR_US) / 1e6) / (mss ? mss : DEFAULT_MSS);
-	if (packets < CWND_MIN_CLAMP)
-		return CWND_MIN_CLAMP;
-	return packets > 1e6 ? 1000000 : (uint32_t)ceil(packets);
+	return bdp_cap_packets(multiple, rate_bps, min_rtt_us, mss ? mss : DEFAULT_MSS);
 }
 
 bool full_pipe_update(struct flow_control *fc, double rate_bps, double rtt_p50_us, double min_rtt_us)

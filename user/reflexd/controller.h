@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <uthash.h>
 
+#include "lib/bdp.h"
 #include "lib/feature_schema.h"
 #include "lib/flow_key.h"
 #include "model/model.h"
@@ -34,12 +35,6 @@ enum cwnd_policy {
 
 /* The BDP a multiple applies to: max delivery rate of the last RATE_WINDOWS windows. */
 #define RATE_WINDOWS 20
-#define CWND_MIN_CLAMP 4
-/* The RTT a cap allows for is at least this: below a millisecond, host scheduling
- * and ACK batching dominate the RTT (a veth pair measures ~20 us), a cap at a BDP of
- * that size throttles the flow, and the lower rate it then measures lowers the next
- * cap. Queueing under 1 ms is not worth a cap. */
-#define CWND_RTT_FLOOR_US 1000
 
 /* A flow is in startup, and left uncapped, until its delivery rate has failed to
  * grow by FULL_PIPE_GROWTH for FULL_PIPE_WINDOWS windows in a row (BBR's full-pipe
@@ -147,8 +142,8 @@ const char *controller_policy_name(const struct controller *c);
 /* Feeds one window's delivery rate to the full-pipe test; true once the pipe is full. */
 bool full_pipe_update(struct flow_control *fc, double rate_bps, double rtt_p50_us, double min_rtt_us);
 
-/* The cap in packets for a BDP multiple (0 = none):
- * multiple x rate x max(min RTT, CWND_RTT_FLOOR_US) / mss, at least CWND_MIN_CLAMP. */
+/* The cap in packets for a BDP multiple (0 = none): bdp_cap_packets (lib/bdp.h),
+ * with DEFAULT_MSS for an mss of 0. */
 uint32_t cwnd_cap_packets(double multiple, double rate_bps, double min_rtt_us, uint32_t mss);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/bdp.h"
 #include "lib/percentile.h"
 
 #define NS_PER_US 1000.0
@@ -119,16 +120,7 @@ double bsim_bdp_packets(const struct bsim_config *cfg)
 
 uint32_t bsim_clamp_for_bdp(const struct bsim_config *cfg, double bdp_multiple)
 {
-	double pkts;
-
-	if (!(bdp_multiple > 0.0))
-		return 0;
-	pkts = round(bdp_multiple * bsim_bdp_packets(cfg));
-	if (pkts < MIN_CWND)
-		return (uint32_t)MIN_CWND;
-	if (pkts > BSIM_MAX_CWND)
-		return BSIM_MAX_CWND;
-	return (uint32_t)pkts;
+	return bdp_cap_packets(bdp_multiple, (double)cfg->link_bps, bsim_min_rtt_us(cfg), effective_mss(cfg));
 }
 
 double bsim_min_rtt_us(const struct bsim_config *cfg)

@@ -109,8 +109,8 @@ int bsim_config_check(const struct bsim_config *cfg, char *err, size_t err_len);
 /* Bandwidth-delay product of the initial link rate and base_rtt_us. */
 double bsim_bdp_bytes(const struct bsim_config *cfg);
 double bsim_bdp_packets(const struct bsim_config *cfg);
-/* The clamp for a cap of `bdp_multiple` BDPs: round(multiple * BDP packets), at
- * least 2 (the kernel's least cwnd); 0 for bdp_multiple <= 0 (no clamp). */
+/* The clamp for a cap of `bdp_multiple` BDPs as reflexd would set it on this link
+ * (lib/bdp.h: link rate, bsim_min_rtt_us, the mss); 0 for bdp_multiple <= 0 (no clamp). */
 uint32_t bsim_clamp_for_bdp(const struct bsim_config *cfg, double bdp_multiple);
 /* Least RTT a packet can see: base_rtt + one MSS serialization at the initial rate. */
 double bsim_min_rtt_us(const struct bsim_config *cfg);
