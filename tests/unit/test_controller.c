@@ -324,7 +324,7 @@ static void test_small_changes_are_not_written(void **state)
 	stop(&fx);
 }
 
-/* cwnd.reflex's tree: rtt_ewma 50 ms with 1000 packets/s -> 1 x BDP, 60 ms -> 1.25 x,
+/* cwnd.reflex's tree: rtt_ewma 50 ms with 1000 packets/s -> 1 x BDP, 40 ms -> 2 x,
  * 30 ms with 100 packets/s -> 0.5 x. */
 static void feed_tree(struct controller *c, const struct flow_entry *f, unsigned from, unsigned to,
 		      double rtt_ewma_us, double dequeue_rate)
@@ -351,12 +351,12 @@ static void test_tree_writes_its_multiple_and_the_hysteresis_holds_reversals(voi
 	feed_tree(&fx.c, &f, 0, 3, 50000, 1000);
 	assert_int_equal(fx.rec.n_decisions, 1);
 	assert_int_equal(fx.rec.decisions[0].cwnd_target, 87); /* 1 x BDP */
-	/* Up to 1.25 x: held for 300 ms, then taken. */
-	feed_tree(&fx.c, &f, 4, 6, 60000, 1000);
+	/* Up to 2 x: held for 300 ms, then taken. */
+	feed_tree(&fx.c, &f, 4, 6, 40000, 1000);
 	assert_int_equal(fx.rec.n_decisions, 1);
-	feed_tree(&fx.c, &f, 7, 7, 60000, 1000);
+	feed_tree(&fx.c, &f, 7, 7, 40000, 1000);
 	assert_int_equal(fx.rec.n_decisions, 2);
-	assert_int_equal(fx.rec.decisions[1].cwnd_target, 108);
+	assert_int_equal(fx.rec.decisions[1].cwnd_target, 173);
 	/* Down to 0.5 x: the first reversal is allowed. */
 	feed_tree(&fx.c, &f, 8, 11, 30000, 100);
 	assert_int_equal(fx.rec.n_decisions, 3);
