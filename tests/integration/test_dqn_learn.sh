@@ -55,7 +55,8 @@ nsenter --net="$NS_CLIENT" "$REFLEX_BIN/reflexd" --iface "$(lab iface client)" -
 RD_PID=$!
 on_exit "stop_pid $RD_PID"
 wait_for "[ -e $PIN/sockops_link ]" 10 || fail "reflexd did not attach: $(cat "$TMP/reflexd.log")"
-grep -q "learning on-line from dqn model $MODEL" "$TMP/reflexd.log" ||
+# The pins appear before the controller (and its learner) starts: wait for its line.
+wait_for "grep -q 'learning on-line from dqn model $MODEL' $TMP/reflexd.log" 10 ||
 	fail "the learner did not start: $(cat "$TMP/reflexd.log")"
 
 nsenter --net=/run/netns/"$(lab netns server)" timeout 40 iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
