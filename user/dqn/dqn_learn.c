@@ -7,14 +7,13 @@
 #include <math.h>
 #include <pthread.h>
 #include <semaphore.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "dqn/train.h"
+#include "dqn/train_internal.h"
 #include "model/model.h"
 
 /* Publication quantizes without equalization and checks no agreement (that needs the
@@ -62,19 +61,6 @@ struct dqn_learn {
 	_Atomic uint64_t publish_errors;
 };
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !err_len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
-
 void dqn_learn_opts_default(struct dqn_learn_opts *opts)
 {
 	memset(opts, 0, sizeof(*opts));
@@ -93,11 +79,11 @@ void dqn_learn_opts_default(struct dqn_learn_opts *opts)
 static int check_source(const struct model *m, char *err, size_t err_len)
 {
 	if (m->kind != MODEL_KIND_MLP || m->layer_count != 2) {
-		set_err(err, err_len, "not a DQN model: an MLP with one hidden layer is needed");
+		dqn_set_err(err, err_len, "not a DQN model: an MLP with one hidden layer is needed");
 		return -EINVAL;
 	}
 	if (m->feature_count != DQN_FEATURES && m->feature_count != DQN_SEED_FEATURES) {
-		set_err(err, err_len, "not a DQN model: %u features, %d or %d are needed", m->feature_count,
+		dqn_set_err(err, err_len, "not a DQN model: %u features, %d or %d are needed", m->feature_count,
 			DQN_SEED_FEATURES, DQN_FEATURES);
 		return -EINVAL;
 	}
@@ -105,23 +91,23 @@ static int check_source(const struct model *m, char *err, size_t err_len)
 	for (unsigned i = 0; i < m->feature_count; i++)
 		if (strcmp(m->features[i].name, dqn_features[i].name) || m->features[i].min != dqn_features[i].min ||
 		    m->features[i].max != dqn_features[i].max) {
-			set_err(err, err_len, "not a DQN model: feature %u is '%s' [%g, %g], '%s' [%g, %g] is needed", i,
+			dqn_set_err(err, err_len, "not a DQN model: feature %u is '%s' [%g, %g], '%s' [%g, %g] is needed", i,
 				m->features[i].name, m->features[i].min, m->features[i].max, dqn_features[i].name,
 				dqn_features[i].min, dqn_features[i].max);
 			return -EINVAL;
 		}
 	if (m->output_count != DQN_ACTIONS) {
-		set_err(err, err_len, "not a DQN model: %u outputs, %d are needed", m->output_count, DQN_ACTIONS);
+		dqn_set_err(err, err_len, "not a DQN model: %u outputs, %d are needed", m->output_count, DQN_ACTIONS);
 		return -EINVAL;
 	}
 	for (unsigned a = 0; a < DQN_ACTIONS; a++)
 		if (strcmp(m->outputs[a].name, dqn_action_names[a])) {
-			set_err(err, err_len, "not a DQN model: output %u is '%s', '%s' is needed", a,
+			dqn_set_err(err, err_len, "not a DQN model: output %u is '%s', '%s' is needed", a,
 				m->outputs[a].name, dqn_action_names[a]);
 			return -EINVAL;
 		}
 	if (m->layers[0].out_count > MLP_MAX_UNITS || !m->layers[0].requant_mult) {
-		set_err(err, err_len, "not a DQN model: hidden layer of %u units, requant x%u", m->layers[0].out_count,
+		dqn_set_err(err, err_len, "not a DQN model: hidden layer of %u units, requant x%u", m->layers[0].out_count,
 			m->layers[0].requant_mult);
 		return -EINVAL;
 	}
@@ -144,7 +130,7 @@ int dqn_learn_dequantize(const struct model *m, struct mlp *net, char *err, size
 		return ret;
 	ret = mlp_init(net, m->feature_count, l0->out_count, DQN_ACTIONS, NULL);
 	if (ret) {
-		set_err(err, err_len, "dequantize: %s", strerror(-ret));
+		dqn_set_err(err, err_len, "dequantize: %s", strerror(-ret));
 		return ret;
 	}
 	acc0 = l0->weight_scale / 127.0;
@@ -171,7 +157,7 @@ static int model_copy(const struct model *m, struct model **out, char *err, size
 	if (!ret)
 		ret = model_load_buffer(image, len, 0, out, &merr);
 	if (ret)
-		set_err(err, err_len, "copying the source model: %s", merr.msg);
+		dqn_set_err(err, err_len, "copying the source model: %s", merr.msg);
 	free(image);
 	return ret;
 }
@@ -243,12 +229,12 @@ static int check_opts(const struct dqn_learn_opts *o, char *err, size_t err_len)
 	uint32_t q = o->queue_capacity;
 
 	if (q < 2 || q > DQN_LEARN_MAX_QUEUE || (q & (q - 1))) {
-		set_err(err, err_len, "learn: queue_capacity %u must be a power of 2 in [2, %u]", q,
+		dqn_set_err(err, err_len, "learn: queue_capacity %u must be a power of 2 in [2, %u]", q,
 			DQN_LEARN_MAX_QUEUE);
 		return -EINVAL;
 	}
 	if (!o->publish_every) {
-		set_err(err, err_len, "learn: publish_every must be >= 1");
+		dqn_set_err(err, err_len, "learn: publish_every must be >= 1");
 		return -EINVAL;
 	}
 	return 0;
@@ -282,7 +268,7 @@ int dqn_learn_new(const struct model *source, const struct dqn_learn_opts *opts,
 	if (!l || sem_init(&l->wake, 0, 0)) {
 		free(l);
 		mlp_free(&net);
-		set_err(err, err_len, "learn: out of memory");
+		dqn_set_err(err, err_len, "learn: out of memory");
 		return -ENOMEM;
 	}
 	l->opts = *opts;
@@ -290,7 +276,7 @@ int dqn_learn_new(const struct model *source, const struct dqn_learn_opts *opts,
 	l->queue_mask = opts->queue_capacity - 1;
 	ret = learner_alloc(l);
 	if (ret) {
-		set_err(err, err_len, "learn: out of memory");
+		dqn_set_err(err, err_len, "learn: out of memory");
 		goto fail;
 	}
 	ret = trainer_for(l, &net, err, err_len);
@@ -304,7 +290,7 @@ int dqn_learn_new(const struct model *source, const struct dqn_learn_opts *opts,
 	if (!gen0) {
 		model_free(copy);
 		ret = -ENOMEM;
-		set_err(err, err_len, "learn: out of memory");
+		dqn_set_err(err, err_len, "learn: out of memory");
 		goto fail;
 	}
 	atomic_store(&l->current, gen0);
@@ -324,12 +310,12 @@ int dqn_learn_start(struct dqn_learn *l, char *err, size_t err_len)
 	int ret;
 
 	if (l->running) {
-		set_err(err, err_len, "learn: the learner thread already runs");
+		dqn_set_err(err, err_len, "learn: the learner thread already runs");
 		return -EBUSY;
 	}
 	ret = pthread_create(&l->thread, NULL, learner_main, l);
 	if (ret) {
-		set_err(err, err_len, "learn: cannot start the learner thread: %s", strerror(ret));
+		dqn_set_err(err, err_len, "learn: cannot start the learner thread: %s", strerror(ret));
 		return -ret;
 	}
 	l->running = true;
@@ -459,7 +445,7 @@ int dqn_learn_write(struct dqn_learn *l, unsigned reader, const char *path, char
 
 	dqn_learn_release(l, reader);
 	if (ret)
-		set_err(err, err_len, "%s: %s", path, merr.msg);
+		dqn_set_err(err, err_len, "%s: %s", path, merr.msg);
 	return ret;
 }
 
