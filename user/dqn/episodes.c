@@ -10,6 +10,13 @@
 #include "dqn/train_internal.h"
 #include "model/model.h"
 
+double dqn_epsilon(double start, double end, double decay, uint64_t decision)
+{
+	double eps = start * pow(decay, (double)decision);
+
+	return eps > end ? eps : end;
+}
+
 static int record_episode(struct dqn_trainer *tr, double mean_reward)
 {
 	if (tr->episodes_done == tr->episode_reward_cap) {

@@ -12,13 +12,6 @@
 #define MAX_REPLAY_CAPACITY (1u << 20)
 #define MAX_STEPS 1000000u
 
-double dqn_epsilon(double start, double end, double decay, uint64_t decision)
-{
-	double eps = start * pow(decay, (double)decision);
-
-	return eps > end ? eps : end;
-}
-
 void dqn_train_opts_default(struct dqn_train_opts *opts)
 {
 	memset(opts, 0, sizeof(*opts));
