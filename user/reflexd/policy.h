@@ -16,6 +16,7 @@
 #include "dqn/dqn.h"
 #include "dqn/dqn_learn.h"
 #include "lib/feature_schema.h"
+#include "lib/prng.h"
 #include "model/model.h"
 #include "reflexd/learn_guard.h"
 #include "reflexd/telemetry.h"
@@ -120,7 +121,7 @@ struct dqn_cwnd_policy {
 	uint64_t learn_epoch;              /* learners started so far */
 	struct learn_guard guard;          /* rolls back fine-tuned models that do worse */
 	uint64_t canary_decisions;         /* made by the loaded model while a fine-tuned one decides */
-	uint64_t rng;                      /* exploration and canaries (xorshift64) */
+	struct prng rng;                   /* exploration and canaries */
 };
 
 /* Loads the model and, with learn, starts its learner (if that fails it says so and

@@ -14,19 +14,6 @@
 
 #define DQN(p) ((struct dqn_cwnd_policy *)(p))
 
-static uint64_t rng_next(uint64_t *state)
-{
-	*state ^= *state << 13;
-	*state ^= *state >> 7;
-	*state ^= *state << 17;
-	return *state;
-}
-
-static double rng_uniform(uint64_t *state)
-{
-	return (rng_next(state) >> 11) * 0x1.0p-53;
-}
-
 static void model_load(struct dqn_cwnd_policy *d)
 {
 	struct policy_output outputs[DQN_ACTIONS];
@@ -218,7 +205,7 @@ static enum dqn_action greedy_int8(struct dqn_cwnd_policy *d, const double *raw,
 				"%llu updates)\n", (unsigned long long)pub->generation, (unsigned long long)pub->updates);
 		d->learn_generation = pub->generation;
 		if (pub->generation > 0) {
-			*arm = learn_guard_canary(&d->guard, rng_uniform(&d->rng)) ? LEARN_ARM_LOADED : LEARN_ARM_TUNED;
+			*arm = learn_guard_canary(&d->guard, prng_uniform(&d->rng)) ? LEARN_ARM_LOADED : LEARN_ARM_TUNED;
 			d->canary_decisions += *arm == LEARN_ARM_LOADED;
 		}
 		if (*arm != LEARN_ARM_LOADED)
@@ -276,8 +263,8 @@ static void dqn_decide(struct policy *p, struct policy_flow *pf, const struct fl
 		guard_credit(d, pf, reward);
 	}
 	action = greedy_int8(d, raw, &arm);
-	if (d->opt.explore > 0 && rng_uniform(&d->rng) < d->opt.explore) {
-		action = (enum dqn_action)(rng_next(&d->rng) % DQN_ACTIONS);
+	if (d->opt.explore > 0 && prng_uniform(&d->rng) < d->opt.explore) {
+		action = (enum dqn_action)prng_below(&d->rng, DQN_ACTIONS);
 		explored = true;
 	}
 	if (d->learner) {
@@ -308,7 +295,7 @@ int dqn_cwnd_policy_init(struct dqn_cwnd_policy *d, const struct dqn_cwnd_policy
 	memset(d, 0, sizeof(*d));
 	d->base = (struct policy){ .name = "dqn", .ready = dqn_ready, .decide = dqn_decide };
 	d->opt = *opt;
-	d->rng = 0x9E3779B97F4A7C15ULL;
+	prng_seed(&d->rng, 1);
 	learn_guard_opts_default(&guard_opts);
 	learn_guard_init(&d->guard, &guard_opts);
 	if (opt->learn && opt->learn_out_path && learn_out_check(opt->learn_out_path))
