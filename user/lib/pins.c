@@ -1,5 +1,4 @@
 #include <bpf/libbpf.h>
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <linux/magic.h>
@@ -72,22 +71,92 @@ bool pins_owner_alive(int pid)
 	return strncmp(comm, "reflexd", 7) == 0;
 }
 
+/*
+ * Every name reflex pins: the host's maps and cgroup link (reflexd/loader.c), its
+ * `reflex` struct_ops map (reflexd/cc_actuator.c) and the router's maps. Only these
+ * are ever unlinked, so a pin directory that holds anything else keeps it.
+ */
+static const char *const pins_reflex_names[] = {
+	"sockops_link", "reflex", "reflex_config", "counters", "ring_pending", "cwnd_decisions", "heartbeat",
+	"sock_events", "sock_flows", "sock_state_store", "tc_events", "tc_flows",
+	"router_config", "router_counters", "router_ring_pending", "router_events", "router_flows",
+	"router_timestamps", "router_decisions", "router_paths", "router_path_stats",
+};
+
+bool pins_is_reflex_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(pins_reflex_names) / sizeof(pins_reflex_names[0]); i++)
+		if (!strcmp(name, pins_reflex_names[i]))
+			return true;
+	return false;
+}
+
+/* A mount's root has its parent on another device, or is its own parent. */
+static bool is_mount_root(const char *path, const struct stat *st)
+{
+	char parent[PATH_MAX];
+	struct stat pst;
+
+	if (snprintf(parent, sizeof(parent), "%s/..", path) >= (int)sizeof(parent) || stat(parent, &pst))
+		return true;
+	return pst.st_dev != st->st_dev || pst.st_ino == st->st_ino;
+}
+
+int pins_dir_check(const char *pin_dir, struct reflex_err *err)
+{
+	char parent[PATH_MAX], *slash;
+	struct statfs fs;
+	struct stat st;
+
+	if (pin_dir[0] != '/' || strlen(pin_dir) >= sizeof(parent)) {
+		reflex_err_set(err, "pin directory %s: not an absolute path that fits PATH_MAX", pin_dir);
+		return -EINVAL;
+	}
+	if (lstat(pin_dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			reflex_err_set(err, "pin directory %s is not a directory (a symlink or file is refused)", pin_dir);
+			return -ENOTDIR;
+		}
+		if (statfs(pin_dir, &fs) || fs.f_type != BPF_FS_MAGIC) {
+			reflex_err_set(err, "pin directory %s is not on a bpffs (e.g. use /sys/fs/bpf/NAME)", pin_dir);
+			return -EINVAL;
+		}
+		if (is_mount_root(pin_dir, &st)) {
+			reflex_err_set(err, "pin directory %s is the root of a bpffs: give a directory below it "
+				       "(e.g. %s/reflex)", pin_dir, pin_dir);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (errno != ENOENT) {
+		reflex_err_set(err, "pin directory %s: %s", pin_dir, strerror(errno));
+		return -errno;
+	}
+	/* Not there yet: reflexd creates it, one level below a bpffs directory. */
+	snprintf(parent, sizeof(parent), "%s", pin_dir);
+	slash = strrchr(parent, '/');
+	if (slash == parent)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (statfs(parent, &fs) || fs.f_type != BPF_FS_MAGIC) {
+		reflex_err_set(err, "pin directory %s is not on a bpffs: %s is not a bpffs directory "
+			       "(e.g. use /sys/fs/bpf/NAME)", pin_dir, parent);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Unpinning the cgroup link drops its last reference and so detaches sockops. */
 void pins_dir_remove(const char *pin_dir)
 {
-	DIR *dir = opendir(pin_dir);
-	struct dirent *de;
 	char path[PATH_MAX];
 
-	if (!dir)
-		return;
-	while ((de = readdir(dir))) {
-		if (de->d_name[0] == '.')
+	for (size_t i = 0; i < sizeof(pins_reflex_names) / sizeof(pins_reflex_names[0]); i++) {
+		if (snprintf(path, sizeof(path), "%s/%s", pin_dir, pins_reflex_names[i]) >= (int)sizeof(path))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", pin_dir, de->d_name);
 		unlink(path);
 	}
-	closedir(dir);
+	/* Fails, and leaves it, if anyone else's pins are in it. */
 	rmdir(pin_dir);
 }
-

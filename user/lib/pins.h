@@ -25,8 +25,17 @@ int pins_run_dir_create(void);
 /* Whether pid is a live reflexd (not this process): the owner of a state file. */
 bool pins_owner_alive(int pid);
 
-/* Unlinks every pin under pin_dir (a pinned link goes with its last reference, and
- * detaches), then the directory. */
+/* 0 if pin_dir is a directory on bpffs below its root, or does not exist yet and its
+ * parent is a bpffs directory; otherwise an error naming the problem. Anything else
+ * (/etc, /tmp, /sys/fs/bpf itself, a symlink) is refused before reflex touches it. */
+int pins_dir_check(const char *pin_dir, struct reflex_err *err);
+
+/* Whether name is one of the pins reflex creates (host maps and link, `reflex`
+ * struct_ops, router maps). */
+bool pins_is_reflex_name(const char *name);
+
+/* Unlinks the pins reflex creates under pin_dir (a pinned link goes with its last
+ * reference, and detaches), then the directory if nothing else is left in it. */
 void pins_dir_remove(const char *pin_dir);
 
 #endif

@@ -154,6 +154,8 @@ int loader_cleanup_stale(const char *pin_dir, struct reflex_err *err)
 	struct stale_state st;
 	bool have_state;
 
+	if (pins_dir_check(pin_dir, err))
+		return -EINVAL;
 	state_path_for(pin_dir, state_path, sizeof(state_path));
 	have_state = state_read(state_path, &st);
 	if (have_state && pins_owner_alive(st.pid)) {
@@ -181,14 +183,15 @@ int loader_cleanup_stale(const char *pin_dir, struct reflex_err *err)
 	return have_state ? 1 : 0;
 }
 
+/* A directory someone else made keeps its owner's mode: reflexd chmods nothing. */
 static int pin_dir_create(const char *pin_dir, struct reflex_err *err)
 {
+	int ret = pins_dir_check(pin_dir, err);
+
+	if (ret)
+		return ret;
 	if (mkdir(pin_dir, 0700) && errno != EEXIST) {
 		reflex_err_set(err, "cannot create pin directory %s: %s", pin_dir, strerror(errno));
-		return -errno;
-	}
-	if (chmod(pin_dir, 0700)) {
-		reflex_err_set(err, "cannot chmod pin directory %s: %s", pin_dir, strerror(errno));
 		return -errno;
 	}
 	return 0;

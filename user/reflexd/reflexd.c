@@ -162,9 +162,12 @@ static FILE *open_output(const char *path, const char *what)
  * with any_dead_cc, also any dead reflexd's registration, pinned anywhere or not. */
 static int cleanup_stale(const char *pin_dir, bool any_dead_cc, struct reflex_err *err)
 {
-	int cc = cc_actuator_cleanup_pinned(pin_dir, err);
-	int ret;
+	int cc, ret;
 
+	ret = pins_dir_check(pin_dir, err);
+	if (ret)
+		return ret;
+	cc = cc_actuator_cleanup_pinned(pin_dir, err);
 	if (cc >= 0 && any_dead_cc) {
 		ret = cc_actuator_cleanup_dead(err);
 		cc = ret < 0 ? ret : cc || ret;

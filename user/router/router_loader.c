@@ -89,6 +89,14 @@ int router_cleanup_stale(const char *pin_dir, char *err, size_t len)
 	bool had_state;
 	FILE *f;
 
+	{
+		struct reflex_err check = { "" };
+
+		if (pins_dir_check(pin_dir, &check)) {
+			snprintf(err, len, "%s", check.msg);
+			return -EINVAL;
+		}
+	}
 	state_path_for(pin_dir, state_path, sizeof(state_path));
 	f = fopen(state_path, "r");
 	had_state = f != NULL;

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# What reflexd must never do as root, whatever it is pointed at (issue 13):
+# - --pin-dir must be a directory on bpffs below its root; reflexd unlinks only the
+#   pins reflex creates there, never a foreign one.
+source "$(dirname "$0")/lib.sh"
+
+RD=$REFLEX_BIN/reflexd
+TMP=$(mktemp -d)
+PIN=/sys/fs/bpf/$LAB_PREFIX-hard
+on_exit "rm -rf $TMP; rm -f $PIN/foreign_map; $RD --cleanup --pin-dir $PIN >/dev/null 2>&1; rmdir $PIN 2>/dev/null; true"
+
+# expect_refused PATTERN ARGS...: exit 2 and stderr matches PATTERN.
+expect_refused() {
+	local pattern=$1 rc; shift
+	"$@" >"$TMP/out" 2>"$TMP/err"; rc=$?
+	expect_eq "$rc" 2 "exit code of: $*"
+	grep -qE -- "$pattern" "$TMP/err" || fail "stderr of '$*' does not match /$pattern/: $(cat "$TMP/err")"
+}
+
+log "--pin-dir outside bpffs is refused and its files are kept"
+mkdir "$TMP/foreign"
+echo precious >"$TMP/foreign/file"
+chmod 0755 "$TMP/foreign"
+expect_refused "is not on a bpffs" "$RD" --cleanup --pin-dir "$TMP/foreign"
+expect_eq "$(cat "$TMP/foreign/file" 2>&1)" precious "a file in a non-bpffs --pin-dir after --cleanup"
+expect_refused "is not on a bpffs" "$RD" --iface lo --pin-dir "$TMP/foreign"
+expect_eq "$(cat "$TMP/foreign/file" 2>&1)" precious "a file in a non-bpffs --pin-dir after a refused start"
+expect_eq "$(stat -c %a "$TMP/foreign")" 755 "mode of the refused directory (not chmodded)"
+expect_refused "is not on a bpffs" "$RD" --iface lo --pin-dir "$TMP/foreign/new"
+[ ! -e "$TMP/foreign/new" ] || fail "reflexd created $TMP/foreign/new"
+expect_refused "root of a bpffs" "$RD" --cleanup --pin-dir /sys/fs/bpf
+expect_refused "root of a bpffs" "$RD" --cleanup --pin-dir /sys/fs/bpf/
+ln -s "$TMP/foreign" "$TMP/link"
+expect_refused "not a directory" "$RD" --cleanup --pin-dir "$TMP/link"
+expect_refused "is not on a bpffs" "$RD" --cleanup --lan lo --path a:lo:127.0.0.1 --pin-dir "$TMP/foreign"
+expect_eq "$(cat "$TMP/foreign/file" 2>&1)" precious "a file in a non-bpffs --pin-dir after router --cleanup"
+
+log "a bpffs pin directory keeps a foreign pin through --cleanup, a run and its teardown"
+mkdir "$PIN"
+bpftool map create "$PIN/foreign_map" type array key 4 value 4 entries 1 name foreign_map ||
+	fail "bpftool map create failed"
+"$RD" --cleanup --pin-dir "$PIN" 2>"$TMP/err" || fail "--cleanup failed: $(cat "$TMP/err")"
+[ -e "$PIN/foreign_map" ] || fail "--cleanup removed a foreign pin"
+"$RD" --iface lo --pin-dir "$PIN" --duration 1 2>"$TMP/rd.log" || fail "reflexd failed: $(cat "$TMP/rd.log")"
+[ -e "$PIN/foreign_map" ] || fail "a run of reflexd removed a foreign pin"
+expect_eq "$(ls "$PIN")" foreign_map "what is left in the pin directory after reflexd stopped"
+rm -f "$PIN/foreign_map"
+rmdir "$PIN"
+
+log "all checks passed"
