@@ -2,6 +2,8 @@
 # What reflexd must never do as root, whatever it is pointed at (issue 13):
 # - --pin-dir must be a directory on bpffs below its root; reflexd unlinks only the
 #   pins reflex creates there, never a foreign one.
+# - One reflexd per pin directory (a lock held for its life); liveness is the lock, not
+#   a process name; `reflexctl promote` signals only the lock holder.
 source "$(dirname "$0")/lib.sh"
 
 RD=$REFLEX_BIN/reflexd
@@ -46,5 +48,36 @@ bpftool map create "$PIN/foreign_map" type array key 4 value 4 entries 1 name fo
 expect_eq "$(ls "$PIN")" foreign_map "what is left in the pin directory after reflexd stopped"
 rm -f "$PIN/foreign_map"
 rmdir "$PIN"
+
+log "one reflexd per pin directory: the second exits 2 naming the first"
+RUN=/run/reflex/$(echo "$PIN" | tr / _)
+on_exit "rm -f $RUN.shadow"
+"$RD" --iface lo --pin-dir "$PIN" 2>"$TMP/a.log" &
+apid=$!
+on_exit "kill -9 $apid 2>/dev/null; wait $apid 2>/dev/null; true"
+wait_for "[ -e $PIN/tc_flows ] && [ -e $RUN.state ]" 20 || fail "reflexd did not start: $(cat "$TMP/a.log")"
+expect_refused "belongs to a running reflexd \\(pid $apid" "$RD" --iface lo --pin-dir "$PIN"
+expect_refused "belongs to a running reflexd \\(pid $apid" "$RD" --lan lo --path a:nosuch0:127.0.0.1 --pin-dir "$PIN"
+expect_refused "belongs to a running reflexd \\(pid $apid" "$RD" --cleanup --pin-dir "$PIN"
+[ -e "$PIN/tc_flows" ] || fail "a refused second reflexd removed the first one's pins"
+expect_eq "$(tc filter show dev lo ingress | grep -c reflex_tc)" 1 "the first reflexd's tc filter"
+
+log "a stale state file naming a live process called reflexd does not block --cleanup"
+kill -9 "$apid"; wait "$apid" 2>/dev/null
+cp "$(command -v sleep)" "$TMP/reflexd"
+"$TMP/reflexd" 60 &
+fake=$!
+on_exit "kill $fake 2>/dev/null; true"
+sed -i "s/^pid=.*/pid=$fake/" "$RUN.state"
+printf 'pid=%d\nshadow=1\npolicy=tree\ngate=pass\nwhy=test\n' "$fake" >"$RUN.shadow"
+"$REFLEX_BIN/reflexctl" promote --pin-dir "$PIN" >"$TMP/out" 2>&1; rc=$?
+expect_eq "$rc" 2 "reflexctl promote with a stale shadow file"
+grep -q "does not hold the pin directory's lock" "$TMP/out" || fail "promote: $(cat "$TMP/out")"
+kill -0 "$fake" || fail "reflexctl promote signalled pid $fake, which is not a reflexd"
+"$RD" --cleanup --pin-dir "$PIN" 2>"$TMP/err" || fail "--cleanup refused by a process name: $(cat "$TMP/err")"
+[ ! -e "$PIN" ] || fail "pin dir left after --cleanup"
+[ ! -e "$RUN.shadow" ] || fail "--cleanup left the stale shadow file $RUN.shadow"
+expect_eq "$(tc filter show dev lo ingress; tc filter show dev lo egress)" "" "tc filters on lo after --cleanup"
+expect_eq "$(ls /run/reflex | grep -c -- "$LAB_PREFIX-hard")" 0 "run files left for $PIN"
 
 log "all checks passed"

@@ -54,7 +54,7 @@ int ctl_promote_main(int argc, char **argv)
 	const char *pin_dir = REFLEX_DEFAULT_PIN_DIR;
 	char path[PATH_MAX];
 	struct shadow_status st;
-	int c;
+	int c, holder;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -70,9 +70,18 @@ int ctl_promote_main(int argc, char **argv)
 		}
 	}
 	pins_run_path(pin_dir, "shadow", path, sizeof(path));
-	if (!status_read(path, &st) || kill(st.pid, 0) != 0) {
+	if (!status_read(path, &st)) {
 		fprintf(stderr, "reflexctl promote: no reflexd in shadow mode for %s (%s: %s)\n", pin_dir, path,
 			strerror(errno ? errno : ENOENT));
+		return 2;
+	}
+	/* Only the live reflexd holding the pin directory's lock is signalled: a stale
+	 * file's pid may since belong to anything. */
+	holder = pins_lock_holder(pin_dir);
+	if (holder != st.pid) {
+		fprintf(stderr, "reflexctl promote: no reflexd in shadow mode for %s: %s names pid %d, which does "
+				"not hold the pin directory's lock (stale file; `reflexd --cleanup` removes it)\n",
+			pin_dir, path, st.pid);
 		return 2;
 	}
 	if (!st.shadow) {

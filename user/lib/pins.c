@@ -1,10 +1,13 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -54,7 +57,95 @@ int pins_run_dir_create(void)
 	return mkdir(PINS_RUN_DIR, 0700) && errno != EEXIST ? -errno : 0;
 }
 
-bool pins_owner_alive(int pid)
+/* Reads the pid a lock holder wrote into its lock file; 0 if none. */
+static int lock_file_pid(int fd)
+{
+	char text[24];
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+
+	if (n <= 0)
+		return 0;
+	text[n] = '\0';
+	return atoi(text);
+}
+
+int pins_lock_take(const char *pin_dir, int *holder, struct reflex_err *err)
+{
+	char path[PATH_MAX], text[24];
+	struct stat fd_st, path_st;
+	int fd, len;
+
+	*holder = 0;
+	if (pins_run_dir_create()) {
+		reflex_err_set(err, "cannot create %s: %s", PINS_RUN_DIR, strerror(errno));
+		return -errno;
+	}
+	pins_run_path(pin_dir, "lock", path, sizeof(path));
+	for (;;) {
+		fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			reflex_err_set(err, "cannot open the lock file %s: %s", path, strerror(errno));
+			return -errno;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB)) {
+			int ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+			*holder = lock_file_pid(fd);
+			if (ret == -EBUSY)
+				reflex_err_set(err, "pin directory %s belongs to a running reflexd (pid %d, holding %s)",
+					       pin_dir, *holder, path);
+			else
+				reflex_err_set(err, "cannot lock %s: %s", path, strerror(-ret));
+			close(fd);
+			return ret;
+		}
+		/* The previous holder unlinks the file before it lets go: a lock on an
+		 * unlinked file guards nothing, so take the one now at the path. */
+		if (fstat(fd, &fd_st) == 0 && stat(path, &path_st) == 0 && fd_st.st_dev == path_st.st_dev &&
+		    fd_st.st_ino == path_st.st_ino)
+			break;
+		close(fd);
+	}
+	len = snprintf(text, sizeof(text), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) || pwrite(fd, text, len, 0) != len) {
+		reflex_err_set(err, "cannot write %s: %s", path, strerror(errno));
+		close(fd);
+		return -errno;
+	}
+	return fd;
+}
+
+void pins_lock_release(const char *pin_dir, int fd)
+{
+	char path[PATH_MAX];
+
+	if (fd < 0)
+		return;
+	pins_run_path(pin_dir, "lock", path, sizeof(path));
+	unlink(path);
+	close(fd);
+}
+
+int pins_lock_holder(const char *pin_dir)
+{
+	char path[PATH_MAX];
+	int fd, pid = 0;
+
+	pins_run_path(pin_dir, "lock", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -1 : 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+		flock(fd, LOCK_UN);
+	else if (errno == EWOULDBLOCK)
+		pid = lock_file_pid(fd);
+	close(fd);
+	return pid;
+}
+
+/* Only for a pin directory without a lock file (a reflexd of a build before the lock):
+ * then the process name is all there is to go by. */
+static bool pid_is_reflexd(int pid)
 {
 	char path[64], comm[64] = "";
 	FILE *f;
@@ -69,6 +160,16 @@ bool pins_owner_alive(int pid)
 		comm[0] = '\0';
 	fclose(f);
 	return strncmp(comm, "reflexd", 7) == 0;
+}
+
+bool pins_owner_alive(const char *pin_dir, int pid)
+{
+	int holder = pins_lock_holder(pin_dir);
+
+	if (holder < 0)
+		return pid_is_reflexd(pid);
+	/* Held by this process: whoever wrote the state is gone. */
+	return holder > 0 && holder != getpid();
 }
 
 /*

@@ -158,7 +158,7 @@ int loader_cleanup_stale(const char *pin_dir, struct reflex_err *err)
 		return -EINVAL;
 	state_path_for(pin_dir, state_path, sizeof(state_path));
 	have_state = state_read(state_path, &st);
-	if (have_state && pins_owner_alive(st.pid)) {
+	if (have_state && pins_owner_alive(pin_dir, st.pid)) {
 		reflex_err_set(err, "pin directory %s belongs to a running reflexd (pid %d)", pin_dir, st.pid);
 		return -EBUSY;
 	}
@@ -180,6 +180,13 @@ int loader_cleanup_stale(const char *pin_dir, struct reflex_err *err)
 	pins_dir_remove(pin_dir);
 	unlink(state_path);
 	run_file_remove_if_empty(pin_dir, "decisions");
+	{
+		char shadow_path[PATH_MAX];
+
+		/* A dead reflexd's shadow verdict would send `reflexctl promote` to its pid. */
+		pins_run_path(pin_dir, "shadow", shadow_path, sizeof(shadow_path));
+		unlink(shadow_path);
+	}
 	return have_state ? 1 : 0;
 }
 

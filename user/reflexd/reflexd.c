@@ -198,9 +198,6 @@ static int setup(struct daemon *d)
 	struct reflex_err err = { "" };
 	int ret;
 
-	ret = pins_preflight(&err);
-	if (ret)
-		goto fail;
 	d->ifindex = if_nametoindex(d->opt.iface);
 	if (!d->ifindex) {
 		snprintf(err.msg, sizeof(err.msg), "interface '%s' not found", d->opt.iface);
@@ -621,12 +618,54 @@ static int run_router(struct reflexd_options *opt)
 	return ret;
 }
 
-int main(int argc, char **argv)
+/* Everything but --print-classes runs under the pin directory's lock. */
+static int main_locked(struct daemon *d)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
-	static struct daemon d;
-	char err_msg[256];
 	int ret;
+
+	if (d->opt.router_mode && !d->opt.cleanup_only)
+		return run_router(&d->opt);
+	if (d->opt.cleanup_only) {
+		struct reflex_err err = { "" };
+
+		ret = d->opt.router_mode ? router_cleanup_stale(d->opt.pin_dir, err.msg, sizeof(err.msg))
+					 : cleanup_stale(d->opt.pin_dir, d->opt.config.actuator == REFLEX_ACTUATOR_CC, &err);
+		if (ret < 0) {
+			fprintf(stderr, "reflexd: %s\n", err.msg);
+			return EXIT_SETUP;
+		}
+		fprintf(stderr, "reflexd: %s\n", ret ? "removed a dead reflexd's leftovers" : "nothing to clean up");
+		return 0;
+	}
+
+	d->model_watch.fd = -1;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	telemetry_init(&d->telemetry, d->opt.iface, flow_gone, d);
+	d->start_unix_s = unix_now();
+	if (setup(d) || start_service(d)) {
+		teardown(d);
+		return EXIT_SETUP;
+	}
+	fprintf(stderr, "reflexd: attached on %s%s%s, pinned under %s\n", d->opt.iface,
+		d->opt.cgroup ? " and cgroup " : "", d->opt.cgroup ? d->opt.cgroup : "", d->opt.pin_dir);
+	sd_notify(0, "READY=1\nSTATUS=attached");
+	ret = run(d);
+	sd_notify(0, "STOPPING=1");
+	teardown(d);
+	fprintf(stderr, "reflexd: detached\n");
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	static struct daemon d;
+	struct reflex_err err = { "" };
+	char err_msg[256];
+	int ret, lock_fd, holder;
 
 	switch (reflexd_parse_args(argc, argv, &d.opt, err_msg, sizeof(err_msg))) {
 	case REFLEXD_ARGS_HELP:
@@ -653,40 +692,19 @@ int main(int argc, char **argv)
 
 	if (d.opt.print_classes)
 		return print_classes(&d.opt);
-	if (d.opt.router_mode && !d.opt.cleanup_only)
-		return run_router(&d.opt);
-	if (d.opt.cleanup_only) {
-		struct reflex_err err = { "" };
-
-		ret = d.opt.router_mode ? router_cleanup_stale(d.opt.pin_dir, err.msg, sizeof(err.msg))
-					: cleanup_stale(d.opt.pin_dir, d.opt.config.actuator == REFLEX_ACTUATOR_CC, &err);
-		if (ret < 0) {
-			fprintf(stderr, "reflexd: %s\n", err.msg);
-			return EXIT_SETUP;
-		}
-		fprintf(stderr, "reflexd: %s\n", ret ? "removed a dead reflexd's leftovers" : "nothing to clean up");
-		return 0;
-	}
-
-	d.model_watch.fd = -1;
-	d.argc = argc;
-	d.argv = argv;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	telemetry_init(&d.telemetry, d.opt.iface, flow_gone, &d);
-	d.start_unix_s = unix_now();
-	if (setup(&d) || start_service(&d)) {
-		teardown(&d);
+	/* Privileges first: the lock lives in /run/reflex, which only root may write. */
+	if (!d.opt.cleanup_only && pins_preflight(&err)) {
+		fprintf(stderr, "reflexd: %s\n", err.msg);
 		return EXIT_SETUP;
 	}
-	fprintf(stderr, "reflexd: attached on %s%s%s, pinned under %s\n", d.opt.iface,
-		d.opt.cgroup ? " and cgroup " : "", d.opt.cgroup ? d.opt.cgroup : "", d.opt.pin_dir);
-	sd_notify(0, "READY=1\nSTATUS=attached");
-	ret = run(&d);
-	sd_notify(0, "STOPPING=1");
-	teardown(&d);
-	fprintf(stderr, "reflexd: detached\n");
+	d.argc = argc;
+	d.argv = argv;
+	lock_fd = pins_lock_take(d.opt.pin_dir, &holder, &err);
+	if (lock_fd < 0) {
+		fprintf(stderr, "reflexd: %s\n", err.msg);
+		return EXIT_SETUP;
+	}
+	ret = main_locked(&d);
+	pins_lock_release(d.opt.pin_dir, lock_fd);
 	return ret;
 }

@@ -106,7 +106,7 @@ int router_cleanup_stale(const char *pin_dir, char *err, size_t len)
 		int created = 0;
 
 		if (sscanf(line, "pid=%d", &pid) == 1) {
-			if (pins_owner_alive(pid)) {
+			if (pins_owner_alive(pin_dir, pid)) {
 				fclose(f);
 				snprintf(err, len, "pin directory %s belongs to a running reflexd (pid %d)", pin_dir, pid);
 				return -EBUSY;
