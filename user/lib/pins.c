@@ -92,7 +92,7 @@ int pins_lock_take(const char *pin_dir, int *holder, struct reflex_err *err)
 
 			*holder = lock_file_pid(fd);
 			if (ret == -EBUSY)
-				reflex_err_set(err, "pin directory %s belongs to a running reflexd (pid %d, holding %s)",
+				reflex_err_set(err, "pin directory %s belongs to a running reflexd (pid %d) holding %s",
 					       pin_dir, *holder, path);
 			else
 				reflex_err_set(err, "cannot lock %s: %s", path, strerror(-ret));
