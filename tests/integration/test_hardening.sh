@@ -4,6 +4,8 @@
 #   pins reflex creates there, never a foreign one.
 # - One reflexd per pin directory (a lock held for its life); liveness is the lock, not
 #   a process name; `reflexctl promote` signals only the lock holder.
+# - Outputs reflexd writes as root do not follow symlinks; a FIFO at a model path
+#   does not block.
 source "$(dirname "$0")/lib.sh"
 
 RD=$REFLEX_BIN/reflexd
@@ -79,5 +81,22 @@ kill -0 "$fake" || fail "reflexctl promote signalled pid $fake, which is not a r
 [ ! -e "$RUN.shadow" ] || fail "--cleanup left the stale shadow file $RUN.shadow"
 expect_eq "$(tc filter show dev lo ingress; tc filter show dev lo egress)" "" "tc filters on lo after --cleanup"
 expect_eq "$(ls /run/reflex | grep -c -- "$LAB_PREFIX-hard")" 0 "run files left for $PIN"
+
+log "outputs do not follow a symlink; a FIFO model does not block"
+echo precious >"$TMP/victim"
+for opt in --telemetry-out --records-out --decision-log; do
+	ln -sf "$TMP/victim" "$TMP/out$opt"
+	expect_refused "is a symlink: refused" "$RD" --iface lo --pin-dir "$PIN" "$opt" "$TMP/out$opt"
+	expect_eq "$(cat "$TMP/victim")" precious "the symlink target of $opt"
+done
+[ ! -e "$PIN" ] || fail "pin dir left after refused starts"
+mkfifo "$TMP/fifo.reflex"
+timeout 10 "$REFLEX_BIN/reflexctl" model verify "$TMP/fifo.reflex" >"$TMP/out" 2>&1; rc=$?
+[ "$rc" != 124 ] || fail "reflexctl model verify blocked on a FIFO"
+[ "$rc" != 0 ] || fail "reflexctl model verify accepted a FIFO"
+grep -q "not a regular file" "$TMP/out" || fail "model verify on a FIFO: $(cat "$TMP/out")"
+timeout 30 "$RD" --iface lo --pin-dir "$PIN" --model "cwnd=$TMP/fifo.reflex" --duration 1 >"$TMP/out" 2>&1; rc=$?
+[ "$rc" != 124 ] || fail "reflexd blocked on a FIFO model"
+grep -q "not a regular file" "$TMP/out" || fail "reflexd with a FIFO model: $(cat "$TMP/out")"
 
 log "all checks passed"

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ctl/ctl.h"
+#include "lib/fileio.h"
 #include "lib/pins.h"
 #include "reflex.h"
 
@@ -21,16 +22,22 @@ struct shadow_status {
 	char why[512];
 };
 
+#define STATUS_MAX_BYTES 8192
+
 static bool status_read(const char *path, struct shadow_status *st)
 {
-	char line[600];
-	FILE *f = fopen(path, "r");
+	struct reflex_err err = { "" };
+	char *text, *line, *save = NULL;
+	size_t len;
+	int ret;
 
 	memset(st, 0, sizeof(*st));
-	if (!f)
+	ret = fileio_read_bounded(path, STATUS_MAX_BYTES, &text, &len, &err);
+	if (ret) {
+		errno = -ret;
 		return false;
-	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
+	}
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (!strncmp(line, "pid=", 4))
 			st->pid = atoi(line + 4);
 		else if (!strncmp(line, "shadow=", 7))
@@ -40,7 +47,7 @@ static bool status_read(const char *path, struct shadow_status *st)
 		else if (!strncmp(line, "why=", 4))
 			snprintf(st->why, sizeof(st->why), "%s", line + 4);
 	}
-	fclose(f);
+	free(text);
 	return st->pid > 0;
 }
 

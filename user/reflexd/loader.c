@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "lib/fileio.h"
 #include "reflexd/loader.h"
 #include "sockops.skel.h"
 #include "tc.skel.h"
@@ -78,46 +80,54 @@ static int netns_enter(unsigned long long ino)
 /* Rewritten after every attach step, so a crash at any point can be undone. */
 static int state_write(const struct reflex_bpf *rb)
 {
-	char tmp[PATH_MAX + 8];
-	FILE *f;
+	struct reflex_err err = { "" };
+	struct fileio_atomic out;
+	char ifname[IF_NAMESIZE] = "";
+	int ret;
 
 	if (pins_run_dir_create())
 		return -errno;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", rb->state_path);
-	f = fopen(tmp, "w");
-	if (!f)
-		return -errno;
-	fprintf(f, "pid=%d\nnetns_ino=%llu\nifindex=%d\nclsact_created=%d\n", (int)getpid(),
-		(unsigned long long)netns_ino(), rb->ifindex, rb->clsact_created);
-	if (fclose(f) != 0 || rename(tmp, rb->state_path) != 0) {
-		unlink(tmp);
-		return -errno;
-	}
-	return 0;
+	ret = fileio_atomic_open(&out, rb->state_path, 0600, &err);
+	if (ret)
+		return ret;
+	if (rb->ifindex > 0)
+		if_indextoname(rb->ifindex, ifname);
+	fprintf(out.f, "pid=%d\nnetns_ino=%llu\nifindex=%d\niface=%s\nclsact_created=%d\n", (int)getpid(),
+		(unsigned long long)netns_ino(), rb->ifindex, ifname, rb->clsact_created);
+	return fileio_atomic_commit(&out, &err);
 }
 
 struct stale_state {
 	int pid;
 	unsigned long long netns_ino;
 	int ifindex;
+	char iface[IF_NAMESIZE];
 	int clsact_created;
 };
 
+#define STATE_MAX_BYTES 4096
+
 static bool state_read(const char *path, struct stale_state *st)
 {
-	FILE *f = fopen(path, "r");
-	char line[128];
+	struct reflex_err err = { "" };
+	char *text, *line, *save = NULL;
+	size_t len;
+	int ret;
 
 	memset(st, 0, sizeof(*st));
-	if (!f)
+	ret = fileio_read_bounded(path, STATE_MAX_BYTES, &text, &len, &err);
+	if (ret) {
+		if (ret != -ENOENT)
+			fprintf(stderr, "reflexd: %s\n", err.msg);
 		return false;
-	while (fgets(line, sizeof(line), f)) {
+	}
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (sscanf(line, "pid=%d", &st->pid) == 1 || sscanf(line, "netns_ino=%llu", &st->netns_ino) == 1 ||
-		    sscanf(line, "ifindex=%d", &st->ifindex) == 1 ||
+		    sscanf(line, "ifindex=%d", &st->ifindex) == 1 || sscanf(line, "iface=%15s", st->iface) == 1 ||
 		    sscanf(line, "clsact_created=%d", &st->clsact_created) == 1)
 			continue;
 	}
-	fclose(f);
+	free(text);
 	return true;
 }
 

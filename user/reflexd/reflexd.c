@@ -33,6 +33,7 @@
 #include "router/classify.h"
 #include "reflexd/qdisc_stats.h"
 #include "reflexd/telemetry.h"
+#include "lib/fileio.h"
 #include "lib/window_csv.h"
 
 #define EXIT_SETUP 2
@@ -150,10 +151,11 @@ static void write_window(const struct feature_window *w, struct flow_entry *flow
 
 static FILE *open_output(const char *path, const char *what)
 {
-	FILE *f = fopen(path, "w");
+	struct reflex_err err = { "" };
+	FILE *f = fileio_open_output(path, false, 0640, &err);
 
 	if (!f)
-		fprintf(stderr, "reflexd: cannot write %s %s: %s\n", what, path, strerror(errno));
+		fprintf(stderr, "reflexd: cannot write %s: %s\n", what, err.msg);
 	return f;
 }
 
@@ -303,23 +305,24 @@ static void print_summary(struct daemon *d, double seconds)
 static bool shadow_report(struct daemon *d)
 {
 	struct controller *c = &d->controller;
-	char why[512], tmp[PATH_MAX + 8];
+	struct reflex_err err = { "" };
+	struct fileio_atomic out;
+	char why[512];
 	bool pass = shadow_gate(&c->shadow, why, sizeof(why));
-	FILE *f;
 
 	fprintf(stderr, "reflexd: shadow %s policy: %s: gate %s\n", controller_policy_name(c), why,
 		pass ? "passes" : "fails");
-	snprintf(tmp, sizeof(tmp), "%s.tmp", d->shadow_status);
-	f = fopen(tmp, "w");
-	if (!f)
+	if (fileio_atomic_open(&out, d->shadow_status, 0600, &err)) {
+		fprintf(stderr, "reflexd: %s\n", err.msg);
 		return pass;
-	fprintf(f, "pid=%d\nshadow=%d\npolicy=%s\nevaluated=%llu\ndelta_p95=%.4f\noscillations_per_30s=%.3f\n"
+	}
+	fprintf(out.f, "pid=%d\nshadow=%d\npolicy=%s\nevaluated=%llu\ndelta_p95=%.4f\noscillations_per_30s=%.3f\n"
 		   "gate=%s\nwhy=%s\n",
 		(int)getpid(), c->opt.shadow, controller_policy_name(c),
 		(unsigned long long)c->shadow.evaluated, shadow_delta_p95(&c->shadow),
 		shadow_oscillations_per_30s(&c->shadow), pass ? "pass" : "fail", why);
-	if (fclose(f) != 0 || rename(tmp, d->shadow_status) != 0)
-		unlink(tmp);
+	if (fileio_atomic_commit(&out, &err))
+		fprintf(stderr, "reflexd: %s\n", err.msg);
 	return pass;
 }
 
@@ -360,7 +363,9 @@ static void publish_state(struct daemon *d, uint64_t now)
 		.qdisc_errors = d->qdisc_errors,
 		.reloads = d->reloads,
 	};
-	char last_error[512], tmp[PATH_MAX + 8], *page = NULL;
+	char last_error[512], *page = NULL;
+	struct reflex_err err = { "" };
+	struct fileio_atomic out;
 	size_t len = 0;
 	FILE *f;
 
@@ -383,13 +388,12 @@ static void publish_state(struct daemon *d, uint64_t now)
 	if (!d->status_path[0])
 		return;
 	log_last_error(last_error, sizeof(last_error));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", d->status_path);
-	f = fopen(tmp, "w");
-	if (!f)
+	if (fileio_atomic_open(&out, d->status_path, 0644, &err))
 		return;
-	if (metrics_status_render(f, &view, &d->metrics_state, c, &d->telemetry, d->opt.iface, last_error) ||
-	    fclose(f) != 0 || rename(tmp, d->status_path) != 0)
-		unlink(tmp);
+	if (metrics_status_render(out.f, &view, &d->metrics_state, c, &d->telemetry, d->opt.iface, last_error))
+		fileio_atomic_abort(&out);
+	else
+		fileio_atomic_commit(&out, &err);
 }
 
 /* SIGHUP with --config: the file again, under the same command line. The model files
