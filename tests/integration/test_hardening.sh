@@ -6,6 +6,8 @@
 #   a process name; `reflexctl promote` signals only the lock holder.
 # - Outputs reflexd writes as root do not follow symlinks; a FIFO at a model path
 #   does not block.
+# - Teardown deletes the clsact it created only when no one else's filter is on it;
+#   --cleanup does not trust an ifindex that now names another interface.
 source "$(dirname "$0")/lib.sh"
 
 RD=$REFLEX_BIN/reflexd
@@ -98,5 +100,39 @@ grep -q "not a regular file" "$TMP/out" || fail "model verify on a FIFO: $(cat "
 timeout 30 "$RD" --iface lo --pin-dir "$PIN" --model "cwnd=$TMP/fifo.reflex" --duration 1 >"$TMP/out" 2>&1; rc=$?
 [ "$rc" != 124 ] || fail "reflexd blocked on a FIFO model"
 grep -q "not a regular file" "$TMP/out" || fail "reflexd with a FIFO model: $(cat "$TMP/out")"
+
+log "a clsact reflexd created stays while someone else's filter is on it"
+D1=$LAB_PREFIX-d1 D2=$LAB_PREFIX-d2
+on_exit "ip link del $D1 2>/dev/null; ip link del $D2 2>/dev/null; true"
+ip link add "$D1" type veth peer name "$D2" && ip link set "$D1" up && ip link set "$D2" up ||
+	fail "cannot add the veth pair $D1/$D2"
+"$RD" --iface "$D1" --pin-dir "$PIN" 2>"$TMP/a.log" &
+apid=$!
+on_exit "kill -9 $apid 2>/dev/null; wait $apid 2>/dev/null; true"
+wait_for "tc filter show dev $D1 ingress | grep -q reflex_tc" 20 || fail "reflexd did not attach: $(cat "$TMP/a.log")"
+tc filter add dev "$D1" ingress prio 7 protocol all bpf bytecode '1,6 0 0 4294967295,' ||
+	fail "cannot add a foreign filter"
+kill -TERM "$apid"; wait "$apid"
+expect_eq "$(tc qdisc show dev "$D1" | grep -c clsact)" 1 "clsact on $D1 with a foreign filter, after reflexd stopped"
+expect_eq "$(tc filter show dev "$D1" ingress | grep -c reflex_tc)" 0 "reflexd's filters on $D1 after it stopped"
+expect_ge "$(tc filter show dev "$D1" ingress | grep -c bytecode)" 1 "the foreign filter on $D1"
+tc qdisc del dev "$D1" clsact
+"$RD" --iface "$D1" --pin-dir "$PIN" --duration 1 2>"$TMP/a.log" || fail "reflexd failed: $(cat "$TMP/a.log")"
+expect_eq "$(tc qdisc show dev "$D1" | grep -c clsact)" 0 "clsact on $D1 after reflexd (which created it) stopped"
+
+log "--cleanup does not trust a stale ifindex"
+"$RD" --iface "$D1" --pin-dir "$PIN" 2>"$TMP/a.log" &
+apid=$!
+on_exit "kill -9 $apid 2>/dev/null; wait $apid 2>/dev/null; true"
+wait_for "tc filter show dev $D1 ingress | grep -q reflex_tc" 20 || fail "reflexd did not attach: $(cat "$TMP/a.log")"
+kill -9 "$apid"; wait "$apid" 2>/dev/null
+grep -q "^iface=$D1\$" "$RUN.state" || fail "the state file does not name $D1: $(cat "$RUN.state")"
+# As if $D1 had gone and its index now named $D2, which has a clsact of its own.
+tc qdisc add dev "$D2" clsact
+sed -i "s/^ifindex=.*/ifindex=$(cat /sys/class/net/$D2/ifindex)/" "$RUN.state"
+"$RD" --cleanup --pin-dir "$PIN" 2>"$TMP/err" || fail "--cleanup failed: $(cat "$TMP/err")"
+grep -q "no longer $D1" "$TMP/err" || fail "--cleanup did not say the ifindex moved: $(cat "$TMP/err")"
+expect_eq "$(tc qdisc show dev "$D2" | grep -c clsact)" 1 "clsact on $D2 after --cleanup with a stale ifindex"
+ip link del "$D1"
 
 log "all checks passed"

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/fileio.h"
+#include "lib/tc_filters.h"
 #include "reflexd/loader.h"
 #include "sockops.skel.h"
 #include "tc.skel.h"
@@ -140,7 +141,9 @@ static void tc_detach_ours(int ifindex, bool destroy_clsact)
 	bpf_tc_detach(&hook, &opts);
 	hook.attach_point = BPF_TC_EGRESS;
 	bpf_tc_detach(&hook, &opts);
-	if (destroy_clsact) {
+	/* Filters someone attached after us (another reflexd, Cilium, an operator)
+	 * keep the clsact we created. */
+	if (destroy_clsact && tc_clsact_empty(ifindex)) {
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		bpf_tc_hook_destroy(&hook);
 	}
@@ -174,13 +177,20 @@ int loader_cleanup_stale(const char *pin_dir, struct reflex_err *err)
 	}
 	if (have_state && st.ifindex > 0) {
 		int back = netns_enter(st.netns_ino);
+		char ifname[IF_NAMESIZE] = "";
 
 		if (back == -1) {
 			fprintf(stderr, "reflexd: the dead reflexd ran in network namespace %llu, which is not among "
 					"/run/netns: its tc filters on ifindex %d there are left (run --cleanup inside "
 					"that namespace)\n", st.netns_ino, st.ifindex);
 		} else {
-			tc_detach_ours(st.ifindex, st.clsact_created);
+			/* An index is reused once its interface is gone: only where it still
+			 * names the interface the dead reflexd attached to. */
+			if (!if_indextoname(st.ifindex, ifname) || strcmp(ifname, st.iface))
+				fprintf(stderr, "reflexd: ifindex %d is no longer %s (now '%s'): its filters went with "
+						"it, nothing detached\n", st.ifindex, st.iface[0] ? st.iface : "?", ifname);
+			else
+				tc_detach_ours(st.ifindex, st.clsact_created);
 			if (back >= 0) {
 				setns(back, CLONE_NEWNET);
 				close(back);

@@ -12,6 +12,7 @@
 
 #include "lib/fileio.h"
 #include "lib/pins.h"
+#include "lib/tc_filters.h"
 #include "router/router.h"
 #include "router/router_loader.h"
 #include "router.skel.h"
@@ -66,7 +67,8 @@ static void tc_detach_ours(const struct router_iface *ri)
 	bpf_tc_detach(&hook, &opts);
 	hook.attach_point = BPF_TC_EGRESS;
 	bpf_tc_detach(&hook, &opts);
-	if (ri->clsact_created) {
+	/* Someone else's filters keep the clsact we created. */
+	if (ri->clsact_created && tc_clsact_empty(ri->ifindex)) {
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		bpf_tc_hook_destroy(&hook);
 	}
