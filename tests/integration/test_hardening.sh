@@ -8,6 +8,8 @@
 #   does not block.
 # - Teardown deletes the clsact it created only when no one else's filter is on it;
 #   --cleanup does not trust an ifindex that now names another interface.
+# - A flow idle when reflexd stops (or is killed, then --cleanup) loses its clamp; a
+#   second host reflexd on one cgroup is refused.
 source "$(dirname "$0")/lib.sh"
 
 RD=$REFLEX_BIN/reflexd
@@ -134,5 +136,81 @@ sed -i "s/^ifindex=.*/ifindex=$(cat /sys/class/net/$D2/ifindex)/" "$RUN.state"
 grep -q "no longer $D1" "$TMP/err" || fail "--cleanup did not say the ifindex moved: $(cat "$TMP/err")"
 expect_eq "$(tc qdisc show dev "$D2" | grep -c clsact)" 1 "clsact on $D2 after --cleanup with a stale ifindex"
 ip link del "$D1"
+
+log "clamps of idle flows are lifted at stop and at --cleanup"
+CG=/sys/fs/cgroup/unified/$LAB_PREFIX-hard
+mkdir -p "$CG"
+on_exit "rmdir $CG 2>/dev/null; true"
+PORT=$((20000 + $$ % 20000))
+cat >"$TMP/server.py" <<'PYEOF'
+import socket, sys, threading
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", int(sys.argv[1])))
+l.listen(16)
+def drain(c):
+    while c.recv(65536):
+        pass
+while True:
+    c, _ = l.accept()
+    threading.Thread(target=drain, args=(c,), daemon=True).start()
+PYEOF
+# Sends for ARG2 seconds (ACKs come back, so sockops can clamp), then pauses.
+cat >"$TMP/client.py" <<'PYEOF'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    s.sendall(b"x" * 16384)
+    time.sleep(0.005)
+open(sys.argv[3], "w").write("paused\n")
+time.sleep(300)
+PYEOF
+python3 "$TMP/server.py" "$PORT" &
+spid=$!
+on_exit "kill $spid 2>/dev/null; true"
+wait_for "ss -tln | grep -q 127.0.0.1:$PORT" 10 || fail "test server did not listen"
+
+# clamp_paused_flow NAME: a client in $CG, clamped to 10 packets by a decision
+# written into cwnd_decisions, then paused. Sets CPID.
+clamp_paused_flow() {
+	local name=$1 key
+	bash -c "echo \$\$ >$CG/cgroup.procs; exec python3 $TMP/client.py $PORT 3 $TMP/$name.paused" &
+	CPID=$!
+	on_exit "kill $CPID 2>/dev/null; true"
+	wait_for "[ \$(bpftool -j map dump pinned $PIN/sock_flows | jq length) -ge 1 ]" 10 ||
+		fail "sockops did not see the $name flow"
+	key=$(bpftool -j map dump pinned "$PIN/sock_flows" | jq -r '.[0].key | join(" ")')
+	bpftool map update pinned "$PIN/cwnd_decisions" key $key value 0x0a 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 ||
+		fail "cannot write a decision for the $name flow"
+	wait_for "ss -tin dst 127.0.0.1:$PORT | grep -q 'ssthresh:10 '" 10 ||
+		fail "the $name flow was not clamped: $(ss -tin dst 127.0.0.1:$PORT)"
+	wait_for "[ -e $TMP/$name.paused ]" 10 || fail "the $name client did not pause"
+	sleep 0.5
+	ss -tin dst 127.0.0.1:$PORT | grep -q 'ssthresh:10 ' || fail "the paused $name flow lost its clamp early"
+}
+
+"$RD" --iface lo --cgroup "$CG" --pin-dir "$PIN" --shadow 2>"$TMP/a.log" &
+apid=$!
+on_exit "kill -9 $apid 2>/dev/null; wait $apid 2>/dev/null; true"
+wait_for "[ -e $PIN/sockops_link ]" 20 || fail "reflexd did not start: $(cat "$TMP/a.log")"
+clamp_paused_flow stop
+expect_refused "already has reflex's sockops program" "$RD" --iface lo --cgroup "$CG" --pin-dir "$PIN-2"
+[ ! -e "$PIN-2" ] || fail "a refused second reflexd left $PIN-2"
+kill -TERM "$apid"; wait "$apid"
+expect_eq "$(ss -tin dst 127.0.0.1:$PORT | grep -c 'ssthresh:10 ')" 0 "clamped idle flows after reflexd stopped"
+grep -q "lifted the clamp of 1 idle flow" "$TMP/a.log" || fail "reflexd did not report the lift: $(cat "$TMP/a.log")"
+kill "$CPID"
+
+"$RD" --iface lo --cgroup "$CG" --pin-dir "$PIN" --shadow 2>"$TMP/a.log" &
+apid=$!
+on_exit "kill -9 $apid 2>/dev/null; wait $apid 2>/dev/null; true"
+wait_for "[ -e $PIN/sockops_link ]" 20 || fail "reflexd did not start: $(cat "$TMP/a.log")"
+clamp_paused_flow kill
+kill -9 "$apid"; wait "$apid" 2>/dev/null
+ss -tin dst 127.0.0.1:$PORT | grep -q 'ssthresh:10 ' || fail "the clamp went before --cleanup (test proves nothing)"
+"$RD" --cleanup --pin-dir "$PIN" 2>"$TMP/err" || fail "--cleanup failed: $(cat "$TMP/err")"
+expect_eq "$(ss -tin dst 127.0.0.1:$PORT | grep -c 'ssthresh:10 ')" 0 "clamped idle flows after kill -9 and --cleanup"
+kill "$CPID"
 
 log "all checks passed"

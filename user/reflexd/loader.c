@@ -18,6 +18,7 @@
 #include "lib/fileio.h"
 #include "lib/tc_filters.h"
 #include "reflexd/loader.h"
+#include "reflexd/unclamp.h"
 #include "sockops.skel.h"
 #include "tc.skel.h"
 
@@ -149,6 +150,27 @@ static void tc_detach_ours(int ifindex, bool destroy_clsact)
 	}
 }
 
+/* After sockops is detached (nothing can clamp again) and before the pins go (the
+ * iterator needs sock_state_store): lifts the clamps of flows idle since. */
+static void clamps_lift_all(const char *pin_dir)
+{
+	struct reflex_err err = { "" };
+	int lifted = unclamp_all(pin_dir, &err);
+
+	if (lifted < 0)
+		fprintf(stderr, "reflexd: %s: idle flows keep their clamp until their next ACK\n", err.msg);
+	else if (lifted > 0)
+		fprintf(stderr, "reflexd: lifted the clamp of %d idle flow%s\n", lifted, lifted == 1 ? "" : "s");
+}
+
+static void cgroup_link_pin_remove(const char *pin_dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/" CGROUP_LINK_PIN, pin_dir);
+	unlink(path);
+}
+
 /* A dead reflexd's empty decision log says nothing; one with decisions is history an
  * operator may want, so it stays. */
 static void run_file_remove_if_empty(const char *pin_dir, const char *suffix)
@@ -175,27 +197,32 @@ int loader_cleanup_stale(const char *pin_dir, struct reflex_err *err)
 		reflex_err_set(err, "pin directory %s belongs to a running reflexd (pid %d)", pin_dir, st.pid);
 		return -EBUSY;
 	}
-	if (have_state && st.ifindex > 0) {
+	if (have_state) {
 		int back = netns_enter(st.netns_ino);
 		char ifname[IF_NAMESIZE] = "";
 
 		if (back == -1) {
 			fprintf(stderr, "reflexd: the dead reflexd ran in network namespace %llu, which is not among "
-					"/run/netns: its tc filters on ifindex %d there are left (run --cleanup inside "
-					"that namespace)\n", st.netns_ino, st.ifindex);
+					"/run/netns: its tc filters on ifindex %d and its clamps there are left (run "
+					"--cleanup inside that namespace)\n", st.netns_ino, st.ifindex);
 		} else {
+			cgroup_link_pin_remove(pin_dir);
+			clamps_lift_all(pin_dir);
 			/* An index is reused once its interface is gone: only where it still
 			 * names the interface the dead reflexd attached to. */
-			if (!if_indextoname(st.ifindex, ifname) || strcmp(ifname, st.iface))
+			if (st.ifindex > 0 && (!if_indextoname(st.ifindex, ifname) || strcmp(ifname, st.iface)))
 				fprintf(stderr, "reflexd: ifindex %d is no longer %s (now '%s'): its filters went with "
 						"it, nothing detached\n", st.ifindex, st.iface[0] ? st.iface : "?", ifname);
-			else
+			else if (st.ifindex > 0)
 				tc_detach_ours(st.ifindex, st.clsact_created);
 			if (back >= 0) {
 				setns(back, CLONE_NEWNET);
 				close(back);
 			}
 		}
+	} else {
+		cgroup_link_pin_remove(pin_dir);
+		clamps_lift_all(pin_dir);
 	}
 	pins_dir_remove(pin_dir);
 	unlink(state_path);
@@ -277,6 +304,37 @@ int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct re
 	return state_write(rb);
 }
 
+/*
+ * Two reflexd clamping one cgroup's sockets would fight, and the first to stop would
+ * lift the other's clamps: a reflex sockops program already in force on the cgroup
+ * (attached to it or to a parent) refuses the start.
+ */
+static int cgroup_check_no_reflex(int cgroup_fd, const char *cgroup_path, struct reflex_err *err)
+{
+	__u32 ids[64], count = 64, flags = 0;
+
+	if (bpf_prog_query(cgroup_fd, BPF_CGROUP_SOCK_OPS, BPF_F_QUERY_EFFECTIVE, &flags, ids, &count))
+		return 0; /* nothing to go by: the attach itself decides */
+	for (__u32 i = 0; i < count; i++) {
+		struct bpf_prog_info info = { 0 };
+		__u32 len = sizeof(info);
+		int fd = bpf_prog_get_fd_by_id(ids[i]);
+		bool reflex;
+
+		if (fd < 0)
+			continue;
+		reflex = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && !strcmp(info.name, "reflex_sockops");
+		close(fd);
+		if (reflex) {
+			reflex_err_set(err, "cgroup %s already has reflex's sockops program (prog id %u): another "
+				       "reflexd controls its sockets (a dead one: `reflexd --cleanup --pin-dir` its pin "
+				       "directory)", cgroup_path, ids[i]);
+			return -EBUSY;
+		}
+	}
+	return 0;
+}
+
 int loader_attach_cgroup(struct reflex_bpf *rb, const char *cgroup_path, struct reflex_err *err)
 {
 	char pin_path[PATH_MAX + 32];
@@ -293,6 +351,9 @@ int loader_attach_cgroup(struct reflex_bpf *rb, const char *cgroup_path, struct 
 		ret = -EINVAL;
 		goto cleanup;
 	}
+	ret = cgroup_check_no_reflex(cgroup_fd, cgroup_path, err);
+	if (ret)
+		goto cleanup;
 	rb->cgroup_link = bpf_program__attach_cgroup(rb->sockops->progs.reflex_sockops, cgroup_fd);
 	if (!rb->cgroup_link) {
 		ret = -errno;
@@ -375,6 +436,8 @@ void loader_teardown(struct reflex_bpf *rb)
 		bpf_link__unpin(rb->cgroup_link);
 		bpf_link__destroy(rb->cgroup_link);
 	}
+	if (rb->sockops && rb->pin_dir[0])
+		clamps_lift_all(rb->pin_dir);
 	if (rb->sockops) {
 		maps_unpin(rb->sockops->obj);
 		sockops_bpf__destroy(rb->sockops);
