@@ -158,7 +158,10 @@ PYEOF
 # Sends for ARG2 seconds (ACKs come back, so sockops can clamp), then pauses.
 cat >"$TMP/client.py" <<'PYEOF'
 import socket, sys, time
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s = socket.socket()
+# ssthresh shows the clamp (TCP_BPF_SNDCWND_CLAMP sets it); BBR would move it itself.
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, b"cubic")
+s.connect(("127.0.0.1", int(sys.argv[1])))
 end = time.time() + float(sys.argv[2])
 while time.time() < end:
     s.sendall(b"x" * 16384)
@@ -187,10 +190,10 @@ clamp_paused_flow() {
 		fail "the $name flow was not clamped: $(ss -tin dst 127.0.0.1:$PORT)"
 	wait_for "[ -e $TMP/$name.paused ]" 10 || fail "the $name client did not pause"
 	sleep 0.5
-	ss -tin dst 127.0.0.1:$PORT | grep -q 'ssthresh:10 ' || fail "the paused $name flow lost its clamp early"
+	ss -tin dst 127.0.0.1:$PORT | grep -q 'ssthresh:10 ' || fail "the paused $name flow lost its clamp early: $(ss -tin dst 127.0.0.1:$PORT; bpftool map dump pinned $PIN/counters | grep -c .)"
 }
 
-"$RD" --iface lo --cgroup "$CG" --pin-dir "$PIN" --shadow 2>"$TMP/a.log" &
+"$RD" --iface lo --cgroup "$CG" --pin-dir "$PIN" --shadow --decision-log "$TMP/decisions.log" 2>"$TMP/a.log" &
 apid=$!
 on_exit "kill -9 $apid 2>/dev/null; wait $apid 2>/dev/null; true"
 wait_for "[ -e $PIN/sockops_link ]" 20 || fail "reflexd did not start: $(cat "$TMP/a.log")"
@@ -202,7 +205,7 @@ expect_eq "$(ss -tin dst 127.0.0.1:$PORT | grep -c 'ssthresh:10 ')" 0 "clamped i
 grep -q "lifted the clamp of 1 idle flow" "$TMP/a.log" || fail "reflexd did not report the lift: $(cat "$TMP/a.log")"
 kill "$CPID"
 
-"$RD" --iface lo --cgroup "$CG" --pin-dir "$PIN" --shadow 2>"$TMP/a.log" &
+"$RD" --iface lo --cgroup "$CG" --pin-dir "$PIN" --shadow --decision-log "$TMP/decisions.log" 2>"$TMP/a.log" &
 apid=$!
 on_exit "kill -9 $apid 2>/dev/null; wait $apid 2>/dev/null; true"
 wait_for "[ -e $PIN/sockops_link ]" 20 || fail "reflexd did not start: $(cat "$TMP/a.log")"
@@ -211,6 +214,7 @@ kill -9 "$apid"; wait "$apid" 2>/dev/null
 ss -tin dst 127.0.0.1:$PORT | grep -q 'ssthresh:10 ' || fail "the clamp went before --cleanup (test proves nothing)"
 "$RD" --cleanup --pin-dir "$PIN" 2>"$TMP/err" || fail "--cleanup failed: $(cat "$TMP/err")"
 expect_eq "$(ss -tin dst 127.0.0.1:$PORT | grep -c 'ssthresh:10 ')" 0 "clamped idle flows after kill -9 and --cleanup"
-kill "$CPID"
-
+kill "$CPID" "$spid"; wait "$CPID" "$spid" 2>/dev/null
+rmdir "$CG" || fail "cannot remove $CG"
+leftovers_check "$LAB_PREFIX"
 log "all checks passed"
