@@ -214,7 +214,29 @@ kill -9 "$apid"; wait "$apid" 2>/dev/null
 ss -tin dst 127.0.0.1:$PORT | grep -q 'ssthresh:10 ' || fail "the clamp went before --cleanup (test proves nothing)"
 "$RD" --cleanup --pin-dir "$PIN" 2>"$TMP/err" || fail "--cleanup failed: $(cat "$TMP/err")"
 expect_eq "$(ss -tin dst 127.0.0.1:$PORT | grep -c 'ssthresh:10 ')" 0 "clamped idle flows after kill -9 and --cleanup"
-kill "$CPID" "$spid"; wait "$CPID" "$spid" 2>/dev/null
+kill "$CPID"; wait "$CPID" 2>/dev/null
+
+log "a full flow table keeps the cgroup's sockets and counts what it refuses"
+"$RD" --iface lo --cgroup "$CG" --pin-dir "$PIN" --observe --max-flows 64 --telemetry-out "$TMP/t.csv" 2>"$TMP/a.log" &
+apid=$!
+on_exit "kill -9 $apid 2>/dev/null; wait $apid 2>/dev/null; true"
+wait_for "[ -e $PIN/sockops_link ]" 20 || fail "reflexd did not start: $(cat "$TMP/a.log")"
+for p in $(seq 1 200); do echo x >/dev/udp/127.0.0.1/$((30000 + p)); done
+sleep 0.5
+bash -c "echo \$\$ >$CG/cgroup.procs; exec python3 $TMP/client.py $PORT 2 $TMP/full.paused" &
+CPID=$!
+wait_for "[ -e $TMP/full.paused ]" 15 || fail "the client did not run"
+sleep 0.5
+kill "$CPID"; wait "$CPID" 2>/dev/null
+kill -TERM "$apid"; wait "$apid"
+summary=$(grep "reflexd: ran" "$TMP/a.log")
+refused=$(sed -n 's/.*flows_refused=\([0-9]*\).*/\1/p' <<<"$summary")
+expect_ge "$refused" 1 "flows refused by a full table (200 UDP tuples, --max-flows 64)"
+grep -q ",flow,tcp:127.0.0.1:[0-9]*-127.0.0.1:$PORT," "$TMP/t.csv" ||
+	fail "the cgroup's TCP flow was not tracked in a full table: $summary"
+log "$(sed -n 's/.*\(flows_refused=.*\)/\1/p' <<<"$summary")"
+
+kill "$spid"; wait "$spid" 2>/dev/null
 rmdir "$CG" || fail "cannot remove $CG"
 leftovers_check "$LAB_PREFIX"
 log "all checks passed"

@@ -260,7 +260,7 @@ int loader_config_update(struct reflex_bpf *rb, const struct reflex_config *cfg)
 }
 
 int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct reflex_config *cfg,
-		     bool want_sockops, struct reflex_err *err)
+		     unsigned int max_flows, bool want_sockops, struct reflex_err *err)
 {
 	DECLARE_LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
 	int ret;
@@ -278,6 +278,7 @@ int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct re
 		reflex_err_set(err, "cannot open the tc BPF object: %s", strerror(-ret));
 		return ret;
 	}
+	bpf_map__set_max_entries(rb->tc->maps.tc_flows, max_flows);
 	ret = tc_bpf__load(rb->tc);
 	if (ret) {
 		reflex_err_set(err, "cannot load the tc BPF programs: %s", strerror(-ret));
@@ -290,6 +291,8 @@ int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct re
 			reflex_err_set(err, "cannot open the sockops BPF object: %s", strerror(-ret));
 			return ret;
 		}
+		bpf_map__set_max_entries(rb->sockops->maps.sock_flows, max_flows);
+		bpf_map__set_max_entries(rb->sockops->maps.cwnd_decisions, max_flows);
 		ret = sockops_bpf__load(rb->sockops);
 		if (ret) {
 			reflex_err_set(err, "cannot load the sockops BPF program: %s", strerror(-ret));
@@ -461,6 +464,11 @@ int loader_sock_events_fd(const struct reflex_bpf *rb)
 int loader_tc_events_fd(const struct reflex_bpf *rb)
 {
 	return bpf_map__fd(rb->tc->maps.tc_events);
+}
+
+int loader_tc_flows_fd(const struct reflex_bpf *rb)
+{
+	return bpf_map__fd(rb->tc->maps.tc_flows);
 }
 
 int loader_counters_fd(const struct reflex_bpf *rb)

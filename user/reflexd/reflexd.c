@@ -220,7 +220,8 @@ static int setup(struct daemon *d)
 		return -1;
 
 	/* The congestion control is registered before sockops starts selecting it. */
-	if (loader_open_load(&d->bpf, d->opt.pin_dir, &d->opt.config, d->opt.cgroup != NULL, &err) ||
+	if (loader_open_load(&d->bpf, d->opt.pin_dir, &d->opt.config, d->opt.max_flows, d->opt.cgroup != NULL,
+			     &err) ||
 	    host_actuator_start(&d->act, d->opt.config.actuator, &d->bpf, &err) ||
 	    (d->opt.cgroup && loader_attach_cgroup(&d->bpf, d->opt.cgroup, &err)) ||
 	    loader_attach_tc(&d->bpf, d->ifindex, &err))
@@ -286,10 +287,25 @@ static int poll_rings(struct daemon *d)
 	return ret < 0 && ret != -EINTR ? ret : 0;
 }
 
+static uint64_t map_entries(int fd)
+{
+	struct flow_key key, next;
+	uint64_t n = 0;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		n++;
+	}
+	return n;
+}
+
 static void print_summary(struct daemon *d, double seconds)
 {
 	static const char *const names[] = REFLEX_COUNTER_NAMES;
 	int fd = loader_counters_fd(&d->bpf);
+	uint64_t inserted = bpf_counter_sum(fd, CNT_TC_FLOW_NEW), live = map_entries(loader_tc_flows_fd(&d->bpf));
 
 	fprintf(stderr, "reflexd: ran %.1f s on %s: %llu flows, %llu sock records, %llu tc records, %llu windows",
 		seconds, d->opt.iface, (unsigned long long)d->telemetry.flows_seen,
@@ -297,7 +313,10 @@ static void print_summary(struct daemon *d, double seconds)
 		(unsigned long long)d->windows_written);
 	for (int i = 0; i < CNT_MAX; i++)
 		fprintf(stderr, ", %s=%llu", names[i], (unsigned long long)bpf_counter_sum(fd, i));
-	fprintf(stderr, "\n");
+	/* Flows reflexd did not track, and tc_flows entries the LRU pushed out. */
+	fprintf(stderr, ", flows_refused=%llu, flows_displaced=%llu, tc_flow_evicted=%llu\n",
+		(unsigned long long)d->telemetry.flows_refused, (unsigned long long)d->telemetry.flows_displaced,
+		(unsigned long long)(inserted > live ? inserted - live : 0));
 }
 
 /* The shadow verdict, for operators (stderr) and for `reflexctl promote` (a key=value
@@ -649,6 +668,7 @@ static int main_locked(struct daemon *d)
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
 	telemetry_init(&d->telemetry, d->opt.iface, flow_gone, d);
+	d->telemetry.max_flows = d->opt.max_flows;
 	d->start_unix_s = unix_now();
 	if (setup(d) || start_service(d)) {
 		teardown(d);
