@@ -161,7 +161,7 @@ integration: deps
 
 fuzz: deps
 	$(Q)$(MAKE) --no-print-directory fuzz-bins
-	$(Q)BUILD=$(BUILD) FUZZ_SECONDS=$${FUZZ_SECONDS:-120} tests/run.sh fuzz
+	$(Q)BUILD=$(BUILD) FUZZ_SECONDS=$${FUZZ_SECONDS:-600} tests/run.sh fuzz
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
