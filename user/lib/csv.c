@@ -163,6 +163,7 @@ static int parse_record(struct parser *p, size_t *nfields)
 {
 	size_t record_line = p->line;
 	size_t column = 0;
+	char sep;
 	int ret;
 
 	for (;;) {
@@ -180,17 +181,19 @@ static int parse_record(struct parser *p, size_t *nfields)
 			ret = parse_unquoted(p, column);
 		if (ret)
 			return ret;
+		/* Parsing in place, the field's NUL may land on its own separator: read it first. */
+		sep = p->pos < p->len ? p->data[p->pos] : '\0';
 		p->store[p->w++] = '\0';
 		ret = push_field(p, field);
 		if (ret)
 			return ret;
 		if (p->pos >= p->len)
 			break;
-		if (p->data[p->pos] == ',') {
+		if (sep == ',') {
 			p->pos++;
 			continue;
 		}
-		if (p->data[p->pos] == '\r') {
+		if (sep == '\r') {
 			if (p->pos + 1 >= p->len || p->data[p->pos + 1] != '\n') {
 				set_error(p->err, p->line, column, "%s:%zu:%zu: carriage return not followed by a line feed",
 					  p->source, p->line, column);
@@ -255,10 +258,29 @@ static void parser_release(struct parser *p)
 	free(p->record_line);
 }
 
-int csv_parse(const char *source, const char *data, size_t len, struct csv_table **out,
-	      struct csv_error *err)
+/* Sizes the field and line tables once from the separators (an upper bound), so they
+ * never grow by doubling: with the text parsed in place, a table of short numeric
+ * fields takes about twice its text. */
+static int tables_size(struct parser *p)
 {
-	struct parser p = { .source = source, .data = data, .len = len, .line = 1, .err = err };
+	size_t seps = 0, lines = 0;
+
+	for (const char *c = p->data; c < p->data + p->len; c++) {
+		seps += *c == ',' || *c == '\n';
+		lines += *c == '\n';
+	}
+	p->field_cap = seps + 1;
+	p->record_cap = lines + 1;
+	p->fields = malloc(p->field_cap * sizeof(*p->fields));
+	p->record_line = malloc(p->record_cap * sizeof(*p->record_line));
+	return p->fields && p->record_line ? 0 : -ENOMEM;
+}
+
+/* store: where unquoted fields go (data itself to parse in place), owned from here. */
+static int parse_into(const char *source, const char *data, size_t len, char *store, struct csv_table **out,
+		      struct csv_error *err)
+{
+	struct parser p = { .source = source, .data = data, .len = len, .line = 1, .err = err, .store = store };
 	struct csv_table *t = NULL;
 	size_t ncols = 0, nfields;
 	int ret;
@@ -267,14 +289,15 @@ int csv_parse(const char *source, const char *data, size_t len, struct csv_table
 		p.pos = 3;
 	if (len > CSV_MAX_FILE_SIZE) {
 		set_error(err, 0, 0, "%s: larger than %llu bytes", source, (unsigned long long)CSV_MAX_FILE_SIZE);
-		return -EFBIG;
+		ret = -EFBIG;
+		goto fail_quiet;
 	}
 	if (p.pos >= len) {
 		set_error(err, 1, 1, "%s:1:1: empty file (expected a header row)", source);
-		return -EINVAL;
+		ret = -EINVAL;
+		goto fail_quiet;
 	}
-	p.store = malloc(len + 1);
-	if (!p.store) {
+	if (!p.store || tables_size(&p)) {
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -318,11 +341,23 @@ int csv_parse(const char *source, const char *data, size_t len, struct csv_table
 fail:
 	if (ret == -ENOMEM)
 		set_error(err, 0, 0, "%s: out of memory", source);
+fail_quiet:
 	if (t)
 		free(t->source);
 	free(t);
 	parser_release(&p);
 	return ret;
+}
+
+int csv_parse(const char *source, const char *data, size_t len, struct csv_table **out,
+	      struct csv_error *err)
+{
+	return parse_into(source, data, len, malloc(len + 1), out, err);
+}
+
+int csv_parse_owned(const char *source, char *data, size_t len, struct csv_table **out, struct csv_error *err)
+{
+	return parse_into(source, data, len, data, out, err);
 }
 
 static int read_all(int fd, char **data, size_t *len)
@@ -395,9 +430,7 @@ int csv_read_file(const char *path, struct csv_table **out, struct csv_error *er
 	ret = csv_read_bytes(path, &data, &len, err);
 	if (ret)
 		return ret;
-	ret = csv_parse(strcmp(path, "-") ? path : "<stdin>", data, len, out, err);
-	free(data);
-	return ret;
+	return csv_parse_owned(strcmp(path, "-") ? path : "<stdin>", data, len, out, err);
 }
 
 void csv_free(struct csv_table *t)
