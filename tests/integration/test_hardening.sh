@@ -169,10 +169,10 @@ while time.time() < end:
 open(sys.argv[3], "w").write("paused\n")
 time.sleep(300)
 PYEOF
-python3 "$TMP/server.py" "$PORT" &
+python3 "$TMP/server.py" "$PORT" 2>"$TMP/server.log" &
 spid=$!
 on_exit "kill $spid 2>/dev/null; true"
-wait_for "ss -tln | grep -q 127.0.0.1:$PORT" 10 || fail "test server did not listen"
+wait_for "ss -tln | grep -q 127.0.0.1:$PORT" 30 || fail "test server did not listen: $(cat "$TMP/server.log")"
 
 # clamp_paused_flow NAME: a client in $CG, clamped to 10 packets by a decision
 # written into cwnd_decisions, then paused. Sets CPID.
