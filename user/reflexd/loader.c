@@ -13,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/fileio.h"
@@ -26,6 +27,8 @@
 /* "RF": fixed so a later reflexd can find (and remove) a dead one's filters. */
 #define REFLEX_TC_HANDLE 0x5246
 #define REFLEX_TC_PRIORITY 0x5246
+/* A deciding reflexd beats every 50 ms; one silent for a second is not deciding. */
+#define HEARTBEAT_ALIVE_NS (1000ULL * 1000 * 1000)
 
 static void state_path_for(const char *pin_dir, char *out, size_t len)
 {
@@ -307,10 +310,40 @@ int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct re
 	return state_write(rb);
 }
 
+/* Whether the reflexd behind a sockops program still beats: its `heartbeat` map
+ * holds the last beat (CLOCK_MONOTONIC ns, every 50 ms while it decides). */
+static bool prog_owner_beats(int prog_fd)
+{
+	__u32 map_ids[16], n_maps = 16;
+	struct bpf_prog_info info = { .nr_map_ids = n_maps, .map_ids = (__u64)(uintptr_t)map_ids };
+	__u32 len = sizeof(info);
+	struct timespec now;
+	bool beats = false;
+
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len))
+		return true; /* cannot tell: assume it lives */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (__u32 i = 0; i < info.nr_map_ids && i < n_maps; i++) {
+		struct bpf_map_info minfo = { 0 };
+		__u32 mlen = sizeof(minfo), zero = 0;
+		__u64 beat = 0, now_ns = (__u64)now.tv_sec * 1000000000ULL + now.tv_nsec;
+		int fd = bpf_map_get_fd_by_id(map_ids[i]);
+
+		if (fd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(fd, &minfo, &mlen) == 0 && !strcmp(minfo.name, "heartbeat") &&
+		    bpf_map_lookup_elem(fd, &zero, &beat) == 0)
+			beats = beat && now_ns - beat < HEARTBEAT_ALIVE_NS;
+		close(fd);
+	}
+	return beats;
+}
+
 /*
  * Two reflexd clamping one cgroup's sockets would fight, and the first to stop would
- * lift the other's clamps: a reflex sockops program already in force on the cgroup
- * (attached to it or to a parent) refuses the start.
+ * lift the other's clamps: a reflex sockops program in force on the cgroup (attached
+ * to it or to a parent) whose reflexd still beats refuses the start. A dead one's
+ * (kill -9 keeps its link) or an observer's (it clamps nothing) is only reported.
  */
 static int cgroup_check_no_reflex(int cgroup_fd, const char *cgroup_path, struct reflex_err *err)
 {
@@ -322,18 +355,23 @@ static int cgroup_check_no_reflex(int cgroup_fd, const char *cgroup_path, struct
 		struct bpf_prog_info info = { 0 };
 		__u32 len = sizeof(info);
 		int fd = bpf_prog_get_fd_by_id(ids[i]);
-		bool reflex;
+		bool reflex, beats = false;
 
 		if (fd < 0)
 			continue;
 		reflex = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && !strcmp(info.name, "reflex_sockops");
+		if (reflex)
+			beats = prog_owner_beats(fd);
 		close(fd);
-		if (reflex) {
-			reflex_err_set(err, "cgroup %s already has reflex's sockops program (prog id %u): another "
-				       "reflexd controls its sockets (a dead one: `reflexd --cleanup --pin-dir` its pin "
-				       "directory)", cgroup_path, ids[i]);
+		if (reflex && beats) {
+			reflex_err_set(err, "cgroup %s already has reflex's sockops program (prog id %u) from a running "
+				       "reflexd: another reflexd controls its sockets", cgroup_path, ids[i]);
 			return -EBUSY;
 		}
+		if (reflex)
+			fprintf(stderr, "reflexd: cgroup %s also has a reflex sockops program whose reflexd does not "
+					"decide (prog id %u; a dead one's: `reflexd --cleanup --pin-dir` its pin "
+					"directory)\n", cgroup_path, ids[i]);
 	}
 	return 0;
 }
