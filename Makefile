@@ -67,7 +67,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all deps test unit fuzz integration bench demo models arena clean lab-down san-unit-bins fuzz-bins FORCE \
+.PHONY: all deps test unit fuzz integration soak bench demo models arena clean lab-down san-unit-bins fuzz-bins FORCE \
 	install uninstall
 .DELETE_ON_ERROR:
 
@@ -161,7 +161,14 @@ integration: deps
 
 fuzz: deps
 	$(Q)$(MAKE) --no-print-directory fuzz-bins
-	$(Q)BUILD=$(BUILD) FUZZ_SECONDS=$${FUZZ_SECONDS:-120} tests/run.sh fuzz
+	$(Q)BUILD=$(BUILD) FUZZ_SECONDS=$${FUZZ_SECONDS:-600} tests/run.sh fuzz
+
+# Not in `make test`: the churn soak for SOAK_SECONDS (default 600; test_soak.sh alone
+# runs 60 s inside `make test`).
+soak: deps
+	$(Q)$(MAKE) --no-print-directory SAN=1 all
+	$(Q)SOAK_SECONDS=$${SOAK_SECONDS:-600} REFLEX_BIN=$(BUILD)/san REFLEX_BPF=$(BUILD)/bpf \
+		timeout --kill-after=10 $$(( $${SOAK_SECONDS:-600} + 300 )) bash tests/integration/test_soak.sh
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)

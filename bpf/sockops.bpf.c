@@ -16,6 +16,7 @@
 #include "maps.bpf.h"
 #include "helpers.bpf.h"
 #include "control.bpf.h"
+#include "sock_state.bpf.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -39,20 +40,6 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_flows SEC(".maps");
 
-/* Per-socket state; lives and dies with the socket. */
-struct sock_state {
-	__u64 last_sample_ns;
-	__u32 applied_clamp; /* what we set with TCP_BPF_SNDCWND_CLAMP, 0 = nothing */
-	__u32 pad;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct sock_state);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sock_state_store SEC(".maps");
 
 /*
  * Every address field is loaded unconditionally: when loads sit in the two branches

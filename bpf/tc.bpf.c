@@ -39,7 +39,18 @@ static __always_inline struct tc_flow *tc_flow_get(const struct flow_key *key, _
 	if (flow)
 		return flow;
 	fresh.ifindex = ifindex;
-	bpf_map_update_elem(&tc_flows, key, &fresh, BPF_NOEXIST);
+	/* An LRU insert into a full map evicts silently: reflexd tells evictions from
+	 * inserts minus live entries. -EEXIST is another CPU's insert of the same flow. */
+	switch (bpf_map_update_elem(&tc_flows, key, &fresh, BPF_NOEXIST)) {
+	case 0:
+		counter_add(CNT_TC_FLOW_NEW, 1);
+		break;
+	case -17: /* EEXIST */
+		break;
+	default:
+		counter_add(CNT_TC_FLOW_FAIL, 1);
+		return NULL;
+	}
 	return bpf_map_lookup_elem(&tc_flows, key);
 }
 

@@ -177,6 +177,8 @@ enum reflex_counter {
 	CNT_CC_SELECT_FAIL, /* bpf_setsockopt(TCP_CONGESTION) refused */
 	CNT_CC_SET,         /* `reflex` set cwnd to a new decision */
 	CNT_CC_FALLBACK,    /* `reflex` left a decision for its CUBIC fallback */
+	CNT_TC_FLOW_NEW,    /* flows tc inserted into tc_flows (inserts - live entries = LRU evictions) */
+	CNT_TC_FLOW_FAIL,   /* inserts into tc_flows refused */
 	CNT_MAX,
 };
 
@@ -184,6 +186,6 @@ enum reflex_counter {
 	{ "sock_samples", "sock_reserve_fail", "tc_packets", "tc_samples",        \
 	  "tc_reserve_fail", "tc_parse_skip", "wakeups", "clamp_set", "clamp_lifted", \
 	  "clamp_fail", "heartbeat_stale", "cc_select", "cc_select_fail", "cc_set",   \
-	  "cc_fallback" }
+	  "cc_fallback", "tc_flow_new", "tc_flow_fail" }
 
 #endif /* REFLEX_H */

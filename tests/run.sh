@@ -38,12 +38,15 @@ run_unit() {
 }
 
 fuzz_one() { # binary, corpus dir
-	local bin=$1 corpus=$2 work
+	local bin=$1 corpus=$2 work flags=() flags_file
+	# A target's own libFuzzer flags (e.g. -max_len), one line, beside its source.
+	flags_file=tests/fuzz/$(basename "$bin").flags
+	[ -f "$flags_file" ] && read -ra flags <"$flags_file"
 	work=$(mktemp -d) || return 1
 	cp -r "$corpus"/. "$work"/ 2>/dev/null
 	# Replay the shipped corpus, then explore briefly from it into a scratch copy.
 	"$bin" -runs=0 "$corpus" >"$work/replay.log" 2>&1 || { tail -30 "$work/replay.log"; rm -rf "$work"; return 1; }
-	"$bin" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+	"$bin" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 "${flags[@]}" \
 		-artifact_prefix="$BUILD/fuzz/$(basename "$bin")-" "$work" >"$work/fuzz.log" 2>&1 \
 		|| { tail -40 "$work/fuzz.log"; rm -rf "$work"; return 1; }
 	grep -E '^(#[0-9]+.*DONE|Done)' "$work/fuzz.log" | tail -1

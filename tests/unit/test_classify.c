@@ -399,7 +399,7 @@ static void test_load_errors(void **state)
 
 	assert_int_equal(classify_table_load(&fx->table, "/nonexistent/classes.ini", fx->err,
 					     sizeof(fx->err)), -ENOENT);
-	assert_string_equal(fx->err, "/nonexistent/classes.ini: No such file or directory");
+	assert_string_equal(fx->err, "/nonexistent/classes.ini: cannot open: No such file or directory");
 
 	snprintf(fx->tmp_path, sizeof(fx->tmp_path), "/tmp/test_classify.XXXXXX");
 	fd = mkstemp(fx->tmp_path);

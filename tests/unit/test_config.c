@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -97,7 +98,22 @@ static void test_only_regular_files(void **state)
 	assert_int_equal(config_load(&cf, "/dev/null", err, sizeof(err)), -1);
 	assert_string_equal(err, "/dev/null: not a regular file");
 	assert_int_equal(config_load(&cf, "/nonexistent.conf", err, sizeof(err)), -1);
-	assert_string_equal(err, "/nonexistent.conf: No such file or directory");
+	assert_string_equal(err, "/nonexistent.conf: cannot open: No such file or directory");
+	{
+		/* fopen blocked on a FIFO until a writer came: now refused at once */
+		char fifo[] = "/tmp/test_config_fifo.XXXXXX";
+		int fd = mkstemp(fifo);
+
+		assert_true(fd >= 0);
+		close(fd);
+		unlink(fifo);
+		assert_int_equal(mkfifo(fifo, 0600), 0);
+		alarm(10);
+		assert_int_equal(config_load(&cf, fifo, err, sizeof(err)), -1);
+		alarm(0);
+		unlink(fifo);
+		assert_non_null(strstr(err, "not a regular file"));
+	}
 }
 
 static char *write_temp(const char *text)

@@ -351,6 +351,41 @@ static void test_format_double(void **state)
 	assert_true(strtod(buf, NULL) == 1.0 / 3.0);
 }
 
+/* Parsing in place (csv_parse_owned, what csv_read_file uses) gives the table a
+ * copying parse gives, separators next to quotes, escapes and line ends included. */
+static void test_in_place_matches_copy(void **state)
+{
+	static const char *const texts[] = {
+		"a,b,c\n1,2,3\n",
+		("\xef\xbb\xbf" "a,b\r\n\"x,\"\"y\"\"\",\r\n,\"\"\r\n"),
+		"a,\"b\nc\"\n\"\",2\n3,\"4\"",
+		"x\n1\n2\n\"3\"",
+	};
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
+		size_t len = strlen(texts[k]);
+		struct csv_table *copy = NULL, *owned = NULL;
+		struct csv_error err = { 0 };
+		char *buf = malloc(len + 1);
+
+		assert_non_null(buf);
+		memcpy(buf, texts[k], len + 1);
+		assert_int_equal(csv_parse("t.csv", texts[k], len, &copy, &err), 0);
+		assert_int_equal(csv_parse_owned("t.csv", buf, len, &owned, &err), 0);
+		assert_int_equal(owned->col_count, copy->col_count);
+		assert_int_equal(owned->row_count, copy->row_count);
+		for (size_t i = 0; i < copy->col_count; i++)
+			assert_string_equal(owned->header[i], copy->header[i]);
+		for (size_t i = 0; i < copy->col_count * copy->row_count; i++)
+			assert_string_equal(owned->cells[i], copy->cells[i]);
+		for (size_t r = 0; r < copy->row_count; r++)
+			assert_int_equal(owned->row_line[r], copy->row_line[r]);
+		csv_free(copy);
+		csv_free(owned);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_require_column),
 		cmocka_unit_test(test_long_field_excerpt),
 		cmocka_unit_test(test_read_file_errors),
+		cmocka_unit_test(test_in_place_matches_copy),
 		cmocka_unit_test(test_writer_round_trip),
 		cmocka_unit_test(test_writer_bad_dir),
 		cmocka_unit_test(test_format_double),

@@ -730,7 +730,7 @@ static void test_load_file_errors(void **state)
 	assert_int_equal(ftruncate(fileno(f), MODEL_MAX_FILE_SIZE + 1), 0);
 	fclose(f);
 	assert_int_equal(model_load_file(path, 0, &m, &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "1048577 bytes, over the 1048576-byte cap"));
+	assert_non_null(strstr(err.msg, "larger than 1048576 bytes (1048577)"));
 
 	snprintf(path, sizeof(path), "%s/empty.reflex", tmpdir);
 	f = fopen(path, "w");

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <uthash.h>
 
 #include "ctl/ctl.h"
 #include "lib/flow_key.h"
@@ -25,40 +26,51 @@ struct flow_row {
 	bool has_tc;
 	struct tc_counters tc;
 	uint32_t cwnd_target; /* packets, 0 = none */
+	UT_hash_handle hh;
 };
 
+/* Rows keyed by flow (uthash: one lookup per map entry, not a scan), in the order
+ * the maps were read. */
 struct flow_rows {
-	struct flow_row *rows;
+	struct flow_row *by_key;
 	size_t count;
-	size_t cap;
 };
 
 static struct flow_row *row_for(struct flow_rows *t, const struct flow_key *key)
 {
-	for (size_t i = 0; i < t->count; i++)
-		if (!memcmp(&t->rows[i].key, key, sizeof(*key)))
-			return &t->rows[i];
-	if (t->count == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 64;
-		struct flow_row *rows = realloc(t->rows, cap * sizeof(*rows));
+	struct flow_row *row;
 
-		if (!rows)
-			return NULL;
-		t->rows = rows;
-		t->cap = cap;
-	}
-	memset(&t->rows[t->count], 0, sizeof(t->rows[0]));
-	t->rows[t->count].key = *key;
-	return &t->rows[t->count++];
+	HASH_FIND(hh, t->by_key, key, sizeof(*key), row);
+	if (row)
+		return row;
+	row = calloc(1, sizeof(*row));
+	if (!row)
+		return NULL;
+	row->key = *key;
+	HASH_ADD(hh, t->by_key, key, sizeof(row->key), row);
+	t->count++;
+	return row;
 }
 
+static void rows_free(struct flow_rows *t)
+{
+	struct flow_row *row, *tmp;
+
+	HASH_ITER(hh, t->by_key, row, tmp) {
+		HASH_DEL(t->by_key, row);
+		free(row);
+	}
+}
+
+/* Read-only: reflexctl only looks, and a read-only fd cannot change what it sees. */
 static int open_pinned(const char *pin_dir, const char *name)
 {
+	DECLARE_LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = BPF_F_RDONLY);
 	char path[PATH_MAX];
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
-	fd = bpf_obj_get(path);
+	fd = bpf_obj_get_opts(path, &opts);
 	if (fd < 0)
 		fprintf(stderr, "reflexctl flows: cannot open %s: %s%s\n", path, strerror(errno),
 			errno == ENOENT ? " (is reflexd running with this --pin-dir?)" : "");
@@ -73,42 +85,70 @@ static int open_if_pinned(const char *pin_dir, const char *name)
 	return access(path, F_OK) == 0 ? open_pinned(pin_dir, name) : -1;
 }
 
-static int read_sock_flows(int fd, struct flow_rows *t)
+typedef int (*entry_fn)(struct flow_rows *t, const struct flow_key *key, const void *value);
+
+#define BATCH 256
+
+/*
+ * Every entry once, while reflexd and the kernel add and delete flows: a batch walk
+ * resumes from a bucket cursor, where get_next_key on a deleted key starts over
+ * from the first one (and, under churn, may never end).
+ */
+static int map_walk(int fd, size_t value_size, struct flow_rows *t, entry_fn fn)
 {
-	struct flow_key key, next;
-	struct flow_key *prev = NULL;
+	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct flow_key *keys = calloc(BATCH, sizeof(*keys));
+	char *values = calloc(BATCH, value_size);
+	__u64 cursor = 0;
+	bool first = true;
+	int ret = 0;
 
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		struct flow_row *row = row_for(t, &next);
-
-		if (!row)
-			return -ENOMEM;
-		if (bpf_map_lookup_elem(fd, &next, &row->sock) == 0)
-			row->has_sock = true;
-		key = next;
-		prev = &key;
+	if (!keys || !values) {
+		ret = -ENOMEM;
+		goto cleanup;
 	}
+	for (;;) {
+		__u32 count = BATCH;
+		int err = bpf_map_lookup_batch(fd, first ? NULL : &cursor, &cursor, keys, values, &count, &opts);
+
+		if (err && errno != ENOENT) {
+			ret = -errno;
+			break;
+		}
+		for (__u32 i = 0; i < count && !ret; i++)
+			ret = fn(t, &keys[i], values + (size_t)i * value_size);
+		if (err || ret)
+			break; /* ENOENT: that was the last batch */
+		first = false;
+	}
+cleanup:
+	free(keys);
+	free(values);
+	return ret;
+}
+
+static int on_sock_flow(struct flow_rows *t, const struct flow_key *key, const void *value)
+{
+	struct flow_row *row = row_for(t, key);
+
+	if (!row)
+		return -ENOMEM;
+	memcpy(&row->sock, value, sizeof(row->sock));
+	row->has_sock = true;
 	return 0;
 }
 
-static int read_cwnd_decisions(int fd, struct flow_rows *t)
+static int on_decision(struct flow_rows *t, const struct flow_key *key, const void *value)
 {
-	struct flow_key key, next;
-	struct flow_key *prev = NULL;
-	struct cwnd_decision decision;
+	const struct cwnd_decision *decision = value;
+	struct flow_row *row;
 
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		struct flow_row *row;
-
-		if (bpf_map_lookup_elem(fd, &next, &decision) == 0 && decision.cwnd_target) {
-			row = row_for(t, &next);
-			if (!row)
-				return -ENOMEM;
-			row->cwnd_target = decision.cwnd_target;
-		}
-		key = next;
-		prev = &key;
-	}
+	if (!decision->cwnd_target)
+		return 0;
+	row = row_for(t, key);
+	if (!row)
+		return -ENOMEM;
+	row->cwnd_target = decision->cwnd_target;
 	return 0;
 }
 
@@ -123,34 +163,34 @@ static void counters_add(struct tc_counters *sum, const struct tc_counters *c)
 	sum->size_sq_sum += c->size_sq_sum;
 }
 
-static int read_tc_flows(int fd, struct flow_rows *t)
+static int tc_ncpu;
+
+/* A per-CPU map's value is one struct per possible CPU, each 8-byte aligned. */
+static int on_tc_flow(struct flow_rows *t, const struct flow_key *key, const void *value)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	struct flow_key key, next;
-	struct flow_key *prev = NULL;
-	struct tc_flow *percpu;
+	const struct tc_flow *percpu = value;
+	struct flow_row *row = row_for(t, key);
 
-	if (ncpu <= 0)
-		return -EINVAL;
-	percpu = calloc(ncpu, sizeof(*percpu));
-	if (!percpu)
+	if (!row)
 		return -ENOMEM;
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		struct flow_row *row = row_for(t, &next);
+	row->has_tc = true;
+	for (int cpu = 0; cpu < tc_ncpu; cpu++)
+		counters_add(&row->tc, &percpu[cpu].total);
+	return 0;
+}
 
-		if (!row) {
-			free(percpu);
-			return -ENOMEM;
-		}
-		if (bpf_map_lookup_elem(fd, &next, percpu) == 0) {
-			row->has_tc = true;
-			for (int cpu = 0; cpu < ncpu; cpu++)
-				counters_add(&row->tc, &percpu[cpu].total);
-		}
-		key = next;
-		prev = &key;
-	}
-	free(percpu);
+static int read_maps(int sock_fd, int tc_fd, int decision_fd, struct flow_rows *t)
+{
+	_Static_assert(sizeof(struct tc_flow) % 8 == 0, "per-CPU values are 8-byte aligned");
+	tc_ncpu = libbpf_num_possible_cpus();
+	if (tc_ncpu <= 0)
+		return -EINVAL;
+	if (sock_fd >= 0 && map_walk(sock_fd, sizeof(struct sock_flow), t, on_sock_flow))
+		return -EIO;
+	if (map_walk(tc_fd, (size_t)tc_ncpu * sizeof(struct tc_flow), t, on_tc_flow))
+		return -EIO;
+	if (decision_fd >= 0 && map_walk(decision_fd, sizeof(struct cwnd_decision), t, on_decision))
+		return -EIO;
 	return 0;
 }
 
@@ -168,9 +208,9 @@ static void print_json(const struct flow_rows *t)
 	uint64_t now = monotonic_ns();
 
 	printf("[");
-	for (size_t i = 0; i < t->count; i++) {
-		const struct flow_row *r = &t->rows[i];
+	size_t i = 0;
 
+	for (const struct flow_row *r = t->by_key; r; r = r->hh.next, i++) {
 		printf("%s\n  {\"flow\": \"%s\"", i ? "," : "", flow_key_format(&r->key, name, sizeof(name)));
 		if (r->has_sock)
 			printf(", \"cookie\": %llu, \"state\": %u, \"srtt_us\": %u, \"mdev_us\": %u, \"snd_cwnd\": %u, "
@@ -202,9 +242,7 @@ static void print_table(const struct flow_rows *t)
 
 	printf("%-46s %8s %8s %8s %10s %13s %8s %12s %12s %12s\n", "flow", "srtt_us", "mdev_us", "snd_cwnd",
 	       "cwnd_clamp", "cwnd_target", "retrans", "bytes_acked", "bytes_in", "bytes_out");
-	for (size_t i = 0; i < t->count; i++) {
-		const struct flow_row *r = &t->rows[i];
-
+	for (const struct flow_row *r = t->by_key; r; r = r->hh.next) {
 		printf("%-46s ", flow_key_format(&r->key, name, sizeof(name)));
 		if (r->has_sock)
 			printf("%8u %8u %8u %10u %13u %8u %12llu ", r->sock.srtt_us, r->sock.mdev_us, r->sock.snd_cwnd,
@@ -264,8 +302,7 @@ int ctl_flows_main(int argc, char **argv)
 	/* sock_flows and cwnd_decisions exist only when reflexd watches a cgroup. */
 	sock_fd = open_if_pinned(pin_dir, "sock_flows");
 	decision_fd = open_if_pinned(pin_dir, "cwnd_decisions");
-	if ((sock_fd >= 0 && read_sock_flows(sock_fd, &rows)) || read_tc_flows(tc_fd, &rows) ||
-	    (decision_fd >= 0 && read_cwnd_decisions(decision_fd, &rows))) {
+	if (read_maps(sock_fd, tc_fd, decision_fd, &rows)) {
 		fprintf(stderr, "reflexctl flows: reading the maps failed\n");
 		goto cleanup;
 	}
@@ -281,6 +318,6 @@ cleanup:
 		close(tc_fd);
 	if (decision_fd >= 0)
 		close(decision_fd);
-	free(rows.rows);
+	rows_free(&rows);
 	return ret;
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "ctl/ctl.h"
+#include "lib/fileio.h"
 #include "lib/pins.h"
 #include "reflex.h"
 #include "router/router_view.h"
@@ -30,32 +31,6 @@ static void usage(FILE *out)
 		"Default file: /run/reflex/<pin dir with / as _>.paths for the pin dir %s;\n"
 		"its reflexd must be running. --file reads a saved copy as it is.\n",
 		REFLEX_DEFAULT_PIN_DIR);
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t n;
-
-	if (!f)
-		return NULL;
-	buf = malloc(MAX_FILE_BYTES + 1);
-	if (!buf) {
-		fclose(f);
-		errno = ENOMEM;
-		return NULL;
-	}
-	n = fread(buf, 1, MAX_FILE_BYTES + 1, f);
-	if (ferror(f) || n > MAX_FILE_BYTES) {
-		free(buf);
-		fclose(f);
-		errno = ferror(f) ? EIO : EFBIG;
-		return NULL;
-	}
-	fclose(f);
-	*len = n;
-	return buf;
 }
 
 static uint64_t monotonic_ns(void)
@@ -79,9 +54,10 @@ int ctl_paths_main(int argc, char **argv)
 	struct router_view *view = NULL;
 	char default_file[PATH_MAX], err[512];
 	bool json = false;
+	struct reflex_err read_err = { "" };
 	char *text = NULL;
 	size_t len = 0;
-	int c, ret = 1;
+	int c, ret = 1, read_ret;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -101,10 +77,10 @@ int ctl_paths_main(int argc, char **argv)
 		pins_run_path(pin_dir, "paths", default_file, sizeof(default_file));
 		file = default_file;
 	}
-	text = read_file(file, &len);
-	if (!text) {
-		fprintf(stderr, "reflexctl paths: cannot read %s: %s%s\n", file, strerror(errno),
-			errno == ENOENT ? " (is a router reflexd, --lan/--path, running with this --pin-dir?)" : "");
+	read_ret = fileio_read_bounded(file, MAX_FILE_BYTES, &text, &len, &read_err);
+	if (read_ret) {
+		fprintf(stderr, "reflexctl paths: cannot read %s%s\n", read_err.msg,
+			read_ret == -ENOENT ? " (is a router reflexd, --lan/--path, running with this --pin-dir?)" : "");
 		return 1;
 	}
 	view = malloc(sizeof(*view));

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ctl/ctl.h"
+#include "lib/fileio.h"
 #include "lib/pins.h"
 #include "reflex.h"
 
@@ -21,16 +22,22 @@ struct shadow_status {
 	char why[512];
 };
 
+#define STATUS_MAX_BYTES 8192
+
 static bool status_read(const char *path, struct shadow_status *st)
 {
-	char line[600];
-	FILE *f = fopen(path, "r");
+	struct reflex_err err = { "" };
+	char *text, *line, *save = NULL;
+	size_t len;
+	int ret;
 
 	memset(st, 0, sizeof(*st));
-	if (!f)
+	ret = fileio_read_bounded(path, STATUS_MAX_BYTES, &text, &len, &err);
+	if (ret) {
+		errno = -ret;
 		return false;
-	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
+	}
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (!strncmp(line, "pid=", 4))
 			st->pid = atoi(line + 4);
 		else if (!strncmp(line, "shadow=", 7))
@@ -40,7 +47,7 @@ static bool status_read(const char *path, struct shadow_status *st)
 		else if (!strncmp(line, "why=", 4))
 			snprintf(st->why, sizeof(st->why), "%s", line + 4);
 	}
-	fclose(f);
+	free(text);
 	return st->pid > 0;
 }
 
@@ -54,7 +61,7 @@ int ctl_promote_main(int argc, char **argv)
 	const char *pin_dir = REFLEX_DEFAULT_PIN_DIR;
 	char path[PATH_MAX];
 	struct shadow_status st;
-	int c;
+	int c, holder;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -70,9 +77,18 @@ int ctl_promote_main(int argc, char **argv)
 		}
 	}
 	pins_run_path(pin_dir, "shadow", path, sizeof(path));
-	if (!status_read(path, &st) || kill(st.pid, 0) != 0) {
+	if (!status_read(path, &st)) {
 		fprintf(stderr, "reflexctl promote: no reflexd in shadow mode for %s (%s: %s)\n", pin_dir, path,
 			strerror(errno ? errno : ENOENT));
+		return 2;
+	}
+	/* Only the live reflexd holding the pin directory's lock is signalled: a stale
+	 * file's pid may since belong to anything. */
+	holder = pins_lock_holder(pin_dir);
+	if (holder != st.pid) {
+		fprintf(stderr, "reflexctl promote: no reflexd in shadow mode for %s: %s names pid %d, which does "
+				"not hold the pin directory's lock (stale file; `reflexd --cleanup` removes it)\n",
+			pin_dir, path, st.pid);
 		return 2;
 	}
 	if (!st.shadow) {

@@ -292,7 +292,7 @@ static int router_status(const char *pin_dir, bool json)
 	}
 	fclose(f);
 	free(text);
-	if (!pins_owner_alive(v.pid))
+	if (!pins_owner_alive(pin_dir, v.pid))
 		return -1;
 	if (clock_s(CLOCK_REALTIME) - (sb.st_mtim.tv_sec + sb.st_mtim.tv_nsec / 1e9) > STATUS_STALE_S)
 		problem = "paths view not renewed (main loop stuck?)";
@@ -363,7 +363,7 @@ int ctl_status_main(int argc, char **argv)
 		return 2;
 	}
 	pins_run_path(pin_dir, "status", path, sizeof(path));
-	if (!status_read(path, &st) || !pins_owner_alive(st.pid)) {
+	if (!status_read(path, &st) || !pins_owner_alive(pin_dir, st.pid)) {
 		int ret = router_status(pin_dir, json);
 
 		if (ret >= 0)

@@ -65,7 +65,7 @@ int forge_read_csv(const char *path, struct csv_table **out, char sha1[FORGE_SHA
 		snprintf(err->msg, sizeof(err->msg), "%s: SHA-1 failed in libcrypto", path);
 		err->line = err->column = 0;
 	} else {
-		ret = csv_parse(strcmp(path, "-") ? path : "<stdin>", data, len, out, err);
+		return csv_parse_owned(strcmp(path, "-") ? path : "<stdin>", data, len, out, err);
 	}
 	free(data);
 	return ret;

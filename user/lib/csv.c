@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/csv.h"
+#include "lib/fileio.h"
 
 /* Longest piece of a bad field quoted back in a message. */
 #define CSV_QUOTE_MAX 40
@@ -162,6 +163,7 @@ static int parse_record(struct parser *p, size_t *nfields)
 {
 	size_t record_line = p->line;
 	size_t column = 0;
+	char sep;
 	int ret;
 
 	for (;;) {
@@ -179,17 +181,19 @@ static int parse_record(struct parser *p, size_t *nfields)
 			ret = parse_unquoted(p, column);
 		if (ret)
 			return ret;
+		/* Parsing in place, the field's NUL may land on its own separator: read it first. */
+		sep = p->pos < p->len ? p->data[p->pos] : '\0';
 		p->store[p->w++] = '\0';
 		ret = push_field(p, field);
 		if (ret)
 			return ret;
 		if (p->pos >= p->len)
 			break;
-		if (p->data[p->pos] == ',') {
+		if (sep == ',') {
 			p->pos++;
 			continue;
 		}
-		if (p->data[p->pos] == '\r') {
+		if (sep == '\r') {
 			if (p->pos + 1 >= p->len || p->data[p->pos + 1] != '\n') {
 				set_error(p->err, p->line, column, "%s:%zu:%zu: carriage return not followed by a line feed",
 					  p->source, p->line, column);
@@ -254,10 +258,29 @@ static void parser_release(struct parser *p)
 	free(p->record_line);
 }
 
-int csv_parse(const char *source, const char *data, size_t len, struct csv_table **out,
-	      struct csv_error *err)
+/* Sizes the field and line tables once from the separators (an upper bound), so they
+ * never grow by doubling: with the text parsed in place, a table of short numeric
+ * fields takes about twice its text. */
+static int tables_size(struct parser *p)
 {
-	struct parser p = { .source = source, .data = data, .len = len, .line = 1, .err = err };
+	size_t seps = 0, lines = 0;
+
+	for (const char *c = p->data; c < p->data + p->len; c++) {
+		seps += *c == ',' || *c == '\n';
+		lines += *c == '\n';
+	}
+	p->field_cap = seps + 1;
+	p->record_cap = lines + 1;
+	p->fields = malloc(p->field_cap * sizeof(*p->fields));
+	p->record_line = malloc(p->record_cap * sizeof(*p->record_line));
+	return p->fields && p->record_line ? 0 : -ENOMEM;
+}
+
+/* store: where unquoted fields go (data itself to parse in place), owned from here. */
+static int parse_into(const char *source, const char *data, size_t len, char *store, struct csv_table **out,
+		      struct csv_error *err)
+{
+	struct parser p = { .source = source, .data = data, .len = len, .line = 1, .err = err, .store = store };
 	struct csv_table *t = NULL;
 	size_t ncols = 0, nfields;
 	int ret;
@@ -266,14 +289,15 @@ int csv_parse(const char *source, const char *data, size_t len, struct csv_table
 		p.pos = 3;
 	if (len > CSV_MAX_FILE_SIZE) {
 		set_error(err, 0, 0, "%s: larger than %llu bytes", source, (unsigned long long)CSV_MAX_FILE_SIZE);
-		return -EFBIG;
+		ret = -EFBIG;
+		goto fail_quiet;
 	}
 	if (p.pos >= len) {
 		set_error(err, 1, 1, "%s:1:1: empty file (expected a header row)", source);
-		return -EINVAL;
+		ret = -EINVAL;
+		goto fail_quiet;
 	}
-	p.store = malloc(len + 1);
-	if (!p.store) {
+	if (!p.store || tables_size(&p)) {
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -317,11 +341,23 @@ int csv_parse(const char *source, const char *data, size_t len, struct csv_table
 fail:
 	if (ret == -ENOMEM)
 		set_error(err, 0, 0, "%s: out of memory", source);
+fail_quiet:
 	if (t)
 		free(t->source);
 	free(t);
 	parser_release(&p);
 	return ret;
+}
+
+int csv_parse(const char *source, const char *data, size_t len, struct csv_table **out,
+	      struct csv_error *err)
+{
+	return parse_into(source, data, len, malloc(len + 1), out, err);
+}
+
+int csv_parse_owned(const char *source, char *data, size_t len, struct csv_table **out, struct csv_error *err)
+{
+	return parse_into(source, data, len, data, out, err);
 }
 
 static int read_all(int fd, char **data, size_t *len)
@@ -368,22 +404,20 @@ static int read_all(int fd, char **data, size_t *len)
 
 int csv_read_bytes(const char *path, char **data, size_t *len, struct csv_error *err)
 {
-	const char *source = strcmp(path, "-") ? path : "<stdin>";
-	int fd, ret;
+	struct reflex_err ferr = { "" };
+	int ret;
 
-	fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
-	if (fd < 0) {
-		ret = -errno;
-		set_error(err, 0, 0, "%s: cannot open: %s", source, strerror(-ret));
+	if (strcmp(path, "-")) {
+		ret = fileio_read_bounded(path, CSV_MAX_FILE_SIZE, data, len, &ferr);
+		if (ret)
+			set_error(err, 0, 0, "%s", ferr.msg);
 		return ret;
 	}
-	ret = read_all(fd, data, len);
-	if (fd != STDIN_FILENO)
-		close(fd);
+	ret = read_all(STDIN_FILENO, data, len);
 	if (ret == -EFBIG)
-		set_error(err, 0, 0, "%s: larger than %llu bytes", source, (unsigned long long)CSV_MAX_FILE_SIZE);
+		set_error(err, 0, 0, "<stdin>: larger than %llu bytes", (unsigned long long)CSV_MAX_FILE_SIZE);
 	else if (ret)
-		set_error(err, 0, 0, "%s: cannot read: %s", source, strerror(-ret));
+		set_error(err, 0, 0, "<stdin>: cannot read: %s", strerror(-ret));
 	return ret;
 }
 
@@ -396,9 +430,7 @@ int csv_read_file(const char *path, struct csv_table **out, struct csv_error *er
 	ret = csv_read_bytes(path, &data, &len, err);
 	if (ret)
 		return ret;
-	ret = csv_parse(strcmp(path, "-") ? path : "<stdin>", data, len, out, err);
-	free(data);
-	return ret;
+	return csv_parse_owned(strcmp(path, "-") ? path : "<stdin>", data, len, out, err);
 }
 
 void csv_free(struct csv_table *t)
@@ -540,9 +572,9 @@ void csv_format_double(char *buf, size_t size, double v)
 /* --- writing -------------------------------------------------------------- */
 
 struct csv_writer {
-	FILE *f;
+	FILE *f;         /* stdout, or out.f */
+	struct fileio_atomic out; /* unused when writing to stdout */
 	char *path;      /* final name */
-	char *tmp_path;  /* NULL when writing to stdout */
 	size_t col_count;
 	int io_error;    /* first errno of a failed write */
 };
@@ -587,36 +619,17 @@ static int write_text_row(struct csv_writer *w, const char *const *fields)
 	return w->io_error ? -w->io_error : 0;
 }
 
-/* PATH.tmp.XXXXXX next to path, opened for writing with the umask's permissions. */
-static int open_temp(const char *path, char **tmp_path, FILE **f, struct csv_error *err)
+/* Replaced atomically, with the umask's permissions as a plain create would have. */
+static int open_temp(struct csv_writer *w, const char *path, struct csv_error *err)
 {
-	int fd, ret;
+	struct reflex_err ferr = { "" };
+	int ret = fileio_atomic_open(&w->out, path, 0666 & ~current_umask(), &ferr);
 
-	if (asprintf(tmp_path, "%s.tmp.XXXXXX", path) < 0) {
-		*tmp_path = NULL;
-		set_error(err, 0, 0, "%s: out of memory", path);
-		return -ENOMEM;
-	}
-	fd = mkstemp(*tmp_path);
-	if (fd < 0) {
-		ret = -errno;
-		set_error(err, 0, 0, "%s: cannot create %s: %s", path, *tmp_path, strerror(-ret));
-		free(*tmp_path);
-		*tmp_path = NULL;
-		return ret;
-	}
-	fchmod(fd, 0666 & ~current_umask());
-	*f = fdopen(fd, "w");
-	if (!*f) {
-		ret = -errno;
-		close(fd);
-		unlink(*tmp_path);
-		free(*tmp_path);
-		*tmp_path = NULL;
-		set_error(err, 0, 0, "%s: %s", path, strerror(-ret));
-		return ret;
-	}
-	return 0;
+	if (ret)
+		set_error(err, 0, 0, "%s", ferr.msg);
+	else
+		w->f = w->out.f;
+	return ret;
 }
 
 int csv_writer_open(const char *path, const char *const *names, size_t col_count,
@@ -634,7 +647,7 @@ int csv_writer_open(const char *path, const char *const *names, size_t col_count
 	if (!strcmp(path, "-")) {
 		w->f = stdout;
 	} else {
-		ret = open_temp(path, &w->tmp_path, &w->f, err);
+		ret = open_temp(w, path, err);
 		if (ret)
 			goto fail;
 	}
@@ -670,42 +683,19 @@ int csv_writer_row_text(struct csv_writer *w, const char *const *fields)
 	return write_text_row(w, fields);
 }
 
-static int sync_dir_of(const char *path)
+/* Commits w->out unless an earlier write failed (ret); on failure nothing is left. */
+static int commit_temp(struct csv_writer *w, int ret, struct csv_error *err)
 {
-	char *copy = strdup(path);
-	int fd, ret = 0;
+	struct reflex_err ferr = { "" };
 
-	if (!copy)
-		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (fsync(fd))
-			ret = -errno;
-		close(fd);
-	}
-	free(copy);
-	return ret;
-}
-
-/* Flush, fsync, close f and rename tmp_path over path; on failure tmp_path is removed. */
-static int commit_temp(FILE *f, const char *tmp_path, const char *path, int ret, struct csv_error *err)
-{
-	if (fflush(f) && !ret)
-		ret = -errno;
-	if (!ret && fsync(fileno(f)))
-		ret = -errno;
-	if (fclose(f) && !ret)
-		ret = -errno;
-	if (!ret && rename(tmp_path, path))
-		ret = -errno;
 	if (ret) {
-		unlink(tmp_path);
-		set_error(err, 0, 0, "%s: write failed: %s", path, strerror(-ret));
+		fileio_atomic_abort(&w->out);
+		set_error(err, 0, 0, "%s: write failed: %s", w->path, strerror(-ret));
 		return ret;
 	}
-	ret = sync_dir_of(path);
+	ret = fileio_atomic_commit(&w->out, &ferr);
 	if (ret)
-		set_error(err, 0, 0, "%s: fsync of its directory failed: %s", path, strerror(-ret));
+		set_error(err, 0, 0, "%s", ferr.msg);
 	return ret;
 }
 
@@ -713,15 +703,13 @@ int csv_writer_commit(struct csv_writer *w, struct csv_error *err)
 {
 	int ret = w->io_error ? -w->io_error : 0;
 
-	if (!w->tmp_path) {
+	if (w->f == stdout) {
 		if (fflush(w->f) && !ret)
 			ret = -errno;
 		if (ret)
 			set_error(err, 0, 0, "<stdout>: write failed: %s", strerror(-ret));
 	} else {
-		ret = commit_temp(w->f, w->tmp_path, w->path, ret, err);
-		free(w->tmp_path);
-		w->tmp_path = NULL;
+		ret = commit_temp(w, ret, err);
 	}
 	w->f = NULL;
 	csv_writer_abort(w);
@@ -730,8 +718,7 @@ int csv_writer_commit(struct csv_writer *w, struct csv_error *err)
 
 int csv_write_atomic(const char *path, const void *data, size_t len, struct csv_error *err)
 {
-	char *tmp_path = NULL;
-	FILE *f = NULL;
+	struct reflex_err ferr = { "" };
 	int ret;
 
 	if (!strcmp(path, "-")) {
@@ -741,12 +728,9 @@ int csv_write_atomic(const char *path, const void *data, size_t len, struct csv_
 		}
 		return 0;
 	}
-	ret = open_temp(path, &tmp_path, &f, err);
+	ret = fileio_write_atomic(path, data, len, 0666 & ~current_umask(), &ferr);
 	if (ret)
-		return ret;
-	ret = fwrite(data, 1, len, f) == len ? 0 : -(errno ? errno : EIO);
-	ret = commit_temp(f, tmp_path, path, ret, err);
-	free(tmp_path);
+		set_error(err, 0, 0, "%s", ferr.msg);
 	return ret;
 }
 
@@ -754,11 +738,8 @@ void csv_writer_abort(struct csv_writer *w)
 {
 	if (!w)
 		return;
-	if (w->f && w->f != stdout)
-		fclose(w->f);
-	if (w->tmp_path)
-		unlink(w->tmp_path);
-	free(w->tmp_path);
+	if (w->f != stdout)
+		fileio_atomic_abort(&w->out);
 	free(w->path);
 	free(w);
 }

@@ -49,6 +49,10 @@ struct csv_table {
  * -ENOMEM / -EFBIG with err filled. */
 int csv_parse(const char *source, const char *data, size_t len, struct csv_table **out,
 	      struct csv_error *err);
+/* The same on a malloc'd buffer of at least len + 1 bytes, parsed in place (no copy:
+ * a table takes about twice its text); the table owns data from here, and on failure
+ * it is freed. */
+int csv_parse_owned(const char *source, char *data, size_t len, struct csv_table **out, struct csv_error *err);
 /* Read and parse a whole file (path "-" is stdin). -errno of the I/O as well. */
 int csv_read_file(const char *path, struct csv_table **out, struct csv_error *err);
 /* The bytes csv_read_file would parse (malloc'd in *data), for a caller that also

@@ -8,6 +8,7 @@
 #define REFLEX_FEATURE_SCHEMA_H
 
 #include <stdint.h>
+#include "lib/flow_key.h"
 
 #define WINDOW_LEN_NS (200ULL * 1000 * 1000)
 #define WINDOW_STEP_NS (100ULL * 1000 * 1000)
@@ -66,7 +67,7 @@ enum window_scope {
 struct feature_window {
 	uint64_t ts_ns;          /* window end, CLOCK_MONOTONIC ns (the BPF clock) */
 	enum window_scope scope;
-	char flow[96];           /* "iface:NAME" or "tcp:SADDR:SPORT-DADDR:DPORT" */
+	char flow[FLOW_NAME_MAX]; /* "iface:NAME" or "tcp:SADDR:SPORT-DADDR:DPORT" */
 	double feature[FEATURE_COUNT];
 	double context[CONTEXT_COUNT];
 };

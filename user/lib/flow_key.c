@@ -17,6 +17,9 @@ static const char *proto_name(__u8 proto)
 	}
 }
 
+_Static_assert(sizeof("tcp:[]:65535-[]:65535") + 2 * (INET6_ADDRSTRLEN - 1) <= FLOW_NAME_MAX,
+	       "FLOW_NAME_MAX holds every flow name");
+
 char *flow_key_format(const struct flow_key *key, char *buf, size_t len)
 {
 	char saddr[INET6_ADDRSTRLEN] = "?", daddr[INET6_ADDRSTRLEN] = "?";

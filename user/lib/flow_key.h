@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include "reflex.h"
 
-#define FLOW_NAME_MAX 96
+/* The longest name: two IPv4-mapped IPv6 addresses of 45 characters each,
+ * "tcp:[A]:65535-[B]:65535" is 111 characters; 128 leaves room. */
+#define FLOW_NAME_MAX 128
 
 /* Writes the flow's name into buf (always NUL-terminated); returns buf. */
 char *flow_key_format(const struct flow_key *key, char *buf, size_t len);

@@ -151,14 +151,29 @@ static int escape(struct parser *p, char *buf, size_t *n)
 	return 0;
 }
 
-/* p->pos is at the opening quote. An escape never decodes to more bytes than it
- * takes, so the raw length bounds the result. */
+/* Bytes from the opening quote at start to the closing one, or 0 if there is none:
+ * the decoded string is never longer (no escape decodes to more than it takes). */
+static size_t string_raw_len(const struct parser *p, size_t start)
+{
+	for (size_t i = start + 1; i < p->len; i++) {
+		if (p->text[i] == '"')
+			return i - start;
+		if (p->text[i] == '\\')
+			i++;
+	}
+	return 0;
+}
+
+/* p->pos is at the opening quote. Each string allocates what its own text needs, so
+ * a document of many strings stays linear in time and memory. */
 static int parse_string(struct parser *p, char **out)
 {
-	size_t start = p->pos++, n = 0;
+	size_t start = p->pos++, n = 0, raw = string_raw_len(p, start);
 	char *buf;
 
-	buf = malloc(p->len - start + 1);
+	if (!raw)
+		return fail_at(p, start, "unterminated string");
+	buf = malloc(raw + 1);
 	if (!buf)
 		return out_of_memory(p);
 	for (;;) {
@@ -277,9 +292,53 @@ static int parse_array(struct parser *p, struct json_value *v, int depth)
 	}
 }
 
+struct key_ref {
+	const char *key;
+	size_t at;
+};
+
+static int key_ref_cmp(const void *a, const void *b)
+{
+	const struct key_ref *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	return c ? c : (x->at > y->at) - (x->at < y->at);
+}
+
+/*
+ * Duplicate keys, found by sorting (n log n; pairwise was quadratic): the error names
+ * the key whose second appearance comes first in the text, as a reader going left
+ * to right would have found it.
+ */
+static void duplicate_check(struct parser *p, const struct json_value *v, const size_t *key_at)
+{
+	struct key_ref *refs;
+	size_t first_dup = SIZE_MAX;
+	const char *dup = NULL;
+
+	if (v->n < 2)
+		return;
+	refs = malloc(v->n * sizeof(*refs));
+	if (!refs) {
+		out_of_memory(p);
+		return;
+	}
+	for (size_t i = 0; i < v->n; i++)
+		refs[i] = (struct key_ref){ v->members[i].key, key_at[i] };
+	qsort(refs, v->n, sizeof(*refs), key_ref_cmp);
+	for (size_t i = 1; i < v->n; i++)
+		if (!strcmp(refs[i - 1].key, refs[i].key) && refs[i].at < first_dup) {
+			first_dup = refs[i].at;
+			dup = refs[i].key;
+		}
+	if (dup)
+		fail_at(p, first_dup, "key \"%.64s\" appears twice", dup);
+	free(refs);
+}
+
 static int parse_object(struct parser *p, struct json_value *v, int depth)
 {
-	size_t cap = 0;
+	size_t cap = 0, *key_at = NULL; /* where each member's key starts, for messages */
 
 	v->type = JSON_OBJECT;
 	p->pos++;
@@ -290,35 +349,41 @@ static int parse_object(struct parser *p, struct json_value *v, int depth)
 	}
 	for (;;) {
 		struct json_member *m;
-		size_t key_at;
 
 		skip_space(p);
-		key_at = p->pos;
-		if (p->pos >= p->len || p->text[p->pos] != '"')
-			return fail_at(p, p->pos, "expected a string key in an object");
+		if (p->pos >= p->len || p->text[p->pos] != '"') {
+			fail_at(p, p->pos, "expected a string key in an object");
+			break;
+		}
 		if (v->n == cap) {
 			size_t ncap = cap ? cap * 2 : 8;
 			struct json_member *members = realloc(v->members, ncap * sizeof(*members));
+			size_t *offsets;
 
-			if (!members)
-				return out_of_memory(p);
-			v->members = members;
+			if (members)
+				v->members = members;
+			offsets = members ? realloc(key_at, ncap * sizeof(*offsets)) : NULL;
+			if (!offsets) {
+				out_of_memory(p);
+				break;
+			}
+			key_at = offsets;
 			cap = ncap;
 		}
 		m = &v->members[v->n];
 		memset(m, 0, sizeof(*m));
+		key_at[v->n] = p->pos;
 		v->n++;
 		if (parse_string(p, &m->key))
-			return p->ret;
-		for (size_t i = 0; i + 1 < v->n; i++)
-			if (!strcmp(v->members[i].key, m->key))
-				return fail_at(p, key_at, "key \"%.64s\" appears twice", m->key);
+			break;
 		skip_space(p);
-		if (p->pos >= p->len || p->text[p->pos] != ':')
-			return fail_at(p, p->pos, "expected ':' after the key \"%.64s\"", m->key);
+		if (p->pos >= p->len || p->text[p->pos] != ':') {
+			fail_at(p, p->pos, "expected ':' after the key \"%.64s\"", m->key);
+			break;
+		}
 		p->pos++;
 		if (parse_value(p, &m->value, depth + 1))
-			return p->ret;
+			break;
 		skip_space(p);
 		if (p->pos < p->len && p->text[p->pos] == ',') {
 			p->pos++;
@@ -326,10 +391,14 @@ static int parse_object(struct parser *p, struct json_value *v, int depth)
 		}
 		if (p->pos < p->len && p->text[p->pos] == '}') {
 			p->pos++;
-			return 0;
+			duplicate_check(p, v, key_at);
+			break;
 		}
-		return fail_at(p, p->pos, "expected ',' or '}' in an object");
+		fail_at(p, p->pos, "expected ',' or '}' in an object");
+		break;
 	}
+	free(key_at);
+	return p->ret;
 }
 
 static int parse_value(struct parser *p, struct json_value *v, int depth)

@@ -1,11 +1,13 @@
 #include <bpf/libbpf.h>
-#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -55,7 +57,95 @@ int pins_run_dir_create(void)
 	return mkdir(PINS_RUN_DIR, 0700) && errno != EEXIST ? -errno : 0;
 }
 
-bool pins_owner_alive(int pid)
+/* Reads the pid a lock holder wrote into its lock file; 0 if none. */
+static int lock_file_pid(int fd)
+{
+	char text[24];
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+
+	if (n <= 0)
+		return 0;
+	text[n] = '\0';
+	return atoi(text);
+}
+
+int pins_lock_take(const char *pin_dir, int *holder, struct reflex_err *err)
+{
+	char path[PATH_MAX], text[24];
+	struct stat fd_st, path_st;
+	int fd, len;
+
+	*holder = 0;
+	if (pins_run_dir_create()) {
+		reflex_err_set(err, "cannot create %s: %s", PINS_RUN_DIR, strerror(errno));
+		return -errno;
+	}
+	pins_run_path(pin_dir, "lock", path, sizeof(path));
+	for (;;) {
+		fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			reflex_err_set(err, "cannot open the lock file %s: %s", path, strerror(errno));
+			return -errno;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB)) {
+			int ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+			*holder = lock_file_pid(fd);
+			if (ret == -EBUSY)
+				reflex_err_set(err, "pin directory %s belongs to a running reflexd (pid %d) holding %s",
+					       pin_dir, *holder, path);
+			else
+				reflex_err_set(err, "cannot lock %s: %s", path, strerror(-ret));
+			close(fd);
+			return ret;
+		}
+		/* The previous holder unlinks the file before it lets go: a lock on an
+		 * unlinked file guards nothing, so take the one now at the path. */
+		if (fstat(fd, &fd_st) == 0 && stat(path, &path_st) == 0 && fd_st.st_dev == path_st.st_dev &&
+		    fd_st.st_ino == path_st.st_ino)
+			break;
+		close(fd);
+	}
+	len = snprintf(text, sizeof(text), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) || pwrite(fd, text, len, 0) != len) {
+		reflex_err_set(err, "cannot write %s: %s", path, strerror(errno));
+		close(fd);
+		return -errno;
+	}
+	return fd;
+}
+
+void pins_lock_release(const char *pin_dir, int fd)
+{
+	char path[PATH_MAX];
+
+	if (fd < 0)
+		return;
+	pins_run_path(pin_dir, "lock", path, sizeof(path));
+	unlink(path);
+	close(fd);
+}
+
+int pins_lock_holder(const char *pin_dir)
+{
+	char path[PATH_MAX];
+	int fd, pid = 0;
+
+	pins_run_path(pin_dir, "lock", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -1 : 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+		flock(fd, LOCK_UN);
+	else if (errno == EWOULDBLOCK)
+		pid = lock_file_pid(fd);
+	close(fd);
+	return pid;
+}
+
+/* Only for a pin directory without a lock file (a reflexd of a build before the lock):
+ * then the process name is all there is to go by. */
+static bool pid_is_reflexd(int pid)
 {
 	char path[64], comm[64] = "";
 	FILE *f;
@@ -72,22 +162,102 @@ bool pins_owner_alive(int pid)
 	return strncmp(comm, "reflexd", 7) == 0;
 }
 
+bool pins_owner_alive(const char *pin_dir, int pid)
+{
+	int holder = pins_lock_holder(pin_dir);
+
+	if (holder < 0)
+		return pid_is_reflexd(pid);
+	/* Held by this process: whoever wrote the state is gone. */
+	return holder > 0 && holder != getpid();
+}
+
+/*
+ * Every name reflex pins: the host's maps and cgroup link (reflexd/loader.c), its
+ * `reflex` struct_ops map (reflexd/cc_actuator.c) and the router's maps. Only these
+ * are ever unlinked, so a pin directory that holds anything else keeps it.
+ */
+static const char *const pins_reflex_names[] = {
+	"sockops_link", "reflex", "reflex_config", "counters", "ring_pending", "cwnd_decisions", "heartbeat",
+	"sock_events", "sock_flows", "sock_state_store", "tc_events", "tc_flows",
+	"router_config", "router_counters", "router_ring_pending", "router_events", "router_flows",
+	"router_timestamps", "router_decisions", "router_paths", "router_path_stats",
+};
+
+bool pins_is_reflex_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(pins_reflex_names) / sizeof(pins_reflex_names[0]); i++)
+		if (!strcmp(name, pins_reflex_names[i]))
+			return true;
+	return false;
+}
+
+/* A mount's root has its parent on another device, or is its own parent. */
+static bool is_mount_root(const char *path, const struct stat *st)
+{
+	char parent[PATH_MAX];
+	struct stat pst;
+
+	if (snprintf(parent, sizeof(parent), "%s/..", path) >= (int)sizeof(parent) || stat(parent, &pst))
+		return true;
+	return pst.st_dev != st->st_dev || pst.st_ino == st->st_ino;
+}
+
+int pins_dir_check(const char *pin_dir, struct reflex_err *err)
+{
+	char parent[PATH_MAX], *slash;
+	struct statfs fs;
+	struct stat st;
+
+	if (pin_dir[0] != '/' || strlen(pin_dir) >= sizeof(parent)) {
+		reflex_err_set(err, "pin directory %s: not an absolute path that fits PATH_MAX", pin_dir);
+		return -EINVAL;
+	}
+	if (lstat(pin_dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			reflex_err_set(err, "pin directory %s is not a directory (a symlink or file is refused)", pin_dir);
+			return -ENOTDIR;
+		}
+		if (statfs(pin_dir, &fs) || fs.f_type != BPF_FS_MAGIC) {
+			reflex_err_set(err, "pin directory %s is not on a bpffs (e.g. use /sys/fs/bpf/NAME)", pin_dir);
+			return -EINVAL;
+		}
+		if (is_mount_root(pin_dir, &st)) {
+			reflex_err_set(err, "pin directory %s is the root of a bpffs: give a directory below it "
+				       "(e.g. %s/reflex)", pin_dir, pin_dir);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (errno != ENOENT) {
+		reflex_err_set(err, "pin directory %s: %s", pin_dir, strerror(errno));
+		return -errno;
+	}
+	/* Not there yet: reflexd creates it, one level below a bpffs directory. */
+	snprintf(parent, sizeof(parent), "%s", pin_dir);
+	slash = strrchr(parent, '/');
+	if (slash == parent)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (statfs(parent, &fs) || fs.f_type != BPF_FS_MAGIC) {
+		reflex_err_set(err, "pin directory %s is not on a bpffs: %s is not a bpffs directory "
+			       "(e.g. use /sys/fs/bpf/NAME)", pin_dir, parent);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Unpinning the cgroup link drops its last reference and so detaches sockops. */
 void pins_dir_remove(const char *pin_dir)
 {
-	DIR *dir = opendir(pin_dir);
-	struct dirent *de;
 	char path[PATH_MAX];
 
-	if (!dir)
-		return;
-	while ((de = readdir(dir))) {
-		if (de->d_name[0] == '.')
+	for (size_t i = 0; i < sizeof(pins_reflex_names) / sizeof(pins_reflex_names[0]); i++) {
+		if (snprintf(path, sizeof(path), "%s/%s", pin_dir, pins_reflex_names[i]) >= (int)sizeof(path))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", pin_dir, de->d_name);
 		unlink(path);
 	}
-	closedir(dir);
+	/* Fails, and leaves it, if anyone else's pins are in it. */
 	rmdir(pin_dir);
 }
-

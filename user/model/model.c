@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "lib/fileio.h"
 #include "model/model.h"
 #include "model/model_fast.h"
 #include "model/model_internal.h"
@@ -419,56 +420,28 @@ int model_load_buffer(const void *data, size_t len, unsigned flags, struct model
 
 int model_load_file(const char *path, unsigned flags, struct model **out, struct model_error *err)
 {
-	uint8_t *buf = NULL;
-	struct stat st;
-	size_t got = 0;
-	int fd, rc;
+	struct reflex_err ferr = { "" };
+	char *buf = NULL;
+	size_t len = 0;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return model_fail_errno(err, errno, "%s", path);
-	if (fstat(fd, &st)) {
-		rc = model_fail_errno(err, errno, "%s", path);
-		goto cleanup;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = model_fail(err, -1, "%s: not a regular file", path);
-		goto cleanup;
-	}
-	if ((uint64_t)st.st_size > MODEL_MAX_FILE_SIZE) {
-		rc = model_fail(err, -1, "%s: %lld bytes, over the %u-byte cap", path,
-				(long long)st.st_size, MODEL_MAX_FILE_SIZE);
-		goto cleanup;
-	}
-	/* One byte more than stat says, so a file that grew meanwhile is caught as a size mismatch. */
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = model_fail_errno(err, ENOMEM, "%s", path);
-		goto cleanup;
-	}
-	while (got < (size_t)st.st_size + 1) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size + 1 - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = model_fail_errno(err, errno, "%s: read", path);
-			goto cleanup;
+	/* Non-blocking: a FIFO planted at a model path must not hang verify or a reload. */
+	rc = fileio_read_bounded(path, MODEL_MAX_FILE_SIZE, &buf, &len, &ferr);
+	if (rc) {
+		if (err) {
+			snprintf(err->msg, sizeof(err->msg), "%s", ferr.msg);
+			err->offset = -1;
 		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
+		return rc == -EFBIG ? -EINVAL : rc;
 	}
-	rc = model_load_buffer(buf, got, flags, out, err);
+	rc = model_load_buffer((const uint8_t *)buf, len, flags, out, err);
 	if (rc && err && rc == -EINVAL) {
 		char msg[sizeof(err->msg)];
 
 		snprintf(msg, sizeof(msg), "%s: %s", path, err->msg);
 		memcpy(err->msg, msg, sizeof(msg));
 	}
-cleanup:
 	free(buf);
-	close(fd);
 	return rc;
 }
 

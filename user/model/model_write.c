@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "lib/fileio.h"
 #include "model/model.h"
 #include "model/model_fast.h"
 #include "model/model_internal.h"
@@ -145,78 +146,20 @@ int model_serialize(const struct model *m, uint8_t **bufp, size_t *lenp, struct 
 	return 0;
 }
 
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int fsync_parent_dir(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, rc = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd))
-		rc = -errno;
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return rc;
-}
-
 int model_write_file(const struct model *m, const char *path, struct model_error *err)
 {
-	char tmp[PATH_MAX];
+	struct reflex_err ferr = { "" };
 	uint8_t *buf = NULL;
 	size_t len;
-	int fd = -1, rc;
+	int rc;
 
 	rc = model_serialize(m, &buf, &len, err);
 	if (rc)
 		return rc;
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp)) {
-		rc = model_fail_errno(err, ENAMETOOLONG, "%s", path);
-		goto cleanup;
-	}
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		rc = model_fail_errno(err, errno, "%s: creating a temporary file", path);
-		goto cleanup;
-	}
-	rc = write_all(fd, buf, len);
-	if (!rc && fchmod(fd, 0644))
-		rc = -errno;
-	if (!rc && fsync(fd))
-		rc = -errno;
-	if (close(fd) && !rc)
-		rc = -errno;
-	fd = -1;
-	if (!rc && rename(tmp, path))
-		rc = -errno;
-	if (rc) {
-		model_fail_errno(err, -rc, "%s: writing %s", path, tmp);
-		unlink(tmp);
-		goto cleanup;
-	}
-	rc = fsync_parent_dir(path);
-	if (rc)
-		model_fail_errno(err, -rc, "%s: fsync of its directory", path);
-cleanup:
-	if (fd >= 0) {
-		close(fd);
-		unlink(tmp);
+	rc = fileio_write_atomic(path, buf, len, 0644, &ferr);
+	if (rc && err) {
+		snprintf(err->msg, sizeof(err->msg), "%s", ferr.msg);
+		err->offset = -1;
 	}
 	free(buf);
 	return rc;

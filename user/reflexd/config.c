@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lib/fileio.h"
 #include "lib/text_lines.h"
 #include "reflexd/config.h"
 
@@ -254,37 +255,19 @@ int config_load_text(struct config_file *cf, const char *source, const char *tex
 
 int config_load(struct config_file *cf, const char *path, char *err, size_t err_len)
 {
-	FILE *f = fopen(path, "r");
-	struct stat st;
+	struct reflex_err ferr = { "" };
 	char *text;
 	size_t len;
 	int ret;
 
 	cf->count = 0;
-	if (!f) {
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+	/* non-blocking and regular files only: a FIFO would block reflexd (and the
+	 * argument fuzzer) forever */
+	if (fileio_read_bounded(path, CONFIG_FILE_MAX, &text, &len, &ferr)) {
+		snprintf(err, err_len, "%s", ferr.msg);
 		return -1;
 	}
-	/* a FIFO or a terminal would block reflexd (and the argument fuzzer) forever */
-	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-		snprintf(err, err_len, "%s: not a regular file", path);
-		fclose(f);
-		return -1;
-	}
-	text = malloc(CONFIG_FILE_MAX + 1);
-	if (!text) {
-		fclose(f);
-		snprintf(err, err_len, "%s: out of memory", path);
-		return -1;
-	}
-	len = fread(text, 1, CONFIG_FILE_MAX + 1, f);
-	if (ferror(f) || len > CONFIG_FILE_MAX) {
-		snprintf(err, err_len, "%s: %s", path, ferror(f) ? strerror(errno) : "larger than 1 MiB");
-		ret = -1;
-	} else {
-		ret = config_load_text(cf, path, text, len, err, err_len);
-	}
+	ret = config_load_text(cf, path, text, len, err, err_len);
 	free(text);
-	fclose(f);
 	return ret;
 }

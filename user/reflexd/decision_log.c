@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/fileio.h"
 #include "reflexd/decision_log.h"
 
 static uint64_t limit_bytes = 64ULL << 20;
@@ -28,11 +29,15 @@ void decision_log_limits(uint64_t max_bytes, unsigned keep)
 
 static int open_append(struct log_file *lf)
 {
+	struct reflex_err err = { "" };
 	struct stat st;
-	int fd = open(lf->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	/* As root: a symlink or hard link planted at the log's path is refused. */
+	int fd = fileio_open_output_fd(lf->path, true, 0640, &err);
 
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		fprintf(stderr, "reflexd: decision log: %s\n", err.msg);
+		return fd;
+	}
 	if (lf->fd >= 0)
 		close(lf->fd);
 	lf->fd = fd;

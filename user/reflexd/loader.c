@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -12,9 +13,13 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "lib/fileio.h"
+#include "lib/tc_filters.h"
 #include "reflexd/loader.h"
+#include "reflexd/unclamp.h"
 #include "sockops.skel.h"
 #include "tc.skel.h"
 
@@ -22,6 +27,8 @@
 /* "RF": fixed so a later reflexd can find (and remove) a dead one's filters. */
 #define REFLEX_TC_HANDLE 0x5246
 #define REFLEX_TC_PRIORITY 0x5246
+/* A deciding reflexd beats every 50 ms; one silent for a second is not deciding. */
+#define HEARTBEAT_ALIVE_NS (1000ULL * 1000 * 1000)
 
 static void state_path_for(const char *pin_dir, char *out, size_t len)
 {
@@ -78,46 +85,54 @@ static int netns_enter(unsigned long long ino)
 /* Rewritten after every attach step, so a crash at any point can be undone. */
 static int state_write(const struct reflex_bpf *rb)
 {
-	char tmp[PATH_MAX + 8];
-	FILE *f;
+	struct reflex_err err = { "" };
+	struct fileio_atomic out;
+	char ifname[IF_NAMESIZE] = "";
+	int ret;
 
 	if (pins_run_dir_create())
 		return -errno;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", rb->state_path);
-	f = fopen(tmp, "w");
-	if (!f)
-		return -errno;
-	fprintf(f, "pid=%d\nnetns_ino=%llu\nifindex=%d\nclsact_created=%d\n", (int)getpid(),
-		(unsigned long long)netns_ino(), rb->ifindex, rb->clsact_created);
-	if (fclose(f) != 0 || rename(tmp, rb->state_path) != 0) {
-		unlink(tmp);
-		return -errno;
-	}
-	return 0;
+	ret = fileio_atomic_open(&out, rb->state_path, 0600, &err);
+	if (ret)
+		return ret;
+	if (rb->ifindex > 0)
+		if_indextoname(rb->ifindex, ifname);
+	fprintf(out.f, "pid=%d\nnetns_ino=%llu\nifindex=%d\niface=%s\nclsact_created=%d\n", (int)getpid(),
+		(unsigned long long)netns_ino(), rb->ifindex, ifname, rb->clsact_created);
+	return fileio_atomic_commit(&out, &err);
 }
 
 struct stale_state {
 	int pid;
 	unsigned long long netns_ino;
 	int ifindex;
+	char iface[IF_NAMESIZE];
 	int clsact_created;
 };
 
+#define STATE_MAX_BYTES 4096
+
 static bool state_read(const char *path, struct stale_state *st)
 {
-	FILE *f = fopen(path, "r");
-	char line[128];
+	struct reflex_err err = { "" };
+	char *text, *line, *save = NULL;
+	size_t len;
+	int ret;
 
 	memset(st, 0, sizeof(*st));
-	if (!f)
+	ret = fileio_read_bounded(path, STATE_MAX_BYTES, &text, &len, &err);
+	if (ret) {
+		if (ret != -ENOENT)
+			fprintf(stderr, "reflexd: %s\n", err.msg);
 		return false;
-	while (fgets(line, sizeof(line), f)) {
+	}
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (sscanf(line, "pid=%d", &st->pid) == 1 || sscanf(line, "netns_ino=%llu", &st->netns_ino) == 1 ||
-		    sscanf(line, "ifindex=%d", &st->ifindex) == 1 ||
+		    sscanf(line, "ifindex=%d", &st->ifindex) == 1 || sscanf(line, "iface=%15s", st->iface) == 1 ||
 		    sscanf(line, "clsact_created=%d", &st->clsact_created) == 1)
 			continue;
 	}
-	fclose(f);
+	free(text);
 	return true;
 }
 
@@ -130,10 +145,33 @@ static void tc_detach_ours(int ifindex, bool destroy_clsact)
 	bpf_tc_detach(&hook, &opts);
 	hook.attach_point = BPF_TC_EGRESS;
 	bpf_tc_detach(&hook, &opts);
-	if (destroy_clsact) {
+	/* Filters someone attached after us (another reflexd, Cilium, an operator)
+	 * keep the clsact we created. */
+	if (destroy_clsact && tc_clsact_empty(ifindex)) {
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		bpf_tc_hook_destroy(&hook);
 	}
+}
+
+/* After sockops is detached (nothing can clamp again) and before the pins go (the
+ * iterator needs sock_state_store): lifts the clamps of flows idle since. */
+static void clamps_lift_all(const char *pin_dir)
+{
+	struct reflex_err err = { "" };
+	int lifted = unclamp_all(pin_dir, &err);
+
+	if (lifted < 0)
+		fprintf(stderr, "reflexd: %s: idle flows keep their clamp until their next ACK\n", err.msg);
+	else if (lifted > 0)
+		fprintf(stderr, "reflexd: lifted the clamp of %d idle flow%s\n", lifted, lifted == 1 ? "" : "s");
+}
+
+static void cgroup_link_pin_remove(const char *pin_dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/" CGROUP_LINK_PIN, pin_dir);
+	unlink(path);
 }
 
 /* A dead reflexd's empty decision log says nothing; one with decisions is history an
@@ -154,41 +192,63 @@ int loader_cleanup_stale(const char *pin_dir, struct reflex_err *err)
 	struct stale_state st;
 	bool have_state;
 
+	if (pins_dir_check(pin_dir, err))
+		return -EINVAL;
 	state_path_for(pin_dir, state_path, sizeof(state_path));
 	have_state = state_read(state_path, &st);
-	if (have_state && pins_owner_alive(st.pid)) {
+	if (have_state && pins_owner_alive(pin_dir, st.pid)) {
 		reflex_err_set(err, "pin directory %s belongs to a running reflexd (pid %d)", pin_dir, st.pid);
 		return -EBUSY;
 	}
-	if (have_state && st.ifindex > 0) {
+	if (have_state) {
 		int back = netns_enter(st.netns_ino);
+		char ifname[IF_NAMESIZE] = "";
 
 		if (back == -1) {
 			fprintf(stderr, "reflexd: the dead reflexd ran in network namespace %llu, which is not among "
-					"/run/netns: its tc filters on ifindex %d there are left (run --cleanup inside "
-					"that namespace)\n", st.netns_ino, st.ifindex);
+					"/run/netns: its tc filters on ifindex %d and its clamps there are left (run "
+					"--cleanup inside that namespace)\n", st.netns_ino, st.ifindex);
 		} else {
-			tc_detach_ours(st.ifindex, st.clsact_created);
+			cgroup_link_pin_remove(pin_dir);
+			clamps_lift_all(pin_dir);
+			/* An index is reused once its interface is gone: only where it still
+			 * names the interface the dead reflexd attached to. */
+			if (st.ifindex > 0 && (!if_indextoname(st.ifindex, ifname) || strcmp(ifname, st.iface)))
+				fprintf(stderr, "reflexd: ifindex %d is no longer %s (now '%s'): its filters went with "
+						"it, nothing detached\n", st.ifindex, st.iface[0] ? st.iface : "?", ifname);
+			else if (st.ifindex > 0)
+				tc_detach_ours(st.ifindex, st.clsact_created);
 			if (back >= 0) {
 				setns(back, CLONE_NEWNET);
 				close(back);
 			}
 		}
+	} else {
+		cgroup_link_pin_remove(pin_dir);
+		clamps_lift_all(pin_dir);
 	}
 	pins_dir_remove(pin_dir);
 	unlink(state_path);
 	run_file_remove_if_empty(pin_dir, "decisions");
+	{
+		char shadow_path[PATH_MAX];
+
+		/* A dead reflexd's shadow verdict would send `reflexctl promote` to its pid. */
+		pins_run_path(pin_dir, "shadow", shadow_path, sizeof(shadow_path));
+		unlink(shadow_path);
+	}
 	return have_state ? 1 : 0;
 }
 
+/* A directory someone else made keeps its owner's mode: reflexd chmods nothing. */
 static int pin_dir_create(const char *pin_dir, struct reflex_err *err)
 {
+	int ret = pins_dir_check(pin_dir, err);
+
+	if (ret)
+		return ret;
 	if (mkdir(pin_dir, 0700) && errno != EEXIST) {
 		reflex_err_set(err, "cannot create pin directory %s: %s", pin_dir, strerror(errno));
-		return -errno;
-	}
-	if (chmod(pin_dir, 0700)) {
-		reflex_err_set(err, "cannot chmod pin directory %s: %s", pin_dir, strerror(errno));
 		return -errno;
 	}
 	return 0;
@@ -203,7 +263,7 @@ int loader_config_update(struct reflex_bpf *rb, const struct reflex_config *cfg)
 }
 
 int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct reflex_config *cfg,
-		     bool want_sockops, struct reflex_err *err)
+		     unsigned int max_flows, bool want_sockops, struct reflex_err *err)
 {
 	DECLARE_LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
 	int ret;
@@ -221,6 +281,7 @@ int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct re
 		reflex_err_set(err, "cannot open the tc BPF object: %s", strerror(-ret));
 		return ret;
 	}
+	bpf_map__set_max_entries(rb->tc->maps.tc_flows, max_flows);
 	ret = tc_bpf__load(rb->tc);
 	if (ret) {
 		reflex_err_set(err, "cannot load the tc BPF programs: %s", strerror(-ret));
@@ -233,6 +294,8 @@ int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct re
 			reflex_err_set(err, "cannot open the sockops BPF object: %s", strerror(-ret));
 			return ret;
 		}
+		bpf_map__set_max_entries(rb->sockops->maps.sock_flows, max_flows);
+		bpf_map__set_max_entries(rb->sockops->maps.cwnd_decisions, max_flows);
 		ret = sockops_bpf__load(rb->sockops);
 		if (ret) {
 			reflex_err_set(err, "cannot load the sockops BPF program: %s", strerror(-ret));
@@ -245,6 +308,72 @@ int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct re
 		return ret;
 	}
 	return state_write(rb);
+}
+
+/* Whether the reflexd behind a sockops program still beats: its `heartbeat` map
+ * holds the last beat (CLOCK_MONOTONIC ns, every 50 ms while it decides). */
+static bool prog_owner_beats(int prog_fd)
+{
+	__u32 map_ids[16], n_maps = 16;
+	struct bpf_prog_info info = { .nr_map_ids = n_maps, .map_ids = (__u64)(uintptr_t)map_ids };
+	__u32 len = sizeof(info);
+	struct timespec now;
+	bool beats = false;
+
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len))
+		return true; /* cannot tell: assume it lives */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (__u32 i = 0; i < info.nr_map_ids && i < n_maps; i++) {
+		struct bpf_map_info minfo = { 0 };
+		__u32 mlen = sizeof(minfo), zero = 0;
+		__u64 beat = 0, now_ns = (__u64)now.tv_sec * 1000000000ULL + now.tv_nsec;
+		int fd = bpf_map_get_fd_by_id(map_ids[i]);
+
+		if (fd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(fd, &minfo, &mlen) == 0 && !strcmp(minfo.name, "heartbeat") &&
+		    bpf_map_lookup_elem(fd, &zero, &beat) == 0)
+			beats = beat && now_ns - beat < HEARTBEAT_ALIVE_NS;
+		close(fd);
+	}
+	return beats;
+}
+
+/*
+ * Two reflexd clamping one cgroup's sockets would fight, and the first to stop would
+ * lift the other's clamps: a reflex sockops program in force on the cgroup (attached
+ * to it or to a parent) whose reflexd still beats refuses the start. A dead one's
+ * (kill -9 keeps its link) or an observer's (it clamps nothing) is only reported.
+ */
+static int cgroup_check_no_reflex(int cgroup_fd, const char *cgroup_path, struct reflex_err *err)
+{
+	__u32 ids[64], count = 64, flags = 0;
+
+	if (bpf_prog_query(cgroup_fd, BPF_CGROUP_SOCK_OPS, BPF_F_QUERY_EFFECTIVE, &flags, ids, &count))
+		return 0; /* nothing to go by: the attach itself decides */
+	for (__u32 i = 0; i < count; i++) {
+		struct bpf_prog_info info = { 0 };
+		__u32 len = sizeof(info);
+		int fd = bpf_prog_get_fd_by_id(ids[i]);
+		bool reflex, beats = false;
+
+		if (fd < 0)
+			continue;
+		reflex = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && !strcmp(info.name, "reflex_sockops");
+		if (reflex)
+			beats = prog_owner_beats(fd);
+		close(fd);
+		if (reflex && beats) {
+			reflex_err_set(err, "cgroup %s already has reflex's sockops program (prog id %u) from a running "
+				       "reflexd: another reflexd controls its sockets", cgroup_path, ids[i]);
+			return -EBUSY;
+		}
+		if (reflex)
+			fprintf(stderr, "reflexd: cgroup %s also has a reflex sockops program whose reflexd does not "
+					"decide (prog id %u; a dead one's: `reflexd --cleanup --pin-dir` its pin "
+					"directory)\n", cgroup_path, ids[i]);
+	}
+	return 0;
 }
 
 int loader_attach_cgroup(struct reflex_bpf *rb, const char *cgroup_path, struct reflex_err *err)
@@ -263,6 +392,9 @@ int loader_attach_cgroup(struct reflex_bpf *rb, const char *cgroup_path, struct 
 		ret = -EINVAL;
 		goto cleanup;
 	}
+	ret = cgroup_check_no_reflex(cgroup_fd, cgroup_path, err);
+	if (ret)
+		goto cleanup;
 	rb->cgroup_link = bpf_program__attach_cgroup(rb->sockops->progs.reflex_sockops, cgroup_fd);
 	if (!rb->cgroup_link) {
 		ret = -errno;
@@ -345,6 +477,8 @@ void loader_teardown(struct reflex_bpf *rb)
 		bpf_link__unpin(rb->cgroup_link);
 		bpf_link__destroy(rb->cgroup_link);
 	}
+	if (rb->sockops && rb->pin_dir[0])
+		clamps_lift_all(rb->pin_dir);
 	if (rb->sockops) {
 		maps_unpin(rb->sockops->obj);
 		sockops_bpf__destroy(rb->sockops);
@@ -368,6 +502,11 @@ int loader_sock_events_fd(const struct reflex_bpf *rb)
 int loader_tc_events_fd(const struct reflex_bpf *rb)
 {
 	return bpf_map__fd(rb->tc->maps.tc_events);
+}
+
+int loader_tc_flows_fd(const struct reflex_bpf *rb)
+{
+	return bpf_map__fd(rb->tc->maps.tc_flows);
 }
 
 int loader_counters_fd(const struct reflex_bpf *rb)

@@ -36,8 +36,9 @@ struct reflex_bpf {
  * Refuses (-EBUSY) if the reflexd that owns it is alive. */
 int loader_cleanup_stale(const char *pin_dir, struct reflex_err *err);
 
+/* max_flows sizes the flow maps (tc_flows, sock_flows, cwnd_decisions). */
 int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct reflex_config *cfg,
-		     bool want_sockops, struct reflex_err *err);
+		     unsigned int max_flows, bool want_sockops, struct reflex_err *err);
 int loader_attach_cgroup(struct reflex_bpf *rb, const char *cgroup_path, struct reflex_err *err);
 int loader_attach_tc(struct reflex_bpf *rb, int ifindex, struct reflex_err *err);
 
@@ -51,5 +52,6 @@ int loader_counters_fd(const struct reflex_bpf *rb);
 /* -1 without the sockops program (no --cgroup). */
 int loader_decisions_fd(const struct reflex_bpf *rb);
 int loader_heartbeat_fd(const struct reflex_bpf *rb);
+int loader_tc_flows_fd(const struct reflex_bpf *rb);
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/fileio.h"
 #include "lib/bpf_maps.h"
 #include "lib/file_sha256.h"
 #include "reflexd/controller.h"
@@ -576,24 +577,17 @@ static void render_router(FILE *out, const struct router_view *v)
 int metrics_render_router(FILE *out, void *path)
 {
 	struct router_view *v = calloc(1, sizeof(*v));
+	struct reflex_err ferr = { "" };
 	char *text = NULL, err[256];
 	size_t len = 0;
-	FILE *f = fopen(path, "r");
 	int ret = -1;
 
-	if (!v || !f)
-		goto out;
-	text = malloc(1 << 22);
-	if (!text)
-		goto out;
-	len = fread(text, 1, (1 << 22) - 1, f);
-	if (ferror(f) || router_view_parse_json(text, len, v, err, sizeof(err)))
+	if (!v || fileio_read_bounded(path, (1 << 22) - 1, &text, &len, &ferr) ||
+	    router_view_parse_json(text, len, v, err, sizeof(err)))
 		goto out;
 	render_router(out, v);
 	ret = ferror(out) ? -1 : 0;
 out:
-	if (f)
-		fclose(f);
 	free(text);
 	free(v);
 	return ret;

@@ -33,6 +33,7 @@
 #include "router/classify.h"
 #include "reflexd/qdisc_stats.h"
 #include "reflexd/telemetry.h"
+#include "lib/fileio.h"
 #include "lib/window_csv.h"
 
 #define EXIT_SETUP 2
@@ -150,10 +151,11 @@ static void write_window(const struct feature_window *w, struct flow_entry *flow
 
 static FILE *open_output(const char *path, const char *what)
 {
-	FILE *f = fopen(path, "w");
+	struct reflex_err err = { "" };
+	FILE *f = fileio_open_output(path, false, 0640, &err);
 
 	if (!f)
-		fprintf(stderr, "reflexd: cannot write %s %s: %s\n", what, path, strerror(errno));
+		fprintf(stderr, "reflexd: cannot write %s: %s\n", what, err.msg);
 	return f;
 }
 
@@ -162,9 +164,12 @@ static FILE *open_output(const char *path, const char *what)
  * with any_dead_cc, also any dead reflexd's registration, pinned anywhere or not. */
 static int cleanup_stale(const char *pin_dir, bool any_dead_cc, struct reflex_err *err)
 {
-	int cc = cc_actuator_cleanup_pinned(pin_dir, err);
-	int ret;
+	int cc, ret;
 
+	ret = pins_dir_check(pin_dir, err);
+	if (ret)
+		return ret;
+	cc = cc_actuator_cleanup_pinned(pin_dir, err);
 	if (cc >= 0 && any_dead_cc) {
 		ret = cc_actuator_cleanup_dead(err);
 		cc = ret < 0 ? ret : cc || ret;
@@ -195,9 +200,6 @@ static int setup(struct daemon *d)
 	struct reflex_err err = { "" };
 	int ret;
 
-	ret = pins_preflight(&err);
-	if (ret)
-		goto fail;
 	d->ifindex = if_nametoindex(d->opt.iface);
 	if (!d->ifindex) {
 		snprintf(err.msg, sizeof(err.msg), "interface '%s' not found", d->opt.iface);
@@ -218,7 +220,8 @@ static int setup(struct daemon *d)
 		return -1;
 
 	/* The congestion control is registered before sockops starts selecting it. */
-	if (loader_open_load(&d->bpf, d->opt.pin_dir, &d->opt.config, d->opt.cgroup != NULL, &err) ||
+	if (loader_open_load(&d->bpf, d->opt.pin_dir, &d->opt.config, d->opt.max_flows, d->opt.cgroup != NULL,
+			     &err) ||
 	    host_actuator_start(&d->act, d->opt.config.actuator, &d->bpf, &err) ||
 	    (d->opt.cgroup && loader_attach_cgroup(&d->bpf, d->opt.cgroup, &err)) ||
 	    loader_attach_tc(&d->bpf, d->ifindex, &err))
@@ -284,10 +287,25 @@ static int poll_rings(struct daemon *d)
 	return ret < 0 && ret != -EINTR ? ret : 0;
 }
 
+static uint64_t map_entries(int fd)
+{
+	struct flow_key key, next;
+	uint64_t n = 0;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		n++;
+	}
+	return n;
+}
+
 static void print_summary(struct daemon *d, double seconds)
 {
 	static const char *const names[] = REFLEX_COUNTER_NAMES;
 	int fd = loader_counters_fd(&d->bpf);
+	uint64_t inserted = bpf_counter_sum(fd, CNT_TC_FLOW_NEW), live = map_entries(loader_tc_flows_fd(&d->bpf));
 
 	fprintf(stderr, "reflexd: ran %.1f s on %s: %llu flows, %llu sock records, %llu tc records, %llu windows",
 		seconds, d->opt.iface, (unsigned long long)d->telemetry.flows_seen,
@@ -295,7 +313,10 @@ static void print_summary(struct daemon *d, double seconds)
 		(unsigned long long)d->windows_written);
 	for (int i = 0; i < CNT_MAX; i++)
 		fprintf(stderr, ", %s=%llu", names[i], (unsigned long long)bpf_counter_sum(fd, i));
-	fprintf(stderr, "\n");
+	/* Flows reflexd did not track, and tc_flows entries the LRU pushed out. */
+	fprintf(stderr, ", flows_refused=%llu, flows_displaced=%llu, tc_flow_evicted=%llu\n",
+		(unsigned long long)d->telemetry.flows_refused, (unsigned long long)d->telemetry.flows_displaced,
+		(unsigned long long)(inserted > live ? inserted - live : 0));
 }
 
 /* The shadow verdict, for operators (stderr) and for `reflexctl promote` (a key=value
@@ -303,23 +324,24 @@ static void print_summary(struct daemon *d, double seconds)
 static bool shadow_report(struct daemon *d)
 {
 	struct controller *c = &d->controller;
-	char why[512], tmp[PATH_MAX + 8];
+	struct reflex_err err = { "" };
+	struct fileio_atomic out;
+	char why[512];
 	bool pass = shadow_gate(&c->shadow, why, sizeof(why));
-	FILE *f;
 
 	fprintf(stderr, "reflexd: shadow %s policy: %s: gate %s\n", controller_policy_name(c), why,
 		pass ? "passes" : "fails");
-	snprintf(tmp, sizeof(tmp), "%s.tmp", d->shadow_status);
-	f = fopen(tmp, "w");
-	if (!f)
+	if (fileio_atomic_open(&out, d->shadow_status, 0600, &err)) {
+		fprintf(stderr, "reflexd: %s\n", err.msg);
 		return pass;
-	fprintf(f, "pid=%d\nshadow=%d\npolicy=%s\nevaluated=%llu\ndelta_p95=%.4f\noscillations_per_30s=%.3f\n"
+	}
+	fprintf(out.f, "pid=%d\nshadow=%d\npolicy=%s\nevaluated=%llu\ndelta_p95=%.4f\noscillations_per_30s=%.3f\n"
 		   "gate=%s\nwhy=%s\n",
 		(int)getpid(), c->opt.shadow, controller_policy_name(c),
 		(unsigned long long)c->shadow.evaluated, shadow_delta_p95(&c->shadow),
 		shadow_oscillations_per_30s(&c->shadow), pass ? "pass" : "fail", why);
-	if (fclose(f) != 0 || rename(tmp, d->shadow_status) != 0)
-		unlink(tmp);
+	if (fileio_atomic_commit(&out, &err))
+		fprintf(stderr, "reflexd: %s\n", err.msg);
 	return pass;
 }
 
@@ -360,7 +382,9 @@ static void publish_state(struct daemon *d, uint64_t now)
 		.qdisc_errors = d->qdisc_errors,
 		.reloads = d->reloads,
 	};
-	char last_error[512], tmp[PATH_MAX + 8], *page = NULL;
+	char last_error[512], *page = NULL;
+	struct reflex_err err = { "" };
+	struct fileio_atomic out;
 	size_t len = 0;
 	FILE *f;
 
@@ -383,13 +407,12 @@ static void publish_state(struct daemon *d, uint64_t now)
 	if (!d->status_path[0])
 		return;
 	log_last_error(last_error, sizeof(last_error));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", d->status_path);
-	f = fopen(tmp, "w");
-	if (!f)
+	if (fileio_atomic_open(&out, d->status_path, 0644, &err))
 		return;
-	if (metrics_status_render(f, &view, &d->metrics_state, c, &d->telemetry, d->opt.iface, last_error) ||
-	    fclose(f) != 0 || rename(tmp, d->status_path) != 0)
-		unlink(tmp);
+	if (metrics_status_render(out.f, &view, &d->metrics_state, c, &d->telemetry, d->opt.iface, last_error))
+		fileio_atomic_abort(&out);
+	else
+		fileio_atomic_commit(&out, &err);
 }
 
 /* SIGHUP with --config: the file again, under the same command line. The model files
@@ -618,12 +641,55 @@ static int run_router(struct reflexd_options *opt)
 	return ret;
 }
 
-int main(int argc, char **argv)
+/* Everything but --print-classes runs under the pin directory's lock. */
+static int main_locked(struct daemon *d)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
-	static struct daemon d;
-	char err_msg[256];
 	int ret;
+
+	if (d->opt.router_mode && !d->opt.cleanup_only)
+		return run_router(&d->opt);
+	if (d->opt.cleanup_only) {
+		struct reflex_err err = { "" };
+
+		ret = d->opt.router_mode ? router_cleanup_stale(d->opt.pin_dir, err.msg, sizeof(err.msg))
+					 : cleanup_stale(d->opt.pin_dir, d->opt.config.actuator == REFLEX_ACTUATOR_CC, &err);
+		if (ret < 0) {
+			fprintf(stderr, "reflexd: %s\n", err.msg);
+			return EXIT_SETUP;
+		}
+		fprintf(stderr, "reflexd: %s\n", ret ? "removed a dead reflexd's leftovers" : "nothing to clean up");
+		return 0;
+	}
+
+	d->model_watch.fd = -1;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	telemetry_init(&d->telemetry, d->opt.iface, flow_gone, d);
+	d->telemetry.max_flows = d->opt.max_flows;
+	d->start_unix_s = unix_now();
+	if (setup(d) || start_service(d)) {
+		teardown(d);
+		return EXIT_SETUP;
+	}
+	fprintf(stderr, "reflexd: attached on %s%s%s, pinned under %s\n", d->opt.iface,
+		d->opt.cgroup ? " and cgroup " : "", d->opt.cgroup ? d->opt.cgroup : "", d->opt.pin_dir);
+	sd_notify(0, "READY=1\nSTATUS=attached");
+	ret = run(d);
+	sd_notify(0, "STOPPING=1");
+	teardown(d);
+	fprintf(stderr, "reflexd: detached\n");
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	static struct daemon d;
+	struct reflex_err err = { "" };
+	char err_msg[256];
+	int ret, lock_fd, holder;
 
 	switch (reflexd_parse_args(argc, argv, &d.opt, err_msg, sizeof(err_msg))) {
 	case REFLEXD_ARGS_HELP:
@@ -650,40 +716,19 @@ int main(int argc, char **argv)
 
 	if (d.opt.print_classes)
 		return print_classes(&d.opt);
-	if (d.opt.router_mode && !d.opt.cleanup_only)
-		return run_router(&d.opt);
-	if (d.opt.cleanup_only) {
-		struct reflex_err err = { "" };
-
-		ret = d.opt.router_mode ? router_cleanup_stale(d.opt.pin_dir, err.msg, sizeof(err.msg))
-					: cleanup_stale(d.opt.pin_dir, d.opt.config.actuator == REFLEX_ACTUATOR_CC, &err);
-		if (ret < 0) {
-			fprintf(stderr, "reflexd: %s\n", err.msg);
-			return EXIT_SETUP;
-		}
-		fprintf(stderr, "reflexd: %s\n", ret ? "removed a dead reflexd's leftovers" : "nothing to clean up");
-		return 0;
-	}
-
-	d.model_watch.fd = -1;
-	d.argc = argc;
-	d.argv = argv;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	telemetry_init(&d.telemetry, d.opt.iface, flow_gone, &d);
-	d.start_unix_s = unix_now();
-	if (setup(&d) || start_service(&d)) {
-		teardown(&d);
+	/* Privileges first: the lock lives in /run/reflex, which only root may write. */
+	if (!d.opt.cleanup_only && pins_preflight(&err)) {
+		fprintf(stderr, "reflexd: %s\n", err.msg);
 		return EXIT_SETUP;
 	}
-	fprintf(stderr, "reflexd: attached on %s%s%s, pinned under %s\n", d.opt.iface,
-		d.opt.cgroup ? " and cgroup " : "", d.opt.cgroup ? d.opt.cgroup : "", d.opt.pin_dir);
-	sd_notify(0, "READY=1\nSTATUS=attached");
-	ret = run(&d);
-	sd_notify(0, "STOPPING=1");
-	teardown(&d);
-	fprintf(stderr, "reflexd: detached\n");
+	d.argc = argc;
+	d.argv = argv;
+	lock_fd = pins_lock_take(d.opt.pin_dir, &holder, &err);
+	if (lock_fd < 0) {
+		fprintf(stderr, "reflexd: %s\n", err.msg);
+		return EXIT_SETUP;
+	}
+	ret = main_locked(&d);
+	pins_lock_release(d.opt.pin_dir, lock_fd);
 	return ret;
 }

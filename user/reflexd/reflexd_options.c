@@ -30,6 +30,10 @@ void reflexd_usage(FILE *out)
 		"  --sample-interval-ms N   per-flow sample spacing, 1..1000 (default %llu)\n"
 		"  --flush-threshold N      ring-buffer wakeup every N records, 1..64 (default %d)\n"
 		"  --max-batch-delay-us N   ring-buffer poll timeout, 50..4000 (default %d)\n"
+		"  --max-flows N            flows tracked, 64..1048576 (default %d): sizes the BPF flow\n"
+		"                           maps and reflexd's table; when full, a new socket of the\n"
+		"                           cgroup displaces a tc-only flow, other new flows are refused\n"
+		"                           (both counted)\n"
 		"\n"
 		"control (needs --cgroup for cwnd):\n"
 		"  --model ROLE=FILE        load a .reflex model; ROLE is cwnd (tree), dqn (int8 MLP)\n"
@@ -92,7 +96,7 @@ void reflexd_usage(FILE *out)
 		"Exit codes: 0 stopped cleanly, 1 runtime error, 2 bad usage or setup failure\n"
 		"(nothing is left attached).\n",
 		REFLEX_DEFAULT_PIN_DIR, REFLEX_DEFAULT_SAMPLE_INTERVAL_NS / 1000000, REFLEX_DEFAULT_FLUSH_THRESHOLD,
-		REFLEX_DEFAULT_MAX_BATCH_DELAY_US);
+		REFLEX_DEFAULT_MAX_BATCH_DELAY_US, REFLEX_MAX_FLOWS);
 }
 
 struct parse_error {
@@ -202,7 +206,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD, OPT_POLICY, OPT_EXPLORE, OPT_LAN,
 	       OPT_PATH, OPT_CLASSES, OPT_PRINT_CLASSES, OPT_BANDIT, OPT_BANDIT_C, OPT_ACTUATOR,
 	       OPT_LEARN, OPT_LEARN_OUT, OPT_CONFIG, OPT_CHECK_CONFIG, OPT_METRICS_LISTEN, OPT_DECISION_LOG_MAX,
-	       OPT_DECISION_LOG_KEEP, OPT_MARK_BASE, OPT_MARK_MASK, OPT_MOVE_FLOWS };
+	       OPT_DECISION_LOG_KEEP, OPT_MARK_BASE, OPT_MARK_MASK, OPT_MOVE_FLOWS, OPT_MAX_FLOWS };
 	static const struct option longopts[] = {
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -213,6 +217,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		{ "sample-interval-ms", required_argument, NULL, OPT_SAMPLE_INTERVAL },
 		{ "flush-threshold", required_argument, NULL, OPT_FLUSH_THRESHOLD },
 		{ "max-batch-delay-us", required_argument, NULL, OPT_MAX_BATCH_DELAY },
+		{ "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
 		{ "cleanup", no_argument, NULL, OPT_CLEANUP },
 		{ "model", required_argument, NULL, OPT_MODEL },
 		{ "observe", no_argument, NULL, OPT_OBSERVE },
@@ -282,6 +287,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	opt->config.heartbeat_deadline_ns = REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS;
 	opt->control.policy = CWND_POLICY_TREE;
 	opt->shadow_period_s = 600;
+	opt->max_flows = REFLEX_MAX_FLOWS;
 	opt->control.hysteresis = (struct hysteresis_params)HYSTERESIS_DEFAULTS;
 
 	/* optind 0 makes glibc's getopt start over (the fuzzer parses many argvs); opterr 0
@@ -308,6 +314,9 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		case OPT_MAX_BATCH_DELAY:
 			opt->config.max_batch_delay_us = parse_ulong(&e, "--max-batch-delay-us", optarg,
 								     MAX_BATCH_DELAY_US_MIN, MAX_BATCH_DELAY_US_MAX);
+			break;
+		case OPT_MAX_FLOWS:
+			opt->max_flows = parse_ulong(&e, "--max-flows", optarg, 64, 1048576);
 			break;
 		case OPT_CLEANUP: opt->cleanup_only = true; break;
 		case OPT_MODEL:

@@ -18,6 +18,7 @@ struct reflexd_options {
 	const char *telemetry_out;
 	const char *records_out;
 	double duration_s;
+	unsigned int max_flows; /* sizes tc_flows, sock_flows, cwnd_decisions and reflexd's table */
 	struct reflex_config config;
 	struct controller_opts control;
 	bool auto_promote;

@@ -9,6 +9,7 @@ void telemetry_init(struct telemetry *t, const char *iface_name, flow_gone_fn go
 	t->gone = gone;
 	t->gone_ctx = gone_ctx;
 	window_series_init(&t->iface);
+	t->max_flows = REFLEX_MAX_FLOWS;
 	snprintf(t->iface_name, sizeof(t->iface_name), "%s", iface_name ? iface_name : "");
 }
 
@@ -17,6 +18,8 @@ static void flow_remove(struct telemetry *t, struct flow_entry *flow)
 	if (t->gone)
 		t->gone(flow, t->gone_ctx);
 	HASH_DEL(t->flows, flow);
+	if (flow->sock_flow)
+		t->sock_flow_count--;
 	free(flow);
 	t->flow_count--;
 }
@@ -37,22 +40,50 @@ struct flow_entry *telemetry_flow(struct telemetry *t, const struct flow_key *ke
 	return flow;
 }
 
-static struct flow_entry *flow_get_or_add(struct telemetry *t, const struct flow_key *key)
+/* A tc-only flow to give up for a socket's: any will do, none has a decision. */
+static bool tc_only_flow_drop(struct telemetry *t)
+{
+	struct flow_entry *flow, *tmp;
+
+	if (t->flow_count <= t->sock_flow_count)
+		return false;
+	HASH_ITER(hh, t->flows, flow, tmp) {
+		if (!flow->sock_flow) {
+			flow_remove(t, flow);
+			t->flows_displaced++;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A full table refuses a new tc tuple, but makes room for a socket of the cgroup:
+ * those are the flows reflex controls. Both are counted. */
+static struct flow_entry *flow_get_or_add(struct telemetry *t, const struct flow_key *key, bool sock)
 {
 	struct flow_entry *flow = telemetry_flow(t, key);
 
-	if (flow)
+	if (flow) {
+		if (sock && !flow->sock_flow) {
+			flow->sock_flow = true;
+			t->sock_flow_count++;
+		}
 		return flow;
-	if (t->flow_count >= REFLEX_MAX_FLOWS)
+	}
+	if (t->flow_count >= t->max_flows && !(sock && tc_only_flow_drop(t))) {
+		t->flows_refused++;
 		return NULL;
+	}
 	flow = calloc(1, sizeof(*flow));
 	if (!flow)
 		return NULL;
 	flow->key = *key;
+	flow->sock_flow = sock;
 	flow_key_format(key, flow->name, sizeof(flow->name));
 	window_series_init(&flow->ws);
 	HASH_ADD(hh, t->flows, key, sizeof(flow->key), flow);
 	t->flow_count++;
+	t->sock_flow_count += sock;
 	t->flows_seen++;
 	return flow;
 }
@@ -88,7 +119,7 @@ void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s)
 
 	t->sock_records++;
 	record_arrival(t, s->ts_ns, "sock", s->cpu);
-	flow = flow_get_or_add(t, &s->key);
+	flow = flow_get_or_add(t, &s->key, true);
 	if (!flow)
 		return;
 	if (flow->have_sock_totals && s->cookie != flow->cookie)
@@ -133,7 +164,7 @@ void telemetry_on_tc_sample(struct telemetry *t, const struct tc_sample *s)
 	record_arrival(t, s->ts_ns, "tc", s->cpu);
 	window_add_traffic(&t->iface, s->ts_ns, d->packets[FLOW_DIR_INGRESS], d->packets[FLOW_DIR_EGRESS],
 			   d->bytes[FLOW_DIR_INGRESS], d->bytes[FLOW_DIR_EGRESS], d->size_sum, d->size_sq_sum);
-	flow = flow_get_or_add(t, &s->key);
+	flow = flow_get_or_add(t, &s->key, false);
 	if (!flow)
 		return;
 	window_add_record(&flow->ws, s->ts_ns);

@@ -18,6 +18,7 @@ struct flow_entry {
 	struct flow_key key;
 	char name[FLOW_NAME_MAX];
 	struct window_series ws;
+	bool sock_flow; /* a socket of the cgroup (sockops), not only a tc tuple */
 	uint64_t cookie; /* the socket's: another cookie on the same 4-tuple is a new connection */
 	/* Last cumulative TCP counters, to turn samples into per-step growth. */
 	bool have_sock_totals;
@@ -42,6 +43,10 @@ struct telemetry {
 	flow_gone_fn gone;        /* may be NULL */
 	void *gone_ctx;
 	unsigned int flow_count;
+	unsigned int sock_flow_count; /* of them, flows of the cgroup's sockets */
+	unsigned int max_flows;       /* --max-flows; telemetry_init sets REFLEX_MAX_FLOWS */
+	uint64_t flows_refused;       /* new flows not tracked: the table was full */
+	uint64_t flows_displaced;     /* tc-only flows dropped to make room for a socket's */
 	uint64_t flows_seen;
 	struct window_series iface;
 	char iface_name[32];

@@ -2,6 +2,7 @@
 /* Traffic classifier: the rule table, its INI config (libinih) and its printer. */
 #include "lib/text_lines.h"
 #include "router/classify.h"
+#include "lib/fileio.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -810,46 +811,18 @@ cleanup:
 
 int classify_table_load(struct classify_table *t, const char *path, char *err, size_t err_len)
 {
+	struct reflex_err ferr = { "" };
 	char *text = NULL;
 	size_t len = 0;
-	ssize_t n;
-	int fd, ret;
+	int ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+	ret = fileio_read_bounded(path, CLASSIFY_MAX_FILE_BYTES, &text, &len, &ferr);
+	if (ret) {
+		snprintf(err, err_len, "%s", ferr.msg);
 		return ret;
 	}
-	text = malloc(CLASSIFY_MAX_FILE_BYTES + 1);
-	if (!text) {
-		ret = -ENOMEM;
-		snprintf(err, err_len, "%s: out of memory", path);
-		goto cleanup;
-	}
-	/* Read one byte past the limit to tell "exactly at the limit" from "too big". */
-	while (len <= CLASSIFY_MAX_FILE_BYTES) {
-		n = read(fd, text + len, CLASSIFY_MAX_FILE_BYTES + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = -errno;
-			snprintf(err, err_len, "%s: %s", path, strerror(errno));
-			goto cleanup;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len > CLASSIFY_MAX_FILE_BYTES) {
-		ret = -EFBIG;
-		snprintf(err, err_len, "%s: larger than %u bytes", path, CLASSIFY_MAX_FILE_BYTES);
-		goto cleanup;
-	}
 	ret = classify_table_parse(t, text, len, path, err, err_len);
-cleanup:
 	free(text);
-	close(fd);
 	return ret;
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "router/classify.h"
+#include "lib/fileio.h"
 #include "lib/pins.h"
 #include "router/router.h"
 #include "router/router_core.h"
@@ -513,20 +514,16 @@ static void view_fill(struct router_daemon *d, uint64_t now)
 /* Replaced whole (temporary file + rename): a reader never sees half a table. */
 static void view_write(struct router_daemon *d, uint64_t now)
 {
-	char tmp[PATH_MAX + 8];
-	FILE *f;
-	int ret;
+	struct reflex_err err = { "" };
+	struct fileio_atomic out;
 
 	view_fill(d, now);
-	if (pins_run_dir_create())
+	if (pins_run_dir_create() || fileio_atomic_open(&out, d->paths_file, 0644, &err))
 		return;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", d->paths_file);
-	f = fopen(tmp, "w");
-	if (!f)
-		return;
-	ret = router_view_print_json(d->view, f);
-	if (fclose(f) != 0 || ret || rename(tmp, d->paths_file) != 0)
-		unlink(tmp);
+	if (router_view_print_json(d->view, out.f))
+		fileio_atomic_abort(&out);
+	else
+		fileio_atomic_commit(&out, &err);
 }
 
 static int ring_poll(struct router_daemon *d)

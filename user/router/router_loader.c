@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/fileio.h"
 #include "lib/pins.h"
+#include "lib/tc_filters.h"
 #include "router/router.h"
 #include "router/router_loader.h"
 #include "router.skel.h"
@@ -36,31 +38,25 @@ static unsigned long long netns_id(void)
 
 static int state_write(const struct router_attach *ra)
 {
-	char tmp[PATH_MAX + 8], line[160];
-	FILE *f;
+	struct reflex_err err = { "" };
+	struct fileio_atomic out;
+	char line[160];
 	int ret;
 
 	ret = pins_run_dir_create();
+	if (!ret)
+		ret = fileio_atomic_open(&out, ra->state_path, 0600, &err);
 	if (ret)
 		return ret;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", ra->state_path);
-	f = fopen(tmp, "w");
-	if (!f)
-		return -errno;
-	fprintf(f, "pid=%d\n", (int)getpid());
-	fprintf(f, "netns=%llu\n", netns_id());
+	fprintf(out.f, "pid=%d\n", (int)getpid());
+	fprintf(out.f, "netns=%llu\n", netns_id());
 	for (int i = 0; i < ra->n_ifaces; i++)
-		fprintf(f, "iface=%s ifindex=%d clsact_created=%d\n", ra->iface[i].name, ra->iface[i].ifindex,
+		fprintf(out.f, "iface=%s ifindex=%d clsact_created=%d\n", ra->iface[i].name, ra->iface[i].ifindex,
 			ra->iface[i].clsact_created);
 	for (int i = 0; i < ra->n_routes; i++)
 		if (router_route_format(&ra->route[i], line, sizeof(line)) == 0)
-			fprintf(f, "%s\n", line);
-	if (fclose(f) != 0 || rename(tmp, ra->state_path) != 0) {
-		ret = -errno;
-		unlink(tmp);
-		return ret;
-	}
-	return 0;
+			fprintf(out.f, "%s\n", line);
+	return fileio_atomic_commit(&out, &err);
 }
 
 static void tc_detach_ours(const struct router_iface *ri)
@@ -71,7 +67,8 @@ static void tc_detach_ours(const struct router_iface *ri)
 	bpf_tc_detach(&hook, &opts);
 	hook.attach_point = BPF_TC_EGRESS;
 	bpf_tc_detach(&hook, &opts);
-	if (ri->clsact_created) {
+	/* Someone else's filters keep the clsact we created. */
+	if (ri->clsact_created && tc_clsact_empty(ri->ifindex)) {
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		bpf_tc_hook_destroy(&hook);
 	}
@@ -89,6 +86,14 @@ int router_cleanup_stale(const char *pin_dir, char *err, size_t len)
 	bool had_state;
 	FILE *f;
 
+	{
+		struct reflex_err check = { "" };
+
+		if (pins_dir_check(pin_dir, &check)) {
+			snprintf(err, len, "%s", check.msg);
+			return -EINVAL;
+		}
+	}
 	state_path_for(pin_dir, state_path, sizeof(state_path));
 	f = fopen(state_path, "r");
 	had_state = f != NULL;
@@ -98,7 +103,7 @@ int router_cleanup_stale(const char *pin_dir, char *err, size_t len)
 		int created = 0;
 
 		if (sscanf(line, "pid=%d", &pid) == 1) {
-			if (pins_owner_alive(pid)) {
+			if (pins_owner_alive(pin_dir, pid)) {
 				fclose(f);
 				snprintf(err, len, "pin directory %s belongs to a running reflexd (pid %d)", pin_dir, pid);
 				return -EBUSY;
