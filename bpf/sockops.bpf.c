@@ -132,24 +132,33 @@ static __always_inline void sample_fill(struct bpf_sock_ops *skops, struct sock_
 	}
 }
 
+static __always_inline void sock_flow_fill(struct sock_flow *flow, const struct sock_sample *s)
+{
+	flow->cookie = s->cookie;
+	flow->last_sample_ns = s->ts_ns;
+	flow->bytes_acked = s->bytes_acked;
+	flow->bytes_received = s->bytes_received;
+	flow->state = s->state;
+	flow->srtt_us = s->srtt_us;
+	flow->mdev_us = s->mdev_us;
+	flow->snd_cwnd = s->snd_cwnd;
+	flow->snd_ssthresh = s->snd_ssthresh;
+	flow->total_retrans = s->total_retrans;
+	flow->delivered = s->delivered;
+}
+
+/* In place when the flow has an entry: an update of an LRU hash allocates a new
+ * element and frees the old one, many times the cost of the stores. */
 static __always_inline void sock_flow_update(const struct sock_sample *s)
 {
-	struct sock_flow flow = {};
 	struct sock_flow *old = bpf_map_lookup_elem(&sock_flows, &s->key);
+	struct sock_flow flow = {};
 
-	if (old)
-		flow.cwnd_clamp = old->cwnd_clamp;
-	flow.cookie = s->cookie;
-	flow.last_sample_ns = s->ts_ns;
-	flow.bytes_acked = s->bytes_acked;
-	flow.bytes_received = s->bytes_received;
-	flow.state = s->state;
-	flow.srtt_us = s->srtt_us;
-	flow.mdev_us = s->mdev_us;
-	flow.snd_cwnd = s->snd_cwnd;
-	flow.snd_ssthresh = s->snd_ssthresh;
-	flow.total_retrans = s->total_retrans;
-	flow.delivered = s->delivered;
+	if (old) {
+		sock_flow_fill(old, s);
+		return;
+	}
+	sock_flow_fill(&flow, s);
 	bpf_map_update_elem(&sock_flows, &s->key, &flow, BPF_ANY);
 }
 
