@@ -67,7 +67,16 @@ sockops_observe=() empty_observe=() sockops_acting=() empty_acting=()
 empty_totals() { bpftool -j prog show id "$EMPTY_ID" | jq -r '"\(.run_time_ns // 0) \(.run_cnt // 0)"'; }
 # ns per invocation of the empty program since totals $1 $2.
 empty_since() { empty_totals | awk -v t="$1" -v c="$2" '{if ($2 > c) printf "%.1f", ($1 - t) / ($2 - c); else print "nan"}'; }
-reflex_sockops_ns() { bpftool -j prog show | jq -r '.[] | select(.name == "reflex_sockops") | select(.run_cnt != null and .run_cnt > 0) | .run_time_ns / .run_cnt'; }
+# "name ns-per-run" of this run's programs: those on this bench's cgroup and veth only
+# (other reflexd instances on the machine run programs of the same names).
+our_stats() {
+	{ bpftool -j cgroup show "$CG" | jq '.[].id'; inA bpftool -j net show dev "$P-va" | jq '.[].tc[]?.id'; } |
+		while read -r id; do
+			bpftool -j prog show id "$id" |
+				jq -r 'select(.run_cnt != null and .run_cnt > 0) | "\(.name) \(.run_time_ns / .run_cnt)"'
+		done
+}
+reflex_sockops_ns() { our_stats | awk '$1 == "reflex_sockops" {print $2}'; }
 reflexd_start() {
 	nsenter --net=/run/netns/"$NS_A" "$BIN/reflexd" --iface "$P-va" --cgroup "$CG" --pin-dir "$PIN" "$@" 2>>"$LOG" &
 	RD_PID=$!
@@ -86,7 +95,7 @@ for i in $(seq "$PAIRS"); do
 	with+=("$(transfer)")
 	empty_observe+=("$(empty_since "$t0" "$c0")")
 	# run_time_ns / run_cnt of this run's programs (fresh ids each run).
-	stats=$(bpftool -j prog show | jq -r '.[] | select(.name|test("^reflex_")) | select(.run_cnt != null and .run_cnt > 0) | "\(.name) \(.run_time_ns / .run_cnt)"')
+	stats=$(our_stats)
 	per_pkt_tc+=("$(echo "$stats" | awk '$1 ~ /reflex_tc_/ {s+=$2; n++} END {if (n) print s/n}')")
 	per_pkt_sockops+=("$(echo "$stats" | awk '$1 == "reflex_sockops" {print $2}')")
 	sockops_observe+=("${per_pkt_sockops[-1]}")
