@@ -1,7 +1,7 @@
 # reflex: quiet by default, V=1 shows every command.
 #
 # Conventions (so a new file needs no Makefile edit):
-#   bpf/NAME.bpf.c, scripts/lab/NAME.bpf.c -> build/bpf/NAME.bpf.o and build/bpf/NAME.skel.h
+#   bpf/NAME.bpf.c, scripts/lab/NAME.bpf.c, tests/bench/NAME.bpf.c -> build/bpf/NAME.bpf.o and .skel.h
 #   user/PART/NAME.c        a file that defines main() is the program build/NAME; every
 #                           other user/PART/*.c goes into libreflex.a (a program links only
 #                           the objects it uses). Includes name the part: "lib/csv.h".
@@ -56,7 +56,7 @@ LIB_OBJS  := $(patsubst user/%.c,$(OUT)/obj/%.o,$(LIB_SRCS))
 BINS      := $(foreach p,$(PROG_SRCS),$(OUT)/$(basename $(notdir $(p))))
 obj_of     = $(patsubst scripts/lab/%.c,$(OUT)/obj/lab/%.o,$(patsubst user/%.c,$(OUT)/obj/%.o,$(1)))
 
-BPF_SRCS  := $(wildcard bpf/*.bpf.c scripts/lab/*.bpf.c)
+BPF_SRCS  := $(wildcard bpf/*.bpf.c scripts/lab/*.bpf.c tests/bench/*.bpf.c)
 BPF_OBJS  := $(foreach f,$(BPF_SRCS),$(BUILD)/bpf/$(notdir $(f:.bpf.c=.bpf.o)))
 SKELS     := $(BPF_OBJS:.bpf.o=.skel.h)
 
@@ -91,6 +91,7 @@ $(BUILD)/bpf/%.bpf.o: $(1)/%.bpf.c $(BUILD)/vmlinux.h
 endef
 $(eval $(call bpf_rule,bpf))
 $(eval $(call bpf_rule,scripts/lab))
+$(eval $(call bpf_rule,tests/bench))
 
 $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(call msg,SKEL,$@)

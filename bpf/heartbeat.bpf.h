@@ -20,14 +20,19 @@ struct {
 } heartbeat SEC(".maps");
 
 /* Decisions are enforced only while reflexd's heartbeat is younger than the deadline. */
-static __always_inline bool heartbeat_fresh(const struct reflex_config *cfg, __u64 now)
+static __always_inline bool heartbeat_fresh_within(__u64 deadline, __u64 now)
 {
 	__u32 zero = 0;
 	__u64 *last = bpf_map_lookup_elem(&heartbeat, &zero);
-	__u64 deadline = cfg && cfg->heartbeat_deadline_ns ? cfg->heartbeat_deadline_ns
-							   : REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS;
 
 	return last && *last && now - *last < deadline;
+}
+
+static __always_inline bool heartbeat_fresh(const struct reflex_config *cfg, __u64 now)
+{
+	return heartbeat_fresh_within(cfg && cfg->heartbeat_deadline_ns ? cfg->heartbeat_deadline_ns
+									: REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS,
+				      now);
 }
 
 #endif /* REFLEX_HEARTBEAT_BPF_H */

@@ -6,6 +6,11 @@
  * most one per flow per sample_interval_ns. It also runs the cwnd actuator the
  * config names: the clamp (below), or, for the cc actuator, moving each connection
  * to the `reflex` congestion control at establish.
+ *
+ * The RTT callback runs on every ACK, so its common path is one socket-storage
+ * lookup, the socket's TCP timestamp and a compare: the flow key, the decision lookup and the
+ * heartbeat check run only once per sample interval or after reflexd changed some
+ * decision (decision_gen).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -25,6 +30,12 @@
 #define TCP_CONGESTION 13
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Fixed for the life of the program: set by reflexd before load (loader.c), so no
+ * config-map read per callback. */
+const volatile __u32 actuator = REFLEX_ACTUATOR_CLAMP;
+const volatile __u64 sample_interval = REFLEX_DEFAULT_SAMPLE_INTERVAL_NS;
+const volatile __u64 heartbeat_deadline = REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -107,30 +118,38 @@ static __always_inline void sample_fill(struct bpf_sock_ops *skops, struct sock_
 	}
 }
 
+static __always_inline void sock_flow_fill(struct sock_flow *flow, const struct sock_sample *s)
+{
+	flow->cookie = s->cookie;
+	flow->last_sample_ns = s->ts_ns;
+	flow->bytes_acked = s->bytes_acked;
+	flow->bytes_received = s->bytes_received;
+	flow->state = s->state;
+	flow->srtt_us = s->srtt_us;
+	flow->mdev_us = s->mdev_us;
+	flow->snd_cwnd = s->snd_cwnd;
+	flow->snd_ssthresh = s->snd_ssthresh;
+	flow->total_retrans = s->total_retrans;
+	flow->delivered = s->delivered;
+}
+
+/* In place when the flow has an entry: an update of an LRU hash allocates a new
+ * element and frees the old one, many times the cost of the stores. */
 static __always_inline void sock_flow_update(const struct sock_sample *s)
 {
-	struct sock_flow flow = {};
 	struct sock_flow *old = bpf_map_lookup_elem(&sock_flows, &s->key);
+	struct sock_flow flow = {};
 
-	if (old)
-		flow.cwnd_clamp = old->cwnd_clamp;
-	flow.cookie = s->cookie;
-	flow.last_sample_ns = s->ts_ns;
-	flow.bytes_acked = s->bytes_acked;
-	flow.bytes_received = s->bytes_received;
-	flow.state = s->state;
-	flow.srtt_us = s->srtt_us;
-	flow.mdev_us = s->mdev_us;
-	flow.snd_cwnd = s->snd_cwnd;
-	flow.snd_ssthresh = s->snd_ssthresh;
-	flow.total_retrans = s->total_retrans;
-	flow.delivered = s->delivered;
+	if (old) {
+		sock_flow_fill(old, s);
+		return;
+	}
+	sock_flow_fill(&flow, s);
 	bpf_map_update_elem(&sock_flows, &s->key, &flow, BPF_ANY);
 }
 
 static __always_inline void emit(struct bpf_sock_ops *skops, __u32 event, __u32 mrtt_us)
 {
-	const struct reflex_config *cfg = config_get();
 	struct sock_sample *s;
 
 	s = bpf_ringbuf_reserve(&sock_events, sizeof(*s), 0);
@@ -148,27 +167,7 @@ static __always_inline void emit(struct bpf_sock_ops *skops, __u32 event, __u32 
 	if (event == SOCK_EVENT_ESTABLISHED || event == SOCK_EVENT_CLOSE)
 		bpf_ringbuf_submit(s, BPF_RB_FORCE_WAKEUP);
 	else
-		bpf_ringbuf_submit(s, ring_submit_flags(RING_SOCK, cfg));
-}
-
-/* True at most once per sample interval per socket. */
-static __always_inline bool sample_due(struct bpf_sock_ops *skops)
-{
-	const struct reflex_config *cfg = config_get();
-	struct bpf_sock *sk = skops->sk;
-	struct sock_state *st;
-	__u64 now;
-
-	if (!sk)
-		return false;
-	st = bpf_sk_storage_get(&sock_state_store, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st)
-		return false;
-	now = bpf_ktime_get_ns();
-	if (st->last_sample_ns && now - st->last_sample_ns < sample_interval_ns(cfg))
-		return false;
-	st->last_sample_ns = now;
-	return true;
+		bpf_ringbuf_submit(s, ring_submit_flags(RING_SOCK, config_get()));
 }
 
 static __always_inline void clamp_record(const struct flow_key *key, __u32 clamp)
@@ -180,31 +179,39 @@ static __always_inline void clamp_record(const struct flow_key *key, __u32 clamp
 }
 
 /*
+ * The cc actuator: the connection runs the `reflex` congestion control from now on.
+ * A BPF context may pick any registered congestion control, so reflex needs no entry
+ * in net.ipv4.tcp_allowed_congestion_control and the namespace default is untouched.
+ */
+static __always_inline void cc_select(struct bpf_sock_ops *skops)
+{
+	char name[] = REFLEX_CC_NAME;
+
+	if (bpf_setsockopt(skops, SOL_TCP, TCP_CONGESTION, name, sizeof(name)))
+		counter_add(CNT_CC_SELECT_FAIL, 1);
+	else
+		counter_add(CNT_CC_SELECT, 1);
+}
+
+/*
  * Makes the socket's clamp follow reflexd's decision. TCP_BPF_SNDCWND_CLAMP also
  * sets ssthresh, so it is called only when the wanted value changes; a decision that
  * is withdrawn, or whose controller stopped beating, is lifted back to the kernel's
- * initial state (no clamp, infinite ssthresh). Under the cc actuator the `reflex`
- * congestion control follows the decision instead, and no clamp is ever set.
+ * initial state (no clamp, infinite ssthresh). gen is decision_gen read before the
+ * lookup, so a decision written after it is looked up at the next callback.
  */
-static __always_inline void clamp_follow(struct bpf_sock_ops *skops)
+static __always_inline void clamp_follow(struct bpf_sock_ops *skops, struct sock_state *st, __u64 now, __u64 gen)
 {
-	const struct reflex_config *cfg = config_get();
-	struct bpf_sock *sk = skops->sk;
 	struct cwnd_decision *decision;
-	struct sock_state *st;
 	struct flow_key key;
 	__u32 wanted = 0;
 	int val;
 
-	if (!sk || (cfg && cfg->actuator == REFLEX_ACTUATOR_CC))
-		return;
-	st = bpf_sk_storage_get(&sock_state_store, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st)
-		return;
+	st->decision_gen = gen;
 	flow_key_from_skops(skops, &key);
 	decision = bpf_map_lookup_elem(&cwnd_decisions, &key);
 	if (decision && decision->cwnd_target) {
-		if (heartbeat_fresh(cfg, bpf_ktime_get_ns()))
+		if (heartbeat_fresh_within(heartbeat_deadline, now))
 			wanted = decision->cwnd_target;
 		else if (st->applied_clamp)
 			counter_add(CNT_HEARTBEAT_STALE, 1);
@@ -222,21 +229,65 @@ static __always_inline void clamp_follow(struct bpf_sock_ops *skops)
 }
 
 /*
- * The cc actuator: the connection runs the `reflex` congestion control from now on.
- * A BPF context may pick any registered congestion control, so reflex needs no entry
- * in net.ipv4.tcp_allowed_congestion_control and the namespace default is untouched.
+ * Now on the bpf_ktime_get_ns clock (CLOCK_MONOTONIC) without reading it: the TCP
+ * stack stamped tcp_mstamp (us) when it took this ACK or sent this retransmission.
+ * A clock read costs far more than the rest of the common path on a virtual machine.
  */
-static __always_inline void cc_select(struct bpf_sock_ops *skops)
+static __always_inline __u64 tcp_clock_ns(struct bpf_sock_ops *skops)
 {
-	const struct reflex_config *cfg = config_get();
-	char name[] = REFLEX_CC_NAME;
+	struct bpf_sock *sk = skops->sk;
+	struct tcp_sock *tp = sk ? bpf_skc_to_tcp_sock(sk) : NULL;
 
-	if (!cfg || cfg->actuator != REFLEX_ACTUATOR_CC)
+	return tp ? tp->tcp_mstamp * 1000 : bpf_ktime_get_ns();
+}
+
+static __always_inline struct sock_state *sock_state_of(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+
+	if (!sk)
+		return NULL;
+	return bpf_sk_storage_get(&sock_state_store, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+}
+
+/*
+ * An ACK (RTT) or a retransmission: a sample at most once per sample interval, and
+ * under the clamp actuator the decision followed then, or as soon as reflexd changed
+ * one. A stale heartbeat is thus noticed within a sample interval of its deadline.
+ */
+static __always_inline void sock_tick(struct bpf_sock_ops *skops, __u32 event, __u32 mrtt_us)
+{
+	struct sock_state *st = sock_state_of(skops);
+	__u64 now, gen;
+	bool due;
+
+	if (!st)
 		return;
-	if (bpf_setsockopt(skops, SOL_TCP, TCP_CONGESTION, name, sizeof(name)))
-		counter_add(CNT_CC_SELECT_FAIL, 1);
-	else
-		counter_add(CNT_CC_SELECT, 1);
+	now = tcp_clock_ns(skops);
+	gen = decision_gen_read();
+	due = !st->last_sample_ns || now - st->last_sample_ns >= sample_interval;
+	if (due) {
+		st->last_sample_ns = now;
+		emit(skops, event, mrtt_us);
+	}
+	if (actuator == REFLEX_ACTUATOR_CLAMP && (due || gen != st->decision_gen))
+		clamp_follow(skops, st, now, gen);
+}
+
+/* Establish: the first sample, then the actuator's setup. */
+static __always_inline void sock_established(struct bpf_sock_ops *skops)
+{
+	struct sock_state *st;
+	__u64 gen = decision_gen_read();
+
+	emit(skops, SOCK_EVENT_ESTABLISHED, 0);
+	if (actuator == REFLEX_ACTUATOR_CC) {
+		cc_select(skops);
+		return;
+	}
+	st = sock_state_of(skops);
+	if (st)
+		clamp_follow(skops, st, bpf_ktime_get_ns(), gen);
 }
 
 SEC("sockops")
@@ -250,20 +301,14 @@ int reflex_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG |
 							 BPF_SOCK_OPS_RETRANS_CB_FLAG);
-		emit(skops, SOCK_EVENT_ESTABLISHED, 0);
-		cc_select(skops);
-		clamp_follow(skops);
+		sock_established(skops);
 		break;
 	case BPF_SOCK_OPS_RTT_CB:
 		/* args[0] is this ACK's RTT measurement in us (kernel >= 6.3). */
-		if (sample_due(skops))
-			emit(skops, SOCK_EVENT_RTT, skops->args[0]);
-		clamp_follow(skops);
+		sock_tick(skops, SOCK_EVENT_RTT, skops->args[0]);
 		break;
 	case BPF_SOCK_OPS_RETRANS_CB:
-		if (sample_due(skops))
-			emit(skops, SOCK_EVENT_RETRANS, 0);
-		clamp_follow(skops);
+		sock_tick(skops, SOCK_EVENT_RETRANS, 0);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		/* args[1] is the new state; BPF_TCP_CLOSE is the end of the flow. */

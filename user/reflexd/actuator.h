@@ -41,6 +41,7 @@ struct host_actuator {
 	struct reflex_bpf *bpf;
 	int decisions_fd; /* cwnd_decisions, -1 without sockops */
 	int heartbeat_fd;
+	uint64_t *decision_gen; /* mmapped decision_gen; NULL without sockops */
 	struct cc_actuator cc; /* REFLEX_ACTUATOR_CC: the `reflex` registration */
 	bool cc_started;
 };

@@ -296,6 +296,13 @@ int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct re
 		}
 		bpf_map__set_max_entries(rb->sockops->maps.sock_flows, max_flows);
 		bpf_map__set_max_entries(rb->sockops->maps.cwnd_decisions, max_flows);
+		/* Load-time constants: the RTT callback runs per ACK and reads these from
+		 * .rodata, not the config map. */
+		rb->sockops->rodata->actuator = cfg->actuator;
+		if (cfg->sample_interval_ns)
+			rb->sockops->rodata->sample_interval = cfg->sample_interval_ns;
+		if (cfg->heartbeat_deadline_ns)
+			rb->sockops->rodata->heartbeat_deadline = cfg->heartbeat_deadline_ns;
 		ret = sockops_bpf__load(rb->sockops);
 		if (ret) {
 			reflex_err_set(err, "cannot load the sockops BPF program: %s", strerror(-ret));
@@ -522,4 +529,9 @@ int loader_decisions_fd(const struct reflex_bpf *rb)
 int loader_heartbeat_fd(const struct reflex_bpf *rb)
 {
 	return rb->sockops ? bpf_map__fd(rb->sockops->maps.heartbeat) : -1;
+}
+
+int loader_decision_gen_fd(const struct reflex_bpf *rb)
+{
+	return rb->sockops ? bpf_map__fd(rb->sockops->maps.decision_gen) : -1;
 }

@@ -53,5 +53,7 @@ int loader_counters_fd(const struct reflex_bpf *rb);
 int loader_decisions_fd(const struct reflex_bpf *rb);
 int loader_heartbeat_fd(const struct reflex_bpf *rb);
 int loader_tc_flows_fd(const struct reflex_bpf *rb);
+/* decision_gen (BPF_F_MMAPABLE), bumped after each cwnd_decisions write; -1 without sockops. */
+int loader_decision_gen_fd(const struct reflex_bpf *rb);
 
 #endif
