@@ -636,6 +636,125 @@ static void test_ignore_crc_flag(void **state)
 	img_free(im);
 }
 
+/* --- the reference section ------------------------------------------------ */
+
+/* 20 training rows of the 3-feature tree model: a spread evenly, b constant, c two-valued. */
+static struct model *build_reference_model(void)
+{
+	struct model *m = build_tree_model();
+	struct model_error err;
+	int16_t q[20 * 3];
+
+	for (int i = 0; i < 20; i++) {
+		q[i * 3] = (int16_t)(100 * i);
+		q[i * 3 + 1] = 5;
+		q[i * 3 + 2] = i < 15 ? 0 : MODEL_Q_MAX;
+	}
+	must(model_reference_build(m, q, 20, 10, &err), &err);
+	return m;
+}
+
+#define REF_SECTION_SIZE (8 + 3 * (2 * 9 + 4 * 10))
+
+static void test_reference_build(void **state)
+{
+	struct model *m = build_reference_model();
+	const struct model_reference *r = m->reference;
+
+	(void)state;
+	assert_int_equal(r->bin_count, 10);
+	assert_int_equal(r->sample_count, 20);
+	/* Edge b is the sorted column's element 2b+1: a's 100, 300, .., 1700, two rows a bin. */
+	for (unsigned b = 0; b < 9; b++)
+		assert_int_equal(r->edges[0][b], 200 * b + 100);
+	for (unsigned b = 0; b < 10; b++)
+		assert_int_equal(r->counts[0][b], 2);
+	assert_int_equal(r->counts[1][0], 20);
+	assert_int_equal(r->counts[1][9], 0);
+	/* c: 15 zeros fill bin 0 (edges 0..6 are 0), the five 32767s land in bin 7. */
+	assert_int_equal(r->edges[2][6], 0);
+	assert_int_equal(r->edges[2][7], MODEL_Q_MAX);
+	assert_int_equal(r->counts[2][0], 15);
+	assert_int_equal(r->counts[2][1], 0);
+	assert_int_equal(r->counts[2][7], 5);
+	assert_int_equal(model_reference_bin(r, 0, 101), 1);
+	assert_int_equal(model_reference_bin(r, 0, 30000), 9);
+	assert_int_equal(model_reference_bin(r, 2, 1), 7);
+	model_free(m);
+}
+
+static void test_reference_round_trip(void **state)
+{
+	struct img *im = img_of(build_reference_model());
+	size_t payload = im->len - MODEL_CRC_SIZE - REF_SECTION_SIZE;
+	struct model *want = build_reference_model(), *m = NULL;
+	struct model_error err;
+
+	(void)state;
+	assert_int_equal(im->b[payload - 8], 0x01);
+	assert_int_equal(im->b[payload - 7], 0x80);
+	assert_int_equal(get32(im, payload - 4), REF_SECTION_SIZE);
+	assert_int_equal(im->b[payload], 1);       /* version */
+	assert_int_equal(im->b[payload + 2], 10);  /* bin_count */
+	assert_int_equal(get32(im, payload + 4), 20);
+	assert_int_equal(im->b[payload + 8] | im->b[payload + 9] << 8, 100); /* a's first edge */
+	assert_int_equal(get32(im, payload + 8 + 58 + 18), 20);             /* b's bin 0 */
+	must(model_load_buffer(im->b, im->len, 0, &m, &err), &err);
+	assert_non_null(m->reference);
+	assert_memory_equal(m->reference, want->reference, sizeof(*want->reference));
+	assert_int_equal(m->section_count, 5);
+	model_free(m);
+	model_free(want);
+	img_free(im);
+}
+
+static void expect_refused(struct img *im, const char *needle)
+{
+	struct model_error err = { 0 };
+	struct model *m = NULL;
+
+	fix_crc(im);
+	assert_int_equal(model_load_buffer(im->b, im->len, 0, &m, &err), -EINVAL);
+	assert_null(m);
+	if (!strstr(err.msg, needle))
+		fail_msg("error '%s' does not mention '%s'", err.msg, needle);
+}
+
+static void test_reference_rules(void **state)
+{
+	struct img *im = img_of(build_reference_model());
+	size_t payload = im->len - MODEL_CRC_SIZE - REF_SECTION_SIZE;
+	struct model_error err;
+	struct model *m = NULL;
+
+	(void)state;
+	set16(im, payload + 8 + 2, 50); /* a's edge 1 below edge 0 */
+	expect_refused(im, "edge 1");
+	set16(im, payload + 8 + 2, 300);
+	set32(im, payload + 8 + 18, 3); /* a's bin 0 holds 3: the counts sum to 21 */
+	expect_refused(im, "sum to 21");
+	set32(im, payload + 8 + 18, 2);
+	set16(im, payload + 8, 0x8000); /* a negative edge */
+	expect_refused(im, "edge 0");
+	set16(im, payload + 8, 100);
+	set8(im, payload + 2, 9);
+	expect_refused(im, "bin_count 9");
+	set8(im, payload + 2, 10);
+	set8(im, payload + 3, 1);
+	expect_refused(im, "reserved");
+	set8(im, payload + 3, 0);
+	set32(im, payload + 4, 0);
+	expect_refused(im, "sample_count is 0");
+	set32(im, payload + 4, 20);
+	/* A reference version this reader does not know: the model loads without one. */
+	set16(im, payload, 2);
+	fix_crc(im);
+	must(model_load_buffer(im->b, im->len, 0, &m, &err), &err);
+	assert_null(m->reference);
+	model_free(m);
+	img_free(im);
+}
+
 static char tmpdir[64];
 
 static int setup_tmpdir(void **state)
@@ -1207,7 +1326,7 @@ static void write_bytes(const char *path, const uint8_t *buf, size_t len)
 static void generate_shipped_files(void)
 {
 	struct model *small = build_small_model(), *mlp = build_mlp_model(), *qmlp = build_quantized_mlp();
-	struct model *deep = build_deep_model();
+	struct model *deep = build_deep_model(), *ref = build_reference_model();
 	struct model_error err;
 	uint8_t *buf;
 	size_t len;
@@ -1220,6 +1339,7 @@ static void generate_shipped_files(void)
 	must(model_write_file(mlp, FUZZ_CORPUS_DIR "/mlp-2-3-2.reflex", &err), &err);
 	must(model_write_file(qmlp, FUZZ_CORPUS_DIR "/mlp-8-16-6.reflex", &err), &err);
 	must(model_write_file(deep, FUZZ_CORPUS_DIR "/deep-chain.reflex", &err), &err);
+	must(model_write_file(ref, FUZZ_CORPUS_DIR "/reference.reflex", &err), &err);
 	must(model_serialize(small, &buf, &len, &err), &err);
 	write_bytes(FUZZ_CORPUS_DIR "/truncated-header", buf, 20);
 	write_bytes(FUZZ_CORPUS_DIR "/truncated-trees", buf, 330);
@@ -1233,6 +1353,7 @@ static void generate_shipped_files(void)
 	model_free(mlp);
 	model_free(qmlp);
 	model_free(deep);
+	model_free(ref);
 }
 
 static void test_shipped_small_model(void **state)
@@ -1275,6 +1396,9 @@ int main(void)
 		cmocka_unit_test(test_round_trip_mlp),
 		cmocka_unit_test(test_optional_section_skipped),
 		cmocka_unit_test(test_ignore_crc_flag),
+		cmocka_unit_test(test_reference_build),
+		cmocka_unit_test(test_reference_round_trip),
+		cmocka_unit_test(test_reference_rules),
 		cmocka_unit_test_setup_teardown(test_write_file_atomic, setup_tmpdir, teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(test_load_file_errors, setup_tmpdir, teardown_tmpdir),
 		cmocka_unit_test(test_builder_rules),

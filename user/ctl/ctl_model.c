@@ -108,6 +108,52 @@ static void inspect_text_layer(const struct model *m, unsigned l)
 	putchar('\n');
 }
 
+/* Edges in raw units, so a reader sees what the training traffic looked like. */
+static void inspect_text_reference(const struct model *m)
+{
+	const struct model_reference *r = m->reference;
+
+	if (!r) {
+		printf("reference: none (no training distribution: reflexd cannot check drift)\n");
+		return;
+	}
+	printf("reference (version %d, %u bins, %u training windows): upper edge (raw) and %% of training per bin\n",
+	       MODEL_REFERENCE_VERSION, r->bin_count, r->sample_count);
+	for (unsigned f = 0; f < m->feature_count; f++) {
+		printf("  %-20s", m->features[f].name);
+		for (unsigned b = 0; b < r->bin_count; b++) {
+			if (b + 1 < r->bin_count)
+				printf(" <=%g:", model_threshold_raw(&m->features[f], r->edges[f][b]));
+			else
+				printf(" rest:");
+			printf("%.1f", 100.0 * r->counts[f][b] / r->sample_count);
+		}
+		putchar('\n');
+	}
+}
+
+static void json_reference(const struct model *m)
+{
+	const struct model_reference *r = m->reference;
+
+	if (!r) {
+		printf("null");
+		return;
+	}
+	printf("{\"version\":%d,\"bin_count\":%u,\"sample_count\":%u,\"features\":[",
+	       MODEL_REFERENCE_VERSION, r->bin_count, r->sample_count);
+	for (unsigned f = 0; f < m->feature_count; f++) {
+		printf("%s{\"edges\":[", f ? "," : "");
+		for (unsigned b = 0; b + 1 < r->bin_count; b++)
+			printf("%s%d", b ? "," : "", r->edges[f][b]);
+		printf("],\"counts\":[");
+		for (unsigned b = 0; b < r->bin_count; b++)
+			printf("%s%u", b ? "," : "", r->counts[f][b]);
+		printf("]}");
+	}
+	printf("]}");
+}
+
 static void inspect_text(const struct opts *o, const struct model *m)
 {
 	printf("file: %s (%zu bytes)\n", o->file, m->file_size);
@@ -142,6 +188,7 @@ static void inspect_text(const struct opts *o, const struct model *m)
 		inspect_text_tree(m, t);
 	for (unsigned l = 0; m->kind == MODEL_KIND_MLP && l < m->layer_count; l++)
 		inspect_text_layer(m, l);
+	inspect_text_reference(m);
 	printf("metadata (%zu bytes):\n", m->metadata_len);
 	for (const char *line = m->metadata; line && *line;) {
 		const char *nl = strchr(line, '\n');
@@ -231,6 +278,8 @@ static void inspect_json(const struct opts *o, const struct model *m)
 	}
 	printf("],\"metadata\":");
 	json_write_string(stdout, m->metadata ? m->metadata : "", m->metadata_len);
+	printf(",\"reference\":");
+	json_reference(m);
 	printf("}\n");
 }
 

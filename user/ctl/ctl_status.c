@@ -38,6 +38,14 @@ struct status {
 		double loaded_unix;
 	} model[MAX_MODELS];
 	int n_models;
+	struct {
+		char role[16], top[256];
+		double psi;
+		unsigned windows;
+		int handed_over;
+		unsigned long long handovers, returns;
+	} drift[MAX_MODELS];
+	int n_drift;
 	char last_error[512];
 	double file_age_s;
 };
@@ -114,7 +122,15 @@ static bool status_read(const char *path, struct status *st)
 			st->reversals_held = strtoull(v, NULL, 10);
 		else if (!strcmp(line, "last_error"))
 			copy_value(st->last_error, sizeof(st->last_error), v);
-		else if (!strcmp(line, "model") && st->n_models < MAX_MODELS) {
+		else if (!strcmp(line, "drift") && st->n_drift < MAX_MODELS) {
+			int n = st->n_drift;
+
+			/* ROLE PSI WINDOWS HANDED_OVER HANDOVERS RETURNS TOP */
+			if (sscanf(v, "%15s %lf %u %d %llu %llu %255s", st->drift[n].role, &st->drift[n].psi,
+				   &st->drift[n].windows, &st->drift[n].handed_over, &st->drift[n].handovers,
+				   &st->drift[n].returns, st->drift[n].top) == 7)
+				st->n_drift++;
+		} else if (!strcmp(line, "model") && st->n_models < MAX_MODELS) {
 			int n = st->n_models, used = 0;
 
 			/* ROLE SHA LOADED_UNIX PATH (the path is the rest of the line) */
@@ -196,6 +212,11 @@ static void print_text(const struct status *st, const struct health *h, const ch
 	for (int i = 0; i < st->n_models; i++)
 		printf("model:      %-8s %s sha256 %.16s... loaded %.0f s ago\n", st->model[i].role, st->model[i].path,
 		       st->model[i].sha256, now - st->model[i].loaded_unix);
+	for (int i = 0; i < st->n_drift; i++)
+		printf("drift:      %-8s PSI %.3f over %u windows, %s (%llu hand-overs, %llu returns); most drifted %s\n",
+		       st->drift[i].role, st->drift[i].psi, st->drift[i].windows,
+		       st->drift[i].handed_over ? "HANDED OVER to the heuristic" : "model decides",
+		       st->drift[i].handovers, st->drift[i].returns, st->drift[i].top);
 	if (h->have_heartbeat)
 		printf("heartbeat:  %.3f s ago (deadline %.3f s)\n", h->heartbeat_age_s, h->heartbeat_deadline_s);
 	else
@@ -245,6 +266,18 @@ static void print_json(const struct status *st, const struct health *h, const ch
 		json_key_string("sha256", st->model[i].sha256, true);
 		printf(", \"age_s\": ");
 		json_write_number(stdout, now - st->model[i].loaded_unix);
+		printf("}");
+	}
+	printf("], \"drift\": [");
+	for (int i = 0; i < st->n_drift; i++) {
+		printf("%s{", i ? ", " : "");
+		json_key_string("role", st->drift[i].role, false);
+		printf(", \"psi\": ");
+		json_write_number(stdout, st->drift[i].psi);
+		printf(", \"windows\": %u, \"handed_over\": %s, \"handovers\": %llu, \"returns\": %llu",
+		       st->drift[i].windows, st->drift[i].handed_over ? "true" : "false", st->drift[i].handovers,
+		       st->drift[i].returns);
+		json_key_string("most_drifted", st->drift[i].top, true);
 		printf("}");
 	}
 	printf("], \"heartbeat_age_s\": ");

@@ -490,6 +490,23 @@ static int setup_features(struct train_data *d, struct model *m, struct csv_erro
 	return 0;
 }
 
+/* What reflexd's drift check compares live traffic with: the training rows only. */
+static int set_reference(const struct train_data *d, struct model *m, struct csv_error *err)
+{
+	struct model_error me = { 0 };
+	int16_t *q = malloc(d->n_train * d->nf * sizeof(*q));
+	int ret;
+
+	if (!q)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->n_train; i++)
+		for (size_t f = 0; f < d->nf; f++)
+			q[i * d->nf + f] = (int16_t)d->q[d->train_rows[i] * d->nf + f];
+	ret = model_reference_build(m, q, d->n_train, MODEL_REF_DEFAULT_BINS, &me);
+	free(q);
+	return ret == -ENOMEM ? ret : ret ? model_error_to_csv(&me, err) : 0;
+}
+
 static int fit_target(struct train_data *d, size_t ti, const struct forge_train_opts *o, struct model *m,
 		      struct target_fit *fit, struct csv_error *err)
 {
@@ -808,6 +825,8 @@ int forge_train(const struct csv_table *t, const struct forge_train_opts *o, con
 	}
 	m->max_depth = (uint8_t)(o->max_depth ? o->max_depth : 1);
 	ret = setup_features(&d, m, err);
+	if (!ret)
+		ret = set_reference(&d, m, err);
 	for (size_t ti = 0; ti < d.nt && !ret; ti++)
 		ret = fit_target(&d, ti, o, m, &fits[ti], err);
 	if (ret)

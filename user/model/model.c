@@ -51,7 +51,7 @@ struct parse {
 	size_t end; /* offset of the CRC: sections end here */
 	struct model *m;
 	struct model_layout lay;
-	const struct model_section *features, *outputs, *body, *metadata;
+	const struct model_section *features, *outputs, *body, *metadata, *reference;
 	struct model_error *err;
 };
 
@@ -252,6 +252,45 @@ static int parse_metadata(struct parse *p)
 	return 0;
 }
 
+/* A reference version this reader does not know is skipped like an unknown optional section. */
+static int parse_reference(struct parse *p)
+{
+	const struct model_section *s = p->reference;
+	size_t off = s->offset + MODEL_SECTION_HEADER_SIZE;
+	const uint8_t *d = p->data + off;
+	struct model_reference *r;
+	unsigned bins;
+
+	if (s->length < REFERENCE_HEADER_SIZE)
+		return model_fail(p->err, (long)s->offset + 4, "reference section length %u, shorter than its %d-byte header",
+				  s->length, REFERENCE_HEADER_SIZE);
+	if (rd16(d) != MODEL_REFERENCE_VERSION)
+		return 0;
+	bins = d[2];
+	if (bins < MODEL_REF_MIN_BINS || bins > MODEL_REF_MAX_BINS)
+		return model_fail(p->err, (long)off + 2, "reference: bin_count %u outside %d..%d", bins,
+				  MODEL_REF_MIN_BINS, MODEL_REF_MAX_BINS);
+	if (d[3])
+		return model_fail(p->err, (long)off + 3, "reference: reserved byte is not zero");
+	if (expect_length(p, s, REFERENCE_HEADER_SIZE + p->m->feature_count * model_reference_record_size(bins),
+			  "8 + feature_count x (6 x bin_count - 2)"))
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	p->m->reference = r;
+	r->bin_count = (uint8_t)bins;
+	r->sample_count = rd32(d + 4);
+	d += REFERENCE_HEADER_SIZE;
+	for (unsigned f = 0; f < p->m->feature_count; f++, d += model_reference_record_size(bins)) {
+		for (unsigned b = 0; b + 1 < bins; b++)
+			r->edges[f][b] = (int16_t)rd16(d + 2 * b);
+		for (unsigned b = 0; b < bins; b++)
+			r->counts[f][b] = rd32(d + 2 * (bins - 1) + 4 * b);
+	}
+	return 0;
+}
+
 static int claim_section(struct parse *p, const struct model_section *s, unsigned idx)
 {
 	const struct model_section **slot = NULL;
@@ -267,6 +306,7 @@ static int claim_section(struct parse *p, const struct model_section *s, unsigne
 		slot = &p->body;
 		break;
 	case MODEL_SECTION_METADATA: slot = &p->metadata; break;
+	case MODEL_SECTION_REFERENCE: slot = &p->reference; break;
 	default:
 		if (s->type & MODEL_SECTION_OPTIONAL)
 			return 0;
@@ -384,6 +424,7 @@ static int parse_all(struct parse *p, size_t len, unsigned flags)
 	p->lay.outputs = p->outputs->offset + MODEL_SECTION_HEADER_SIZE;
 	p->lay.body = p->body->offset + MODEL_SECTION_HEADER_SIZE;
 	p->lay.metadata = p->metadata ? p->metadata->offset + MODEL_SECTION_HEADER_SIZE : 0;
+	p->lay.reference = p->reference ? p->reference->offset + MODEL_SECTION_HEADER_SIZE : 0;
 	rc = parse_features(p);
 	if (!rc)
 		rc = parse_outputs(p);
@@ -391,6 +432,8 @@ static int parse_all(struct parse *p, size_t len, unsigned flags)
 		rc = p->m->kind == MODEL_KIND_TREES ? parse_trees(p) : parse_mlp(p);
 	if (!rc && p->metadata)
 		rc = parse_metadata(p);
+	if (!rc && p->reference)
+		rc = parse_reference(p);
 	if (!rc)
 		rc = model_check(p->m, &p->lay, p->err);
 	return rc;
@@ -456,6 +499,7 @@ void model_free(struct model *m)
 		free(m->layers[l].biases);
 	}
 	free(m->metadata);
+	free(m->reference);
 	model_fast_free(m);
 	free(m);
 }

@@ -57,7 +57,16 @@ enum model_section_type {
 	MODEL_SECTION_TREES = 3,
 	MODEL_SECTION_MLP = 4,
 	MODEL_SECTION_METADATA = 5,
+	/* Optional, so readers older than it skip it: the training distribution of each feature. */
+	MODEL_SECTION_REFERENCE = 0x8001,
 };
+
+/* The `reference` section (FORMAT.md): per feature, bin_count quantile bins of the
+ * training data's quantized values. A reader skips a reference version it does not know. */
+#define MODEL_REFERENCE_VERSION 1
+#define MODEL_REF_MIN_BINS 10
+#define MODEL_REF_MAX_BINS 20
+#define MODEL_REF_DEFAULT_BINS 10
 
 enum model_kind {
 	MODEL_KIND_TREES = 1, /* one regression tree per output */
@@ -115,6 +124,17 @@ struct model_layer {
 	int32_t *biases;     /* [out_count], in units of weight_scale * input scale */
 };
 
+/*
+ * Training distribution: q of feature f falls in bin b, the first with q <= edges[f][b]
+ * (the last bin when none), and counts[f][b] of the sample_count training windows did.
+ */
+struct model_reference {
+	uint8_t bin_count;
+	uint32_t sample_count;
+	int16_t edges[MODEL_MAX_FEATURES][MODEL_REF_MAX_BINS - 1]; /* non-decreasing, 0..32767 */
+	uint32_t counts[MODEL_MAX_FEATURES][MODEL_REF_MAX_BINS];   /* each feature's sum to sample_count */
+};
+
 /* A section as found in a loaded file: offset of its 8-byte header, payload length. */
 struct model_section {
 	uint16_t type;
@@ -137,6 +157,8 @@ struct model {
 	/* METADATA section: UTF-8 YAML, not NUL-terminated in the file; NUL-terminated here */
 	char *metadata;
 	size_t metadata_len;
+	/* REFERENCE section, or NULL (older files, the DQN) */
+	struct model_reference *reference;
 	/* Of a loaded file (zero for a built model). */
 	uint16_t section_count;
 	struct model_section sections[MODEL_MAX_SECTIONS];
@@ -211,6 +233,17 @@ int model_serialize(const struct model *m, uint8_t **buf, size_t *len, struct mo
 /* Validate, serialize, write PATH.tmp.XXXXXX, fsync, rename over path, fsync the directory.
  * On any failure nothing is left at path that was not there before. */
 int model_write_file(const struct model *m, const char *path, struct model_error *err);
+
+/*
+ * Sets m's reference from n rows of quantized inputs q[n][feature_count] (the training
+ * windows): bin_count (MODEL_REF_MIN_BINS..MODEL_REF_MAX_BINS) quantile bins per feature.
+ */
+int model_reference_build(struct model *m, const int16_t *q, size_t n, unsigned bin_count,
+			  struct model_error *err);
+/* The bin of q for feature f. */
+unsigned model_reference_bin(const struct model_reference *r, unsigned f, int16_t q);
+/* The REFERENCE payload size of m (0 without a reference). */
+size_t model_reference_section_size(const struct model *m);
 
 /* --- metadata: flat `key: value` lines of the YAML text ------------------- */
 

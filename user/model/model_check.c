@@ -17,6 +17,8 @@ static void layout_of_built(const struct model *m, struct model_layout *lay)
 	lay->body = lay->outputs + (size_t)m->output_count * OUTPUT_RECORD_SIZE +
 		    MODEL_SECTION_HEADER_SIZE;
 	lay->metadata = lay->body + model_body_section_size(m) + MODEL_SECTION_HEADER_SIZE;
+	lay->reference = (m->metadata_len ? lay->metadata + m->metadata_len : lay->metadata) +
+			 (m->metadata_len ? MODEL_SECTION_HEADER_SIZE : 0);
 }
 
 /* --- semantic checks (loader and builders) -------------------------------- */
@@ -301,6 +303,8 @@ int model_check(const struct model *m, const struct model_layout *lay,
 		rc = m->kind == MODEL_KIND_TREES ? check_trees(m, lay, err) : check_mlp(m, lay, err);
 	if (!rc)
 		rc = check_metadata(m, lay, err);
+	if (!rc)
+		rc = model_reference_check(m, lay->reference, err);
 	return rc;
 }
 

@@ -63,6 +63,7 @@ const char *model_section_name(uint16_t type)
 	case MODEL_SECTION_TREES: return "trees";
 	case MODEL_SECTION_MLP: return "mlp";
 	case MODEL_SECTION_METADATA: return "metadata";
+	case MODEL_SECTION_REFERENCE: return "reference";
 	}
 	return (type & MODEL_SECTION_OPTIONAL) ? "unknown-optional" : "unknown";
 }

@@ -17,6 +17,7 @@
 #define NODE_SIZE 10
 #define MLP_HEADER_SIZE 4
 #define LAYER_HEADER_SIZE 24
+#define REFERENCE_HEADER_SIZE 8
 
 /* Payload offsets of the sections, for error messages. */
 struct model_layout {
@@ -24,6 +25,7 @@ struct model_layout {
 	size_t outputs;
 	size_t body; /* TREES or MLP */
 	size_t metadata;
+	size_t reference;
 };
 
 /* Fill err with a printf-style message plus " (offset N)" when offset >= 0; returns -EINVAL. */
@@ -44,6 +46,11 @@ int model_check_name(const char *name, const char *what, unsigned idx, long off,
 		     struct model_error *err);
 /* Every semantic rule, with offsets from lay. */
 int model_check(const struct model *m, const struct model_layout *lay, struct model_error *err);
+
+/* Bytes of one feature's record in the reference section: edges then counts. */
+size_t model_reference_record_size(unsigned bin_count);
+/* The reference's rules (bins, edges, counts), off = its payload offset. */
+int model_reference_check(const struct model *m, size_t off, struct model_error *err);
 
 /* Byte index of the first invalid UTF-8 sequence (len if none). */
 size_t model_utf8_error_at(const char *s, size_t len);

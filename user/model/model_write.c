@@ -93,6 +93,24 @@ static uint8_t *put_mlp(const struct model *m, uint8_t *p)
 	return p;
 }
 
+static uint8_t *put_reference(const struct model *m, uint8_t *p)
+{
+	const struct model_reference *r = m->reference;
+
+	p = put_section(p, MODEL_SECTION_REFERENCE, model_reference_section_size(m));
+	wr16(p, MODEL_REFERENCE_VERSION);
+	p[2] = r->bin_count;
+	wr32(p + 4, r->sample_count);
+	p += REFERENCE_HEADER_SIZE;
+	for (unsigned f = 0; f < m->feature_count; f++) {
+		for (unsigned b = 0; b + 1 < r->bin_count; b++, p += 2)
+			wr16(p, (uint16_t)r->edges[f][b]);
+		for (unsigned b = 0; b < r->bin_count; b++, p += 4)
+			wr32(p, r->counts[f][b]);
+	}
+	return p;
+}
+
 int model_serialize(const struct model *m, uint8_t **bufp, size_t *lenp, struct model_error *err)
 {
 	size_t len, body = 0;
@@ -103,10 +121,11 @@ int model_serialize(const struct model *m, uint8_t **bufp, size_t *lenp, struct 
 	if (rc)
 		return rc;
 	body = model_body_section_size(m);
-	sections = m->metadata_len ? 4 : 3;
+	sections = 3 + (m->metadata_len ? 1 : 0) + (m->reference ? 1 : 0);
 	len = MODEL_HEADER_SIZE + sections * MODEL_SECTION_HEADER_SIZE +
 	      (size_t)m->feature_count * FEATURE_RECORD_SIZE +
-	      (size_t)m->output_count * OUTPUT_RECORD_SIZE + body + m->metadata_len + MODEL_CRC_SIZE;
+	      (size_t)m->output_count * OUTPUT_RECORD_SIZE + body + m->metadata_len +
+	      model_reference_section_size(m) + MODEL_CRC_SIZE;
 	if (len > MODEL_MAX_FILE_SIZE)
 		return model_fail(err, -1, "model would be %zu bytes, over the %u-byte cap", len,
 				  MODEL_MAX_FILE_SIZE);
@@ -140,6 +159,8 @@ int model_serialize(const struct model *m, uint8_t **bufp, size_t *lenp, struct 
 		memcpy(p, m->metadata, m->metadata_len);
 		p += m->metadata_len;
 	}
+	if (m->reference)
+		p = put_reference(m, p);
 	wr32(p, (uint32_t)crc32(0L, buf, (uInt)(len - MODEL_CRC_SIZE)));
 	*bufp = buf;
 	*lenp = len;

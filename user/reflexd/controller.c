@@ -63,6 +63,8 @@ int controller_init(struct controller *c, const struct controller_opts *opt, str
 	if (dqn_cwnd_policy_init(&c->dqn, &dqn_opt))
 		return -1;
 	batching_load(c);
+	model_drift_init(&c->cwnd_drift, "cwnd", &opt->health);
+	model_drift_init(&c->batching_drift, "batching", &opt->health);
 	if (c->opt.policy != CWND_POLICY_OFF && !c->chosen->ready(c->chosen))
 		fprintf(stderr, "reflexd: no %s model: the heuristic (%.2f x BDP) decides\n",
 			c->opt.policy == CWND_POLICY_DQN ? "dqn" : "cwnd", HEURISTIC_BDP_GAIN);
@@ -85,6 +87,8 @@ void controller_free(struct controller *c)
 	dqn_cwnd_policy_free(&c->dqn);
 	tree_policy_free(&c->tree);
 	model_free(c->batching_model);
+	model_drift_free(&c->cwnd_drift);
+	model_drift_free(&c->batching_drift);
 	if (c->log)
 		fclose(c->log);
 	memset(c, 0, sizeof(*c));
@@ -139,10 +143,24 @@ static double rate_max(const struct flow_control *fc)
 	return best;
 }
 
-/* The policy that decides: the chosen one, or the heuristic until its model loads. */
+/* The policy that decides: the chosen one, or the heuristic until its model loads
+ * and while the cwnd tree is handed over for drift. */
 static struct policy *deciding_policy(const struct controller *c)
 {
+	if (c->chosen == &c->tree.base && c->cwnd_drift.guard.handed_over)
+		return (struct policy *)&c->heuristic;
 	return c->chosen->ready(c->chosen) ? c->chosen : (struct policy *)&c->heuristic;
+}
+
+/* Every TCP window the cwnd tree would see feeds its drift watch, handed over or not. */
+static void cwnd_drift_observe(struct controller *c, const struct feature_window *w)
+{
+	double raw[WINDOW_INPUTS];
+
+	if (c->chosen != &c->tree.base || !c->tree.model)
+		return;
+	window_inputs(w, raw);
+	model_drift_observe(&c->cwnd_drift, c->tree.model, c->tree.map, raw, w->ts_ns, stderr);
 }
 
 const char *controller_policy_name(const struct controller *c)
@@ -245,7 +263,7 @@ static uint32_t choice_packets(const struct cwnd_choice *choice, const struct fl
 
 void controller_on_flow_window(struct controller *c, const struct flow_entry *flow, const struct feature_window *w)
 {
-	struct policy *p = deciding_policy(c);
+	struct policy *p;
 	struct cwnd_choice choice;
 	struct flow_control *fc;
 	char why[1024] = "";
@@ -259,6 +277,8 @@ void controller_on_flow_window(struct controller *c, const struct flow_entry *fl
 	fc = flow_control_get(c, &flow->key);
 	if (!fc)
 		return;
+	cwnd_drift_observe(c, w);
+	p = deciding_policy(c);
 	fc->rate_bps[fc->rate_next++ % RATE_WINDOWS] = w->context[CTX_DELIVERY_RATE_BPS];
 	if (!full_pipe_update(fc, w->context[CTX_DELIVERY_RATE_BPS], w->feature[FEAT_LATENCY_P50],
 			      w->context[CTX_MIN_RTT_US]))
@@ -319,6 +339,9 @@ void controller_on_iface_window(struct controller *c, const struct feature_windo
 	if (!c->batching_model)
 		return;
 	window_inputs(w, raw);
+	/* Handed over, the batching knobs stay as they are. */
+	if (!model_drift_observe(&c->batching_drift, c->batching_model, c->batching_map, raw, w->ts_ns, stderr))
+		return;
 	model_decide(c->batching_model, raw, c->batching_map, value);
 	next = c->config;
 	next.flush_threshold = knob_value(c->batching_model, c->flush_output, value[c->flush_output],

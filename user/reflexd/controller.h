@@ -22,6 +22,7 @@
 #include "reflex.h"
 #include "reflexd/actuator.h"
 #include "reflexd/hysteresis.h"
+#include "reflexd/model_health.h"
 #include "reflexd/policy.h"
 #include "reflexd/shadow.h"
 #include "reflexd/telemetry.h"
@@ -80,6 +81,7 @@ struct controller_opts {
 	bool shadow;
 	struct hysteresis_params hysteresis;
 	const char *decision_log_path;   /* JSON lines; NULL: none */
+	struct model_health_opts health;  /* drift hand-over of the tree models */
 };
 
 struct controller_stats {
@@ -105,6 +107,7 @@ struct controller {
 	FILE *log;
 	struct controller_stats stats;
 	struct shadow_report shadow;
+	struct model_drift cwnd_drift, batching_drift; /* the tree models' drift */
 };
 
 /* Loads the models (a model that fails leaves the heuristic or the defaults in

@@ -415,6 +415,59 @@ static void render_control(FILE *out, const struct metrics_state *st, const stru
 	sample_u(out, "reflex_learn_guard_rollbacks_total", c->dqn.guard.rollbacks);
 }
 
+static void render_drift(FILE *out, const struct controller *c)
+{
+	const struct model_drift *watched[] = { &c->cwnd_drift, &c->batching_drift };
+	char series[160];
+
+	family(out, "reflex_model_drift_psi", "gauge",
+	       "Mean PSI of a tree model's inputs over the drift window against its training reference.");
+	for (size_t i = 0; i < 2; i++)
+		if (watched[i]->active)
+			fprintf(out, "reflex_model_drift_psi{role=\"%s\"} %.6g\n", watched[i]->role,
+				watched[i]->drift.total);
+	family(out, "reflex_model_drift_feature_psi", "gauge", "PSI of one input of a tree model.");
+	for (size_t i = 0; i < 2; i++)
+		for (unsigned f = 0; watched[i]->active && f < watched[i]->model->feature_count; f++) {
+			snprintf(series, sizeof(series), "reflex_model_drift_feature_psi{role=\"%s\",feature=\"%s\"}",
+				 watched[i]->role, watched[i]->model->features[f].name);
+			sample(out, series, watched[i]->drift.psi[f]);
+		}
+	family(out, "reflex_model_handed_over", "gauge", "1 while a drifting model's decisions are handed over.");
+	for (size_t i = 0; i < 2; i++)
+		if (watched[i]->active)
+			fprintf(out, "reflex_model_handed_over{role=\"%s\"} %d\n", watched[i]->role,
+				watched[i]->guard.handed_over);
+	family(out, "reflex_model_drift_handovers_total", "counter", "Hand-overs of a model's decisions for drift.");
+	for (size_t i = 0; i < 2; i++)
+		if (watched[i]->active)
+			fprintf(out, "reflex_model_drift_handovers_total{role=\"%s\"} %llu\n", watched[i]->role,
+				(unsigned long long)watched[i]->guard.handovers);
+	family(out, "reflex_model_drift_returns_total", "counter", "Returns of a model's decisions after drift.");
+	for (size_t i = 0; i < 2; i++)
+		if (watched[i]->active)
+			fprintf(out, "reflex_model_drift_returns_total{role=\"%s\"} %llu\n", watched[i]->role,
+				(unsigned long long)watched[i]->guard.returns);
+}
+
+/* drift=ROLE PSI WINDOWS HANDED_OVER HANDOVERS RETURNS TOP (TOP: feature:psi,... or -) */
+static void status_drift(FILE *out, const struct model_drift *md)
+{
+	unsigned top[3], n;
+
+	if (!md->active)
+		return;
+	fprintf(out, "drift=%s %.4f %u %d %llu %llu ", md->role, md->drift.total, md->drift.windows,
+		md->guard.handed_over, (unsigned long long)md->guard.handovers, (unsigned long long)md->guard.returns);
+	n = md->model->feature_count < 3 ? md->model->feature_count : 3;
+	if (!md->valid)
+		n = 0;
+	drift_top_features(&md->drift, top, n);
+	for (unsigned k = 0; k < n; k++)
+		fprintf(out, "%s%s:%.3f", k ? "," : "", md->model->features[top[k]].name, md->drift.psi[top[k]]);
+	fprintf(out, "%s\n", n ? "" : "-");
+}
+
 static void render_models(FILE *out, const struct metrics_state *st)
 {
 	family(out, "reflex_model_info", "gauge", "A loaded model: its knob, role, file and SHA-256 (value 1).");
@@ -457,6 +510,7 @@ int metrics_render(FILE *out, const struct metrics_daemon_view *v, const struct 
 	render_flows(out, t);
 	render_models(out, st);
 	render_control(out, st, c);
+	render_drift(out, c);
 	return ferror(out) ? -1 : 0;
 }
 
@@ -475,6 +529,8 @@ int metrics_status_render(FILE *out, const struct metrics_daemon_view *v, const 
 		if (st->models[r].model)
 			fprintf(out, "model=%s %s %.3f %s\n", role_names[r], st->models[r].sha256[0] ?
 				st->models[r].sha256 : "-", st->models[r].loaded_unix_s, st->models[r].path);
+	status_drift(out, &c->cwnd_drift);
+	status_drift(out, &c->batching_drift);
 	/* one line: the error is the rest of it */
 	fprintf(out, "last_error=");
 	for (const char *p = last_error; p && *p && *p != '\n'; p++)

@@ -42,6 +42,12 @@ void reflexd_usage(FILE *out)
 		"  --policy cwnd=P          what decides caps: tree (default: the cwnd model, else the\n"
 		"                           heuristic), dqn (needs --model dqn=FILE) or heuristic\n"
 		"  --explore EPS            dqn: take a random action with probability EPS (default 0)\n"
+		"  --drift-threshold PSI    hand a tree model's decisions to the heuristic while the mean\n"
+		"                           PSI of its inputs against its training reference stays above\n"
+		"                           PSI (default 0: PSI is measured and reported, never acted on)\n"
+		"  --drift-window-s S       the PSI covers the last S seconds of windows (default 60)\n"
+		"  --drift-hold-s S         over the threshold this long hands over, under half of it this\n"
+		"                           long hands back (default 10)\n"
 		"  --learn                  dqn: fine-tune the model on-line from the flows' transitions\n"
 		"                           in a background thread and decide with its latest int8 model;\n"
 		"                           20 %% of decisions stay with the loaded model as a canary, and\n"
@@ -206,7 +212,8 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD, OPT_POLICY, OPT_EXPLORE, OPT_LAN,
 	       OPT_PATH, OPT_CLASSES, OPT_PRINT_CLASSES, OPT_BANDIT, OPT_BANDIT_C, OPT_ACTUATOR,
 	       OPT_LEARN, OPT_LEARN_OUT, OPT_CONFIG, OPT_CHECK_CONFIG, OPT_METRICS_LISTEN, OPT_DECISION_LOG_MAX,
-	       OPT_DECISION_LOG_KEEP, OPT_MARK_BASE, OPT_MARK_MASK, OPT_MOVE_FLOWS, OPT_MAX_FLOWS };
+	       OPT_DECISION_LOG_KEEP, OPT_MARK_BASE, OPT_MARK_MASK, OPT_MOVE_FLOWS, OPT_MAX_FLOWS,
+	       OPT_DRIFT_THRESHOLD, OPT_DRIFT_WINDOW, OPT_DRIFT_HOLD };
 	static const struct option longopts[] = {
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -227,6 +234,9 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		{ "shadow-period", required_argument, NULL, OPT_SHADOW_PERIOD },
 		{ "policy", required_argument, NULL, OPT_POLICY },
 		{ "explore", required_argument, NULL, OPT_EXPLORE },
+		{ "drift-threshold", required_argument, NULL, OPT_DRIFT_THRESHOLD },
+		{ "drift-window-s", required_argument, NULL, OPT_DRIFT_WINDOW },
+		{ "drift-hold-s", required_argument, NULL, OPT_DRIFT_HOLD },
 		{ "learn", no_argument, NULL, OPT_LEARN },
 		{ "learn-out", required_argument, NULL, OPT_LEARN_OUT },
 		{ "actuator", required_argument, NULL, OPT_ACTUATOR },
@@ -289,6 +299,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	opt->shadow_period_s = 600;
 	opt->max_flows = REFLEX_MAX_FLOWS;
 	opt->control.hysteresis = (struct hysteresis_params)HYSTERESIS_DEFAULTS;
+	opt->control.health = (struct model_health_opts)MODEL_HEALTH_DEFAULTS;
 
 	/* optind 0 makes glibc's getopt start over (the fuzzer parses many argvs); opterr 0
 	 * and the leading ':' let us word the errors ourselves. */
@@ -338,6 +349,24 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 				policy = CWND_POLICY_HEURISTIC;
 			else
 				usage_error(&e, "--policy: '%s' is not cwnd=tree, cwnd=dqn or cwnd=heuristic", optarg);
+			break;
+		case OPT_DRIFT_THRESHOLD: {
+			char *end;
+
+			errno = 0;
+			opt->control.health.threshold = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(opt->control.health.threshold >= 0 &&
+								  opt->control.health.threshold <= 100))
+				usage_error(&e, "--drift-threshold: '%s' is not a PSI in 0..100", optarg);
+			break;
+		}
+		case OPT_DRIFT_WINDOW:
+			opt->control.health.window_s =
+				(unsigned)parse_ulong(&e, "--drift-window-s", optarg, 1, DRIFT_MAX_WINDOW_S);
+			break;
+		case OPT_DRIFT_HOLD:
+			opt->control.health.hold_s =
+				(unsigned)parse_ulong(&e, "--drift-hold-s", optarg, 0, DRIFT_MAX_WINDOW_S);
 			break;
 		case OPT_EXPLORE: {
 			char *end;
@@ -509,6 +538,9 @@ void reflexd_print_config(const struct reflexd_options *opt, FILE *out)
 	else
 		fprintf(out, "policy = %s\n", policy_key(ctl->policy));
 	fprintf(out, "explore = %.17g\n", ctl->explore);
+	fprintf(out, "drift-threshold = %.17g\n", ctl->health.threshold);
+	fprintf(out, "drift-window-s = %u\n", ctl->health.window_s);
+	fprintf(out, "drift-hold-s = %u\n", ctl->health.hold_s);
 	print_flag(out, "learn", ctl->learn);
 	print_value(out, "learn-out", ctl->learn_out_path);
 	fprintf(out, "actuator = %s\n", opt->config.actuator == REFLEX_ACTUATOR_CC ? "cc" : "clamp");
