@@ -338,7 +338,7 @@ static void feed_tree(struct controller *c, const struct flow_entry *f, unsigned
 	}
 }
 
-static void test_tree_writes_its_multiple_and_the_hysteresis_holds_reversals(void **state)
+static void test_tree_writes_its_multiple_and_the_hysteresis_paces_reversals(void **state)
 {
 	struct fixture fx;
 	struct flow_entry f;
@@ -362,13 +362,75 @@ static void test_tree_writes_its_multiple_and_the_hysteresis_holds_reversals(voi
 	assert_int_equal(fx.rec.n_decisions, 3);
 	assert_int_equal(fx.rec.decisions[2].cwnd_target, 44);
 	assert_int_equal(fx.c.shadow.reversals, 1);
-	/* Up again within 30 s: a second reversal, held back however long it stands. */
-	feed_tree(&fx.c, &f, 12, 40, 60000, 1000);
+	/* Up again (the probe: held at 44 with no queue) within 1 s: a second reversal,
+	 * held back. */
+	feed_tree(&fx.c, &f, 12, 20, 60000, 1000);
 	assert_int_equal(fx.rec.n_decisions, 3);
 	assert_true(fx.c.shadow.reversals_held_back > 0);
+	/* 1 s after the first it is taken, well inside 30 s: the run it reverses moved
+	 * 108 -> 44, more than 2x. The probe offers 1.25 x rate x median RTT. */
+	feed_tree(&fx.c, &f, 21, 21, 60000, 1000);
+	assert_int_equal(fx.rec.n_decisions, 4);
+	assert_int_equal(fx.rec.decisions[3].cwnd_target, 108);
+	assert_int_equal(fx.c.shadow.reversals, 2);
 	/* Each write is logged with the tree's decision path. */
-	assert_int_equal(log_lines_with(&fx, "\"model\": \"cwnd-tree\"", "rtt_ewma"), 3);
+	assert_int_equal(log_lines_with(&fx, "\"model\": \"cwnd-tree\"", "rtt_ewma"), 4);
 	assert_log_is_json(&fx);
+	stop(&fx);
+}
+
+
+/* A window of a flow whose snd_cwnd is snd_cwnd packets and whose median RTT is
+ * p50_ratio x its 40 ms min RTT: it delivers snd_cwnd packets per median RTT. */
+static void feed_capped(struct controller *c, const struct flow_entry *f, unsigned step, uint32_t snd_cwnd,
+			double p50_ratio)
+{
+	struct feature_window w = flow_window(step, snd_cwnd * 1448 * 8 / (p50_ratio * 0.040), 40000);
+
+	w.feature[FEAT_LATENCY_P50] = p50_ratio * 40000;
+	w.context[CTX_SND_CWND] = snd_cwnd;
+	controller_on_flow_window(c, f, &w);
+}
+
+/* A flow held at its cap with a median RTT 1.15 x its min: the heuristic's 1.25 x the
+ * rate measured under the cap is 1.09 x the cap, inside the margin, so without the
+ * probe the cap would stay where it is. The probe steps it up by PROBE_STEP or more
+ * per decision; once a queue shows, or the flow does not fill its cap, it stops. */
+static void test_capped_flow_without_queue_probes_up(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+	unsigned step, probes = 0;
+	uint32_t cap;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&f, 40005);
+	feed(&fx.c, &f, 0, 3, 10e6, 40000);
+	assert_int_equal(fx.rec.n_decisions, 1);
+	cap = fx.rec.decisions[0].cwnd_target; /* 1.25 x 10 Mbit/s x 40 ms */
+	assert_int_equal(cap, 44);
+	for (step = 4; step < 34; step++) {
+		feed_capped(&fx.c, &f, step, cap, 1.15);
+		if (fx.rec.decisions[fx.rec.n_decisions - 1].cwnd_target != cap) {
+			assert_true(fx.rec.decisions[fx.rec.n_decisions - 1].cwnd_target >= cap * PROBE_STEP);
+			cap = fx.rec.decisions[fx.rec.n_decisions - 1].cwnd_target;
+			probes++;
+		}
+	}
+	/* one per hold time (300 ms) and a window to start it */
+	assert_in_range(probes, 5, 10);
+	/* A queue shows (median RTT 1.5 x min): the cap rises no more. */
+	for (; step < 64; step++) {
+		feed_capped(&fx.c, &f, step, cap, 1.5);
+		assert_true(fx.rec.decisions[fx.rec.n_decisions - 1].cwnd_target <= cap);
+	}
+	/* No queue but the flow does not fill its cap: no probe either. */
+	cap = fx.rec.decisions[fx.rec.n_decisions - 1].cwnd_target;
+	for (; step < 94; step++) {
+		feed_capped(&fx.c, &f, step, cap / 2, 1.0);
+		assert_true(fx.rec.decisions[fx.rec.n_decisions - 1].cwnd_target <= cap);
+	}
 	stop(&fx);
 }
 
@@ -649,7 +711,8 @@ int main(void)
 		cmocka_unit_test(test_queue_building_ends_startup),
 		cmocka_unit_test(test_heuristic_writes_its_cap_after_startup),
 		cmocka_unit_test(test_small_changes_are_not_written),
-		cmocka_unit_test(test_tree_writes_its_multiple_and_the_hysteresis_holds_reversals),
+		cmocka_unit_test(test_tree_writes_its_multiple_and_the_hysteresis_paces_reversals),
+		cmocka_unit_test(test_capped_flow_without_queue_probes_up),
 		cmocka_unit_test(test_dqn_writes_the_cwnd_it_steers),
 		cmocka_unit_test(test_a_policy_without_its_model_falls_back_to_the_heuristic),
 		cmocka_unit_test(test_shadow_writes_nothing_until_promoted),

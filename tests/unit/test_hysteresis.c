@@ -1,4 +1,5 @@
-/* Decision hysteresis: margin, hold time, at most one reversal per gap. */
+/* Decision hysteresis: margin, hold time, at most one reversal per gap unless the
+ * run it reverses moved more than a factor. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +11,7 @@
 #define MS (1000ULL * 1000)
 #define S (1000 * MS)
 
-static const struct hysteresis_params params = { .margin = 0.10, .hold_ns = 300 * MS, .reversal_gap_ns = 30 * S };
+static const struct hysteresis_params params = HYSTERESIS_DEFAULTS;
 
 static void test_first_decision_is_immediate(void **state)
 {
@@ -77,6 +78,73 @@ static void test_one_reversal_per_gap(void **state)
 	assert_int_equal((int)h.reversals, 2);
 }
 
+static void test_defaults_are_what_the_tests_assume(void **state)
+{
+	(void)state;
+	assert_true(params.margin == 0.10);
+	assert_int_equal(params.hold_ns, 300 * MS);
+	assert_int_equal(params.reversal_gap_ns, 30 * S);
+	assert_int_equal(params.quick_reversal_gap_ns, 1 * S);
+	assert_true(params.quick_reversal_factor == 2.0);
+}
+
+/* Takes a change to value (offered, then held for the hold time); returns whether it was taken. */
+static bool settle(struct hysteresis *h, double value, uint64_t *t)
+{
+	bool taken = hysteresis_offer(h, &params, value, *t += 100 * MS);
+
+	return hysteresis_offer(h, &params, value, *t += 400 * MS) || taken;
+}
+
+static void test_reversal_after_a_large_run_is_quick(void **state)
+{
+	struct hysteresis h = { 0 };
+	uint64_t t = 1 * S, reversed_at;
+
+	(void)state;
+	hysteresis_offer(&h, &params, 200, t);
+	assert_true(settle(&h, 300, &t));
+	/* down: the first reversal; the run down then falls 300 -> 60, 5x */
+	assert_true(settle(&h, 150, &t));
+	assert_int_equal((int)h.reversals, 1);
+	reversed_at = h.last_reversal_ns;
+	assert_true(settle(&h, 60, &t));
+	/* back up under a second after the last reversal: still refused */
+	assert_true(t - reversed_at < 1 * S);
+	assert_false(hysteresis_offer(&h, &params, 120, t += 100 * MS));
+	assert_false(hysteresis_offer(&h, &params, 120, t = reversed_at + 900 * MS));
+	assert_int_equal((int)h.current, 60);
+	/* a second after it, well inside 30 s: taken, because the run it reverses moved 5x */
+	assert_true(hysteresis_offer(&h, &params, 120, t = reversed_at + 1 * S));
+	assert_int_equal((int)h.current, 120);
+	assert_int_equal((int)h.reversals, 2);
+	/* this new run up moved only 2x (60 -> 120): the next reversal waits the 30 s */
+	hysteresis_offer(&h, &params, 60, t += 2 * S);
+	assert_false(hysteresis_offer(&h, &params, 60, t += 10 * S));
+	assert_int_equal((int)h.current, 120);
+	t = reversed_at + 1 * S + 30 * S;
+	assert_true(settle(&h, 60, &t));
+	assert_int_equal((int)h.reversals, 3);
+}
+
+/* Noise inside a band narrower than the quick factor reverses at most once per 30 s,
+ * however long it goes on. */
+static void test_noise_in_a_band_reverses_once_per_gap(void **state)
+{
+	struct hysteresis h = { 0 };
+	uint64_t t = 1 * S;
+
+	(void)state;
+	hysteresis_offer(&h, &params, 100, t);
+	for (int i = 0; i < 600; i++) {
+		hysteresis_offer(&h, &params, i % 2 ? 190 : 100, t += 500 * MS);
+		hysteresis_offer(&h, &params, i % 2 ? 190 : 100, t += 500 * MS);
+	}
+	/* 600 s of offers: the first change up is no reversal, then one per 30 s */
+	assert_in_range(h.reversals, 1, 600 / 30 + 1);
+	assert_true(h.reversals_refused > 0);
+}
+
 static void test_withdraw_is_immediate(void **state)
 {
 	struct hysteresis h = { 0 };
@@ -95,6 +163,9 @@ int main(void)
 		cmocka_unit_test(test_small_changes_ignored),
 		cmocka_unit_test(test_change_must_hold),
 		cmocka_unit_test(test_one_reversal_per_gap),
+		cmocka_unit_test(test_defaults_are_what_the_tests_assume),
+		cmocka_unit_test(test_reversal_after_a_large_run_is_quick),
+		cmocka_unit_test(test_noise_in_a_band_reverses_once_per_gap),
 		cmocka_unit_test(test_withdraw_is_immediate),
 	};
 

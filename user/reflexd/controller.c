@@ -261,6 +261,25 @@ static uint32_t choice_packets(const struct cwnd_choice *choice, const struct fl
 	return cwnd_cap_packets(choice->value, rate_max(fc), w->context[CTX_MIN_RTT_US], flow->mss);
 }
 
+/* The cap to offer: the policy's choice, or a probe upward while the flow is held at
+ * its cap and no queue forms (controller.h, PROBE_RTT_RATIO). */
+static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct flow_control *fc,
+				 const struct flow_entry *flow, const struct feature_window *w)
+{
+	uint32_t chosen = choice_packets(choice, fc, flow, w);
+	double cap = fc->cwnd.current, min_rtt_us = w->context[CTX_MIN_RTT_US];
+	double p50_us = w->feature[FEAT_LATENCY_P50];
+	uint32_t probe;
+
+	if (choice->unit != CWND_BDP_MULTIPLE || !(choice->value > 0) || !(cap > 0) || !(min_rtt_us > 0) ||
+	    !(p50_us > 0) || w->context[CTX_SND_CWND] + 1 < cap || p50_us >= PROBE_RTT_RATIO * min_rtt_us)
+		return chosen;
+	probe = cwnd_cap_packets(fmax(choice->value, HEURISTIC_BDP_GAIN) * p50_us / min_rtt_us, rate_max(fc),
+				 min_rtt_us, flow->mss);
+	probe = probe > (uint32_t)ceil(cap * PROBE_STEP) ? probe : (uint32_t)ceil(cap * PROBE_STEP);
+	return probe > chosen ? probe : chosen;
+}
+
 void controller_on_flow_window(struct controller *c, const struct flow_entry *flow, const struct feature_window *w)
 {
 	struct policy *p;
@@ -288,7 +307,7 @@ void controller_on_flow_window(struct controller *c, const struct flow_entry *fl
 	reversals = fc->cwnd.reversals;
 	held_back = fc->cwnd.reversals_refused;
 	prev_reversal_ns = fc->cwnd.last_reversal_ns;
-	changed = hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, choice_packets(&choice, fc, flow, w), w->ts_ns);
+	changed = hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, proposal_packets(&choice, fc, flow, w), w->ts_ns);
 	c->shadow.reversals_held_back += fc->cwnd.reversals_refused - held_back;
 	if (fc->cwnd.reversals != reversals)
 		shadow_note_reversal(&c->shadow, prev_reversal_ns, w->ts_ns);

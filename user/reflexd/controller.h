@@ -46,6 +46,15 @@ enum cwnd_policy {
 #define FULL_PIPE_WINDOWS 3
 #define FULL_PIPE_RTT_RATIO 1.5
 
+/* A flow held at its cap while its median RTT stays under PROBE_RTT_RATIO x its min
+ * RTT has no queue: the link may carry more than the rate measured under the cap, and
+ * a multiple of that rate (at most 1.25 x it, with the tree's 1.0 not even that) would
+ * keep the cap where it is while the link rises. Such a flow's cap is raised to
+ * max(multiple, HEURISTIC_BDP_GAIN) x rate x median RTT, at least PROBE_STEP x the
+ * cap in force; once a queue shows, the policy's own multiple applies again. */
+#define PROBE_RTT_RATIO 1.2
+#define PROBE_STEP 1.25
+
 /* Well inside the BPF side's heartbeat deadline (500 ms by default). */
 #define HEARTBEAT_PERIOD_NS (50ULL * 1000 * 1000)
 

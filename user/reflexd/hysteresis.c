@@ -15,11 +15,27 @@ static void take(struct hysteresis *h, double value, int direction, uint64_t now
 		h->reversals++;
 		h->last_reversal_ns = now_ns;
 	}
+	if (!h->current || (direction && direction != h->last_direction))
+		h->run_start = h->current ? h->current : value;
 	if (direction)
 		h->last_direction = direction;
 	h->current = value;
 	h->pending = 0;
 	h->changes++;
+}
+
+/* Whether a reversal may be taken now (hysteresis.h says when). */
+static bool reversal_allowed(const struct hysteresis *h, const struct hysteresis_params *p, uint64_t now_ns)
+{
+	uint64_t since = now_ns - h->last_reversal_ns;
+	double moved;
+
+	if (!h->last_reversal_ns || since >= p->reversal_gap_ns)
+		return true;
+	if (since < p->quick_reversal_gap_ns || !(p->quick_reversal_factor > 1))
+		return false;
+	moved = fmax(h->run_start, h->current) / fmin(h->run_start, h->current);
+	return moved > p->quick_reversal_factor;
 }
 
 bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, double proposal, uint64_t now_ns)
@@ -48,8 +64,7 @@ bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, d
 	h->pending = proposal;
 	if (now_ns - h->pending_since_ns < p->hold_ns)
 		return false;
-	if (h->last_direction && direction != h->last_direction && h->last_reversal_ns &&
-	    now_ns - h->last_reversal_ns < p->reversal_gap_ns) {
+	if (h->last_direction && direction != h->last_direction && !reversal_allowed(h, p, now_ns)) {
 		h->reversals_refused++;
 		return false;
 	}

@@ -1,8 +1,13 @@
 /*
  * When a decision may change. A new value must differ from the one in force by more
  * than `margin` (relative) and keep doing so for `hold_ns`; a change of direction
- * (a reversal: up after down, or down after up) is allowed at most once per
- * `reversal_gap_ns`, so oscillation stays within that bound by construction.
+ * (a reversal: up after down, or down after up) comes at least
+ * `quick_reversal_gap_ns` after the last one, and within `reversal_gap_ns` of it only
+ * if the run it turns back (the changes in one direction since the last reversal)
+ * moved the value by more than `quick_reversal_factor`. So a value swinging inside
+ * any band narrower than that factor reverses at most once per `reversal_gap_ns`, and
+ * no value reverses more than once per `quick_reversal_gap_ns`: a cap that followed
+ * the link down 4x may follow it back up a second later, noise may not.
  * Withdrawing a decision (to 0 = none) and the first decision are never held back.
  */
 #ifndef REFLEX_HYSTERESIS_H
@@ -14,16 +19,20 @@
 struct hysteresis_params {
 	double margin;            /* e.g. 0.10: changes of 10 % or less are ignored */
 	uint64_t hold_ns;         /* how long a proposal must stand before it is taken */
-	uint64_t reversal_gap_ns; /* minimum time between two reversals */
+	uint64_t reversal_gap_ns; /* minimum time between two reversals ... */
+	uint64_t quick_reversal_gap_ns; /* ... unless the run reversed moved more than */
+	double quick_reversal_factor;   /* this factor: then this minimum time */
 };
 
 #define HYSTERESIS_DEFAULTS { .margin = 0.10, .hold_ns = 300ULL * 1000 * 1000, \
-			      .reversal_gap_ns = 30ULL * 1000 * 1000 * 1000 }
+			      .reversal_gap_ns = 30ULL * 1000 * 1000 * 1000, \
+			      .quick_reversal_gap_ns = 1000ULL * 1000 * 1000, .quick_reversal_factor = 2.0 }
 
 struct hysteresis {
 	double current;            /* the value in force; 0 = none */
 	int last_direction;        /* +1 up, -1 down, 0 none yet */
 	uint64_t last_reversal_ns; /* 0 = never */
+	double run_start;          /* the value in force when the current direction began */
 	double pending;            /* proposal waiting out hold_ns; 0 = none */
 	uint64_t pending_since_ns;
 	uint64_t changes;
