@@ -1,14 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 /* The DQN checkpoint format (train.h has the layout): save, load, validate. */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
+#include "lib/fileio.h"
 #include "dqn/train_internal.h"
 
 #define CHECKPOINT_MAGIC "RXDQ"
@@ -137,62 +135,10 @@ static void serialize(const struct dqn_trainer *tr, struct wbuf *w)
 	put_u32(w, (uint32_t)crc32(0L, w->data, (uInt)w->len));
 }
 
-static int write_file_atomic(const char *path, const uint8_t *data, size_t len, char *err, size_t err_len)
-{
-	char tmp[4096];
-	size_t off = 0;
-	int fd, ret;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp)) {
-		dqn_set_err(err, err_len, "%s: path too long", path);
-		return -ENAMETOOLONG;
-	}
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		ret = -errno;
-		dqn_set_err(err, err_len, "%s: cannot create a temporary file: %s", path, strerror(errno));
-		return ret;
-	}
-	while (off < len) {
-		ssize_t n = write(fd, data + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = n < 0 ? -errno : -EIO;
-			dqn_set_err(err, err_len, "%s: write: %s", tmp, strerror(-ret));
-			goto fail;
-		}
-		off += (size_t)n;
-	}
-	if (fsync(fd) < 0) {
-		ret = -errno;
-		dqn_set_err(err, err_len, "%s: fsync: %s", tmp, strerror(errno));
-		goto fail;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		ret = -errno;
-		dqn_set_err(err, err_len, "%s: close: %s", tmp, strerror(errno));
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		ret = -errno;
-		dqn_set_err(err, err_len, "%s: rename to %s: %s", tmp, path, strerror(errno));
-		goto fail;
-	}
-	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return ret;
-}
-
 int dqn_checkpoint_save(const struct dqn_trainer *tr, const char *path, char *err, size_t err_len)
 {
 	struct wbuf w = { 0 };
+	struct reflex_err ferr;
 	int ret;
 
 	serialize(tr, &w);
@@ -201,7 +147,9 @@ int dqn_checkpoint_save(const struct dqn_trainer *tr, const char *path, char *er
 		dqn_set_err(err, err_len, "%s: out of memory serializing the checkpoint", path);
 		return -ENOMEM;
 	}
-	ret = write_file_atomic(path, w.data, w.len, err, err_len);
+	ret = fileio_write_atomic(path, w.data, w.len, 0600, &ferr);
+	if (ret)
+		dqn_set_err(err, err_len, "%s", ferr.msg);
 	free(w.data);
 	return ret;
 }
@@ -498,44 +446,18 @@ int dqn_checkpoint_load_buffer(const void *data, size_t len, const struct dqn_tr
 int dqn_checkpoint_load(const char *path, const struct dqn_train_opts *opts, struct dqn_trainer **out,
 			char *err, size_t err_len)
 {
-	uint8_t *data = NULL;
-	struct stat st;
-	size_t off = 0;
-	int fd, ret;
+	struct reflex_err ferr;
+	char *data = NULL;
+	size_t len = 0;
+	int ret;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		dqn_set_err(err, err_len, "%s: %s", path, strerror(errno));
+	ret = fileio_read_bounded(path, (size_t)1 << 31, &data, &len, &ferr);
+	if (ret) {
+		dqn_set_err(err, err_len, "%s", ferr.msg);
 		return ret;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)(1ULL << 31)) {
-		ret = -EINVAL;
-		dqn_set_err(err, err_len, "%s: not a regular file of at most 2 GiB", path);
-		goto out;
-	}
-	data = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!data) {
-		ret = -ENOMEM;
-		dqn_set_err(err, err_len, "%s: out of memory", path);
-		goto out;
-	}
-	while (off < (size_t)st.st_size) {
-		ssize_t n = read(fd, data + off, (size_t)st.st_size - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = n < 0 ? -errno : -EIO;
-			dqn_set_err(err, err_len, "%s: read: %s", path, n < 0 ? strerror(errno) : "file shrank");
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	ret = load_buffer(data, off, path, opts, out, err, err_len);
-out:
+	ret = load_buffer(data, len, path, opts, out, err, err_len);
 	free(data);
-	close(fd);
 	return ret;
 }
