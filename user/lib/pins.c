@@ -176,12 +176,15 @@ bool pins_owner_alive(const char *pin_dir, int pid)
  * Every name reflex pins: the host's maps and cgroup link (reflexd/loader.c), its
  * `reflex` struct_ops map (reflexd/cc_actuator.c) and the router's maps. Only these
  * are ever unlinked, so a pin directory that holds anything else keeps it.
+ * tests/unit/test_pin_names.c fails when a BPF object pins a map missing here.
  */
 static const char *const pins_reflex_names[] = {
 	"sockops_link", "reflex", "reflex_config", "counters", "ring_pending", "cwnd_decisions", "heartbeat",
-	"sock_events", "sock_flows", "sock_state_store", "tc_events", "tc_flows",
-	"router_config", "router_counters", "router_ring_pending", "router_events", "router_flows",
-	"router_timestamps", "router_decisions", "router_paths", "router_path_stats",
+	"decision_gen", "sock_events", "sock_flows", "sock_state_store", "tc_events", "tc_flows",
+	"router_counters", "router_events", "router_flows", "router_timestamps", "router_decisions",
+	"router_paths", "router_path_stats", "router_next_path", "router_port_class",
+	/* pinned by earlier versions: a pin directory they left is still ours to clear */
+	"router_config", "router_ring_pending",
 };
 
 bool pins_is_reflex_name(const char *name)
