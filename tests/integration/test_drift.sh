@@ -45,10 +45,10 @@ awk -F, 'NR == 1 { print; next } !t0 { t0 = $1 } $1 >= t0 + 10e9' "$TMP/all.csv"
 # --shadow: a tree that acts changes its own inputs (capped flows queue less than the
 # uncapped ones it was trained on), which is drift of another kind; in shadow mode
 # the traffic stays what it was during training until the test changes the link.
-# Threshold 3, not the default 0.25: 15 s of one cubic sawtooth against 20 s of it
-# measures a mean PSI of ~0.7-1.4 (decile bins of RTT and rates are that sensitive); the
-# 1 Mbit/s link measures far more.
-start_reflexd --model cwnd="$TMP/cwnd.reflex" --drift-window-s 15 --drift-hold-s 3 --drift-threshold 3 --shadow
+# Threshold 4 (the way back: below 2): 15 s of one cubic sawtooth against 20 s of it
+# measures a mean PSI of ~0.7-1.6 (decile bins of RTT and rates are that sensitive); the
+# 1 Mbit/s link measures ~6.
+start_reflexd --model cwnd="$TMP/cwnd.reflex" --drift-window-s 15 --drift-hold-s 3 --drift-threshold 4 --shadow
 on_exit "stop_pid $RD_PID"
 upload 90
 
