@@ -90,7 +90,7 @@ check_error '[host]\niface = eth0\n\nflush-threshold = 65\n' \
 check_error '[host]\niface = eth0\n[metrics]\nlisten = 9100\n' \
 	"reflexd: $TMP/bad.conf:4: [metrics] key 'listen': unknown key (reflex(5) lists them) (see --help)"
 check_error '[host]\niface = eth0\n[models]\ncwnd = /nonexistent.reflex\n' \
-	"reflexd: $TMP/bad.conf:4: [models] key 'cwnd': /nonexistent.reflex: No such file or directory"
+	"reflexd: $TMP/bad.conf:4: [models] key 'cwnd': /nonexistent.reflex: cannot open: No such file or directory"
 
 # --- log levels: <N> under journald, -q ------------------------------------------
 VA=${LAB_PREFIX}s0

@@ -47,10 +47,11 @@ drops_before=$(qdisc_stat router "$BOTTLENECK_IF" drops)
 # within a few ms, faster than one read of the map and two of ss.
 in_ns server timeout 20 iperf3 -s -1 -p 5202 >/dev/null 2>&1 &
 sleep 0.5
-lab exec client timeout 20 iperf3 -c "$SERVER" -p 5202 -t 5 --fq-rate 20M -J >"$TMP/iperf-paced.json" &
+lab exec client timeout 20 iperf3 -c "$SERVER" -p 5202 -t 8 --fq-rate 20M -J >"$TMP/iperf-paced.json" &
 IPERF_PID=$!
 
-# Three readings mid-transfer, each the map bracketed by two `ss -ti` of the same
+# Three readings mid-transfer (the flow runs 8 s, so a loaded machine that stretches
+# the loop still reads a live flow), each the map bracketed by two `ss -ti` of the same
 # socket: the map's srtt and cwnd must lie within the range the kernel showed just
 # before and just after (widened by 10 %: the map holds the last sample, up to one
 # sample interval old).
