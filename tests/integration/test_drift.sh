@@ -20,7 +20,7 @@ in_client() { nsenter --net="$NS_CLIENT" "$@"; }
 
 start_reflexd() { # args...
 	nsenter --net="$NS_CLIENT" "$REFLEX_BIN/reflexd" --iface "$CLIENT_IF" --cgroup "$(lab cgroup)" --pin-dir "$PIN" \
-		"$@" 2>>"$TMP/reflexd.log" &
+		--decision-log "$TMP/decisions.log" "$@" 2>>"$TMP/reflexd.log" &
 	RD_PID=$!
 	wait_for "[ -e $PIN/sockops_link ]" 10 || fail "reflexd did not attach: $(cat "$TMP/reflexd.log")"
 }
