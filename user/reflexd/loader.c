@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -317,33 +318,57 @@ int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct re
 	return state_write(rb);
 }
 
-/* Whether the reflexd behind a sockops program still beats: its `heartbeat` map
- * holds the last beat (CLOCK_MONOTONIC ns, every 50 ms while it decides). */
-static bool prog_owner_beats(int prog_fd)
+/* The last beat in the `heartbeat` map of a sockops program's reflexd (CLOCK_MONOTONIC
+ * ns, every 50 ms while it decides); 0 when there is none, UINT64_MAX if it cannot be
+ * read (then it is taken to live). */
+static __u64 prog_owner_beat(int prog_fd)
 {
 	__u32 map_ids[16], n_maps = 16;
 	struct bpf_prog_info info = { .nr_map_ids = n_maps, .map_ids = (__u64)(uintptr_t)map_ids };
 	__u32 len = sizeof(info);
-	struct timespec now;
-	bool beats = false;
+	__u64 beat = 0;
 
 	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len))
-		return true; /* cannot tell: assume it lives */
-	clock_gettime(CLOCK_MONOTONIC, &now);
+		return UINT64_MAX;
 	for (__u32 i = 0; i < info.nr_map_ids && i < n_maps; i++) {
 		struct bpf_map_info minfo = { 0 };
 		__u32 mlen = sizeof(minfo), zero = 0;
-		__u64 beat = 0, now_ns = (__u64)now.tv_sec * 1000000000ULL + now.tv_nsec;
 		int fd = bpf_map_get_fd_by_id(map_ids[i]);
 
 		if (fd < 0)
 			continue;
-		if (bpf_obj_get_info_by_fd(fd, &minfo, &mlen) == 0 && !strcmp(minfo.name, "heartbeat") &&
-		    bpf_map_lookup_elem(fd, &zero, &beat) == 0)
-			beats = beat && now_ns - beat < HEARTBEAT_ALIVE_NS;
+		if (bpf_obj_get_info_by_fd(fd, &minfo, &mlen) == 0 && !strcmp(minfo.name, "heartbeat"))
+			bpf_map_lookup_elem(fd, &zero, &beat);
 		close(fd);
 	}
-	return beats;
+	return beat;
+}
+
+static __u64 monotonic_ns(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (__u64)now.tv_sec * 1000000000ULL + (__u64)now.tv_nsec;
+}
+
+/* Whether that reflexd still beats. A beat younger than HEARTBEAT_ALIVE_NS may be a
+ * reflexd killed a moment ago (a restart right after kill -9 meets it): wait until the
+ * beat either moves (alive) or ages past HEARTBEAT_ALIVE_NS (dead), at most that long. */
+static bool prog_owner_beats(int prog_fd)
+{
+	__u64 first = prog_owner_beat(prog_fd), beat;
+
+	if (first == UINT64_MAX)
+		return true;
+	for (;;) {
+		if (!first || monotonic_ns() - first >= HEARTBEAT_ALIVE_NS)
+			return false;
+		usleep(50 * 1000);
+		beat = prog_owner_beat(prog_fd);
+		if (beat != first)
+			return true;
+	}
 }
 
 /*
