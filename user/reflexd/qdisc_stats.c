@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/tc_filters.h"
 #include "reflexd/qdisc_stats.h"
 
 struct qdisc_query {
@@ -82,54 +83,20 @@ static int qdisc_msg(const struct nlmsghdr *nlh, void *data)
 
 int qdisc_root_stats(int ifindex, struct queue_snapshot *snap, char *kind, size_t kind_len)
 {
-	char buf[32768]; /* a dump page; libmnl 1.0.4 lacks MNL_SOCKET_DUMP_SIZE */
 	struct qdisc_query query = { .ifindex = ifindex, .snap = snap, .kind = kind, .kind_len = kind_len };
-	struct mnl_socket *nl;
-	struct nlmsghdr *nlh;
-	struct tcmsg *tcm;
 	struct timespec now;
-	unsigned int seq, portid;
-	int ret, err = 0;
+	int err;
 
 	memset(snap, 0, sizeof(*snap));
 	if (kind && kind_len)
 		kind[0] = '\0';
-	nl = mnl_socket_open(NETLINK_ROUTE);
-	if (!nl)
-		return -errno;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		err = -errno;
-		goto cleanup;
-	}
-	portid = mnl_socket_get_portid(nl);
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = RTM_GETQDISC;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = seq = (unsigned int)time(NULL);
-	tcm = mnl_nlmsg_put_extra_header(nlh, sizeof(*tcm));
-	tcm->tcm_family = AF_UNSPEC;
-	tcm->tcm_ifindex = ifindex;
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		err = -errno;
-		goto cleanup;
-	}
-	while ((ret = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
-		ret = mnl_cb_run(buf, ret, seq, portid, qdisc_msg, &query);
-		if (ret <= MNL_CB_STOP)
-			break;
-	}
-	if (ret < 0) {
-		err = -errno;
-		goto cleanup;
-	}
-	if (!query.found) {
-		err = -ENOENT;
-		goto cleanup;
-	}
+	err = tc_dump(RTM_GETQDISC, ifindex, 0, qdisc_msg, &query);
+	if (err)
+		return err;
+	if (!query.found)
+		return -ENOENT;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	snap->ts_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
 	snap->valid = true;
-cleanup:
-	mnl_socket_close(nl);
-	return err;
+	return 0;
 }
