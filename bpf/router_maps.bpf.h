@@ -92,6 +92,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } router_decisions SEC(".maps");
 
+/* Written by reflexd only, for flows in router_flows; deleted with them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ROUTER_MAX_FLOWS);
+	__type(key, struct flow_key);
+	__type(value, struct router_wnd_cap);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} router_wnd_caps SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, ROUTER_MAX_PATHS);

@@ -109,6 +109,11 @@ struct router_tcp_dir {
 #define ROUTER_FLOW_CLOSED (1u << 1)     /* RST, or FIN both ways */
 #define ROUTER_FLOW_RST (1u << 2)
 #define ROUTER_FLOW_STEERED (1u << 3)    /* the newest up packet carried its decision's mark */
+#define ROUTER_FLOW_HANDSHAKE (1u << 4)  /* both SYN and SYN-ACK seen: windows may be rewritten */
+
+#define ROUTER_WSCALE_NONE 0xff
+/* RFC 7323 2.3: a larger shift is treated as 14. */
+#define ROUTER_WSCALE_MAX 14
 
 /* Per-flow state of the tc programs (hash `router_flows`, key: flow_key). One
  * entry for both directions, which run on any CPU: the lock orders them. `total`
@@ -126,6 +131,15 @@ struct router_flow {
 	__u32 lan_rtt_us;  /* newest LAN RTT since the last sample, 0 = none */
 	__u32 path;        /* path of the newest up packet, ROUTER_PATH_NONE if none */
 	__u32 dscp;
+	/* Window scale the sender of direction d announced in its SYN or SYN-ACK, i.e. the
+	 * shift of every window it sends (in the other direction's ACKs);
+	 * ROUTER_WSCALE_NONE until its handshake packet was seen (0 when it was seen
+	 * without the option: RFC 7323 then scales by 0). */
+	__u8 wscale[ROUTER_DIR_MAX];
+	__u8 pad8[2];
+	/* The window (bytes, scaled) the newest ACK towards direction d's sender left
+	 * with after any rewrite; 0 = no ACK of that direction yet. */
+	__u32 wnd_enforced[ROUTER_DIR_MAX];
 };
 
 enum router_event {
@@ -153,6 +167,24 @@ struct router_sample {
 	__u32 dscp;
 	__u32 ifindex; /* interface of the packet that produced the record */
 	__u32 pad;
+	__u32 wnd_enforced[ROUTER_DIR_MAX]; /* router_flow.wnd_enforced when sampled */
+	__u8 wscale[ROUTER_DIR_MAX];         /* router_flow.wscale when sampled */
+	__u8 pad8[6];
+};
+
+/*
+ * reflexd's congestion window cap for one forwarded TCP flow (hash `router_wnd_caps`,
+ * key: flow_key, LAN end first), enforced AC/DC-style: the tc program that sees the
+ * ACKs on their way to direction d's sender lowers their window to
+ * min(advertised, cap_bytes[d] >> wscale announced by the ACKs' sender), never
+ * raising it, only while reflexd's heartbeat is fresh and only for flows whose
+ * handshake it saw. d = ROUTER_DIR_UP: the LAN end sends (upload; ACKs come down
+ * from the uplink, rewritten on the LAN egress); ROUTER_DIR_DOWN: the far end sends
+ * (download; ACKs go up, rewritten on the LAN ingress before NAT).
+ */
+struct router_wnd_cap {
+	__u32 cap_bytes[ROUTER_DIR_MAX]; /* 0 = no cap for that direction */
+	__u64 decided_ns;
 };
 
 /* Per-path traffic (per-CPU array `router_path_stats`, index = path): what left onto
@@ -192,12 +224,16 @@ enum router_counter {
 	ROUTER_CNT_NO_NEXTHOP,     /* decided path has no route of the packet's family */
 	ROUTER_CNT_HEARTBEAT_STALE, /* new flows left unplaced: reflexd's heartbeat is stale */
 	ROUTER_CNT_UPLINK_UNKNOWN, /* packets from an uplink to the LAN of no known flow */
+	ROUTER_CNT_WND_REWRITTEN,  /* ACKs whose window was lowered to the cap */
+	ROUTER_CNT_WND_NO_HANDSHAKE, /* ACKs of capped flows left alone: handshake not seen */
+	ROUTER_CNT_WND_STALE,      /* ACKs of capped flows left alone: heartbeat stale */
 	ROUTER_CNT_MAX,
 };
 
 #define ROUTER_COUNTER_NAMES                                                           \
 	{ "packets", "parse_skip", "new_flows", "flow_fail", "samples", "reserve_fail",  \
 	  "rtt_ts", "rtt_seq", "ts_store_fail", "placed", "place_fail", "steered",       \
-	  "no_nexthop", "heartbeat_stale", "uplink_unknown" }
+	  "no_nexthop", "heartbeat_stale", "uplink_unknown", "wnd_rewritten",            \
+	  "wnd_no_handshake", "wnd_stale" }
 
 #endif /* REFLEX_ROUTER_SHARED_H */

@@ -182,7 +182,7 @@ static const char *const pins_reflex_names[] = {
 	"sockops_link", "reflex", "reflex_config", "counters", "ring_pending", "cwnd_decisions", "heartbeat",
 	"decision_gen", "sock_events", "sock_flows", "sock_state_store", "tc_events", "tc_flows",
 	"router_counters", "router_events", "router_flows", "router_timestamps", "router_decisions",
-	"router_paths", "router_path_stats", "router_next_path", "router_port_class",
+	"router_paths", "router_path_stats", "router_next_path", "router_port_class", "router_wnd_caps",
 	/* pinned by earlier versions: a pin directory they left is still ours to clear */
 	"router_config", "router_ring_pending",
 };
