@@ -33,6 +33,11 @@
  * the uplink NAT binds the flow to, so a flow keeps its path for life.
  * Per-path health counts each flow's packets on the flow's path, whichever
  * interface its answers arrive on.
+ *
+ * Window caps (`router_wnd_caps`, reflexd's per flow and data direction) are
+ * enforced on the ACKs going back to the data's sender by lowering their receive
+ * window (tcp_window.bpf.h), scaled by the shift the ACKs' own sender announced in
+ * the handshake seen here; see wnd_enforce.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -43,6 +48,7 @@
 #include "heartbeat.bpf.h"
 #include "router_maps.bpf.h"
 #include "parsing.bpf.h"
+#include "tcp_window.bpf.h"
 
 /* Not TC_ACT_OK: a later filter on the interface (the host reflexd's telemetry)
  * still sees the packet, which goes on into routing either way. */
@@ -52,12 +58,6 @@
 #define TCP_SYN 0x02
 #define TCP_RST 0x04
 #define TCP_ACK 0x10
-
-#define TCPOPT_EOL 0
-#define TCPOPT_NOP 1
-#define TCPOPT_TIMESTAMP 8
-#define TCPOLEN_TIMESTAMP 10
-#define MAX_TCP_OPTIONS 10
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -75,6 +75,8 @@ struct pkt {
 	__u32 tsval;
 	__u32 tsecr;
 	__u32 ifindex;
+	__u16 window; /* TCP: the window it leaves with (after any rewrite), unscaled */
+	__u8 wscale;  /* TCP SYN: its window scale option, ROUTER_WSCALE_NONE without one */
 	bool has_ts;
 };
 
@@ -100,59 +102,6 @@ static __always_inline bool seq_before(__u32 a, __u32 b)
 	return (__s32)(a - b) < 0;
 }
 
-/* The TCP timestamp option (as ePPing parses it): 0 and TSval/TSecr, or -1. */
-static __always_inline int tcp_ts_parse(struct __sk_buff *skb, __u32 l4_offset, __u32 *tsval, __u32 *tsecr)
-{
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct tcphdr *th;
-	__u8 *pos, *opt_end;
-	__u32 len;
-
-	if (l4_offset > 128)
-		return -1;
-	th = data + l4_offset;
-	if ((void *)(th + 1) > data_end)
-		return -1;
-	len = th->doff * 4;
-	if (len <= sizeof(*th))
-		return -1;
-	pos = (__u8 *)(th + 1);
-	opt_end = (__u8 *)th + len;
-	for (int i = 0; i < MAX_TCP_OPTIONS; i++) {
-		__u8 kind, size;
-
-		if ((void *)(pos + 1) > (void *)opt_end || (void *)(pos + 1) > data_end)
-			return -1;
-		kind = *pos;
-		if (kind == TCPOPT_EOL)
-			return -1;
-		if (kind == TCPOPT_NOP) {
-			pos++;
-			continue;
-		}
-		if ((void *)(pos + 2) > (void *)opt_end || (void *)(pos + 2) > data_end)
-			return -1;
-		size = pos[1];
-		if (size < 2)
-			return -1;
-		if (kind == TCPOPT_TIMESTAMP && size == TCPOLEN_TIMESTAMP) {
-			__u32 v, e;
-
-			if ((void *)(pos + TCPOLEN_TIMESTAMP) > (void *)opt_end ||
-			    (void *)(pos + TCPOLEN_TIMESTAMP) > data_end)
-				return -1;
-			__builtin_memcpy(&v, pos + 2, sizeof(v));
-			__builtin_memcpy(&e, pos + 6, sizeof(e));
-			*tsval = bpf_ntohl(v);
-			*tsecr = bpf_ntohl(e);
-			return 0;
-		}
-		pos += size;
-	}
-	return -1;
-}
-
 static __always_inline int packet_read(struct __sk_buff *skb, enum router_dir dir, struct pkt *p)
 {
 	if (parse_packet(skb, &p->pi) < 0)
@@ -170,8 +119,18 @@ static __always_inline int packet_read(struct __sk_buff *skb, enum router_dir di
 	p->has_ts = false;
 	p->tsval = 0;
 	p->tsecr = 0;
-	if (p->key.proto == IPPROTO_TCP)
-		p->has_ts = tcp_ts_parse(skb, p->pi.l4_offset, &p->tsval, &p->tsecr) == 0;
+	p->window = 0;
+	p->wscale = ROUTER_WSCALE_NONE;
+	if (p->key.proto == IPPROTO_TCP) {
+		struct tcp_fields f;
+
+		tcp_fields_read(skb, p->pi.l4_offset, &f);
+		p->has_ts = f.has_ts;
+		p->tsval = f.tsval;
+		p->tsecr = f.tsecr;
+		p->window = f.window;
+		p->wscale = f.wscale;
+	}
 	return 0;
 }
 
@@ -336,6 +295,36 @@ static __always_inline __u32 rtt_us_of(__u64 ns)
 	return us ? (us > 0xffffffffULL ? 0xffffffffU : (__u32)us) : 1;
 }
 
+/* ACKs whose window is the receive window of the end they come from: not a SYN's
+ * (RFC 7323: never scaled) nor a RST's (nobody reads it). */
+static __always_inline bool wnd_carrier(__u8 tcp_flags)
+{
+	return (tcp_flags & (TCP_ACK | TCP_SYN | TCP_RST)) == TCP_ACK;
+}
+
+/* A SYN or SYN-ACK of direction dir: its sender's window scale; the handshake is
+ * complete once both directions' were seen. */
+static __always_inline void handshake_note(struct router_flow *flow, const struct pkt *p, const enum router_dir dir,
+					   const enum router_dir other)
+{
+	struct router_tcp_dir *t = &flow->tcp[dir];
+
+	t->flags |= ROUTER_TCP_SYN_SEEN;
+	if (p->wscale != ROUTER_WSCALE_NONE)
+		t->flags |= ROUTER_TCP_WSCALE;
+	else
+		t->flags &= ~ROUTER_TCP_WSCALE;
+	flow->wscale[dir] = p->wscale != ROUTER_WSCALE_NONE ? p->wscale : 0;
+	if (!(flow->tcp[other].flags & ROUTER_TCP_SYN_SEEN))
+		return;
+	flow->flags |= ROUTER_FLOW_HANDSHAKE;
+	/* RFC 7323 2.2: windows are scaled only when both ends sent the option. */
+	if (!(t->flags & flow->tcp[other].flags & ROUTER_TCP_WSCALE)) {
+		flow->wscale[dir] = 0;
+		flow->wscale[other] = 0;
+	}
+}
+
 /*
  * Everything that touches the flow, under its lock (no helper calls in here).
  * sent_dir is the packet's direction; rtt_ns (> 0) an RTT of the OTHER direction's
@@ -356,6 +345,8 @@ static __always_inline void flow_update(struct router_flow *flow, const struct p
 		flow->first_ns = now;
 		flow->path = ROUTER_PATH_NONE;
 		flow->dscp = p->pi.dscp;
+		flow->wscale[ROUTER_DIR_UP] = ROUTER_WSCALE_NONE;
+		flow->wscale[ROUTER_DIR_DOWN] = ROUTER_WSCALE_NONE;
 		if (p->key.proto != IPPROTO_TCP || (tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
 			flow->flags |= ROUTER_FLOW_FROM_START;
 	}
@@ -427,6 +418,8 @@ static __always_inline void flow_update(struct router_flow *flow, const struct p
 				r->rtt_seq = 1;
 			}
 		}
+		if (tcp_flags & TCP_SYN)
+			handshake_note(flow, p, dir, other);
 		if (tcp_flags & TCP_FIN)
 			t->flags |= ROUTER_TCP_FIN;
 		if (tcp_flags & TCP_RST)
@@ -479,6 +472,11 @@ static __always_inline void flow_update(struct router_flow *flow, const struct p
 	s->dscp = flow->dscp;
 	s->ifindex = p->ifindex;
 	s->pad = 0;
+	s->wnd_enforced[ROUTER_DIR_UP] = flow->wnd_enforced[ROUTER_DIR_UP];
+	s->wnd_enforced[ROUTER_DIR_DOWN] = flow->wnd_enforced[ROUTER_DIR_DOWN];
+	s->wscale[ROUTER_DIR_UP] = flow->wscale[ROUTER_DIR_UP];
+	s->wscale[ROUTER_DIR_DOWN] = flow->wscale[ROUTER_DIR_DOWN];
+	__builtin_memset(s->pad8, 0, sizeof(s->pad8));
 	flow->emitted[ROUTER_DIR_UP] = flow->total[ROUTER_DIR_UP];
 	flow->emitted[ROUTER_DIR_DOWN] = flow->total[ROUTER_DIR_DOWN];
 	flow->path_rtt_us = 0;
@@ -525,6 +523,49 @@ static __always_inline __u64 ts_match(struct router_flow *flow, const struct pkt
 	if (now <= *then || bpf_map_delete_elem(&router_timestamps, &tk))
 		return 0;
 	return now - *then;
+}
+
+/*
+ * reflexd's window cap on an ACK heading to the sender of the other direction's
+ * data (dir UP: the LAN end's ACKs, before NAT, for a download; dir DOWN: the far
+ * end's, after NAT, for an upload): its window becomes min(advertised, cap >> the
+ * shift its own sender announced). Left alone while reflexd's heartbeat is stale
+ * (the hosts' fail-safe) and for flows whose handshake, hence scale, was not seen.
+ * Runs last: the rewrite invalidates packet pointers, and placed before the flow's
+ * update its branches would multiply the verifier's paths through all of it. So
+ * wnd_enforced is written outside the lock (one aligned word, telemetry: the last
+ * writer wins) and samples carry it as of the ACK before theirs.
+ */
+static __always_inline void wnd_enforce(struct __sk_buff *skb, struct router_flow *flow, struct pkt *p,
+					const enum router_dir dir, const struct reflex_config *cfg, __u64 now)
+{
+	const enum router_dir data_dir = dir == ROUTER_DIR_UP ? ROUTER_DIR_DOWN : ROUTER_DIR_UP;
+	__u8 shift = flow->wscale[dir];
+	bool scale_known = (flow->flags & ROUTER_FLOW_HANDSHAKE) && shift <= ROUTER_WSCALE_MAX;
+	struct router_wnd_cap *cap;
+
+	if (p->key.proto != IPPROTO_TCP || !wnd_carrier(p->pi.tcp_flags))
+		return;
+	cap = bpf_map_lookup_elem(&router_wnd_caps, &p->key);
+	if (cap && cap->cap_bytes[data_dir]) {
+		if (!heartbeat_fresh(cfg, now)) {
+			count(ROUTER_CNT_WND_STALE);
+		} else if (!scale_known) {
+			count(ROUTER_CNT_WND_NO_HANDSHAKE);
+		} else {
+			__u16 window = wnd_capped(p->window, cap->cap_bytes[data_dir], shift);
+
+			/* A failed store leaves the advertised window, as wnd_enforced shows. */
+			if (window != p->window && wnd_store(skb, p->pi.l4_offset, p->window, window) == 0) {
+				p->window = window;
+				count(ROUTER_CNT_WND_REWRITTEN);
+			}
+		}
+	}
+	/* This packet's window is its sender's receive window: the send window of the
+	 * other direction's data. */
+	if (scale_known)
+		flow->wnd_enforced[data_dir] = (__u32)p->window << shift;
 }
 
 static __always_inline int handle(struct __sk_buff *skb, const enum router_dir dir)
@@ -597,6 +638,7 @@ static __always_inline int handle(struct __sk_buff *skb, const enum router_dir d
 		/* The counts stay in total - emitted and go out with the next sample. */
 		count(ROUTER_CNT_RESERVE_FAIL);
 	}
+	wnd_enforce(skb, flow, &p, dir, cfg, now);
 out:
 	path_stats_add(link, path, &p, dir, &r);
 	return TC_ACT_UNSPEC;

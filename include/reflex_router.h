@@ -103,6 +103,8 @@ struct router_tcp_dir {
 #define ROUTER_TCP_ACK_VALID (1u << 1)
 #define ROUTER_TCP_PROBE (1u << 2)
 #define ROUTER_TCP_FIN (1u << 3)
+#define ROUTER_TCP_SYN_SEEN (1u << 4) /* this direction's SYN (or SYN-ACK) passed */
+#define ROUTER_TCP_WSCALE (1u << 5)   /* ... and its newest one had the window scale option */
 
 /* router_flow.flags and router_sample.flags */
 #define ROUTER_FLOW_FROM_START (1u << 0) /* first packet seen was a SYN (or not TCP) */
@@ -134,11 +136,13 @@ struct router_flow {
 	/* Window scale the sender of direction d announced in its SYN or SYN-ACK, i.e. the
 	 * shift of every window it sends (in the other direction's ACKs);
 	 * ROUTER_WSCALE_NONE until its handshake packet was seen (0 when it was seen
-	 * without the option: RFC 7323 then scales by 0). */
+	 * without the option, and for both ends once the handshake shows that either
+	 * end sent none: RFC 7323 then scales by 0). */
 	__u8 wscale[ROUTER_DIR_MAX];
 	__u8 pad8[2];
 	/* The window (bytes, scaled) the newest ACK towards direction d's sender left
-	 * with after any rewrite; 0 = no ACK of that direction yet. */
+	 * with after any rewrite; 0 = no such ACK since the handshake (never for flows
+	 * whose handshake was not seen: their scale is unknown). */
 	__u32 wnd_enforced[ROUTER_DIR_MAX];
 };
 
