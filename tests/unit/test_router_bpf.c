@@ -18,13 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-#include "reflex_router.h"
-#include "router.skel.h"
+#include "router_skel.h"
 
 #define LO_IFINDEX 1
 /* The program's --lan index: only the uplinks' egress looks at it. */
@@ -43,14 +41,6 @@ struct pkt4 {
 } __attribute__((packed));
 
 static struct router_bpf *skel;
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static void build(struct pkt4 *p, uint8_t proto, const char *src, const char *dst, uint16_t sport, uint16_t dport,
 		  uint8_t tcp_flags)
@@ -105,43 +95,16 @@ static uint32_t entries(struct bpf_map *map)
 	return n;
 }
 
-static uint64_t counter(enum router_counter idx)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	uint64_t values[512] = { 0 }, sum = 0;
-	uint32_t key = idx;
-
-	assert_true(ncpu > 0 && ncpu <= 512);
-	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(skel->maps.router_counters), &key, values), 0);
-	for (int c = 0; c < ncpu; c++)
-		sum += values[c];
-	return sum;
-}
-
-static void heartbeat(uint64_t when)
-{
-	uint32_t zero = 0;
-
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(skel->maps.heartbeat), &zero, &when, BPF_ANY), 0);
-}
-
 static int setup(void **state)
 {
 	struct router_path_entry path = { .ifindex = LO_IFINDEX, .mark = MARK };
-	struct bpf_map *map;
 	uint32_t zero = 0;
 
 	(void)state;
 	if (geteuid() != 0)
 		return 0;
-	skel = router_bpf__open();
+	skel = router_skel_load(LAN_IFINDEX);
 	if (!skel)
-		return -1;
-	/* Nothing of this test goes into bpffs. */
-	bpf_object__for_each_map(map, skel->obj)
-		bpf_map__set_pin_path(map, NULL);
-	skel->rodata->lan_ifindex = LAN_IFINDEX;
-	if (router_bpf__load(skel))
 		return -1;
 	path.mark_mask = MASK;
 	path.families = ROUTER_FAMILY_IPV4;
@@ -170,7 +133,7 @@ static void test_uplink_packets_create_nothing(void **state)
 	(void)state;
 	if (!skel)
 		skip();
-	heartbeat(mono_ns());
+	router_heartbeat(skel, mono_ns());
 	/* From everywhere on the internet to LAN endpoints, arriving on the uplink. */
 	for (uint32_t i = 0; i < SPOOFED; i++) {
 		snprintf(src, sizeof(src), "198.%u.%u.%u", 18 + (i >> 16) % 2, (i >> 8) & 0xff, i & 0xff);
@@ -179,23 +142,23 @@ static void test_uplink_packets_create_nothing(void **state)
 	}
 	assert_int_equal(entries(skel->maps.router_flows), 0);
 	assert_int_equal(entries(skel->maps.router_decisions), 0);
-	assert_int_equal(counter(ROUTER_CNT_UPLINK_UNKNOWN), SPOOFED);
-	assert_int_equal(counter(ROUTER_CNT_NEW_FLOWS), 0);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_UPLINK_UNKNOWN), SPOOFED);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_NEW_FLOWS), 0);
 
 	/* A LAN flow afterwards: placed on path 0 at its SYN, marked in the mask only. */
 	build(&p, IPPROTO_TCP, "10.11.1.2", "10.11.9.1", 40000, 873, 0x02);
 	assert_int_equal(run(skel->progs.router_lan_ingress, &p, sizeof(p), 0x0000000f, 0), MARK | 0x0000000f);
 	assert_int_equal(entries(skel->maps.router_flows), 1);
 	assert_int_equal(entries(skel->maps.router_decisions), 1);
-	assert_int_equal(counter(ROUTER_CNT_PLACED), 1);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_PLACED), 1);
 	/* Its next packet: same mark, over a stranger's bits in the mask too. */
 	build(&p, IPPROTO_TCP, "10.11.1.2", "10.11.9.1", 40000, 873, 0x10);
 	assert_int_equal(run(skel->progs.router_lan_ingress, &p, sizeof(p), 0x00aa0001, 0), MARK | 0x00000001);
-	assert_int_equal(counter(ROUTER_CNT_STEERED), 2);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_STEERED), 2);
 	/* Its answer from the uplink updates it and is no stranger. */
 	build(&p, IPPROTO_TCP, "10.11.9.1", "10.11.1.2", 873, 40000, 0x12);
 	run(skel->progs.router_lan_egress, &p, sizeof(p), 0, LO_IFINDEX);
-	assert_int_equal(counter(ROUTER_CNT_UPLINK_UNKNOWN), SPOOFED);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_UPLINK_UNKNOWN), SPOOFED);
 	assert_int_equal(entries(skel->maps.router_flows), 1);
 }
 
@@ -207,18 +170,18 @@ static void test_no_placement_without_heartbeat(void **state)
 	if (!skel)
 		skip();
 	/* Mid-stream (no SYN): measured, left to the kernel. */
-	heartbeat(mono_ns());
+	router_heartbeat(skel, mono_ns());
 	build(&p, IPPROTO_TCP, "10.11.1.2", "10.11.9.1", 40001, 443, 0x10);
 	assert_int_equal(run(skel->progs.router_lan_ingress, &p, sizeof(p), 0, 0), 0);
 	assert_int_equal(entries(skel->maps.router_flows), 1);
 	assert_int_equal(entries(skel->maps.router_decisions), 0);
 	/* reflexd's heartbeat 2 s old (deadline 500 ms by default): a new flow stays unplaced. */
-	heartbeat(mono_ns() - 2000ULL * 1000 * 1000);
+	router_heartbeat(skel, mono_ns() - 2000ULL * 1000 * 1000);
 	build(&p, IPPROTO_TCP, "10.11.1.2", "10.11.9.1", 40002, 443, 0x02);
 	assert_int_equal(run(skel->progs.router_lan_ingress, &p, sizeof(p), 0, 0), 0);
 	assert_int_equal(entries(skel->maps.router_flows), 2);
 	assert_int_equal(entries(skel->maps.router_decisions), 0);
-	assert_int_equal(counter(ROUTER_CNT_HEARTBEAT_STALE), 1);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_HEARTBEAT_STALE), 1);
 }
 
 static uint64_t path0_stat(size_t offset)

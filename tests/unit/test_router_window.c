@@ -20,14 +20,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "packets.h"
-#include "reflex_router.h"
-#include "router.skel.h"
+#include "router_skel.h"
 
 #define LO_IFINDEX 1
 #define TC_ACT_UNSPEC (-1)
@@ -47,43 +45,21 @@
 
 static struct router_bpf *skel;
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static void heartbeat(uint64_t when)
-{
-	uint32_t zero = 0;
-
-	assert_int_equal(bpf_map_update_elem(bpf_map__fd(skel->maps.heartbeat), &zero, &when, BPF_ANY), 0);
-}
-
 static int setup(void **state)
 {
 	struct reflex_config cfg = { .sample_interval_ns = 1 };
-	struct bpf_map *map;
 	uint32_t zero = 0;
 
 	(void)state;
 	if (geteuid() != 0)
 		return 0;
-	skel = router_bpf__open();
+	skel = router_skel_load(0);
 	if (!skel)
 		return -1;
-	bpf_object__for_each_map(map, skel->obj)
-		bpf_map__set_pin_path(map, NULL);
-	if (router_bpf__load(skel)) {
-		print_error("router_bpf__load: %s\n", strerror(errno));
-		return -1;
-	}
 	/* Every packet samples, so that the newest sample shows the flow after it. */
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.reflex_config), &zero, &cfg, BPF_ANY))
 		return -1;
-	heartbeat(mono_ns());
+	router_heartbeat(skel, mono_ns());
 	return 0;
 }
 
@@ -243,19 +219,6 @@ static void expect_identical(const struct frame *in, const struct frame *out)
 
 /* --- maps ------------------------------------------------------------------------ */
 
-static uint64_t counter(enum router_counter idx)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	uint64_t values[512] = { 0 }, sum = 0;
-	uint32_t key = idx;
-
-	assert_true(ncpu > 0 && ncpu <= 512);
-	assert_int_equal(bpf_map_lookup_elem(bpf_map__fd(skel->maps.router_counters), &key, values), 0);
-	for (int c = 0; c < ncpu; c++)
-		sum += values[c];
-	return sum;
-}
-
 static struct router_flow flow_of(const struct flow_key *k)
 {
 	struct router_flow flow;
@@ -306,7 +269,7 @@ static void expect_capped_ack(int family, uint16_t lan_port, enum router_dir d, 
 	struct seg ack = { family, ack_dir, lan_port, TCP_FLAG_ACK, window, NO_WSCALE, payload };
 	struct flow_key k = key_of(family, lan_port);
 	struct frame in = frame_of(&ack), out;
-	uint64_t rewritten = counter(ROUTER_CNT_WND_REWRITTEN);
+	uint64_t rewritten = router_counter(skel, ROUTER_CNT_WND_REWRITTEN);
 	uint16_t want = expected_window(window, cap_bytes, scale), got;
 	size_t win_off = l4_offset(&in) + TCP_WINDOW_OFFSET;
 
@@ -320,7 +283,7 @@ static void expect_capped_ack(int family, uint16_t lan_port, enum router_dir d, 
 	/* Nothing but the window and the checksum changed. */
 	assert_memory_equal(out.b, in.b, win_off);
 	assert_memory_equal(out.b + win_off + 4, in.b + win_off + 4, in.len - win_off - 4);
-	assert_int_equal(counter(ROUTER_CNT_WND_REWRITTEN), rewritten + (got < window));
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_REWRITTEN), rewritten + (got < window));
 	assert_int_equal(flow_of(&k).wnd_enforced[d], (uint32_t)got << scale);
 }
 
@@ -342,7 +305,7 @@ static void all_scales(int family)
 		uint16_t port = (uint16_t)(41000 + scale);
 		struct flow_key k = key_of(family, port);
 		struct router_flow flow;
-		uint64_t rtt_ts = counter(ROUTER_CNT_RTT_TS);
+		uint64_t rtt_ts = router_counter(skel, ROUTER_CNT_RTT_TS);
 
 		handshake(family, port, (int)scale, (int)far_scale);
 		flow = flow_of(&k);
@@ -350,15 +313,15 @@ static void all_scales(int family)
 		assert_int_equal(flow.wscale[ROUTER_DIR_UP], scale);
 		assert_int_equal(flow.wscale[ROUTER_DIR_DOWN], far_scale);
 		/* The SYN-ACK echoed the SYN's TSval: timestamps before the scale still parse. */
-		assert_int_equal(counter(ROUTER_CNT_RTT_TS), rtt_ts + 1);
+		assert_int_equal(router_counter(skel, ROUTER_CNT_RTT_TS), rtt_ts + 1);
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			/* Upload: the far end's ACKs, in its scale; download: the LAN end's. */
 			expect_capped_ack(family, port, ROUTER_DIR_UP, cases[i].window, cases[i].cap_bytes, far_scale, 0, 0);
 			expect_capped_ack(family, port, ROUTER_DIR_DOWN, cases[i].window, cases[i].cap_bytes, scale, 0, 0);
 		}
 	}
-	assert_int_equal(counter(ROUTER_CNT_WND_NO_HANDSHAKE), 0);
-	assert_int_equal(counter(ROUTER_CNT_WND_STALE), 0);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_NO_HANDSHAKE), 0);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_STALE), 0);
 }
 
 static void test_all_scales_ipv4(void **state)
@@ -415,9 +378,9 @@ static void test_no_cap_untouched(void **state)
 		out = run(&in, ROUTER_DIR_DOWN, 0);
 		expect_identical(&in, &out);
 	}
-	assert_int_equal(counter(ROUTER_CNT_WND_REWRITTEN), 0);
-	assert_int_equal(counter(ROUTER_CNT_WND_NO_HANDSHAKE), 0);
-	assert_int_equal(counter(ROUTER_CNT_WND_STALE), 0);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_REWRITTEN), 0);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_NO_HANDSHAKE), 0);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_STALE), 0);
 }
 
 static void test_no_handshake_untouched(void **state)
@@ -434,7 +397,7 @@ static void test_no_handshake_untouched(void **state)
 	cap_set(&mid, 1000, 1000);
 	expect_untouched_ack(AF_INET6, 42100, ROUTER_DIR_DOWN, 3000);
 	expect_untouched_ack(AF_INET6, 42100, ROUTER_DIR_UP, 2000);
-	assert_int_equal(counter(ROUTER_CNT_WND_NO_HANDSHAKE), 2);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_NO_HANDSHAKE), 2);
 	assert_false(flow_of(&mid).flags & ROUTER_FLOW_HANDSHAKE);
 	assert_int_equal(flow_of(&mid).wscale[ROUTER_DIR_UP], ROUTER_WSCALE_NONE);
 	assert_int_equal(flow_of(&mid).wscale[ROUTER_DIR_DOWN], ROUTER_WSCALE_NONE);
@@ -445,10 +408,10 @@ static void test_no_handshake_untouched(void **state)
 	expect_identical(&in, &out);
 	cap_set(&half, 1000, 1000);
 	expect_untouched_ack(AF_INET6, 42101, ROUTER_DIR_UP, 2000);
-	assert_int_equal(counter(ROUTER_CNT_WND_NO_HANDSHAKE), 3);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_NO_HANDSHAKE), 3);
 	assert_int_equal(flow_of(&half).wscale[ROUTER_DIR_UP], 7);
 	assert_false(flow_of(&half).flags & ROUTER_FLOW_HANDSHAKE);
-	assert_int_equal(counter(ROUTER_CNT_WND_REWRITTEN), 0);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_REWRITTEN), 0);
 }
 
 static void test_stale_heartbeat_untouched(void **state)
@@ -461,17 +424,17 @@ static void test_stale_heartbeat_untouched(void **state)
 	handshake(AF_INET, 42200, 7, 7);
 	cap_set(&k, 1000, 1000);
 	/* 2 s old (deadline 1 s by default), then never beaten at all. */
-	heartbeat(mono_ns() - 2000ULL * 1000 * 1000);
+	router_heartbeat(skel, mono_ns() - 2000ULL * 1000 * 1000);
 	expect_untouched_ack(AF_INET, 42200, ROUTER_DIR_DOWN, 3000);
-	heartbeat(0);
+	router_heartbeat(skel, 0);
 	expect_untouched_ack(AF_INET, 42200, ROUTER_DIR_UP, 3000);
-	assert_int_equal(counter(ROUTER_CNT_WND_STALE), 2);
-	assert_int_equal(counter(ROUTER_CNT_WND_REWRITTEN), 0);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_STALE), 2);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_REWRITTEN), 0);
 	/* Fresh again: the same ACK is capped. */
-	heartbeat(mono_ns());
+	router_heartbeat(skel, mono_ns());
 	expect_capped_ack(AF_INET, 42200, ROUTER_DIR_UP, 3000, 1000 << 7, 7, 0, 0);
-	assert_int_equal(counter(ROUTER_CNT_WND_REWRITTEN), 1);
-	assert_int_equal(counter(ROUTER_CNT_WND_STALE), 2);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_REWRITTEN), 1);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_STALE), 2);
 }
 
 /* SYN windows are never scaled (RFC 7323), so never capped, whatever the cap. */
@@ -486,7 +449,7 @@ static void test_syn_windows_untouched(void **state)
 	handshake(AF_INET6, 42300, 2, 3);
 	/* A retransmitted SYN-ACK after the handshake completed, too. */
 	handshake(AF_INET6, 42300, 2, 3);
-	assert_int_equal(counter(ROUTER_CNT_WND_REWRITTEN), 0);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_REWRITTEN), 0);
 	assert_true(flow_of(&k).flags & ROUTER_FLOW_HANDSHAKE);
 	/* The ACK after it is capped to one unit of the sender's scale, not to 0. */
 	expect_capped_ack(AF_INET6, 42300, ROUTER_DIR_UP, 3000, 1, 3, 0, 0);
@@ -567,7 +530,7 @@ static void test_gso_ack_with_payload(void **state)
 	handshake(AF_INET6, 42601, 7, 8);
 	expect_capped_ack(AF_INET, 42600, ROUTER_DIR_DOWN, 20000, 64u << 10, 7, 4 * GSO_SIZE, 4);
 	expect_capped_ack(AF_INET6, 42601, ROUTER_DIR_UP, 20000, 64u << 10, 8, 3 * GSO_SIZE + 1, 4);
-	assert_int_equal(counter(ROUTER_CNT_WND_REWRITTEN), 2);
+	assert_int_equal(router_counter(skel, ROUTER_CNT_WND_REWRITTEN), 2);
 }
 
 int main(void)
