@@ -747,7 +747,7 @@ static void test_reference_rules(void **state)
 	expect_refused(im, "sample_count is 0");
 	set32(im, payload + 4, 20);
 	/* A reference version this reader does not know: the model loads without one. */
-	set16(im, payload, 2);
+	set16(im, payload, 3);
 	fix_crc(im);
 	must(model_load_buffer(im->b, im->len, 0, &m, &err), &err);
 	assert_null(m->reference);

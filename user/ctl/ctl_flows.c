@@ -1,7 +1,8 @@
 /* reflexctl flows: the live per-flow table, read from reflexd's pinned maps
  * (sock_flows for TCP state, tc_flows for traffic, summed over CPUs, and
  * cwnd_decisions for reflexd's cwnd_target: under --actuator cc nothing is clamped,
- * so the kernel's cwnd_clamp alone would not show it). */
+ * so the kernel's cwnd_clamp alone would not show it), and each flow's anomaly score
+ * from reflexd's status file (renewed every second). */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -17,7 +18,16 @@
 
 #include "ctl/ctl.h"
 #include "lib/flow_key.h"
+#include "lib/pins.h"
 #include "reflex.h"
+
+/* A flow's anomaly score as reflexd's status file gives it (flow_anomaly= lines). */
+struct flow_anomaly_row {
+	char name[FLOW_NAME_MAX];
+	double score;      /* 0..1 */
+	bool heuristic;    /* the heuristic decides it for the score */
+	UT_hash_handle hh;
+};
 
 struct flow_row {
 	struct flow_key key;
@@ -202,7 +212,63 @@ static uint64_t monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-static void print_json(const struct flow_rows *t)
+/* flow_anomaly=FLOW SCORE HANDED lines (SCORE in thousandths); a missing or stale
+ * file gives no scores, which the table shows as "-". */
+static struct flow_anomaly_row *anomaly_read(const char *pin_dir)
+{
+	struct flow_anomaly_row *by_name = NULL;
+	char path[PATH_MAX], line[FLOW_NAME_MAX + 64];
+	FILE *f;
+
+	pins_run_path(pin_dir, "status", path, sizeof(path));
+	f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	while (fgets(line, sizeof(line), f)) {
+		struct flow_anomaly_row *row, *old;
+		int score, handed;
+
+		if (strncmp(line, "flow_anomaly=", 13))
+			continue;
+		row = calloc(1, sizeof(*row));
+		if (!row)
+			break;
+		if (sscanf(line + 13, "%127s %d %d", row->name, &score, &handed) != 3) {
+			free(row);
+			continue;
+		}
+		row->score = score / 1000.0;
+		row->heuristic = handed;
+		HASH_FIND_STR(by_name, row->name, old);
+		if (old) {
+			free(row);
+			continue;
+		}
+		HASH_ADD_STR(by_name, name, row);
+	}
+	fclose(f);
+	return by_name;
+}
+
+static void anomaly_free(struct flow_anomaly_row **by_name)
+{
+	struct flow_anomaly_row *row, *tmp;
+
+	HASH_ITER(hh, *by_name, row, tmp) {
+		HASH_DEL(*by_name, row);
+		free(row);
+	}
+}
+
+static const struct flow_anomaly_row *anomaly_of(struct flow_anomaly_row *by_name, const char *name)
+{
+	struct flow_anomaly_row *row;
+
+	HASH_FIND_STR(by_name, name, row);
+	return row;
+}
+
+static void print_json(const struct flow_rows *t, struct flow_anomaly_row *anomaly)
 {
 	char name[FLOW_NAME_MAX];
 	uint64_t now = monotonic_ns();
@@ -231,19 +297,25 @@ static void print_json(const struct flow_rows *t)
 			       (unsigned long long)r->tc.bytes[FLOW_DIR_EGRESS],
 			       (unsigned long long)r->tc.payload_bytes[FLOW_DIR_INGRESS],
 			       (unsigned long long)r->tc.payload_bytes[FLOW_DIR_EGRESS]);
+		const struct flow_anomaly_row *a = anomaly_of(anomaly, name);
+
+		if (a)
+			printf(", \"anomaly\": %.3f, \"anomaly_heuristic\": %s", a->score, a->heuristic ? "true" : "false");
 		printf("}");
 	}
 	printf("%s]\n", t->count ? "\n" : "");
 }
 
-static void print_table(const struct flow_rows *t)
+static void print_table(const struct flow_rows *t, struct flow_anomaly_row *anomaly)
 {
 	char name[FLOW_NAME_MAX];
 
-	printf("%-46s %8s %8s %8s %10s %13s %8s %12s %12s %12s\n", "flow", "srtt_us", "mdev_us", "snd_cwnd",
-	       "cwnd_clamp", "cwnd_target", "retrans", "bytes_acked", "bytes_in", "bytes_out");
+	printf("%-46s %8s %8s %8s %10s %13s %8s %12s %12s %12s %8s\n", "flow", "srtt_us", "mdev_us", "snd_cwnd",
+	       "cwnd_clamp", "cwnd_target", "retrans", "bytes_acked", "bytes_in", "bytes_out", "anomaly");
 	for (const struct flow_row *r = t->by_key; r; r = r->hh.next) {
-		printf("%-46s ", flow_key_format(&r->key, name, sizeof(name)));
+		const struct flow_anomaly_row *a = anomaly_of(anomaly, flow_key_format(&r->key, name, sizeof(name)));
+
+		printf("%-46s ", name);
 		if (r->has_sock)
 			printf("%8u %8u %8u %10u %13u %8u %12llu ", r->sock.srtt_us, r->sock.mdev_us, r->sock.snd_cwnd,
 			       r->sock.cwnd_clamp, r->cwnd_target, r->sock.total_retrans,
@@ -251,10 +323,15 @@ static void print_table(const struct flow_rows *t)
 		else
 			printf("%8s %8s %8s %10s %13s %8s %12s ", "-", "-", "-", "-", "-", "-", "-");
 		if (r->has_tc)
-			printf("%12llu %12llu\n", (unsigned long long)r->tc.bytes[FLOW_DIR_INGRESS],
+			printf("%12llu %12llu ", (unsigned long long)r->tc.bytes[FLOW_DIR_INGRESS],
 			       (unsigned long long)r->tc.bytes[FLOW_DIR_EGRESS]);
 		else
-			printf("%12s %12s\n", "-", "-");
+			printf("%12s %12s ", "-", "-");
+		/* a trailing * : the heuristic decides the flow for this score */
+		if (a)
+			printf("%7.3f%s\n", a->score, a->heuristic ? "*" : " ");
+		else
+			printf("%8s\n", "-");
 	}
 	if (!t->count)
 		printf("(no flows)\n");
@@ -266,7 +343,10 @@ static void usage(FILE *out)
 		     "Live per-flow table from a running reflexd's pinned maps: TCP state from sock_flows\n"
 		     "(sockops), traffic from tc_flows (tc, summed over CPUs), and cwnd_target, the cwnd\n"
 		     "reflexd decided (cwnd_clamp is the TCP_BPF_SNDCWND_CLAMP the clamp actuator applied;\n"
-		     "under --actuator cc it stays 0). Default pin dir %s.\n",
+		     "under --actuator cc it stays 0). anomaly is the flow's last window's score against\n"
+		     "the cwnd tree's isolation forest (0..1, above ~0.6 unlike its training windows;\n"
+		     "* the heuristic decides the flow for it), from reflexd's status file. Default pin\n"
+		     "dir %s.\n",
 		REFLEX_DEFAULT_PIN_DIR);
 }
 
@@ -280,6 +360,7 @@ int ctl_flows_main(int argc, char **argv)
 	};
 	const char *pin_dir = REFLEX_DEFAULT_PIN_DIR;
 	struct flow_rows rows = { 0 };
+	struct flow_anomaly_row *anomaly = NULL;
 	bool json = false;
 	int c, sock_fd = -1, tc_fd = -1, decision_fd = -1, ret = 1;
 
@@ -306,10 +387,11 @@ int ctl_flows_main(int argc, char **argv)
 		fprintf(stderr, "reflexctl flows: reading the maps failed\n");
 		goto cleanup;
 	}
+	anomaly = anomaly_read(pin_dir);
 	if (json)
-		print_json(&rows);
+		print_json(&rows, anomaly);
 	else
-		print_table(&rows);
+		print_table(&rows, anomaly);
 	ret = 0;
 cleanup:
 	if (sock_fd >= 0)
@@ -319,5 +401,6 @@ cleanup:
 	if (decision_fd >= 0)
 		close(decision_fd);
 	rows_free(&rows);
+	anomaly_free(&anomaly);
 	return ret;
 }

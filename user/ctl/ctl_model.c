@@ -117,8 +117,12 @@ static void inspect_text_reference(const struct model *m)
 		printf("reference: none (no training distribution: reflexd cannot check drift)\n");
 		return;
 	}
-	printf("reference (version %d, %u bins, %u training windows): upper edge (raw) and %% of training per bin\n",
-	       MODEL_REFERENCE_VERSION, r->bin_count, r->sample_count);
+	printf("reference (version %u, %u bins, %u training windows): upper edge (raw) and %% of training per bin\n",
+	       r->psi_threshold > 0 ? 2u : 1u, r->bin_count, r->sample_count);
+	if (r->psi_threshold > 0)
+		printf("  drift threshold (calibrated): PSI %g\n", r->psi_threshold);
+	else
+		printf("  drift threshold: none calibrated (reflexd hands over only with --drift-threshold)\n");
 	for (unsigned f = 0; f < m->feature_count; f++) {
 		printf("  %-20s", m->features[f].name);
 		for (unsigned b = 0; b < r->bin_count; b++) {
@@ -140,8 +144,8 @@ static void json_reference(const struct model *m)
 		printf("null");
 		return;
 	}
-	printf("{\"version\":%d,\"bin_count\":%u,\"sample_count\":%u,\"features\":[",
-	       MODEL_REFERENCE_VERSION, r->bin_count, r->sample_count);
+	printf("{\"version\":%u,\"bin_count\":%u,\"sample_count\":%u,\"psi_threshold\":%.17g,\"features\":[",
+	       r->psi_threshold > 0 ? 2u : 1u, r->bin_count, r->sample_count, r->psi_threshold);
 	for (unsigned f = 0; f < m->feature_count; f++) {
 		printf("%s{\"edges\":[", f ? "," : "");
 		for (unsigned b = 0; b + 1 < r->bin_count; b++)
@@ -150,6 +154,54 @@ static void json_reference(const struct model *m)
 		for (unsigned b = 0; b < r->bin_count; b++)
 			printf("%s%u", b ? "," : "", r->counts[f][b]);
 		printf("]}");
+	}
+	printf("]}");
+}
+
+static unsigned anomaly_nodes(const struct model_anomaly *a)
+{
+	unsigned n = 0;
+
+	for (unsigned t = 0; t < a->tree_count; t++)
+		n += a->trees[t].node_count;
+	return n;
+}
+
+static void inspect_text_anomaly(const struct model *m)
+{
+	const struct model_anomaly *a = m->anomaly;
+
+	if (!a) {
+		printf("anomaly: none (no isolation forest: reflexd scores no flow)\n");
+		return;
+	}
+	printf("anomaly (version %d): isolation forest of %u trees, max depth %u, %u nodes, grown on %u windows each "
+	       "(c(%u) = %.3f)\n", MODEL_ANOMALY_VERSION, a->tree_count, a->max_depth, anomaly_nodes(a), a->sample_size,
+	       a->sample_size, model_anomaly_c(a->sample_size));
+}
+
+static void json_anomaly(const struct model *m)
+{
+	const struct model_anomaly *a = m->anomaly;
+
+	if (!a) {
+		printf("null");
+		return;
+	}
+	printf("{\"version\":%d,\"tree_count\":%u,\"max_depth\":%u,\"sample_size\":%u,\"trees\":[",
+	       MODEL_ANOMALY_VERSION, a->tree_count, a->max_depth, a->sample_size);
+	for (unsigned t = 0; t < a->tree_count; t++) {
+		printf("%s[", t ? "," : "");
+		for (unsigned j = 0; j < a->trees[t].node_count; j++) {
+			const struct model_tree_node *nd = &a->trees[t].nodes[j];
+
+			if (nd->feature_idx == MODEL_LEAF)
+				printf("%s{\"path\":%d}", j ? "," : "", nd->leaf_value);
+			else
+				printf("%s{\"feature_idx\":%u,\"threshold\":%d,\"left\":%u,\"right\":%u}", j ? "," : "",
+				       nd->feature_idx, nd->threshold, nd->left, nd->right);
+		}
+		printf("]");
 	}
 	printf("]}");
 }
@@ -189,6 +241,7 @@ static void inspect_text(const struct opts *o, const struct model *m)
 	for (unsigned l = 0; m->kind == MODEL_KIND_MLP && l < m->layer_count; l++)
 		inspect_text_layer(m, l);
 	inspect_text_reference(m);
+	inspect_text_anomaly(m);
 	printf("metadata (%zu bytes):\n", m->metadata_len);
 	for (const char *line = m->metadata; line && *line;) {
 		const char *nl = strchr(line, '\n');
@@ -280,6 +333,8 @@ static void inspect_json(const struct opts *o, const struct model *m)
 	json_write_string(stdout, m->metadata ? m->metadata : "", m->metadata_len);
 	printf(",\"reference\":");
 	json_reference(m);
+	printf(",\"anomaly\":");
+	json_anomaly(m);
 	printf("}\n");
 }
 

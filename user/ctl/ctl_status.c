@@ -40,12 +40,15 @@ struct status {
 	int n_models;
 	struct {
 		char role[16], top[256];
-		double psi;
+		double psi, threshold;
 		unsigned windows;
 		int handed_over;
 		unsigned long long handovers, returns;
 	} drift[MAX_MODELS];
 	int n_drift;
+	bool have_anomaly;
+	unsigned long long anomaly_handovers, anomaly_returns;
+	unsigned anomaly_flows;
 	char last_error[512];
 	double file_age_s;
 };
@@ -125,11 +128,15 @@ static bool status_read(const char *path, struct status *st)
 		else if (!strcmp(line, "drift") && st->n_drift < MAX_MODELS) {
 			int n = st->n_drift;
 
-			/* ROLE PSI WINDOWS HANDED_OVER HANDOVERS RETURNS TOP */
-			if (sscanf(v, "%15s %lf %u %d %llu %llu %255s", st->drift[n].role, &st->drift[n].psi,
+			/* ROLE PSI WINDOWS HANDED_OVER HANDOVERS RETURNS TOP THRESHOLD */
+			if (sscanf(v, "%15s %lf %u %d %llu %llu %255s %lf", st->drift[n].role, &st->drift[n].psi,
 				   &st->drift[n].windows, &st->drift[n].handed_over, &st->drift[n].handovers,
-				   &st->drift[n].returns, st->drift[n].top) == 7)
+				   &st->drift[n].returns, st->drift[n].top, &st->drift[n].threshold) == 8)
 				st->n_drift++;
+		} else if (!strcmp(line, "anomaly")) {
+			/* HANDOVERS RETURNS FLOWS */
+			st->have_anomaly = sscanf(v, "%llu %llu %u", &st->anomaly_handovers, &st->anomaly_returns,
+						  &st->anomaly_flows) == 3;
 		} else if (!strcmp(line, "model") && st->n_models < MAX_MODELS) {
 			int n = st->n_models, used = 0;
 
@@ -213,10 +220,15 @@ static void print_text(const struct status *st, const struct health *h, const ch
 		printf("model:      %-8s %s sha256 %.16s... loaded %.0f s ago\n", st->model[i].role, st->model[i].path,
 		       st->model[i].sha256, now - st->model[i].loaded_unix);
 	for (int i = 0; i < st->n_drift; i++)
-		printf("drift:      %-8s PSI %.3f over %u windows, %s (%llu hand-overs, %llu returns); most drifted %s\n",
-		       st->drift[i].role, st->drift[i].psi, st->drift[i].windows,
+		printf("drift:      %-8s PSI %.3f over %u windows (threshold %.3f%s), %s (%llu hand-overs, %llu returns); "
+		       "most drifted %s\n",
+		       st->drift[i].role, st->drift[i].psi, st->drift[i].windows, st->drift[i].threshold,
+		       st->drift[i].threshold > 0 ? "" : ": never hands over",
 		       st->drift[i].handed_over ? "HANDED OVER to the heuristic" : "model decides",
 		       st->drift[i].handovers, st->drift[i].returns, st->drift[i].top);
+	if (st->have_anomaly)
+		printf("anomaly:    %u flows decided by the heuristic for their anomaly score (%llu hand-overs, %llu returns)\n",
+		       st->anomaly_flows, st->anomaly_handovers, st->anomaly_returns);
 	if (h->have_heartbeat)
 		printf("heartbeat:  %.3f s ago (deadline %.3f s)\n", h->heartbeat_age_s, h->heartbeat_deadline_s);
 	else
@@ -274,13 +286,21 @@ static void print_json(const struct status *st, const struct health *h, const ch
 		json_key_string("role", st->drift[i].role, false);
 		printf(", \"psi\": ");
 		json_write_number(stdout, st->drift[i].psi);
+		printf(", \"threshold\": ");
+		json_write_number(stdout, st->drift[i].threshold);
 		printf(", \"windows\": %u, \"handed_over\": %s, \"handovers\": %llu, \"returns\": %llu",
 		       st->drift[i].windows, st->drift[i].handed_over ? "true" : "false", st->drift[i].handovers,
 		       st->drift[i].returns);
 		json_key_string("most_drifted", st->drift[i].top, true);
 		printf("}");
 	}
-	printf("], \"heartbeat_age_s\": ");
+	printf("], \"anomaly\": ");
+	if (st->have_anomaly)
+		printf("{\"flows\": %u, \"handovers\": %llu, \"returns\": %llu}", st->anomaly_flows,
+		       st->anomaly_handovers, st->anomaly_returns);
+	else
+		printf("null");
+	printf(", \"heartbeat_age_s\": ");
 	if (h->have_heartbeat)
 		json_write_number(stdout, h->heartbeat_age_s);
 	else

@@ -19,6 +19,7 @@
 
 #include "lib/csv.h"
 #include "lib/feature_schema.h"
+#include "forge/forge_health.h"
 #include "sim/oracle.h"
 
 #define FORGE_SHA1_HEX 41
@@ -183,6 +184,10 @@ struct forge_train_report {
 	double regret_mean;          /* mean J(predicted) - J(oracle) */
 	double regret_constant;      /* same for the best single candidate on the training rows */
 	char constant_choice[128];
+	/* model health (forge_health.h) */
+	struct forge_drift_calibration drift;
+	double anomaly_train_median; /* anomaly score of the training rows */
+	double anomaly_val_median;   /* of the evaluation rows */
 };
 
 /* Trains on a parsed table and writes out_path (atomically). */
@@ -207,5 +212,7 @@ void forge_progress(const char *what, size_t done, size_t total);
 
 /* `reflex-forge train-dqn` (user/forge_train_dqn.c). */
 int forge_cmd_train_dqn(int argc, char **argv);
+/* `reflex-forge loss` (user/forge_loss.c). */
+int forge_cmd_loss(int argc, char **argv);
 
 #endif /* REFLEX_FORGE_H */

@@ -490,21 +490,43 @@ static int setup_features(struct train_data *d, struct model *m, struct csv_erro
 	return 0;
 }
 
-/* What reflexd's drift check compares live traffic with: the training rows only. */
-static int set_reference(const struct train_data *d, struct model *m, struct csv_error *err)
+/* What reflexd checks live traffic against: the training rows' distribution (drift),
+ * the PSI that the model's own windows show (the drift threshold), and an isolation
+ * forest grown on the training rows (anomaly). */
+static int set_health(const struct train_data *d, struct model *m, const struct forge_train_opts *o,
+		      struct forge_train_report *rep, struct csv_error *err)
 {
 	struct model_error me = { 0 };
-	int16_t *q = malloc(d->n_train * d->nf * sizeof(*q));
-	int ret;
+	int16_t *q = malloc(d->n * d->nf * sizeof(*q)), *train = malloc(d->n_train * d->nf * sizeof(*train));
+	int ret = -ENOMEM;
 
-	if (!q)
-		return -ENOMEM;
+	if (!q || !train)
+		goto cleanup;
+	for (size_t i = 0; i < d->n * d->nf; i++)
+		q[i] = (int16_t)d->q[i];
 	for (size_t i = 0; i < d->n_train; i++)
-		for (size_t f = 0; f < d->nf; f++)
-			q[i * d->nf + f] = (int16_t)d->q[d->train_rows[i] * d->nf + f];
-	ret = model_reference_build(m, q, d->n_train, MODEL_REF_DEFAULT_BINS, &me);
+		memcpy(&train[i * d->nf], &q[d->train_rows[i] * d->nf], d->nf * sizeof(*q));
+	ret = model_reference_build(m, train, d->n_train, MODEL_REF_DEFAULT_BINS, &me);
+	if (ret) {
+		ret = ret == -ENOMEM ? ret : model_error_to_csv(&me, err);
+		goto cleanup;
+	}
+	ret = forge_drift_calibrate(m, q, d->n, &rep->drift);
+	if (ret)
+		goto cleanup;
+	m->reference->psi_threshold = rep->drift.threshold;
+	if (d->n_train < 2)
+		goto cleanup;
+	ret = forge_iforest_build(train, d->n_train, (unsigned)d->nf, FORGE_IFOREST_TREES, FORGE_IFOREST_SAMPLE,
+				  o->seed, &m->anomaly);
+	if (ret)
+		goto cleanup;
+	rep->anomaly_train_median = forge_anomaly_median(m->anomaly, q, (unsigned)d->nf, d->train_rows, d->n_train);
+	rep->anomaly_val_median = forge_anomaly_median(m->anomaly, q, (unsigned)d->nf, d->eval_rows, d->n_eval);
+cleanup:
 	free(q);
-	return ret == -ENOMEM ? ret : ret ? model_error_to_csv(&me, err) : 0;
+	free(train);
+	return ret;
 }
 
 static int fit_target(struct train_data *d, size_t ti, const struct forge_train_opts *o, struct model *m,
@@ -740,6 +762,18 @@ static int write_metadata(struct model *m, const struct forge_train_opts *o, con
 		if (!ret)
 			ret = meta_num(m, "quant_max_error_", out->name, out->quant_max_error, err);
 	}
+	if (!ret && rep->drift.threshold > 0) {
+		ret = meta_num(m, "", "drift_psi_block_windows", (double)rep->drift.block, err);
+		if (!ret)
+			ret = meta_num(m, "", "drift_psi_p50", rep->drift.p50, err);
+		if (!ret)
+			ret = meta_num(m, "", "drift_psi_p99", rep->drift.p99, err);
+	}
+	if (!ret && m->anomaly) {
+		ret = meta_num(m, "", "anomaly_train_median", rep->anomaly_train_median, err);
+		if (!ret)
+			ret = meta_num(m, fig, "anomaly_median", rep->anomaly_val_median, err);
+	}
 	if (!ret && rep->have_regret) {
 		ret = meta_num(m, fig, "j_regret_mean", rep->regret_mean, err);
 		if (!ret)
@@ -826,7 +860,7 @@ int forge_train(const struct csv_table *t, const struct forge_train_opts *o, con
 	m->max_depth = (uint8_t)(o->max_depth ? o->max_depth : 1);
 	ret = setup_features(&d, m, err);
 	if (!ret)
-		ret = set_reference(&d, m, err);
+		ret = set_health(&d, m, o, rep, err);
 	for (size_t ti = 0; ti < d.nt && !ret; ti++)
 		ret = fit_target(&d, ti, o, m, &fits[ti], err);
 	if (ret)
@@ -886,4 +920,12 @@ void forge_train_report_print(FILE *out, const struct forge_train_report *r)
 			r->regret_constant);
 	else
 		fprintf(out, "J regret: n/a (needs J@TARGET=VALUE;... candidate columns for every target)\n");
+	if (r->drift.threshold > 0)
+		fprintf(out, "drift: PSI of %zu blocks of %zu consecutive windows: median %.3f, p99 %.3f, max %.3f; "
+			"threshold %.3f (p99 x %.1f)\n", r->drift.blocks, r->drift.block, r->drift.p50, r->drift.p99,
+			r->drift.max, r->drift.threshold, FORGE_DRIFT_MARGIN);
+	else
+		fprintf(out, "drift: too few windows to calibrate a threshold\n");
+	fprintf(out, "anomaly: median score %.3f on the training rows, %.3f on %s\n", r->anomaly_train_median,
+		r->anomaly_val_median, on);
 }

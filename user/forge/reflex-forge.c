@@ -6,6 +6,7 @@
  *   train    any CSV with a header -> CART trees -> `.reflex`
  *   build    all of it in one run
  *   train-dqn  the DQN cwnd agent on the bottleneck simulator -> int8 `.reflex` MLP
+ *   loss       how well a tree predicts a flow's retransmissions ahead (a report)
  *
  * Exit codes: 0 done, 1 bad input or a failed step (nothing written), 2 bad usage.
  */
@@ -107,7 +108,8 @@ static void usage_main(FILE *out)
 		"  label    telemetry CSV -> training set (oracle labels and J)\n"
 		"  train    any CSV with a header -> CART trees -> .reflex\n"
 		"  build    telemetry CSV -> .reflex (windows, label, train in one run)\n"
-		"  train-dqn  the DQN cwnd agent, trained on the bottleneck simulator -> int8 .reflex\n\n"
+		"  train-dqn  the DQN cwnd agent, trained on the bottleneck simulator -> int8 .reflex\n"
+		"  loss       a tree predicting a flow's retransmissions ahead, scored on other traces\n\n"
 		"`reflex-forge COMMAND --help` for the options of one command.\n");
 }
 
@@ -748,6 +750,7 @@ int main(int argc, char **argv)
 		{ "train", cmd_train },
 		{ "build", cmd_build },
 		{ "train-dqn", forge_cmd_train_dqn },
+		{ "loss", forge_cmd_loss },
 	};
 
 	if (argc < 2) {

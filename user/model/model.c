@@ -51,7 +51,7 @@ struct parse {
 	size_t end; /* offset of the CRC: sections end here */
 	struct model *m;
 	struct model_layout lay;
-	const struct model_section *features, *outputs, *body, *metadata, *reference;
+	const struct model_section *features, *outputs, *body, *metadata, *reference, *anomaly;
 	struct model_error *err;
 };
 
@@ -119,12 +119,50 @@ static int parse_outputs(struct parse *p)
 	return rc;
 }
 
+/* One tree (node_count, reserved, nodes) at *offp, at most up to end. */
+static int parse_tree(struct parse *p, const char *section, const char *what, unsigned t, size_t *offp, size_t end,
+		      struct model_tree *tree)
+{
+	size_t off = *offp;
+	uint16_t n;
+
+	if (end - off < TREE_HEADER_SIZE)
+		return model_fail(p->err, (long)off, "%s %u: header runs past the %s section", what, t, section);
+	n = rd16(p->data + off);
+	if (n == 0 || n > MODEL_MAX_TREE_NODES)
+		return model_fail(p->err, (long)off, "%s %u: node_count %u outside 1..%u", what, t, n,
+				  MODEL_MAX_TREE_NODES);
+	if (rd16(p->data + off + 2))
+		return model_fail(p->err, (long)off + 2, "%s %u: reserved field is not zero", what, t);
+	off += TREE_HEADER_SIZE;
+	if ((end - off) / NODE_SIZE < n)
+		return model_fail(p->err, (long)off, "%s %u: %u nodes run past the %s section", what, t, n, section);
+	tree->nodes = calloc(n, sizeof(*tree->nodes));
+	if (!tree->nodes)
+		return -ENOMEM;
+	tree->node_count = n;
+	for (unsigned j = 0; j < n; j++, off += NODE_SIZE) {
+		const uint8_t *b = p->data + off;
+
+		tree->nodes[j] = (struct model_tree_node){
+			.feature_idx = rd16(b),
+			.threshold = (int16_t)rd16(b + 2),
+			.left = rd16(b + 4),
+			.right = rd16(b + 6),
+			.leaf_value = (int16_t)rd16(b + 8),
+		};
+	}
+	*offp = off;
+	return 0;
+}
+
 static int parse_trees(struct parse *p)
 {
 	const struct model_section *s = p->body;
 	size_t off = s->offset + MODEL_SECTION_HEADER_SIZE;
 	size_t end = off + s->length;
 	struct model *m = p->m;
+	int rc;
 
 	if (s->length < TREES_HEADER_SIZE)
 		return model_fail(p->err, (long)s->offset + 4, "trees section length %u, shorter than its %d-byte header",
@@ -134,36 +172,9 @@ static int parse_trees(struct parse *p)
 		return model_fail(p->err, (long)off + 1, "trees section: reserved bytes are not zero");
 	off += TREES_HEADER_SIZE;
 	for (unsigned t = 0; t < m->output_count; t++) {
-		struct model_tree *tree = &m->trees[t];
-		uint16_t n;
-
-		if (end - off < TREE_HEADER_SIZE)
-			return model_fail(p->err, (long)off, "tree %u: header runs past the trees section", t);
-		n = rd16(p->data + off);
-		if (n == 0 || n > MODEL_MAX_TREE_NODES)
-			return model_fail(p->err, (long)off, "tree %u: node_count %u outside 1..%u", t, n,
-					  MODEL_MAX_TREE_NODES);
-		if (rd16(p->data + off + 2))
-			return model_fail(p->err, (long)off + 2, "tree %u: reserved field is not zero", t);
-		off += TREE_HEADER_SIZE;
-		if ((end - off) / NODE_SIZE < n)
-			return model_fail(p->err, (long)off, "tree %u: %u nodes run past the trees section",
-					  t, n);
-		tree->nodes = calloc(n, sizeof(*tree->nodes));
-		if (!tree->nodes)
-			return -ENOMEM;
-		tree->node_count = n;
-		for (unsigned j = 0; j < n; j++, off += NODE_SIZE) {
-			const uint8_t *b = p->data + off;
-
-			tree->nodes[j] = (struct model_tree_node){
-				.feature_idx = rd16(b),
-				.threshold = (int16_t)rd16(b + 2),
-				.left = rd16(b + 4),
-				.right = rd16(b + 6),
-				.leaf_value = (int16_t)rd16(b + 8),
-			};
-		}
+		rc = parse_tree(p, "trees", "tree", t, &off, end, &m->trees[t]);
+		if (rc)
+			return rc;
 	}
 	if (off != end)
 		return model_fail(p->err, (long)off, "trees section: %zu bytes after the last tree",
@@ -259,21 +270,27 @@ static int parse_reference(struct parse *p)
 	size_t off = s->offset + MODEL_SECTION_HEADER_SIZE;
 	const uint8_t *d = p->data + off;
 	struct model_reference *r;
-	unsigned bins;
+	unsigned bins, version;
+	size_t header;
 
 	if (s->length < REFERENCE_HEADER_SIZE)
 		return model_fail(p->err, (long)s->offset + 4, "reference section length %u, shorter than its %d-byte header",
 				  s->length, REFERENCE_HEADER_SIZE);
-	if (rd16(d) != MODEL_REFERENCE_VERSION)
+	version = rd16(d);
+	if (version != 1 && version != 2)
 		return 0;
+	header = version == 2 ? REFERENCE_HEADER_SIZE_V2 : REFERENCE_HEADER_SIZE;
+	if (s->length < header)
+		return model_fail(p->err, (long)s->offset + 4, "reference section length %u, shorter than its %zu-byte header",
+				  s->length, header);
 	bins = d[2];
 	if (bins < MODEL_REF_MIN_BINS || bins > MODEL_REF_MAX_BINS)
 		return model_fail(p->err, (long)off + 2, "reference: bin_count %u outside %d..%d", bins,
 				  MODEL_REF_MIN_BINS, MODEL_REF_MAX_BINS);
 	if (d[3])
 		return model_fail(p->err, (long)off + 3, "reference: reserved byte is not zero");
-	if (expect_length(p, s, REFERENCE_HEADER_SIZE + p->m->feature_count * model_reference_record_size(bins),
-			  "8 + feature_count x (6 x bin_count - 2)"))
+	if (expect_length(p, s, header + p->m->feature_count * model_reference_record_size(bins),
+			  version == 2 ? "16 + feature_count x (6 x bin_count - 2)" : "8 + feature_count x (6 x bin_count - 2)"))
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -281,13 +298,56 @@ static int parse_reference(struct parse *p)
 	p->m->reference = r;
 	r->bin_count = (uint8_t)bins;
 	r->sample_count = rd32(d + 4);
-	d += REFERENCE_HEADER_SIZE;
+	if (version == 2) {
+		r->psi_threshold = rdf64(d + 8);
+		/* 0 is how version 1 says "none": a version 2 section must carry one. */
+		if (r->psi_threshold == 0)
+			return model_fail(p->err, (long)off + 8, "reference: version 2 with psi_threshold 0");
+	}
+	d += header;
 	for (unsigned f = 0; f < p->m->feature_count; f++, d += model_reference_record_size(bins)) {
 		for (unsigned b = 0; b + 1 < bins; b++)
 			r->edges[f][b] = (int16_t)rd16(d + 2 * b);
 		for (unsigned b = 0; b < bins; b++)
 			r->counts[f][b] = rd32(d + 2 * (bins - 1) + 4 * b);
 	}
+	return 0;
+}
+
+/* A forest version this reader does not know is skipped like an unknown optional section. */
+static int parse_anomaly(struct parse *p)
+{
+	const struct model_section *s = p->anomaly;
+	size_t off = s->offset + MODEL_SECTION_HEADER_SIZE, end = off + s->length;
+	const uint8_t *d = p->data + off;
+	struct model_anomaly *a;
+	int rc;
+
+	if (s->length < ANOMALY_HEADER_SIZE)
+		return model_fail(p->err, (long)s->offset + 4, "anomaly section length %u, shorter than its %d-byte header",
+				  s->length, ANOMALY_HEADER_SIZE);
+	if (rd16(d) != MODEL_ANOMALY_VERSION)
+		return 0;
+	if (d[2] < 1 || d[2] > MODEL_ANOMALY_MAX_TREES)
+		return model_fail(p->err, (long)off + 2, "anomaly: tree_count %u outside 1..%d", d[2],
+				  MODEL_ANOMALY_MAX_TREES);
+	if (rd16(d + 6))
+		return model_fail(p->err, (long)off + 6, "anomaly: reserved field is not zero");
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	p->m->anomaly = a;
+	a->tree_count = d[2];
+	a->max_depth = d[3];
+	a->sample_size = rd16(d + 4);
+	off += ANOMALY_HEADER_SIZE;
+	for (unsigned t = 0; t < a->tree_count; t++) {
+		rc = parse_tree(p, "anomaly", "anomaly tree", t, &off, end, &a->trees[t]);
+		if (rc)
+			return rc;
+	}
+	if (off != end)
+		return model_fail(p->err, (long)off, "anomaly section: %zu bytes after the last tree", end - off);
 	return 0;
 }
 
@@ -307,6 +367,7 @@ static int claim_section(struct parse *p, const struct model_section *s, unsigne
 		break;
 	case MODEL_SECTION_METADATA: slot = &p->metadata; break;
 	case MODEL_SECTION_REFERENCE: slot = &p->reference; break;
+	case MODEL_SECTION_ANOMALY: slot = &p->anomaly; break;
 	default:
 		if (s->type & MODEL_SECTION_OPTIONAL)
 			return 0;
@@ -425,6 +486,7 @@ static int parse_all(struct parse *p, size_t len, unsigned flags)
 	p->lay.body = p->body->offset + MODEL_SECTION_HEADER_SIZE;
 	p->lay.metadata = p->metadata ? p->metadata->offset + MODEL_SECTION_HEADER_SIZE : 0;
 	p->lay.reference = p->reference ? p->reference->offset + MODEL_SECTION_HEADER_SIZE : 0;
+	p->lay.anomaly = p->anomaly ? p->anomaly->offset + MODEL_SECTION_HEADER_SIZE : 0;
 	rc = parse_features(p);
 	if (!rc)
 		rc = parse_outputs(p);
@@ -434,6 +496,8 @@ static int parse_all(struct parse *p, size_t len, unsigned flags)
 		rc = parse_metadata(p);
 	if (!rc && p->reference)
 		rc = parse_reference(p);
+	if (!rc && p->anomaly)
+		rc = parse_anomaly(p);
 	if (!rc)
 		rc = model_check(p->m, &p->lay, p->err);
 	return rc;
@@ -500,6 +564,7 @@ void model_free(struct model *m)
 	}
 	free(m->metadata);
 	free(m->reference);
+	model_anomaly_free(m->anomaly);
 	model_fast_free(m);
 	free(m);
 }

@@ -59,14 +59,18 @@ enum model_section_type {
 	MODEL_SECTION_METADATA = 5,
 	/* Optional, so readers older than it skip it: the training distribution of each feature. */
 	MODEL_SECTION_REFERENCE = 0x8001,
+	/* Optional: an isolation forest that scores how unlike the training windows an input is. */
+	MODEL_SECTION_ANOMALY = 0x8002,
 };
 
 /* The `reference` section (FORMAT.md): per feature, bin_count quantile bins of the
- * training data's quantized values. A reader skips a reference version it does not know. */
-#define MODEL_REFERENCE_VERSION 1
+ * training data's quantized values. A reader skips a reference version it does not know.
+ * Version 2 adds psi_threshold; the writer emits version 1 when it is 0 (none). */
+#define MODEL_REFERENCE_VERSION 2
 #define MODEL_REF_MIN_BINS 10
 #define MODEL_REF_MAX_BINS 20
 #define MODEL_REF_DEFAULT_BINS 10
+#define MODEL_REF_MAX_PSI 100 /* psi_threshold cap: PSI of decile bins floored at 1e-4 stays below ~10 */
 
 enum model_kind {
 	MODEL_KIND_TREES = 1, /* one regression tree per output */
@@ -131,8 +135,28 @@ struct model_layer {
 struct model_reference {
 	uint8_t bin_count;
 	uint32_t sample_count;
+	/* The PSI above which drift is significant for this model, calibrated by the
+	 * trainer on its own windows (0: none, a version 1 section). */
+	double psi_threshold;
 	int16_t edges[MODEL_MAX_FEATURES][MODEL_REF_MAX_BINS - 1]; /* non-decreasing, 0..32767 */
 	uint32_t counts[MODEL_MAX_FEATURES][MODEL_REF_MAX_BINS];   /* each feature's sum to sample_count */
+};
+
+/* The `anomaly` section (FORMAT.md): an isolation forest (Liu, Ting, Zhou 2008) over
+ * the quantized features. Its trees have the `trees` section's node layout; a leaf's
+ * leaf_value is the path length of a sample ending there, depth + c(leaf size), in
+ * 1/MODEL_ANOMALY_PATH_UNIT units. A reader skips a version it does not know. */
+#define MODEL_ANOMALY_VERSION 1
+#define MODEL_ANOMALY_MAX_TREES 64
+#define MODEL_ANOMALY_MIN_SAMPLE 2
+#define MODEL_ANOMALY_MAX_SAMPLE 4096
+#define MODEL_ANOMALY_PATH_UNIT 256
+
+struct model_anomaly {
+	uint8_t tree_count;   /* 1..MODEL_ANOMALY_MAX_TREES */
+	uint8_t max_depth;    /* 1..MODEL_MAX_DEPTH_LIMIT */
+	uint16_t sample_size; /* psi: training windows each tree was grown on; c(psi) normalises */
+	struct model_tree trees[MODEL_ANOMALY_MAX_TREES];
 };
 
 /* A section as found in a loaded file: offset of its 8-byte header, payload length. */
@@ -159,6 +183,8 @@ struct model {
 	size_t metadata_len;
 	/* REFERENCE section, or NULL (older files, the DQN) */
 	struct model_reference *reference;
+	/* ANOMALY section, or NULL */
+	struct model_anomaly *anomaly;
 	/* Of a loaded file (zero for a built model). */
 	uint16_t section_count;
 	struct model_section sections[MODEL_MAX_SECTIONS];
@@ -244,6 +270,20 @@ int model_reference_build(struct model *m, const int16_t *q, size_t n, unsigned 
 unsigned model_reference_bin(const struct model_reference *r, unsigned f, int16_t q);
 /* The REFERENCE payload size of m (0 without a reference). */
 size_t model_reference_section_size(const struct model *m);
+
+/* The average path length of an unsuccessful search in a binary search tree of n
+ * keys, c(n) = 2 H(n - 1) - 2 (n - 1) / n (c(1) = 0, c(2) = 1): Liu et al.'s normaliser. */
+double model_anomaly_c(unsigned n);
+/* The sum over the forest's trees of the path length of q, in MODEL_ANOMALY_PATH_UNIT
+ * units (integer only). m must have an anomaly section. */
+uint32_t model_anomaly_path_sum(const struct model_anomaly *a, const int16_t *q);
+/* The anomaly score in [0, 1] of a path sum: 2^(-mean path / c(sample_size)); 0.5 and
+ * below is ordinary, near 1 is isolated at once (unlike every training window). */
+double model_anomaly_score(const struct model_anomaly *a, uint32_t path_sum);
+/* Frees a forest's nodes and the forest. */
+void model_anomaly_free(struct model_anomaly *a);
+/* The ANOMALY payload size of m (0 without one). */
+size_t model_anomaly_section_size(const struct model *m);
 
 /* --- metadata: flat `key: value` lines of the YAML text ------------------- */
 

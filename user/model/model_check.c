@@ -19,6 +19,8 @@ static void layout_of_built(const struct model *m, struct model_layout *lay)
 	lay->metadata = lay->body + model_body_section_size(m) + MODEL_SECTION_HEADER_SIZE;
 	lay->reference = (m->metadata_len ? lay->metadata + m->metadata_len : lay->metadata) +
 			 (m->metadata_len ? MODEL_SECTION_HEADER_SIZE : 0);
+	lay->anomaly = m->reference ? lay->reference + model_reference_section_size(m) + MODEL_SECTION_HEADER_SIZE
+				    : lay->reference;
 }
 
 /* --- semantic checks (loader and builders) -------------------------------- */
@@ -108,56 +110,39 @@ static int check_outputs(const struct model *m, const struct model_layout *lay,
 	return 0;
 }
 
-static int check_leaf(const struct model *m, unsigned t, unsigned j, const struct model_tree_node *nd,
-		      long off, struct model_error *err)
-{
-	const struct model_output *o = &m->outputs[t];
-
-	if (nd->threshold || nd->left || nd->right)
-		return model_fail(err, off + 2, "tree %u node %u: leaf has a nonzero threshold or child",
-				  t, j);
-	if (nd->leaf_value < o->qmin || nd->leaf_value > o->qmax)
-		return model_fail(err, off + 8,
-				  "tree %u node %u: leaf value %d (%g %s) outside the bounds %d..%d ([%g, %g])",
-				  t, j, nd->leaf_value, nd->leaf_value * o->scale, o->name, o->qmin,
-				  o->qmax, o->min, o->max);
-	return 0;
-}
-
-static int check_child(unsigned t, unsigned j, const char *side, uint16_t child, uint16_t count,
-		       uint8_t *parents, uint8_t *depth, uint8_t max_depth, long off,
+static int check_child(const char *what, unsigned t, unsigned j, const char *side, uint16_t child,
+		       uint16_t count, uint8_t *parents, uint8_t *depth, uint8_t max_depth, long off,
 		       struct model_error *err)
 {
 	if (child <= j)
-		return model_fail(err, off, "tree %u node %u: %s child %u does not point forward",
-				  t, j, side, child);
+		return model_fail(err, off, "%s %u node %u: %s child %u does not point forward",
+				  what, t, j, side, child);
 	if (child >= count)
-		return model_fail(err, off, "tree %u node %u: %s child %u is outside the tree (%u nodes)",
-				  t, j, side, child, count);
+		return model_fail(err, off, "%s %u node %u: %s child %u is outside the tree (%u nodes)",
+				  what, t, j, side, child, count);
 	if (parents[child]++)
-		return model_fail(err, off, "tree %u node %u: %s child %u already has a parent",
-				  t, j, side, child);
+		return model_fail(err, off, "%s %u node %u: %s child %u already has a parent",
+				  what, t, j, side, child);
 	depth[child] = depth[j] + 1;
 	if (depth[child] > max_depth)
-		return model_fail(err, off, "tree %u node %u: %s child %u at depth %u exceeds max_depth %u",
-				  t, j, side, child, depth[child], max_depth);
+		return model_fail(err, off, "%s %u node %u: %s child %u at depth %u exceeds max_depth %u",
+				  what, t, j, side, child, depth[child], max_depth);
 	return 0;
 }
 
-static int check_tree(const struct model *m, unsigned t, size_t tree_off, struct model_error *err)
+int model_check_tree_shape(const struct model_tree *tree, const char *what, unsigned t, uint8_t max_depth,
+			   uint16_t feature_count, size_t tree_off, uint8_t *depth, struct model_error *err)
 {
-	const struct model_tree *tree = &m->trees[t];
 	uint8_t parents[MODEL_MAX_TREE_NODES];
-	uint8_t depth[MODEL_MAX_TREE_NODES];
-	unsigned cap = (1u << (m->max_depth + 1)) - 1;
+	unsigned cap = (1u << (max_depth + 1)) - 1;
 	int rc;
 
 	if (tree->node_count == 0 || !tree->nodes)
-		return model_fail(err, (long)tree_off, "tree %u: no nodes", t);
+		return model_fail(err, (long)tree_off, "%s %u: no nodes", what, t);
 	if (tree->node_count > cap)
 		return model_fail(err, (long)tree_off,
-				  "tree %u: %u nodes, more than %u allowed at max_depth %u", t,
-				  tree->node_count, cap, m->max_depth);
+				  "%s %u: %u nodes, more than %u allowed at max_depth %u", what, t,
+				  tree->node_count, cap, max_depth);
 	memset(parents, 0, tree->node_count);
 	depth[0] = 0;
 	for (unsigned j = 0; j < tree->node_count; j++) {
@@ -165,28 +150,47 @@ static int check_tree(const struct model *m, unsigned t, size_t tree_off, struct
 		long off = (long)(tree_off + TREE_HEADER_SIZE + (size_t)j * NODE_SIZE);
 
 		if (j > 0 && !parents[j])
-			return model_fail(err, off, "tree %u node %u: unreachable (no parent)", t, j);
+			return model_fail(err, off, "%s %u node %u: unreachable (no parent)", what, t, j);
 		if (nd->feature_idx == MODEL_LEAF) {
-			rc = check_leaf(m, t, j, nd, off, err);
-			if (rc)
-				return rc;
+			if (nd->threshold || nd->left || nd->right)
+				return model_fail(err, off + 2, "%s %u node %u: leaf has a nonzero threshold or child",
+						  what, t, j);
 			continue;
 		}
-		if (nd->feature_idx >= m->feature_count)
-			return model_fail(err, off, "tree %u node %u: feature_idx %u >= feature_count %u",
-					  t, j, nd->feature_idx, m->feature_count);
+		if (nd->feature_idx >= feature_count)
+			return model_fail(err, off, "%s %u node %u: feature_idx %u >= feature_count %u",
+					  what, t, j, nd->feature_idx, feature_count);
 		if (nd->leaf_value)
-			return model_fail(err, off + 8, "tree %u node %u: internal node has leaf_value %d",
-					  t, j, nd->leaf_value);
-		rc = check_child(t, j, "left", nd->left, tree->node_count, parents, depth,
-				 m->max_depth, off + 4, err);
+			return model_fail(err, off + 8, "%s %u node %u: internal node has leaf_value %d",
+					  what, t, j, nd->leaf_value);
+		rc = check_child(what, t, j, "left", nd->left, tree->node_count, parents, depth,
+				 max_depth, off + 4, err);
 		if (!rc)
-			rc = check_child(t, j, "right", nd->right, tree->node_count, parents, depth,
-					 m->max_depth, off + 6, err);
+			rc = check_child(what, t, j, "right", nd->right, tree->node_count, parents, depth,
+					 max_depth, off + 6, err);
 		if (rc)
 			return rc;
 	}
 	return 0;
+}
+
+static int check_tree(const struct model *m, unsigned t, size_t tree_off, struct model_error *err)
+{
+	const struct model_tree *tree = &m->trees[t];
+	const struct model_output *o = &m->outputs[t];
+	uint8_t depth[MODEL_MAX_TREE_NODES];
+	int rc = model_check_tree_shape(tree, "tree", t, m->max_depth, m->feature_count, tree_off, depth, err);
+
+	for (unsigned j = 0; !rc && j < tree->node_count; j++) {
+		const struct model_tree_node *nd = &tree->nodes[j];
+
+		if (nd->feature_idx == MODEL_LEAF && (nd->leaf_value < o->qmin || nd->leaf_value > o->qmax))
+			return model_fail(err, (long)(tree_off + TREE_HEADER_SIZE + (size_t)j * NODE_SIZE + 8),
+					  "tree %u node %u: leaf value %d (%g %s) outside the bounds %d..%d ([%g, %g])",
+					  t, j, nd->leaf_value, nd->leaf_value * o->scale, o->name, o->qmin,
+					  o->qmax, o->min, o->max);
+	}
+	return rc;
 }
 
 static int check_trees(const struct model *m, const struct model_layout *lay,
@@ -305,6 +309,8 @@ int model_check(const struct model *m, const struct model_layout *lay,
 		rc = check_metadata(m, lay, err);
 	if (!rc)
 		rc = model_reference_check(m, lay->reference, err);
+	if (!rc)
+		rc = model_anomaly_check(m, lay->anomaly, err);
 	return rc;
 }
 

@@ -64,6 +64,7 @@ const char *model_section_name(uint16_t type)
 	case MODEL_SECTION_MLP: return "mlp";
 	case MODEL_SECTION_METADATA: return "metadata";
 	case MODEL_SECTION_REFERENCE: return "reference";
+	case MODEL_SECTION_ANOMALY: return "anomaly";
 	}
 	return (type & MODEL_SECTION_OPTIONAL) ? "unknown-optional" : "unknown";
 }

@@ -17,7 +17,9 @@
 #define NODE_SIZE 10
 #define MLP_HEADER_SIZE 4
 #define LAYER_HEADER_SIZE 24
-#define REFERENCE_HEADER_SIZE 8
+#define REFERENCE_HEADER_SIZE 8      /* version 1 */
+#define REFERENCE_HEADER_SIZE_V2 16  /* + psi_threshold */
+#define ANOMALY_HEADER_SIZE 8
 
 /* Payload offsets of the sections, for error messages. */
 struct model_layout {
@@ -26,6 +28,7 @@ struct model_layout {
 	size_t body; /* TREES or MLP */
 	size_t metadata;
 	size_t reference;
+	size_t anomaly;
 };
 
 /* Fill err with a printf-style message plus " (offset N)" when offset >= 0; returns -EINVAL. */
@@ -51,6 +54,18 @@ int model_check(const struct model *m, const struct model_layout *lay, struct mo
 size_t model_reference_record_size(unsigned bin_count);
 /* The reference's rules (bins, edges, counts), off = its payload offset. */
 int model_reference_check(const struct model *m, size_t off, struct model_error *err);
+
+/* The reference's header size and version as written: version 2 only with a psi_threshold. */
+size_t model_reference_header_size(const struct model_reference *r);
+unsigned model_reference_version(const struct model_reference *r);
+
+/* A tree's structure (children forward, one parent each, depth <= max_depth, leaves
+ * with zero threshold and children, internal nodes with leaf_value 0 and a feature
+ * below feature_count); depth[j] gets each node's depth. what names it in messages. */
+int model_check_tree_shape(const struct model_tree *tree, const char *what, unsigned t, uint8_t max_depth,
+			   uint16_t feature_count, size_t tree_off, uint8_t *depth, struct model_error *err);
+/* The anomaly forest's rules, off = its payload offset. */
+int model_anomaly_check(const struct model *m, size_t off, struct model_error *err);
 
 /* Byte index of the first invalid UTF-8 sequence (len if none). */
 size_t model_utf8_error_at(const char *s, size_t len);

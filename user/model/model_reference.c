@@ -5,6 +5,7 @@
  * what the model was trained on.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,8 +16,18 @@ size_t model_reference_section_size(const struct model *m)
 {
 	if (!m->reference)
 		return 0;
-	return REFERENCE_HEADER_SIZE +
+	return model_reference_header_size(m->reference) +
 	       (size_t)m->feature_count * model_reference_record_size(m->reference->bin_count);
+}
+
+unsigned model_reference_version(const struct model_reference *r)
+{
+	return r->psi_threshold != 0 ? 2 : 1;
+}
+
+size_t model_reference_header_size(const struct model_reference *r)
+{
+	return model_reference_version(r) == 2 ? REFERENCE_HEADER_SIZE_V2 : REFERENCE_HEADER_SIZE;
 }
 
 size_t model_reference_record_size(unsigned bin_count)
@@ -85,7 +96,10 @@ int model_reference_check(const struct model *m, size_t off, struct model_error 
 				  r->bin_count, MODEL_REF_MIN_BINS, MODEL_REF_MAX_BINS);
 	if (!r->sample_count)
 		return model_fail(err, (long)off + 4, "reference: sample_count is 0");
-	off += REFERENCE_HEADER_SIZE;
+	if (!isfinite(r->psi_threshold) || r->psi_threshold < 0 || r->psi_threshold > MODEL_REF_MAX_PSI)
+		return model_fail(err, (long)off + 8, "reference: psi_threshold %g must be 0 (none) or in (0, %d]",
+				  r->psi_threshold, MODEL_REF_MAX_PSI);
+	off += model_reference_header_size(r);
 	for (unsigned f = 0; f < m->feature_count; f++, off += model_reference_record_size(r->bin_count)) {
 		uint64_t sum = 0;
 

@@ -48,26 +48,44 @@ static uint8_t *put_section(uint8_t *p, uint16_t type, size_t length)
 	return p + MODEL_SECTION_HEADER_SIZE;
 }
 
+static uint8_t *put_tree(const struct model_tree *tree, uint8_t *p)
+{
+	wr16(p, tree->node_count);
+	p += TREE_HEADER_SIZE;
+	for (unsigned j = 0; j < tree->node_count; j++, p += NODE_SIZE) {
+		const struct model_tree_node *nd = &tree->nodes[j];
+
+		wr16(p, nd->feature_idx);
+		wr16(p + 2, (uint16_t)nd->threshold);
+		wr16(p + 4, nd->left);
+		wr16(p + 6, nd->right);
+		wr16(p + 8, (uint16_t)nd->leaf_value);
+	}
+	return p;
+}
+
 static uint8_t *put_trees(const struct model *m, uint8_t *p)
 {
 	p = put_section(p, MODEL_SECTION_TREES, model_tree_section_size(m));
 	p[0] = m->max_depth;
 	p += TREES_HEADER_SIZE;
-	for (unsigned t = 0; t < m->output_count; t++) {
-		const struct model_tree *tree = &m->trees[t];
+	for (unsigned t = 0; t < m->output_count; t++)
+		p = put_tree(&m->trees[t], p);
+	return p;
+}
 
-		wr16(p, tree->node_count);
-		p += TREE_HEADER_SIZE;
-		for (unsigned j = 0; j < tree->node_count; j++, p += NODE_SIZE) {
-			const struct model_tree_node *nd = &tree->nodes[j];
+static uint8_t *put_anomaly(const struct model *m, uint8_t *p)
+{
+	const struct model_anomaly *a = m->anomaly;
 
-			wr16(p, nd->feature_idx);
-			wr16(p + 2, (uint16_t)nd->threshold);
-			wr16(p + 4, nd->left);
-			wr16(p + 6, nd->right);
-			wr16(p + 8, (uint16_t)nd->leaf_value);
-		}
-	}
+	p = put_section(p, MODEL_SECTION_ANOMALY, model_anomaly_section_size(m));
+	wr16(p, MODEL_ANOMALY_VERSION);
+	p[2] = a->tree_count;
+	p[3] = a->max_depth;
+	wr16(p + 4, a->sample_size);
+	p += ANOMALY_HEADER_SIZE;
+	for (unsigned t = 0; t < a->tree_count; t++)
+		p = put_tree(&a->trees[t], p);
 	return p;
 }
 
@@ -98,10 +116,12 @@ static uint8_t *put_reference(const struct model *m, uint8_t *p)
 	const struct model_reference *r = m->reference;
 
 	p = put_section(p, MODEL_SECTION_REFERENCE, model_reference_section_size(m));
-	wr16(p, MODEL_REFERENCE_VERSION);
+	wr16(p, (uint16_t)model_reference_version(r));
 	p[2] = r->bin_count;
 	wr32(p + 4, r->sample_count);
-	p += REFERENCE_HEADER_SIZE;
+	if (model_reference_version(r) == 2)
+		wrf64(p + 8, r->psi_threshold);
+	p += model_reference_header_size(r);
 	for (unsigned f = 0; f < m->feature_count; f++) {
 		for (unsigned b = 0; b + 1 < r->bin_count; b++, p += 2)
 			wr16(p, (uint16_t)r->edges[f][b]);
@@ -121,11 +141,11 @@ int model_serialize(const struct model *m, uint8_t **bufp, size_t *lenp, struct 
 	if (rc)
 		return rc;
 	body = model_body_section_size(m);
-	sections = 3 + (m->metadata_len ? 1 : 0) + (m->reference ? 1 : 0);
+	sections = 3 + (m->metadata_len ? 1 : 0) + (m->reference ? 1 : 0) + (m->anomaly ? 1 : 0);
 	len = MODEL_HEADER_SIZE + sections * MODEL_SECTION_HEADER_SIZE +
 	      (size_t)m->feature_count * FEATURE_RECORD_SIZE +
 	      (size_t)m->output_count * OUTPUT_RECORD_SIZE + body + m->metadata_len +
-	      model_reference_section_size(m) + MODEL_CRC_SIZE;
+	      model_reference_section_size(m) + model_anomaly_section_size(m) + MODEL_CRC_SIZE;
 	if (len > MODEL_MAX_FILE_SIZE)
 		return model_fail(err, -1, "model would be %zu bytes, over the %u-byte cap", len,
 				  MODEL_MAX_FILE_SIZE);
@@ -161,6 +181,8 @@ int model_serialize(const struct model *m, uint8_t **bufp, size_t *lenp, struct 
 	}
 	if (m->reference)
 		p = put_reference(m, p);
+	if (m->anomaly)
+		p = put_anomaly(m, p);
 	wr32(p, (uint32_t)crc32(0L, buf, (uInt)(len - MODEL_CRC_SIZE)));
 	*bufp = buf;
 	*lenp = len;

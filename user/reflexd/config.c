@@ -39,6 +39,8 @@ static const struct key_def keys[] = {
 	{ "host", "drift-threshold", KEY_VALUE },
 	{ "host", "drift-window-s", KEY_VALUE },
 	{ "host", "drift-hold-s", KEY_VALUE },
+	{ "host", "anomaly-threshold", KEY_VALUE },
+	{ "host", "anomaly-hold", KEY_VALUE },
 	{ "host", "learn", KEY_FLAG },
 	{ "host", "learn-out", KEY_VALUE },
 	{ "host", "actuator", KEY_VALUE },

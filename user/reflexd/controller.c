@@ -152,15 +152,43 @@ static struct policy *deciding_policy(const struct controller *c)
 	return c->chosen->ready(c->chosen) ? c->chosen : (struct policy *)&c->heuristic;
 }
 
-/* Every TCP window the cwnd tree would see feeds its drift watch, handed over or not. */
-static void cwnd_drift_observe(struct controller *c, const struct feature_window *w)
+/* Every TCP window the cwnd tree would see feeds its drift watch, handed over or not,
+ * and is scored by its isolation forest. */
+static void cwnd_health_observe(struct controller *c, struct flow_control *fc, const struct flow_entry *flow,
+				const struct feature_window *w)
 {
+	const struct model *m = c->tree.model;
 	double raw[WINDOW_INPUTS];
+	int16_t q[MODEL_MAX_FEATURES];
+	enum anomaly_event ev;
 
-	if (c->chosen != &c->tree.base || !c->tree.model)
+	if (c->chosen != &c->tree.base || !m)
 		return;
 	window_inputs(w, raw);
-	model_drift_observe(&c->cwnd_drift, c->tree.model, c->tree.map, raw, w->ts_ns, stderr);
+	model_drift_observe(&c->cwnd_drift, m, c->tree.map, raw, w->ts_ns, stderr);
+	if (!m->anomaly) {
+		/* A reload without a forest: nothing scores the flow any more. */
+		if (flow_anomaly_handed(&fc->anomaly))
+			c->stats.anomaly_flows--;
+		fc->anomaly = (struct flow_anomaly){ .score = ANOMALY_NOT_SCORED };
+		return;
+	}
+	model_quantize(m, raw, c->tree.map, q);
+	ev = flow_anomaly_observe(&fc->anomaly, m->anomaly, q, (int)lround(c->opt.health.anomaly_threshold * ANOMALY_SCALE),
+				  c->opt.health.anomaly_hold);
+	if (ev == ANOMALY_NONE)
+		return;
+	if (ev == ANOMALY_HANDOVER) {
+		c->stats.anomaly_handovers++;
+		c->stats.anomaly_flows++;
+	} else {
+		c->stats.anomaly_returns++;
+		c->stats.anomaly_flows--;
+	}
+	fprintf(stderr, "reflexd: anomaly: flow %s scores %.3f %s %.3f for %u windows: %s decides it\n", flow->name,
+		fc->anomaly.score / (double)ANOMALY_SCALE, ev == ANOMALY_HANDOVER ? ">" : "<",
+		c->opt.health.anomaly_threshold, c->opt.health.anomaly_hold,
+		ev == ANOMALY_HANDOVER ? "the heuristic" : "the cwnd tree");
 }
 
 const char *controller_policy_name(const struct controller *c)
@@ -230,6 +258,7 @@ static struct flow_control *flow_control_get(struct controller *c, const struct 
 	if (!fc)
 		return NULL;
 	fc->key = *key;
+	fc->anomaly.score = ANOMALY_NOT_SCORED;
 	HASH_ADD(hh, c->flows, key, sizeof(fc->key), fc);
 	return fc;
 }
@@ -280,6 +309,16 @@ static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct 
 	return probe > chosen ? probe : chosen;
 }
 
+/* Says why the heuristic decides a flow the tree would: its anomaly score. */
+static void anomaly_explain(const struct flow_control *fc, double threshold, char *why, size_t size)
+{
+	char rest[1024];
+
+	snprintf(rest, sizeof(rest), "%s", why);
+	snprintf(why, size, "flow anomaly %.3f > %.3f: the heuristic decides; %s", fc->anomaly.score / (double)ANOMALY_SCALE,
+		 threshold, rest);
+}
+
 void controller_on_flow_window(struct controller *c, const struct flow_entry *flow, const struct feature_window *w)
 {
 	struct policy *p;
@@ -296,8 +335,10 @@ void controller_on_flow_window(struct controller *c, const struct flow_entry *fl
 	fc = flow_control_get(c, &flow->key);
 	if (!fc)
 		return;
-	cwnd_drift_observe(c, w);
+	cwnd_health_observe(c, fc, flow, w);
 	p = deciding_policy(c);
+	if (p == &c->tree.base && flow_anomaly_handed(&fc->anomaly))
+		p = &c->heuristic;
 	fc->rate_bps[fc->rate_next++ % RATE_WINDOWS] = w->context[CTX_DELIVERY_RATE_BPS];
 	if (!full_pipe_update(fc, w->context[CTX_DELIVERY_RATE_BPS], w->feature[FEAT_LATENCY_P50],
 			      w->context[CTX_MIN_RTT_US]))
@@ -318,6 +359,8 @@ void controller_on_flow_window(struct controller *c, const struct flow_entry *fl
 	c->stats.decisions++;
 	if (p->explain)
 		p->explain(p, w, why, sizeof(why));
+	if (flow_anomaly_handed(&fc->anomaly) && p == &c->heuristic)
+		anomaly_explain(fc, c->opt.health.anomaly_threshold, why, sizeof(why));
 	log_decision(c, flow->name, "cwnd_target", old_value, fc->cwnd.current, p->name, why, w->ts_ns);
 	if (!c->opt.shadow)
 		decision_write(c, fc, (uint32_t)fc->cwnd.current, w->ts_ns);
@@ -332,6 +375,8 @@ void controller_flow_gone(struct controller *c, const struct flow_entry *flow)
 		return;
 	if (fc->decision_written)
 		decision_write(c, fc, 0, 0);
+	if (flow_anomaly_handed(&fc->anomaly))
+		c->stats.anomaly_flows--;
 	HASH_DEL(c->flows, fc);
 	free(fc);
 }

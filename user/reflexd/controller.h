@@ -75,6 +75,7 @@ struct flow_control {
 	double full_pipe_rate;
 	unsigned full_pipe_count;
 	bool decision_written;
+	struct flow_anomaly anomaly;   /* against the cwnd tree's isolation forest */
 	struct policy_flow policy;
 	UT_hash_handle hh;
 };
@@ -97,6 +98,9 @@ struct controller_stats {
 	uint64_t decisions;         /* cap changes taken (acted or, in shadow, logged) */
 	uint64_t batching_changes;
 	uint64_t map_errors;
+	uint64_t anomaly_handovers; /* flows handed to the heuristic for their anomaly score */
+	uint64_t anomaly_returns;
+	uint32_t anomaly_flows;     /* flows the heuristic decides for it now */
 };
 
 struct controller {

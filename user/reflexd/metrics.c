@@ -433,6 +433,12 @@ static void render_drift(FILE *out, const struct controller *c)
 				 watched[i]->role, watched[i]->model->features[f].name);
 			sample(out, series, watched[i]->drift.psi[f]);
 		}
+	family(out, "reflex_model_drift_threshold", "gauge",
+	       "PSI above which a tree model hands over (--drift-threshold, or the model's calibrated one); 0: never.");
+	for (int i = 0; i < 2; i++)
+		if (watched[i]->active)
+			fprintf(out, "reflex_model_drift_threshold{role=\"%s\"} %.6g\n", watched[i]->role,
+				watched[i]->guard.threshold);
 	family(out, "reflex_model_handed_over", "gauge", "1 while a drifting model's decisions are handed over.");
 	for (size_t i = 0; i < 2; i++)
 		if (watched[i]->active)
@@ -450,7 +456,38 @@ static void render_drift(FILE *out, const struct controller *c)
 				(unsigned long long)watched[i]->guard.returns);
 }
 
-/* drift=ROLE PSI WINDOWS HANDED_OVER HANDOVERS RETURNS TOP (TOP: feature:psi,... or -) */
+static void render_anomaly(FILE *out, const struct controller *c)
+{
+	family(out, "reflex_anomaly_handovers_total", "counter",
+	       "Flows handed to the heuristic because their windows scored anomalous against the cwnd tree's forest.");
+	sample_u(out, "reflex_anomaly_handovers_total", c->stats.anomaly_handovers);
+	family(out, "reflex_anomaly_returns_total", "counter", "Flows the cwnd tree decides again after an anomaly.");
+	sample_u(out, "reflex_anomaly_returns_total", c->stats.anomaly_returns);
+	family(out, "reflex_anomaly_flows", "gauge", "Flows the heuristic decides now for their anomaly score.");
+	sample_u(out, "reflex_anomaly_flows", c->stats.anomaly_flows);
+}
+
+/* anomaly=HANDOVERS RETURNS FLOWS, then flow_anomaly=FLOW SCORE HANDED (SCORE in
+ * 1/ANOMALY_SCALE) for up to STATUS_MAX_FLOW_LINES scored flows, for reflexctl flows. */
+#define STATUS_MAX_FLOW_LINES 4096
+static void status_anomaly(FILE *out, const struct controller *c)
+{
+	char name[FLOW_NAME_MAX];
+	unsigned lines = 0;
+
+	fprintf(out, "anomaly=%llu %llu %u\n", (unsigned long long)c->stats.anomaly_handovers,
+		(unsigned long long)c->stats.anomaly_returns, c->stats.anomaly_flows);
+	for (const struct flow_control *fc = c->flows; fc && lines < STATUS_MAX_FLOW_LINES; fc = fc->hh.next) {
+		if (fc->anomaly.score == ANOMALY_NOT_SCORED)
+			continue;
+		fprintf(out, "flow_anomaly=%s %d %d\n", flow_key_format(&fc->key, name, sizeof(name)), fc->anomaly.score,
+			flow_anomaly_handed(&fc->anomaly));
+		lines++;
+	}
+}
+
+/* drift=ROLE PSI WINDOWS HANDED_OVER HANDOVERS RETURNS TOP THRESHOLD (TOP: feature:psi,...
+ * or -; THRESHOLD 0: never handed over) */
 static void status_drift(FILE *out, const struct model_drift *md)
 {
 	unsigned top[3], n;
@@ -465,7 +502,7 @@ static void status_drift(FILE *out, const struct model_drift *md)
 	drift_top_features(&md->drift, top, n);
 	for (unsigned k = 0; k < n; k++)
 		fprintf(out, "%s%s:%.3f", k ? "," : "", md->model->features[top[k]].name, md->drift.psi[top[k]]);
-	fprintf(out, "%s\n", n ? "" : "-");
+	fprintf(out, "%s %.4f\n", n ? "" : "-", md->guard.threshold);
 }
 
 static void render_models(FILE *out, const struct metrics_state *st)
@@ -511,6 +548,7 @@ int metrics_render(FILE *out, const struct metrics_daemon_view *v, const struct 
 	render_models(out, st);
 	render_control(out, st, c);
 	render_drift(out, c);
+	render_anomaly(out, c);
 	return ferror(out) ? -1 : 0;
 }
 
@@ -531,6 +569,7 @@ int metrics_status_render(FILE *out, const struct metrics_daemon_view *v, const 
 				st->models[r].sha256 : "-", st->models[r].loaded_unix_s, st->models[r].path);
 	status_drift(out, &c->cwnd_drift);
 	status_drift(out, &c->batching_drift);
+	status_anomaly(out, c);
 	/* one line: the error is the rest of it */
 	fprintf(out, "last_error=");
 	for (const char *p = last_error; p && *p && *p != '\n'; p++)

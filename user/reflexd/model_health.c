@@ -1,4 +1,5 @@
 /* Model health in reflexd (model_health.h). */
+#include <math.h>
 #include <string.h>
 
 #include "reflexd/model_health.h"
@@ -9,7 +10,8 @@ void model_drift_init(struct model_drift *md, const char *role, const struct mod
 {
 	memset(md, 0, sizeof(*md));
 	md->role = role;
-	md->guard.threshold = opt->threshold;
+	md->threshold_opt = opt->threshold;
+	md->guard.threshold = opt->threshold < 0 ? 0 : opt->threshold;
 	md->guard.hold_s = opt->hold_s;
 	md->window_s = opt->window_s;
 }
@@ -29,6 +31,8 @@ static void restart(struct model_drift *md, const struct model *m)
 	md->model = m;
 	md->guard.handed_over = false;
 	md->guard.timing = false;
+	if (md->threshold_opt < 0)
+		md->guard.threshold = m && m->reference ? m->reference->psi_threshold : 0;
 	/* Measured whenever the model carries a reference; handed over only with a threshold. */
 	md->active = m && m->reference && drift_init(&md->drift, m, md->window_s) == 0;
 }
@@ -73,4 +77,24 @@ bool model_drift_observe(struct model_drift *md, const struct model *m, const in
 			log_event(md, ev, log);
 	}
 	return !md->guard.handed_over;
+}
+
+enum anomaly_event flow_anomaly_observe(struct flow_anomaly *fa, const struct model_anomaly *a, const int16_t *q,
+					int threshold, unsigned hold)
+{
+	double score = model_anomaly_score(a, model_anomaly_path_sum(a, q));
+	bool handed = flow_anomaly_handed(fa), crossing;
+	unsigned run = fa->run & ~FLOW_ANOMALY_HANDED;
+
+	fa->score = (int16_t)lround(score * ANOMALY_SCALE);
+	if (threshold <= 0)
+		return ANOMALY_NONE;
+	crossing = handed ? fa->score < threshold : fa->score > threshold;
+	run = crossing ? run + 1 : 0;
+	if (run < hold) {
+		fa->run = (uint16_t)(run | (handed ? FLOW_ANOMALY_HANDED : 0));
+		return ANOMALY_NONE;
+	}
+	fa->run = handed ? 0 : FLOW_ANOMALY_HANDED;
+	return handed ? ANOMALY_RETURN : ANOMALY_HANDOVER;
 }

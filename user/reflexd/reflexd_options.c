@@ -44,10 +44,17 @@ void reflexd_usage(FILE *out)
 		"  --explore EPS            dqn: take a random action with probability EPS (default 0)\n"
 		"  --drift-threshold PSI    hand a tree model's decisions to the heuristic while the mean\n"
 		"                           PSI of its inputs against its training reference stays above\n"
-		"                           PSI (default 0: PSI is measured and reported, never acted on)\n"
+		"                           PSI; 0: measured and reported, never acted on (default\n"
+		"                           `model`: the threshold the forge calibrated into the model,\n"
+		"                           0 for a model without one)\n"
 		"  --drift-window-s S       the PSI covers the last S seconds of windows (default 60)\n"
 		"  --drift-hold-s S         over the threshold this long hands over, under half of it this\n"
 		"                           long hands back (default 10)\n"
+		"  --anomaly-threshold S    a flow whose windows score an anomaly above S (0..1) against\n"
+		"                           the cwnd tree's isolation forest for --anomaly-hold windows\n"
+		"                           in a row is decided by the heuristic (default 0.65; 0: off)\n"
+		"  --anomaly-hold N         windows (100 ms) above the threshold before, and below it\n"
+		"                           before the tree decides again (default 10)\n"
 		"  --learn                  dqn: fine-tune the model on-line from the flows' transitions\n"
 		"                           in a background thread and decide with its latest int8 model;\n"
 		"                           20 %% of decisions stay with the loaded model as a canary, and\n"
@@ -213,7 +220,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	       OPT_PATH, OPT_CLASSES, OPT_PRINT_CLASSES, OPT_BANDIT, OPT_BANDIT_C, OPT_ACTUATOR,
 	       OPT_LEARN, OPT_LEARN_OUT, OPT_CONFIG, OPT_CHECK_CONFIG, OPT_METRICS_LISTEN, OPT_DECISION_LOG_MAX,
 	       OPT_DECISION_LOG_KEEP, OPT_MARK_BASE, OPT_MARK_MASK, OPT_MOVE_FLOWS, OPT_MAX_FLOWS,
-	       OPT_DRIFT_THRESHOLD, OPT_DRIFT_WINDOW, OPT_DRIFT_HOLD };
+	       OPT_DRIFT_THRESHOLD, OPT_DRIFT_WINDOW, OPT_DRIFT_HOLD, OPT_ANOMALY_THRESHOLD, OPT_ANOMALY_HOLD };
 	static const struct option longopts[] = {
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -237,6 +244,8 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		{ "drift-threshold", required_argument, NULL, OPT_DRIFT_THRESHOLD },
 		{ "drift-window-s", required_argument, NULL, OPT_DRIFT_WINDOW },
 		{ "drift-hold-s", required_argument, NULL, OPT_DRIFT_HOLD },
+		{ "anomaly-threshold", required_argument, NULL, OPT_ANOMALY_THRESHOLD },
+		{ "anomaly-hold", required_argument, NULL, OPT_ANOMALY_HOLD },
 		{ "learn", no_argument, NULL, OPT_LEARN },
 		{ "learn-out", required_argument, NULL, OPT_LEARN_OUT },
 		{ "actuator", required_argument, NULL, OPT_ACTUATOR },
@@ -354,12 +363,30 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 			char *end;
 
 			errno = 0;
+			if (!strcmp(optarg, "model")) {
+				opt->control.health.threshold = DRIFT_THRESHOLD_FROM_MODEL;
+				break;
+			}
 			opt->control.health.threshold = strtod(optarg, &end);
 			if (errno || end == optarg || *end || !(opt->control.health.threshold >= 0 &&
 								  opt->control.health.threshold <= 100))
-				usage_error(&e, "--drift-threshold: '%s' is not a PSI in 0..100", optarg);
+				usage_error(&e, "--drift-threshold: '%s' is not `model` or a PSI in 0..100", optarg);
 			break;
 		}
+		case OPT_ANOMALY_THRESHOLD: {
+			char *end;
+
+			errno = 0;
+			opt->control.health.anomaly_threshold = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(opt->control.health.anomaly_threshold >= 0 &&
+								  opt->control.health.anomaly_threshold <= 1))
+				usage_error(&e, "--anomaly-threshold: '%s' is not a score in 0..1", optarg);
+			break;
+		}
+		case OPT_ANOMALY_HOLD:
+			opt->control.health.anomaly_hold =
+				(unsigned)parse_ulong(&e, "--anomaly-hold", optarg, 1, ANOMALY_MAX_HOLD);
+			break;
 		case OPT_DRIFT_WINDOW:
 			opt->control.health.window_s =
 				(unsigned)parse_ulong(&e, "--drift-window-s", optarg, 1, DRIFT_MAX_WINDOW_S);
@@ -538,9 +565,14 @@ void reflexd_print_config(const struct reflexd_options *opt, FILE *out)
 	else
 		fprintf(out, "policy = %s\n", policy_key(ctl->policy));
 	fprintf(out, "explore = %.17g\n", ctl->explore);
-	fprintf(out, "drift-threshold = %.17g\n", ctl->health.threshold);
+	if (ctl->health.threshold < 0)
+		fprintf(out, "drift-threshold = model\n");
+	else
+		fprintf(out, "drift-threshold = %.17g\n", ctl->health.threshold);
 	fprintf(out, "drift-window-s = %u\n", ctl->health.window_s);
 	fprintf(out, "drift-hold-s = %u\n", ctl->health.hold_s);
+	fprintf(out, "anomaly-threshold = %.17g\n", ctl->health.anomaly_threshold);
+	fprintf(out, "anomaly-hold = %u\n", ctl->health.anomaly_hold);
 	print_flag(out, "learn", ctl->learn);
 	print_value(out, "learn-out", ctl->learn_out_path);
 	fprintf(out, "actuator = %s\n", opt->config.actuator == REFLEX_ACTUATOR_CC ? "cc" : "clamp");
