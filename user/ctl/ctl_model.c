@@ -478,8 +478,12 @@ cleanup:
 	return rc;
 }
 
-static void print_outputs(const struct model *m, const int32_t *value, bool csv)
+/* The outputs, then the action of an MLP, then the anomaly score of the raw inputs
+ * when the model has an isolation forest. */
+static void print_outputs(const struct model *m, const double *raw, const int32_t *value, bool csv)
 {
+	int16_t q[MODEL_MAX_FEATURES];
+
 	for (unsigned k = 0; k < m->output_count; k++) {
 		if (csv)
 			printf("%s%.10g", k ? "," : "", model_value_raw(m, k, value[k]));
@@ -489,6 +493,11 @@ static void print_outputs(const struct model *m, const int32_t *value, bool csv)
 	}
 	if (m->kind == MODEL_KIND_MLP)
 		printf(csv ? ",%s" : " action=%s", m->outputs[model_argmax(value, m->output_count)].name);
+	if (m->anomaly) {
+		model_quantize(m, raw, NULL, q);
+		printf(csv ? ",%.4f" : " anomaly=%.4f",
+		       model_anomaly_score(m->anomaly, model_anomaly_path_sum(m->anomaly, q)));
+	}
 	putchar('\n');
 }
 
@@ -522,10 +531,11 @@ static int eval_csv(const struct model *m, const char *path)
 				goto fail;
 	for (unsigned k = 0; k < m->output_count; k++)
 		printf("%s%s", k ? "," : "", m->outputs[k].name);
-	fputs(m->kind == MODEL_KIND_MLP ? ",action\n" : "\n", stdout);
+	fputs(m->kind == MODEL_KIND_MLP ? ",action" : "", stdout);
+	fputs(m->anomaly ? ",anomaly\n" : "\n", stdout);
 	for (size_t r = 0; r < t->row_count; r++) {
 		model_decide(m, &raw[r * MODEL_MAX_FEATURES], NULL, value);
-		print_outputs(m, value, true);
+		print_outputs(m, &raw[r * MODEL_MAX_FEATURES], value, true);
 	}
 	rc = 0;
 	goto cleanup;
@@ -550,7 +560,7 @@ static int cmd_eval(const struct opts *o)
 		rc = eval_csv(m, o->csv);
 	} else if (!parse_features("eval", m, o->features, raw)) {
 		model_decide(m, raw, NULL, value);
-		print_outputs(m, value, false);
+		print_outputs(m, raw, value, false);
 		rc = 0;
 	}
 	model_free(m);
@@ -618,7 +628,8 @@ static const struct subcommand subcommands[] = {
 	  "Print the outputs in raw units. --features: values in model feature order, or\n"
 	  "name=value pairs naming every feature (NaN reads as the feature's min).\n"
 	  "--csv: evaluate every row of a CSV whose header names the model's features (other\n"
-	  "columns are ignored; '-' is stdin) and print a CSV of outputs, one row per input row." },
+	  "columns are ignored; '-' is stdin) and print a CSV of outputs, one row per input row.\n"
+	  "A model with an isolation forest adds its anomaly score (0..1) as a last column." },
 	{ "explain", cmd_explain, OPT_FEATURES, "FILE --features V1,V2,...",
 	  "Print each output with the path its tree took: feature, quantized value, threshold\n"
 	  "(and its raw equivalent), direction, leaf. For an MLP: inputs, Q-values, action." },
