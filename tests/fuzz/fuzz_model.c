@@ -3,8 +3,9 @@
  *
  * Each input is loaded twice: as it is, and with file_size and the CRC patched to
  * match, so that mutations get past the integrity checks into the section parsers
- * and the semantic rules. Every model that loads is then evaluated, explained and
- * written back: the written file must load again and decide identically.
+ * and the semantic rules. Every model that loads is then evaluated, explained,
+ * scored by its anomaly forest and written back: the written file must load again
+ * and decide and score identically.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,6 +47,12 @@ static void exercise(const struct model *m, const uint8_t *data, size_t len)
 		}
 	}
 	(void)model_argmax(value, m->output_count);
+	if (m->anomaly) {
+		double score = model_anomaly_score(m->anomaly, model_anomaly_path_sum(m->anomaly, q));
+
+		if (!(score > 0 && score <= 1))
+			abort();
+	}
 	model_meta_get(m, "created_at", meta, sizeof(meta));
 	model_meta_get(m, "lambda", meta, 4);
 
@@ -57,6 +64,9 @@ static void exercise(const struct model *m, const uint8_t *data, size_t len)
 	model_eval(again, q2, value2);
 	if (memcmp(q, q2, m->feature_count * sizeof(q[0])) ||
 	    memcmp(value, value2, m->output_count * sizeof(value[0])))
+		abort();
+	if (!m->anomaly != !again->anomaly ||
+	    (m->anomaly && model_anomaly_path_sum(m->anomaly, q) != model_anomaly_path_sum(again->anomaly, q2)))
 		abort();
 	model_free(again);
 	free(buf);
