@@ -211,6 +211,33 @@ static void test_print_reads_back(void **state)
 	unlink(path);
 }
 
+/* Model health: drift hands over at the model's calibrated threshold unless told
+ * otherwise; the anomaly threshold and hold; bad values are refused. */
+static void test_health_options(void **state)
+{
+	char *defaults[] = { "reflexd", "--iface", "eth0", NULL };
+	char *set[] = { "reflexd", "--iface", "eth0", "--drift-threshold", "3", "--anomaly-threshold", "0.8",
+			"--anomaly-hold", "20", NULL };
+	char *model[] = { "reflexd", "--iface", "eth0", "--drift-threshold", "3", "--drift-threshold", "model", NULL };
+	char *bad[] = { "reflexd", "--iface", "eth0", "--anomaly-threshold", "1.5", NULL };
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(reflexd_parse_args(3, defaults, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_true(opt.control.health.threshold == DRIFT_THRESHOLD_FROM_MODEL);
+	assert_true(opt.control.health.anomaly_threshold == ANOMALY_DEFAULT_THRESHOLD);
+	assert_int_equal(opt.control.health.anomaly_hold, ANOMALY_DEFAULT_HOLD);
+	assert_int_equal(reflexd_parse_args(9, set, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_true(opt.control.health.threshold == 3);
+	assert_true(opt.control.health.anomaly_threshold == 0.8);
+	assert_int_equal(opt.control.health.anomaly_hold, 20);
+	assert_int_equal(reflexd_parse_args(7, model, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_true(opt.control.health.threshold == DRIFT_THRESHOLD_FROM_MODEL);
+	assert_int_equal(reflexd_parse_args(5, bad, &opt, err, sizeof(err)), REFLEXD_ARGS_ERROR);
+	if (!strstr(err, "--anomaly-threshold: '1.5' is not a score in 0..1"))
+		fail_msg("error '%s'", err);
+}
+
 /* SIGHUP: which changed keys apply live and which need a restart. */
 static void test_reload_diff(void **state)
 {
@@ -268,6 +295,7 @@ int main(void)
 		cmocka_unit_test(test_file_value_error_names_line),
 		cmocka_unit_test(test_router_paths_replaced),
 		cmocka_unit_test(test_print_reads_back),
+		cmocka_unit_test(test_health_options),
 		cmocka_unit_test(test_reload_diff),
 		cmocka_unit_test(test_metrics_listen),
 	};
