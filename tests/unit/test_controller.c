@@ -702,6 +702,67 @@ static void test_a_batching_model_beyond_the_legal_range_is_refused(void **state
 	unlink(path);
 }
 
+/* A cwnd tree that always says 2 x BDP, with a forest that isolates every input at
+ * once (a root leaf of path 0: score 1). With an anomaly threshold the flow goes to
+ * the heuristic (1.25 x BDP) after `hold` windows and the log says why; without one
+ * the tree decides. */
+static void test_an_anomalous_flow_is_decided_by_the_heuristic(void **state)
+{
+	static const struct model_tree_node two_bdp = { .feature_idx = MODEL_LEAF, .leaf_value = 8 };
+	struct model *m = model_create(MODEL_KIND_TREES, FEATURE_COUNT, 1);
+	struct model_anomaly *a = calloc(1, sizeof(*a));
+	struct model_error err;
+	char path[] = "/tmp/test_controller_anomaly.XXXXXX";
+	struct fixture fx;
+	struct flow_entry f, g;
+	int fd;
+
+	(void)state;
+	assert_non_null(m);
+	assert_non_null(a);
+	for (unsigned i = 0; i < FEATURE_COUNT; i++)
+		assert_int_equal(model_set_feature(m, i, window_input_names[i], 0, 1e6, &err), 0);
+	assert_int_equal(model_set_output(m, 0, "cwnd_bdp_multiple", 0, 4, 0.25, &err), 0);
+	assert_int_equal(model_set_tree(m, 0, &two_bdp, 1, &err), 0);
+	a->tree_count = 1;
+	a->max_depth = 1;
+	a->sample_size = 2;
+	a->trees[0].node_count = 1;
+	a->trees[0].nodes = calloc(1, sizeof(*a->trees[0].nodes));
+	assert_non_null(a->trees[0].nodes);
+	a->trees[0].nodes[0].feature_idx = MODEL_LEAF;
+	m->anomaly = a;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	if (model_write_file(m, path, &err))
+		fail_msg("%s", err.msg);
+	model_free(m);
+
+	start(&fx, CWND_POLICY_TREE, path, NULL, false, NULL);
+	assert_non_null(fx.c.tree.model);
+	fx.c.opt.health.anomaly_threshold = 0.65;
+	fx.c.opt.health.anomaly_hold = 3;
+	flow_init(&f, 40010);
+	feed(&fx.c, &f, 0, 3, 50e6, 20000);
+	assert_int_equal(fx.c.stats.anomaly_handovers, 1);
+	assert_int_equal(fx.c.stats.anomaly_flows, 1);
+	assert_int_equal(fx.rec.n_decisions, 1);
+	assert_int_equal(fx.rec.decisions[0].cwnd_target, 108); /* the heuristic's 1.25 x BDP */
+	assert_int_equal(log_lines_with(&fx, "\"model\": \"heuristic\"", "flow anomaly 1.000 > 0.650"), 1);
+	controller_flow_gone(&fx.c, &f);
+	assert_int_equal(fx.c.stats.anomaly_flows, 0);
+	/* Scored but never handed over: the tree decides. */
+	fx.c.opt.health.anomaly_threshold = 0;
+	flow_init(&g, 40011);
+	feed(&fx.c, &g, 0, 3, 50e6, 20000);
+	assert_int_equal(fx.c.stats.anomaly_handovers, 1);
+	assert_int_equal(fx.rec.n_decisions, 3);
+	assert_int_equal(fx.rec.decisions[2].cwnd_target, 173); /* the tree's 2 x BDP */
+	stop(&fx);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -721,6 +782,7 @@ int main(void)
 		cmocka_unit_test(test_a_reused_four_tuple_does_not_inherit_the_decision),
 		cmocka_unit_test(test_batching_outputs_are_written_within_the_legal_range),
 		cmocka_unit_test(test_a_batching_model_beyond_the_legal_range_is_refused),
+		cmocka_unit_test(test_an_anomalous_flow_is_decided_by_the_heuristic),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
