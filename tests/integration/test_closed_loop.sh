@@ -60,7 +60,7 @@ clamp_in_ss() { # port
 
 log "1. heuristic policy acting"
 start_reflexd
-upload 16 5201
+upload 24 5201
 sleep 6
 flows=$(data_flows 5201)
 expect_eq "$(echo "$flows" | jq length)" 2 "data flows in the map"
