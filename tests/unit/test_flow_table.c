@@ -1,0 +1,128 @@
+/* The flat flow table: finds what was added, forgets what was removed (through
+ * many removals in the middle of probe runs), refuses beyond its capacity, keeps
+ * records in place, and walks every record in use once, removals included. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "lib/flow_table.h"
+
+struct rec {
+	struct flow_key key;
+	uint32_t value;
+};
+
+static struct flow_key key_of(uint32_t i)
+{
+	struct flow_key key = { .family = 2, .proto = 6, .sport = (uint16_t)i, .dport = (uint16_t)(i >> 16) };
+
+	key.saddr[0] = 0x0100000a;
+	key.daddr[0] = 0x0200000a;
+	return key;
+}
+
+static void test_add_find_remove_against_a_reference(void **state)
+{
+	enum { CAP = 1000, KEYS = 1500, OPS = 200000 };
+	struct flow_table ft;
+	bool present[KEYS] = { false };
+	unsigned n = 0;
+	uint32_t seed = 7;
+
+	(void)state;
+	assert_int_equal(flow_table_init(&ft, CAP, sizeof(struct rec)), 0);
+	for (unsigned op = 0; op < OPS; op++) {
+		uint32_t k;
+		struct flow_key key;
+		struct rec *r;
+
+		seed = seed * 1664525u + 1013904223u;
+		k = (seed >> 8) % KEYS;
+		key = key_of(k);
+		r = flow_table_find(&ft, &key);
+		assert_int_equal(r != NULL, present[k]);
+		if (r) {
+			assert_int_equal(r->value, k);
+			flow_table_remove(&ft, r);
+			present[k] = false;
+			n--;
+		} else {
+			r = flow_table_add(&ft, &key);
+			if (n == CAP) {
+				assert_null(r);
+				continue;
+			}
+			assert_non_null(r);
+			assert_int_equal(r->value, 0); /* a reused slot starts zeroed */
+			r->value = k;
+			present[k] = true;
+			n++;
+		}
+		assert_int_equal(ft.count, n);
+	}
+	for (uint32_t k = 0; k < KEYS; k++) {
+		struct flow_key key = key_of(k);
+
+		assert_int_equal(flow_table_find(&ft, &key) != NULL, present[k]);
+	}
+	flow_table_free(&ft);
+}
+
+static void test_walk_sees_each_record_once_while_removing(void **state)
+{
+	enum { N = 300 };
+	struct flow_table ft;
+	unsigned seen = 0, removed = 0;
+	struct rec *kept;
+
+	(void)state;
+	assert_int_equal(flow_table_init(&ft, N, sizeof(struct rec)), 0);
+	for (uint32_t k = 0; k < N; k++) {
+		struct flow_key key = key_of(k);
+		struct rec *r = flow_table_add(&ft, &key);
+
+		assert_non_null(r);
+		r->value = k;
+	}
+	kept = flow_table_find(&ft, &(struct flow_key){ 0 });
+	assert_null(kept);
+	kept = flow_table_find(&ft, &(struct flow_key[]){ key_of(1) }[0]);
+	assert_non_null(kept);
+	for (struct rec *r = flow_table_next(&ft, NULL); r; r = flow_table_next(&ft, r)) {
+		seen++;
+		if (r->value % 3 == 0) {
+			flow_table_remove(&ft, r);
+			removed++;
+		}
+	}
+	assert_int_equal(seen, N);
+	assert_int_equal(ft.count, N - removed);
+	/* records do not move while others go */
+	assert_ptr_equal(flow_table_find(&ft, &(struct flow_key[]){ key_of(1) }[0]), kept);
+	assert_int_equal(kept->value, 1);
+	seen = 0;
+	for (struct rec *r = flow_table_next(&ft, NULL); r; r = flow_table_next(&ft, r)) {
+		struct flow_key key = key_of(r->value);
+
+		assert_true(r->value % 3 != 0);
+		assert_ptr_equal(flow_table_find(&ft, &key), r);
+		seen++;
+	}
+	assert_int_equal(seen, N - removed);
+	flow_table_free(&ft);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_add_find_remove_against_a_reference),
+		cmocka_unit_test(test_walk_sees_each_record_once_while_removing),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
