@@ -93,7 +93,6 @@ static void flow_init(struct flow_entry *f, uint16_t sport)
 	f->key.daddr[0] = htonl(0x0a000002);
 	f->key.sport = sport;
 	f->key.dport = 5201;
-	flow_key_format(&f->key, f->name, sizeof(f->name));
 	f->have_sock_totals = true;
 	f->mss = 1448;
 	f->packets_out = 60;

@@ -278,6 +278,7 @@ static void test_span_matches_window_c(void **state)
 	enum { N = 400 };
 	struct forge_records rec = { .count = N };
 	struct window_series ws;
+	uint32_t rtt_us[WINDOW_BINS * WINDOW_RTT_KEEP];
 	size_t fed = 0;
 	uint32_t seed = 99;
 
@@ -291,7 +292,7 @@ static void test_span_matches_window_c(void **state)
 		if (i % 8 == 0)
 			rec.arrivals[i].ts_ns -= rec.arrivals[i].ts_ns % STEP;
 	}
-	window_series_init(&ws);
+	window_series_init(&ws, rtt_us, WINDOW_RTT_KEEP);
 	for (uint64_t end = 51 * STEP; end <= 71 * STEP; end += STEP) {
 		struct feature_window w;
 		uint64_t start, stop;

@@ -16,12 +16,13 @@
 #define MS (1000ULL * 1000)
 #define BASE (1000 * WINDOW_STEP_NS) /* an arbitrary step-aligned start */
 
+/* A series with the interface's RTT keep, its storage in the same block. */
 static struct window_series *series_new(void)
 {
-	struct window_series *ws = malloc(sizeof(*ws));
+	struct window_series *ws = malloc(sizeof(*ws) + WINDOW_BINS * WINDOW_RTT_KEEP * sizeof(uint32_t));
 
 	assert_non_null(ws);
-	window_series_init(ws);
+	window_series_init(ws, (uint32_t *)(ws + 1), WINDOW_RTT_KEEP);
 	return ws;
 }
 

@@ -13,9 +13,21 @@ static uint64_t first_step(uint64_t end_index)
 	return end_index > WINDOW_STEPS ? end_index - WINDOW_STEPS : 0;
 }
 
-void window_series_init(struct window_series *ws)
+void window_series_init(struct window_series *ws, uint32_t *rtt_us, unsigned rtt_keep)
 {
 	memset(ws, 0, sizeof(*ws));
+	ws->rtt_us = rtt_us;
+	ws->rtt_keep = (uint16_t)(rtt_keep < WINDOW_RTT_KEEP ? rtt_keep : WINDOW_RTT_KEEP);
+}
+
+static uint32_t add_sat(uint32_t sum, uint64_t more)
+{
+	return more >= UINT32_MAX - sum ? UINT32_MAX : sum + (uint32_t)more;
+}
+
+static uint32_t *bin_rtts(const struct window_series *ws, const struct window_bin *bin)
+{
+	return ws->rtt_us + (size_t)(bin - ws->bins) * ws->rtt_keep;
 }
 
 static struct window_bin *slot(struct window_series *ws, uint64_t index)
@@ -25,8 +37,8 @@ static struct window_bin *slot(struct window_series *ws, uint64_t index)
 
 static void bin_reset(struct window_bin *bin, uint64_t index)
 {
-	memset(bin, 0, offsetof(struct window_bin, rtt_us));
-	bin->index = index;
+	memset(bin, 0, sizeof(*bin));
+	bin->index = (uint32_t)index;
 }
 
 struct window_bin *window_bin_at(struct window_series *ws, uint64_t ts_ns)
@@ -36,7 +48,7 @@ struct window_bin *window_bin_at(struct window_series *ws, uint64_t ts_ns)
 	if (!ws->started) {
 		for (uint64_t i = 0; i < WINDOW_BINS; i++)
 			bin_reset(slot(ws, index - i), index - i);
-		ws->newest = index;
+		ws->newest = (uint32_t)index;
 		ws->started = true;
 	}
 	if (index > ws->newest) {
@@ -45,7 +57,7 @@ struct window_bin *window_bin_at(struct window_series *ws, uint64_t ts_ns)
 
 		for (uint64_t i = first; i <= index; i++)
 			bin_reset(slot(ws, i), i);
-		ws->newest = index;
+		ws->newest = (uint32_t)index;
 	}
 	if (ws->newest - index >= WINDOW_BINS) {
 		ws->late_samples++;
@@ -54,7 +66,7 @@ struct window_bin *window_bin_at(struct window_series *ws, uint64_t ts_ns)
 	return slot(ws, index);
 }
 
-/* Keeps a uniform sample of at most WINDOW_RTT_KEEP measurements per step
+/* Keeps a uniform sample of at most rtt_keep measurements per step
  * (reservoir sampling with a deterministic generator, so replays are repeatable). */
 void window_add_rtt(struct window_series *ws, uint64_t ts_ns, uint32_t rtt_us)
 {
@@ -68,14 +80,14 @@ void window_add_rtt(struct window_series *ws, uint64_t ts_ns, uint32_t rtt_us)
 	if (!bin)
 		return;
 	bin->rtt_seen++;
-	if (bin->rtt_kept < WINDOW_RTT_KEEP) {
-		bin->rtt_us[bin->rtt_kept++] = rtt_us;
+	if (bin->rtt_kept < ws->rtt_keep) {
+		bin_rtts(ws, bin)[bin->rtt_kept++] = rtt_us;
 	} else {
 		uint64_t mix = (uint64_t)bin->rtt_seen * 0x9E3779B97F4A7C15ULL;
 		uint32_t pick = (uint32_t)((mix >> 32) % bin->rtt_seen);
 
-		if (pick < WINDOW_RTT_KEEP)
-			bin->rtt_us[pick] = rtt_us;
+		if (pick < ws->rtt_keep)
+			bin_rtts(ws, bin)[pick] = rtt_us;
 	}
 }
 
@@ -86,11 +98,11 @@ void window_add_traffic(struct window_series *ws, uint64_t ts_ns, uint64_t packe
 
 	if (!bin)
 		return;
-	bin->packets_in += packets_in;
-	bin->packets_out += packets_out;
-	bin->bytes_in += bytes_in;
-	bin->bytes_out += bytes_out;
-	bin->size_sum += size_sum;
+	bin->packets_in = add_sat(bin->packets_in, packets_in);
+	bin->packets_out = add_sat(bin->packets_out, packets_out);
+	bin->bytes_in = add_sat(bin->bytes_in, bytes_in);
+	bin->bytes_out = add_sat(bin->bytes_out, bytes_out);
+	bin->size_sum = add_sat(bin->size_sum, size_sum);
 	bin->size_sq_sum += size_sq_sum;
 }
 
@@ -101,9 +113,9 @@ void window_add_delivery(struct window_series *ws, uint64_t ts_ns, uint64_t byte
 
 	if (!bin)
 		return;
-	bin->bytes_acked += bytes_acked;
-	bin->delivered += delivered;
-	bin->retrans += retrans;
+	bin->bytes_acked = add_sat(bin->bytes_acked, bytes_acked);
+	bin->delivered = add_sat(bin->delivered, delivered);
+	bin->retrans = add_sat(bin->retrans, retrans);
 }
 
 void window_add_record(struct window_series *ws, uint64_t ts_ns)
@@ -111,14 +123,14 @@ void window_add_record(struct window_series *ws, uint64_t ts_ns)
 	struct window_bin *bin = window_bin_at(ws, ts_ns);
 
 	if (bin)
-		bin->records++;
+		bin->records = add_sat(bin->records, 1);
 }
 
 static const struct window_bin *bin_in_window(const struct window_series *ws, uint64_t index)
 {
 	const struct window_bin *bin = &ws->bins[index % WINDOW_BINS];
 
-	return ws->started && bin->index == index ? bin : NULL;
+	return ws->started && bin->index == (uint32_t)index ? bin : NULL;
 }
 
 bool window_active(const struct window_series *ws, uint64_t end_ns)
@@ -142,7 +154,10 @@ void window_compute(const struct window_series *ws, uint64_t end_ns, enum window
 	uint64_t end_index = end_ns / WINDOW_STEP_NS;
 	uint32_t rtts[WINDOW_RTT_KEEP * WINDOW_STEPS];
 	uint32_t nrtt = 0;
-	struct window_bin sum = { 0 };
+	struct {
+		uint64_t packets_in, packets_out, bytes_in, bytes_out, size_sum, size_sq_sum;
+		uint64_t bytes_acked, delivered, retrans, records;
+	} sum = { 0 };
 	uint64_t packets;
 
 	memset(out->feature, 0, sizeof(out->feature));
@@ -155,7 +170,7 @@ void window_compute(const struct window_series *ws, uint64_t end_ns, enum window
 
 		if (!bin)
 			continue;
-		memcpy(rtts + nrtt, bin->rtt_us, bin->rtt_kept * sizeof(uint32_t));
+		memcpy(rtts + nrtt, bin_rtts(ws, bin), bin->rtt_kept * sizeof(uint32_t));
 		nrtt += bin->rtt_kept;
 		sum.packets_in += bin->packets_in;
 		sum.packets_out += bin->packets_out;

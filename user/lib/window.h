@@ -12,34 +12,41 @@
 
 #include "lib/feature_schema.h"
 
-#define WINDOW_BINS 4         /* two in the window, the rest absorb early samples */
-#define WINDOW_RTT_KEEP 256   /* RTT measurements kept per step for percentiles */
+/* The window's two steps and the one after it, which takes the records that arrive
+ * in the grace before the window is computed. */
+#define WINDOW_BINS 3
+#define WINDOW_RTT_KEEP 256 /* most RTT measurements a step keeps (the interface's) */
 
-/* One 100 ms step of one scope. */
+/* One 100 ms step of one scope. Per-step sums are 32-bit (4 GB a step is 343 Gbit/s;
+ * they saturate there) but for the squares of packet sizes (GSO packets of 64 KB). */
 struct window_bin {
-	uint64_t index; /* ts_ns / WINDOW_STEP_NS */
+	uint64_t size_sq_sum;
+	uint32_t index; /* ts_ns / WINDOW_STEP_NS: 13 years of CLOCK_MONOTONIC */
 	uint32_t rtt_seen;
-	uint32_t rtt_kept;
-	uint64_t packets_in, packets_out;
-	uint64_t bytes_in, bytes_out;
-	uint64_t size_sum, size_sq_sum;
-	uint64_t bytes_acked;
-	uint64_t delivered;
-	uint64_t retrans;
-	uint64_t records;
-	uint32_t rtt_us[WINDOW_RTT_KEEP]; /* last: a reset clears only what is before it */
+	uint32_t packets_in, packets_out;
+	uint32_t bytes_in, bytes_out;
+	uint32_t size_sum;
+	uint32_t bytes_acked;
+	uint32_t delivered;
+	uint32_t retrans;
+	uint32_t records;
+	uint16_t rtt_kept;
 };
 
-/* The sliding window of one scope (the interface, or one flow). */
+/* The sliding window of one scope (the interface, or one flow). Each step keeps at
+ * most rtt_keep RTT measurements (a uniform sample beyond) in rtt_us, storage the
+ * owner provides: WINDOW_BINS x rtt_keep values. */
 struct window_series {
 	struct window_bin bins[WINDOW_BINS];
-	uint64_t newest;        /* index of the newest step seen */
-	bool started;
+	uint32_t *rtt_us;
 	double rtt_ewma_us;     /* gain 1/8, like the kernel's srtt */
+	uint32_t newest;        /* index of the newest step seen */
 	uint32_t min_rtt_us;
 	uint32_t srtt_us;
 	uint32_t snd_cwnd;
-	uint64_t late_samples;  /* older than any step still held: counted, not used */
+	uint32_t late_samples;  /* older than any step still held: counted, not used */
+	uint16_t rtt_keep;
+	bool started;
 };
 
 /* Root-qdisc counters at one instant (qdisc_stats.c reads them). */
@@ -55,7 +62,8 @@ struct queue_snapshot {
 	uint64_t backlog_packets;
 };
 
-void window_series_init(struct window_series *ws);
+/* rtt_us: WINDOW_BINS x rtt_keep values (rtt_keep at most WINDOW_RTT_KEEP). */
+void window_series_init(struct window_series *ws, uint32_t *rtt_us, unsigned rtt_keep);
 
 /* The step holding ts_ns, or NULL (and late_samples++) if it is already gone. */
 struct window_bin *window_bin_at(struct window_series *ws, uint64_t ts_ns);

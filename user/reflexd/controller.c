@@ -78,12 +78,9 @@ int controller_init(struct controller *c, const struct controller_opts *opt, str
 
 void controller_free(struct controller *c)
 {
-	struct flow_control *fc, *tmp;
-
-	HASH_ITER(hh, c->flows, fc, tmp) {
-		HASH_DEL(c->flows, fc);
-		free(fc);
-	}
+	for (struct flow_control *fc = flow_table_next(&c->flows, NULL); fc; fc = flow_table_next(&c->flows, fc))
+		free(fc->policy);
+	flow_table_free(&c->flows);
 	dqn_cwnd_policy_free(&c->dqn);
 	tree_policy_free(&c->tree);
 	model_free(c->batching_model);
@@ -136,10 +133,10 @@ bool full_pipe_update(struct flow_control *fc, double rate_bps, double rtt_p50_u
 
 static double rate_max(const struct flow_control *fc)
 {
-	double best = 0;
+	float best = 0;
 
 	for (unsigned i = 0; i < RATE_WINDOWS; i++)
-		best = fmax(best, fc->rate_bps[i]);
+		best = fc->rate_bps[i] > best ? fc->rate_bps[i] : best;
 	return best;
 }
 
@@ -161,6 +158,7 @@ static void cwnd_health_observe(struct controller *c, struct flow_control *fc, c
 	double raw[WINDOW_INPUTS];
 	int16_t q[MODEL_MAX_FEATURES];
 	enum anomaly_event ev;
+	char name[FLOW_NAME_MAX];
 
 	if (c->chosen != &c->tree.base || !m)
 		return;
@@ -185,8 +183,8 @@ static void cwnd_health_observe(struct controller *c, struct flow_control *fc, c
 		c->stats.anomaly_returns++;
 		c->stats.anomaly_flows--;
 	}
-	fprintf(stderr, "reflexd: anomaly: flow %s scores %.3f %s %.3f for %u windows: %s decides it\n", flow->name,
-		fc->anomaly.score / (double)ANOMALY_SCALE, ev == ANOMALY_HANDOVER ? ">" : "<",
+	fprintf(stderr, "reflexd: anomaly: flow %s scores %.3f %s %.3f for %u windows: %s decides it\n",
+		flow_key_format(&flow->key, name, sizeof(name)), fc->anomaly.score / (double)ANOMALY_SCALE, ev == ANOMALY_HANDOVER ? ">" : "<",
 		c->opt.health.anomaly_threshold, c->opt.health.anomaly_hold,
 		ev == ANOMALY_HANDOVER ? "the heuristic" : "the cwnd tree");
 }
@@ -249,24 +247,30 @@ static void shadow_observe(struct controller *c, struct flow_control *fc, const 
 
 static struct flow_control *flow_control_get(struct controller *c, const struct flow_key *key)
 {
-	struct flow_control *fc;
+	struct flow_control *fc = flow_table_find(&c->flows, key);
 
-	HASH_FIND(hh, c->flows, key, sizeof(*key), fc);
 	if (fc)
 		return fc;
-	fc = calloc(1, sizeof(*fc));
-	if (!fc)
+	if (!c->flows.index &&
+	    flow_table_init(&c->flows, c->opt.max_flows ? c->opt.max_flows : REFLEX_MAX_FLOWS, sizeof(*fc)))
 		return NULL;
-	fc->key = *key;
-	fc->anomaly.score = ANOMALY_NOT_SCORED;
-	HASH_ADD(hh, c->flows, key, sizeof(fc->key), fc);
+	fc = flow_table_add(&c->flows, key);
+	if (fc)
+		fc->anomaly.score = ANOMALY_NOT_SCORED;
 	return fc;
+}
+
+/* The policy's per-flow state, made when a policy that keeps one first decides the flow. */
+static bool policy_state_ready(const struct policy *p, struct flow_control *fc)
+{
+	if (!p->flow_state || fc->policy)
+		return true;
+	fc->policy = calloc(1, sizeof(*fc->policy));
+	return fc->policy != NULL;
 }
 
 bool controller_promote(struct controller *c, char *why, size_t why_len)
 {
-	struct flow_control *fc, *tmp;
-
 	if (!c->opt.shadow) {
 		snprintf(why, why_len, "not in shadow mode");
 		return false;
@@ -274,7 +278,7 @@ bool controller_promote(struct controller *c, char *why, size_t why_len)
 	if (!shadow_gate(&c->shadow, why, why_len))
 		return false;
 	c->opt.shadow = false;
-	HASH_ITER(hh, c->flows, fc, tmp)
+	for (struct flow_control *fc = flow_table_next(&c->flows, NULL); fc; fc = flow_table_next(&c->flows, fc))
 		if (fc->cwnd.current > 0)
 			decision_write(c, fc, (uint32_t)fc->cwnd.current, 0);
 	return true;
@@ -339,11 +343,12 @@ void controller_on_flow_window(struct controller *c, const struct flow_entry *fl
 	p = deciding_policy(c);
 	if (p == &c->tree.base && flow_anomaly_handed(&fc->anomaly))
 		p = &c->heuristic;
-	fc->rate_bps[fc->rate_next++ % RATE_WINDOWS] = w->context[CTX_DELIVERY_RATE_BPS];
+	fc->rate_bps[fc->rate_next++ % RATE_WINDOWS] = (float)w->context[CTX_DELIVERY_RATE_BPS];
 	if (!full_pipe_update(fc, w->context[CTX_DELIVERY_RATE_BPS], w->feature[FEAT_LATENCY_P50],
-			      w->context[CTX_MIN_RTT_US]))
+			      w->context[CTX_MIN_RTT_US]) ||
+	    !policy_state_ready(p, fc))
 		return;
-	p->decide(p, &fc->policy, flow, w, &choice, why, sizeof(why));
+	p->decide(p, fc->policy, flow, w, &choice, why, sizeof(why));
 	old_value = fc->cwnd.current;
 	reversals = fc->cwnd.reversals;
 	held_back = fc->cwnd.reversals_refused;
@@ -361,24 +366,28 @@ void controller_on_flow_window(struct controller *c, const struct flow_entry *fl
 		p->explain(p, w, why, sizeof(why));
 	if (flow_anomaly_handed(&fc->anomaly) && p == &c->heuristic)
 		anomaly_explain(fc, c->opt.health.anomaly_threshold, why, sizeof(why));
-	log_decision(c, flow->name, "cwnd_target", old_value, fc->cwnd.current, p->name, why, w->ts_ns);
+	if (c->log) {
+		char name[FLOW_NAME_MAX];
+
+		log_decision(c, flow_key_format(&flow->key, name, sizeof(name)), "cwnd_target", old_value,
+			     fc->cwnd.current, p->name, why, w->ts_ns);
+	}
 	if (!c->opt.shadow)
 		decision_write(c, fc, (uint32_t)fc->cwnd.current, w->ts_ns);
 }
 
 void controller_flow_gone(struct controller *c, const struct flow_entry *flow)
 {
-	struct flow_control *fc;
+	struct flow_control *fc = flow_table_find(&c->flows, &flow->key);
 
-	HASH_FIND(hh, c->flows, &flow->key, sizeof(flow->key), fc);
 	if (!fc)
 		return;
 	if (fc->decision_written)
 		decision_write(c, fc, 0, 0);
 	if (flow_anomaly_handed(&fc->anomaly))
 		c->stats.anomaly_flows--;
-	HASH_DEL(c->flows, fc);
-	free(fc);
+	free(fc->policy);
+	flow_table_remove(&c->flows, fc);
 }
 
 /* A batching output in its knob's legal range: the model's bounds were checked at

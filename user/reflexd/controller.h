@@ -13,11 +13,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <uthash.h>
 
 #include "lib/bdp.h"
 #include "lib/feature_schema.h"
 #include "lib/flow_key.h"
+#include "lib/flow_table.h"
 #include "model/model.h"
 #include "reflex.h"
 #include "reflexd/actuator.h"
@@ -65,19 +65,18 @@ enum cwnd_policy {
 #define MAX_BATCH_DELAY_US_MIN 50
 #define MAX_BATCH_DELAY_US_MAX 4000
 
-/* Per-flow control state, in the controller's table (keyed by flow_key). */
+/* Per-flow control state, in the controller's table (keyed by flow_key), ~240 bytes. */
 struct flow_control {
-	struct flow_key key;
+	struct flow_key key; /* first: the flow table's key */
 	struct hysteresis cwnd;
-	double rate_bps[RATE_WINDOWS]; /* delivery rate of recent windows (ring) */
-	unsigned rate_next;
-	bool pipe_full;
 	double full_pipe_rate;
+	struct policy_flow *policy; /* only for a policy with per-flow state (the DQN's) */
+	float rate_bps[RATE_WINDOWS]; /* delivery rate of recent windows (ring) */
+	unsigned rate_next;
 	unsigned full_pipe_count;
+	bool pipe_full;
 	bool decision_written;
 	struct flow_anomaly anomaly;   /* against the cwnd tree's isolation forest */
-	struct policy_flow policy;
-	UT_hash_handle hh;
 };
 
 struct controller_opts {
@@ -92,6 +91,7 @@ struct controller_opts {
 	struct hysteresis_params hysteresis;
 	const char *decision_log_path;   /* JSON lines; NULL: none */
 	struct model_health_opts health;  /* drift hand-over of the tree models */
+	unsigned max_flows;              /* flows with control state at most; 0: REFLEX_MAX_FLOWS */
 };
 
 struct controller_stats {
@@ -114,7 +114,7 @@ struct controller {
 	int batching_map[MODEL_MAX_FEATURES];
 	int flush_output, delay_output;      /* indexes in the batching model */
 	struct reflex_config config;         /* what the config map holds */
-	struct flow_control *flows;          /* uthash by key */
+	struct flow_table flows;             /* flow_control by key, sized at the first flow */
 	bool beaten;
 	uint64_t last_beat_ns;
 	FILE *log;

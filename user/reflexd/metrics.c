@@ -325,7 +325,7 @@ static void render_flows(FILE *out, const struct telemetry *t)
 	enum { BOUNDS = sizeof(bounds) / sizeof(bounds[0]) };
 	uint64_t counts[BOUNDS] = { 0 }, n = 0;
 	double sum = 0;
-	const struct flow_entry *flow, *tmp;
+	const struct flow_entry *flow;
 
 	family(out, "reflex_flows_tracked", "gauge", "Flows reflexd holds state for.");
 	sample_u(out, "reflex_flows_tracked", t->flow_count);
@@ -336,7 +336,7 @@ static void render_flows(FILE *out, const struct telemetry *t)
 	fprintf(out, "reflex_ringbuf_records_total{ring=\"tc\"} %llu\n", (unsigned long long)t->tc_records);
 
 	/* per-flow values are never labels: the tracked TCP flows' srtt as one histogram */
-	HASH_ITER(hh, t->flows, flow, tmp) {
+	for (flow = telemetry_next_flow(t, NULL); flow; flow = telemetry_next_flow(t, flow)) {
 		double srtt = flow->ws.srtt_us / 1e6;
 
 		if (!flow->ws.srtt_us)
@@ -477,7 +477,8 @@ static void status_anomaly(FILE *out, const struct controller *c)
 
 	fprintf(out, "anomaly=%llu %llu %u\n", (unsigned long long)c->stats.anomaly_handovers,
 		(unsigned long long)c->stats.anomaly_returns, c->stats.anomaly_flows);
-	for (const struct flow_control *fc = c->flows; fc && lines < STATUS_MAX_FLOW_LINES; fc = fc->hh.next) {
+	for (const struct flow_control *fc = flow_table_next(&c->flows, NULL); fc && lines < STATUS_MAX_FLOW_LINES;
+	     fc = flow_table_next(&c->flows, fc)) {
 		if (fc->anomaly.score == ANOMALY_NOT_SCORED)
 			continue;
 		fprintf(out, "flow_anomaly=%s %d %d\n", flow_key_format(&fc->key, name, sizeof(name)), fc->anomaly.score,

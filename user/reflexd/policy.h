@@ -57,6 +57,9 @@ struct policy {
 	const char *name; /* "heuristic", "cwnd-tree", "dqn": the decision log's `model` */
 	/* Whether it can decide (its model is loaded). */
 	bool (*ready)(const struct policy *p);
+	/* Whether decide keeps per-flow state in pf (a policy_flow, ~1 KB, allocated for
+	 * the flows it decides); without, pf is NULL. */
+	bool flow_state;
 	/* The flow's cwnd for window w; why gets a note on how, or stays "" when explain
 	 * gives it. */
 	void (*decide)(struct policy *p, struct policy_flow *pf, const struct flow_entry *flow,

@@ -293,7 +293,7 @@ int dqn_cwnd_policy_init(struct dqn_cwnd_policy *d, const struct dqn_cwnd_policy
 	struct learn_guard_opts guard_opts;
 
 	memset(d, 0, sizeof(*d));
-	d->base = (struct policy){ .name = "dqn", .ready = dqn_ready, .decide = dqn_decide };
+	d->base = (struct policy){ .name = "dqn", .ready = dqn_ready, .flow_state = true, .decide = dqn_decide };
 	d->opt = *opt;
 	prng_seed(&d->rng, 1);
 	learn_guard_opts_default(&guard_opts);

@@ -8,7 +8,7 @@ void telemetry_init(struct telemetry *t, const char *iface_name, flow_gone_fn go
 	memset(t, 0, sizeof(*t));
 	t->gone = gone;
 	t->gone_ctx = gone_ctx;
-	window_series_init(&t->iface);
+	window_series_init(&t->iface, t->iface_rtt_us, WINDOW_RTT_KEEP);
 	t->max_flows = REFLEX_MAX_FLOWS;
 	snprintf(t->iface_name, sizeof(t->iface_name), "%s", iface_name ? iface_name : "");
 }
@@ -17,37 +17,35 @@ static void flow_remove(struct telemetry *t, struct flow_entry *flow)
 {
 	if (t->gone)
 		t->gone(flow, t->gone_ctx);
-	HASH_DEL(t->flows, flow);
 	if (flow->sock_flow)
 		t->sock_flow_count--;
-	free(flow);
+	flow_table_remove(&t->flows, flow);
 	t->flow_count--;
 }
 
 void telemetry_free(struct telemetry *t)
 {
-	struct flow_entry *flow, *tmp;
-
-	HASH_ITER(hh, t->flows, flow, tmp)
+	for (struct flow_entry *flow = telemetry_next_flow(t, NULL); flow; flow = telemetry_next_flow(t, flow))
 		flow_remove(t, flow);
+	flow_table_free(&t->flows);
 }
 
 struct flow_entry *telemetry_flow(struct telemetry *t, const struct flow_key *key)
 {
-	struct flow_entry *flow;
+	return flow_table_find(&t->flows, key);
+}
 
-	HASH_FIND(hh, t->flows, key, sizeof(*key), flow);
-	return flow;
+struct flow_entry *telemetry_next_flow(const struct telemetry *t, const struct flow_entry *prev)
+{
+	return flow_table_next(&t->flows, prev);
 }
 
 /* A tc-only flow to give up for a socket's: any will do, none has a decision. */
 static bool tc_only_flow_drop(struct telemetry *t)
 {
-	struct flow_entry *flow, *tmp;
-
 	if (t->flow_count <= t->sock_flow_count)
 		return false;
-	HASH_ITER(hh, t->flows, flow, tmp) {
+	for (struct flow_entry *flow = telemetry_next_flow(t, NULL); flow; flow = telemetry_next_flow(t, flow)) {
 		if (!flow->sock_flow) {
 			flow_remove(t, flow);
 			t->flows_displaced++;
@@ -74,14 +72,13 @@ static struct flow_entry *flow_get_or_add(struct telemetry *t, const struct flow
 		t->flows_refused++;
 		return NULL;
 	}
-	flow = calloc(1, sizeof(*flow));
+	if (!t->flows.index && flow_table_init(&t->flows, t->max_flows, sizeof(*flow)))
+		return NULL;
+	flow = flow_table_add(&t->flows, key);
 	if (!flow)
 		return NULL;
-	flow->key = *key;
 	flow->sock_flow = sock;
-	flow_key_format(key, flow->name, sizeof(flow->name));
-	window_series_init(&flow->ws);
-	HASH_ADD(hh, t->flows, key, sizeof(flow->key), flow);
+	window_series_init(&flow->ws, flow->rtt_us, FLOW_RTT_KEEP);
 	t->flow_count++;
 	t->sock_flow_count += sock;
 	t->flows_seen++;
@@ -101,7 +98,7 @@ static void flow_restart(struct telemetry *t, struct flow_entry *flow)
 {
 	if (t->gone)
 		t->gone(flow, t->gone_ctx);
-	window_series_init(&flow->ws);
+	window_series_init(&flow->ws, flow->rtt_us, FLOW_RTT_KEEP);
 	flow->have_sock_totals = false;
 	flow->bytes_acked = 0;
 	flow->delivered = 0;
@@ -111,6 +108,44 @@ static void flow_restart(struct telemetry *t, struct flow_entry *flow)
 	flow->packets_out = 0;
 	flow->closed = false;
 	t->flows_seen++;
+}
+
+static void flow_window(struct telemetry *t, struct flow_entry *flow, uint64_t end_ns,
+			const struct queue_snapshot *q_start, const struct queue_snapshot *q_end, window_sink sink,
+			void *ctx)
+{
+	struct feature_window w;
+
+	window_compute(&flow->ws, end_ns, SCOPE_FLOW, q_start, q_end, &w);
+	if (t->window_names)
+		flow_key_format(&flow->key, w.flow, sizeof(w.flow));
+	else
+		w.flow[0] = '\0';
+	sink(&w, flow, ctx);
+}
+
+/* A record at or after the open window's end: that window of the flow is complete. */
+static void close_on_record(struct telemetry *t, struct flow_entry *flow, uint64_t ts_ns)
+{
+	uint32_t end_index = (uint32_t)(t->open_end / WINDOW_STEP_NS);
+
+	if (!t->open_end || ts_ns < t->open_end || flow->emitted_index == end_index)
+		return;
+	flow->emitted_index = end_index;
+	if (!window_active(&flow->ws, t->open_end))
+		return;
+	flow_window(t, flow, t->open_end, t->open_q_start, t->open_q_end, t->early_sink, t->early_ctx);
+	t->windows_on_record++;
+}
+
+void telemetry_window_open(struct telemetry *t, uint64_t end_ns, const struct queue_snapshot *q_start,
+			   const struct queue_snapshot *q_end, window_sink sink, void *ctx)
+{
+	t->open_end = end_ns;
+	t->open_q_start = q_start;
+	t->open_q_end = q_end;
+	t->early_sink = sink;
+	t->early_ctx = ctx;
 }
 
 void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s)
@@ -124,6 +159,7 @@ void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s)
 		return;
 	if (flow->have_sock_totals && s->cookie != flow->cookie)
 		flow_restart(t, flow);
+	close_on_record(t, flow, s->ts_ns);
 	window_add_record(&flow->ws, s->ts_ns);
 	flow->cookie = s->cookie;
 	flow->last_seen_ns = s->ts_ns;
@@ -167,6 +203,7 @@ void telemetry_on_tc_sample(struct telemetry *t, const struct tc_sample *s)
 	flow = flow_get_or_add(t, &s->key, false);
 	if (!flow)
 		return;
+	close_on_record(t, flow, s->ts_ns);
 	window_add_record(&flow->ws, s->ts_ns);
 	flow->last_seen_ns = s->ts_ns;
 	window_add_traffic(&flow->ws, s->ts_ns, d->packets[FLOW_DIR_INGRESS], d->packets[FLOW_DIR_EGRESS],
@@ -182,20 +219,22 @@ static bool flow_idle(const struct flow_entry *flow, uint64_t end_ns)
 unsigned int telemetry_emit_windows(struct telemetry *t, uint64_t end_ns, const struct queue_snapshot *q_start,
 				    const struct queue_snapshot *q_end, window_sink sink, void *ctx)
 {
-	struct flow_entry *flow, *tmp;
+	uint32_t end_index = (uint32_t)(end_ns / WINDOW_STEP_NS);
 	struct feature_window w;
 	unsigned int emitted = 0;
 
+	if (t->open_end == end_ns)
+		t->open_end = 0; /* the pass closes what no record did */
 	window_compute(&t->iface, end_ns, SCOPE_IFACE, q_start, q_end, &w);
 	snprintf(w.flow, sizeof(w.flow), "iface:%s", t->iface_name);
 	sink(&w, NULL, ctx);
 	emitted++;
 
-	HASH_ITER(hh, t->flows, flow, tmp) {
+	for (struct flow_entry *flow = telemetry_next_flow(t, NULL); flow; flow = telemetry_next_flow(t, flow)) {
 		if (window_active(&flow->ws, end_ns)) {
-			window_compute(&flow->ws, end_ns, SCOPE_FLOW, q_start, q_end, &w);
-			snprintf(w.flow, sizeof(w.flow), "%s", flow->name);
-			sink(&w, flow, ctx);
+			if (flow->emitted_index == end_index)
+				continue;
+			flow_window(t, flow, end_ns, q_start, q_end, sink, ctx);
 			emitted++;
 		} else if (flow->closed || flow_idle(flow, end_ns)) {
 			flow_remove(t, flow);
