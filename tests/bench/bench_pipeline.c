@@ -5,12 +5,22 @@
  *    reflexd's consumer (libbpf ring_buffer__consume into telemetry_on_sock_sample,
  *    as reflexd's on_sock_record) drains it on this thread: events per second of
  *    consume time, median over rounds, and records the producer could not reserve;
- *  - decision latency at 10k flows: from the moment a window is due (reflexd's loop
- *    emits windows at window end + grace) to each flow's decision being in a BPF hash
- *    map of cwnd_decisions' layout, through the real controller (heuristic policy);
- *    the wait for the window itself (WINDOW_STEP_NS + grace) comes on top by design;
- *  - scale: resident memory and CPU time of one window step against flow count, each
- *    count in a fresh child process.
+ *  - event -> decision in a map at 10k flows, in real time: every flow sends a
+ *    sock_sample every 10 ms (the default sample interval) at its own phase, stamped
+ *    with CLOCK_MONOTONIC as bpf_ktime_get_ns stamps them, and this thread runs
+ *    reflexd's loop over them (telemetry, the real controller with the heuristic
+ *    policy, decisions into a BPF hash map of cwnd_decisions' layout). The event of
+ *    a decision is its flow's first record at or after the window's end: the earliest
+ *    moment the window is complete. Latency: from that record's timestamp until the
+ *    system call that puts the decision in the map returns ("event"), and from when
+ *    the loop took that record (or began the pass) ("taken": without the wait for
+ *    the loop, which on a loaded machine is the wait for a CPU). Measured for reflexd's
+ *    design (the record closes the window; decisions written in one batch per
+ *    drain) and, in the same run, for the previous one (every window computed in
+ *    one pass after a 20 ms grace; one write per decision);
+ *  - scale: resident memory and CPU time of one window pass against flow count, each
+ *    count in a freshly executed process, and the memlock of the BPF flow maps that
+ *    --max-flows sizes (kernel memory, not in reflexd's RSS).
  * Usage: bench_pipeline [ROUNDS]   (default 40)
  */
 #include <bpf/bpf.h>
@@ -33,7 +43,7 @@
 #define RECORDS_PER_ROUND 24000 /* under the 4 MiB ring's ~29k sock_sample records */
 #define LATENCY_FLOWS 10000
 #define LATENCY_WINDOWS 8
-#define MAX_DECISIONS (LATENCY_FLOWS * LATENCY_WINDOWS)
+#define SAMPLE_PERIOD_NS REFLEX_DEFAULT_SAMPLE_INTERVAL_NS
 #define WINDOW_GRACE_NS (20ULL * 1000 * 1000) /* reflexd.c's */
 
 /* --- consumer throughput ------------------------------------------------- */
@@ -68,6 +78,7 @@ static int throughput(unsigned flows, int rounds)
 	int ret = 1;
 
 	telemetry_init(&t, "bench", NULL, NULL);
+	t.max_flows = flows;
 	if (!skel || !rate) {
 		fprintf(stderr, "bench_pipeline: cannot load the producer: %s\n", strerror(errno));
 		goto out;
@@ -108,21 +119,61 @@ out:
 
 struct map_actuator {
 	struct actuator base; /* first: the callbacks cast back */
-	int fd;
-	double window_due_ns; /* when this step's windows were due */
-	double *latency_ns;
-	unsigned n_latency;
+	struct decision_batch batch;
+	bool batched;          /* false: one write per decision, as before */
+	uint64_t window_end;   /* of the windows being decided now */
+	unsigned n_flows;      /* the flows' phases: i * SAMPLE_PERIOD_NS / n_flows */
+	uint64_t held_event_ns[DECISION_BATCH_MAX];
+	double taken_ns; /* when the loop took the record that led to the decisions */
+	double held_taken_ns[DECISION_BATCH_MAX];
+	double *latency_ns, *from_taken_ns;
+	unsigned n_latency, max_latency;
+	unsigned failed;
 };
+
+/* The flow's first record at or after a window's end comes this long after it:
+ * sample_of's key, decoded. */
+static uint64_t flow_phase_ns(const struct flow_key *key, unsigned n_flows)
+{
+	unsigned f = ((key->daddr[0] - 0x0200000a) >> 24) << 16 | ((key->sport - 1024u) + (key->dport - 5201u) * 60000u);
+
+	return n_flows ? (uint64_t)f * SAMPLE_PERIOD_NS / n_flows : 0;
+}
+
+/* The first n held decisions are in the map now. */
+static void decisions_written(struct map_actuator *m, unsigned n)
+{
+	double done = now_ns();
+
+	for (unsigned i = 0; i < n && m->n_latency < m->max_latency; i++) {
+		m->from_taken_ns[m->n_latency] = done - m->held_taken_ns[i];
+		m->latency_ns[m->n_latency++] = done - (double)m->held_event_ns[i];
+	}
+}
+
+static unsigned map_flush(struct actuator *a)
+{
+	struct map_actuator *m = (struct map_actuator *)a;
+	unsigned n = m->batch.n, failed = decision_batch_flush(&m->batch);
+
+	decisions_written(m, n);
+	m->failed += failed;
+	return failed;
+}
 
 static int map_decide(struct actuator *a, const struct flow_key *key, uint32_t cwnd_target, uint64_t decided_ns)
 {
 	struct map_actuator *m = (struct map_actuator *)a;
-	struct cwnd_decision d = { .cwnd_target = cwnd_target, .decided_ns = decided_ns };
-	int ret = cwnd_target ? bpf_map_update_elem(m->fd, key, &d, BPF_ANY) : bpf_map_delete_elem(m->fd, key);
 
-	if (m->n_latency < MAX_DECISIONS)
-		m->latency_ns[m->n_latency++] = now_ns() - m->window_due_ns;
-	return ret && errno != ENOENT ? -errno : 0;
+	uint64_t event_ns = m->window_end + flow_phase_ns(key, m->n_flows);
+	unsigned written = decision_batch_add(&m->batch, key, cwnd_target, decided_ns);
+
+	decisions_written(m, written);
+	m->held_event_ns[m->batch.n - 1] = event_ns;
+	m->held_taken_ns[m->batch.n - 1] = m->taken_ns;
+	if (!m->batched)
+		map_flush(a);
+	return 0;
 }
 
 static int map_beat(struct actuator *a, uint64_t now)
@@ -159,140 +210,253 @@ static void on_window(const struct feature_window *w, struct flow_entry *flow, v
 		controller_on_iface_window(&rig->c, w);
 }
 
-static int rig_init(struct rig *rig)
+static int rig_init(struct rig *rig, unsigned flows, unsigned max_latency, bool batched)
 {
 	const struct hysteresis_params hp = HYSTERESIS_DEFAULTS;
-	struct controller_opts o = { .policy = CWND_POLICY_HEURISTIC, .hysteresis = hp };
+	struct controller_opts o = { .policy = CWND_POLICY_HEURISTIC, .hysteresis = hp, .max_flows = flows };
 	struct reflex_config cfg = { .flush_threshold = REFLEX_DEFAULT_FLUSH_THRESHOLD,
 				     .max_batch_delay_us = REFLEX_DEFAULT_MAX_BATCH_DELAY_US };
 
 	memset(rig, 0, sizeof(*rig));
 	rig->act.base = (struct actuator){ .name = "bench-map", .flows = true, .decide = map_decide,
-					   .beat = map_beat, .configure = map_configure };
-	rig->act.fd = bpf_map_create(BPF_MAP_TYPE_HASH, "bench_decisions", sizeof(struct flow_key),
-				     sizeof(struct cwnd_decision), REFLEX_MAX_FLOWS, NULL);
-	rig->act.latency_ns = calloc(MAX_DECISIONS, sizeof(double));
-	if (rig->act.fd < 0 || !rig->act.latency_ns) {
+					   .flush = map_flush, .beat = map_beat, .configure = map_configure };
+	rig->act.batched = batched;
+	rig->act.batch.fd = bpf_map_create(BPF_MAP_TYPE_HASH, "bench_decisions", sizeof(struct flow_key),
+					   sizeof(struct cwnd_decision), flows, NULL);
+	rig->act.max_latency = max_latency;
+	rig->act.latency_ns = calloc(max_latency ? max_latency : 1, sizeof(double));
+	rig->act.from_taken_ns = calloc(max_latency ? max_latency : 1, sizeof(double));
+	if (rig->act.batch.fd < 0 || !rig->act.latency_ns || !rig->act.from_taken_ns) {
 		fprintf(stderr, "bench_pipeline: cannot create the decision map: %s\n", strerror(errno));
 		return -1;
 	}
 	telemetry_init(&rig->t, "bench", flow_gone, rig);
+	rig->t.max_flows = flows;
 	return controller_init(&rig->c, &o, &rig->act.base, &cfg);
 }
 
 static void rig_free(struct rig *rig)
 {
 	telemetry_free(&rig->t);
+	controller_flush(&rig->c);
 	controller_free(&rig->c);
-	close(rig->act.fd);
+	close(rig->act.batch.fd);
 	free(rig->act.latency_ns);
+	free(rig->act.from_taken_ns);
 }
 
-/* One window step of records for flows 0..n-1: an ACK sample every 10 ms each, as
- * sockops sends them at the default sample interval (10 Mbit/s, 1 ms RTT). */
-static void feed_step(struct rig *rig, unsigned n, uint64_t step_start, uint64_t *seq)
+/* Flow f's record number seq: an ACK sample as sockops sends it (10 Mbit/s over a
+ * 1 ms path, 1448-byte segments). */
+static void sample_of(unsigned f, uint64_t seq, uint64_t ts_ns, struct sock_sample *s)
 {
-	struct sock_sample s = { .event = SOCK_EVENT_RTT, .state = 1, .mss_cache = 1448, .snd_cwnd = 10,
-				 .rtt_min_us = 900 };
+	memset(s, 0, sizeof(*s));
+	s->event = SOCK_EVENT_RTT;
+	s->state = 1;
+	s->mss_cache = 1448;
+	s->snd_cwnd = 10;
+	s->rtt_min_us = 900;
+	s->key.family = 2;
+	s->key.proto = 6;
+	s->key.saddr[0] = 0x0100000a;
+	s->ts_ns = ts_ns;
+	s->cookie = f + 1;
+	s->key.daddr[0] = 0x0200000a + ((f >> 16) << 24);
+	s->key.sport = 1024 + (uint16_t)((f & 0xffff) % 60000);
+	s->key.dport = 5201 + (uint16_t)((f & 0xffff) / 60000);
+	s->mrtt_us = s->srtt_us = 1000 + f % 500;
+	s->bytes_acked = seq * 12500;
+	s->delivered = (uint32_t)(seq * 9);
+}
 
-	s.key.family = 2;
-	s.key.proto = 6;
-	s.key.saddr[0] = 0x0100000a;
-	for (uint64_t ts = step_start; ts < step_start + WINDOW_STEP_NS; ts += 10 * 1000 * 1000) {
-		(*seq)++;
-		for (unsigned f = 0; f < n; f++) {
-			s.ts_ns = ts + f;
-			s.cookie = f + 1;
-			s.key.daddr[0] = 0x0200000a + ((f >> 16) << 24);
-			s.key.sport = 1024 + (uint16_t)((f & 0xffff) % 60000);
-			s.key.dport = 5201 + (uint16_t)((f & 0xffff) / 60000);
-			s.mrtt_us = s.srtt_us = 1000 + f % 500;
-			s.bytes_acked = *seq * 12500;
-			s.delivered = (uint32_t)(*seq * 9);
+/* --- event -> decision in the map ------------------------------------------------ */
+
+/* Runs `windows` windows of n flows in real time as reflexd's loop does, with
+ * closing on records and batched writes (redesign) or not; returns 0 and the
+ * sorted latencies in rig->act. */
+static int latency_run(struct rig *rig, unsigned n, int windows, bool redesign)
+{
+	const uint64_t step = WINDOW_STEP_NS;
+	uint64_t start = (uint64_t)now_ns(), t0 = (start / step + 1) * step;
+	uint64_t next_window_end = t0 + WINDOW_LEN_NS, last_end = next_window_end + (uint64_t)(windows - 1) * step;
+	uint64_t seq = 0;
+	unsigned f = 0;
+	struct sock_sample s;
+
+	rig->act.n_flows = n;
+	/* Records from t0 on: flow f at t0 + seq * period + f * period / n. */
+	while (next_window_end <= last_end) {
+		uint64_t now = (uint64_t)now_ns();
+
+		rig->act.window_end = next_window_end;
+		if (redesign && now >= next_window_end && rig->t.open_end != next_window_end)
+			telemetry_window_open(&rig->t, next_window_end, &rig->q, &rig->q, on_window, rig);
+		for (;;) {
+			uint64_t ts = t0 + seq * SAMPLE_PERIOD_NS + (uint64_t)f * SAMPLE_PERIOD_NS / n;
+
+			if (ts > now)
+				break;
+			sample_of(f, seq, ts, &s);
+			rig->act.taken_ns = now_ns();
 			telemetry_on_sock_sample(&rig->t, &s);
+			if (++f == n) {
+				f = 0;
+				seq++;
+			}
+		}
+		controller_flush(&rig->c); /* reflexd: after each drain */
+		if (now >= next_window_end + WINDOW_GRACE_NS) {
+			/* the pass decides the flows no record closed */
+			rig->act.taken_ns = now_ns();
+			telemetry_emit_windows(&rig->t, next_window_end, &rig->q, &rig->q, on_window, rig);
+			controller_flush(&rig->c);
+			next_window_end += step;
 		}
 	}
+	qsort(rig->act.latency_ns, rig->act.n_latency, sizeof(double), cmp_double);
+	qsort(rig->act.from_taken_ns, rig->act.n_latency, sizeof(double), cmp_double);
+	return rig->act.failed ? -1 : 0;
 }
 
-/* Emits the windows ending at end as reflexd's loop does; returns the thread CPU time. */
-static double step_windows(struct rig *rig, uint64_t end)
+static double pct(const double *sorted, unsigned n, double q)
 {
-	struct timespec a, b;
+	unsigned i = (unsigned)(n * q);
 
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
-	rig->act.window_due_ns = now_ns();
-	telemetry_emit_windows(&rig->t, end, &rig->q, &rig->q, on_window, rig);
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
-	return (b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec);
+	return n ? sorted[i < n ? i : n - 1] : 0;
 }
 
 static int latency(void)
 {
-	struct rig rig;
-	uint64_t seq = 0, t0 = 1000 * WINDOW_STEP_NS;
+	static const char *const design[] = { "before: pass after the grace, a write per decision",
+					      "after: closed by the record, a batch per drain" };
+	double p50[2], p99[2];
+	int status = 0;
 
-	if (rig_init(&rig))
-		return 1;
-	for (int w = 0; w < LATENCY_WINDOWS; w++) {
-		feed_step(&rig, LATENCY_FLOWS, t0 + w * WINDOW_STEP_NS, &seq);
-		step_windows(&rig, t0 + (w + 1) * WINDOW_STEP_NS);
-	}
-	if (!rig.act.n_latency) {
-		printf("  no decision taken\n");
-	} else {
-		double *v = rig.act.latency_ns;
-		unsigned n = rig.act.n_latency;
+	for (int redesign = 0; redesign < 2; redesign++) {
+		struct rig rig;
 
-		qsort(v, n, sizeof(*v), cmp_double);
-		printf("  %u flows, %u decisions: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", LATENCY_FLOWS, n,
-		       v[n / 2] / 1e6, v[(unsigned)(n * 0.99)] / 1e6, v[n - 1] / 1e6);
+		if (rig_init(&rig, LATENCY_FLOWS, LATENCY_FLOWS * LATENCY_WINDOWS, redesign)) {
+			rig_free(&rig);
+			return 1;
+		}
+		if (latency_run(&rig, LATENCY_FLOWS, LATENCY_WINDOWS, redesign))
+			status = 1;
+		p50[redesign] = pct(rig.act.latency_ns, rig.act.n_latency, 0.50);
+		p99[redesign] = pct(rig.act.latency_ns, rig.act.n_latency, 0.99);
+		printf("  %s: %u decisions, %llu windows closed by a record\n"
+		       "    event -> in the map: p50 %7.3f ms, p99 %7.3f ms, max %7.3f ms\n"
+		       "    taken -> in the map: p50 %7.3f ms, p99 %7.3f ms, max %7.3f ms\n",
+		       design[redesign], rig.act.n_latency, (unsigned long long)rig.t.windows_on_record,
+		       p50[redesign] / 1e6, p99[redesign] / 1e6, pct(rig.act.latency_ns, rig.act.n_latency, 1.0) / 1e6,
+		       pct(rig.act.from_taken_ns, rig.act.n_latency, 0.5) / 1e6,
+		       pct(rig.act.from_taken_ns, rig.act.n_latency, 0.99) / 1e6,
+		       pct(rig.act.from_taken_ns, rig.act.n_latency, 1.0) / 1e6);
+		rig_free(&rig);
 	}
-	rig_free(&rig);
-	return 0;
+	if (p50[1] > 0 && p99[1] > 0)
+		printf("  after / before: p50 %.3f, p99 %.3f\n", p50[1] / p50[0], p99[1] / p99[0]);
+	return status;
 }
 
 /* --- scale ---------------------------------------------------------------- */
 
-static long rss_kb(void)
+static long status_kb(const char *field)
 {
 	char line[256];
 	long kb = -1;
 	FILE *f = fopen("/proc/self/status", "r");
+	size_t len = strlen(field);
 
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+		if (!strncmp(line, field, len) && sscanf(line + len, ": %ld kB", &kb) == 1)
 			break;
 	fclose(f);
 	return kb;
 }
 
+/* The kernel's charge for a map (what bpftool map show prints as memlock). */
+static long map_memlock(int fd)
+{
+	char path[64], line[256];
+	long bytes = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "memlock: %ld", &bytes) == 1)
+			break;
+	fclose(f);
+	return bytes;
+}
+
+/* The BPF flow maps --max-flows sizes, created as the loader does (types and value
+ * sizes of tc_flows, sock_flows, cwnd_decisions): their memlock in MB. */
+static double flow_maps_mb(unsigned flows)
+{
+	const struct { enum bpf_map_type type; unsigned value; } maps[] = {
+		{ BPF_MAP_TYPE_LRU_PERCPU_HASH, sizeof(struct tc_flow) },
+		{ BPF_MAP_TYPE_LRU_HASH, sizeof(struct sock_flow) },
+		{ BPF_MAP_TYPE_HASH, sizeof(struct cwnd_decision) },
+	};
+	double total = 0;
+
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		int fd = bpf_map_create(maps[i].type, NULL, sizeof(struct flow_key), maps[i].value, flows, NULL);
+
+		if (fd < 0)
+			return -1;
+		total += map_memlock(fd) / 1048576.0;
+		close(fd);
+	}
+	return total;
+}
+
+/* One window pass of flows flows (every record in, then the pass): run in a fresh
+ * process (bench_pipeline --scale N). */
 static int scale_one(unsigned flows)
 {
 	struct rig rig;
-	uint64_t seq = 0, t0 = 1000 * WINDOW_STEP_NS;
-	long before = rss_kb();
+	uint64_t t0 = 1000 * WINDOW_STEP_NS, seq = 0;
+	long before = status_kb("VmRSS");
 	double cpu[4];
+	struct sock_sample s;
 
-	if (rig_init(&rig))
+	if (rig_init(&rig, flows, 0, true))
 		return 1;
-	for (int w = 0; w < 4; w++) {
-		feed_step(&rig, flows, t0 + w * WINDOW_STEP_NS, &seq);
-		cpu[w] = step_windows(&rig, t0 + (w + 1) * WINDOW_STEP_NS);
+	for (int w = 0; w < 6; w++) {
+		struct timespec a, b;
+
+		for (uint64_t ts = t0 + w * WINDOW_STEP_NS; ts < t0 + (w + 1) * WINDOW_STEP_NS; ts += SAMPLE_PERIOD_NS) {
+			for (unsigned f = 0; f < flows; f++) {
+				sample_of(f, seq, ts + f, &s);
+				telemetry_on_sock_sample(&rig.t, &s);
+			}
+			seq++;
+		}
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+		telemetry_emit_windows(&rig.t, t0 + (w + 1) * WINDOW_STEP_NS, &rig.q, &rig.q, on_window, &rig);
+		controller_flush(&rig.c);
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+		if (w >= 2) /* past the first decisions */
+			cpu[w - 2] = (b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec);
 	}
-	printf("  %6u flows asked, %5u tracked: RSS %6.1f MB (+%.1f MB over the empty process), "
-	       "window step %.2f ms CPU (median of 4)\n",
-	       flows, rig.t.flow_count, rss_kb() / 1024.0, (rss_kb() - before) / 1024.0, median(cpu, 4) / 1e6);
-	fflush(stdout);
+	long rss = status_kb("VmRSS");
+
+	printf("  %6u flows, %6u tracked: RSS %5.1f MB (+%5.1f MB, %4.0f bytes a flow; peak %5.1f MB), "
+	       "window pass %6.2f ms CPU (%3.0f ns a flow), BPF flow maps %5.1f MB memlock\n",
+	       flows, rig.t.flow_count, rss / 1024.0, (rss - before) / 1024.0, (rss - before) * 1024.0 / flows,
+	       status_kb("VmHWM") / 1024.0, median(cpu, 4) / 1e6, median(cpu, 4) / flows, flow_maps_mb(flows));
 	rig_free(&rig);
 	return 0;
 }
 
-/* A fresh process per count, so one count's heap does not carry into the next. */
-static int scale(void)
+static int scale(const char *self)
 {
-	static const unsigned counts[] = { 1000, 10000, 100000 };
+	static const char *const counts[] = { "1000", "10000", "100000" };
 	int status = 0;
 
 	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
@@ -301,8 +465,10 @@ static int scale(void)
 
 		fflush(stdout);
 		pid = fork();
-		if (pid == 0)
-			_exit(scale_one(counts[i]));
+		if (pid == 0) {
+			execl(self, self, "--scale", counts[i], (char *)NULL);
+			_exit(127);
+		}
 		if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
 			status = 1;
 	}
@@ -314,15 +480,20 @@ int main(int argc, char **argv)
 	int rounds = argc > 1 ? atoi(argv[1]) : 40;
 	int status = 0;
 
+	if (argc > 2 && !strcmp(argv[1], "--scale"))
+		return scale_one((unsigned)atoi(argv[2]));
 	if (rounds < 1)
 		rounds = 40;
 	printf("ring buffer -> telemetry_on_sock_sample, one thread, %d rounds of %d records\n", rounds,
 	       RECORDS_PER_ROUND);
 	status |= throughput(1000, rounds);
 	status |= throughput(10000, rounds);
-	printf("window due -> decision in a BPF hash map (heuristic policy), %d windows\n", LATENCY_WINDOWS);
+	status |= throughput(100000, rounds);
+	printf("event -> decision in a BPF hash map, %d flows sampled every %llu ms in real time, heuristic policy, "
+	       "%d windows\n  (event: a flow's first record at or after the window's end; until the write returns)\n",
+	       LATENCY_FLOWS, SAMPLE_PERIOD_NS / 1000000, LATENCY_WINDOWS);
 	status |= latency();
-	printf("reflexd's flow table against flow count (at most %d flows tracked)\n", REFLEX_MAX_FLOWS);
-	status |= scale();
+	printf("reflexd's flow state against flow count (--max-flows = the count; a fresh process each)\n");
+	status |= scale("/proc/self/exe");
 	return status;
 }

@@ -281,6 +281,7 @@ bool controller_promote(struct controller *c, char *why, size_t why_len)
 	for (struct flow_control *fc = flow_table_next(&c->flows, NULL); fc; fc = flow_table_next(&c->flows, fc))
 		if (fc->cwnd.current > 0)
 			decision_write(c, fc, (uint32_t)fc->cwnd.current, 0);
+	controller_flush(c);
 	return true;
 }
 
@@ -328,7 +329,7 @@ void controller_on_flow_window(struct controller *c, const struct flow_entry *fl
 	struct policy *p;
 	struct cwnd_choice choice;
 	struct flow_control *fc;
-	char why[1024] = "";
+	char why[1024];
 	double old_value;
 	uint64_t reversals, held_back, prev_reversal_ns;
 	bool changed;
@@ -339,6 +340,7 @@ void controller_on_flow_window(struct controller *c, const struct flow_entry *fl
 	fc = flow_control_get(c, &flow->key);
 	if (!fc)
 		return;
+	why[0] = '\0';
 	cwnd_health_observe(c, fc, flow, w);
 	p = deciding_policy(c);
 	if (p == &c->tree.base && flow_anomaly_handed(&fc->anomaly))
@@ -374,6 +376,12 @@ void controller_on_flow_window(struct controller *c, const struct flow_entry *fl
 	}
 	if (!c->opt.shadow)
 		decision_write(c, fc, (uint32_t)fc->cwnd.current, w->ts_ns);
+}
+
+void controller_flush(struct controller *c)
+{
+	if (c->act->flush)
+		c->stats.map_errors += c->act->flush(c->act);
 }
 
 void controller_flow_gone(struct controller *c, const struct flow_entry *flow)

@@ -142,6 +142,9 @@ void controller_reload(struct controller *c);
  * loop stalls the beat stops and the BPF side lifts every decision. */
 void controller_heartbeat(struct controller *c, uint64_t now_ns);
 void controller_on_flow_window(struct controller *c, const struct flow_entry *flow, const struct feature_window *w);
+/* Writes the decisions the actuator holds (actuator.h, flush): reflexd calls it after
+ * each drain of the ring buffers and each pass over the windows. */
+void controller_flush(struct controller *c);
 void controller_on_iface_window(struct controller *c, const struct feature_window *w);
 /* The flow is gone (or its 4-tuple now belongs to a new connection): its decision is
  * withdrawn and its state forgotten. */

@@ -79,12 +79,21 @@ static void heuristic_decide(struct policy *p, struct policy_flow *pf, const str
 {
 	(void)p, (void)pf, (void)flow, (void)w;
 	*choice = (struct cwnd_choice){ CWND_BDP_MULTIPLE, HEURISTIC_BDP_GAIN };
+	if (why_len)
+		why[0] = '\0';
+}
+
+/* Only when the decision changed: formatting it every window cost more than deciding. */
+static void heuristic_explain(struct policy *p, const struct feature_window *w, char *why, size_t why_len)
+{
+	(void)p, (void)w;
 	snprintf(why, why_len, "heuristic: %.2f x max delivery rate x min_rtt", HEURISTIC_BDP_GAIN);
 }
 
 void heuristic_policy_init(struct policy *p)
 {
-	*p = (struct policy){ .name = "heuristic", .ready = heuristic_ready, .decide = heuristic_decide };
+	*p = (struct policy){ .name = "heuristic", .ready = heuristic_ready, .decide = heuristic_decide,
+			      .explain = heuristic_explain };
 }
 
 #define TREE(p) ((struct tree_policy *)(p))

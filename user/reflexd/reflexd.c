@@ -272,19 +272,40 @@ static void snapshot_take(struct daemon *d, uint64_t step_index)
 }
 
 /* Waits for records at most max_batch_delay_us (the ring is woken only every
- * flush_threshold records), then drains both rings. */
-static int poll_rings(struct daemon *d)
+ * flush_threshold records). */
+static int rings_wait(struct daemon *d)
 {
 	struct pollfd pfd = { .fd = ring_buffer__epoll_fd(d->rings), .events = POLLIN };
 	uint32_t delay_us = d->controller.config.max_batch_delay_us;
 	struct timespec timeout = { .tv_sec = delay_us / 1000000, .tv_nsec = (delay_us % 1000000) * 1000L };
-	int ret;
 
-	ret = ppoll(&pfd, 1, &timeout, NULL);
-	if (ret < 0 && errno != EINTR)
+	if (ppoll(&pfd, 1, &timeout, NULL) < 0 && errno != EINTR)
 		return -errno;
-	ret = ring_buffer__consume(d->rings);
+	return 0;
+}
+
+/* Drains both rings; the decisions the records led to go out in one batch. */
+static int rings_drain(struct daemon *d)
+{
+	int ret = ring_buffer__consume(d->rings);
+
+	controller_flush(&d->controller);
 	return ret < 0 && ret != -EINTR ? ret : 0;
+}
+
+/* The snapshots of the steps that began, and, once the window ending at
+ * window_end has its end snapshot, the go for its flows' records to close it. */
+static void steps_begun(struct daemon *d, uint64_t now, uint64_t *next_step, uint64_t window_end)
+{
+	uint64_t end_index = window_end / WINDOW_STEP_NS;
+
+	while (now >= *next_step) {
+		snapshot_take(d, *next_step / WINDOW_STEP_NS);
+		*next_step += WINDOW_STEP_NS;
+	}
+	if (now >= window_end && d->telemetry.open_end != window_end)
+		telemetry_window_open(&d->telemetry, window_end, &d->snapshots[(end_index - 2) % SNAPSHOTS],
+				      &d->snapshots[end_index % SNAPSHOTS], write_window, d);
 }
 
 static uint64_t map_entries(int fd)
@@ -467,7 +488,11 @@ static int run(struct daemon *d)
 	while (!stop_requested) {
 		uint64_t now;
 
-		ret = poll_rings(d);
+		ret = rings_wait(d);
+		if (!ret) {
+			steps_begun(d, now_ns(), &next_step, next_window_end);
+			ret = rings_drain(d);
+		}
 		if (ret) {
 			fprintf(stderr, "reflexd: ring buffer: %s\n", strerror(-ret));
 			break;
@@ -500,10 +525,7 @@ static int run(struct daemon *d)
 			auto_promote_tried = true;
 			promote(d, "--auto-promote");
 		}
-		while (now >= next_step) {
-			snapshot_take(d, next_step / WINDOW_STEP_NS);
-			next_step += WINDOW_STEP_NS;
-		}
+		steps_begun(d, now, &next_step, next_window_end);
 		while (now >= next_window_end + WINDOW_GRACE_NS) {
 			uint64_t end_index = next_window_end / WINDOW_STEP_NS;
 
@@ -511,6 +533,7 @@ static int run(struct daemon *d)
 					       &d->snapshots[(end_index - 2) % SNAPSHOTS],
 					       &d->snapshots[end_index % SNAPSHOTS], write_window, d);
 			next_window_end += WINDOW_STEP_NS;
+			controller_flush(&d->controller);
 			if (d->csv)
 				fflush(d->csv);
 		}
@@ -530,6 +553,8 @@ static void teardown(struct daemon *d)
 	 * congestion control falls back to CUBIC, and keeps running after it is
 	 * unregistered). */
 	telemetry_free(&d->telemetry);
+	if (d->controller.act)
+		controller_flush(&d->controller);
 	if (d->controller.stats.decisions && !d->opt.control.shadow)
 		usleep(200 * 1000);
 	/* Only a controller that ran has something to report: a failed setup stays one line. */
@@ -669,6 +694,8 @@ static int main_locked(struct daemon *d)
 	sigaction(SIGUSR1, &sa, NULL);
 	telemetry_init(&d->telemetry, d->opt.iface, flow_gone, d);
 	d->telemetry.max_flows = d->opt.max_flows;
+	d->telemetry.window_names = d->opt.telemetry_out || d->opt.verbose;
+	d->opt.control.max_flows = d->opt.max_flows;
 	d->start_unix_s = unix_now();
 	if (setup(d) || start_service(d)) {
 		teardown(d);
