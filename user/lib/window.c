@@ -35,10 +35,14 @@ static struct window_bin *slot(struct window_series *ws, uint64_t index)
 	return &ws->bins[index % WINDOW_BINS];
 }
 
-static void bin_reset(struct window_bin *bin, uint64_t index)
+static void bin_reset(struct window_bin *bin)
 {
 	memset(bin, 0, sizeof(*bin));
-	bin->index = (uint32_t)index;
+}
+
+static uint32_t rtt_kept(const struct window_series *ws, const struct window_bin *bin)
+{
+	return bin->rtt_seen < ws->rtt_keep ? bin->rtt_seen : ws->rtt_keep;
 }
 
 struct window_bin *window_bin_at(struct window_series *ws, uint64_t ts_ns)
@@ -47,7 +51,7 @@ struct window_bin *window_bin_at(struct window_series *ws, uint64_t ts_ns)
 
 	if (!ws->started) {
 		for (uint64_t i = 0; i < WINDOW_BINS; i++)
-			bin_reset(slot(ws, index - i), index - i);
+			bin_reset(slot(ws, index - i));
 		ws->newest = (uint32_t)index;
 		ws->started = true;
 	}
@@ -56,7 +60,7 @@ struct window_bin *window_bin_at(struct window_series *ws, uint64_t ts_ns)
 		uint64_t first = index - ws->newest > WINDOW_BINS ? index - WINDOW_BINS + 1 : ws->newest + 1;
 
 		for (uint64_t i = first; i <= index; i++)
-			bin_reset(slot(ws, i), i);
+			bin_reset(slot(ws, i));
 		ws->newest = (uint32_t)index;
 	}
 	if (ws->newest - index >= WINDOW_BINS) {
@@ -79,9 +83,8 @@ void window_add_rtt(struct window_series *ws, uint64_t ts_ns, uint32_t rtt_us)
 		ws->min_rtt_us = rtt_us;
 	if (!bin)
 		return;
-	bin->rtt_seen++;
-	if (bin->rtt_kept < ws->rtt_keep) {
-		bin_rtts(ws, bin)[bin->rtt_kept++] = rtt_us;
+	if (++bin->rtt_seen <= ws->rtt_keep) {
+		bin_rtts(ws, bin)[bin->rtt_seen - 1] = rtt_us;
 	} else {
 		uint64_t mix = (uint64_t)bin->rtt_seen * 0x9E3779B97F4A7C15ULL;
 		uint32_t pick = (uint32_t)((mix >> 32) % bin->rtt_seen);
@@ -128,9 +131,8 @@ void window_add_record(struct window_series *ws, uint64_t ts_ns)
 
 static const struct window_bin *bin_in_window(const struct window_series *ws, uint64_t index)
 {
-	const struct window_bin *bin = &ws->bins[index % WINDOW_BINS];
-
-	return ws->started && bin->index == (uint32_t)index ? bin : NULL;
+	return ws->started && index <= ws->newest && ws->newest - index < WINDOW_BINS ? &ws->bins[index % WINDOW_BINS]
+										      : NULL;
 }
 
 bool window_active(const struct window_series *ws, uint64_t end_ns)
@@ -170,8 +172,8 @@ void window_compute(const struct window_series *ws, uint64_t end_ns, enum window
 
 		if (!bin)
 			continue;
-		memcpy(rtts + nrtt, bin_rtts(ws, bin), bin->rtt_kept * sizeof(uint32_t));
-		nrtt += bin->rtt_kept;
+		memcpy(rtts + nrtt, bin_rtts(ws, bin), rtt_kept(ws, bin) * sizeof(uint32_t));
+		nrtt += rtt_kept(ws, bin);
 		sum.packets_in += bin->packets_in;
 		sum.packets_out += bin->packets_out;
 		sum.bytes_in += bin->bytes_in;

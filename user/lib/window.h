@@ -17,12 +17,13 @@
 #define WINDOW_BINS 3
 #define WINDOW_RTT_KEEP 256 /* most RTT measurements a step keeps (the interface's) */
 
-/* One 100 ms step of one scope. Per-step sums are 32-bit (4 GB a step is 343 Gbit/s;
- * they saturate there) but for the squares of packet sizes (GSO packets of 64 KB). */
+/* One 100 ms step of one scope; which step follows from the series' newest (the
+ * bins hold the WINDOW_BINS steps up to it, step index % WINDOW_BINS). Per-step sums
+ * are 32-bit (4 GB a step is 343 Gbit/s; they saturate there) but for the squares of
+ * packet sizes (GSO packets of 64 KB). */
 struct window_bin {
 	uint64_t size_sq_sum;
-	uint32_t index; /* ts_ns / WINDOW_STEP_NS: 13 years of CLOCK_MONOTONIC */
-	uint32_t rtt_seen;
+	uint32_t rtt_seen; /* the first rtt_keep of them are kept, then a uniform sample */
 	uint32_t packets_in, packets_out;
 	uint32_t bytes_in, bytes_out;
 	uint32_t size_sum;
@@ -30,7 +31,6 @@ struct window_bin {
 	uint32_t delivered;
 	uint32_t retrans;
 	uint32_t records;
-	uint16_t rtt_kept;
 };
 
 /* The sliding window of one scope (the interface, or one flow). Each step keeps at
@@ -40,7 +40,7 @@ struct window_series {
 	struct window_bin bins[WINDOW_BINS];
 	uint32_t *rtt_us;
 	double rtt_ewma_us;     /* gain 1/8, like the kernel's srtt */
-	uint32_t newest;        /* index of the newest step seen */
+	uint32_t newest;        /* index of the newest step seen (ts_ns / WINDOW_STEP_NS: 13 years) */
 	uint32_t min_rtt_us;
 	uint32_t srtt_us;
 	uint32_t snd_cwnd;

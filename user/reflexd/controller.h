@@ -65,7 +65,7 @@ enum cwnd_policy {
 #define MAX_BATCH_DELAY_US_MIN 50
 #define MAX_BATCH_DELAY_US_MAX 4000
 
-/* Per-flow control state, in the controller's table (keyed by flow_key), ~240 bytes. */
+/* Per-flow control state, in the controller's table (keyed by flow_key): 216 bytes. */
 struct flow_control {
 	struct flow_key key; /* first: the flow table's key */
 	struct hysteresis cwnd;
@@ -73,7 +73,7 @@ struct flow_control {
 	struct policy_flow *policy; /* only for a policy with per-flow state (the DQN's) */
 	float rate_bps[RATE_WINDOWS]; /* delivery rate of recent windows (ring) */
 	unsigned rate_next;
-	unsigned full_pipe_count;
+	uint8_t full_pipe_count; /* up to FULL_PIPE_WINDOWS */
 	bool pipe_full;
 	bool decision_written;
 	struct flow_anomaly anomaly;   /* against the cwnd tree's isolation forest */

@@ -19,7 +19,7 @@
  * shorter intervals a uniform sample of them (the interface keeps WINDOW_RTT_KEEP). */
 #define FLOW_RTT_KEEP 10
 
-/* One flow's state, ~420 bytes: reflexd holds up to --max-flows of them. */
+/* One flow's state (400 bytes): reflexd holds up to --max-flows of them. */
 struct flow_entry {
 	struct flow_key key; /* first: the flow table's key */
 	struct window_series ws;
