@@ -2,7 +2,8 @@
  * reflexd's flow table: which flows it keeps and when a flow is a new one. Records
  * arrive up to a grace after a window's end, so a flow heard of after the end is
  * live, not idle; a new socket cookie on a 4-tuple is a new connection, whose
- * cumulative counters start again.
+ * cumulative counters start again. Once a window is open, a flow's first record
+ * after its end closes that flow's window at once, and the pass skips it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -187,6 +188,57 @@ static void test_a_new_cookie_is_a_new_flow(void **state)
 	telemetry_free(&t);
 }
 
+static void test_a_record_after_the_end_closes_its_flows_window(void **state)
+{
+	struct observed o = { 0 };
+	struct telemetry t;
+	struct queue_snapshot q_start = { .valid = true, .ts_ns = END - 200 * MS };
+	struct queue_snapshot q_end = { .valid = true, .ts_ns = END, .backlog_bytes = 4321 };
+	struct flow_key early = key_of(40004, IPPROTO_TCP), quiet = key_of(40005, IPPROTO_TCP);
+
+	(void)state;
+	telemetry_init(&t, "test0", on_gone, &o);
+	tc_record(&t, &early, END - 150 * MS);
+	tc_record(&t, &quiet, END - 150 * MS);
+	/* Not open yet: a record after the end counts in its own step and closes nothing;
+	 * the flow's next record after the opening closes the window, which that first
+	 * record is not part of. */
+	tc_record(&t, &early, END + 1 * MS);
+	assert_int_equal(o.windows, 0);
+	telemetry_window_open(&t, END, &q_start, &q_end, on_window, &o);
+	tc_record(&t, &early, END + 2 * MS);
+	assert_int_equal(o.windows, 1);
+	assert_float_equal(o.last.feature[FEAT_ENQUEUE_RATE], 10 / 0.2, 1e-9);
+	telemetry_free(&t);
+
+	memset(&o, 0, sizeof(o));
+	telemetry_init(&t, "test0", on_gone, &o);
+	tc_record(&t, &early, END - 150 * MS);
+	tc_record(&t, &quiet, END - 150 * MS);
+	telemetry_window_open(&t, END, &q_start, &q_end, on_window, &o);
+	tc_record(&t, &early, END - 1 * MS); /* still the window's */
+	assert_int_equal(o.windows, 0);
+	tc_record(&t, &early, END + 5 * MS);
+	assert_int_equal(o.windows, 1);
+	assert_int_equal(t.windows_on_record, 1);
+	/* The window as the pass would have computed it: two records of 10 packets, not
+	 * the one after the end; the queue at the window's end. */
+	assert_int_equal(o.last.ts_ns, END);
+	assert_float_equal(o.last.feature[FEAT_ENQUEUE_RATE], 20 / 0.2, 1e-9);
+	assert_float_equal(o.last.feature[FEAT_QUEUE_DEPTH], 4321, 1e-9);
+	tc_record(&t, &early, END + 9 * MS);
+	assert_int_equal(o.windows, 1); /* once */
+	/* The pass: the quiet flow's window only. */
+	emit(&t, &o, END);
+	assert_int_equal(o.windows, 2);
+	assert_int_equal(t.windows_on_record, 1);
+	assert_float_equal(o.last.feature[FEAT_ENQUEUE_RATE], 10 / 0.2, 1e-9);
+	/* After the pass, nothing is open. */
+	tc_record(&t, &quiet, END + 150 * MS);
+	assert_int_equal(o.windows, 2);
+	telemetry_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +246,7 @@ int main(void)
 		cmocka_unit_test(test_a_live_flow_after_a_quiet_gap_stays),
 		cmocka_unit_test(test_an_idle_flow_goes),
 		cmocka_unit_test(test_a_new_cookie_is_a_new_flow),
+		cmocka_unit_test(test_a_record_after_the_end_closes_its_flows_window),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -59,6 +59,33 @@ static void test_percentiles_nearest_rank(void **state)
 	free(ws);
 }
 
+/* A flow's series keeps few RTTs per step: all of them up to its keep, a uniform
+ * sample beyond, never more. */
+static void test_small_keep_exact_then_sampled(void **state)
+{
+	struct window_series ws;
+	uint32_t store[WINDOW_BINS * 4 + 1];
+	struct feature_window w;
+
+	(void)state;
+	store[WINDOW_BINS * 4] = 0xdeadbeef; /* a guard after the storage */
+	window_series_init(&ws, store, 4);
+	for (uint32_t i = 1; i <= 4; i++)
+		window_add_rtt(&ws, BASE + 10 * MS, i * 1000);
+	for (uint32_t i = 5; i <= 8; i++)
+		window_add_rtt(&ws, BASE + 150 * MS, i * 1000);
+	window_compute(&ws, BASE + 200 * MS, SCOPE_FLOW, NULL, NULL, &w);
+	assert_int_equal((int)w.feature[FEAT_LATENCY_P50], 4000);
+	assert_int_equal((int)w.feature[FEAT_LATENCY_P95], 8000);
+	/* 100 more in the second step: the window still holds 4 + 4 values, of them */
+	for (uint32_t i = 0; i < 100; i++)
+		window_add_rtt(&ws, BASE + 160 * MS, 50000 + i);
+	window_compute(&ws, BASE + 200 * MS, SCOPE_FLOW, NULL, NULL, &w);
+	assert_true(w.feature[FEAT_LATENCY_P95] >= 5000 && w.feature[FEAT_LATENCY_P95] <= 50099);
+	assert_int_equal((int)w.feature[FEAT_LATENCY_P50], 4000); /* 4 of step 0 below any of step 1 */
+	assert_int_equal(store[WINDOW_BINS * 4], 0xdeadbeef);
+}
+
 static void test_window_covers_two_steps_only(void **state)
 {
 	struct window_series *ws = series_new();
@@ -213,6 +240,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_single_sample),
 		cmocka_unit_test(test_percentiles_nearest_rank),
+		cmocka_unit_test(test_small_keep_exact_then_sampled),
 		cmocka_unit_test(test_window_covers_two_steps_only),
 		cmocka_unit_test(test_gap_leaves_empty_steps),
 		cmocka_unit_test(test_out_of_order_lands_in_its_step),
