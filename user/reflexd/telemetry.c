@@ -72,8 +72,10 @@ static struct flow_entry *flow_get_or_add(struct telemetry *t, const struct flow
 		t->flows_refused++;
 		return NULL;
 	}
-	if (!t->flows.index && flow_table_init(&t->flows, t->max_flows, sizeof(*flow)))
+	if (!t->flows.index && flow_table_init(&t->flows, t->max_flows, sizeof(*flow))) {
+		t->flows_refused++; /* no memory for the table: counted like a full one */
 		return NULL;
+	}
 	flow = flow_table_add(&t->flows, key);
 	if (!flow)
 		return NULL;
