@@ -15,11 +15,13 @@
 #include "lib/window.h"
 
 /* RTT measurements a flow keeps per 100 ms step: sockops samples a flow at most once
- * per sample interval (10 ms by default), so at the default every one is kept; at
- * shorter intervals a uniform sample of them (the interface keeps WINDOW_RTT_KEEP). */
-#define FLOW_RTT_KEEP 10
+ * per sample interval (10 ms by default) by the TCP clock and stamps the sample with
+ * bpf_ktime_get_ns, so a step holds at most 10, or 11 where the two clocks' jitter
+ * straddles a step's edge: at the default every one is kept; at shorter intervals a
+ * uniform sample of them (the interface keeps WINDOW_RTT_KEEP). */
+#define FLOW_RTT_KEEP 11
 
-/* One flow's state (400 bytes): reflexd holds up to --max-flows of them. */
+/* One flow's state (408 bytes): reflexd holds up to --max-flows of them. */
 struct flow_entry {
 	struct flow_key key; /* first: the flow table's key */
 	struct window_series ws;
