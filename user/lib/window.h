@@ -13,7 +13,8 @@
 #include "lib/feature_schema.h"
 
 /* The window's two steps and the one after it, which takes the records that arrive
- * in the grace before the window is computed. */
+ * in the grace before the window is computed (a record two steps past a window not
+ * yet computed, after a stall of the reader, pushes the window's first step out). */
 #define WINDOW_BINS 3
 #define WINDOW_RTT_KEEP 256 /* most RTT measurements a step keeps (the interface's) */
 
