@@ -65,7 +65,7 @@ enum cwnd_policy {
 #define MAX_BATCH_DELAY_US_MIN 50
 #define MAX_BATCH_DELAY_US_MAX 4000
 
-/* Per-flow control state, in the controller's table (keyed by flow_key): 216 bytes. */
+/* Per-flow control state, in the controller's table (keyed by flow_key): 224 bytes. */
 struct flow_control {
 	struct flow_key key; /* first: the flow table's key */
 	struct hysteresis cwnd;
