@@ -674,7 +674,7 @@ static void test_a_batching_model_beyond_the_legal_range_is_refused(void **state
 	const struct model_tree_node flush_leaf[] = { { .feature_idx = MODEL_LEAF, .leaf_value = 0 } };
 	const struct model_tree_node delay_leaf[] = { { .feature_idx = MODEL_LEAF, .leaf_value = 31738 } };
 	struct model *m = model_create(MODEL_KIND_TREES, FEATURE_COUNT, 2);
-	struct model_error err = { "", -1 };
+	struct reflex_err err = { 0 };
 	char path[] = "/tmp/test_controller_model.XXXXXX";
 	struct feature_window w = quiet_iface_window();
 	struct fixture fx;
@@ -711,7 +711,7 @@ static void test_an_anomalous_flow_is_decided_by_the_heuristic(void **state)
 	static const struct model_tree_node two_bdp = { .feature_idx = MODEL_LEAF, .leaf_value = 8 };
 	struct model *m = model_create(MODEL_KIND_TREES, FEATURE_COUNT, 1);
 	struct model_anomaly *a = calloc(1, sizeof(*a));
-	struct model_error err;
+	struct reflex_err err;
 	char path[] = "/tmp/test_controller_anomaly.XXXXXX";
 	struct fixture fx;
 	struct flow_entry f, g;
