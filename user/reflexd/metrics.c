@@ -672,7 +672,7 @@ static void render_router(FILE *out, const struct router_view *v)
 int metrics_render_router(FILE *out, void *path)
 {
 	struct router_view *v = calloc(1, sizeof(*v));
-	struct reflex_err ferr = { "" };
+	struct reflex_err ferr = { 0 };
 	char *text = NULL, err[256];
 	size_t len = 0;
 	int ret = -1;

@@ -811,7 +811,7 @@ cleanup:
 
 int classify_table_load(struct classify_table *t, const char *path, char *err, size_t err_len)
 {
-	struct reflex_err ferr = { "" };
+	struct reflex_err ferr = { 0 };
 	char *text = NULL;
 	size_t len = 0;
 	int ret;

@@ -291,7 +291,7 @@ static int setup(struct router_daemon *d)
 {
 	const struct router_opts *o = d->opt;
 	struct router_core_ops ops = { .decide = decide, .forget = forget, .event = event, .next_path = next_path };
-	struct reflex_err lerr = { "" };
+	struct reflex_err lerr = { 0 };
 	char err[512] = "";
 	int ret;
 
@@ -514,7 +514,7 @@ static void view_fill(struct router_daemon *d, uint64_t now)
 /* Replaced whole (temporary file + rename): a reader never sees half a table. */
 static void view_write(struct router_daemon *d, uint64_t now)
 {
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	struct fileio_atomic out;
 
 	view_fill(d, now);
