@@ -54,7 +54,7 @@ int ctl_paths_main(int argc, char **argv)
 	struct router_view *view = NULL;
 	char default_file[PATH_MAX], err[512];
 	bool json = false;
-	struct reflex_err read_err = { "" };
+	struct reflex_err read_err = { 0 };
 	char *text = NULL;
 	size_t len = 0;
 	int c, ret = 1, read_ret;
