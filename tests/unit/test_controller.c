@@ -190,7 +190,8 @@ static void assert_log_is_json(const struct fixture *fx)
 		{ "old", JSON_NUMBER },   { "new", JSON_NUMBER },  { "model", JSON_STRING },
 		{ "acted", JSON_BOOL },   { "explain", JSON_STRING },
 	};
-	char line[4096], err[128];
+	struct reflex_err err = { 0 };
+	char line[4096];
 	unsigned lines = 0;
 	FILE *f = fopen(fx->log_path, "r");
 
@@ -198,7 +199,7 @@ static void assert_log_is_json(const struct fixture *fx)
 	while (fgets(line, sizeof(line), f)) {
 		struct json_value *v = NULL;
 
-		assert_int_equal(json_parse(line, strlen(line), &v, err, sizeof(err)), 0);
+		assert_int_equal(json_parse(line, strlen(line), &v, &err), 0);
 		assert_int_equal(v->type, JSON_OBJECT);
 		assert_int_equal(v->n, sizeof(fields) / sizeof(fields[0]));
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {

@@ -585,11 +585,11 @@ static int start_service(struct daemon *d)
 static int print_classes(const struct reflexd_options *opt)
 {
 	struct classify_table table;
-	char err[256];
+	struct reflex_err err = { 0 };
 
 	classify_table_default(&table);
-	if (opt->router.classes_path && classify_table_load(&table, opt->router.classes_path, err, sizeof(err))) {
-		fprintf(stderr, "reflexd: %s\n", err);
+	if (opt->router.classes_path && classify_table_load(&table, opt->router.classes_path, &err)) {
+		fprintf(stderr, "reflexd: %s\n", err.msg);
 		return EXIT_SETUP;
 	}
 	return classify_table_print(&table, stdout) < 0 ? 1 : 0;

@@ -280,7 +280,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	enum cwnd_policy policy = CWND_POLICY_TREE;
 	static char *merged[MERGED_MAX + 1];
 	int merged_count = 0;
-	char why[200];
+	struct reflex_err why = { 0 };
 	int c;
 
 	memset(opt, 0, sizeof(*opt));
@@ -431,18 +431,18 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		case OPT_LAN: opt->router.lan = optarg; opt->router_mode = true; break;
 		case OPT_PATH:
 			opt->router_mode = true;
-			if (router_opts_add_path(&opt->router, optarg, why, sizeof(why)))
-				usage_error(&e, "--path: %s", why);
+			if (router_opts_add_path(&opt->router, optarg, &why))
+				usage_error(&e, "--path: %s", why.msg);
 			break;
 		case OPT_CLASSES: opt->router.classes_path = optarg; break;
 		case OPT_PRINT_CLASSES: opt->print_classes = true; break;
 		case OPT_BANDIT:
-			if (router_opts_set_bandit(&opt->router, optarg, why, sizeof(why)))
-				usage_error(&e, "--bandit: %s", why);
+			if (router_opts_set_bandit(&opt->router, optarg, &why))
+				usage_error(&e, "--bandit: %s", why.msg);
 			break;
 		case OPT_BANDIT_C:
-			if (router_opts_set_bandit_c(&opt->router, optarg, why, sizeof(why)))
-				usage_error(&e, "--bandit-c: %s", why);
+			if (router_opts_set_bandit_c(&opt->router, optarg, &why))
+				usage_error(&e, "--bandit-c: %s", why.msg);
 			break;
 		case OPT_CONFIG: break; /* read above */
 		case OPT_CHECK_CONFIG: opt->check_config = true; break;
@@ -461,12 +461,12 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 			break;
 		case 'q': opt->quiet = true; break;
 		case OPT_MARK_BASE:
-			if (router_opts_set_mark(&opt->router.mark_base, "--mark-base", optarg, why, sizeof(why)))
-				usage_error(&e, "%s", why);
+			if (router_opts_set_mark(&opt->router.mark_base, "--mark-base", optarg, &why))
+				usage_error(&e, "%s", why.msg);
 			break;
 		case OPT_MARK_MASK:
-			if (router_opts_set_mark(&opt->router.mark_mask, "--mark-mask", optarg, why, sizeof(why)))
-				usage_error(&e, "%s", why);
+			if (router_opts_set_mark(&opt->router.mark_mask, "--mark-mask", optarg, &why))
+				usage_error(&e, "%s", why.msg);
 			break;
 		case OPT_MOVE_FLOWS: opt->router.move_flows = true; break;
 		case 'v': opt->verbose = true; break;
@@ -497,8 +497,8 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	if (opt->router_mode) {
 		if (opt->iface || opt->cgroup)
 			usage_error(&e, "--lan/--path (edge router) and --iface/--cgroup (host) exclude each other");
-		else if (!opt->cleanup_only && router_opts_check(&opt->router, why, sizeof(why)))
-			usage_error(&e, "%s", why);
+		else if (!opt->cleanup_only && router_opts_check(&opt->router, &why))
+			usage_error(&e, "%s", why.msg);
 	} else if (!opt->cleanup_only && !opt->print_classes && !opt->iface) {
 		usage_error(&e, "--iface is required");
 	}
@@ -638,15 +638,16 @@ int reflexd_check_files(const struct reflexd_options *opt, struct reflex_err *er
 	const char *const roles[] = { "cwnd", "dqn", "batching" };
 	const char *const paths[] = { opt->control.cwnd_model_path, opt->control.dqn_model_path,
 				      opt->control.batching_model_path };
-	char why[256], arg[CONFIG_ARG_MAX + 32];
+	struct reflex_err why = { 0 };
+	char arg[CONFIG_ARG_MAX + 32];
 
 	if (opt->router.classes_path) {
 		struct classify_table table;
 
 		classify_table_default(&table);
-		if (classify_table_load(&table, opt->router.classes_path, why, sizeof(why))) {
+		if (classify_table_load(&table, opt->router.classes_path, &why)) {
 			snprintf(arg, sizeof(arg), "--classes=%s", opt->router.classes_path);
-			fail_at_setting(opt, arg, "--classes", why, err);
+			fail_at_setting(opt, arg, "--classes", why.msg, err);
 			return -1;
 		}
 	}
