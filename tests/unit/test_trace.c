@@ -33,6 +33,9 @@ static void expect_error(const char *text, const char *fragment)
 	assert_int_equal(trace_parse("t", text, strlen(text), &t, &err), -EINVAL);
 	if (!strstr(err.msg, fragment))
 		fail_msg("message '%s' lacks '%s'", err.msg, fragment);
+	assert_string_equal(err.file, "t");
+	if (!strncmp(fragment, "t:", 2))
+		assert_int_equal(err.line, strtol(fragment + 2, NULL, 10));
 	assert_null(t.ms);
 }
 
