@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -168,13 +167,12 @@ static void set_err_at(struct rbuf *r, size_t at, const char *fmt, ...) __attrib
 /* "NAME: byte AT: ..." */
 static void set_err_at(struct rbuf *r, size_t at, const char *fmt, ...)
 {
-	char what[sizeof(r->err->what)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	reflex_err_vset(r->err, fmt, ap);
 	va_end(ap);
-	reflex_err_set_file(r->err, r->name, "%s", what);
+	reflex_err_at_file(r->err, r->name);
 	reflex_err_at_offset(r->err, (long long)at);
 }
 

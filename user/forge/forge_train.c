@@ -73,13 +73,11 @@ static int fail(struct reflex_err *err, const char *fmt, ...) __attribute__((for
 
 static int fail(struct reflex_err *err, const char *fmt, ...)
 {
-	char what[sizeof(err->what)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	reflex_err_vset(err, fmt, ap);
 	va_end(ap);
-	reflex_err_set(err, "%s", what);
 	return -EINVAL;
 }
 

@@ -21,15 +21,11 @@ static void set_error(struct reflex_err *err, const char *source, size_t line, s
 
 static void set_error(struct reflex_err *err, const char *source, size_t line, size_t column, const char *fmt, ...)
 {
-	char what[sizeof(err->what)];
 	va_list ap;
 
-	if (!err)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	reflex_err_vset(err, fmt, ap);
 	va_end(ap);
-	reflex_err_set(err, "%s", what);
 	reflex_err_at_file(err, source);
 	reflex_err_at_line(err, (long)line, (long)column);
 }

@@ -9,30 +9,43 @@ static void render(struct reflex_err *err)
 	reflex_err_format(err, err->msg, sizeof(err->msg));
 }
 
+void reflex_err_vset(struct reflex_err *err, const char *fmt, va_list ap)
+{
+	if (!err)
+		return;
+	memset(err, 0, sizeof(*err));
+	vsnprintf(err->what, sizeof(err->what), fmt, ap);
+	render(err);
+}
+
 void reflex_err_set(struct reflex_err *err, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!err)
-		return;
-	memset(err, 0, sizeof(*err));
 	va_start(ap, fmt);
-	vsnprintf(err->what, sizeof(err->what), fmt, ap);
+	reflex_err_vset(err, fmt, ap);
 	va_end(ap);
-	render(err);
 }
 
 void reflex_err_set_file(struct reflex_err *err, const char *file, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!err)
-		return;
-	memset(err, 0, sizeof(*err));
 	va_start(ap, fmt);
-	vsnprintf(err->what, sizeof(err->what), fmt, ap);
+	reflex_err_vset(err, fmt, ap);
 	va_end(ap);
 	reflex_err_at_file(err, file);
+}
+
+void reflex_err_set_line(struct reflex_err *err, const char *file, long line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	reflex_err_vset(err, fmt, ap);
+	va_end(ap);
+	reflex_err_at_file(err, file);
+	reflex_err_at_line(err, line, 0);
 }
 
 void reflex_err_at_file(struct reflex_err *err, const char *file)

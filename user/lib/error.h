@@ -14,6 +14,7 @@
 #ifndef REFLEX_LIB_ERROR_H
 #define REFLEX_LIB_ERROR_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -30,9 +31,13 @@ struct reflex_err {
 
 /* A new error: the message, with every location field unset. */
 void reflex_err_set(struct reflex_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void reflex_err_vset(struct reflex_err *err, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* The same about a whole file: "FILE: message". */
 void reflex_err_set_file(struct reflex_err *err, const char *file, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The same about one line of a text file: "FILE:LINE: message". */
+void reflex_err_set_line(struct reflex_err *err, const char *file, long line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 void reflex_err_at_file(struct reflex_err *err, const char *file);
 void reflex_err_at_line(struct reflex_err *err, long line, long column);
 void reflex_err_at_offset(struct reflex_err *err, long long offset);

@@ -1,27 +1,9 @@
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
 #include "lib/trace.h"
-
-static void fail_line(struct reflex_err *err, const char *source, size_t line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-/* "SOURCE:LINE: ..." */
-static void fail_line(struct reflex_err *err, const char *source, size_t line, const char *fmt, ...)
-{
-	char what[sizeof(err->what)];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	reflex_err_set_file(err, source, "%s", what);
-	reflex_err_at_line(err, (long)line, 0);
-}
 
 /* Parses one line's digits [start, end); 0 or -EINVAL with err naming the line. */
 static int parse_line(const char *source, size_t line, const char *start, const char *end,
@@ -30,18 +12,18 @@ static int parse_line(const char *source, size_t line, const char *start, const 
 	uint64_t value = 0;
 
 	if (start == end) {
-		fail_line(err, source, line, "empty line (expected a millisecond timestamp)");
+		reflex_err_set_line(err, source, (long)line, "empty line (expected a millisecond timestamp)");
 		return -EINVAL;
 	}
 	for (const char *p = start; p < end; p++) {
 		if (*p < '0' || *p > '9') {
-			fail_line(err, source, line, "'%.*s' is not a millisecond timestamp (digits only)",
+			reflex_err_set_line(err, source, (long)line, "'%.*s' is not a millisecond timestamp (digits only)",
 				  (int)(end - start > 40 ? 40 : end - start), start);
 			return -EINVAL;
 		}
 		value = value * 10 + (uint64_t)(*p - '0');
 		if (value > TRACE_MAX_MS) {
-			fail_line(err, source, line, "timestamp above %u ms", TRACE_MAX_MS);
+			reflex_err_set_line(err, source, (long)line, "timestamp above %u ms", TRACE_MAX_MS);
 			return -EINVAL;
 		}
 	}
@@ -90,7 +72,7 @@ int trace_parse(const char *source, const char *data, size_t len, struct trace *
 		if (ret)
 			goto fail;
 		if (t.count > 0 && value < t.ms[t.count - 1]) {
-			fail_line(err, source, line, "%u ms comes before the previous line's %u ms", value,
+			reflex_err_set_line(err, source, (long)line, "%u ms comes before the previous line's %u ms", value,
 				  t.ms[t.count - 1]);
 			ret = -EINVAL;
 			goto fail;
@@ -107,7 +89,7 @@ int trace_parse(const char *source, const char *data, size_t len, struct trace *
 	}
 	t.period_ms = t.ms[t.count - 1];
 	if (t.period_ms == 0) {
-		fail_line(err, source, line, "the last line is 0 ms: a trace must last over 0 ms to loop");
+		reflex_err_set_line(err, source, (long)line, "the last line is 0 ms: a trace must last over 0 ms to loop");
 		ret = -EINVAL;
 		goto fail;
 	}

@@ -16,15 +16,11 @@
 
 int model_fail(struct reflex_err *err, long offset, const char *fmt, ...)
 {
-	char what[sizeof(err->what)];
 	va_list ap;
 
-	if (!err)
-		return -EINVAL;
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	reflex_err_vset(err, fmt, ap);
 	va_end(ap);
-	reflex_err_set(err, "%s", what);
 	reflex_err_at_offset(err, offset);
 	return -EINVAL;
 }

@@ -80,8 +80,6 @@ struct parse_ctx {
 	struct reflex_err *err;
 };
 
-__attribute__((format(printf, 4, 5)))
-static void fail_line(struct reflex_err *err, const char *source, int line, const char *fmt, ...);
 
 const char *config_section_of(const char *option)
 {
@@ -105,7 +103,7 @@ static void fail_key(struct parse_ctx *ctx, const char *section, const char *key
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fail_line(ctx->err, ctx->source, ctx->in.line, "%s", msg);
+	reflex_err_set_line(ctx->err, ctx->source, ctx->in.line, "%s", msg);
 	reflex_err_at_field(ctx->err, "[%s] key '%s'", section, key);
 }
 
@@ -226,24 +224,11 @@ static char *read_line(char *buf, int size, void *stream)
 	if (ctx->failed || !text_lines_next(&ctx->in, buf, size, &too_long)) {
 		if (!ctx->failed && too_long) {
 			ctx->failed = true;
-			fail_line(ctx->err, ctx->source, ctx->in.line, "line longer than %d characters", size - 3);
+			reflex_err_set_line(ctx->err, ctx->source, ctx->in.line, "line longer than %d characters", size - 3);
 		}
 		return NULL;
 	}
 	return buf;
-}
-
-/* "FILE:LINE: ..." */
-static void fail_line(struct reflex_err *err, const char *source, int line, const char *fmt, ...)
-{
-	char what[sizeof(err->what)];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	reflex_err_set_file(err, source, "%s", what);
-	reflex_err_at_line(err, line, 0);
 }
 
 int config_load_text(struct config_file *cf, const char *source, const char *text, size_t len,
@@ -257,12 +242,12 @@ int config_load_text(struct config_file *cf, const char *source, const char *tex
 	cf->count = 0;
 	snprintf(cf->path, sizeof(cf->path), "%s", source);
 	if (nul_line) {
-		fail_line(err, source, nul_line, "a NUL byte (not a text file)");
+		reflex_err_set_line(err, source, nul_line, "a NUL byte (not a text file)");
 		return -1;
 	}
 	ret = ini_parse_stream(read_line, &ctx, on_key, &ctx);
 	if (!ctx.failed && ret > 0)
-		fail_line(err, source, ret, "not 'key = value', a [section] or a ';' comment");
+		reflex_err_set_line(err, source, ret, "not 'key = value', a [section] or a ';' comment");
 	if (ctx.failed || ret != 0) {
 		cf->count = 0;
 		return -1;

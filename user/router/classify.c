@@ -272,8 +272,7 @@ static void fail_at(struct parse_ctx *ctx, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	reflex_err_set_file(ctx->err, ctx->source, "%s", msg);
-	reflex_err_at_line(ctx->err, line, 0);
+	reflex_err_set_line(ctx->err, ctx->source, line, "%s", msg);
 	ctx->failed = true;
 	ctx->err_line = line;
 }

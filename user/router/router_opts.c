@@ -17,13 +17,11 @@ static int fail(struct reflex_err *err, const char *fmt, ...) __attribute__((for
 
 static int fail(struct reflex_err *err, const char *fmt, ...)
 {
-	char what[sizeof(err->what)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	reflex_err_vset(err, fmt, ap);
 	va_end(ap);
-	reflex_err_set(err, "%s", what);
 	return -EINVAL;
 }
 
@@ -33,14 +31,14 @@ static int fail_at(struct reflex_err *err, const char *arg, size_t at, const cha
 /* "--path 'ARG': byte AT: ...": the argument is the text the offset points into. */
 static int fail_at(struct reflex_err *err, const char *arg, size_t at, const char *fmt, ...)
 {
-	char what[sizeof(err->what)], name[sizeof(err->file)];
+	char name[sizeof(err->file)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	reflex_err_vset(err, fmt, ap);
 	va_end(ap);
 	snprintf(name, sizeof(name), "--path '%s'", arg);
-	reflex_err_set_file(err, name, "%s", what);
+	reflex_err_at_file(err, name);
 	reflex_err_at_offset(err, (long long)at);
 	return -EINVAL;
 }
