@@ -652,9 +652,12 @@ static int main_locked(struct daemon *d)
 		return run_router(&d->opt);
 	if (d->opt.cleanup_only) {
 		struct reflex_err err = { 0 };
+		char why[512] = "";
 
-		ret = d->opt.router_mode ? router_cleanup_stale(d->opt.pin_dir, err.msg, sizeof(err.msg))
+		ret = d->opt.router_mode ? router_cleanup_stale(d->opt.pin_dir, why, sizeof(why))
 					 : cleanup_stale(d->opt.pin_dir, d->opt.config.actuator == REFLEX_ACTUATOR_CC, &err);
+		if (ret < 0 && d->opt.router_mode)
+			reflex_err_set(&err, "%s", why);
 		if (ret < 0) {
 			fprintf(stderr, "reflexd: %s\n", err.msg);
 			return EXIT_SETUP;
