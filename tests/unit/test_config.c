@@ -222,22 +222,22 @@ static void test_health_options(void **state)
 			"--anomaly-hold", "20", NULL };
 	char *model[] = { "reflexd", "--iface", "eth0", "--drift-threshold", "3", "--drift-threshold", "model", NULL };
 	char *bad[] = { "reflexd", "--iface", "eth0", "--anomaly-threshold", "1.5", NULL };
-	char err[512] = "";
+	struct reflex_err err = { 0 };
 
 	(void)state;
-	assert_int_equal(reflexd_parse_args(3, defaults, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(3, defaults, &opt, &err), REFLEXD_ARGS_RUN);
 	assert_true(opt.control.health.threshold == DRIFT_THRESHOLD_FROM_MODEL);
 	assert_true(opt.control.health.anomaly_threshold == ANOMALY_DEFAULT_THRESHOLD);
 	assert_int_equal(opt.control.health.anomaly_hold, ANOMALY_DEFAULT_HOLD);
-	assert_int_equal(reflexd_parse_args(9, set, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(9, set, &opt, &err), REFLEXD_ARGS_RUN);
 	assert_true(opt.control.health.threshold == 3);
 	assert_true(opt.control.health.anomaly_threshold == 0.8);
 	assert_int_equal(opt.control.health.anomaly_hold, 20);
-	assert_int_equal(reflexd_parse_args(7, model, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(7, model, &opt, &err), REFLEXD_ARGS_RUN);
 	assert_true(opt.control.health.threshold == DRIFT_THRESHOLD_FROM_MODEL);
-	assert_int_equal(reflexd_parse_args(5, bad, &opt, err, sizeof(err)), REFLEXD_ARGS_ERROR);
-	if (!strstr(err, "--anomaly-threshold: '1.5' is not a score in 0..1"))
-		fail_msg("error '%s'", err);
+	assert_int_equal(reflexd_parse_args(5, bad, &opt, &err), REFLEXD_ARGS_ERROR);
+	if (!strstr(err.msg, "--anomaly-threshold: '1.5' is not a score in 0..1"))
+		fail_msg("error '%s'", err.msg);
 }
 
 /* SIGHUP: which changed keys apply live and which need a restart. */
