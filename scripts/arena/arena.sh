@@ -50,7 +50,7 @@ done
 for tool in iperf3 jq ping; do
 	command -v "$tool" >/dev/null || { echo "arena.sh: $tool missing (scripts/deps.sh)" >&2; exit 1; }
 done
-for prog in reflexd trace-link fct-probe nfq-delay; do
+for prog in reflexd trace-link fct-probe; do
 	[ -x "$BIN/$prog" ] || { echo "arena.sh: no $BIN/$prog: run make" >&2; exit 1; }
 done
 

@@ -23,6 +23,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include "lab_args.h"
+
 #define PROG "fct-probe"
 #define CHUNK 65536
 #define MAX_BYTES (1ull << 32)
@@ -53,22 +55,6 @@ static void usage(FILE *out)
 		"The client prints each flow's completion time in ms on its own line.\n");
 }
 
-static int parse_u64(const char *arg, const char *flag, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end = NULL;
-	unsigned long long value;
-
-	errno = 0;
-	value = strtoull(arg, &end, 10);
-	if (errno || end == arg || *end != '\0' || arg[0] == '-' || value < min || value > max) {
-		fprintf(stderr, PROG ": %s: '%s' is not an integer in %" PRIu64 "..%" PRIu64 "\n",
-			flag, arg, min, max);
-		return -1;
-	}
-	*out = value;
-	return 0;
-}
-
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option long_opts[] = {
@@ -92,15 +78,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->port = optarg;
 			break;
 		case 'b':
-			if (parse_u64(optarg, "--bytes", 1, MAX_BYTES, &o->bytes))
+			if (lab_parse_u64(PROG, optarg, "--bytes", 1, MAX_BYTES, &o->bytes))
 				return -1;
 			break;
 		case 'i':
-			if (parse_u64(optarg, "--interval-ms", 0, 3600000, &o->interval_ms))
+			if (lab_parse_u64(PROG, optarg, "--interval-ms", 0, 3600000, &o->interval_ms))
 				return -1;
 			break;
 		case 'n':
-			if (parse_u64(optarg, "--count", 0, 1000000, &o->count))
+			if (lab_parse_u64(PROG, optarg, "--count", 0, 1000000, &o->count))
 				return -1;
 			break;
 		case 'h':
@@ -126,10 +112,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 
 static uint64_t monotonic_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	return lab_monotonic_ns() / 1000u;
 }
 
 static struct addrinfo *resolve(const char *address, const char *port, int passive)

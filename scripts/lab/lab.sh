@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The reflex netns lab: client, router and server network namespaces joined by veth, a
-# tbf bottleneck with a deep buffer, and optional base delay (nfq-delay) and random loss
+# tbf bottleneck with a deep buffer, and optional base delay (trace-link as a plain delay line) and random loss
 # (scripts/lab/loss.bpf.c). Every integration test, the demo and the benchmarks run in it.
 # `lab.sh --help` for usage. Commands are batched (ip -batch, iptables-restore) because
 # each fork costs tens of milliseconds on a small, busy machine.
@@ -135,7 +135,7 @@ environment [default]:
   LAB_TRACE_SEED [1]     seed of its random loss (same seed, same drops)
   LAB_TRACE_STATS []     file for its CSV per bin: offered and delivered bytes, drops
   LAB_TRACE_BIN_MS [1000] the bin of LAB_TRACE_STATS
-  REFLEX_BIN   [\$REPO/build]      directory of nfq-delay
+  REFLEX_BIN   [\$REPO/build]      directory of trace-link
   REFLEX_BPF   [\$REPO/build/bpf]  directory of loss.bpf.o
 
 addresses:
@@ -297,8 +297,8 @@ parse_link_spec() { # SPEC WHAT
 }
 
 require_tools_for_link() { # uses LINK_DELAY LINK_LOSS
-	if ! is_zero "$LINK_DELAY" && [ ! -x "$REFLEX_BIN/nfq-delay" ]; then
-		die "no $REFLEX_BIN/nfq-delay for a delay line: build it (make) or set REFLEX_BIN"
+	if ! is_zero "$LINK_DELAY" && [ ! -x "$REFLEX_BIN/trace-link" ]; then
+		die "no $REFLEX_BIN/trace-link for a delay line: build it (make) or set REFLEX_BIN"
 	fi
 	if ! is_zero "$LINK_LOSS" && [ ! -f "$REFLEX_BPF/loss.bpf.o" ]; then
 		die "no $REFLEX_BPF/loss.bpf.o for random loss: build it (make) or set REFLEX_BPF"
@@ -480,7 +480,7 @@ wait_bound() { # PID LOG WHAT
 delay_pid() { # LINK -> pid of its running delay line (or trace-driven link), or fail
 	local pid comm
 	{ read -r pid <"$STATE/delay-$1.pid" && read -r comm <"/proc/$pid/comm"; } 2>/dev/null || return 1
-	[ "$comm" = nfq-delay ] || [ "$comm" = trace-link ] || return 1
+	[ "$comm" = trace-link ] || return 1
 	alive "$pid" && echo "$pid"
 }
 
@@ -500,7 +500,7 @@ start_delay() { # LINK (loaded, resolved)
 	choose_iptables "$LINK_NS"
 	# setsid: a Ctrl-C meant for a test must not take the delay line down before `down`.
 	REFLEX_LAB=$P setsid nsenter --net="/run/netns/$LINK_NS" -- \
-		"$REFLEX_BIN/nfq-delay" --queue "$NFQUEUE_NUM" --delay-ms "$one_way" \
+		"$REFLEX_BIN/trace-link" --queue "$NFQUEUE_NUM" --delay-ms "$one_way" \
 		</dev/null >"$log" 2>&1 &
 	pid=$!
 	echo "$pid" >"$STATE/delay-$link.pid"

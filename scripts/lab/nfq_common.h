@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
 /*
- * What the lab's NFQUEUE tools (nfq-delay, trace-link) share: the netfilter netlink
+ * What the lab's NFQUEUE tool (trace-link) needs of netfilter: the netfilter netlink
  * socket, binding a queue, verdicts, and the signalfd. Header-only: lab tools are single
  * programs, not part of libreflex. Every function prints its own error, prefixed by the
  * program's name, and returns -1.

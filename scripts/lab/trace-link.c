@@ -21,6 +21,10 @@
  *
  * --stats FILE writes one CSV row per --bin-ms: the bytes the trace offered and the bytes
  * the link delivered in that bin, and the packets the buffer and the random loss dropped.
+ *
+ * Without --trace it is the lab's plain delay line (this kernel has no netem): every
+ * packet of both queues is held --delay-ms, with only its id in userspace
+ * (NFQNL_COPY_META).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -47,6 +51,7 @@
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
 #include "lib/trace.h"
+#include "lab_args.h"
 #include "nfq_common.h"
 
 #define PROG "trace-link"
@@ -138,9 +143,11 @@ static void usage(FILE *out)
 		"                  [--buffer-bytes N | --buffer-packets N] [--loss-pct P] [--seed S]\n"
 		"                  [--offset-ms MS] [--stats FILE] [--bin-ms MS] [--max-held N]\n"
 		"       " PROG " --trace FILE --capacity MS [--offset-ms MS] [--bin-ms MS]\n"
+		"       " PROG " --delay-ms MS [--queue NUM] [--reverse-queue NUM] [--max-held N]\n"
 		"\n"
 		"A trace-driven link: packets of NFQUEUE queue NUM leave at the delivery\n"
 		"opportunities of a mahimahi trace (plain or gzip), through a droptail buffer.\n"
+		"Without --trace, a fixed delay line: every packet is held MS ms, in arrival order.\n"
 		"\n"
 		"  -t, --trace FILE        the trace: one line per 1500-byte opportunity, in ms\n"
 		"  -q, --queue NUM         queue of the traced direction (default 1)\n"
@@ -165,21 +172,6 @@ static void usage(FILE *out)
 		"SIGUSR1 prints the counters to stderr; SIGTERM/SIGINT accept every held packet\n"
 		"and exit 0. Needs CAP_NET_ADMIN in the network namespace it runs in.\n",
 		MAX_DELAY_MS, MAX_MAX_HELD, DEFAULT_MAX_HELD);
-}
-
-static int parse_u64(const char *arg, const char *flag, uint64_t max, uint64_t *out)
-{
-	char *end = NULL;
-	unsigned long long value;
-
-	errno = 0;
-	value = strtoull(arg, &end, 10);
-	if (errno || end == arg || *end != '\0' || arg[0] == '-' || value > max) {
-		fprintf(stderr, PROG ": %s: '%s' is not an integer in 0..%" PRIu64 "\n", flag, arg, max);
-		return -1;
-	}
-	*out = value;
-	return 0;
 }
 
 static int parse_double(const char *arg, const char *flag, double max, double *out)
@@ -219,6 +211,7 @@ static int parse_args(int argc, char **argv, struct options *opts)
 	};
 	uint64_t value;
 	double number;
+	bool have_delay = false;
 	int opt;
 
 	*opts = (struct options){ .queue_num = 1, .reverse_queue_num = NO_QUEUE, .seed = 1,
@@ -230,7 +223,8 @@ static int parse_args(int argc, char **argv, struct options *opts)
 			break;
 		case 'q':
 		case 'r':
-			if (parse_u64(optarg, opt == 'q' ? "--queue" : "--reverse-queue", UINT16_MAX, &value))
+			if (lab_parse_u64(PROG, optarg, opt == 'q' ? "--queue" : "--reverse-queue", 0, UINT16_MAX,
+					  &value))
 				return -1;
 			*(opt == 'q' ? &opts->queue_num : &opts->reverse_queue_num) = (int)value;
 			break;
@@ -239,17 +233,13 @@ static int parse_args(int argc, char **argv, struct options *opts)
 				return -1;
 			/* Microsecond resolution is far below the timer's and the scheduler's jitter. */
 			opts->delay_ns = (uint64_t)llround(number * 1000.0) * 1000u;
+			have_delay = true;
 			break;
 		case 'b':
 		case 'p':
-			if (parse_u64(optarg, opt == 'b' ? "--buffer-bytes" : "--buffer-packets",
-				      1ull << 40, &value))
+			if (lab_parse_u64(PROG, optarg, opt == 'b' ? "--buffer-bytes" : "--buffer-packets", 1,
+					  1ull << 40, &value))
 				return -1;
-			if (value == 0) {
-				fprintf(stderr, PROG ": %s must be at least 1\n",
-					opt == 'b' ? "--buffer-bytes" : "--buffer-packets");
-				return -1;
-			}
 			*(opt == 'b' ? &opts->buffer_bytes : &opts->buffer_packets) = value;
 			break;
 		case 'l':
@@ -258,39 +248,27 @@ static int parse_args(int argc, char **argv, struct options *opts)
 			opts->loss_ppm = (uint32_t)llround(number * 10000.0);
 			break;
 		case 's':
-			if (parse_u64(optarg, "--seed", UINT64_MAX, &opts->seed))
+			if (lab_parse_u64(PROG, optarg, "--seed", 0, UINT64_MAX, &opts->seed))
 				return -1;
 			break;
 		case 'o':
-			if (parse_u64(optarg, "--offset-ms", TRACE_MAX_MS, &opts->offset_ms))
+			if (lab_parse_u64(PROG, optarg, "--offset-ms", 0, TRACE_MAX_MS, &opts->offset_ms))
 				return -1;
 			break;
 		case 'S':
 			opts->stats_path = optarg;
 			break;
 		case 'B':
-			if (parse_u64(optarg, "--bin-ms", 3600000, &opts->bin_ms))
+			if (lab_parse_u64(PROG, optarg, "--bin-ms", 1, 3600000, &opts->bin_ms))
 				return -1;
-			if (opts->bin_ms == 0) {
-				fprintf(stderr, PROG ": --bin-ms must be at least 1\n");
-				return -1;
-			}
 			break;
 		case 'c':
-			if (parse_u64(optarg, "--capacity", TRACE_MAX_MS, &opts->capacity_ms))
+			if (lab_parse_u64(PROG, optarg, "--capacity", 1, TRACE_MAX_MS, &opts->capacity_ms))
 				return -1;
-			if (opts->capacity_ms == 0) {
-				fprintf(stderr, PROG ": --capacity must be at least 1 ms\n");
-				return -1;
-			}
 			break;
 		case 'm':
-			if (parse_u64(optarg, "--max-held", MAX_MAX_HELD, &value))
+			if (lab_parse_u64(PROG, optarg, "--max-held", 1, MAX_MAX_HELD, &value))
 				return -1;
-			if (value == 0) {
-				fprintf(stderr, PROG ": --max-held must be at least 1\n");
-				return -1;
-			}
 			opts->max_held = (uint32_t)value;
 			break;
 		case 'h':
@@ -305,8 +283,13 @@ static int parse_args(int argc, char **argv, struct options *opts)
 		fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
-	if (!opts->trace_path) {
-		fprintf(stderr, PROG ": --trace is required (see --help)\n");
+	if (!opts->trace_path && !have_delay) {
+		fprintf(stderr, PROG ": --trace or --delay-ms is required (see --help)\n");
+		return -1;
+	}
+	if (!opts->trace_path && (opts->buffer_bytes || opts->buffer_packets || opts->loss_ppm ||
+				  opts->offset_ms || opts->stats_path || opts->capacity_ms)) {
+		fprintf(stderr, PROG ": buffer, loss, offset, stats and capacity need --trace\n");
 		return -1;
 	}
 	if (opts->buffer_bytes && opts->buffer_packets) {
@@ -318,14 +301,6 @@ static int parse_args(int argc, char **argv, struct options *opts)
 		return -1;
 	}
 	return 0;
-}
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static uint64_t realtime_ms(void)
@@ -523,11 +498,13 @@ static int arrive_traced(struct link *l, uint32_t id, uint32_t bytes, uint64_t n
 	return 0;
 }
 
-static int arrive_reverse(struct link *l, uint32_t id, uint64_t now_ns)
+/* A packet that only waits out the delay in f: the other direction, or every packet
+ * without a trace. */
+static int arrive_delayed(struct link *l, struct fifo *f, uint16_t queue, uint32_t id, uint64_t now_ns)
 {
-	uint16_t queue = (uint16_t)l->opts.reverse_queue_num;
-
-	if (l->opts.delay_ns && fifo_push(&l->reverse, id, 0, now_ns + l->opts.delay_ns) == 0)
+	if (queue == l->opts.queue_num)
+		l->totals.received++;
+	if (l->opts.delay_ns && fifo_push(f, id, 0, now_ns + l->opts.delay_ns) == 0)
 		return 0;
 	if (l->opts.delay_ns)
 		l->totals.overflowed++;
@@ -590,20 +567,23 @@ static int on_queue_msg(const struct nlmsghdr *nlh, void *data)
 	}
 	packet_hdr = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
 	id = ntohl(packet_hdr->packet_id);
-	if (queue == l->opts.queue_num)
-		ret = arrive_traced(l, id, packet_bytes(attr), monotonic_ns());
+	if (queue == l->opts.queue_num && l->opts.trace_path)
+		ret = arrive_traced(l, id, packet_bytes(attr), lab_monotonic_ns());
+	else if (queue == l->opts.queue_num)
+		ret = arrive_delayed(l, &l->sent, queue, id, lab_monotonic_ns());
 	else
-		ret = arrive_reverse(l, id, monotonic_ns());
+		ret = arrive_delayed(l, &l->reverse, queue, id, lab_monotonic_ns());
 	return ret < 0 ? MNL_CB_ERROR : MNL_CB_OK;
 }
 
-/* The first COPY_RANGE bytes of each packet (NFQA_CAP_LEN has its length). Kernel-side
- * room above ours, so drops are decided (and counted) here. */
+/* The first COPY_RANGE bytes of each packet (NFQA_CAP_LEN has its length), or only its
+ * id without a trace. Kernel-side room above ours, so drops are decided (and counted)
+ * here. */
 static int bind_queue(struct link *l, uint16_t queue)
 {
 	const struct nfq_bind_params params = {
 		.queue = queue,
-		.copy_mode = NFQNL_COPY_PACKET,
+		.copy_mode = l->opts.trace_path ? NFQNL_COPY_PACKET : NFQNL_COPY_META,
 		.copy_range = COPY_RANGE,
 		.qmaxlen = 2 * l->opts.max_held + MAX_READS_PER_WAKEUP,
 	};
@@ -645,7 +625,7 @@ static int receive_packets(struct link *l)
 			return -1;
 		}
 		/* Serve first: a packet arriving now must not use an earlier opportunity. */
-		if (serve(l, monotonic_ns()) < 0)
+		if (serve(l, lab_monotonic_ns()) < 0)
 			return -1;
 		if (mnl_cb_run(l->rx_buf, (size_t)len, 0, l->portid, on_queue_msg, l) < 0) {
 			if (l->totals.verdict_errors++ == 0)
@@ -736,7 +716,7 @@ static int run(struct link *l)
 			fprintf(stderr, PROG ": the netlink socket failed\n");
 			return -1;
 		}
-		now = monotonic_ns();
+		now = lab_monotonic_ns();
 		if (serve(l, now) < 0)
 			return -1;
 		close_bins(l, now);
@@ -808,7 +788,7 @@ int main(int argc, char **argv)
 	ret = parse_args(argc, argv, &l.opts);
 	if (ret != 0)
 		return ret > 0 ? 0 : 2;
-	if (trace_read_file(l.opts.trace_path, &l.trace, &err)) {
+	if (l.opts.trace_path && trace_read_file(l.opts.trace_path, &l.trace, &err)) {
 		fprintf(stderr, PROG ": %s\n", err.msg);
 		return 1;
 	}
@@ -821,11 +801,15 @@ int main(int argc, char **argv)
 	if (setup(&l) < 0)
 		goto cleanup;
 	/* lab.sh waits for this line before it sends packets to the queue. */
-	fprintf(stderr,
-		PROG ": queue %d bound (reverse %d), trace %s (%zu opportunities, period %" PRIu64
-		" ms) from %" PRIu64 " ms, delay %.3f ms\n",
-		l.opts.queue_num, l.opts.reverse_queue_num, l.opts.trace_path, l.trace.count,
-		l.trace.period_ms, l.opts.offset_ms, (double)l.opts.delay_ns / 1e6);
+	if (l.opts.trace_path)
+		fprintf(stderr,
+			PROG ": queue %d bound (reverse %d), trace %s (%zu opportunities, period %" PRIu64
+			" ms) from %" PRIu64 " ms, delay %.3f ms\n",
+			l.opts.queue_num, l.opts.reverse_queue_num, l.opts.trace_path, l.trace.count,
+			l.trace.period_ms, l.opts.offset_ms, (double)l.opts.delay_ns / 1e6);
+	else
+		fprintf(stderr, PROG ": queue %d bound (reverse %d), no trace, delay %.3f ms, max held %u\n",
+			l.opts.queue_num, l.opts.reverse_queue_num, (double)l.opts.delay_ns / 1e6, l.opts.max_held);
 	if (run(&l) == 0)
 		exit_code = 0;
 	release_all(&l);

@@ -107,7 +107,7 @@ static int setup(struct bench *b)
 {
 	struct prng rng;
 	float *calib;
-	char err[256];
+	struct reflex_err err = { 0 };
 	int ret;
 
 	prng_seed(&rng, 1);
@@ -128,9 +128,9 @@ static int setup(struct bench *b)
 		dqn_normalize(b->raw[k], DQN_FEATURES, b->x[k]);
 	}
 	calib = &b->x[0][0];
-	ret = dqn_build_model(&b->net, calib, INPUTS, false, &b->model, err, sizeof(err));
+	ret = dqn_build_model(&b->net, calib, INPUTS, false, &b->model, &err);
 	if (ret)
-		fprintf(stderr, "bench_dqn: %s\n", err);
+		fprintf(stderr, "bench_dqn: %s\n", err.msg);
 	return ret;
 }
 
@@ -220,19 +220,19 @@ static void bench_training(void)
 	for (int r = 0; r < 3; r++) {
 		struct dqn_train_opts o;
 		struct dqn_trainer *tr;
-		char err[256];
+		struct reflex_err err = { 0 };
 		double t0;
 
 		dqn_train_opts_default(&o);
 		o.steps_per_episode = 200;
 		o.validate_every = 0;
-		if (dqn_trainer_new(&o, &tr, err, sizeof(err))) {
-			fprintf(stderr, "bench_dqn: %s\n", err);
+		if (dqn_trainer_new(&o, &tr, &err)) {
+			fprintf(stderr, "bench_dqn: %s\n", err.msg);
 			exit(1);
 		}
 		t0 = now_ns();
-		if (dqn_trainer_run(tr, 20, err, sizeof(err))) {
-			fprintf(stderr, "bench_dqn: %s\n", err);
+		if (dqn_trainer_run(tr, 20, &err)) {
+			fprintf(stderr, "bench_dqn: %s\n", err.msg);
 			exit(1);
 		}
 		rate[r] = 20 * 200 / ((now_ns() - t0) / 1e9);

@@ -116,7 +116,7 @@ static void measure(const struct bench *b, struct result *r, unsigned count)
 	}
 }
 
-static void die(const char *what, const struct model_error *err)
+static void die(const char *what, const struct reflex_err *err)
 {
 	fprintf(stderr, "bench_model: %s: %s\n", what, err->msg);
 	exit(1);
@@ -131,10 +131,10 @@ static struct model *build_tree(void)
 	};
 	struct model *m = model_create(MODEL_KIND_TREES, 10, 2);
 	struct model_tree_node nodes[31];
-	struct model_error err;
+	struct reflex_err err;
 
 	if (!m)
-		die("model_create", &(struct model_error){ "out of memory", -1 });
+		die("model_create", &(struct reflex_err){ "out of memory", -1 });
 	for (unsigned i = 0; i < 10; i++)
 		if (model_set_feature(m, i, names[i], 0, 1000, &err))
 			die("feature", &err);
@@ -172,10 +172,10 @@ static struct model *build_mlp(struct model_float_layer *layers, float *w0, floa
 	static const char *const actions[] = { "Increase5", "Increase10", "Maintain",
 					       "Decrease5", "Decrease10", "SlowStart" };
 	struct model *m = model_create(MODEL_KIND_MLP, 8, 6);
-	struct model_error err;
+	struct reflex_err err;
 
 	if (!m)
-		die("model_create", &(struct model_error){ "out of memory", -1 });
+		die("model_create", &(struct reflex_err){ "out of memory", -1 });
 	for (unsigned k = 0; k < 128 * 8; k++)
 		w0[k] = (float)uniform(-0.5, 0.5);
 	for (unsigned k = 0; k < 128; k++)

@@ -18,14 +18,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_round_trip(void)
 {
-	char err[256], *printed = NULL;
+	struct reflex_err err = { 0 };
+	char *printed = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&printed, &len);
 
 	if (!f || classify_table_print(&table, f) || fclose(f))
 		abort();
-	if (classify_table_parse(&reparsed, printed, len, "printed", err, sizeof(err))) {
-		fprintf(stderr, "printed table does not parse: %s\n%s", err, printed);
+	if (classify_table_parse(&reparsed, printed, len, "printed", &err)) {
+		fprintf(stderr, "printed table does not parse: %s\n%s", err.msg, printed);
 		abort();
 	}
 	if (memcmp(&table, &reparsed, sizeof(table)) != 0) {
@@ -38,14 +39,14 @@ static void check_round_trip(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct flow_facts facts = { 0 };
-	char err[256];
+	struct reflex_err err = { 0 };
 	int ret;
 
 	classify_table_default(&table);
 	memcpy(&before, &table, sizeof(table));
-	ret = classify_table_parse(&table, (const char *)data, size, "fuzz", err, sizeof(err));
+	ret = classify_table_parse(&table, (const char *)data, size, "fuzz", &err);
 	if (ret) {
-		if (strncmp(err, "fuzz:", 5) != 0 || memcmp(&table, &before, sizeof(table)) != 0)
+		if (strncmp(err.msg, "fuzz:", 5) || err.line < 1 != 0 || memcmp(&table, &before, sizeof(table)) != 0)
 			abort();
 		return 0;
 	}

@@ -8,7 +8,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct csv_table *t = NULL;
-	struct csv_error err;
+	struct reflex_err err;
 
 	if (csv_parse("fuzz.csv", (const char *)data, size, &t, &err))
 		return 0;

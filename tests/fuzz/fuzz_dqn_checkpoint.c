@@ -18,16 +18,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_resave(const struct dqn_trainer *tr)
 {
-	char path[] = "/tmp/fuzz_dqn_checkpoint.XXXXXX", err[256];
+	char path[] = "/tmp/fuzz_dqn_checkpoint.XXXXXX";
+	struct reflex_err err = { 0 };
 	struct dqn_trainer *back = NULL;
 	int fd = mkstemp(path);
 
 	if (fd < 0)
 		abort();
 	close(fd);
-	if (dqn_checkpoint_save(tr, path, err, sizeof(err)) ||
-	    dqn_checkpoint_load(path, NULL, &back, err, sizeof(err))) {
-		fprintf(stderr, "accepted checkpoint does not round-trip: %s\n", err);
+	if (dqn_checkpoint_save(tr, path, &err) ||
+	    dqn_checkpoint_load(path, NULL, &back, &err)) {
+		fprintf(stderr, "accepted checkpoint does not round-trip: %s\n", err.msg);
 		abort();
 	}
 	unlink(path);
@@ -41,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dqn_trainer *tr = NULL;
 	uint8_t *buf;
-	char err[256];
+	struct reflex_err err = { 0 };
 
 	if (size > (1u << 22))
 		return 0;
@@ -55,10 +56,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (int i = 0; i < 4; i++)
 			buf[size - 4 + i] = (uint8_t)(crc >> (8 * i));
 	}
-	if (dqn_checkpoint_load_buffer(buf, size, NULL, &tr, err, sizeof(err)) == 0) {
+	if (dqn_checkpoint_load_buffer(buf, size, NULL, &tr, &err) == 0) {
 		check_resave(tr);
 		dqn_trainer_free(tr);
-	} else if (tr || !err[0]) {
+	} else if (tr || !err.msg[0]) {
 		abort(); /* a failure leaves nothing behind and says why */
 	}
 	free(buf);

@@ -20,7 +20,7 @@ static void remove_out_dir(void)
 
 static void load_trace(const uint8_t *data, size_t size)
 {
-	struct csv_error err;
+	struct reflex_err err;
 	struct forge_trace tr;
 	char path[64];
 	int fd = memfd_create("fuzz_forge", 0);
@@ -51,7 +51,7 @@ static void train(const uint8_t *data, size_t size)
 	};
 	struct forge_train_report rep;
 	struct csv_table *t = NULL;
-	struct csv_error err;
+	struct reflex_err err;
 
 	if (csv_parse("fuzz.csv", (const char *)data, size, &t, &err))
 		return;

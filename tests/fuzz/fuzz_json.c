@@ -31,11 +31,11 @@ static size_t count(const struct json_value *v)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct json_value *v = NULL;
-	char err[256] = "";
-	int ret = json_parse((const char *)data, size, &v, err, sizeof(err));
+	struct reflex_err err = { 0 };
+	int ret = json_parse((const char *)data, size, &v, &err);
 
 	if (ret) {
-		if (v || !err[0])
+		if (v || !err.msg[0])
 			abort();
 		return 0;
 	}

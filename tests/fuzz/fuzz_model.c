@@ -20,7 +20,7 @@ static void exercise(const struct model *m, const uint8_t *data, size_t len)
 	int16_t q[MODEL_MAX_FEATURES], q2[MODEL_MAX_FEATURES];
 	int32_t value[MODEL_MAX_OUTPUTS], value2[MODEL_MAX_OUTPUTS];
 	struct model_explain ex;
-	struct model_error err;
+	struct reflex_err err;
 	struct model *again = NULL;
 	uint8_t *buf;
 	size_t out_len;
@@ -74,7 +74,7 @@ static void exercise(const struct model *m, const uint8_t *data, size_t len)
 
 static void load(const uint8_t *data, size_t len)
 {
-	struct model_error err;
+	struct reflex_err err;
 	struct model *m = NULL;
 
 	if (model_load_buffer(data, len, 0, &m, &err) == 0) {

@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *copy = malloc(size + 1);
 	char *argv[MAX_ARGS + 2];
 	struct reflexd_options opt;
-	char err[256];
+	struct reflex_err err;
 	int argc = 1;
 	size_t start = 0;
 
@@ -30,9 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	argv[argc] = NULL;
-	memset(err, 'x', sizeof(err));
-	if (reflexd_parse_args(argc, argv, &opt, err, sizeof(err)) == REFLEXD_ARGS_ERROR &&
-	    !memchr(err, '\0', sizeof(err)))
+	memset(&err, 'x', sizeof(err));
+	if (reflexd_parse_args(argc, argv, &opt, &err) == REFLEXD_ARGS_ERROR &&
+	    (!memchr(err.msg, '\0', sizeof(err.msg)) || !err.msg[0]))
 		abort();
 	free(copy);
 	return 0;

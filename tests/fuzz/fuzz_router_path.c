@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct router_path p, again;
 	struct bandit_config cfg;
 	struct bandit *b;
-	char err[256] = "";
+	struct reflex_err err = { 0 };
 	char *arg = malloc(size + 1);
 	size_t n;
 
@@ -27,8 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(arg, data, size);
 	arg[size] = '\0'; /* the shell hands over a C string: stop at the first NUL */
-	if (router_parse_path(arg, &p, err, sizeof(err)) != 0) {
-		if (!err[0])
+	if (router_parse_path(arg, &p, &err) != 0) {
+		if (!err.msg[0])
 			abort();
 		free(arg);
 		return 0;
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = strlen(p.ifname);
 	if (n == 0 || n >= sizeof(p.ifname) || strpbrk(p.ifname, "/: \t\n\v\f\r") || !(p.has_nexthop4 || p.has_nexthop6))
 		abort();
-	if (router_parse_path(arg, &again, err, sizeof(err)) != 0 || memcmp(&p, &again, sizeof(p)) != 0)
+	if (router_parse_path(arg, &again, &err) != 0 || memcmp(&p, &again, sizeof(p)) != 0)
 		abort();
 	bandit_config_default(&cfg, BANDIT_MODE_UCB1);
 	b = bandit_new(&cfg);

@@ -27,17 +27,18 @@ static char *print(const struct router_view *v, size_t *len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[256] = "", *first, *second;
+	char *first, *second;
+	struct reflex_err err = { 0 };
 	size_t first_len, second_len;
 
-	if (router_view_parse_json((const char *)data, size, &view, err, sizeof(err)) != 0) {
-		if (!err[0])
+	if (router_view_parse_json((const char *)data, size, &view, &err) != 0) {
+		if (!err.msg[0])
 			abort();
 		return 0;
 	}
 	first = print(&view, &first_len);
-	if (router_view_parse_json(first, first_len, &again, err, sizeof(err)) != 0) {
-		fprintf(stderr, "printed view does not read back: %s\n%s", err, first);
+	if (router_view_parse_json(first, first_len, &again, &err) != 0) {
+		fprintf(stderr, "printed view does not read back: %s\n%s", err.msg, first);
 		abort();
 	}
 	second = print(&again, &second_len);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The lab itself (plain topology): IPv4 and IPv6 reach the server through the router; the
 # tbf bottleneck is what limits a TCP transfer; LAB_DELAY_MS adds that much RTT through
-# a running nfq-delay; LAB_LOSS_PCT loses about that share of packets; `up` refuses an
-# existing lab and a failed `up` removes what it made; `down` leaves nothing.
+# a running delay line (trace-link without a trace); LAB_LOSS_PCT loses about that share
+# of packets; `up` refuses an existing lab and a failed `up` removes what it made; `down`
+# leaves nothing.
 #
 # Bounds are broad on purpose (functional checks, not timings): the rate must land in
 # 60..105 % of LAB_RATE (tbf counts Ethernet headers, so goodput tops out near 96 %);
@@ -17,7 +18,7 @@ DELAY_MS=20
 LOSS_PCT=5
 FLOOD_COUNT=3000
 
-require_bin nfq-delay
+require_bin trace-link
 [ -f "$REFLEX_BPF/loss.bpf.o" ] || fail "no $REFLEX_BPF/loss.bpf.o: make build/bpf/loss.bpf.o"
 command -v iperf3 >/dev/null || fail "iperf3 missing (scripts/deps.sh)"
 command -v ping >/dev/null || fail "ping missing (iputils-ping)"
@@ -72,7 +73,7 @@ leftovers_check "$LAB_PREFIX"
 log "plain lab with LAB_DELAY_MS=$DELAY_MS"
 lab_up LAB_DELAY_MS=$DELAY_MS
 status=$(lab status)
-[[ $status == *"delay line: running"* ]] || fail "nfq-delay not running; status: $status"
+[[ $status == *"delay line: running"* ]] || fail "delay line not running; status: $status"
 log "ok: delay line running"
 check_added_rtt() { # ADDR BASE_RTT FAMILY
 	local rtt added

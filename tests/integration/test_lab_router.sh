@@ -23,7 +23,7 @@ PINGS=10
 declare -A PATH_DELAY=([1]=10 [2]=30)
 declare -A PATH_RATE=([1]=50 [2]=20)
 
-require_bin nfq-delay
+require_bin trace-link
 command -v iperf3 >/dev/null || fail "iperf3 missing (scripts/deps.sh)"
 command -v ping >/dev/null || fail "ping missing (iputils-ping)"
 

@@ -40,7 +40,7 @@
 
 require_bin reflexd
 require_bin reflexctl
-require_bin nfq-delay
+require_bin trace-link
 for tool in bpftool jq perl ss conntrack; do
 	command -v "$tool" >/dev/null || fail "$tool missing"
 done

@@ -58,7 +58,7 @@ static struct model *model_with(struct model_anomaly *a, double psi_threshold)
 {
 	struct model *m = model_create(MODEL_KIND_TREES, 2, 1);
 	static const struct model_tree_node leaf = LEAF(1);
-	struct model_error err;
+	struct reflex_err err;
 	int16_t q[40];
 
 	assert_non_null(m);
@@ -107,7 +107,7 @@ static void test_score_hand_computed(void **state)
 static void test_section_round_trip(void **state)
 {
 	struct model *m = model_with(hand_forest(), 2.5), *back = NULL;
-	struct model_error err = { 0 };
+	struct reflex_err err = { 0 };
 	uint8_t *buf = NULL;
 	size_t len = 0;
 
@@ -134,7 +134,7 @@ static void test_section_round_trip(void **state)
 static void test_reference_v1_without_threshold(void **state)
 {
 	struct model *m = model_with(NULL, 0), *back = NULL;
-	struct model_error err = { 0 };
+	struct reflex_err err = { 0 };
 	uint8_t *buf = NULL;
 	size_t len = 0, off;
 
@@ -152,7 +152,7 @@ static void test_reference_v1_without_threshold(void **state)
 
 static void expect_refused(struct model *m, const char *want)
 {
-	struct model_error err = { 0 };
+	struct reflex_err err = { 0 };
 	uint8_t *buf = NULL;
 	size_t len = 0;
 
@@ -231,7 +231,7 @@ static void test_forge_forest(void **state)
 	size_t rows[N];
 	struct model_anomaly *a = NULL, *again = NULL;
 	struct model *m;
-	struct model_error err = { 0 };
+	struct reflex_err err = { 0 };
 	double median, far;
 
 	(void)state;
@@ -275,7 +275,7 @@ static void test_forge_drift_calibration(void **state)
 	int16_t *q = malloc(N * 2 * sizeof(*q));
 	struct forge_drift_calibration cal;
 	struct model *m = model_with(NULL, 0);
-	struct model_error err;
+	struct reflex_err err;
 
 	(void)state;
 	assert_non_null(q);

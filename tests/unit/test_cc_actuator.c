@@ -34,10 +34,10 @@ static void test_actuator_default_is_clamp(void **state)
 {
 	char *argv[] = { "reflexd", "--iface", "lo", "--cgroup", "/sys/fs/cgroup", NULL };
 	struct reflexd_options opt;
-	char err[256] = "";
+	struct reflex_err err = { 0 };
 
 	(void)state;
-	assert_int_equal(reflexd_parse_args(ARGC(argv), argv, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(ARGC(argv), argv, &opt, &err), REFLEXD_ARGS_RUN);
 	assert_int_equal(opt.config.actuator, REFLEX_ACTUATOR_CLAMP);
 }
 
@@ -47,15 +47,15 @@ static void test_actuator_values(void **state)
 	char *clamp[] = { "reflexd", "--actuator", "cc", "--actuator", "clamp", "--iface", "lo", NULL };
 	char *cleanup[] = { "reflexd", "--cleanup", "--actuator", "cc", NULL };
 	struct reflexd_options opt;
-	char err[256] = "";
+	struct reflex_err err = { 0 };
 
 	(void)state;
-	assert_int_equal(reflexd_parse_args(ARGC(cc), cc, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(ARGC(cc), cc, &opt, &err), REFLEXD_ARGS_RUN);
 	assert_int_equal(opt.config.actuator, REFLEX_ACTUATOR_CC);
-	assert_int_equal(reflexd_parse_args(ARGC(clamp), clamp, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(ARGC(clamp), clamp, &opt, &err), REFLEXD_ARGS_RUN);
 	assert_int_equal(opt.config.actuator, REFLEX_ACTUATOR_CLAMP);
 	/* --cleanup --actuator cc sweeps dead registrations: no cgroup needed. */
-	assert_int_equal(reflexd_parse_args(ARGC(cleanup), cleanup, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(ARGC(cleanup), cleanup, &opt, &err), REFLEXD_ARGS_RUN);
 	assert_int_equal(opt.config.actuator, REFLEX_ACTUATOR_CC);
 	assert_true(opt.cleanup_only);
 }
@@ -67,17 +67,17 @@ static void test_actuator_errors(void **state)
 	char *no_cgroup[] = { "reflexd", "--iface", "lo", "--actuator", "cc", NULL };
 	char *no_value[] = { "reflexd", "--iface", "lo", "--actuator", NULL };
 	struct reflexd_options opt;
-	char err[256] = "";
+	struct reflex_err err = { 0 };
 
 	(void)state;
-	assert_int_equal(reflexd_parse_args(ARGC(unknown), unknown, &opt, err, sizeof(err)), REFLEXD_ARGS_ERROR);
-	assert_string_equal(err, "--actuator: 'bbr' is not clamp or cc");
-	assert_int_equal(reflexd_parse_args(ARGC(empty), empty, &opt, err, sizeof(err)), REFLEXD_ARGS_ERROR);
-	assert_string_equal(err, "--actuator: '' is not clamp or cc");
-	assert_int_equal(reflexd_parse_args(ARGC(no_cgroup), no_cgroup, &opt, err, sizeof(err)), REFLEXD_ARGS_ERROR);
-	assert_string_equal(err, "--actuator cc needs --cgroup (the connections it runs)");
-	assert_int_equal(reflexd_parse_args(ARGC(no_value), no_value, &opt, err, sizeof(err)), REFLEXD_ARGS_ERROR);
-	assert_string_equal(err, "option '--actuator' needs a value");
+	assert_int_equal(reflexd_parse_args(ARGC(unknown), unknown, &opt, &err), REFLEXD_ARGS_ERROR);
+	assert_string_equal(err.msg, "--actuator: 'bbr' is not clamp or cc");
+	assert_int_equal(reflexd_parse_args(ARGC(empty), empty, &opt, &err), REFLEXD_ARGS_ERROR);
+	assert_string_equal(err.msg, "--actuator: '' is not clamp or cc");
+	assert_int_equal(reflexd_parse_args(ARGC(no_cgroup), no_cgroup, &opt, &err), REFLEXD_ARGS_ERROR);
+	assert_string_equal(err.msg, "--actuator cc needs --cgroup (the connections it runs)");
+	assert_int_equal(reflexd_parse_args(ARGC(no_value), no_value, &opt, &err), REFLEXD_ARGS_ERROR);
+	assert_string_equal(err.msg, "option '--actuator' needs a value");
 }
 
 int main(void)

@@ -23,7 +23,7 @@ struct fixture {
 	struct classify_table other;
 	char *printed;
 	char tmp_path[64];
-	char err[256];
+	struct reflex_err err;
 };
 
 static int setup(void **state)
@@ -45,7 +45,7 @@ static int teardown(void **state)
 
 static int parse(struct fixture *fx, struct classify_table *t, const char *text)
 {
-	return classify_table_parse(t, text, strlen(text), "test.ini", fx->err, sizeof(fx->err));
+	return classify_table_parse(t, text, strlen(text), "test.ini", &fx->err);
 }
 
 static struct flow_facts facts(uint8_t proto, uint16_t sport, uint16_t dport, uint8_t dscp,
@@ -150,7 +150,7 @@ static void test_all_keys(void **state)
 		"bytes_max = 18446744073709551615\n";
 
 	assert_int_equal(parse(fx, t, config), 0);
-	assert_string_equal(fx->err, "");
+	assert_string_equal(fx->err.msg, "");
 	assert_int_equal(t->default_class, TRAFFIC_BULK);
 	assert_int_equal(t->n_rules, 1);
 	r = &t->rule[0];
@@ -215,10 +215,10 @@ static void test_example_config(void **state)
 {
 	struct fixture *fx = *state;
 	struct classify_table *t = &fx->table;
-	int ret = classify_table_load(t, EXAMPLE_CONFIG, fx->err, sizeof(fx->err));
+	int ret = classify_table_load(t, EXAMPLE_CONFIG, &fx->err);
 
 	if (ret)
-		fail_msg("%s (run from the repository root): %s", EXAMPLE_CONFIG, fx->err);
+		fail_msg("%s (run from the repository root): %s", EXAMPLE_CONFIG, fx->err.msg);
 	assert_int_equal(t->n_rules, 7);
 	assert_classified(t, facts(UDP, 40000, 12000, 46, 200, 50, 0), TRAFFIC_VOIP, "pbx-voice");
 	assert_classified(t, facts(UDP, 40000, 28960, 0, 90, 30, 0), TRAFFIC_GAMING, "game-server");
@@ -360,9 +360,9 @@ static void test_errors(void **state)
 	for (size_t i = 0; i < sizeof(bad_configs) / sizeof(bad_configs[0]); i++) {
 		int ret = parse(fx, &fx->table, bad_configs[i].text);
 
-		if (ret != -EINVAL || strcmp(fx->err, bad_configs[i].message) != 0)
+		if (ret != -EINVAL || strcmp(fx->err.msg, bad_configs[i].message) != 0)
 			fail_msg("config #%zu: ret %d, message\n  %s\nexpected\n  %s", i, ret,
-				 fx->err, bad_configs[i].message);
+				 fx->err.msg, bad_configs[i].message);
 		/* Nothing half-written: the table is as before. */
 		assert_memory_equal(&fx->table, &fx->other, sizeof(fx->table));
 	}
@@ -375,16 +375,16 @@ static void test_errors_in_raw_bytes(void **state)
 	char long_line[300];
 
 	assert_int_equal(classify_table_parse(&fx->table, with_nul, sizeof(with_nul) - 1, "x.ini",
-					      fx->err, sizeof(fx->err)), -EINVAL);
-	assert_string_equal(fx->err, "x.ini:3: NUL byte at byte offset 25");
+					      &fx->err), -EINVAL);
+	assert_string_equal(fx->err.msg, "x.ini:3: NUL byte at byte offset 25");
 
 	snprintf(long_line, sizeof(long_line), "[rule \"a\"]\nclass = web\n# %0250d\n", 0);
 	assert_int_equal(parse(fx, &fx->table, long_line), -EINVAL);
-	assert_string_equal(fx->err, "test.ini:3: line longer than 197 characters");
+	assert_string_equal(fx->err.msg, "test.ini:3: line longer than 197 characters");
 
 	/* Not NUL-terminated: only len bytes are read. */
 	assert_int_equal(classify_table_parse(&fx->table, "[rule \"a\"]\nclass = web\nport = 1x",
-					      31, "x.ini", fx->err, sizeof(fx->err)), 0);
+					      31, "x.ini", &fx->err), 0);
 	assert_int_equal(fx->table.rule[0].port.range[0].lo, 1);
 	/* CRLF line ends and a UTF-8 byte order mark are fine. */
 	assert_int_equal(parse(fx, &fx->table, "\xef\xbb\xbf[rule \"a\"]\r\nclass = web\r\n"), 0);
@@ -397,9 +397,8 @@ static void test_load_errors(void **state)
 	FILE *f;
 	int fd;
 
-	assert_int_equal(classify_table_load(&fx->table, "/nonexistent/classes.ini", fx->err,
-					     sizeof(fx->err)), -ENOENT);
-	assert_string_equal(fx->err, "/nonexistent/classes.ini: cannot open: No such file or directory");
+	assert_int_equal(classify_table_load(&fx->table, "/nonexistent/classes.ini", &fx->err), -ENOENT);
+	assert_string_equal(fx->err.msg, "/nonexistent/classes.ini: cannot open: No such file or directory");
 
 	snprintf(fx->tmp_path, sizeof(fx->tmp_path), "/tmp/test_classify.XXXXXX");
 	fd = mkstemp(fx->tmp_path);
@@ -411,19 +410,19 @@ static void test_load_errors(void **state)
 		fprintf(f, "#%062d\n", i);
 	fputc('\n', f);
 	assert_int_equal(fclose(f), 0);
-	assert_int_equal(classify_table_load(&fx->table, fx->tmp_path, fx->err, sizeof(fx->err)),
+	assert_int_equal(classify_table_load(&fx->table, fx->tmp_path, &fx->err),
 			 -EFBIG);
-	assert_non_null(strstr(fx->err, ": larger than 1048576 bytes"));
+	assert_non_null(strstr(fx->err.msg, ": larger than 1048576 bytes"));
 
 	/* Errors in a file name the file. */
 	f = fopen(fx->tmp_path, "w");
 	assert_non_null(f);
 	fputs("[rule \"x\"]\nclass = web\ndport = http\n", f);
 	assert_int_equal(fclose(f), 0);
-	assert_int_equal(classify_table_load(&fx->table, fx->tmp_path, fx->err, sizeof(fx->err)),
+	assert_int_equal(classify_table_load(&fx->table, fx->tmp_path, &fx->err),
 			 -EINVAL);
-	assert_true(strncmp(fx->err, fx->tmp_path, strlen(fx->tmp_path)) == 0);
-	assert_string_equal(fx->err + strlen(fx->tmp_path),
+	assert_true(strncmp(fx->err.msg, fx->tmp_path, strlen(fx->tmp_path)) == 0);
+	assert_string_equal(fx->err.msg + strlen(fx->tmp_path),
 			    ":3: [rule \"x\"] key 'dport': 'http' is not a port or LO-HI port range "
 			    "(0-65535)");
 }

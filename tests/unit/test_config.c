@@ -20,21 +20,21 @@
 static struct config_file cf;
 static struct reflexd_options opt, opt2;
 
-static int load(const char *text, char *err, size_t len)
+static int load(const char *text, struct reflex_err *err)
 {
-	return config_load_text(&cf, "t.conf", text, strlen(text), err, len);
+	return config_load_text(&cf, "t.conf", text, strlen(text), err);
 }
 
 static void test_keys_become_options(void **state)
 {
-	char err[512] = "";
+	struct reflex_err err = { 0 };
 
 	(void)state;
 	assert_int_equal(load("; comment\n[host]\niface = eth0\nshadow = yes\nlearn = off\n"
 			      "[models]\ncwnd = /m/cwnd.reflex\n[router]\npath = a:eth1:10.0.0.1\npath = b:eth2:10.0.1.1\n"
 			      "[metrics]\nmetrics-listen = 9100\n",
-			      err, sizeof(err)), 0);
-	assert_string_equal(err, "");
+			      &err), 0);
+	assert_string_equal(err.msg, "");
 	assert_int_equal(cf.count, 6); /* learn = off adds nothing */
 	assert_string_equal(cf.entries[0].arg, "--iface=eth0");
 	assert_int_equal(cf.entries[0].line, 3);
@@ -48,11 +48,11 @@ static void test_keys_become_options(void **state)
 
 static void expect_error(const char *text, const char *want)
 {
-	char err[512] = "";
+	struct reflex_err err = { 0 };
 
-	assert_int_equal(load(text, err, sizeof(err)), -1);
-	if (!strstr(err, want))
-		fail_msg("error '%s' does not contain '%s'", err, want);
+	assert_int_equal(load(text, &err), -1);
+	if (!strstr(err.msg, want))
+		fail_msg("error '%s' does not contain '%s'", err.msg, want);
 	assert_int_equal(cf.count, 0);
 }
 
@@ -71,34 +71,34 @@ static void test_errors_name_file_line_key(void **state)
 static void test_nul_byte(void **state)
 {
 	static const char text[] = "[host]\niface = a\0b\n";
-	char err[512] = "";
+	struct reflex_err err = { 0 };
 
 	(void)state;
-	assert_int_equal(config_load_text(&cf, "t.conf", text, sizeof(text) - 1, err, sizeof(err)), -1);
-	assert_string_equal(err, "t.conf:2: a NUL byte (not a text file)");
+	assert_int_equal(config_load_text(&cf, "t.conf", text, sizeof(text) - 1, &err), -1);
+	assert_string_equal(err.msg, "t.conf:2: a NUL byte (not a text file)");
 }
 
 static void test_long_line(void **state)
 {
 	char text[400] = "[host]\niface = ";
-	char err[512] = "";
+	struct reflex_err err = { 0 };
 
 	(void)state;
 	memset(text + strlen(text), 'x', 300);
 	/* inih reads at most INI_MAX_LINE (200) characters a line */
-	assert_int_equal(config_load_text(&cf, "t.conf", text, strlen(text), err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "t.conf:2: line longer than"));
+	assert_int_equal(config_load_text(&cf, "t.conf", text, strlen(text), &err), -1);
+	assert_non_null(strstr(err.msg, "t.conf:2: line longer than"));
 }
 
 static void test_only_regular_files(void **state)
 {
-	char err[512] = "";
+	struct reflex_err err = { 0 };
 
 	(void)state;
-	assert_int_equal(config_load(&cf, "/dev/null", err, sizeof(err)), -1);
-	assert_string_equal(err, "/dev/null: not a regular file");
-	assert_int_equal(config_load(&cf, "/nonexistent.conf", err, sizeof(err)), -1);
-	assert_string_equal(err, "/nonexistent.conf: cannot open: No such file or directory");
+	assert_int_equal(config_load(&cf, "/dev/null", &err), -1);
+	assert_string_equal(err.msg, "/dev/null: not a regular file");
+	assert_int_equal(config_load(&cf, "/nonexistent.conf", &err), -1);
+	assert_string_equal(err.msg, "/nonexistent.conf: cannot open: No such file or directory");
 	{
 		/* fopen blocked on a FIFO until a writer came: now refused at once */
 		char fifo[] = "/tmp/test_config_fifo.XXXXXX";
@@ -109,10 +109,10 @@ static void test_only_regular_files(void **state)
 		unlink(fifo);
 		assert_int_equal(mkfifo(fifo, 0600), 0);
 		alarm(10);
-		assert_int_equal(config_load(&cf, fifo, err, sizeof(err)), -1);
+		assert_int_equal(config_load(&cf, fifo, &err), -1);
 		alarm(0);
 		unlink(fifo);
-		assert_non_null(strstr(err, "not a regular file"));
+		assert_non_null(strstr(err.msg, "not a regular file"));
 	}
 }
 
@@ -137,10 +137,10 @@ static void test_command_line_overrides(void **state)
 	char *path = write_temp("[host]\niface = eth0\nsample-interval-ms = 20\n"
 				"[router]\n[metrics]\nmetrics-listen = 127.0.0.1:9100\n");
 	char *argv[] = { "reflexd", "--config", path, "--sample-interval-ms", "30", NULL };
-	char err[512] = "";
+	struct reflex_err err = { 0 };
 
 	(void)state;
-	assert_int_equal(reflexd_parse_args(5, argv, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(5, argv, &opt, &err), REFLEXD_ARGS_RUN);
 	assert_string_equal(opt.iface, "eth0");
 	assert_int_equal(opt.config.sample_interval_ns, 30000000ULL);
 	assert_string_equal(opt.metrics_listen, "127.0.0.1:9100");
@@ -152,13 +152,14 @@ static void test_file_value_error_names_line(void **state)
 {
 	char *path = write_temp("[host]\niface = eth0\nflush-threshold = 65\n");
 	char *argv[] = { "reflexd", "--config", path, NULL };
-	char err[512] = "", want[128];
+	struct reflex_err err = { 0 };
+	char want[128];
 
 	(void)state;
-	assert_int_equal(reflexd_parse_args(3, argv, &opt, err, sizeof(err)), REFLEXD_ARGS_ERROR);
+	assert_int_equal(reflexd_parse_args(3, argv, &opt, &err), REFLEXD_ARGS_ERROR);
 	snprintf(want, sizeof(want), "%s:3: [host] key 'flush-threshold': '65' is not a whole number in 1..64",
 		 path);
-	assert_string_equal(err, want);
+	assert_string_equal(err.msg, want);
 	unlink(path);
 }
 
@@ -167,12 +168,12 @@ static void test_router_paths_replaced(void **state)
 	char *path = write_temp("[router]\nlan = lan0\npath = a:up1:10.0.0.1\npath = b:up2:10.0.1.1\n");
 	char *file_only[] = { "reflexd", "--config", path, NULL };
 	char *cli[] = { "reflexd", "--config", path, "--path", "c:up3:10.0.2.1", NULL };
-	char err[512] = "";
+	struct reflex_err err = { 0 };
 
 	(void)state;
-	assert_int_equal(reflexd_parse_args(3, file_only, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(3, file_only, &opt, &err), REFLEXD_ARGS_RUN);
 	assert_int_equal(opt.router.n_paths, 2);
-	assert_int_equal(reflexd_parse_args(5, cli, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(5, cli, &opt, &err), REFLEXD_ARGS_RUN);
 	assert_int_equal(opt.router.n_paths, 1);
 	assert_string_equal(opt.router.path[0].name, "c");
 	unlink(path);
@@ -184,12 +185,13 @@ static void test_print_reads_back(void **state)
 	char *argv[] = { "reflexd", "--iface", "eth0", "--cgroup", "/sys/fs/cgroup/x", "--shadow", "--auto-promote",
 			 "--model", "dqn=/m/d.reflex", "--policy", "cwnd=dqn", "--explore", "0.1",
 			 "--metrics-listen", "[::1]:9200", "--decision-log-keep", "5", "-q", NULL };
-	char *printed = NULL, *again = NULL, *path, err[512] = "";
+	char *printed = NULL, *again = NULL, *path;
+	struct reflex_err err = { 0 };
 	size_t len = 0, len2 = 0;
 	FILE *f;
 
 	(void)state;
-	assert_int_equal(reflexd_parse_args(18, argv, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(18, argv, &opt, &err), REFLEXD_ARGS_RUN);
 	f = open_memstream(&printed, &len);
 	reflexd_print_config(&opt, f);
 	fclose(f);
@@ -197,7 +199,7 @@ static void test_print_reads_back(void **state)
 	{
 		char *argv2[] = { "reflexd", "--config", path, NULL };
 
-		assert_int_equal(reflexd_parse_args(3, argv2, &opt2, err, sizeof(err)), REFLEXD_ARGS_RUN);
+		assert_int_equal(reflexd_parse_args(3, argv2, &opt2, &err), REFLEXD_ARGS_RUN);
 	}
 	f = open_memstream(&again, &len2);
 	reflexd_print_config(&opt2, f);
@@ -220,22 +222,22 @@ static void test_health_options(void **state)
 			"--anomaly-hold", "20", NULL };
 	char *model[] = { "reflexd", "--iface", "eth0", "--drift-threshold", "3", "--drift-threshold", "model", NULL };
 	char *bad[] = { "reflexd", "--iface", "eth0", "--anomaly-threshold", "1.5", NULL };
-	char err[512] = "";
+	struct reflex_err err = { 0 };
 
 	(void)state;
-	assert_int_equal(reflexd_parse_args(3, defaults, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(3, defaults, &opt, &err), REFLEXD_ARGS_RUN);
 	assert_true(opt.control.health.threshold == DRIFT_THRESHOLD_FROM_MODEL);
 	assert_true(opt.control.health.anomaly_threshold == ANOMALY_DEFAULT_THRESHOLD);
 	assert_int_equal(opt.control.health.anomaly_hold, ANOMALY_DEFAULT_HOLD);
-	assert_int_equal(reflexd_parse_args(9, set, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(9, set, &opt, &err), REFLEXD_ARGS_RUN);
 	assert_true(opt.control.health.threshold == 3);
 	assert_true(opt.control.health.anomaly_threshold == 0.8);
 	assert_int_equal(opt.control.health.anomaly_hold, 20);
-	assert_int_equal(reflexd_parse_args(7, model, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(7, model, &opt, &err), REFLEXD_ARGS_RUN);
 	assert_true(opt.control.health.threshold == DRIFT_THRESHOLD_FROM_MODEL);
-	assert_int_equal(reflexd_parse_args(5, bad, &opt, err, sizeof(err)), REFLEXD_ARGS_ERROR);
-	if (!strstr(err, "--anomaly-threshold: '1.5' is not a score in 0..1"))
-		fail_msg("error '%s'", err);
+	assert_int_equal(reflexd_parse_args(5, bad, &opt, &err), REFLEXD_ARGS_ERROR);
+	if (!strstr(err.msg, "--anomaly-threshold: '1.5' is not a score in 0..1"))
+		fail_msg("error '%s'", err.msg);
 }
 
 /* SIGHUP: which changed keys apply live and which need a restart. */
@@ -243,12 +245,13 @@ static void test_reload_diff(void **state)
 {
 	char *before = write_temp("[host]\niface = eth0\nflush-threshold = 16\n[models]\ncwnd = /m/a.reflex\n");
 	char *argv[] = { "reflexd", "--config", before, "--shadow", NULL };
-	char live[256], restart[256], err[512] = "";
+	char live[256], restart[256];
+	struct reflex_err err = { 0 };
 	FILE *f;
 
 	(void)state;
-	assert_int_equal(reflexd_parse_args(4, argv, &opt, err, sizeof(err)), REFLEXD_ARGS_RUN);
-	assert_int_equal(reflexd_parse_args(4, argv, &opt2, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(4, argv, &opt, &err), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(4, argv, &opt2, &err), REFLEXD_ARGS_RUN);
 	assert_int_equal(reflexd_reload_diff(&opt, &opt2, live, sizeof(live), restart, sizeof(restart)), 0);
 	assert_string_equal(live, "");
 	assert_string_equal(restart, "");
@@ -257,7 +260,7 @@ static void test_reload_diff(void **state)
 	assert_non_null(f);
 	fputs("[host]\niface = eth1\nflush-threshold = 8\n[models]\ncwnd = /m/b.reflex\n[metrics]\nmetrics-listen = 9100\n", f);
 	fclose(f);
-	assert_int_equal(reflexd_parse_args(4, argv, &opt2, err, sizeof(err)), REFLEXD_ARGS_RUN);
+	assert_int_equal(reflexd_parse_args(4, argv, &opt2, &err), REFLEXD_ARGS_RUN);
 	assert_int_equal(reflexd_reload_diff(&opt, &opt2, live, sizeof(live), restart, sizeof(restart)), 0);
 	assert_string_equal(live, "flush-threshold,cwnd");
 	assert_string_equal(restart, "iface,metrics-listen");

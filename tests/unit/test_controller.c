@@ -189,7 +189,8 @@ static void assert_log_is_json(const struct fixture *fx)
 		{ "old", JSON_NUMBER },   { "new", JSON_NUMBER },  { "model", JSON_STRING },
 		{ "acted", JSON_BOOL },   { "explain", JSON_STRING },
 	};
-	char line[4096], err[128];
+	struct reflex_err err = { 0 };
+	char line[4096];
 	unsigned lines = 0;
 	FILE *f = fopen(fx->log_path, "r");
 
@@ -197,7 +198,7 @@ static void assert_log_is_json(const struct fixture *fx)
 	while (fgets(line, sizeof(line), f)) {
 		struct json_value *v = NULL;
 
-		assert_int_equal(json_parse(line, strlen(line), &v, err, sizeof(err)), 0);
+		assert_int_equal(json_parse(line, strlen(line), &v, &err), 0);
 		assert_int_equal(v->type, JSON_OBJECT);
 		assert_int_equal(v->n, sizeof(fields) / sizeof(fields[0]));
 		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -673,7 +674,7 @@ static void test_a_batching_model_beyond_the_legal_range_is_refused(void **state
 	const struct model_tree_node flush_leaf[] = { { .feature_idx = MODEL_LEAF, .leaf_value = 0 } };
 	const struct model_tree_node delay_leaf[] = { { .feature_idx = MODEL_LEAF, .leaf_value = 31738 } };
 	struct model *m = model_create(MODEL_KIND_TREES, FEATURE_COUNT, 2);
-	struct model_error err = { "", -1 };
+	struct reflex_err err = { 0 };
 	char path[] = "/tmp/test_controller_model.XXXXXX";
 	struct feature_window w = quiet_iface_window();
 	struct fixture fx;
@@ -710,7 +711,7 @@ static void test_an_anomalous_flow_is_decided_by_the_heuristic(void **state)
 	static const struct model_tree_node two_bdp = { .feature_idx = MODEL_LEAF, .leaf_value = 8 };
 	struct model *m = model_create(MODEL_KIND_TREES, FEATURE_COUNT, 1);
 	struct model_anomaly *a = calloc(1, sizeof(*a));
-	struct model_error err;
+	struct reflex_err err;
 	char path[] = "/tmp/test_controller_anomaly.XXXXXX";
 	struct fixture fx;
 	struct flow_entry f, g;

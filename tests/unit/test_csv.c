@@ -16,7 +16,7 @@
 
 static struct csv_table *parse_ok(const char *text)
 {
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct csv_table *t = NULL;
 	int ret = csv_parse("t.csv", text, strlen(text), &t, &err);
 
@@ -30,7 +30,7 @@ static struct csv_table *parse_ok(const char *text)
 /* Parses text expecting failure at line:column with msg containing `needle`. */
 static void parse_fails(const char *text, size_t len, size_t line, size_t column, const char *needle)
 {
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct csv_table *t = NULL;
 	int ret = csv_parse("t.csv", text, len, &t, &err);
 
@@ -136,7 +136,7 @@ static void number_ok(const char *text, double want)
 static void number_fails(const char *text, const char *needle)
 {
 	char buf[128];
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct csv_table *t;
 	double v = 0;
 
@@ -180,7 +180,7 @@ static void test_numbers(void **state)
 static void test_empty_number_and_u64(void **state)
 {
 	struct csv_table *t = parse_ok("a,b,c,d\n,18446744073709551615,18446744073709551616,-1\n");
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	uint64_t u = 0;
 	double v;
 
@@ -199,7 +199,7 @@ static void test_empty_number_and_u64(void **state)
 static void test_require_column(void **state)
 {
 	struct csv_table *t = parse_ok("a,b\n1,2\n");
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	size_t col = 99;
 
 	(void)state;
@@ -214,7 +214,7 @@ static void test_require_column(void **state)
 static void test_long_field_excerpt(void **state)
 {
 	char text[300];
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct csv_table *t;
 	double v;
 
@@ -255,7 +255,7 @@ static size_t dir_entries(const char *dir)
 
 static void test_read_file_errors(void **state)
 {
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct csv_table *t = NULL;
 	char *dir = make_dir();
 	char path[256];
@@ -286,7 +286,7 @@ static void test_writer_round_trip(void **state)
 	};
 	const char *const text[] = { "plain", "with,comma", "say \"hi\"" };
 	struct csv_writer *w = NULL;
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct csv_table *t = NULL;
 	char *dir = make_dir();
 	char path[256];
@@ -330,7 +330,7 @@ static void test_writer_bad_dir(void **state)
 {
 	const char *const names[] = { "x" };
 	struct csv_writer *w = NULL;
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 
 	(void)state;
 	assert_int_equal(csv_writer_open("/nonexistent/out.csv", names, 1, &w, &err), -ENOENT);
@@ -366,7 +366,7 @@ static void test_in_place_matches_copy(void **state)
 	for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
 		size_t len = strlen(texts[k]);
 		struct csv_table *copy = NULL, *owned = NULL;
-		struct csv_error err = { 0 };
+		struct reflex_err err = { 0 };
 		char *buf = malloc(len + 1);
 
 		assert_non_null(buf);

@@ -224,7 +224,7 @@ static void test_features_and_reward(void **state)
 static void test_normalize_matches_model_grid(void **state)
 {
 	struct model *m = model_create(MODEL_KIND_MLP, DQN_FEATURES, DQN_ACTIONS);
-	struct model_error err;
+	struct reflex_err err;
 	struct prng rng;
 
 	(void)state;
@@ -271,10 +271,10 @@ static void small_opts(struct dqn_train_opts *o)
 static struct dqn_trainer *train_small(const struct dqn_train_opts *o, uint32_t episodes)
 {
 	struct dqn_trainer *tr = NULL;
-	char err[256] = "";
+	struct reflex_err err = { 0 };
 
-	if (dqn_trainer_new(o, &tr, err, sizeof(err)) || dqn_trainer_run(tr, episodes, err, sizeof(err)))
-		fail_msg("training failed: %s", err);
+	if (dqn_trainer_new(o, &tr, &err) || dqn_trainer_run(tr, episodes, &err))
+		fail_msg("training failed: %s", err.msg);
 	return tr;
 }
 
@@ -340,17 +340,17 @@ static void test_checkpoint_resume_equivalence(void **state)
 	struct dqn_trainer *straight, *half, *resumed = NULL;
 	struct dqn_report r1, r2;
 	struct tmpdir t;
-	char err[256] = "";
+	struct reflex_err err = { 0 };
 
 	(void)state;
 	tmpdir_make(&t);
 	small_opts(&o);
 	straight = train_small(&o, 4);
 	half = train_small(&o, 2);
-	assert_int_equal(dqn_checkpoint_save(half, t.ck, err, sizeof(err)), 0);
-	assert_int_equal(dqn_checkpoint_load(t.ck, &o, &resumed, err, sizeof(err)), 0);
+	assert_int_equal(dqn_checkpoint_save(half, t.ck, &err), 0);
+	assert_int_equal(dqn_checkpoint_load(t.ck, &o, &resumed, &err), 0);
 	assert_same_net(dqn_trainer_net(half), dqn_trainer_net(resumed));
-	assert_int_equal(dqn_trainer_run(resumed, 4, err, sizeof(err)), 0);
+	assert_int_equal(dqn_trainer_run(resumed, 4, &err), 0);
 	assert_same_net(dqn_trainer_net(straight), dqn_trainer_net(resumed));
 	assert_same_net(dqn_trainer_policy(straight), dqn_trainer_policy(resumed));
 	dqn_trainer_report(straight, &r1);
@@ -384,12 +384,12 @@ static uint8_t *read_all(const char *path, size_t *len)
 static void expect_load_error(const uint8_t *buf, size_t len, const char *needle)
 {
 	struct dqn_trainer *tr = (struct dqn_trainer *)buf; /* must come back NULL */
-	char err[256] = "";
+	struct reflex_err err = { 0 };
 
-	assert_int_equal(dqn_checkpoint_load_buffer(buf, len, NULL, &tr, err, sizeof(err)), -EINVAL);
+	assert_int_equal(dqn_checkpoint_load_buffer(buf, len, NULL, &tr, &err), -EINVAL);
 	assert_null(tr);
-	if (!strstr(err, needle))
-		fail_msg("error \"%s\" does not mention \"%s\"", err, needle);
+	if (!strstr(err.msg, needle))
+		fail_msg("error \"%s\" does not mention \"%s\"", err.msg, needle);
 }
 
 static void test_checkpoint_corrupt_rejected(void **state)
@@ -397,7 +397,7 @@ static void test_checkpoint_corrupt_rejected(void **state)
 	struct dqn_train_opts o;
 	struct dqn_trainer *tr, *back = NULL;
 	struct tmpdir t;
-	char err[256] = "";
+	struct reflex_err err = { 0 };
 	uint8_t *buf, *bad;
 	size_t len;
 
@@ -405,9 +405,9 @@ static void test_checkpoint_corrupt_rejected(void **state)
 	tmpdir_make(&t);
 	small_opts(&o);
 	tr = train_small(&o, 2);
-	assert_int_equal(dqn_checkpoint_save(tr, t.ck, err, sizeof(err)), 0);
+	assert_int_equal(dqn_checkpoint_save(tr, t.ck, &err), 0);
 	buf = read_all(t.ck, &len);
-	assert_int_equal(dqn_checkpoint_load_buffer(buf, len, NULL, &back, err, sizeof(err)), 0);
+	assert_int_equal(dqn_checkpoint_load_buffer(buf, len, NULL, &back, &err), 0);
 	assert_same_net(dqn_trainer_net(tr), dqn_trainer_net(back));
 	dqn_trainer_free(back);
 
@@ -427,8 +427,8 @@ static void test_checkpoint_corrupt_rejected(void **state)
 	free(bad);
 	free(buf);
 
-	assert_int_equal(dqn_checkpoint_load("/nonexistent/dqn.ckpt", NULL, &back, err, sizeof(err)), -ENOENT);
-	assert_non_null(strstr(err, "/nonexistent/dqn.ckpt"));
+	assert_int_equal(dqn_checkpoint_load("/nonexistent/dqn.ckpt", NULL, &back, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "/nonexistent/dqn.ckpt"));
 	dqn_trainer_free(tr);
 	tmpdir_remove(&t);
 }
@@ -437,23 +437,23 @@ static void test_bad_options(void **state)
 {
 	struct dqn_train_opts o;
 	struct dqn_trainer *tr = NULL;
-	char err[256];
+	struct reflex_err err = { 0 };
 
 	(void)state;
 	small_opts(&o);
 	o.gamma = 1.0f;
-	assert_int_equal(dqn_trainer_new(&o, &tr, err, sizeof(err)), -EINVAL);
+	assert_int_equal(dqn_trainer_new(&o, &tr, &err), -EINVAL);
 	assert_null(tr);
-	assert_non_null(strstr(err, "gamma"));
+	assert_non_null(strstr(err.msg, "gamma"));
 	small_opts(&o);
 	o.replay_warmup = o.replay_capacity + 1;
-	assert_int_equal(dqn_trainer_new(&o, &tr, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "replay_warmup"));
+	assert_int_equal(dqn_trainer_new(&o, &tr, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "replay_warmup"));
 	small_opts(&o);
 	o.eps_end = 0.5;
 	o.eps_start = 0.1;
-	assert_int_equal(dqn_trainer_new(&o, &tr, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "eps"));
+	assert_int_equal(dqn_trainer_new(&o, &tr, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "eps"));
 }
 
 /*
@@ -469,7 +469,7 @@ static void test_export_preserves_argmax(void **state)
 	struct model *plain = NULL, *eq = NULL;
 	double *raw;
 	float *calib;
-	char err[256] = "";
+	struct reflex_err err = { 0 };
 	const size_t n = 3000;
 	size_t wins[DQN_ACTIONS] = { 0 };
 
@@ -497,8 +497,8 @@ static void test_export_preserves_argmax(void **state)
 		wins[dqn_greedy(&net, calib + k * DQN_FEATURES)]++;
 	for (unsigned a = 0; a < DQN_ACTIONS; a++)
 		assert_true(wins[a] > n / 20); /* every action is the argmax somewhere */
-	assert_int_equal(dqn_build_model(&net, calib, n, false, &plain, err, sizeof(err)), 0);
-	assert_int_equal(dqn_build_model(&net, calib, n, true, &eq, err, sizeof(err)), 0);
+	assert_int_equal(dqn_build_model(&net, calib, n, false, &plain, &err), 0);
+	assert_int_equal(dqn_build_model(&net, calib, n, true, &eq, &err), 0);
 	assert_true(dqn_int8_agreement(plain, &net, raw, n) >= 0.97);
 	assert_true(dqn_int8_agreement(eq, &net, raw, n) >= 0.97);
 	assert_int_equal(plain->feature_count, DQN_FEATURES);
@@ -510,7 +510,7 @@ static void test_export_preserves_argmax(void **state)
 	model_free(eq);
 
 	net.n_in = 5; /* not a DQN input width */
-	assert_int_equal(dqn_build_model(&net, calib, n, false, &plain, err, sizeof(err)), -EINVAL);
+	assert_int_equal(dqn_build_model(&net, calib, n, false, &plain, &err), -EINVAL);
 	assert_null(plain);
 	net.n_in = DQN_FEATURES;
 	free(raw);
@@ -525,7 +525,7 @@ static void test_train_end_to_end(void **state)
 	struct dqn_train_opts o;
 	struct dqn_report rep;
 	struct model *m = NULL;
-	struct model_error merr;
+	struct reflex_err merr;
 	struct tmpdir t;
 	char value[64];
 
@@ -567,7 +567,7 @@ static void test_train_end_to_end(void **state)
 
 	o.checkpoint_path = NULL;
 	assert_int_equal(dqn_train(&o, &rep), -EINVAL);
-	assert_non_null(strstr(rep.err, "checkpoint"));
+	assert_non_null(strstr(rep.err.msg, "checkpoint"));
 	tmpdir_remove(&t);
 }
 

@@ -29,19 +29,19 @@
 
 static struct model *source_model(void)
 {
-	struct model_error merr = { .offset = -1 };
+	struct reflex_err merr = { 0 };
 	struct model *m = NULL;
 	struct prng rng;
 	struct mlp net;
 	double *calib = malloc(600 * DQN_FEATURES * sizeof(double));
 	size_t n_calib = 0;
-	char err[256];
+	struct reflex_err err = { 0 };
 
 	assert_non_null(calib);
 	prng_seed(&rng, 9);
 	assert_int_equal(mlp_init(&net, DQN_FEATURES, 32, DQN_ACTIONS, &rng), 0);
 	assert_int_equal(dqn_collect_states(&net, 11, 3, 200, calib, 600, &n_calib), 0);
-	assert_int_equal(dqn_build_best_model(&net, calib, n_calib, &m, err, sizeof(err)), 0);
+	assert_int_equal(dqn_build_best_model(&net, calib, n_calib, &m, &err), 0);
 	assert_int_equal(model_meta_set(m, "trainer", "test_dqn_learn", &merr), 0);
 	mlp_free(&net);
 	free(calib);
@@ -192,11 +192,11 @@ static bool same_layers(const struct model *a, const struct model *b)
 static struct dqn_learn *learner(const struct model *src, const struct dqn_learn_opts *o)
 {
 	struct dqn_learn *l = NULL;
-	char err[256] = "";
-	int ret = dqn_learn_new(src, o, &l, err, sizeof(err));
+	struct reflex_err err = { 0 };
+	int ret = dqn_learn_new(src, o, &l, &err);
 
 	if (ret)
-		fail_msg("dqn_learn_new: %d %s", ret, err);
+		fail_msg("dqn_learn_new: %d %s", ret, err.msg);
 	return l;
 }
 
@@ -227,10 +227,10 @@ static void test_dequantize(void **state)
 	struct model *other;
 	struct mlp net;
 	size_t n = 0;
-	char err[256];
+	struct reflex_err err = { 0 };
 
 	assert_non_null(raw);
-	assert_int_equal(dqn_learn_dequantize(src, &net, err, sizeof(err)), 0);
+	assert_int_equal(dqn_learn_dequantize(src, &net, &err), 0);
 	assert_int_equal(net.n_in, DQN_FEATURES);
 	assert_int_equal(net.n_hidden, 32);
 	assert_int_equal(dqn_collect_states(&net, 21, 10, 200, raw, 2000, &n), 0);
@@ -262,9 +262,9 @@ static void test_dequantize(void **state)
 
 	other = model_create(MODEL_KIND_MLP, DQN_FEATURES, DQN_ACTIONS);
 	assert_non_null(other);
-	assert_int_equal(dqn_learn_dequantize(other, &net, err, sizeof(err)), -EINVAL);
-	printf("refused: %s\n", err);
-	assert_non_null(strstr(err, "not a DQN model"));
+	assert_int_equal(dqn_learn_dequantize(other, &net, &err), -EINVAL);
+	printf("refused: %s\n", err.msg);
+	assert_non_null(strstr(err.msg, "not a DQN model"));
 	model_free(other);
 }
 
@@ -275,7 +275,7 @@ static void test_queue_full_drops(void **state)
 	struct dqn_learn_opts o;
 	struct dqn_learn_stats st;
 	struct dqn_learn *l;
-	char err[256];
+	struct reflex_err err = { 0 };
 
 	dqn_learn_opts_default(&o);
 	o.queue_capacity = 8;
@@ -291,7 +291,7 @@ static void test_queue_full_drops(void **state)
 	assert_int_equal(st.queued, 8);
 	assert_int_equal(st.dropped, 6);
 	assert_int_equal(st.processed, 0);
-	assert_int_equal(dqn_learn_start(l, err, sizeof(err)), 0);
+	assert_int_equal(dqn_learn_start(l, &err), 0);
 	wait_processed(l, 8);
 	t.action = DQN_DECREASE5;
 	assert_true(dqn_learn_push(l, &t)); /* room again */
@@ -306,8 +306,8 @@ static void test_queue_full_drops(void **state)
 	dqn_learn_free(l);
 
 	o.queue_capacity = 12;
-	assert_int_equal(dqn_learn_new(*state, &o, &l, err, sizeof(err)), -EINVAL);
-	printf("refused: %s\n", err);
+	assert_int_equal(dqn_learn_new(*state, &o, &l, &err), -EINVAL);
+	printf("refused: %s\n", err.msg);
 	assert_null(l);
 }
 
@@ -329,10 +329,11 @@ static void test_learns_and_publishes(void **state)
 	struct prng rng;
 	struct sim_flow f = { 0 };
 	struct model *written = NULL;
-	struct model_error merr = { .offset = -1 };
+	struct reflex_err merr = { 0 };
 	uint64_t last_gen = 0, gens_seen = 0;
 	double before, after, agreement, *raw;
-	char err[256], path[] = "/tmp/test_dqn_learn.XXXXXX", value[64];
+	char path[] = "/tmp/test_dqn_learn.XXXXXX", value[64];
+	struct reflex_err err = { 0 };
 	size_t n_raw = 0;
 	int fd;
 
@@ -340,7 +341,7 @@ static void test_learns_and_publishes(void **state)
 	o.lr = 1e-3f;
 	o.batch = 32;
 	l = learner(src, &o);
-	assert_int_equal(dqn_learn_start(l, err, sizeof(err)), 0);
+	assert_int_equal(dqn_learn_start(l, &err), 0);
 	prng_seed(&rng, 5);
 	for (unsigned i = 0; i < N; i++) {
 		struct dqn_transition t;
@@ -413,7 +414,7 @@ static void test_learns_and_publishes(void **state)
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	close(fd);
-	assert_int_equal(dqn_learn_write(l, 0, path, err, sizeof(err)), 0);
+	assert_int_equal(dqn_learn_write(l, 0, path, &err), 0);
 	assert_int_equal(model_load_file(path, 0, &written, &merr), 0);
 	cur = dqn_learn_acquire(l, 0);
 	assert_true(same_layers(written, cur->model));
@@ -475,7 +476,7 @@ static void test_concurrent_readers(void **state)
 	struct dqn_learn_opts o;
 	struct dqn_learn_stats st;
 	struct dqn_learn *l;
-	char err[256];
+	struct reflex_err err = { 0 };
 
 	dqn_learn_opts_default(&o);
 	o.replay_warmup = 16;
@@ -486,7 +487,7 @@ static void test_concurrent_readers(void **state)
 		ctx[r] = (struct reader_ctx){ .l = l, .slot = r, .raw = t[r].state, .stop = &stop };
 		assert_int_equal(pthread_create(&threads[r], NULL, reader_main, &ctx[r]), 0);
 	}
-	assert_int_equal(dqn_learn_start(l, err, sizeof(err)), 0);
+	assert_int_equal(dqn_learn_start(l, &err), 0);
 	for (unsigned i = 0; i < N; i++) {
 		while (!dqn_learn_push(l, &t[i]))
 			sleep_ms(1);
@@ -524,7 +525,7 @@ static void test_deterministic(void **state)
 	double *calib = malloc((size_t)N * DQN_FEATURES * sizeof(double));
 	struct model *rebuilt = NULL;
 	struct dqn_learn_opts o;
-	char err[256];
+	struct reflex_err err = { 0 };
 
 	assert_non_null(calib);
 	dqn_learn_opts_default(&o);
@@ -534,7 +535,7 @@ static void test_deterministic(void **state)
 		l[k] = learner(*state, &o);
 		for (unsigned i = 0; i < N; i++)
 			assert_true(dqn_learn_push(l[k], &t[i]));
-		assert_int_equal(dqn_learn_start(l[k], err, sizeof(err)), 0);
+		assert_int_equal(dqn_learn_start(l[k], &err), 0);
 	}
 	for (int k = 0; k < 2; k++) {
 		wait_processed(l[k], N);
@@ -555,7 +556,7 @@ static void test_deterministic(void **state)
 	assert_int_equal(m[0]->calibration_states, N);
 	for (unsigned i = 0; i < N; i++)
 		memcpy(calib + (size_t)i * DQN_FEATURES, t[i].next_state, sizeof(t[i].next_state));
-	assert_int_equal(dqn_build_model_raw(dqn_learn_net(l[0]), calib, N, false, &rebuilt, err, sizeof(err)), 0);
+	assert_int_equal(dqn_build_model_raw(dqn_learn_net(l[0]), calib, N, false, &rebuilt, &err), 0);
 	assert_true(same_layers(m[0]->model, rebuilt));
 	model_free(rebuilt);
 	free(calib);
@@ -573,14 +574,14 @@ static void test_free_while_running(void **state)
 	struct dqn_transition *t = sim_transitions(*state, N);
 	struct dqn_learn_opts o;
 	struct dqn_learn *l;
-	char err[256];
+	struct reflex_err err = { 0 };
 
 	dqn_learn_opts_default(&o);
 	o.replay_warmup = 8;
 	o.batch = 8;
 	o.publish_every = 5;
 	l = learner(*state, &o);
-	assert_int_equal(dqn_learn_start(l, err, sizeof(err)), 0);
+	assert_int_equal(dqn_learn_start(l, &err), 0);
 	for (unsigned i = 0; i < N; i++)
 		dqn_learn_push(l, &t[i]);
 	dqn_learn_free(l);

@@ -41,7 +41,7 @@ static struct model *reference_model(void)
 {
 	struct model *m = model_create(MODEL_KIND_TREES, 2, 1);
 	static const struct model_tree_node leaf = { .feature_idx = MODEL_LEAF, .leaf_value = 1 };
-	struct model_error err;
+	struct reflex_err err;
 	int16_t q[200];
 
 	assert_non_null(m);

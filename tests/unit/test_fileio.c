@@ -64,7 +64,7 @@ static char *slurp(const char *path)
 static void test_output_refuses_symlink_and_keeps_target(void **state)
 {
 	char target[128], lnk[128];
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 
 	(void)state;
 	path_of(target, sizeof(target), "victim");
@@ -80,7 +80,7 @@ static void test_output_refuses_symlink_and_keeps_target(void **state)
 static void test_output_refuses_hard_link(void **state)
 {
 	char target[128], hard[128];
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 
 	(void)state;
 	path_of(target, sizeof(target), "victim2");
@@ -95,7 +95,7 @@ static void test_output_refuses_hard_link(void **state)
 static void test_output_new_file_mode_and_truncate(void **state)
 {
 	char path[128];
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	struct stat st;
 	FILE *f;
 
@@ -122,7 +122,7 @@ static void test_output_new_file_mode_and_truncate(void **state)
 static void test_atomic_replaces_and_leaves_no_temp(void **state)
 {
 	char path[128], target[128], cmd[256];
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	struct fileio_atomic a;
 	struct stat st;
 
@@ -156,7 +156,7 @@ static void on_alarm(int sig)
 static void test_read_refuses_fifo_without_blocking(void **state)
 {
 	char path[128];
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	char *data = (char *)1;
 	size_t len = 1;
 
@@ -174,7 +174,7 @@ static void test_read_refuses_fifo_without_blocking(void **state)
 static void test_read_refuses_symlink_and_bounds_size(void **state)
 {
 	char path[128], lnk[128];
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	char *data;
 	size_t len;
 

@@ -25,7 +25,7 @@ struct fixture {
 	struct csv_table *t;
 	struct forge_train_opts opts;
 	struct forge_train_report rep;
-	struct csv_error err;
+	struct reflex_err err;
 };
 
 static int setup(void **state)
@@ -88,7 +88,7 @@ static int train(struct fixture *fx)
 
 static struct model *load(struct fixture *fx)
 {
-	struct model_error me = { 0 };
+	struct reflex_err me = { 0 };
 	struct model *m = NULL;
 
 	if (model_load_file(fx->out, 0, &m, &me))
@@ -339,7 +339,7 @@ static void test_errors(void **state)
 /* created_at: a pinned value must be a real UTC time; SOURCE_DATE_EPOCH pins "now". */
 static void test_created_at(void **state)
 {
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	char buf[32];
 
 	(void)state;

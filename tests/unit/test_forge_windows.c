@@ -74,7 +74,7 @@ static void write_text(struct fixture *fx)
 	fclose(f);
 }
 
-static int load(struct fixture *fx, enum window_scope scope, struct forge_trace *tr, struct csv_error *err)
+static int load(struct fixture *fx, enum window_scope scope, struct forge_trace *tr, struct reflex_err *err)
 {
 	write_text(fx);
 	return forge_trace_load(fx->path, scope, tr, err);
@@ -82,7 +82,7 @@ static int load(struct fixture *fx, enum window_scope scope, struct forge_trace 
 
 static void expect_error(struct fixture *fx, enum window_scope scope, size_t line, size_t column, const char *needle)
 {
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct forge_trace tr;
 
 	assert_int_equal(load(fx, scope, &tr, &err), -EINVAL);
@@ -98,7 +98,7 @@ static void expect_error(struct fixture *fx, enum window_scope scope, size_t lin
 static void test_single_window(void **state)
 {
 	struct fixture *fx = *state;
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct forge_trace tr;
 
 	add_row(fx, 100, "iface", "iface:veth0", 1500);
@@ -123,7 +123,7 @@ static void test_gap(void **state)
 	struct fixture *fx = *state;
 	const uint64_t steps[] = { 10, 11, 12, 15, 16 };
 	const uint32_t segment[] = { 0, 0, 0, 1, 1 };
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct forge_trace tr;
 
 	for (size_t i = 0; i < 5; i++)
@@ -144,7 +144,7 @@ static void test_out_of_order(void **state)
 {
 	struct fixture *fx = *state;
 	const uint64_t steps[] = { 12, 10, 11, 13 };
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct forge_trace tr;
 
 	for (size_t i = 0; i < 4; i++)
@@ -166,7 +166,7 @@ static void test_out_of_order(void **state)
 static void test_flows_interleaved(void **state)
 {
 	struct fixture *fx = *state;
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct forge_trace tr;
 
 	add_row(fx, 10, "flow", "tcp:10.0.0.1:40001-10.0.0.2:5201", 1);
@@ -311,7 +311,7 @@ static void test_span_matches_window_c(void **state)
 static void test_windows_write_normalized(void **state)
 {
 	struct fixture *fx = *state;
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct csv_table *t = NULL;
 	struct forge_trace tr;
 	char out[160];
@@ -340,7 +340,7 @@ static void test_windows_write_normalized(void **state)
 static void test_records(void **state)
 {
 	struct fixture *fx = *state;
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct forge_records rec;
 	size_t first, n;
 
@@ -370,7 +370,7 @@ static void test_records(void **state)
 static void test_records_errors(void **state)
 {
 	struct fixture *fx = *state;
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct forge_records rec;
 
 	fx->len = (size_t)snprintf(fx->text, sizeof(fx->text), "ts_ns,ring\n1,sock\n2,udp\n");

@@ -65,20 +65,20 @@ static void test_megabyte_documents_parse_linearly(void **state)
 {
 	struct json_value *v = NULL;
 	size_t len, n;
-	char err[128];
+	struct reflex_err err = { 0 };
 	char *doc;
 	double t0;
 
 	(void)state;
 	doc = big_object(&len, &n);
 	t0 = cpu_seconds();
-	assert_int_equal(json_parse(doc, len, &v, err, sizeof(err)), 0);
+	assert_int_equal(json_parse(doc, len, &v, &err), 0);
 	assert_int_equal(v->n, n);
 	assert_non_null(json_get(v, "k0"));
 	json_free(v);
 	free(doc);
 	doc = big_array(&len, &n);
-	assert_int_equal(json_parse(doc, len, &v, err, sizeof(err)), 0);
+	assert_int_equal(json_parse(doc, len, &v, &err), 0);
 	assert_int_equal(v->n, n);
 	assert_string_equal(v->items[n - 1].string, "ab");
 	json_free(v);
@@ -90,32 +90,33 @@ static void test_first_duplicate_in_text_order(void **state)
 {
 	const char *doc = "{\"b\":1,\"a\":2,\"c\":{\"x\":1},\"a\":3,\"b\":4}";
 	struct json_value *v = NULL;
-	char err[128];
+	struct reflex_err err = { 0 };
 
 	(void)state;
-	assert_int_equal(json_parse(doc, strlen(doc), &v, err, sizeof(err)), -22);
+	assert_int_equal(json_parse(doc, strlen(doc), &v, &err), -22);
 	assert_null(v);
-	assert_string_equal(err, "byte 25: key \"a\" appears twice");
+	assert_string_equal(err.msg, "byte 25: key \"a\" appears twice");
+	assert_int_equal(err.offset, 25);
 	doc = "{\"x\":{\"k\":1,\"k\":2}}";
-	assert_int_equal(json_parse(doc, strlen(doc), &v, err, sizeof(err)), -22);
-	assert_string_equal(err, "byte 12: key \"k\" appears twice");
+	assert_int_equal(json_parse(doc, strlen(doc), &v, &err), -22);
+	assert_string_equal(err.msg, "byte 12: key \"k\" appears twice");
 }
 
 static void test_escapes_in_strings(void **state)
 {
 	const char *doc = "[\"a\\\"b\", \"\\u00e9\\ud83d\\ude00\", \"\\\\\"]";
 	struct json_value *v = NULL;
-	char err[128];
+	struct reflex_err err = { 0 };
 
 	(void)state;
-	assert_int_equal(json_parse(doc, strlen(doc), &v, err, sizeof(err)), 0);
+	assert_int_equal(json_parse(doc, strlen(doc), &v, &err), 0);
 	assert_string_equal(v->items[0].string, "a\"b");
 	assert_string_equal(v->items[1].string, "\xc3\xa9\xf0\x9f\x98\x80");
 	assert_string_equal(v->items[2].string, "\\");
 	json_free(v);
 	doc = "[\"abc\\\"]";
-	assert_int_equal(json_parse(doc, strlen(doc), &v, err, sizeof(err)), -22);
-	assert_string_equal(err, "byte 1: unterminated string");
+	assert_int_equal(json_parse(doc, strlen(doc), &v, &err), -22);
+	assert_string_equal(err.msg, "byte 1: unterminated string");
 }
 
 int main(void)

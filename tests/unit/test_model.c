@@ -34,7 +34,7 @@
 
 /* --- models the tests start from ------------------------------------------ */
 
-static void must(int rc, const struct model_error *err)
+static void must(int rc, const struct reflex_err *err)
 {
 	if (rc)
 		fail_msg("builder failed (%d): %s", rc, err->msg);
@@ -59,7 +59,7 @@ static struct model *build_tree_model(void)
 	};
 	static const struct model_tree_node tree1[] = { SPLIT(2, 0, 1, 2), LEAF(50), LEAF(4000) };
 	struct model *m = model_create(MODEL_KIND_TREES, 3, 2);
-	struct model_error err;
+	struct reflex_err err;
 
 	assert_non_null(m);
 	m->max_depth = 2;
@@ -90,7 +90,7 @@ static const int32_t mlp_b1[] = { 5, -7 };
 static struct model *build_mlp_model(void)
 {
 	struct model *m = model_create(MODEL_KIND_MLP, 2, 2);
-	struct model_error err;
+	struct reflex_err err;
 
 	assert_non_null(m);
 	must(model_set_feature(m, 0, "x0", 0, 1, &err), &err);
@@ -110,7 +110,7 @@ static struct model *build_deep_model(void)
 		SPLIT(0, 10, 1, 2), LEAF(1), SPLIT(0, 20, 3, 4), LEAF(2), SPLIT(0, 30, 5, 6), LEAF(3), LEAF(4),
 	};
 	struct model *m = model_create(MODEL_KIND_TREES, 1, 1);
-	struct model_error err;
+	struct reflex_err err;
 
 	assert_non_null(m);
 	m->max_depth = 3;
@@ -135,7 +135,7 @@ static int16_t q_of(const struct model *m, unsigned f, double raw)
 static struct model *build_small_model(void)
 {
 	struct model *m = model_create(MODEL_KIND_TREES, 10, 2);
-	struct model_error err;
+	struct reflex_err err;
 
 	assert_non_null(m);
 	for (unsigned i = 0; i < 10; i++)
@@ -182,7 +182,7 @@ static struct model *build_quantized_mlp(void)
 		{ 16, 6, w1, b1 },
 	};
 	struct model *m = model_create(MODEL_KIND_MLP, 8, 6);
-	struct model_error err;
+	struct reflex_err err;
 
 	assert_non_null(m);
 	rng_state = 42;
@@ -213,7 +213,7 @@ struct img {
 static struct img *img_of(struct model *m)
 {
 	struct img *im = calloc(1, sizeof(*im));
-	struct model_error err;
+	struct reflex_err err;
 	uint8_t *buf;
 	size_t len;
 
@@ -505,7 +505,7 @@ static void test_rule(void **state)
 	const struct rule *r = *state;
 	struct img *im = img_of_base(r->base);
 	struct model *sentinel = (struct model *)(uintptr_t)0x1, *m = sentinel;
-	struct model_error err = { 0 };
+	struct reflex_err err = { 0 };
 	int rc;
 
 	/* The base image is valid; the rule alone makes it invalid. */
@@ -559,7 +559,7 @@ static void assert_same_decisions(const struct model *a, const struct model *b)
 
 static void round_trip(struct model *built)
 {
-	struct model_error err;
+	struct reflex_err err;
 	struct model *loaded = NULL;
 	uint8_t *buf, *buf2;
 	size_t len, len2;
@@ -606,7 +606,7 @@ static void test_round_trip_mlp(void **state)
 static void test_optional_section_skipped(void **state)
 {
 	struct img *im = img_of(build_tree_model());
-	struct model_error err;
+	struct reflex_err err;
 	struct model *m = NULL;
 
 	(void)state;
@@ -624,7 +624,7 @@ static void test_optional_section_skipped(void **state)
 static void test_ignore_crc_flag(void **state)
 {
 	struct img *im = img_of(build_tree_model());
-	struct model_error err;
+	struct reflex_err err;
 	struct model *m = NULL;
 
 	(void)state;
@@ -642,7 +642,7 @@ static void test_ignore_crc_flag(void **state)
 static struct model *build_reference_model(void)
 {
 	struct model *m = build_tree_model();
-	struct model_error err;
+	struct reflex_err err;
 	int16_t q[20 * 3];
 
 	for (int i = 0; i < 20; i++) {
@@ -688,7 +688,7 @@ static void test_reference_round_trip(void **state)
 	struct img *im = img_of(build_reference_model());
 	size_t payload = im->len - MODEL_CRC_SIZE - REF_SECTION_SIZE;
 	struct model *want = build_reference_model(), *m = NULL;
-	struct model_error err;
+	struct reflex_err err;
 
 	(void)state;
 	assert_int_equal(im->b[payload - 8], 0x01);
@@ -710,7 +710,7 @@ static void test_reference_round_trip(void **state)
 
 static void expect_refused(struct img *im, const char *needle)
 {
-	struct model_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct model *m = NULL;
 
 	fix_crc(im);
@@ -724,7 +724,7 @@ static void test_reference_rules(void **state)
 {
 	struct img *im = img_of(build_reference_model());
 	size_t payload = im->len - MODEL_CRC_SIZE - REF_SECTION_SIZE;
-	struct model_error err;
+	struct reflex_err err;
 	struct model *m = NULL;
 
 	(void)state;
@@ -797,7 +797,7 @@ static unsigned dir_entries(void)
 static void test_write_file_atomic(void **state)
 {
 	struct model *m = build_tree_model(), *loaded = NULL, *bad;
-	struct model_error err;
+	struct reflex_err err;
 	char path[128];
 	struct stat st;
 
@@ -832,7 +832,7 @@ static void test_write_file_atomic(void **state)
 static void test_load_file_errors(void **state)
 {
 	struct model *m = (struct model *)(uintptr_t)0x1;
-	struct model_error err;
+	struct reflex_err err;
 	char path[128];
 	FILE *f;
 
@@ -856,7 +856,7 @@ static void test_load_file_errors(void **state)
 	assert_non_null(f);
 	fclose(f);
 	assert_int_equal(model_load_file(path, 0, &m, &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "empty.reflex: bad magic"));
+	assert_non_null(strstr(err.msg, "empty.reflex: byte 0: bad magic"));
 	assert_ptr_equal(m, (struct model *)(uintptr_t)0x1);
 }
 
@@ -865,7 +865,7 @@ static void test_load_file_errors(void **state)
 static void test_builder_rules(void **state)
 {
 	struct model *m = model_create(MODEL_KIND_TREES, 2, 1);
-	struct model_error err;
+	struct reflex_err err;
 	const struct model_tree_node leaf[] = { LEAF(3) };
 
 	(void)state;
@@ -965,7 +965,7 @@ static void test_map_features(void **state)
 	struct model *m = build_tree_model();
 	const char *const names[] = { "c", "x", "a", "b" };
 	const double raw[] = { -1, 999, 50, 0 };
-	struct model_error err;
+	struct reflex_err err;
 	int map[3];
 	int16_t q[3];
 
@@ -1014,7 +1014,7 @@ static void test_eval_tree(void **state)
 static void test_clamp_tree(void **state)
 {
 	struct model *m = build_tree_model();
-	struct model_error err;
+	struct reflex_err err;
 	struct model_explain ex;
 	int32_t v[2];
 	int16_t q[3];
@@ -1036,7 +1036,7 @@ static void test_clamp_tree(void **state)
 static void test_mlp_forward_hand(void **state)
 {
 	struct model *m = build_mlp_model();
-	struct model_error err;
+	struct reflex_err err;
 	int32_t v[2];
 
 	(void)state;
@@ -1083,7 +1083,7 @@ static void test_mlp_quantization_bound_one_layer(void **state)
 	float w[3 * 4], b[3], x[4], y[3];
 	struct model_float_layer layer = { 4, 3, w, b };
 	struct model *m = model_create(MODEL_KIND_MLP, 4, 3);
-	struct model_error err;
+	struct reflex_err err;
 	double e_in = 0.5 / 127 + 0.5 / MODEL_Q_MAX + 1e-9;
 
 	(void)state;
@@ -1136,7 +1136,7 @@ static void test_mlp_quantization_two_layers(void **state)
 	static float w0[HID * IN], b0[HID], w1[OUT * HID], b1[OUT], calib[CAL * IN];
 	struct model_float_layer layers[] = { { IN, HID, w0, b0 }, { HID, OUT, w1, b1 } };
 	struct model *m = model_create(MODEL_KIND_MLP, IN, OUT);
-	struct model_error err;
+	struct reflex_err err;
 	unsigned agree = 0;
 	double max_err = 0, max_out = 0;
 
@@ -1244,7 +1244,7 @@ static void test_explain(void **state)
 static void test_metadata(void **state)
 {
 	struct model *m = build_tree_model();
-	struct model_error err;
+	struct reflex_err err;
 	char v[64];
 
 	(void)state;
@@ -1327,7 +1327,7 @@ static void generate_shipped_files(void)
 {
 	struct model *small = build_small_model(), *mlp = build_mlp_model(), *qmlp = build_quantized_mlp();
 	struct model *deep = build_deep_model(), *ref = build_reference_model();
-	struct model_error err;
+	struct reflex_err err;
 	uint8_t *buf;
 	size_t len;
 	char path[256];
@@ -1359,7 +1359,7 @@ static void generate_shipped_files(void)
 static void test_shipped_small_model(void **state)
 {
 	struct model *built = build_small_model(), *loaded = NULL;
-	struct model_error err;
+	struct reflex_err err;
 	uint8_t *buf;
 	size_t len;
 	int32_t v[2];

@@ -23,7 +23,7 @@ static unsigned rng_below(unsigned n)
 	return (unsigned)(rng_next() % n);
 }
 
-static void must(int rc, const struct model_error *err)
+static void must(int rc, const struct reflex_err *err)
 {
 	if (rc)
 		fail_msg("builder failed (%d): %s", rc, err->msg);
@@ -122,7 +122,7 @@ static void random_feature(struct model *m, unsigned i)
 	static const double spans[] = { 1e-9, 1e-3, 1, 100, 1e6, 1e15 };
 	double span = spans[rng_below(6)] * rng_uniform(0.5, 2);
 	double min = rng_below(3) ? rng_uniform(-span, span) : 0;
-	struct model_error err;
+	struct reflex_err err;
 	char name[16];
 
 	snprintf(name, sizeof(name), "f%u", i);
@@ -158,7 +158,7 @@ static void test_random_trees(void **state)
 	for (unsigned trial = 0; trial < 60; trial++) {
 		unsigned features = 1 + rng_below(12), outputs = 1 + rng_below(MODEL_MAX_OUTPUTS);
 		struct model *m = model_create(MODEL_KIND_TREES, (uint16_t)features, (uint16_t)outputs);
-		struct model_error err;
+		struct reflex_err err;
 		char what[64];
 
 		assert_non_null(m);
@@ -194,7 +194,7 @@ static void test_tree_with_map(void **state)
 	struct model *m = model_create(MODEL_KIND_TREES, 2, 1);
 	const int map[2] = { 3, 0 };
 	double raw[4] = { 0 };
-	struct model_error err;
+	struct reflex_err err;
 
 	(void)state;
 	assert_non_null(m);
@@ -215,7 +215,7 @@ static void random_mlp_layer(struct model *m, unsigned in, unsigned out, bool la
 {
 	static int8_t w[MODEL_MAX_UNITS * MODEL_MAX_UNITS];
 	static int32_t b[MODEL_MAX_UNITS];
-	struct model_error err;
+	struct reflex_err err;
 	/* Small multipliers and large shifts, so activations spread over 0..127 and saturate. */
 	uint8_t shift = last ? 0 : (uint8_t)(1 + rng_below(62));
 	uint32_t mult = last ? 0 : (uint32_t)(rng_next() % INT32_MAX) + 1;
@@ -239,7 +239,7 @@ static void test_random_mlps(void **state)
 		unsigned features = 1 + rng_below(MODEL_MAX_FEATURES), outputs = 1 + rng_below(MODEL_MAX_OUTPUTS);
 		unsigned layers = 1 + rng_below(MODEL_MAX_LAYERS), in = features;
 		struct model *m = model_create(MODEL_KIND_MLP, (uint16_t)features, (uint16_t)outputs);
-		struct model_error err;
+		struct reflex_err err;
 		char what[64];
 
 		assert_non_null(m);
@@ -268,7 +268,7 @@ static void test_random_mlps(void **state)
 
 static void check_shipped(const char *path, unsigned rows)
 {
-	struct model_error err;
+	struct reflex_err err;
 	struct model *m = NULL;
 
 	int map[MODEL_MAX_FEATURES];
@@ -307,7 +307,7 @@ static void test_feature_change_recompiles(void **state)
 		{ .feature_idx = MODEL_LEAF, .leaf_value = 2 },
 	};
 	struct model *m = model_create(MODEL_KIND_TREES, 1, 1);
-	struct model_error err;
+	struct reflex_err err;
 	double raw[1] = { 75 };
 	int32_t value[1];
 
@@ -331,7 +331,7 @@ static void test_feature_change_recompiles(void **state)
 static void test_unknown_path(void **state)
 {
 	struct model *m = NULL;
-	struct model_error err;
+	struct reflex_err err;
 	double raw[MODEL_MAX_FEATURES] = { 0 };
 	int32_t value[MODEL_MAX_OUTPUTS];
 

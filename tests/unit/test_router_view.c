@@ -124,12 +124,12 @@ static void test_round_trip(void **state)
 {
 	struct fixture *fx = *state;
 	const struct router_view *v = fx->v, *w = fx->back;
-	char err[256] = "";
+	struct reflex_err err = { 0 };
 
 	fill(fx);
 	to_json(fx);
-	if (router_view_parse_json(fx->json, fx->json_len, fx->back, err, sizeof(err)))
-		fail_msg("parse: %s\n%s", err, fx->json);
+	if (router_view_parse_json(fx->json, fx->json_len, fx->back, &err))
+		fail_msg("parse: %s\n%s", err.msg, fx->json);
 	assert_int_equal(w->pid, 4242);
 	assert_string_equal(w->lan, "rfx-rc");
 	assert_int_equal(w->now_ns, v->now_ns);
@@ -195,11 +195,11 @@ static void test_text(void **state)
 /* A JSON text that must be refused with a message holding needle. */
 static void expect_refused(struct fixture *fx, const char *text, const char *needle)
 {
-	char err[256] = "";
+	struct reflex_err err = { 0 };
 
-	assert_int_equal(router_view_parse_json(text, strlen(text), fx->back, err, sizeof(err)), -EINVAL);
-	if (!strstr(err, needle))
-		fail_msg("'%.60s...': message '%s' lacks '%s'", text, err, needle);
+	assert_int_equal(router_view_parse_json(text, strlen(text), fx->back, &err), -EINVAL);
+	if (!strstr(err.msg, needle))
+		fail_msg("'%.60s...': message '%s' lacks '%s'", text, err.msg, needle);
 }
 
 /* The round-trip text with the first occurrence of from replaced by to. */
@@ -232,7 +232,7 @@ static void expect_edit_refused(struct fixture *fx, const char *from, const char
 static void test_refusals(void **state)
 {
 	struct fixture *fx = *state;
-	char err[128];
+	struct reflex_err err = { 0 };
 
 	fill(fx);
 	to_json(fx);
@@ -262,11 +262,11 @@ static void test_refusals(void **state)
 		char deep[200];
 
 		memset(deep, '[', sizeof(deep));
-		assert_int_equal(json_parse(deep, sizeof(deep), &fx->doc, err, sizeof(err)), -EINVAL);
-		assert_string_equal(err, "byte 65: nested deeper than 64");
+		assert_int_equal(json_parse(deep, sizeof(deep), &fx->doc, &err), -EINVAL);
+		assert_string_equal(err.msg, "byte 65: nested deeper than 64");
 	}
-	assert_int_equal(json_parse("{\"a\":\0}", 7, &fx->doc, err, sizeof(err)), -EINVAL);
-	assert_string_equal(err, "byte 5: NUL byte in JSON text");
+	assert_int_equal(json_parse("{\"a\":\0}", 7, &fx->doc, &err), -EINVAL);
+	assert_string_equal(err.msg, "byte 5: NUL byte in JSON text");
 }
 
 static void test_json_strings(void **state)
@@ -275,10 +275,10 @@ static void test_json_strings(void **state)
 	const char *text = "{\"s\":\"a\\\"b\\\\c\\/\\n\\u00e9\\u20ac\\ud83d\\ude00\",\"n\":-1.5e2,\"t\":true,\"z\":null,"
 			   "\"e\":[]}";
 	const struct json_value *v;
-	char err[128] = "";
+	struct reflex_err err = { 0 };
 
 	(void)state;
-	assert_int_equal(json_parse(text, strlen(text), &fx->doc, err, sizeof(err)), 0);
+	assert_int_equal(json_parse(text, strlen(text), &fx->doc, &err), 0);
 	v = json_get(fx->doc, "s");
 	assert_non_null(v);
 	assert_string_equal(v->string, "a\"b\\c/\n\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");

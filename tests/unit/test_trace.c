@@ -18,7 +18,7 @@
 static struct trace parse_ok(const char *text)
 {
 	struct trace t = { 0 };
-	struct reflex_err err = { { 0 } };
+	struct reflex_err err = { 0 };
 
 	if (trace_parse("t", text, strlen(text), &t, &err))
 		fail_msg("unexpected error: %s", err.msg);
@@ -28,11 +28,14 @@ static struct trace parse_ok(const char *text)
 static void expect_error(const char *text, const char *fragment)
 {
 	struct trace t = { 0 };
-	struct reflex_err err = { { 0 } };
+	struct reflex_err err = { 0 };
 
 	assert_int_equal(trace_parse("t", text, strlen(text), &t, &err), -EINVAL);
 	if (!strstr(err.msg, fragment))
 		fail_msg("message '%s' lacks '%s'", err.msg, fragment);
+	assert_string_equal(err.file, "t");
+	if (!strncmp(fragment, "t:", 2))
+		assert_int_equal(err.line, strtol(fragment + 2, NULL, 10));
 	assert_null(t.ms);
 }
 
@@ -117,7 +120,7 @@ static void test_read_gzip_file(void **state)
 {
 	char path[] = "/tmp/test_trace_XXXXXX";
 	struct trace t = { 0 };
-	struct reflex_err err = { { 0 } };
+	struct reflex_err err = { 0 };
 	int fd = mkstemp(path);
 	gzFile gz;
 

@@ -340,7 +340,7 @@ static void inspect_json(const struct opts *o, const struct model *m)
 
 static int load_or_report(const char *cmd, const char *file, unsigned flags, struct model **m)
 {
-	struct model_error err;
+	struct reflex_err err;
 
 	if (model_load_file(file, flags, m, &err)) {
 		fprintf(stderr, "reflexctl model %s: %s\n", cmd, err.msg);
@@ -351,12 +351,12 @@ static int load_or_report(const char *cmd, const char *file, unsigned flags, str
 
 static int cmd_inspect(const struct opts *o)
 {
-	struct model_error err;
+	struct reflex_err err;
 	struct model *m;
 	int rc;
 
 	if (model_load_file(o->file, MODEL_LOAD_IGNORE_CRC, &m, &err)) {
-		struct model_error crc_err;
+		struct reflex_err crc_err;
 
 		/* A corrupt byte may break a field as well: report the corruption first. */
 		if (model_load_file(o->file, 0, &m, &crc_err) == -EINVAL &&
@@ -508,7 +508,7 @@ static void print_outputs(const struct model *m, const double *raw, const int32_
  */
 static int eval_csv(const struct model *m, const char *path)
 {
-	struct csv_error err = { "", 0, 0 };
+	struct reflex_err err = { 0 };
 	struct csv_table *t = NULL;
 	size_t column[MODEL_MAX_FEATURES];
 	double *raw = NULL;
@@ -522,7 +522,7 @@ static int eval_csv(const struct model *m, const char *path)
 			goto fail;
 	raw = calloc(t->row_count ? t->row_count : 1, MODEL_MAX_FEATURES * sizeof(*raw));
 	if (!raw) {
-		snprintf(err.msg, sizeof(err.msg), "%s: out of memory", path);
+		reflex_err_set_file(&err, path, "out of memory");
 		goto fail;
 	}
 	for (size_t r = 0; r < t->row_count; r++)

@@ -52,9 +52,10 @@ int ctl_paths_main(int argc, char **argv)
 	};
 	const char *pin_dir = REFLEX_DEFAULT_PIN_DIR, *file = NULL;
 	struct router_view *view = NULL;
-	char default_file[PATH_MAX], err[512];
+	char default_file[PATH_MAX];
+	struct reflex_err err = { 0 };
 	bool json = false;
-	struct reflex_err read_err = { "" };
+	struct reflex_err read_err = { 0 };
 	char *text = NULL;
 	size_t len = 0;
 	int c, ret = 1, read_ret;
@@ -88,8 +89,8 @@ int ctl_paths_main(int argc, char **argv)
 		fprintf(stderr, "reflexctl paths: out of memory\n");
 		goto cleanup;
 	}
-	if (router_view_parse_json(text, len, view, err, sizeof(err))) {
-		fprintf(stderr, "reflexctl paths: %s: %s\n", file, err);
+	if (router_view_parse_json(text, len, view, &err)) {
+		fprintf(stderr, "reflexctl paths: %s: %s\n", file, err.msg);
 		goto cleanup;
 	}
 	/* The file outlives a reflexd killed hard: an old table must not pass for the truth. */

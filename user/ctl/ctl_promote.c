@@ -26,7 +26,7 @@ struct shadow_status {
 
 static bool status_read(const char *path, struct shadow_status *st)
 {
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	char *text, *line, *save = NULL;
 	size_t len;
 	int ret;

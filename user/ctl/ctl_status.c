@@ -325,7 +325,8 @@ static int router_status(const char *pin_dir, bool json)
 {
 	static const char *const names[] = ROUTER_COUNTER_NAMES;
 	static struct router_view v;
-	char path[PATH_MAX], err[256], *text;
+	char path[PATH_MAX], *text;
+	struct reflex_err err = { 0 };
 	const char *problem = NULL;
 	struct stat sb;
 	size_t len;
@@ -338,7 +339,7 @@ static int router_status(const char *pin_dir, bool json)
 		return -1;
 	text = malloc(1 << 22);
 	len = text ? fread(text, 1, (1 << 22) - 1, f) : 0;
-	if (!text || fstat(fileno(f), &sb) || router_view_parse_json(text, len, &v, err, sizeof(err))) {
+	if (!text || fstat(fileno(f), &sb) || router_view_parse_json(text, len, &v, &err)) {
 		fclose(f);
 		free(text);
 		return -1;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -135,21 +136,21 @@ static void serialize(const struct dqn_trainer *tr, struct wbuf *w)
 	put_u32(w, (uint32_t)crc32(0L, w->data, (uInt)w->len));
 }
 
-int dqn_checkpoint_save(const struct dqn_trainer *tr, const char *path, char *err, size_t err_len)
+int dqn_checkpoint_save(const struct dqn_trainer *tr, const char *path, struct reflex_err *err)
 {
 	struct wbuf w = { 0 };
-	struct reflex_err ferr;
+	struct reflex_err ferr = { 0 };
 	int ret;
 
 	serialize(tr, &w);
 	if (w.oom) {
 		free(w.data);
-		dqn_set_err(err, err_len, "%s: out of memory serializing the checkpoint", path);
+		reflex_err_set_file(err, path, "out of memory serializing the checkpoint");
 		return -ENOMEM;
 	}
 	ret = fileio_write_atomic(path, w.data, w.len, 0600, &ferr);
 	if (ret)
-		dqn_set_err(err, err_len, "%s", ferr.msg);
+		reflex_err_copy(err, &ferr);
 	free(w.data);
 	return ret;
 }
@@ -158,13 +159,26 @@ struct rbuf {
 	const uint8_t *data;
 	size_t len, off;
 	const char *name; /* for messages */
-	char *err;
-	size_t err_len;
+	struct reflex_err *err;
 };
+
+static void set_err_at(struct rbuf *r, size_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* "NAME: byte AT: ..." */
+static void set_err_at(struct rbuf *r, size_t at, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	reflex_err_vset(r->err, fmt, ap);
+	va_end(ap);
+	reflex_err_at_file(r->err, r->name);
+	reflex_err_at_offset(r->err, (long long)at);
+}
 
 static int short_read(struct rbuf *r, const char *field)
 {
-	dqn_set_err(r->err, r->err_len, "%s: byte %zu: truncated reading %s", r->name, r->off, field);
+	set_err_at(r, r->off, "truncated reading %s", field);
 	return -EINVAL;
 }
 
@@ -192,7 +206,7 @@ static int get_u64(struct rbuf *r, const char *field, uint64_t *v)
 
 static int bad_value(struct rbuf *r, size_t at, const char *field)
 {
-	dqn_set_err(r->err, r->err_len, "%s: byte %zu: %s is not a finite number", r->name, at, field);
+	set_err_at(r, at, "%s is not a finite number", field);
 	return -EINVAL;
 }
 
@@ -235,7 +249,7 @@ static int get_f32s(struct rbuf *r, const char *field, float *f, size_t n)
 
 static int mismatch(struct rbuf *r, size_t at, const char *what)
 {
-	dqn_set_err(r->err, r->err_len, "%s: byte %zu: %s", r->name, at, what);
+	set_err_at(r, at, "%s", what);
 	return -EINVAL;
 }
 
@@ -379,16 +393,15 @@ static int check_header(struct rbuf *r)
 	r->off = 4;
 	get_u32(r, "version", &version);
 	if (version != DQN_CHECKPOINT_VERSION) {
-		dqn_set_err(r->err, r->err_len, "%s: byte 4: checkpoint version %u is not supported (this build reads %u)",
-			r->name, version, DQN_CHECKPOINT_VERSION);
+		set_err_at(r, 4, "checkpoint version %u is not supported (this build reads %u)", version, DQN_CHECKPOINT_VERSION);
 		return -EINVAL;
 	}
 	stored = (uint32_t)r->data[body] | (uint32_t)r->data[body + 1] << 8 |
 		 (uint32_t)r->data[body + 2] << 16 | (uint32_t)r->data[body + 3] << 24;
 	computed = (uint32_t)crc32(0L, r->data, (uInt)body);
 	if (stored != computed) {
-		dqn_set_err(r->err, r->err_len, "%s: byte %zu: CRC mismatch (stored 0x%08x, computed 0x%08x): file is corrupt",
-			r->name, body, stored, computed);
+		set_err_at(r, body, "CRC mismatch (stored 0x%08x, computed 0x%08x): file is corrupt", stored,
+			   computed);
 		return -EINVAL;
 	}
 	r->len = body; /* the fields end where the CRC starts */
@@ -396,12 +409,12 @@ static int check_header(struct rbuf *r)
 }
 
 static int load_buffer(const void *data, size_t len, const char *name, const struct dqn_train_opts *opts,
-		       struct dqn_trainer **out, char *err, size_t err_len)
+		       struct dqn_trainer **out, struct reflex_err *err)
 {
-	struct rbuf r = { .data = data, .len = len, .name = name, .err = err, .err_len = err_len };
+	struct rbuf r = { .data = data, .len = len, .name = name, .err = err };
 	struct dqn_train_opts o;
 	struct dqn_trainer *tr = NULL;
-	char why[200];
+	struct reflex_err why = { 0 };
 	size_t at;
 	int ret;
 
@@ -417,9 +430,9 @@ static int load_buffer(const void *data, size_t len, const char *name, const str
 	ret = read_opts(&r, &o);
 	if (ret)
 		return ret;
-	if (dqn_check_train_opts(&o, why, sizeof(why)))
-		return mismatch(&r, at, why);
-	ret = dqn_trainer_new(&o, &tr, err, err_len);
+	if (dqn_check_train_opts(&o, &why))
+		return mismatch(&r, at, why.what);
+	ret = dqn_trainer_new(&o, &tr, err);
 	if (ret)
 		return ret;
 	ret = read_state(&r, tr);
@@ -429,7 +442,7 @@ static int load_buffer(const void *data, size_t len, const char *name, const str
 		ret = mismatch(&r, r.off, "unexpected bytes after the last field");
 	if (ret) {
 		if (ret == -ENOMEM)
-			dqn_set_err(err, err_len, "%s: out of memory", name);
+			reflex_err_set_file(err, name, "out of memory");
 		dqn_trainer_free(tr);
 		return ret;
 	}
@@ -438,15 +451,15 @@ static int load_buffer(const void *data, size_t len, const char *name, const str
 }
 
 int dqn_checkpoint_load_buffer(const void *data, size_t len, const struct dqn_train_opts *opts,
-			       struct dqn_trainer **out, char *err, size_t err_len)
+			       struct dqn_trainer **out, struct reflex_err *err)
 {
-	return load_buffer(data, len, "checkpoint", opts, out, err, err_len);
+	return load_buffer(data, len, "checkpoint", opts, out, err);
 }
 
 int dqn_checkpoint_load(const char *path, const struct dqn_train_opts *opts, struct dqn_trainer **out,
-			char *err, size_t err_len)
+			struct reflex_err *err)
 {
-	struct reflex_err ferr;
+	struct reflex_err ferr = { 0 };
 	char *data = NULL;
 	size_t len = 0;
 	int ret;
@@ -454,10 +467,10 @@ int dqn_checkpoint_load(const char *path, const struct dqn_train_opts *opts, str
 	*out = NULL;
 	ret = fileio_read_bounded(path, (size_t)1 << 31, &data, &len, &ferr);
 	if (ret) {
-		dqn_set_err(err, err_len, "%s", ferr.msg);
+		reflex_err_copy(err, &ferr);
 		return ret;
 	}
-	ret = load_buffer(data, len, path, opts, out, err, err_len);
+	ret = load_buffer(data, len, path, opts, out, err);
 	free(data);
 	return ret;
 }

@@ -76,14 +76,14 @@ void dqn_learn_opts_default(struct dqn_learn_opts *opts)
 
 /* --- the source model ----------------------------------------------------------- */
 
-static int check_source(const struct model *m, char *err, size_t err_len)
+static int check_source(const struct model *m, struct reflex_err *err)
 {
 	if (m->kind != MODEL_KIND_MLP || m->layer_count != 2) {
-		dqn_set_err(err, err_len, "not a DQN model: an MLP with one hidden layer is needed");
+		reflex_err_set(err, "not a DQN model: an MLP with one hidden layer is needed");
 		return -EINVAL;
 	}
 	if (m->feature_count != DQN_FEATURES && m->feature_count != DQN_SEED_FEATURES) {
-		dqn_set_err(err, err_len, "not a DQN model: %u features, %d or %d are needed", m->feature_count,
+		reflex_err_set(err, "not a DQN model: %u features, %d or %d are needed", m->feature_count,
 			DQN_SEED_FEATURES, DQN_FEATURES);
 		return -EINVAL;
 	}
@@ -91,23 +91,23 @@ static int check_source(const struct model *m, char *err, size_t err_len)
 	for (unsigned i = 0; i < m->feature_count; i++)
 		if (strcmp(m->features[i].name, dqn_features[i].name) || m->features[i].min != dqn_features[i].min ||
 		    m->features[i].max != dqn_features[i].max) {
-			dqn_set_err(err, err_len, "not a DQN model: feature %u is '%s' [%g, %g], '%s' [%g, %g] is needed", i,
+			reflex_err_set(err, "not a DQN model: feature %u is '%s' [%g, %g], '%s' [%g, %g] is needed", i,
 				m->features[i].name, m->features[i].min, m->features[i].max, dqn_features[i].name,
 				dqn_features[i].min, dqn_features[i].max);
 			return -EINVAL;
 		}
 	if (m->output_count != DQN_ACTIONS) {
-		dqn_set_err(err, err_len, "not a DQN model: %u outputs, %d are needed", m->output_count, DQN_ACTIONS);
+		reflex_err_set(err, "not a DQN model: %u outputs, %d are needed", m->output_count, DQN_ACTIONS);
 		return -EINVAL;
 	}
 	for (unsigned a = 0; a < DQN_ACTIONS; a++)
 		if (strcmp(m->outputs[a].name, dqn_action_names[a])) {
-			dqn_set_err(err, err_len, "not a DQN model: output %u is '%s', '%s' is needed", a,
+			reflex_err_set(err, "not a DQN model: output %u is '%s', '%s' is needed", a,
 				m->outputs[a].name, dqn_action_names[a]);
 			return -EINVAL;
 		}
 	if (m->layers[0].out_count > MLP_MAX_UNITS || !m->layers[0].requant_mult) {
-		dqn_set_err(err, err_len, "not a DQN model: hidden layer of %u units, requant x%u", m->layers[0].out_count,
+		reflex_err_set(err, "not a DQN model: hidden layer of %u units, requant x%u", m->layers[0].out_count,
 			m->layers[0].requant_mult);
 		return -EINVAL;
 	}
@@ -120,17 +120,17 @@ static int check_source(const struct model *m, char *err, size_t err_len)
  * (weight_scale0 / 127) * 2^shift / mult; layer 1's biases are at weight_scale1
  * times that step.
  */
-int dqn_learn_dequantize(const struct model *m, struct mlp *net, char *err, size_t err_len)
+int dqn_learn_dequantize(const struct model *m, struct mlp *net, struct reflex_err *err)
 {
 	const struct model_layer *l0 = &m->layers[0], *l1 = &m->layers[1];
 	double acc0, hidden_step;
-	int ret = check_source(m, err, err_len);
+	int ret = check_source(m, err);
 
 	if (ret)
 		return ret;
 	ret = mlp_init(net, m->feature_count, l0->out_count, DQN_ACTIONS, NULL);
 	if (ret) {
-		dqn_set_err(err, err_len, "dequantize: %s", strerror(-ret));
+		reflex_err_set(err, "dequantize: %s", strerror(-ret));
 		return ret;
 	}
 	acc0 = l0->weight_scale / 127.0;
@@ -147,9 +147,9 @@ int dqn_learn_dequantize(const struct model *m, struct mlp *net, char *err, size
 }
 
 /* A deep copy, through the file image: the learner's generation 0. */
-static int model_copy(const struct model *m, struct model **out, char *err, size_t err_len)
+static int model_copy(const struct model *m, struct model **out, struct reflex_err *err)
 {
-	struct model_error merr = { .offset = -1 };
+	struct reflex_err merr = { 0 };
 	uint8_t *image = NULL;
 	size_t len;
 	int ret = model_serialize(m, &image, &len, &merr);
@@ -157,7 +157,7 @@ static int model_copy(const struct model *m, struct model **out, char *err, size
 	if (!ret)
 		ret = model_load_buffer(image, len, 0, out, &merr);
 	if (ret)
-		dqn_set_err(err, err_len, "copying the source model: %s", merr.msg);
+		reflex_err_set(err, "copying the source model: %s", merr.msg);
 	free(image);
 	return ret;
 }
@@ -177,7 +177,7 @@ static float max_abs_weight(const struct mlp *net)
 /* The trainer that fine-tunes net: dqn_train_opts' defaults for everything the
  * learner options do not set; weights stay within the range the source's int8
  * scales were chosen for. */
-static int trainer_for(struct dqn_learn *l, const struct mlp *net, char *err, size_t err_len)
+static int trainer_for(struct dqn_learn *l, const struct mlp *net, struct reflex_err *err)
 {
 	const struct dqn_learn_opts *lo = &l->opts;
 	struct dqn_train_opts o;
@@ -196,7 +196,7 @@ static int trainer_for(struct dqn_learn *l, const struct mlp *net, char *err, si
 	o.validate_every = 0;
 	o.eval_scenarios = 0;
 	o.eval_steps = 0;
-	ret = dqn_trainer_new(&o, &l->trainer, err, err_len);
+	ret = dqn_trainer_new(&o, &l->trainer, err);
 	if (!ret)
 		ret = dqn_trainer_set_net(l->trainer, net);
 	return ret;
@@ -224,17 +224,17 @@ static void published_free(struct dqn_learn_model *p)
 
 /* --- lifecycle -------------------------------------------------------------------- */
 
-static int check_opts(const struct dqn_learn_opts *o, char *err, size_t err_len)
+static int check_opts(const struct dqn_learn_opts *o, struct reflex_err *err)
 {
 	uint32_t q = o->queue_capacity;
 
 	if (q < 2 || q > DQN_LEARN_MAX_QUEUE || (q & (q - 1))) {
-		dqn_set_err(err, err_len, "learn: queue_capacity %u must be a power of 2 in [2, %u]", q,
+		reflex_err_set(err, "learn: queue_capacity %u must be a power of 2 in [2, %u]", q,
 			DQN_LEARN_MAX_QUEUE);
 		return -EINVAL;
 	}
 	if (!o->publish_every) {
-		dqn_set_err(err, err_len, "learn: publish_every must be >= 1");
+		reflex_err_set(err, "learn: publish_every must be >= 1");
 		return -EINVAL;
 	}
 	return 0;
@@ -248,7 +248,7 @@ static int learner_alloc(struct dqn_learn *l)
 }
 
 int dqn_learn_new(const struct model *source, const struct dqn_learn_opts *opts, struct dqn_learn **out,
-		  char *err, size_t err_len)
+		  struct reflex_err *err)
 {
 	struct dqn_learn *l = NULL;
 	struct model *copy = NULL;
@@ -257,10 +257,10 @@ int dqn_learn_new(const struct model *source, const struct dqn_learn_opts *opts,
 	int ret;
 
 	*out = NULL;
-	ret = check_opts(opts, err, err_len);
+	ret = check_opts(opts, err);
 	if (ret)
 		return ret;
-	ret = dqn_learn_dequantize(source, &net, err, err_len);
+	ret = dqn_learn_dequantize(source, &net, err);
 	if (ret)
 		return ret;
 	/* From the semaphore on, dqn_learn_free undoes whatever was done. */
@@ -268,7 +268,7 @@ int dqn_learn_new(const struct model *source, const struct dqn_learn_opts *opts,
 	if (!l || sem_init(&l->wake, 0, 0)) {
 		free(l);
 		mlp_free(&net);
-		dqn_set_err(err, err_len, "learn: out of memory");
+		reflex_err_set(err, "learn: out of memory");
 		return -ENOMEM;
 	}
 	l->opts = *opts;
@@ -276,21 +276,21 @@ int dqn_learn_new(const struct model *source, const struct dqn_learn_opts *opts,
 	l->queue_mask = opts->queue_capacity - 1;
 	ret = learner_alloc(l);
 	if (ret) {
-		dqn_set_err(err, err_len, "learn: out of memory");
+		reflex_err_set(err, "learn: out of memory");
 		goto fail;
 	}
-	ret = trainer_for(l, &net, err, err_len);
+	ret = trainer_for(l, &net, err);
 	if (!ret)
-		ret = model_copy(source, &l->source, err, err_len);
+		ret = model_copy(source, &l->source, err);
 	if (!ret)
-		ret = model_copy(source, &copy, err, err_len);
+		ret = model_copy(source, &copy, err);
 	if (ret)
 		goto fail;
 	gen0 = published_new(copy, 0, 0);
 	if (!gen0) {
 		model_free(copy);
 		ret = -ENOMEM;
-		dqn_set_err(err, err_len, "learn: out of memory");
+		reflex_err_set(err, "learn: out of memory");
 		goto fail;
 	}
 	atomic_store(&l->current, gen0);
@@ -305,17 +305,17 @@ fail:
 
 static void *learner_main(void *arg);
 
-int dqn_learn_start(struct dqn_learn *l, char *err, size_t err_len)
+int dqn_learn_start(struct dqn_learn *l, struct reflex_err *err)
 {
 	int ret;
 
 	if (l->running) {
-		dqn_set_err(err, err_len, "learn: the learner thread already runs");
+		reflex_err_set(err, "learn: the learner thread already runs");
 		return -EBUSY;
 	}
 	ret = pthread_create(&l->thread, NULL, learner_main, l);
 	if (ret) {
-		dqn_set_err(err, err_len, "learn: cannot start the learner thread: %s", strerror(ret));
+		reflex_err_set(err, "learn: cannot start the learner thread: %s", strerror(ret));
 		return -ret;
 	}
 	l->running = true;
@@ -437,15 +437,15 @@ static void retire(struct dqn_learn *l, struct dqn_learn_model *old)
 	l->n_retired = keep;
 }
 
-int dqn_learn_write(struct dqn_learn *l, unsigned reader, const char *path, char *err, size_t err_len)
+int dqn_learn_write(struct dqn_learn *l, unsigned reader, const char *path, struct reflex_err *err)
 {
 	const struct dqn_learn_model *p = dqn_learn_acquire(l, reader);
-	struct model_error merr = { .offset = -1 };
+	struct reflex_err merr = { 0 };
 	int ret = model_write_file(p->model, path, &merr);
 
 	dqn_learn_release(l, reader);
 	if (ret)
-		dqn_set_err(err, err_len, "%s: %s", path, merr.msg);
+		reflex_err_set_file(err, path, "%s", merr.msg);
 	return ret;
 }
 
@@ -461,7 +461,7 @@ static const char *const source_keys[] = {
 };
 
 static int copy_key(struct model *m, const struct model *source, const char *key, const char *prefix,
-		    struct model_error *merr)
+		    struct reflex_err *merr)
 {
 	char value[512], name[64];
 
@@ -475,7 +475,7 @@ static int copy_key(struct model *m, const struct model *source, const char *key
  * origin as source_*, and this fine-tuning. */
 static int set_metadata(struct dqn_learn *l, struct model *m, const struct dqn_learn_model *p)
 {
-	struct model_error merr = { .offset = -1 };
+	struct reflex_err merr = { 0 };
 	char created[32];
 	time_t now = time(NULL);
 	struct tm tm;
@@ -508,10 +508,9 @@ static void publish(struct dqn_learn *l)
 	uint64_t generation = atomic_load_explicit(&l->generation, memory_order_relaxed) + 1;
 	struct dqn_learn_model *p = NULL;
 	struct model *m = NULL;
-	char err[256];
 
 	l->published_updates = updates;
-	if (dqn_build_model_raw(net, l->calib, l->calib_len, PUBLISH_EQUALIZE, &m, err, sizeof(err)))
+	if (dqn_build_model_raw(net, l->calib, l->calib_len, PUBLISH_EQUALIZE, &m, NULL))
 		goto fail;
 	p = published_new(m, generation, updates);
 	if (!p)

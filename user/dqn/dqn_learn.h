@@ -32,6 +32,7 @@
 
 #include "dqn/dqn.h"
 #include "dqn/mlp.h"
+#include "lib/error.h"
 
 struct model;
 
@@ -86,9 +87,9 @@ struct dqn_learn;
  * thread is not started. -EINVAL (err names the problem), -ENOMEM.
  */
 int dqn_learn_new(const struct model *source, const struct dqn_learn_opts *opts, struct dqn_learn **out,
-		  char *err, size_t err_len);
+		  struct reflex_err *err);
 /* Starts the learner thread (once). */
-int dqn_learn_start(struct dqn_learn *l, char *err, size_t err_len);
+int dqn_learn_start(struct dqn_learn *l, struct reflex_err *err);
 /* From the one producer thread: queue a transition, or drop it (returns false). Never blocks. */
 bool dqn_learn_push(struct dqn_learn *l, const struct dqn_transition *t);
 /* The current model, held for the reader until dqn_learn_release(l, reader). Lock-free. */
@@ -102,12 +103,12 @@ void dqn_learn_stats(struct dqn_learn *l, struct dqn_learn_stats *st);
 const struct mlp *dqn_learn_net(const struct dqn_learn *l);
 /* Writes the current model with model_write_file (temp file, rename), through the
  * reader slot `reader`. Its metadata is the source's plus fine_tuned and learn_*. */
-int dqn_learn_write(struct dqn_learn *l, unsigned reader, const char *path, char *err, size_t err_len);
+int dqn_learn_write(struct dqn_learn *l, unsigned reader, const char *path, struct reflex_err *err);
 /* Stops the thread if it runs and frees everything; no reader may hold a model. */
 void dqn_learn_free(struct dqn_learn *l);
 
 /* The float net an int8 DQN MLP computes (up to the int8 rounding and the hidden
  * layer's saturation at 127): net is initialized here (mlp_free it). */
-int dqn_learn_dequantize(const struct model *m, struct mlp *net, char *err, size_t err_len);
+int dqn_learn_dequantize(const struct model *m, struct mlp *net, struct reflex_err *err);
 
 #endif /* REFLEX_DQN_LEARN_H */

@@ -108,24 +108,24 @@ static int validate(struct dqn_trainer *tr)
 	return 0;
 }
 
-int dqn_trainer_run(struct dqn_trainer *tr, uint32_t episodes, char *err, size_t err_len)
+int dqn_trainer_run(struct dqn_trainer *tr, uint32_t episodes, struct reflex_err *err)
 {
 	int ret;
 
 	if (episodes > MAX_EPISODES) {
-		dqn_set_err(err, err_len, "train-dqn: episodes exceeds %u", MAX_EPISODES);
+		reflex_err_set(err, "train-dqn: episodes exceeds %u", MAX_EPISODES);
 		return -EINVAL;
 	}
 	while (tr->episodes_done < episodes) {
 		ret = run_episode(tr);
 		if (ret) {
-			dqn_set_err(err, err_len, "train-dqn: episode %u: %s", tr->episodes_done, strerror(-ret));
+			reflex_err_set(err, "train-dqn: episode %u: %s", tr->episodes_done, strerror(-ret));
 			return ret;
 		}
 		if (tr->opts.validate_every && tr->episodes_done % tr->opts.validate_every == 0) {
 			ret = validate(tr);
 			if (ret) {
-				dqn_set_err(err, err_len, "train-dqn: validation after episode %u: %s",
+				reflex_err_set(err, "train-dqn: validation after episode %u: %s",
 					tr->episodes_done, strerror(-ret));
 				return ret;
 			}
@@ -133,7 +133,7 @@ int dqn_trainer_run(struct dqn_trainer *tr, uint32_t episodes, char *err, size_t
 		show_progress(tr, episodes);
 		if (tr->opts.checkpoint_path && tr->opts.checkpoint_every &&
 		    tr->episodes_done % tr->opts.checkpoint_every == 0 && tr->episodes_done < episodes) {
-			ret = dqn_checkpoint_save(tr, tr->opts.checkpoint_path, err, err_len);
+			ret = dqn_checkpoint_save(tr, tr->opts.checkpoint_path, err);
 			if (ret)
 				return ret;
 		}
@@ -160,18 +160,18 @@ int dqn_train(const struct dqn_train_opts *opts, struct dqn_report *rep)
 
 	memset(rep, 0, sizeof(*rep));
 	if (opts->resume && !opts->checkpoint_path) {
-		snprintf(rep->err, sizeof(rep->err), "train-dqn: resume needs a checkpoint path");
+		reflex_err_set(&rep->err, "train-dqn: resume needs a checkpoint path");
 		return -EINVAL;
 	}
 	if (opts->resume && access(opts->checkpoint_path, F_OK) == 0)
-		ret = dqn_checkpoint_load(opts->checkpoint_path, opts, &tr, rep->err, sizeof(rep->err));
+		ret = dqn_checkpoint_load(opts->checkpoint_path, opts, &tr, &rep->err);
 	else
-		ret = dqn_trainer_new(opts, &tr, rep->err, sizeof(rep->err));
+		ret = dqn_trainer_new(opts, &tr, &rep->err);
 	if (ret)
 		return ret;
-	ret = dqn_trainer_run(tr, opts->episodes, rep->err, sizeof(rep->err));
+	ret = dqn_trainer_run(tr, opts->episodes, &rep->err);
 	if (!ret && opts->checkpoint_path)
-		ret = dqn_checkpoint_save(tr, opts->checkpoint_path, rep->err, sizeof(rep->err));
+		ret = dqn_checkpoint_save(tr, opts->checkpoint_path, &rep->err);
 	if (ret)
 		goto out;
 	dqn_trainer_report(tr, rep);
@@ -184,7 +184,7 @@ int dqn_train(const struct dqn_train_opts *opts, struct dqn_report *rep)
 		ret = dqn_evaluate(dqn_trainer_policy(tr), m, opts->seed, opts->eval_scenarios,
 				   opts->eval_steps, rep->eval);
 		if (ret) {
-			snprintf(rep->err, sizeof(rep->err), "train-dqn: evaluation: %s", strerror(-ret));
+			reflex_err_set(&rep->err, "train-dqn: evaluation: %s", strerror(-ret));
 			goto out;
 		}
 		rep->eval_scenarios = opts->eval_scenarios;

@@ -35,7 +35,7 @@ double dqn_int8_agreement(const struct model *m, const struct mlp *net, const do
 static int set_metadata(struct model *m, const struct dqn_trainer *tr, struct dqn_report *rep)
 {
 	const struct dqn_train_opts *o = &tr->opts;
-	struct model_error merr = { .offset = -1 };
+	struct reflex_err merr = { 0 };
 	char created[32];
 	time_t now = time(NULL);
 	struct tm tm;
@@ -73,21 +73,21 @@ static int set_metadata(struct model *m, const struct dqn_trainer *tr, struct dq
 	ret = ret ?: model_meta_setf(m, "int8_agreement", &merr, "%.4f", rep->int8_agreement);
 	ret = ret ?: model_meta_setf(m, "agreement_states", &merr, "%llu", (unsigned long long)rep->agreement_states);
 	if (ret)
-		snprintf(rep->err, sizeof(rep->err), "dqn export: metadata: %s", merr.msg);
+		reflex_err_set(&rep->err, "dqn export: metadata: %s", merr.msg);
 	return ret;
 }
 
 int dqn_build_best_model(const struct mlp *net, const double *calib_raw, size_t n_calib, struct model **out,
-			 char *err, size_t err_len)
+			 struct reflex_err *err)
 {
 	struct model *plain = NULL, *equalized = NULL;
 	bool eq;
 	int ret;
 
 	*out = NULL;
-	ret = dqn_build_model_raw(net, calib_raw, n_calib, false, &plain, err, err_len);
+	ret = dqn_build_model_raw(net, calib_raw, n_calib, false, &plain, err);
 	if (!ret)
-		ret = dqn_build_model_raw(net, calib_raw, n_calib, true, &equalized, err, err_len);
+		ret = dqn_build_model_raw(net, calib_raw, n_calib, true, &equalized, err);
 	if (ret) {
 		model_free(plain);
 		return ret;
@@ -115,7 +115,7 @@ int dqn_export_model(const struct dqn_trainer *tr, struct dqn_report *rep, struc
 	calib_raw = malloc(MAX_CALIB_ROWS * DQN_FEATURES * sizeof(double));
 	if (!raw || !calib_raw) {
 		ret = -ENOMEM;
-		snprintf(rep->err, sizeof(rep->err), "dqn export: out of memory");
+		reflex_err_set(&rep->err, "dqn export: out of memory");
 		goto out;
 	}
 	ret = dqn_collect_stream(policy, o->seed ^ CALIB_STREAM, scenarios, steps, calib_raw, MAX_CALIB_ROWS,
@@ -123,10 +123,10 @@ int dqn_export_model(const struct dqn_trainer *tr, struct dqn_report *rep, struc
 	if (!ret)
 		ret = dqn_collect_states(policy, o->seed, scenarios, steps, raw, MAX_AGREEMENT_STATES, &n_raw);
 	if (ret) {
-		snprintf(rep->err, sizeof(rep->err), "dqn export: collecting states: %s", strerror(-ret));
+		reflex_err_set(&rep->err, "dqn export: collecting states: %s", strerror(-ret));
 		goto out;
 	}
-	ret = dqn_build_best_model(policy, calib_raw, n_calib, out, rep->err, sizeof(rep->err));
+	ret = dqn_build_best_model(policy, calib_raw, n_calib, out, &rep->err);
 	if (ret)
 		goto out;
 	rep->agreement_states = n_raw;
@@ -139,13 +139,13 @@ out:
 
 int dqn_write_model(struct model *m, const struct dqn_trainer *tr, struct dqn_report *rep)
 {
-	struct model_error merr = { .offset = -1 };
+	struct reflex_err merr = { 0 };
 	int ret = set_metadata(m, tr, rep);
 
 	if (ret)
 		return ret;
 	ret = model_write_file(m, tr->opts.model_path, &merr);
 	if (ret)
-		snprintf(rep->err, sizeof(rep->err), "%s: %s", tr->opts.model_path, merr.msg);
+		reflex_err_set(&rep->err, "%s: %s", tr->opts.model_path, merr.msg);
 	return ret;
 }

@@ -58,7 +58,7 @@ static void equalize_hidden(float *w1, float *b1, float *w2, uint32_t n_in, uint
 }
 
 int dqn_build_model(const struct mlp *net, const float *calib, size_t n_calib, bool equalize,
-		    struct model **out, char *err, size_t err_len)
+		    struct model **out, struct reflex_err *err)
 {
 	float w1[MODEL_MAX_UNITS * DQN_FEATURES], b1[MODEL_MAX_UNITS];
 	float w2[DQN_ACTIONS * MODEL_MAX_UNITS], b2[DQN_ACTIONS];
@@ -66,14 +66,14 @@ int dqn_build_model(const struct mlp *net, const float *calib, size_t n_calib, b
 		{ (uint16_t)net->n_in, (uint16_t)net->n_hidden, w1, b1 },
 		{ (uint16_t)net->n_hidden, (uint16_t)net->n_out, w2, b2 },
 	};
-	struct model_error merr = { .offset = -1 };
+	struct reflex_err merr = { 0 };
 	struct model *m;
 	int ret = 0;
 
 	*out = NULL;
 	if (net->n_out != DQN_ACTIONS || (net->n_in != DQN_FEATURES && net->n_in != DQN_SEED_FEATURES) ||
 	    net->n_hidden > MODEL_MAX_UNITS) {
-		dqn_set_err(err, err_len, "dqn export: a %u -> %u -> %u net does not fit the DQN's `.reflex` MLP",
+		reflex_err_set(err, "dqn export: a %u -> %u -> %u net does not fit the DQN's `.reflex` MLP",
 			net->n_in, net->n_hidden, net->n_out);
 		return -EINVAL;
 	}
@@ -86,7 +86,7 @@ int dqn_build_model(const struct mlp *net, const float *calib, size_t n_calib, b
 	center_outputs(w2, b2, net->n_hidden);
 	m = model_create(MODEL_KIND_MLP, (uint16_t)net->n_in, DQN_ACTIONS);
 	if (!m) {
-		dqn_set_err(err, err_len, "dqn export: out of memory");
+		reflex_err_set(err, "dqn export: out of memory");
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < net->n_in && !ret; i++)
@@ -98,7 +98,7 @@ int dqn_build_model(const struct mlp *net, const float *calib, size_t n_calib, b
 	if (!ret)
 		ret = model_mlp_quantize(m, layers, 2, calib, n_calib, &merr);
 	if (ret) {
-		dqn_set_err(err, err_len, "dqn export: %s", merr.msg);
+		reflex_err_set(err, "dqn export: %s", merr.msg);
 		model_free(m);
 		return ret;
 	}
@@ -107,7 +107,7 @@ int dqn_build_model(const struct mlp *net, const float *calib, size_t n_calib, b
 }
 
 int dqn_build_model_raw(const struct mlp *net, const double *calib_raw, size_t n_calib, bool equalize,
-			struct model **out, char *err, size_t err_len)
+			struct model **out, struct reflex_err *err)
 {
 	float *calib;
 	int ret;
@@ -115,12 +115,12 @@ int dqn_build_model_raw(const struct mlp *net, const double *calib_raw, size_t n
 	*out = NULL;
 	calib = malloc((n_calib ? n_calib : 1) * net->n_in * sizeof(float));
 	if (!calib) {
-		dqn_set_err(err, err_len, "dqn export: out of memory");
+		reflex_err_set(err, "dqn export: out of memory");
 		return -ENOMEM;
 	}
 	for (size_t k = 0; k < n_calib; k++)
 		dqn_normalize(calib_raw + k * DQN_FEATURES, net->n_in, calib + k * net->n_in);
-	ret = dqn_build_model(net, calib, n_calib, equalize, out, err, err_len);
+	ret = dqn_build_model(net, calib, n_calib, equalize, out, err);
 	free(calib);
 	return ret;
 }

@@ -21,6 +21,7 @@
 #include "sim/bottleneck_sim.h"
 #include "dqn/dqn.h"
 #include "dqn/mlp.h"
+#include "lib/error.h"
 
 #define DQN_HEURISTIC_BDP_MULTIPLE 1.25
 #define DQN_FIXED_CLAMP_PKTS 100
@@ -119,17 +120,16 @@ struct dqn_report {
 	struct dqn_policy_eval eval[DQN_POLICY_COUNT];
 	uint64_t agreement_states;   /* held-out states checked int8 vs float (0 = not done) */
 	double int8_agreement;       /* fraction of them with the same argmax */
-	char err[256];               /* why dqn_train failed */
+	struct reflex_err err;       /* why dqn_train failed */
 };
 
 struct dqn_trainer;
 
 /* Trainer state at episode 0. -EINVAL (bad opts, named in err), -ENOMEM. */
-int dqn_trainer_new(const struct dqn_train_opts *opts, struct dqn_trainer **out, char *err,
-		    size_t err_len);
+int dqn_trainer_new(const struct dqn_train_opts *opts, struct dqn_trainer **out, struct reflex_err *err);
 void dqn_trainer_free(struct dqn_trainer *tr);
 /* Runs episodes until `episodes` are done in total (checkpointing as opts say). */
-int dqn_trainer_run(struct dqn_trainer *tr, uint32_t episodes, char *err, size_t err_len);
+int dqn_trainer_run(struct dqn_trainer *tr, uint32_t episodes, struct reflex_err *err);
 /* The online network (what training updates). */
 const struct mlp *dqn_trainer_net(const struct dqn_trainer *tr);
 /* The policy: the online net as it was at its best validation (every
@@ -157,11 +157,11 @@ bool dqn_trainer_observe(struct dqn_trainer *tr, const float *s, enum dqn_action
  * defaults) the loaded trainer takes only what does not change the training:
  * episodes, eval_*, checkpoint_path/every, model_path, resume, progress.
  */
-int dqn_checkpoint_save(const struct dqn_trainer *tr, const char *path, char *err, size_t err_len);
+int dqn_checkpoint_save(const struct dqn_trainer *tr, const char *path, struct reflex_err *err);
 int dqn_checkpoint_load(const char *path, const struct dqn_train_opts *opts, struct dqn_trainer **out,
-			char *err, size_t err_len);
+			struct reflex_err *err);
 int dqn_checkpoint_load_buffer(const void *data, size_t len, const struct dqn_train_opts *opts,
-			       struct dqn_trainer **out, char *err, size_t err_len);
+			       struct dqn_trainer **out, struct reflex_err *err);
 
 /*
  * Held-out evaluation: n_scenarios drawn from a stream the training never uses,
@@ -189,12 +189,12 @@ int dqn_collect_states(const struct mlp *net, uint64_t seed, uint32_t n_scenario
  * with model_free. Metadata is the caller's (model_meta_set).
  */
 int dqn_build_model(const struct mlp *net, const float *calib, size_t n_calib, bool equalize,
-		    struct model **out, char *err, size_t err_len);
+		    struct model **out, struct reflex_err *err);
 
 /* dqn_build_model on n_calib raw feature vectors (DQN_FEATURES doubles each),
  * normalized as dqn_normalize does: what reflexd --learn publishes with. */
 int dqn_build_model_raw(const struct mlp *net, const double *calib_raw, size_t n_calib, bool equalize,
-			struct model **out, char *err, size_t err_len);
+			struct model **out, struct reflex_err *err);
 
 /* Fraction of raw states (DQN_FEATURES doubles each) on which the int8 model's
  * argmax (model_quantize + model_eval + model_argmax, reflexd's path) equals the
@@ -205,7 +205,7 @@ double dqn_int8_agreement(const struct model *m, const struct mlp *net, const do
  * better with the float net on the calibration states (n_calib raw feature vectors,
  * DQN_FEATURES doubles each). */
 int dqn_build_best_model(const struct mlp *net, const double *calib_raw, size_t n_calib, struct model **out,
-			 char *err, size_t err_len);
+			 struct reflex_err *err);
 
 /* The whole `reflex-forge train-dqn`: train (resuming if asked), evaluate, export. */
 int dqn_train(const struct dqn_train_opts *opts, struct dqn_report *rep);

@@ -15,20 +15,6 @@
 #define VALID_STREAM 0x7a11d0a7eULL  /* model selection during training */
 #define MAX_EPISODES 10000000u
 
-static inline void dqn_set_err(char *err, size_t err_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static inline void dqn_set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !err_len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
-
 /* --- the trainer (trainer.c) ---------------------------------------------------- */
 
 struct dqn_trainer {
@@ -53,7 +39,7 @@ struct dqn_trainer {
 };
 
 /* 0 or -EINVAL with what is wrong in err ("train-dqn: ..."). */
-int dqn_check_train_opts(const struct dqn_train_opts *o, char *err, size_t err_len);
+int dqn_check_train_opts(const struct dqn_train_opts *o, struct reflex_err *err);
 
 /* --- the environment (env.c) ------------------------------------------------------ */
 

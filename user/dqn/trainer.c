@@ -39,7 +39,7 @@ void dqn_train_opts_default(struct dqn_train_opts *opts)
 	opts->eval_steps = 200;
 }
 
-int dqn_check_train_opts(const struct dqn_train_opts *o, char *err, size_t err_len)
+int dqn_check_train_opts(const struct dqn_train_opts *o, struct reflex_err *err)
 {
 	const char *what = NULL;
 
@@ -81,20 +81,19 @@ int dqn_check_train_opts(const struct dqn_train_opts *o, char *err, size_t err_l
 		 (o->eval_scenarios && !o->eval_steps))
 		what = "eval_scenarios/eval_steps out of range";
 	if (what) {
-		dqn_set_err(err, err_len, "train-dqn: %s", what);
+		reflex_err_set(err, "train-dqn: %s", what);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-int dqn_trainer_new(const struct dqn_train_opts *opts, struct dqn_trainer **out, char *err,
-		    size_t err_len)
+int dqn_trainer_new(const struct dqn_train_opts *opts, struct dqn_trainer **out, struct reflex_err *err)
 {
 	struct dqn_trainer *tr;
 	int ret;
 
 	*out = NULL;
-	ret = dqn_check_train_opts(opts, err, err_len);
+	ret = dqn_check_train_opts(opts, err);
 	if (ret)
 		return ret;
 	tr = calloc(1, sizeof(*tr));
@@ -118,7 +117,7 @@ int dqn_trainer_new(const struct dqn_train_opts *opts, struct dqn_trainer **out,
 	return 0;
 oom:
 	dqn_trainer_free(tr);
-	dqn_set_err(err, err_len, "train-dqn: out of memory");
+	reflex_err_set(err, "train-dqn: out of memory");
 	return -ENOMEM;
 }
 

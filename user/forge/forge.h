@@ -7,7 +7,7 @@
  *   forge_label()          the `label` step: a training set (features, outputs, J)
  *   forge_train()          the `train` step: trees, quantization, validation, the file
  *
- * Every error is one line in a struct csv_error (file, line, column where there is one).
+ * Every error is one line in a struct reflex_err (file, line, column where there is one).
  */
 #ifndef REFLEX_FORGE_H
 #define REFLEX_FORGE_H
@@ -56,7 +56,7 @@ struct forge_trace {
 /* Reads the telemetry CSV (header: ts_ns,scope,flow, the features, the context
  * columns; extra columns are ignored) and keeps the rows of `scope`. Out-of-order
  * rows are sorted (and counted); a flow with two rows for one ts_ns is an error. */
-int forge_trace_load(const char *path, enum window_scope scope, struct forge_trace *tr, struct csv_error *err);
+int forge_trace_load(const char *path, enum window_scope scope, struct forge_trace *tr, struct reflex_err *err);
 void forge_trace_free(struct forge_trace *tr);
 /* feature_normalize() with the trace's min/max. */
 double forge_trace_normalized(const struct forge_trace *tr, const struct forge_window *w, int feature);
@@ -64,7 +64,7 @@ double forge_trace_normalized(const struct forge_trace *tr, const struct forge_w
  * steps before the step end_ns falls in, [start, end). */
 void forge_window_span(uint64_t end_ns, uint64_t *start_ns, uint64_t *stop_ns);
 /* windows.csv: ts_ns,scope,flow,segment, the features normalized to [0,1], the context raw. */
-int forge_windows_write(const struct forge_trace *tr, const char *path, struct csv_error *err);
+int forge_windows_write(const struct forge_trace *tr, const char *path, struct reflex_err *err);
 
 /* --- ring-buffer records (for the batching oracle) ---------------------------- */
 
@@ -78,7 +78,7 @@ struct forge_records {
 };
 
 /* `ts_ns,ring` with ring "sock" or "tc", and optionally `cpu` (0..511). */
-int forge_records_load(const char *path, struct forge_records *rec, struct csv_error *err);
+int forge_records_load(const char *path, struct forge_records *rec, struct reflex_err *err);
 void forge_records_free(struct forge_records *rec);
 /* The arrivals inside [start_ns, end_ns): *first and *n index rec->arrivals. */
 void forge_records_window(const struct forge_records *rec, uint64_t start_ns, uint64_t end_ns, size_t *first,
@@ -130,10 +130,10 @@ struct forge_text {
 };
 
 int forge_label(const struct forge_trace *tr, const struct forge_label_opts *opts, struct forge_text *out,
-		struct forge_label_stats *stats, struct csv_error *err);
+		struct forge_label_stats *stats, struct reflex_err *err);
 void forge_text_free(struct forge_text *t);
 /* Writes text to path atomically (PATH.tmp.XXXXXX + rename); "-" is stdout. */
-int forge_text_write(const struct forge_text *t, const char *path, struct csv_error *err);
+int forge_text_write(const struct forge_text *t, const char *path, struct reflex_err *err);
 
 /* --- train ------------------------------------------------------------------ */
 
@@ -192,7 +192,7 @@ struct forge_train_report {
 
 /* Trains on a parsed table and writes out_path (atomically). */
 int forge_train(const struct csv_table *t, const struct forge_train_opts *opts, const char *out_path,
-		struct forge_train_report *report, struct csv_error *err);
+		struct forge_train_report *report, struct reflex_err *err);
 void forge_train_report_print(FILE *out, const struct forge_train_report *r);
 
 /* --- utilities ----------------------------------------------------------------- */
@@ -200,9 +200,9 @@ void forge_train_report_print(FILE *out, const struct forge_train_report *r);
 /* SHA-1 (libcrypto) of len bytes as 40 hex digits. */
 int forge_sha1_hex(const void *data, size_t len, char hex[FORGE_SHA1_HEX]);
 /* Reads path ("-": stdin) once: its SHA-1, and the parsed table. */
-int forge_read_csv(const char *path, struct csv_table **out, char sha1[FORGE_SHA1_HEX], struct csv_error *err);
+int forge_read_csv(const char *path, struct csv_table **out, char sha1[FORGE_SHA1_HEX], struct reflex_err *err);
 /* created_at: "YYYY-MM-DDTHH:MM:SSZ" from SOURCE_DATE_EPOCH if set, else now. */
-int forge_created_at_now(char *buf, size_t size, struct csv_error *err);
+int forge_created_at_now(char *buf, size_t size, struct reflex_err *err);
 /* Checks that s is "YYYY-MM-DDTHH:MM:SSZ" and a real UTC time. */
 bool forge_created_at_valid(const char *s);
 /* The commit that built this forge (git describe), "forge@DESCRIBE". */

@@ -19,17 +19,16 @@ struct labeller {
 	struct forge_label_stats *stats;
 	struct record_arrival *even;     /* scratch for reconstructed arrivals */
 	size_t even_cap;
-	struct csv_error *err;
+	struct reflex_err *err;
 };
 
 static int window_error(const struct labeller *lb, const struct forge_window *w, int ctx, const char *what)
 {
-	struct csv_error *err = lb->err;
+	struct reflex_err *err = lb->err;
 
-	err->line = w->line;
-	err->column = lb->tr->context_col[ctx] + 1;
-	snprintf(err->msg, sizeof(err->msg), "%s:%zu:%zu: column '%s': %s", lb->tr->path, w->line, err->column,
-		 context_names[ctx], what);
+	reflex_err_set_file(err, lb->tr->path, "%s", what);
+	reflex_err_at_line(err, (long)w->line, (long)lb->tr->context_col[ctx] + 1);
+	reflex_err_at_field(err, "column '%s'", context_names[ctx]);
 	return -EINVAL;
 }
 
@@ -231,7 +230,7 @@ static void finish_means(struct forge_label_stats *st)
 }
 
 int forge_label(const struct forge_trace *tr, const struct forge_label_opts *opts, struct forge_text *out,
-		struct forge_label_stats *stats, struct csv_error *err)
+		struct forge_label_stats *stats, struct reflex_err *err)
 {
 	struct labeller lb = { .tr = tr, .opts = opts, .stats = stats, .err = err };
 	char *buf = NULL;
@@ -242,7 +241,7 @@ int forge_label(const struct forge_trace *tr, const struct forge_label_opts *opt
 	memset(out, 0, sizeof(*out));
 	lb.out = open_memstream(&buf, &len);
 	if (!lb.out) {
-		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		reflex_err_set(err, "out of memory");
 		return -ENOMEM;
 	}
 	if (opts->recipe == RECIPE_BATCHING)
@@ -260,14 +259,14 @@ int forge_label(const struct forge_trace *tr, const struct forge_label_opts *opt
 		ret = -ENOMEM;
 	free(lb.even);
 	if (!ret && !stats->labelled) {
-		snprintf(err->msg, sizeof(err->msg), "%s: none of the %zu windows could be labelled (all %zu skipped)",
-			 tr->path, stats->windows, stats->skipped);
-		err->line = err->column = 0;
+		reflex_err_set(err, "none of the %zu windows could be labelled (all %zu skipped)", stats->windows,
+			       stats->skipped);
+		reflex_err_at_file(err, tr->path);
 		ret = -EINVAL;
 	}
 	if (ret) {
 		if (ret == -ENOMEM)
-			snprintf(err->msg, sizeof(err->msg), "out of memory");
+			reflex_err_set(err, "out of memory");
 		free(buf);
 		return ret;
 	}
@@ -284,7 +283,7 @@ void forge_text_free(struct forge_text *t)
 	t->len = 0;
 }
 
-int forge_text_write(const struct forge_text *t, const char *path, struct csv_error *err)
+int forge_text_write(const struct forge_text *t, const char *path, struct reflex_err *err)
 {
 	return csv_write_atomic(path, t->data, t->len, err);
 }

@@ -150,7 +150,7 @@ static double best_cut(const struct cart_tree *tree, const struct loss_set *trai
 static int evaluate(const char *path, const struct cart_tree *tree, double cut)
 {
 	struct forge_trace tr = { 0 };
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct loss_set s;
 	struct scored *v = NULL;
 	struct verdict model, naive;
@@ -208,7 +208,7 @@ int forge_cmd_loss(int argc, char **argv)
 	};
 	struct cart_params params = { .max_depth = 4, .min_samples_leaf = 20 };
 	struct forge_trace tr = { 0 };
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct cart_tree tree = { 0 };
 	struct loss_set s = { 0 };
 	size_t *rows = NULL;

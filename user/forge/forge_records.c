@@ -22,7 +22,7 @@ static int by_time_then_row(const void *x, const void *y)
 	return (a->row > b->row) - (a->row < b->row);
 }
 
-static int parse_ring(const struct csv_table *t, size_t row, size_t col, uint32_t *ring, struct csv_error *err)
+static int parse_ring(const struct csv_table *t, size_t row, size_t col, uint32_t *ring, struct reflex_err *err)
 {
 	const char *s = csv_cell(t, row, col);
 
@@ -35,7 +35,7 @@ static int parse_ring(const struct csv_table *t, size_t row, size_t col, uint32_
 	return 0;
 }
 
-static int parse_rows(const struct csv_table *t, struct indexed *rows, bool *has_cpu, struct csv_error *err)
+static int parse_rows(const struct csv_table *t, struct indexed *rows, bool *has_cpu, struct reflex_err *err)
 {
 	size_t ts_col, ring_col;
 	int cpu_col = csv_column(t, "cpu");
@@ -68,7 +68,7 @@ static int parse_rows(const struct csv_table *t, struct indexed *rows, bool *has
 	return 0;
 }
 
-int forge_records_load(const char *path, struct forge_records *rec, struct csv_error *err)
+int forge_records_load(const char *path, struct forge_records *rec, struct reflex_err *err)
 {
 	struct csv_table *t = NULL;
 	struct indexed *rows = NULL;
@@ -83,7 +83,7 @@ int forge_records_load(const char *path, struct forge_records *rec, struct csv_e
 	rec->arrivals = calloc(t->row_count, sizeof(*rec->arrivals));
 	rec->path = strdup(path);
 	if (!rows || !rec->arrivals || !rec->path) {
-		snprintf(err->msg, sizeof(err->msg), "%s: out of memory", path);
+		reflex_err_set_file(err, path, "out of memory");
 		ret = -ENOMEM;
 		goto fail;
 	}

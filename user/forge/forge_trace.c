@@ -21,7 +21,7 @@ struct columns {
 	size_t context[CONTEXT_COUNT];
 };
 
-static int require_columns(const struct csv_table *t, struct columns *c, struct csv_error *err)
+static int require_columns(const struct csv_table *t, struct columns *c, struct reflex_err *err)
 {
 	int ret = csv_require_column(t, "ts_ns", &c->ts, err);
 
@@ -37,7 +37,7 @@ static int require_columns(const struct csv_table *t, struct columns *c, struct 
 }
 
 static int parse_scope(const struct csv_table *t, size_t row, size_t col, enum window_scope *scope,
-		       struct csv_error *err)
+		       struct reflex_err *err)
 {
 	const char *s = csv_cell(t, row, col);
 
@@ -50,7 +50,7 @@ static int parse_scope(const struct csv_table *t, size_t row, size_t col, enum w
 	return 0;
 }
 
-static int get_value(const struct csv_table *t, size_t row, size_t col, double *v, struct csv_error *err)
+static int get_value(const struct csv_table *t, size_t row, size_t col, double *v, struct reflex_err *err)
 {
 	int ret = csv_get_double(t, row, col, v, err);
 
@@ -63,7 +63,7 @@ static int get_value(const struct csv_table *t, size_t row, size_t col, double *
 }
 
 static int parse_window(const struct csv_table *t, const struct columns *c, size_t row, struct forge_window *w,
-			struct csv_error *err)
+			struct reflex_err *err)
 {
 	int ret = csv_get_u64(t, row, c->ts, &w->ts_ns, err);
 
@@ -114,14 +114,14 @@ static size_t count_out_of_order(struct row_ref *refs, size_t n)
 }
 
 static int collect_rows(const struct csv_table *t, const struct columns *c, enum window_scope scope,
-			struct row_ref **out, size_t *count, struct csv_error *err)
+			struct row_ref **out, size_t *count, struct reflex_err *err)
 {
 	struct row_ref *refs = calloc(t->row_count, sizeof(*refs));
 	size_t n = 0;
 	int ret;
 
 	if (!refs) {
-		snprintf(err->msg, sizeof(err->msg), "%s: out of memory", t->source);
+		reflex_err_set_file(err, t->source, "out of memory");
 		return -ENOMEM;
 	}
 	for (size_t row = 0; row < t->row_count; row++) {
@@ -147,10 +147,11 @@ static int collect_rows(const struct csv_table *t, const struct columns *c, enum
 		n++;
 	}
 	if (!n) {
-		snprintf(err->msg, sizeof(err->msg), "%s:1:%zu: column 'scope': no row has scope '%s' (%zu rows of the other scope)",
-			 t->source, c->scope + 1, scope == SCOPE_FLOW ? "flow" : "iface", t->row_count);
-		err->line = 1;
-		err->column = c->scope + 1;
+		reflex_err_set(err, "no row has scope '%s' (%zu rows of the other scope)",
+			       scope == SCOPE_FLOW ? "flow" : "iface", t->row_count);
+		reflex_err_at_file(err, t->source);
+		reflex_err_at_line(err, 1, (long)c->scope + 1);
+		reflex_err_at_field(err, "column 'scope'");
 		ret = -EINVAL;
 		goto fail;
 	}
@@ -178,7 +179,7 @@ static int add_flow(struct forge_trace *tr, const char *name)
 
 /* Fills windows in (flow, time) order, finding flows, duplicates and gaps. */
 static int build_windows(struct forge_trace *tr, const struct csv_table *t, const struct columns *c,
-			 struct row_ref *refs, size_t n, struct csv_error *err)
+			 struct row_ref *refs, size_t n, struct reflex_err *err)
 {
 	int ret;
 
@@ -234,7 +235,7 @@ static void feature_ranges(struct forge_trace *tr)
 	}
 }
 
-int forge_trace_load(const char *path, enum window_scope scope, struct forge_trace *tr, struct csv_error *err)
+int forge_trace_load(const char *path, enum window_scope scope, struct forge_trace *tr, struct reflex_err *err)
 {
 	struct csv_table *t = NULL;
 	struct row_ref *refs = NULL;
@@ -256,7 +257,7 @@ int forge_trace_load(const char *path, enum window_scope scope, struct forge_tra
 	tr->out_of_order = count_out_of_order(refs, n);
 	ret = build_windows(tr, t, &c, refs, n, err);
 	if (ret == -ENOMEM)
-		snprintf(err->msg, sizeof(err->msg), "%s: out of memory", path);
+		reflex_err_set_file(err, path, "out of memory");
 	if (ret)
 		goto fail;
 	feature_ranges(tr);
@@ -264,7 +265,7 @@ int forge_trace_load(const char *path, enum window_scope scope, struct forge_tra
 	tr->rows_total = t->row_count;
 	tr->path = strdup(path);
 	if (!tr->path) {
-		snprintf(err->msg, sizeof(err->msg), "%s: out of memory", path);
+		reflex_err_set_file(err, path, "out of memory");
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -302,7 +303,7 @@ void forge_window_span(uint64_t end_ns, uint64_t *start_ns, uint64_t *stop_ns)
 	*stop_ns = end_step * WINDOW_STEP_NS;
 }
 
-int forge_windows_write(const struct forge_trace *tr, const char *path, struct csv_error *err)
+int forge_windows_write(const struct forge_trace *tr, const char *path, struct reflex_err *err)
 {
 	enum { KEYS = 4, COLS = KEYS + FEATURE_COUNT + CONTEXT_COUNT };
 	const char *names[COLS] = { "ts_ns", "scope", "flow", "segment" };
@@ -337,7 +338,7 @@ int forge_windows_write(const struct forge_trace *tr, const char *path, struct c
 		}
 		ret = csv_writer_row_text(w, fields);
 		if (ret) {
-			snprintf(err->msg, sizeof(err->msg), "%s: write failed: %s", path, strerror(-ret));
+			reflex_err_set_file(err, path, "write failed: %s", strerror(-ret));
 			csv_writer_abort(w);
 			return ret;
 		}

@@ -69,25 +69,23 @@ struct target_fit {
 
 #define NOT_CONSTANT INT32_MIN
 
-static int fail(struct csv_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct reflex_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static int fail(struct csv_error *err, const char *fmt, ...)
+static int fail(struct reflex_err *err, const char *fmt, ...)
 {
 	va_list ap;
 
-	err->line = 0;
-	err->column = 0;
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	reflex_err_vset(err, fmt, ap);
 	va_end(ap);
 	return -EINVAL;
 }
 
-static int header_error(const struct csv_table *t, size_t col, struct csv_error *err, const char *what)
+static int header_error(const struct csv_table *t, size_t col, struct reflex_err *err, const char *what)
 {
-	err->line = 1;
-	err->column = col + 1;
-	snprintf(err->msg, sizeof(err->msg), "%s:1:%zu: column '%.40s': %s", t->source, col + 1, t->header[col], what);
+	reflex_err_set_file(err, t->source, "%s", what);
+	reflex_err_at_line(err, 1, (long)col + 1);
+	reflex_err_at_field(err, "column '%.40s'", t->header[col]);
 	return -EINVAL;
 }
 
@@ -143,7 +141,7 @@ static bool parse_candidate(const char *name, const struct forge_train_opts *o, 
 	return found == o->target_count;
 }
 
-static int resolve_targets(struct train_data *d, const struct forge_train_opts *o, struct csv_error *err)
+static int resolve_targets(struct train_data *d, const struct forge_train_opts *o, struct reflex_err *err)
 {
 	if (!o->target_count || o->target_count > FORGE_MAX_TARGETS)
 		return fail(err, "%s: need 1..%d targets", d->t->source, FORGE_MAX_TARGETS);
@@ -168,7 +166,7 @@ static bool is_target_col(const struct train_data *d, size_t col)
 	return false;
 }
 
-static int add_feature(struct train_data *d, size_t col, struct csv_error *err)
+static int add_feature(struct train_data *d, size_t col, struct reflex_err *err)
 {
 	if (d->nf == MODEL_MAX_FEATURES)
 		return header_error(d->t, col, err, "more than 64 feature columns: choose them with --features");
@@ -176,7 +174,7 @@ static int add_feature(struct train_data *d, size_t col, struct csv_error *err)
 	return 0;
 }
 
-static int resolve_features(struct train_data *d, const struct forge_train_opts *o, struct csv_error *err)
+static int resolve_features(struct train_data *d, const struct forge_train_opts *o, struct reflex_err *err)
 {
 	int ret = 0;
 
@@ -222,7 +220,7 @@ static int resolve_j(struct train_data *d, const struct forge_train_opts *o)
 
 /* --- values -------------------------------------------------------------------- */
 
-static int read_values(struct train_data *d, struct csv_error *err)
+static int read_values(struct train_data *d, struct reflex_err *err)
 {
 	size_t n = d->t->row_count;
 	int ret = 0;
@@ -255,7 +253,7 @@ static int read_values(struct train_data *d, struct csv_error *err)
 
 /* --- split ------------------------------------------------------------------------ */
 
-static int split_rows(struct train_data *d, const struct forge_train_opts *o, struct csv_error *err)
+static int split_rows(struct train_data *d, const struct forge_train_opts *o, struct reflex_err *err)
 {
 	size_t block = o->split_block ? o->split_block : 1;
 	size_t blocks = (d->n + block - 1) / block, want = 0, got = 0;
@@ -462,14 +460,15 @@ static int convert_tree(struct target_fit *fit, const struct model_output *o)
 	return 0;
 }
 
-static int model_error_to_csv(const struct model_error *me, struct csv_error *err)
+static int copy_model_error(const struct reflex_err *me, struct reflex_err *err)
 {
-	return fail(err, "%s", me->msg);
+	reflex_err_copy(err, me);
+	return -EINVAL;
 }
 
-static int setup_features(struct train_data *d, struct model *m, struct csv_error *err)
+static int setup_features(struct train_data *d, struct model *m, struct reflex_err *err)
 {
-	struct model_error me = { 0 };
+	struct reflex_err me = { 0 };
 
 	for (size_t f = 0; f < d->nf; f++) {
 		double lo = d->x[f], hi = d->x[f];
@@ -482,7 +481,7 @@ static int setup_features(struct train_data *d, struct model *m, struct csv_erro
 		if (!(hi > lo))
 			hi = lo + 1;
 		if (model_set_feature(m, (unsigned)f, d->t->header[d->fcol[f]], lo, hi, &me))
-			return header_error(d->t, d->fcol[f], err, me.msg);
+			return header_error(d->t, d->fcol[f], err, me.what);
 	}
 	for (size_t r = 0; r < d->n; r++)
 		for (size_t f = 0; f < d->nf; f++)
@@ -494,9 +493,9 @@ static int setup_features(struct train_data *d, struct model *m, struct csv_erro
  * the PSI that the model's own windows show (the drift threshold), and an isolation
  * forest grown on the training rows (anomaly). */
 static int set_health(const struct train_data *d, struct model *m, const struct forge_train_opts *o,
-		      struct forge_train_report *rep, struct csv_error *err)
+		      struct forge_train_report *rep, struct reflex_err *err)
 {
-	struct model_error me = { 0 };
+	struct reflex_err me = { 0 };
 	int16_t *q = malloc(d->n * d->nf * sizeof(*q)), *train = malloc(d->n_train * d->nf * sizeof(*train));
 	int ret = -ENOMEM;
 
@@ -508,7 +507,7 @@ static int set_health(const struct train_data *d, struct model *m, const struct 
 		memcpy(&train[i * d->nf], &q[d->train_rows[i] * d->nf], d->nf * sizeof(*q));
 	ret = model_reference_build(m, train, d->n_train, MODEL_REF_DEFAULT_BINS, &me);
 	if (ret) {
-		ret = ret == -ENOMEM ? ret : model_error_to_csv(&me, err);
+		ret = ret == -ENOMEM ? ret : copy_model_error(&me, err);
 		goto cleanup;
 	}
 	ret = forge_drift_calibrate(m, q, d->n, &rep->drift);
@@ -530,12 +529,12 @@ cleanup:
 }
 
 static int fit_target(struct train_data *d, size_t ti, const struct forge_train_opts *o, struct model *m,
-		      struct target_fit *fit, struct csv_error *err)
+		      struct target_fit *fit, struct reflex_err *err)
 {
 	struct cart_params params = { .max_depth = o->max_depth, .min_samples_leaf = o->min_samples_leaf };
 	struct cart_data data = { .x = d->q, .feature_count = d->nf, .rows = d->train_rows, .row_count = d->n_train };
 	const char *name = d->t->header[d->tcol[ti]];
-	struct model_error me = { 0 };
+	struct reflex_err me = { 0 };
 	double *y = malloc(d->n * sizeof(*y));
 	int ret;
 
@@ -548,7 +547,7 @@ static int fit_target(struct train_data *d, size_t ti, const struct forge_train_
 	if (!ret) {
 		output_bounds(d, ti, name, fit);
 		if (model_set_output(m, (unsigned)ti, name, fit->min, fit->max, fit->scale, &me))
-			ret = header_error(d->t, d->tcol[ti], err, me.msg);
+			ret = header_error(d->t, d->tcol[ti], err, me.what);
 	}
 	if (!ret) {
 		ret = cart_fit(&data, &params, &fit->tree);
@@ -559,7 +558,7 @@ static int fit_target(struct train_data *d, size_t ti, const struct forge_train_
 	if (!ret)
 		ret = convert_tree(fit, &m->outputs[ti]);
 	if (!ret && model_set_tree(m, (unsigned)ti, fit->nodes, fit->node_count, &me))
-		ret = model_error_to_csv(&me, err);
+		ret = copy_model_error(&me, err);
 	free(y);
 	return ret;
 }
@@ -632,7 +631,7 @@ static void constant_baseline(const struct train_data *d, struct forge_train_rep
 /* Runs the loaded file on every evaluation row through reflexd's own path
  * (model_quantize, model_eval) and checks it against the trained trees. */
 static int evaluate(const struct train_data *d, const struct model *m, struct target_fit *fits,
-		    struct forge_train_report *rep, struct csv_error *err)
+		    struct forge_train_report *rep, struct reflex_err *err)
 {
 	double mean[FORGE_MAX_TARGETS], major[FORGE_MAX_TARGETS];
 	size_t constant = 0, hits[FORGE_MAX_TARGETS] = { 0 }, major_hits[FORGE_MAX_TARGETS] = { 0 };
@@ -688,16 +687,16 @@ static int evaluate(const struct train_data *d, const struct model *m, struct ta
 
 /* --- metadata ------------------------------------------------------------------- */
 
-static int meta(struct model *m, const char *key, const char *value, struct csv_error *err)
+static int meta(struct model *m, const char *key, const char *value, struct reflex_err *err)
 {
-	struct model_error me = { 0 };
+	struct reflex_err me = { 0 };
 
 	if (model_meta_set(m, key, value, &me))
-		return model_error_to_csv(&me, err);
+		return copy_model_error(&me, err);
 	return 0;
 }
 
-static int meta_num(struct model *m, const char *prefix, const char *name, double v, struct csv_error *err)
+static int meta_num(struct model *m, const char *prefix, const char *name, double v, struct reflex_err *err)
 {
 	char key[96], text[32];
 
@@ -719,7 +718,7 @@ static bool reflex_features_only(const struct model *m)
 }
 
 static int write_metadata(struct model *m, const struct forge_train_opts *o, const struct forge_train_report *rep,
-			  struct csv_error *err)
+			  struct reflex_err *err)
 {
 	const char *fig = rep->validated ? "val_" : "fit_";
 	char text[64];
@@ -825,12 +824,12 @@ static void free_data(struct train_data *d)
 }
 
 int forge_train(const struct csv_table *t, const struct forge_train_opts *o, const char *out_path,
-		struct forge_train_report *rep, struct csv_error *err)
+		struct forge_train_report *rep, struct reflex_err *err)
 {
 	struct train_data d = { .t = t };
 	struct target_fit fits[FORGE_MAX_TARGETS];
 	struct model *m = NULL, *loaded = NULL;
-	struct model_error me = { 0 };
+	struct reflex_err me = { 0 };
 	uint8_t *image = NULL;
 	size_t image_len = 0;
 	int ret;
@@ -868,7 +867,7 @@ int forge_train(const struct csv_table *t, const struct forge_train_opts *o, con
 
 	/* Figures come from the file as reflexd will load it, not from the trainer's memory. */
 	if (model_serialize(m, &image, &image_len, &me) || model_load_buffer(image, image_len, 0, &loaded, &me)) {
-		ret = model_error_to_csv(&me, err);
+		ret = copy_model_error(&me, err);
 		goto cleanup;
 	}
 	fill_report(&d, m, fits, rep);

@@ -122,7 +122,7 @@ int forge_cmd_train_dqn(int argc, char **argv)
 	}
 	memset(&rep, 0, sizeof(rep));
 	if (dqn_train(&opts, &rep)) {
-		fprintf(stderr, "reflex-forge %s\n", rep.err[0] ? rep.err : "train-dqn: failed");
+		fprintf(stderr, "reflex-forge %s\n", rep.err.msg[0] ? rep.err.msg : "train-dqn: failed");
 		return 1;
 	}
 	printf("reflex-forge train-dqn: wrote %s\n", opts.model_path);

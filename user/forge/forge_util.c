@@ -51,7 +51,7 @@ int forge_sha1_hex(const void *data, size_t len, char hex[FORGE_SHA1_HEX])
 	return 0;
 }
 
-int forge_read_csv(const char *path, struct csv_table **out, char sha1[FORGE_SHA1_HEX], struct csv_error *err)
+int forge_read_csv(const char *path, struct csv_table **out, char sha1[FORGE_SHA1_HEX], struct reflex_err *err)
 {
 	char *data = NULL;
 	size_t len = 0;
@@ -62,8 +62,7 @@ int forge_read_csv(const char *path, struct csv_table **out, char sha1[FORGE_SHA
 		return ret;
 	ret = forge_sha1_hex(data, len, sha1);
 	if (ret) {
-		snprintf(err->msg, sizeof(err->msg), "%s: SHA-1 failed in libcrypto", path);
-		err->line = err->column = 0;
+		reflex_err_set_file(err, path, "SHA-1 failed in libcrypto");
 	} else {
 		return csv_parse_owned(strcmp(path, "-") ? path : "<stdin>", data, len, out, err);
 	}
@@ -71,7 +70,7 @@ int forge_read_csv(const char *path, struct csv_table **out, char sha1[FORGE_SHA
 	return ret;
 }
 
-int forge_created_at_now(char *buf, size_t size, struct csv_error *err)
+int forge_created_at_now(char *buf, size_t size, struct reflex_err *err)
 {
 	const char *epoch = getenv("SOURCE_DATE_EPOCH");
 	time_t now = time(NULL);
@@ -84,15 +83,13 @@ int forge_created_at_now(char *buf, size_t size, struct csv_error *err)
 		errno = 0;
 		v = strtoll(epoch, &end, 10);
 		if (errno || *end || v < 0) {
-			snprintf(err->msg, sizeof(err->msg), "SOURCE_DATE_EPOCH '%.40s' is not a count of seconds", epoch);
-			err->line = err->column = 0;
+			reflex_err_set(err, "SOURCE_DATE_EPOCH '%.40s' is not a count of seconds", epoch);
 			return -EINVAL;
 		}
 		now = (time_t)v;
 	}
 	if (!gmtime_r(&now, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
-		snprintf(err->msg, sizeof(err->msg), "cannot format the time %lld", (long long)now);
-		err->line = err->column = 0;
+		reflex_err_set(err, "cannot format the time %lld", (long long)now);
 		return -EINVAL;
 	}
 	return 0;

@@ -362,7 +362,7 @@ static int args_status(int ret)
 	return ret > 0 ? 0 : EXIT_USAGE;
 }
 
-static int report_error(const struct csv_error *err)
+static int report_error(const struct reflex_err *err)
 {
 	fprintf(stderr, "reflex-forge: %s\n", err->msg);
 	return 1;
@@ -467,7 +467,7 @@ static void print_label(FILE *out, const struct common *c, const struct forge_re
 static int cmd_windows(int argc, char **argv)
 {
 	static const struct option opts[] = { COMMON_OPTS, { "scope", required_argument, NULL, OPT_SCOPE }, { 0 } };
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct forge_trace tr;
 	const char *in = NULL;
 	struct common c;
@@ -507,7 +507,7 @@ static void label_run_free(struct label_run *run)
 	forge_text_free(&run->text);
 }
 
-static int label_run(const struct common *c, const char *in, struct label_run *run, struct csv_error *err)
+static int label_run(const struct common *c, const char *in, struct label_run *run, struct reflex_err *err)
 {
 	struct forge_label_opts lo = {
 		.recipe = c->recipe,
@@ -534,7 +534,7 @@ static int label_run(const struct common *c, const char *in, struct label_run *r
 static int cmd_label(int argc, char **argv)
 {
 	static const struct option opts[] = { COMMON_OPTS, ORACLE_OPTS, { 0 } };
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct label_run run;
 	const char *in = NULL;
 	struct common c;
@@ -563,7 +563,7 @@ static int cmd_label(int argc, char **argv)
 	return ret ? report_error(&err) : 0;
 }
 
-static int created_at(const struct common *c, char *buf, size_t size, struct csv_error *err)
+static int created_at(const struct common *c, char *buf, size_t size, struct reflex_err *err)
 {
 	if (c->created_at) {
 		snprintf(buf, size, "%s", c->created_at);
@@ -586,7 +586,7 @@ static int cmd_build(int argc, char **argv)
 	};
 	char stamp[32], lambda[32], wakeup[32], record[32];
 	struct forge_train_report rep;
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct csv_table *t = NULL;
 	struct label_run run;
 	const char *in = NULL;
@@ -684,7 +684,7 @@ static int cmd_train(int argc, char **argv)
 	};
 	char stamp[32], hash[FORGE_SHA1_HEX], lambda[32];
 	struct forge_train_report rep;
-	struct csv_error err = { 0 };
+	struct reflex_err err = { 0 };
 	struct csv_table *t = NULL;
 	struct common c;
 	const char *in;

@@ -16,20 +16,18 @@
 /* Longest piece of a bad field quoted back in a message. */
 #define CSV_QUOTE_MAX 40
 
-static void set_error(struct csv_error *err, size_t line, size_t column, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+static void set_error(struct reflex_err *err, const char *source, size_t line, size_t column, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 
-static void set_error(struct csv_error *err, size_t line, size_t column, const char *fmt, ...)
+static void set_error(struct reflex_err *err, const char *source, size_t line, size_t column, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!err)
-		return;
-	err->line = line;
-	err->column = column;
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	reflex_err_vset(err, fmt, ap);
 	va_end(ap);
+	reflex_err_at_file(err, source);
+	reflex_err_at_line(err, (long)line, (long)column);
 }
 
 /* Printable excerpt of a field for messages: control bytes become '?'. */
@@ -63,7 +61,7 @@ struct parser {
 	size_t *record_line;  /* line each record starts on */
 	size_t record_count;
 	size_t record_cap;
-	struct csv_error *err;
+	struct reflex_err *err;
 };
 
 static int push_field(struct parser *p, char *field)
@@ -105,8 +103,8 @@ static int parse_quoted(struct parser *p, size_t record_line, size_t column)
 		char c;
 
 		if (p->pos >= p->len) {
-			set_error(p->err, record_line, column, "%s:%zu:%zu: unterminated quoted field (opened on line %zu)",
-				  p->source, record_line, column, open_line);
+			set_error(p->err, p->source, record_line, column, "unterminated quoted field (opened on line %zu)",
+				  open_line);
 			return -EINVAL;
 		}
 		c = p->data[p->pos];
@@ -120,7 +118,7 @@ static int parse_quoted(struct parser *p, size_t record_line, size_t column)
 			break;
 		}
 		if (c == '\0') {
-			set_error(p->err, p->line, column, "%s:%zu:%zu: NUL byte in field", p->source, p->line, column);
+			set_error(p->err, p->source, p->line, column, "NUL byte in field");
 			return -EINVAL;
 		}
 		if (c == '\n')
@@ -129,8 +127,7 @@ static int parse_quoted(struct parser *p, size_t record_line, size_t column)
 		p->pos++;
 	}
 	if (p->pos < p->len && p->data[p->pos] != ',' && p->data[p->pos] != '\n' && p->data[p->pos] != '\r') {
-		set_error(p->err, p->line, column, "%s:%zu:%zu: unexpected character after a closing quote",
-			  p->source, p->line, column);
+		set_error(p->err, p->source, p->line, column, "unexpected character after a closing quote");
 		return -EINVAL;
 	}
 	return 0;
@@ -144,12 +141,11 @@ static int parse_unquoted(struct parser *p, size_t column)
 		if (c == ',' || c == '\n' || c == '\r')
 			break;
 		if (c == '"') {
-			set_error(p->err, p->line, column, "%s:%zu:%zu: quote inside an unquoted field",
-				  p->source, p->line, column);
+			set_error(p->err, p->source, p->line, column, "quote inside an unquoted field");
 			return -EINVAL;
 		}
 		if (c == '\0') {
-			set_error(p->err, p->line, column, "%s:%zu:%zu: NUL byte in field", p->source, p->line, column);
+			set_error(p->err, p->source, p->line, column, "NUL byte in field");
 			return -EINVAL;
 		}
 		p->store[p->w++] = c;
@@ -171,8 +167,8 @@ static int parse_record(struct parser *p, size_t *nfields)
 
 		column++;
 		if (column > CSV_MAX_COLUMNS) {
-			set_error(p->err, record_line, column, "%s:%zu:%zu: more than %d fields in a record",
-				  p->source, record_line, column, CSV_MAX_COLUMNS);
+			set_error(p->err, p->source, record_line, column, "more than %d fields in a record",
+				  CSV_MAX_COLUMNS);
 			return -EINVAL;
 		}
 		if (p->pos < p->len && p->data[p->pos] == '"')
@@ -195,8 +191,7 @@ static int parse_record(struct parser *p, size_t *nfields)
 		}
 		if (sep == '\r') {
 			if (p->pos + 1 >= p->len || p->data[p->pos + 1] != '\n') {
-				set_error(p->err, p->line, column, "%s:%zu:%zu: carriage return not followed by a line feed",
-					  p->source, p->line, column);
+				set_error(p->err, p->source, p->line, column, "carriage return not followed by a line feed");
 				return -EINVAL;
 			}
 			p->pos++;
@@ -215,14 +210,14 @@ static int check_header(struct parser *p, size_t ncols)
 
 	for (size_t i = 0; i < ncols; i++) {
 		if (!p->fields[i][0]) {
-			set_error(p->err, 1, i + 1, "%s:1:%zu: empty column name in the header", p->source, i + 1);
+			set_error(p->err, p->source, 1, i + 1, "empty column name in the header");
 			return -EINVAL;
 		}
 		for (size_t j = 0; j < i; j++) {
 			if (!strcmp(p->fields[i], p->fields[j])) {
 				excerpt(name, sizeof(name), p->fields[i]);
-				set_error(p->err, 1, i + 1, "%s:1:%zu: column '%s' appears twice in the header (also column %zu)",
-					  p->source, i + 1, name, j + 1);
+				set_error(p->err, p->source, 1, i + 1, "column '%s' appears twice in the header (also column %zu)",
+					  name, j + 1);
 				return -EINVAL;
 			}
 		}
@@ -237,16 +232,17 @@ static int check_width(struct parser *p, size_t nfields, size_t ncols, size_t li
 	if (nfields == ncols)
 		return 0;
 	if (nfields == 1 && !p->fields[p->field_count - 1][0]) {
-		set_error(p->err, line, 1, "%s:%zu:1: blank line (expected %zu fields)", p->source, line, ncols);
+		set_error(p->err, p->source, line, 1, "blank line (expected %zu fields)", ncols);
 		return -EINVAL;
 	}
 	if (nfields < ncols) {
 		excerpt(name, sizeof(name), p->fields[nfields]);
-		set_error(p->err, line, nfields + 1, "%s:%zu:%zu: column '%s': missing (row has %zu fields, header has %zu)",
-			  p->source, line, nfields + 1, name, nfields, ncols);
+		set_error(p->err, p->source, line, nfields + 1, "missing (row has %zu fields, header has %zu)", nfields,
+			  ncols);
+		reflex_err_at_field(p->err, "column '%s'", name);
 	} else {
-		set_error(p->err, line, ncols + 1, "%s:%zu:%zu: extra field (row has %zu fields, header has %zu)",
-			  p->source, line, ncols + 1, nfields, ncols);
+		set_error(p->err, p->source, line, ncols + 1, "extra field (row has %zu fields, header has %zu)", nfields,
+			  ncols);
 	}
 	return -EINVAL;
 }
@@ -278,7 +274,7 @@ static int tables_size(struct parser *p)
 
 /* store: where unquoted fields go (data itself to parse in place), owned from here. */
 static int parse_into(const char *source, const char *data, size_t len, char *store, struct csv_table **out,
-		      struct csv_error *err)
+		      struct reflex_err *err)
 {
 	struct parser p = { .source = source, .data = data, .len = len, .line = 1, .err = err, .store = store };
 	struct csv_table *t = NULL;
@@ -288,12 +284,12 @@ static int parse_into(const char *source, const char *data, size_t len, char *st
 	if (len >= 3 && !memcmp(data, "\xef\xbb\xbf", 3))
 		p.pos = 3;
 	if (len > CSV_MAX_FILE_SIZE) {
-		set_error(err, 0, 0, "%s: larger than %llu bytes", source, (unsigned long long)CSV_MAX_FILE_SIZE);
+		set_error(err, source, 0, 0, "larger than %llu bytes", (unsigned long long)CSV_MAX_FILE_SIZE);
 		ret = -EFBIG;
 		goto fail_quiet;
 	}
 	if (p.pos >= len) {
-		set_error(err, 1, 1, "%s:1:1: empty file (expected a header row)", source);
+		set_error(err, source, 1, 1, "empty file (expected a header row)");
 		ret = -EINVAL;
 		goto fail_quiet;
 	}
@@ -317,7 +313,7 @@ static int parse_into(const char *source, const char *data, size_t len, char *st
 			goto fail;
 	}
 	if (p.record_count < 2) {
-		set_error(err, p.line, 1, "%s:%zu:1: no data rows after the header", source, p.line);
+		set_error(err, source, p.line, 1, "no data rows after the header");
 		ret = -EINVAL;
 		goto fail;
 	}
@@ -340,7 +336,7 @@ static int parse_into(const char *source, const char *data, size_t len, char *st
 
 fail:
 	if (ret == -ENOMEM)
-		set_error(err, 0, 0, "%s: out of memory", source);
+		set_error(err, source, 0, 0, "out of memory");
 fail_quiet:
 	if (t)
 		free(t->source);
@@ -350,12 +346,12 @@ fail_quiet:
 }
 
 int csv_parse(const char *source, const char *data, size_t len, struct csv_table **out,
-	      struct csv_error *err)
+	      struct reflex_err *err)
 {
 	return parse_into(source, data, len, malloc(len + 1), out, err);
 }
 
-int csv_parse_owned(const char *source, char *data, size_t len, struct csv_table **out, struct csv_error *err)
+int csv_parse_owned(const char *source, char *data, size_t len, struct csv_table **out, struct reflex_err *err)
 {
 	return parse_into(source, data, len, data, out, err);
 }
@@ -402,26 +398,26 @@ static int read_all(int fd, char **data, size_t *len)
 	return 0;
 }
 
-int csv_read_bytes(const char *path, char **data, size_t *len, struct csv_error *err)
+int csv_read_bytes(const char *path, char **data, size_t *len, struct reflex_err *err)
 {
-	struct reflex_err ferr = { "" };
+	struct reflex_err ferr = { 0 };
 	int ret;
 
 	if (strcmp(path, "-")) {
 		ret = fileio_read_bounded(path, CSV_MAX_FILE_SIZE, data, len, &ferr);
 		if (ret)
-			set_error(err, 0, 0, "%s", ferr.msg);
+			reflex_err_copy(err, &ferr);
 		return ret;
 	}
 	ret = read_all(STDIN_FILENO, data, len);
 	if (ret == -EFBIG)
-		set_error(err, 0, 0, "<stdin>: larger than %llu bytes", (unsigned long long)CSV_MAX_FILE_SIZE);
+		set_error(err, "<stdin>", 0, 0, "larger than %llu bytes", (unsigned long long)CSV_MAX_FILE_SIZE);
 	else if (ret)
-		set_error(err, 0, 0, "<stdin>: cannot read: %s", strerror(-ret));
+		set_error(err, "<stdin>", 0, 0, "cannot read: %s", strerror(-ret));
 	return ret;
 }
 
-int csv_read_file(const char *path, struct csv_table **out, struct csv_error *err)
+int csv_read_file(const char *path, struct csv_table **out, struct reflex_err *err)
 {
 	char *data = NULL;
 	size_t len = 0;
@@ -455,19 +451,20 @@ int csv_column(const struct csv_table *t, const char *name)
 }
 
 int csv_require_column(const struct csv_table *t, const char *name, size_t *col,
-		       struct csv_error *err)
+		       struct reflex_err *err)
 {
 	int idx = csv_column(t, name);
 
 	if (idx < 0) {
-		set_error(err, 1, 0, "%s:1: column '%s': missing from the header", t->source, name);
+		set_error(err, t->source, 1, 0, "missing from the header");
+		reflex_err_at_field(err, "column '%s'", name);
 		return -ENOENT;
 	}
 	*col = (size_t)idx;
 	return 0;
 }
 
-int csv_cell_error(const struct csv_table *t, size_t row, size_t col, struct csv_error *err,
+int csv_cell_error(const struct csv_table *t, size_t row, size_t col, struct reflex_err *err,
 		   const char *fmt, ...)
 {
 	char name[CSV_QUOTE_MAX + 1];
@@ -479,7 +476,8 @@ int csv_cell_error(const struct csv_table *t, size_t row, size_t col, struct csv
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	excerpt(name, sizeof(name), t->header[col]);
-	set_error(err, line, col + 1, "%s:%zu:%zu: column '%s': %s", t->source, line, col + 1, name, what);
+	set_error(err, t->source, line, col + 1, "%s", what);
+	reflex_err_at_field(err, "column '%s'", name);
 	return -EINVAL;
 }
 
@@ -516,7 +514,7 @@ static bool plain_decimal(const char *s)
 }
 
 int csv_get_double(const struct csv_table *t, size_t row, size_t col, double *out,
-		   struct csv_error *err)
+		   struct reflex_err *err)
 {
 	const char *text = csv_cell(t, row, col);
 	char shown[CSV_QUOTE_MAX + 1];
@@ -540,7 +538,7 @@ int csv_get_double(const struct csv_table *t, size_t row, size_t col, double *ou
 }
 
 int csv_get_u64(const struct csv_table *t, size_t row, size_t col, uint64_t *out,
-		struct csv_error *err)
+		struct reflex_err *err)
 {
 	const char *text = csv_cell(t, row, col);
 	char shown[CSV_QUOTE_MAX + 1];
@@ -620,27 +618,27 @@ static int write_text_row(struct csv_writer *w, const char *const *fields)
 }
 
 /* Replaced atomically, with the umask's permissions as a plain create would have. */
-static int open_temp(struct csv_writer *w, const char *path, struct csv_error *err)
+static int open_temp(struct csv_writer *w, const char *path, struct reflex_err *err)
 {
-	struct reflex_err ferr = { "" };
+	struct reflex_err ferr = { 0 };
 	int ret = fileio_atomic_open(&w->out, path, 0666 & ~current_umask(), &ferr);
 
 	if (ret)
-		set_error(err, 0, 0, "%s", ferr.msg);
+		reflex_err_copy(err, &ferr);
 	else
 		w->f = w->out.f;
 	return ret;
 }
 
 int csv_writer_open(const char *path, const char *const *names, size_t col_count,
-		    struct csv_writer **out, struct csv_error *err)
+		    struct csv_writer **out, struct reflex_err *err)
 {
 	struct csv_writer *w = calloc(1, sizeof(*w));
 	int ret;
 
 	if (!w || !(w->path = strdup(path))) {
 		ret = -ENOMEM;
-		set_error(err, 0, 0, "%s: out of memory", path);
+		set_error(err, path, 0, 0, "out of memory");
 		goto fail;
 	}
 	w->col_count = col_count;
@@ -653,7 +651,7 @@ int csv_writer_open(const char *path, const char *const *names, size_t col_count
 	}
 	ret = write_text_row(w, names);
 	if (ret) {
-		set_error(err, 0, 0, "%s: write failed: %s", path, strerror(-ret));
+		set_error(err, path, 0, 0, "write failed: %s", strerror(-ret));
 		goto fail;
 	}
 	*out = w;
@@ -684,22 +682,22 @@ int csv_writer_row_text(struct csv_writer *w, const char *const *fields)
 }
 
 /* Commits w->out unless an earlier write failed (ret); on failure nothing is left. */
-static int commit_temp(struct csv_writer *w, int ret, struct csv_error *err)
+static int commit_temp(struct csv_writer *w, int ret, struct reflex_err *err)
 {
-	struct reflex_err ferr = { "" };
+	struct reflex_err ferr = { 0 };
 
 	if (ret) {
 		fileio_atomic_abort(&w->out);
-		set_error(err, 0, 0, "%s: write failed: %s", w->path, strerror(-ret));
+		set_error(err, w->path, 0, 0, "write failed: %s", strerror(-ret));
 		return ret;
 	}
 	ret = fileio_atomic_commit(&w->out, &ferr);
 	if (ret)
-		set_error(err, 0, 0, "%s", ferr.msg);
+		reflex_err_copy(err, &ferr);
 	return ret;
 }
 
-int csv_writer_commit(struct csv_writer *w, struct csv_error *err)
+int csv_writer_commit(struct csv_writer *w, struct reflex_err *err)
 {
 	int ret = w->io_error ? -w->io_error : 0;
 
@@ -707,7 +705,7 @@ int csv_writer_commit(struct csv_writer *w, struct csv_error *err)
 		if (fflush(w->f) && !ret)
 			ret = -errno;
 		if (ret)
-			set_error(err, 0, 0, "<stdout>: write failed: %s", strerror(-ret));
+			set_error(err, "<stdout>", 0, 0, "write failed: %s", strerror(-ret));
 	} else {
 		ret = commit_temp(w, ret, err);
 	}
@@ -716,21 +714,21 @@ int csv_writer_commit(struct csv_writer *w, struct csv_error *err)
 	return ret;
 }
 
-int csv_write_atomic(const char *path, const void *data, size_t len, struct csv_error *err)
+int csv_write_atomic(const char *path, const void *data, size_t len, struct reflex_err *err)
 {
-	struct reflex_err ferr = { "" };
+	struct reflex_err ferr = { 0 };
 	int ret;
 
 	if (!strcmp(path, "-")) {
 		if (fwrite(data, 1, len, stdout) != len || fflush(stdout)) {
-			set_error(err, 0, 0, "<stdout>: write failed");
+			set_error(err, "<stdout>", 0, 0, "write failed");
 			return -EIO;
 		}
 		return 0;
 	}
 	ret = fileio_write_atomic(path, data, len, 0666 & ~current_umask(), &ferr);
 	if (ret)
-		set_error(err, 0, 0, "%s", ferr.msg);
+		reflex_err_copy(err, &ferr);
 	return ret;
 }
 

@@ -16,7 +16,8 @@
  *   overflow a double are refused.
  * Every error names the source, the line (1-based; the header is line 1; a quoted
  * field spanning lines is reported at the line its record starts on) and the column
- * by number and, once the header is known, by name.
+ * by number and, once the header is known, by name (the field "column 'NAME'" of a
+ * struct reflex_err, so msg reads "FILE:LINE:COL: column 'NAME': ...").
  */
 #ifndef REFLEX_CSV_H
 #define REFLEX_CSV_H
@@ -24,16 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/error.h"
+
 #define CSV_MAX_COLUMNS 4096
 #define CSV_MAX_FILE_SIZE (1ULL << 30)
-
-/* What went wrong and where; msg is the complete one-line message
- * ("FILE:LINE:COL: column 'NAME': ..." or "FILE:LINE: ..."). */
-struct csv_error {
-	char msg[512];
-	size_t line;   /* 1-based, 0 if not about a line */
-	size_t column; /* 1-based field number, 0 if not about one column */
-};
 
 struct csv_table {
 	char *source;      /* file name used in messages */
@@ -48,23 +43,23 @@ struct csv_table {
 /* Parse len bytes; source names the data in messages. 0 and *out, or -EINVAL /
  * -ENOMEM / -EFBIG with err filled. */
 int csv_parse(const char *source, const char *data, size_t len, struct csv_table **out,
-	      struct csv_error *err);
+	      struct reflex_err *err);
 /* The same on a malloc'd buffer of at least len + 1 bytes, parsed in place (no copy:
  * a table takes about twice its text); the table owns data from here, and on failure
  * it is freed. */
-int csv_parse_owned(const char *source, char *data, size_t len, struct csv_table **out, struct csv_error *err);
+int csv_parse_owned(const char *source, char *data, size_t len, struct csv_table **out, struct reflex_err *err);
 /* Read and parse a whole file (path "-" is stdin). -errno of the I/O as well. */
-int csv_read_file(const char *path, struct csv_table **out, struct csv_error *err);
+int csv_read_file(const char *path, struct csv_table **out, struct reflex_err *err);
 /* The bytes csv_read_file would parse (malloc'd in *data), for a caller that also
  * hashes or keeps them. */
-int csv_read_bytes(const char *path, char **data, size_t *len, struct csv_error *err);
+int csv_read_bytes(const char *path, char **data, size_t *len, struct reflex_err *err);
 void csv_free(struct csv_table *t);
 
 /* Column index of name, or -1. */
 int csv_column(const struct csv_table *t, const char *name);
 /* Like csv_column, but a missing column is an error naming it: 0 or -ENOENT. */
 int csv_require_column(const struct csv_table *t, const char *name, size_t *col,
-		       struct csv_error *err);
+		       struct reflex_err *err);
 
 static inline const char *csv_cell(const struct csv_table *t, size_t row, size_t col)
 {
@@ -74,13 +69,13 @@ static inline const char *csv_cell(const struct csv_table *t, size_t row, size_t
 /* The field as a finite double (rules above): 0 or -EINVAL with err naming
  * source, line, column number and name, and the offending text. */
 int csv_get_double(const struct csv_table *t, size_t row, size_t col, double *out,
-		   struct csv_error *err);
+		   struct reflex_err *err);
 /* A non-negative integer without sign, fraction or exponent, <= UINT64_MAX. */
 int csv_get_u64(const struct csv_table *t, size_t row, size_t col, uint64_t *out,
-		struct csv_error *err);
+		struct reflex_err *err);
 /* Fill err with a message about one cell ("FILE:LINE:COL: column 'NAME': <fmt>"),
  * for checks a caller makes on a parsed value; returns -EINVAL. */
-int csv_cell_error(const struct csv_table *t, size_t row, size_t col, struct csv_error *err,
+int csv_cell_error(const struct csv_table *t, size_t row, size_t col, struct reflex_err *err,
 		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Shortest decimal text that parses back to exactly v ("%.15g", else "%.17g"). */
@@ -95,17 +90,17 @@ void csv_format_double(char *buf, size_t size, double v);
 struct csv_writer;
 
 int csv_writer_open(const char *path, const char *const *names, size_t col_count,
-		    struct csv_writer **out, struct csv_error *err);
+		    struct csv_writer **out, struct reflex_err *err);
 /* One row of col_count numbers. */
 int csv_writer_row(struct csv_writer *w, const double *values);
 /* One row of col_count text fields (numbers formatted by the caller). */
 int csv_writer_row_text(struct csv_writer *w, const char *const *fields);
 /* Flush, fsync, rename; frees w on success and failure. */
-int csv_writer_commit(struct csv_writer *w, struct csv_error *err);
+int csv_writer_commit(struct csv_writer *w, struct reflex_err *err);
 /* Discard the temporary file; frees w. NULL is fine. */
 void csv_writer_abort(struct csv_writer *w);
 
 /* Write len bytes to path the same atomic way ("-": stdout). */
-int csv_write_atomic(const char *path, const void *data, size_t len, struct csv_error *err);
+int csv_write_atomic(const char *path, const void *data, size_t len, struct reflex_err *err);
 
 #endif /* REFLEX_CSV_H */

@@ -19,19 +19,19 @@ int fileio_open_output_fd(const char *path, bool append, mode_t mode, struct ref
 	if (fd < 0) {
 		ret = -errno;
 		if (errno == ELOOP)
-			reflex_err_set(err, "%s: is a symlink: refused (give the file itself)", path);
+			reflex_err_set_file(err, path, "is a symlink: refused (give the file itself)");
 		else
-			reflex_err_set(err, "%s: %s", path, strerror(errno));
+			reflex_err_set_file(err, path, "%s", strerror(errno));
 		return ret;
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
-		reflex_err_set(err, "%s: not a regular file with one link: refused", path);
+		reflex_err_set_file(err, path, "not a regular file with one link: refused");
 		close(fd);
 		return -EPERM;
 	}
 	if (!append && ftruncate(fd, 0)) {
 		ret = -errno;
-		reflex_err_set(err, "%s: cannot truncate: %s", path, strerror(errno));
+		reflex_err_set_file(err, path, "cannot truncate: %s", strerror(errno));
 		close(fd);
 		return ret;
 	}
@@ -47,7 +47,7 @@ FILE *fileio_open_output(const char *path, bool append, mode_t mode, struct refl
 		return NULL;
 	f = fdopen(fd, append ? "a" : "w");
 	if (!f) {
-		reflex_err_set(err, "%s: %s", path, strerror(errno));
+		reflex_err_set_file(err, path, "%s", strerror(errno));
 		close(fd);
 	}
 	return f;
@@ -72,13 +72,13 @@ int fileio_atomic_open(struct fileio_atomic *a, const char *path, mode_t mode, s
 	if (!(a->path = strdup(path)) || asprintf(&a->tmp_path, "%s.tmp.XXXXXX", path) < 0) {
 		a->tmp_path = NULL;
 		fileio_atomic_abort(a);
-		reflex_err_set(err, "%s: out of memory", path);
+		reflex_err_set_file(err, path, "out of memory");
 		return -ENOMEM;
 	}
 	fd = mkostemp(a->tmp_path, O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		reflex_err_set(err, "%s: cannot create %s: %s", path, a->tmp_path, strerror(-ret));
+		reflex_err_set_file(err, path, "cannot create %s: %s", a->tmp_path, strerror(-ret));
 		free(a->tmp_path);
 		a->tmp_path = NULL;
 		fileio_atomic_abort(a);
@@ -87,7 +87,7 @@ int fileio_atomic_open(struct fileio_atomic *a, const char *path, mode_t mode, s
 	if (fchmod(fd, mode) || !(a->f = fdopen(fd, "w"))) {
 		ret = -errno;
 		close(fd);
-		reflex_err_set(err, "%s: %s", a->tmp_path, strerror(-ret));
+		reflex_err_set_file(err, a->tmp_path, "%s", strerror(-ret));
 		fileio_atomic_abort(a);
 		return ret;
 	}
@@ -124,7 +124,7 @@ int fileio_atomic_commit(struct fileio_atomic *a, struct reflex_err *err)
 	if (!ret && rename(a->tmp_path, a->path))
 		ret = -errno;
 	if (ret) {
-		reflex_err_set(err, "%s: write failed: %s", a->path, strerror(-ret));
+		reflex_err_set_file(err, a->path, "write failed: %s", strerror(-ret));
 		fileio_atomic_abort(a);
 		return ret;
 	}
@@ -132,7 +132,7 @@ int fileio_atomic_commit(struct fileio_atomic *a, struct reflex_err *err)
 	a->tmp_path = NULL;
 	ret = fsync_dir_of(a->path);
 	if (ret)
-		reflex_err_set(err, "%s: fsync of its directory failed: %s", a->path, strerror(-ret));
+		reflex_err_set_file(err, a->path, "fsync of its directory failed: %s", strerror(-ret));
 	fileio_atomic_abort(a);
 	return ret;
 }
@@ -146,7 +146,7 @@ int fileio_write_atomic(const char *path, const void *data, size_t len, mode_t m
 		return ret;
 	if (len && fwrite(data, 1, len, a.f) != len) {
 		ret = -(errno ? errno : EIO);
-		reflex_err_set(err, "%s: write failed: %s", path, strerror(-ret));
+		reflex_err_set_file(err, path, "write failed: %s", strerror(-ret));
 		fileio_atomic_abort(&a);
 		return ret;
 	}
@@ -161,22 +161,22 @@ static int read_fd_bounded(int fd, const char *path, size_t max_bytes, char **da
 	char *buf;
 
 	if (fstat(fd, &st)) {
-		reflex_err_set(err, "%s: %s", path, strerror(errno));
+		reflex_err_set_file(err, path, "%s", strerror(errno));
 		return -errno;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		reflex_err_set(err, "%s: not a regular file", path);
+		reflex_err_set_file(err, path, "not a regular file");
 		return -EINVAL;
 	}
 	if ((unsigned long long)st.st_size > max_bytes) {
-		reflex_err_set(err, "%s: larger than %zu bytes (%lld)", path, max_bytes, (long long)st.st_size);
+		reflex_err_set_file(err, path, "larger than %zu bytes (%lld)", max_bytes, (long long)st.st_size);
 		return -EFBIG;
 	}
 	/* One byte more than stat says, so a file that grew meanwhile is caught. */
 	want = (size_t)st.st_size + 1;
 	buf = malloc(want + 1);
 	if (!buf) {
-		reflex_err_set(err, "%s: out of memory", path);
+		reflex_err_set_file(err, path, "out of memory");
 		return -ENOMEM;
 	}
 	while (got < want) {
@@ -187,7 +187,7 @@ static int read_fd_bounded(int fd, const char *path, size_t max_bytes, char **da
 		if (n < 0) {
 			int ret = -errno;
 
-			reflex_err_set(err, "%s: %s", path, strerror(-ret));
+			reflex_err_set_file(err, path, "%s", strerror(-ret));
 			free(buf);
 			return ret;
 		}
@@ -196,7 +196,7 @@ static int read_fd_bounded(int fd, const char *path, size_t max_bytes, char **da
 		got += (size_t)n;
 	}
 	if (got > max_bytes || got > (size_t)st.st_size) {
-		reflex_err_set(err, "%s: grew while being read (over %lld bytes)", path, (long long)st.st_size);
+		reflex_err_set_file(err, path, "grew while being read (over %lld bytes)", (long long)st.st_size);
 		free(buf);
 		return -EFBIG;
 	}
@@ -216,9 +216,9 @@ int fileio_read_bounded(const char *path, size_t max_bytes, char **data, size_t 
 	if (fd < 0) {
 		ret = -errno;
 		if (errno == ELOOP)
-			reflex_err_set(err, "%s: is a symlink: refused (give the file itself)", path);
+			reflex_err_set_file(err, path, "is a symlink: refused (give the file itself)");
 		else
-			reflex_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+			reflex_err_set_file(err, path, "cannot open: %s", strerror(errno));
 		return ret;
 	}
 	ret = read_fd_bounded(fd, path, max_bytes, data, len, err);

@@ -14,8 +14,7 @@ struct parser {
 	const char *text;
 	size_t len;
 	size_t pos;
-	char *err;
-	size_t err_len;
+	struct reflex_err *err;
 	int ret;
 };
 
@@ -31,7 +30,8 @@ static int fail_at(struct parser *p, size_t at, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	snprintf(p->err, p->err_len, "byte %zu: %s", at, what);
+	reflex_err_set(p->err, "%s", what);
+	reflex_err_at_offset(p->err, (long long)at);
 	p->ret = -EINVAL;
 	return p->ret;
 }
@@ -39,7 +39,7 @@ static int fail_at(struct parser *p, size_t at, const char *fmt, ...)
 static int out_of_memory(struct parser *p)
 {
 	if (!p->ret) {
-		snprintf(p->err, p->err_len, "out of memory");
+		reflex_err_set(p->err, "out of memory");
 		p->ret = -ENOMEM;
 	}
 	return p->ret;
@@ -454,20 +454,21 @@ void json_free(struct json_value *v)
 	free(v);
 }
 
-int json_parse(const char *text, size_t len, struct json_value **out, char *err, size_t err_len)
+int json_parse(const char *text, size_t len, struct json_value **out, struct reflex_err *err)
 {
-	struct parser p = { .text = text, .len = len, .err = err, .err_len = err_len };
+	struct parser p = { .text = text, .len = len, .err = err };
 	struct json_value *root;
 	const char *nul = memchr(text, '\0', len);
 
 	*out = NULL;
 	if (nul) {
-		snprintf(err, err_len, "byte %zu: NUL byte in JSON text", (size_t)(nul - text));
+		reflex_err_set(err, "NUL byte in JSON text");
+		reflex_err_at_offset(err, nul - text);
 		return -EINVAL;
 	}
 	root = calloc(1, sizeof(*root));
 	if (!root) {
-		snprintf(err, err_len, "out of memory");
+		reflex_err_set(err, "out of memory");
 		return -ENOMEM;
 	}
 	if (parse_value(&p, root, 0) == 0) {

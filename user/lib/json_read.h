@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "lib/error.h"
+
 enum json_type {
 	JSON_NULL,
 	JSON_BOOL,
@@ -40,8 +42,8 @@ struct json_member {
 	struct json_value value;
 };
 
-/* 0 and *out (free with json_free), or -EINVAL ("byte N: what") / -ENOMEM. */
-int json_parse(const char *text, size_t len, struct json_value **out, char *err, size_t err_len);
+/* 0 and *out (free with json_free), or -EINVAL (err at the byte offset) / -ENOMEM. */
+int json_parse(const char *text, size_t len, struct json_value **out, struct reflex_err *err);
 void json_free(struct json_value *v);
 
 /* The member named key of an object; NULL if v is no object or has none. */

@@ -12,18 +12,18 @@ static int parse_line(const char *source, size_t line, const char *start, const 
 	uint64_t value = 0;
 
 	if (start == end) {
-		reflex_err_set(err, "%s:%zu: empty line (expected a millisecond timestamp)", source, line);
+		reflex_err_set_line(err, source, (long)line, "empty line (expected a millisecond timestamp)");
 		return -EINVAL;
 	}
 	for (const char *p = start; p < end; p++) {
 		if (*p < '0' || *p > '9') {
-			reflex_err_set(err, "%s:%zu: '%.*s' is not a millisecond timestamp (digits only)",
-				       source, line, (int)(end - start > 40 ? 40 : end - start), start);
+			reflex_err_set_line(err, source, (long)line, "'%.*s' is not a millisecond timestamp (digits only)",
+				  (int)(end - start > 40 ? 40 : end - start), start);
 			return -EINVAL;
 		}
 		value = value * 10 + (uint64_t)(*p - '0');
 		if (value > TRACE_MAX_MS) {
-			reflex_err_set(err, "%s:%zu: timestamp above %u ms", source, line, TRACE_MAX_MS);
+			reflex_err_set_line(err, source, (long)line, "timestamp above %u ms", TRACE_MAX_MS);
 			return -EINVAL;
 		}
 	}
@@ -37,14 +37,14 @@ static int grow(struct trace *t, size_t *cap, const char *source, struct reflex_
 	uint32_t *ms;
 
 	if (t->count >= TRACE_MAX_LINES) {
-		reflex_err_set(err, "%s: more than %u lines", source, TRACE_MAX_LINES);
+		reflex_err_set_file(err, source, "more than %u lines", TRACE_MAX_LINES);
 		return -EINVAL;
 	}
 	if (new_cap > TRACE_MAX_LINES)
 		new_cap = TRACE_MAX_LINES;
 	ms = realloc(t->ms, new_cap * sizeof(*ms));
 	if (!ms) {
-		reflex_err_set(err, "%s: out of memory for %zu lines", source, new_cap);
+		reflex_err_set_file(err, source, "out of memory for %zu lines", new_cap);
 		return -ENOMEM;
 	}
 	t->ms = ms;
@@ -72,8 +72,8 @@ int trace_parse(const char *source, const char *data, size_t len, struct trace *
 		if (ret)
 			goto fail;
 		if (t.count > 0 && value < t.ms[t.count - 1]) {
-			reflex_err_set(err, "%s:%zu: %u ms comes before the previous line's %u ms",
-				       source, line, value, t.ms[t.count - 1]);
+			reflex_err_set_line(err, source, (long)line, "%u ms comes before the previous line's %u ms", value,
+				  t.ms[t.count - 1]);
 			ret = -EINVAL;
 			goto fail;
 		}
@@ -83,14 +83,13 @@ int trace_parse(const char *source, const char *data, size_t len, struct trace *
 		p = eol ? eol + 1 : end;
 	}
 	if (t.count == 0) {
-		reflex_err_set(err, "%s: no delivery opportunities (empty trace)", source);
+		reflex_err_set_file(err, source, "no delivery opportunities (empty trace)");
 		ret = -EINVAL;
 		goto fail;
 	}
 	t.period_ms = t.ms[t.count - 1];
 	if (t.period_ms == 0) {
-		reflex_err_set(err, "%s:%zu: the last line is 0 ms: a trace must last over 0 ms to loop",
-			       source, line);
+		reflex_err_set_line(err, source, (long)line, "the last line is 0 ms: a trace must last over 0 ms to loop");
 		ret = -EINVAL;
 		goto fail;
 	}
@@ -111,13 +110,13 @@ static int read_all(const char *path, char **data, size_t *len, struct reflex_er
 
 	if (!gz) {
 		ret = errno ? -errno : -ENOMEM;
-		reflex_err_set(err, "%s: cannot open: %s", path, strerror(-ret));
+		reflex_err_set_file(err, path, "cannot open: %s", strerror(-ret));
 		return ret;
 	}
 	buf = malloc(cap);
 	if (!buf) {
 		ret = -ENOMEM;
-		reflex_err_set(err, "%s: out of memory", path);
+		reflex_err_set_file(err, path, "out of memory");
 		goto out;
 	}
 	for (;;) {
@@ -128,14 +127,14 @@ static int read_all(const char *path, char **data, size_t *len, struct reflex_er
 
 			if (cap >= TRACE_MAX_FILE_BYTES) {
 				ret = -EFBIG;
-				reflex_err_set(err, "%s: larger than %llu bytes", path,
+				reflex_err_set_file(err, path, "larger than %llu bytes",
 					       (unsigned long long)TRACE_MAX_FILE_BYTES);
 				goto out;
 			}
 			bigger = realloc(buf, cap * 2);
 			if (!bigger) {
 				ret = -ENOMEM;
-				reflex_err_set(err, "%s: out of memory", path);
+				reflex_err_set_file(err, path, "out of memory");
 				goto out;
 			}
 			buf = bigger;
@@ -146,7 +145,7 @@ static int read_all(const char *path, char **data, size_t *len, struct reflex_er
 			int zerr;
 
 			ret = -EIO;
-			reflex_err_set(err, "%s: read error: %s", path, gzerror(gz, &zerr));
+			reflex_err_set_file(err, path, "read error: %s", gzerror(gz, &zerr));
 			goto out;
 		}
 		if (n == 0)

@@ -52,7 +52,7 @@ struct parse {
 	struct model *m;
 	struct model_layout lay;
 	const struct model_section *features, *outputs, *body, *metadata, *reference, *anomaly;
-	struct model_error *err;
+	struct reflex_err *err;
 };
 
 static int parse_name(struct parse *p, size_t off, char *name, const char *what, unsigned idx)
@@ -504,7 +504,7 @@ static int parse_all(struct parse *p, size_t len, unsigned flags)
 }
 
 int model_load_buffer(const void *data, size_t len, unsigned flags, struct model **out,
-		      struct model_error *err)
+		      struct reflex_err *err)
 {
 	struct parse p = { .data = data, .err = err };
 	int rc;
@@ -525,9 +525,9 @@ int model_load_buffer(const void *data, size_t len, unsigned flags, struct model
 	return 0;
 }
 
-int model_load_file(const char *path, unsigned flags, struct model **out, struct model_error *err)
+int model_load_file(const char *path, unsigned flags, struct model **out, struct reflex_err *err)
 {
-	struct reflex_err ferr = { "" };
+	struct reflex_err ferr = { 0 };
 	char *buf = NULL;
 	size_t len = 0;
 	int rc;
@@ -535,19 +535,12 @@ int model_load_file(const char *path, unsigned flags, struct model **out, struct
 	/* Non-blocking: a FIFO planted at a model path must not hang verify or a reload. */
 	rc = fileio_read_bounded(path, MODEL_MAX_FILE_SIZE, &buf, &len, &ferr);
 	if (rc) {
-		if (err) {
-			snprintf(err->msg, sizeof(err->msg), "%s", ferr.msg);
-			err->offset = -1;
-		}
+		reflex_err_copy(err, &ferr);
 		return rc == -EFBIG ? -EINVAL : rc;
 	}
 	rc = model_load_buffer((const uint8_t *)buf, len, flags, out, err);
-	if (rc && err && rc == -EINVAL) {
-		char msg[sizeof(err->msg)];
-
-		snprintf(msg, sizeof(msg), "%s: %s", path, err->msg);
-		memcpy(err->msg, msg, sizeof(msg));
-	}
+	if (rc == -EINVAL)
+		reflex_err_at_file(err, path);
 	free(buf);
 	return rc;
 }

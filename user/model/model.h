@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/error.h"
+
 #define MODEL_MAGIC "NEM1"
 #define MODEL_VERSION 1
 #define MODEL_HEADER_SIZE 32
@@ -75,12 +77,6 @@ enum model_section_type {
 enum model_kind {
 	MODEL_KIND_TREES = 1, /* one regression tree per output */
 	MODEL_KIND_MLP = 2,   /* int8 MLP, ReLU between layers; outputs are the last layer's values */
-};
-
-/* One error for a bad file or a bad build: what is wrong, where (byte offset or -1). */
-struct model_error {
-	char msg[256];
-	long offset;
 };
 
 struct model_feature {
@@ -206,29 +202,29 @@ struct model {
  * fills err, and leaves *out untouched: a caller's running model is never affected.
  */
 int model_load_buffer(const void *data, size_t len, unsigned flags, struct model **out,
-		      struct model_error *err);
-int model_load_file(const char *path, unsigned flags, struct model **out, struct model_error *err);
+		      struct reflex_err *err);
+int model_load_file(const char *path, unsigned flags, struct model **out, struct reflex_err *err);
 void model_free(struct model *m);
 
 /* The same semantic rules the loader applies (names, bounds, trees, layers, metadata). */
-int model_validate(const struct model *m, struct model_error *err);
+int model_validate(const struct model *m, struct reflex_err *err);
 
 /* --- building and writing ------------------------------------------------ */
 
 /* An empty model of feature_count features and output_count outputs; NULL on bad counts or ENOMEM. */
 struct model *model_create(enum model_kind kind, uint16_t feature_count, uint16_t output_count);
 int model_set_feature(struct model *m, unsigned idx, const char *name, double min, double max,
-		      struct model_error *err);
+		      struct reflex_err *err);
 /* Sets bounds and scale and derives qmin/qmax. */
 int model_set_output(struct model *m, unsigned idx, const char *name, double min, double max,
-		     double scale, struct model_error *err);
+		     double scale, struct reflex_err *err);
 /* Copies node_count nodes as the tree of output `output`. */
 int model_set_tree(struct model *m, unsigned output, const struct model_tree_node *nodes,
-		   uint16_t node_count, struct model_error *err);
+		   uint16_t node_count, struct reflex_err *err);
 /* Appends an integer layer (copies weights and biases). */
 int model_add_layer(struct model *m, uint16_t in_count, uint16_t out_count, uint32_t requant_mult,
 		    uint8_t requant_shift, double weight_scale, const int8_t *weights,
-		    const int32_t *biases, struct model_error *err);
+		    const int32_t *biases, struct reflex_err *err);
 
 /* A float layer as a trainer holds it: y = W x + b, weights [out_count][in_count]. */
 struct model_float_layer {
@@ -249,23 +245,23 @@ struct model_float_layer {
  */
 int model_mlp_quantize(struct model *m, const struct model_float_layer *layers,
 		       unsigned layer_count, const float *calib, size_t n_calib,
-		       struct model_error *err);
+		       struct reflex_err *err);
 /* The float reference forward pass (ReLU between layers) for the same layers. */
 void model_mlp_forward_float(const struct model_float_layer *layers, unsigned layer_count,
 			     const float *in, float *out);
 
 /* The file image of a valid model: *buf (malloc'd) and *len. Validates first. */
-int model_serialize(const struct model *m, uint8_t **buf, size_t *len, struct model_error *err);
+int model_serialize(const struct model *m, uint8_t **buf, size_t *len, struct reflex_err *err);
 /* Validate, serialize, write PATH.tmp.XXXXXX, fsync, rename over path, fsync the directory.
  * On any failure nothing is left at path that was not there before. */
-int model_write_file(const struct model *m, const char *path, struct model_error *err);
+int model_write_file(const struct model *m, const char *path, struct reflex_err *err);
 
 /*
  * Sets m's reference from n rows of quantized inputs q[n][feature_count] (the training
  * windows): bin_count (MODEL_REF_MIN_BINS..MODEL_REF_MAX_BINS) quantile bins per feature.
  */
 int model_reference_build(struct model *m, const int16_t *q, size_t n, unsigned bin_count,
-			  struct model_error *err);
+			  struct reflex_err *err);
 /* The bin of q for feature f. */
 unsigned model_reference_bin(const struct model_reference *r, unsigned f, int16_t q);
 /* The REFERENCE payload size of m (0 without a reference). */
@@ -290,9 +286,9 @@ size_t model_anomaly_section_size(const struct model *m);
 /* Copies the value of key (unquoted) into value; 0, -ENOENT, or -ENOSPC if value_size is short. */
 int model_meta_get(const struct model *m, const char *key, char *value, size_t value_size);
 /* Replaces or appends `key: value`; key [A-Za-z0-9_]+, value one line of UTF-8 (quoted if needed). */
-int model_meta_set(struct model *m, const char *key, const char *value, struct model_error *err);
+int model_meta_set(struct model *m, const char *key, const char *value, struct reflex_err *err);
 /* model_meta_set with a printf-formatted value of at most 255 bytes. */
-int model_meta_setf(struct model *m, const char *key, struct model_error *err, const char *fmt, ...)
+int model_meta_setf(struct model *m, const char *key, struct reflex_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 bool model_utf8_valid(const char *s, size_t len);
 
@@ -310,7 +306,7 @@ double model_threshold_raw(const struct model_feature *f, int16_t threshold);
  * the first model feature that is not among them.
  */
 int model_map_features(const struct model *m, const char *const *names, size_t name_count,
-		       int *map, struct model_error *err);
+		       int *map, struct reflex_err *err);
 /* q[i] = quantized raw[map ? map[i] : i] for every model feature; NaN quantizes to 0 (min). */
 void model_quantize(const struct model *m, const double *raw, const int *map, int16_t *q);
 /* value[0..output_count) = clamped integer outputs. Integer only; bounded loops. */

@@ -70,7 +70,7 @@ size_t model_anomaly_section_size(const struct model *m)
 /* A leaf's path length is its depth plus c(samples there), and at most psi samples
  * reach any leaf: anything outside that range was not grown from training windows. */
 static int check_paths(const struct model_anomaly *a, unsigned t, size_t tree_off, const uint8_t *depth,
-		       struct model_error *err)
+		       struct reflex_err *err)
 {
 	const struct model_tree *tree = &a->trees[t];
 	double c_max = model_anomaly_c(a->sample_size);
@@ -89,7 +89,7 @@ static int check_paths(const struct model_anomaly *a, unsigned t, size_t tree_of
 	return 0;
 }
 
-int model_anomaly_check(const struct model *m, size_t off, struct model_error *err)
+int model_anomaly_check(const struct model *m, size_t off, struct reflex_err *err)
 {
 	const struct model_anomaly *a = m->anomaly;
 	uint8_t depth[MODEL_MAX_TREE_NODES];

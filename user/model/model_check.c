@@ -32,7 +32,7 @@ static bool name_char_ok(char c)
 }
 
 int model_check_name(const char *name, const char *what, unsigned idx, long off,
-		      struct model_error *err)
+		      struct reflex_err *err)
 {
 	size_t len = strnlen(name, MODEL_NAME_SIZE);
 
@@ -50,7 +50,7 @@ int model_check_name(const char *name, const char *what, unsigned idx, long off,
 }
 
 static int check_features(const struct model *m, const struct model_layout *lay,
-			  struct model_error *err)
+			  struct reflex_err *err)
 {
 	for (unsigned i = 0; i < m->feature_count; i++) {
 		const struct model_feature *f = &m->features[i];
@@ -76,7 +76,7 @@ static int check_features(const struct model *m, const struct model_layout *lay,
 }
 
 static int check_outputs(const struct model *m, const struct model_layout *lay,
-			 struct model_error *err)
+			 struct reflex_err *err)
 {
 	for (unsigned i = 0; i < m->output_count; i++) {
 		const struct model_output *o = &m->outputs[i];
@@ -112,7 +112,7 @@ static int check_outputs(const struct model *m, const struct model_layout *lay,
 
 static int check_child(const char *what, unsigned t, unsigned j, const char *side, uint16_t child,
 		       uint16_t count, uint8_t *parents, uint8_t *depth, uint8_t max_depth, long off,
-		       struct model_error *err)
+		       struct reflex_err *err)
 {
 	if (child <= j)
 		return model_fail(err, off, "%s %u node %u: %s child %u does not point forward",
@@ -131,7 +131,7 @@ static int check_child(const char *what, unsigned t, unsigned j, const char *sid
 }
 
 int model_check_tree_shape(const struct model_tree *tree, const char *what, unsigned t, uint8_t max_depth,
-			   uint16_t feature_count, size_t tree_off, uint8_t *depth, struct model_error *err)
+			   uint16_t feature_count, size_t tree_off, uint8_t *depth, struct reflex_err *err)
 {
 	uint8_t parents[MODEL_MAX_TREE_NODES];
 	unsigned cap = (1u << (max_depth + 1)) - 1;
@@ -174,7 +174,7 @@ int model_check_tree_shape(const struct model_tree *tree, const char *what, unsi
 	return 0;
 }
 
-static int check_tree(const struct model *m, unsigned t, size_t tree_off, struct model_error *err)
+static int check_tree(const struct model *m, unsigned t, size_t tree_off, struct reflex_err *err)
 {
 	const struct model_tree *tree = &m->trees[t];
 	const struct model_output *o = &m->outputs[t];
@@ -194,7 +194,7 @@ static int check_tree(const struct model *m, unsigned t, size_t tree_off, struct
 }
 
 static int check_trees(const struct model *m, const struct model_layout *lay,
-		       struct model_error *err)
+		       struct reflex_err *err)
 {
 	size_t off = lay->body + TREES_HEADER_SIZE;
 	int rc;
@@ -211,7 +211,7 @@ static int check_trees(const struct model *m, const struct model_layout *lay,
 	return 0;
 }
 
-static int check_layer(const struct model *m, unsigned l, size_t off, struct model_error *err)
+static int check_layer(const struct model *m, unsigned l, size_t off, struct reflex_err *err)
 {
 	const struct model_layer *ly = &m->layers[l];
 	unsigned want_in = l == 0 ? m->feature_count : m->layers[l - 1].out_count;
@@ -249,7 +249,7 @@ static int check_layer(const struct model *m, unsigned l, size_t off, struct mod
 	return 0;
 }
 
-static int check_mlp(const struct model *m, const struct model_layout *lay, struct model_error *err)
+static int check_mlp(const struct model *m, const struct model_layout *lay, struct reflex_err *err)
 {
 	size_t off = lay->body + MLP_HEADER_SIZE;
 	int rc;
@@ -267,7 +267,7 @@ static int check_mlp(const struct model *m, const struct model_layout *lay, stru
 }
 
 static int check_metadata(const struct model *m, const struct model_layout *lay,
-			  struct model_error *err)
+			  struct reflex_err *err)
 {
 	const char *nul;
 
@@ -288,7 +288,7 @@ static int check_metadata(const struct model *m, const struct model_layout *lay,
 }
 
 int model_check(const struct model *m, const struct model_layout *lay,
-		       struct model_error *err)
+		       struct reflex_err *err)
 {
 	int rc;
 
@@ -314,7 +314,7 @@ int model_check(const struct model *m, const struct model_layout *lay,
 	return rc;
 }
 
-int model_validate(const struct model *m, struct model_error *err)
+int model_validate(const struct model *m, struct reflex_err *err)
 {
 	struct model_layout lay;
 

@@ -14,34 +14,27 @@
 #include "model/model.h"
 #include "model/model_internal.h"
 
-int model_fail(struct model_error *err, long offset, const char *fmt, ...)
+int model_fail(struct reflex_err *err, long offset, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
-	if (!err)
-		return -EINVAL;
 	va_start(ap, fmt);
-	n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	reflex_err_vset(err, fmt, ap);
 	va_end(ap);
-	if (offset >= 0 && n >= 0 && (size_t)n < sizeof(err->msg))
-		snprintf(err->msg + n, sizeof(err->msg) - n, " (offset %ld)", offset);
-	err->offset = offset;
+	reflex_err_at_offset(err, offset);
 	return -EINVAL;
 }
 
-int model_fail_errno(struct model_error *err, int errnum, const char *fmt, ...)
+int model_fail_errno(struct reflex_err *err, int errnum, const char *fmt, ...)
 {
+	char what[sizeof(err->what)];
 	va_list ap;
-	int n;
 
 	if (err) {
 		va_start(ap, fmt);
-		n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		vsnprintf(what, sizeof(what), fmt, ap);
 		va_end(ap);
-		if (n >= 0 && (size_t)n < sizeof(err->msg))
-			snprintf(err->msg + n, sizeof(err->msg) - n, ": %s", strerror(errnum));
-		err->offset = -1;
+		reflex_err_set(err, "%s: %s", what, strerror(errnum));
 	}
 	return -errnum;
 }

@@ -43,7 +43,7 @@ double model_threshold_raw(const struct model_feature *f, int16_t threshold)
 }
 
 int model_map_features(const struct model *m, const char *const *names, size_t name_count,
-		       int *map, struct model_error *err)
+		       int *map, struct reflex_err *err)
 {
 	for (unsigned i = 0; i < m->feature_count; i++) {
 		map[i] = -1;

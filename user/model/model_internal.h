@@ -31,11 +31,11 @@ struct model_layout {
 	size_t anomaly;
 };
 
-/* Fill err with a printf-style message plus " (offset N)" when offset >= 0; returns -EINVAL. */
-int model_fail(struct model_error *err, long offset, const char *fmt, ...)
+/* A new error at byte offset (-1: none); returns -EINVAL. */
+int model_fail(struct reflex_err *err, long offset, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Fill err with the message and strerror(errnum); returns -errnum. */
-int model_fail_errno(struct model_error *err, int errnum, const char *fmt, ...)
+int model_fail_errno(struct reflex_err *err, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 void model_output_qrange(enum model_kind kind, double min, double max, double scale,
@@ -46,14 +46,14 @@ size_t model_mlp_section_size(const struct model *m);
 size_t model_body_section_size(const struct model *m);
 
 int model_check_name(const char *name, const char *what, unsigned idx, long off,
-		     struct model_error *err);
+		     struct reflex_err *err);
 /* Every semantic rule, with offsets from lay. */
-int model_check(const struct model *m, const struct model_layout *lay, struct model_error *err);
+int model_check(const struct model *m, const struct model_layout *lay, struct reflex_err *err);
 
 /* Bytes of one feature's record in the reference section: edges then counts. */
 size_t model_reference_record_size(unsigned bin_count);
 /* The reference's rules (bins, edges, counts), off = its payload offset. */
-int model_reference_check(const struct model *m, size_t off, struct model_error *err);
+int model_reference_check(const struct model *m, size_t off, struct reflex_err *err);
 
 /* The reference's header size and version as written: version 2 only with a psi_threshold. */
 size_t model_reference_header_size(const struct model_reference *r);
@@ -63,9 +63,9 @@ unsigned model_reference_version(const struct model_reference *r);
  * with zero threshold and children, internal nodes with leaf_value 0 and a feature
  * below feature_count); depth[j] gets each node's depth. what names it in messages. */
 int model_check_tree_shape(const struct model_tree *tree, const char *what, unsigned t, uint8_t max_depth,
-			   uint16_t feature_count, size_t tree_off, uint8_t *depth, struct model_error *err);
+			   uint16_t feature_count, size_t tree_off, uint8_t *depth, struct reflex_err *err);
 /* The anomaly forest's rules, off = its payload offset. */
-int model_anomaly_check(const struct model *m, size_t off, struct model_error *err);
+int model_anomaly_check(const struct model *m, size_t off, struct reflex_err *err);
 
 /* Byte index of the first invalid UTF-8 sequence (len if none). */
 size_t model_utf8_error_at(const char *s, size_t len);

@@ -208,7 +208,7 @@ static char *render_line(const char *key, const char *value, size_t *len)
 	return line;
 }
 
-static int check_key_value(const char *key, const char *value, struct model_error *err)
+static int check_key_value(const char *key, const char *value, struct reflex_err *err)
 {
 	size_t klen = strlen(key), vlen = strlen(value);
 
@@ -227,7 +227,7 @@ static int check_key_value(const char *key, const char *value, struct model_erro
 	return 0;
 }
 
-int model_meta_set(struct model *m, const char *key, const char *value, struct model_error *err)
+int model_meta_set(struct model *m, const char *key, const char *value, struct reflex_err *err)
 {
 	const char *old = m->metadata ? m->metadata : "";
 	size_t old_len = m->metadata_len, line_len, keep_before, skip, new_len;
@@ -277,7 +277,7 @@ int model_meta_set(struct model *m, const char *key, const char *value, struct m
 	return 0;
 }
 
-int model_meta_setf(struct model *m, const char *key, struct model_error *err, const char *fmt, ...)
+int model_meta_setf(struct model *m, const char *key, struct reflex_err *err, const char *fmt, ...)
 {
 	char value[256];
 	va_list ap;

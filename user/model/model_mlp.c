@@ -105,7 +105,7 @@ static void requant_params(double m, uint32_t *mult, uint8_t *shift)
 }
 
 static int check_float_layers(const struct model *m, const struct model_float_layer *layers,
-			      unsigned layer_count, struct model_error *err)
+			      unsigned layer_count, struct reflex_err *err)
 {
 	if (m->kind != MODEL_KIND_MLP || m->layer_count)
 		return model_fail(err, -1, "model_mlp_quantize needs an MLP model with no layers yet");
@@ -137,7 +137,7 @@ static int check_float_layers(const struct model *m, const struct model_float_la
 
 /* Quantize one layer and append it; *in_scale becomes the scale of its output. */
 static int quantize_layer(struct model *m, const struct model_float_layer *ly, bool last,
-			  double amax, double *in_scale, struct model_error *err)
+			  double amax, double *in_scale, struct reflex_err *err)
 {
 	size_t nw = (size_t)ly->in_count * ly->out_count;
 	int8_t wq[MODEL_MAX_UNITS * MODEL_MAX_UNITS];
@@ -171,7 +171,7 @@ static int quantize_layer(struct model *m, const struct model_float_layer *ly, b
 
 int model_mlp_quantize(struct model *m, const struct model_float_layer *layers,
 		       unsigned layer_count, const float *calib, size_t n_calib,
-		       struct model_error *err)
+		       struct reflex_err *err)
 {
 	double amax[MODEL_MAX_LAYERS] = { 0 };
 	double scale = 1.0 / 127.0;

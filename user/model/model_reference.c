@@ -50,7 +50,7 @@ static int cmp_i16(const void *a, const void *b)
 }
 
 int model_reference_build(struct model *m, const int16_t *q, size_t n, unsigned bin_count,
-			  struct model_error *err)
+			  struct reflex_err *err)
 {
 	struct model_reference *r;
 	int16_t *column;
@@ -85,7 +85,7 @@ int model_reference_build(struct model *m, const int16_t *q, size_t n, unsigned 
 	return 0;
 }
 
-int model_reference_check(const struct model *m, size_t off, struct model_error *err)
+int model_reference_check(const struct model *m, size_t off, struct reflex_err *err)
 {
 	const struct model_reference *r = m->reference;
 

@@ -131,7 +131,7 @@ static uint8_t *put_reference(const struct model *m, uint8_t *p)
 	return p;
 }
 
-int model_serialize(const struct model *m, uint8_t **bufp, size_t *lenp, struct model_error *err)
+int model_serialize(const struct model *m, uint8_t **bufp, size_t *lenp, struct reflex_err *err)
 {
 	size_t len, body = 0;
 	unsigned sections;
@@ -189,9 +189,9 @@ int model_serialize(const struct model *m, uint8_t **bufp, size_t *lenp, struct 
 	return 0;
 }
 
-int model_write_file(const struct model *m, const char *path, struct model_error *err)
+int model_write_file(const struct model *m, const char *path, struct reflex_err *err)
 {
-	struct reflex_err ferr = { "" };
+	struct reflex_err ferr = { 0 };
 	uint8_t *buf = NULL;
 	size_t len;
 	int rc;
@@ -200,10 +200,8 @@ int model_write_file(const struct model *m, const char *path, struct model_error
 	if (rc)
 		return rc;
 	rc = fileio_write_atomic(path, buf, len, 0644, &ferr);
-	if (rc && err) {
-		snprintf(err->msg, sizeof(err->msg), "%s", ferr.msg);
-		err->offset = -1;
-	}
+	if (rc)
+		reflex_err_copy(err, &ferr);
 	free(buf);
 	return rc;
 }
@@ -228,7 +226,7 @@ struct model *model_create(enum model_kind kind, uint16_t feature_count, uint16_
 }
 
 static int copy_name(char *dst, const char *name, const char *what, unsigned idx,
-		     struct model_error *err)
+		     struct reflex_err *err)
 {
 	size_t len = strnlen(name, MODEL_NAME_SIZE);
 	int rc;
@@ -245,7 +243,7 @@ static int copy_name(char *dst, const char *name, const char *what, unsigned idx
 }
 
 int model_set_feature(struct model *m, unsigned idx, const char *name, double min, double max,
-		      struct model_error *err)
+		      struct reflex_err *err)
 {
 	struct model_feature *f;
 	int rc;
@@ -265,7 +263,7 @@ int model_set_feature(struct model *m, unsigned idx, const char *name, double mi
 }
 
 int model_set_output(struct model *m, unsigned idx, const char *name, double min, double max,
-		     double scale, struct model_error *err)
+		     double scale, struct reflex_err *err)
 {
 	struct model_output *o;
 	int rc;
@@ -290,7 +288,7 @@ int model_set_output(struct model *m, unsigned idx, const char *name, double min
 }
 
 int model_set_tree(struct model *m, unsigned output, const struct model_tree_node *nodes,
-		   uint16_t node_count, struct model_error *err)
+		   uint16_t node_count, struct reflex_err *err)
 {
 	struct model_tree_node *copy;
 
@@ -313,7 +311,7 @@ int model_set_tree(struct model *m, unsigned output, const struct model_tree_nod
 
 int model_add_layer(struct model *m, uint16_t in_count, uint16_t out_count, uint32_t requant_mult,
 		    uint8_t requant_shift, double weight_scale, const int8_t *weights,
-		    const int32_t *biases, struct model_error *err)
+		    const int32_t *biases, struct reflex_err *err)
 {
 	struct model_layer *ly;
 	size_t nw = (size_t)in_count * out_count;

@@ -77,9 +77,9 @@ struct parse_ctx {
 	struct text_lines in; /* in.line: the line being parsed */
 	int first_line[KEY_COUNT]; /* where a once-only key was given, 0: not yet */
 	bool failed;
-	char *err;
-	size_t err_len;
+	struct reflex_err *err;
 };
+
 
 const char *config_section_of(const char *option)
 {
@@ -103,7 +103,8 @@ static void fail_key(struct parse_ctx *ctx, const char *section, const char *key
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(ctx->err, ctx->err_len, "%s:%d: [%s] key '%s': %s", ctx->source, ctx->in.line, section, key, msg);
+	reflex_err_set_line(ctx->err, ctx->source, ctx->in.line, "%s", msg);
+	reflex_err_at_field(ctx->err, "[%s] key '%s'", section, key);
 }
 
 static int parse_bool(const char *value, bool *out)
@@ -223,19 +224,17 @@ static char *read_line(char *buf, int size, void *stream)
 	if (ctx->failed || !text_lines_next(&ctx->in, buf, size, &too_long)) {
 		if (!ctx->failed && too_long) {
 			ctx->failed = true;
-			snprintf(ctx->err, ctx->err_len, "%s:%d: line longer than %d characters", ctx->source,
-				 ctx->in.line, size - 3);
+			reflex_err_set_line(ctx->err, ctx->source, ctx->in.line, "line longer than %d characters", size - 3);
 		}
 		return NULL;
 	}
 	return buf;
 }
 
-int config_load_text(struct config_file *cf, const char *source, const char *text, size_t len, char *err,
-		     size_t err_len)
+int config_load_text(struct config_file *cf, const char *source, const char *text, size_t len,
+		     struct reflex_err *err)
 {
-	struct parse_ctx ctx = { .cf = cf, .source = source, .in = { .text = text, .len = len }, .err = err,
-				 .err_len = err_len };
+	struct parse_ctx ctx = { .cf = cf, .source = source, .in = { .text = text, .len = len }, .err = err };
 	size_t offset;
 	int nul_line = text_lines_nul(text, len, &offset);
 	int ret;
@@ -243,12 +242,12 @@ int config_load_text(struct config_file *cf, const char *source, const char *tex
 	cf->count = 0;
 	snprintf(cf->path, sizeof(cf->path), "%s", source);
 	if (nul_line) {
-		snprintf(err, err_len, "%s:%d: a NUL byte (not a text file)", source, nul_line);
+		reflex_err_set_line(err, source, nul_line, "a NUL byte (not a text file)");
 		return -1;
 	}
 	ret = ini_parse_stream(read_line, &ctx, on_key, &ctx);
 	if (!ctx.failed && ret > 0)
-		snprintf(err, err_len, "%s:%d: not 'key = value', a [section] or a ';' comment", source, ret);
+		reflex_err_set_line(err, source, ret, "not 'key = value', a [section] or a ';' comment");
 	if (ctx.failed || ret != 0) {
 		cf->count = 0;
 		return -1;
@@ -258,9 +257,9 @@ int config_load_text(struct config_file *cf, const char *source, const char *tex
 
 #define CONFIG_FILE_MAX (1 << 20)
 
-int config_load(struct config_file *cf, const char *path, char *err, size_t err_len)
+int config_load(struct config_file *cf, const char *path, struct reflex_err *err)
 {
-	struct reflex_err ferr = { "" };
+	struct reflex_err ferr = { 0 };
 	char *text;
 	size_t len;
 	int ret;
@@ -269,10 +268,10 @@ int config_load(struct config_file *cf, const char *path, char *err, size_t err_
 	/* non-blocking and regular files only: a FIFO would block reflexd (and the
 	 * argument fuzzer) forever */
 	if (fileio_read_bounded(path, CONFIG_FILE_MAX, &text, &len, &ferr)) {
-		snprintf(err, err_len, "%s", ferr.msg);
+		reflex_err_copy(err, &ferr);
 		return -1;
 	}
-	ret = config_load_text(cf, path, text, len, err, err_len);
+	ret = config_load_text(cf, path, text, len, err);
 	free(text);
 	return ret;
 }

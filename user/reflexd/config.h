@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "lib/error.h"
+
 #define CONFIG_MAX_ENTRIES 64
 #define CONFIG_ARG_MAX 1024
 
@@ -30,10 +32,10 @@ struct config_file {
 
 /* Reads path into cf. Returns 0, or -1 with err = "FILE:LINE: [section] key 'K': why"
  * (or "FILE: why" when the file cannot be read). Nothing of a failed file is kept. */
-int config_load(struct config_file *cf, const char *path, char *err, size_t err_len);
+int config_load(struct config_file *cf, const char *path, struct reflex_err *err);
 /* The same on text (tests, fuzzer); source names it in errors. */
-int config_load_text(struct config_file *cf, const char *source, const char *text, size_t len, char *err,
-		     size_t err_len);
+int config_load_text(struct config_file *cf, const char *source, const char *text, size_t len,
+		     struct reflex_err *err);
 
 /* The section a long option's key sits in ("models" for --model's roles), or NULL
  * if the option cannot be set from a file. */

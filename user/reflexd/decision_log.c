@@ -29,7 +29,7 @@ void decision_log_limits(uint64_t max_bytes, unsigned keep)
 
 static int open_append(struct log_file *lf)
 {
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	struct stat st;
 	/* As root: a symlink or hard link planted at the log's path is refused. */
 	int fd = fileio_open_output_fd(lf->path, true, 0640, &err);

@@ -86,7 +86,7 @@ static int netns_enter(unsigned long long ino)
 /* Rewritten after every attach step, so a crash at any point can be undone. */
 static int state_write(const struct reflex_bpf *rb)
 {
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	struct fileio_atomic out;
 	char ifname[IF_NAMESIZE] = "";
 	int ret;
@@ -115,7 +115,7 @@ struct stale_state {
 
 static bool state_read(const char *path, struct stale_state *st)
 {
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	char *text, *line, *save = NULL;
 	size_t len;
 	int ret;
@@ -158,7 +158,7 @@ static void tc_detach_ours(int ifindex, bool destroy_clsact)
  * iterator needs sock_state_store): lifts the clamps of flows idle since. */
 static void clamps_lift_all(const char *pin_dir)
 {
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	int lifted = unclamp_all(pin_dir, &err);
 
 	if (lifted < 0)

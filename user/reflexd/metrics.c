@@ -673,13 +673,14 @@ static void render_router(FILE *out, const struct router_view *v)
 int metrics_render_router(FILE *out, void *path)
 {
 	struct router_view *v = calloc(1, sizeof(*v));
-	struct reflex_err ferr = { "" };
-	char *text = NULL, err[256];
+	struct reflex_err ferr = { 0 };
+	struct reflex_err err = { 0 };
+	char *text = NULL;
 	size_t len = 0;
 	int ret = -1;
 
 	if (!v || fileio_read_bounded(path, (1 << 22) - 1, &text, &len, &ferr) ||
-	    router_view_parse_json(text, len, v, err, sizeof(err)))
+	    router_view_parse_json(text, len, v, &err))
 		goto out;
 	render_router(out, v);
 	ret = ferror(out) ? -1 : 0;

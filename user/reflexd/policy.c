@@ -39,7 +39,7 @@ int policy_model_load(const char *role, const char *path, enum model_kind kind, 
 		      size_t input_count, const struct policy_output *outputs, size_t output_count,
 		      struct model **slot, int *map)
 {
-	struct model_error err = { "", -1 };
+	struct reflex_err err = { 0 };
 	struct model *fresh = NULL;
 	int fresh_map[MODEL_MAX_FEATURES];
 

@@ -34,7 +34,7 @@ static void model_load(struct dqn_cwnd_policy *d)
 static void learner_start(struct dqn_cwnd_policy *d, bool announce)
 {
 	struct dqn_learn_opts o;
-	char err[256] = "";
+	struct reflex_err err = { 0 };
 
 	if (!d->opt.learn)
 		return;
@@ -43,10 +43,10 @@ static void learner_start(struct dqn_cwnd_policy *d, bool announce)
 		return;
 	}
 	dqn_learn_opts_default(&o);
-	if (dqn_learn_new(d->model, &o, &d->learner, err, sizeof(err)) ||
-	    dqn_learn_start(d->learner, err, sizeof(err))) {
+	if (dqn_learn_new(d->model, &o, &d->learner, &err) ||
+	    dqn_learn_start(d->learner, &err)) {
 		fprintf(stderr, "reflexd: --learn: %s: %s: the model decides without learning\n", d->opt.model_path,
-			err);
+			err.msg);
 		dqn_learn_free(d->learner);
 		d->learner = NULL;
 		return;
@@ -139,7 +139,7 @@ static void learner_finish(struct dqn_cwnd_policy *d)
 {
 	const struct dqn_learn_stats *t = &d->learn_done;
 	struct dqn_learn_stats last;
-	char err[512];
+	struct reflex_err err = { 0 };
 
 	if (!d->learner)
 		return;
@@ -151,8 +151,8 @@ static void learner_finish(struct dqn_cwnd_policy *d)
 		(unsigned long long)t->generation, (unsigned long long)t->publish_errors);
 	guard_report(d);
 	if (d->opt.learn_out_path) {
-		if (dqn_learn_write(d->learner, LEARN_READER, d->opt.learn_out_path, err, sizeof(err)))
-			fprintf(stderr, "reflexd: learn: cannot write the fine-tuned model: %s\n", err);
+		if (dqn_learn_write(d->learner, LEARN_READER, d->opt.learn_out_path, &err))
+			fprintf(stderr, "reflexd: learn: cannot write the fine-tuned model: %s\n", err.msg);
 		else if (last.generation)
 			fprintf(stderr, "reflexd: learn: wrote the fine-tuned model (generation %llu) to %s\n",
 				(unsigned long long)last.generation, d->opt.learn_out_path);

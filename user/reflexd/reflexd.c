@@ -151,7 +151,7 @@ static void write_window(const struct feature_window *w, struct flow_entry *flow
 
 static FILE *open_output(const char *path, const char *what)
 {
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	FILE *f = fileio_open_output(path, false, 0640, &err);
 
 	if (!f)
@@ -197,16 +197,16 @@ static void watch_models(struct daemon *d)
 
 static int setup(struct daemon *d)
 {
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	int ret;
 
 	d->ifindex = if_nametoindex(d->opt.iface);
 	if (!d->ifindex) {
-		snprintf(err.msg, sizeof(err.msg), "interface '%s' not found", d->opt.iface);
+		reflex_err_set(&err, "interface '%s' not found", d->opt.iface);
 		goto fail;
 	}
 	if (d->opt.cgroup && access(d->opt.cgroup, R_OK) != 0) {
-		snprintf(err.msg, sizeof(err.msg), "cgroup %s: %s", d->opt.cgroup, strerror(errno));
+		reflex_err_set(&err, "cgroup %s: %s", d->opt.cgroup, strerror(errno));
 		goto fail;
 	}
 	ret = cleanup_stale(d->opt.pin_dir, false, &err);
@@ -232,11 +232,11 @@ static int setup(struct daemon *d)
 
 	d->rings = ring_buffer__new(loader_tc_events_fd(&d->bpf), on_tc_record, d, NULL);
 	if (!d->rings) {
-		snprintf(err.msg, sizeof(err.msg), "cannot open the tc ring buffer: %s", strerror(errno));
+		reflex_err_set(&err, "cannot open the tc ring buffer: %s", strerror(errno));
 		goto fail;
 	}
 	if (d->opt.cgroup && ring_buffer__add(d->rings, loader_sock_events_fd(&d->bpf), on_sock_record, d)) {
-		snprintf(err.msg, sizeof(err.msg), "cannot open the sockops ring buffer: %s", strerror(errno));
+		reflex_err_set(&err, "cannot open the sockops ring buffer: %s", strerror(errno));
 		goto fail;
 	}
 	if (d->opt.control.policy != CWND_POLICY_OFF && !d->opt.cgroup && !d->opt.control.batching_model_path)
@@ -345,7 +345,7 @@ static void print_summary(struct daemon *d, double seconds)
 static bool shadow_report(struct daemon *d)
 {
 	struct controller *c = &d->controller;
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	struct fileio_atomic out;
 	char why[512];
 	bool pass = shadow_gate(&c->shadow, why, sizeof(why));
@@ -404,7 +404,7 @@ static void publish_state(struct daemon *d, uint64_t now)
 		.reloads = d->reloads,
 	};
 	char last_error[512], *page = NULL;
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	struct fileio_atomic out;
 	size_t len = 0;
 	FILE *f;
@@ -445,10 +445,11 @@ static void reload_config(struct daemon *d)
 	static int slot;
 	struct reflexd_options *fresh = &fresh_opts[slot];
 	struct controller *c = &d->controller;
-	char err[512], live[256], restart[512];
+	struct reflex_err err = { 0 };
+	char live[256], restart[512];
 
-	if (reflexd_parse_args(d->argc, d->argv, fresh, err, sizeof(err)) != REFLEXD_ARGS_RUN) {
-		fprintf(stderr, "reflexd: reload refused: %s: the running configuration stays\n", err);
+	if (reflexd_parse_args(d->argc, d->argv, fresh, &err) != REFLEXD_ARGS_RUN) {
+		fprintf(stderr, "reflexd: reload refused: %s: the running configuration stays\n", err.msg);
 		return;
 	}
 	if (reflexd_reload_diff(&d->opt, fresh, live, sizeof(live), restart, sizeof(restart)))
@@ -609,11 +610,11 @@ static int start_service(struct daemon *d)
 static int print_classes(const struct reflexd_options *opt)
 {
 	struct classify_table table;
-	char err[256];
+	struct reflex_err err = { 0 };
 
 	classify_table_default(&table);
-	if (opt->router.classes_path && classify_table_load(&table, opt->router.classes_path, err, sizeof(err))) {
-		fprintf(stderr, "reflexd: %s\n", err);
+	if (opt->router.classes_path && classify_table_load(&table, opt->router.classes_path, &err)) {
+		fprintf(stderr, "reflexd: %s\n", err.msg);
 		return EXIT_SETUP;
 	}
 	return classify_table_print(&table, stdout) < 0 ? 1 : 0;
@@ -675,10 +676,13 @@ static int main_locked(struct daemon *d)
 	if (d->opt.router_mode && !d->opt.cleanup_only)
 		return run_router(&d->opt);
 	if (d->opt.cleanup_only) {
-		struct reflex_err err = { "" };
+		struct reflex_err err = { 0 };
+		char why[512] = "";
 
-		ret = d->opt.router_mode ? router_cleanup_stale(d->opt.pin_dir, err.msg, sizeof(err.msg))
+		ret = d->opt.router_mode ? router_cleanup_stale(d->opt.pin_dir, why, sizeof(why))
 					 : cleanup_stale(d->opt.pin_dir, d->opt.config.actuator == REFLEX_ACTUATOR_CC, &err);
+		if (ret < 0 && d->opt.router_mode)
+			reflex_err_set(&err, "%s", why);
 		if (ret < 0) {
 			fprintf(stderr, "reflexd: %s\n", err.msg);
 			return EXIT_SETUP;
@@ -714,23 +718,22 @@ static int main_locked(struct daemon *d)
 int main(int argc, char **argv)
 {
 	static struct daemon d;
-	struct reflex_err err = { "" };
-	char err_msg[256];
+	struct reflex_err err = { 0 };
 	int ret, lock_fd, holder;
 
-	switch (reflexd_parse_args(argc, argv, &d.opt, err_msg, sizeof(err_msg))) {
+	switch (reflexd_parse_args(argc, argv, &d.opt, &err)) {
 	case REFLEXD_ARGS_HELP:
 		reflexd_usage(stdout);
 		return 0;
 	case REFLEXD_ARGS_ERROR:
-		fprintf(stderr, "reflexd: %s (see --help)\n", err_msg);
+		fprintf(stderr, "reflexd: %s (see --help)\n", err.msg);
 		return EXIT_SETUP;
 	default:
 		break;
 	}
 	if (d.opt.check_config) {
-		if (reflexd_check_files(&d.opt, err_msg, sizeof(err_msg))) {
-			fprintf(stderr, "reflexd: %s\n", err_msg);
+		if (reflexd_check_files(&d.opt, &err)) {
+			fprintf(stderr, "reflexd: %s\n", err.msg);
 			return EXIT_SETUP;
 		}
 		reflexd_print_config(&d.opt, stdout);

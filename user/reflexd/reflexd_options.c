@@ -112,41 +112,50 @@ void reflexd_usage(FILE *out)
 		REFLEX_DEFAULT_MAX_BATCH_DELAY_US, REFLEX_MAX_FLOWS);
 }
 
-struct parse_error {
-	char *buf;
-	size_t len;
+struct parse_ctx {
+	struct reflex_err *err;
 	bool failed;
 	const struct config_file *file;
 	const struct config_entry *origin; /* the file key the current option came from */
 };
 
-static void usage_error(struct parse_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void usage_error(struct parse_error *e, const char *fmt, ...)
+/* Where the value of a file's key came from: "FILE:LINE: [section] key 'K'". */
+static void at_entry(struct reflex_err *err, const char *path, const struct config_entry *entry)
 {
+	reflex_err_at_file(err, path);
+	reflex_err_at_line(err, entry->line, 0);
+	reflex_err_at_field(err, "[%s] key '%s'", entry->section, entry->key);
+}
+
+static void usage_error(struct parse_ctx *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A message "--option: why" names its option as the field; the option of a file's key
+ * reads "FILE:LINE: [section] key 'key': why" instead. */
+static void usage_error(struct parse_ctx *e, const char *fmt, ...)
+{
+	char msg[512];
+	const char *why = msg;
+	size_t option_len = 0;
 	va_list ap;
 
 	if (e->failed)
 		return; /* the first problem is the one reported */
 	e->failed = true;
 	va_start(ap, fmt);
-	if (!e->origin) {
-		vsnprintf(e->buf, e->len, fmt, ap);
-	} else {
-		char msg[512], prefix[64];
-		const char *why = msg;
-
-		/* "--key: why" reads "FILE:LINE: [section] key 'key': why" for a file's key */
-		vsnprintf(msg, sizeof(msg), fmt, ap);
-		snprintf(prefix, sizeof(prefix), "--%s: ", e->origin->key);
-		if (!strncmp(msg, prefix, strlen(prefix)))
-			why = msg + strlen(prefix);
-		else if (!strncmp(msg, "--model: ", 9))
-			why = msg + 9;
-		snprintf(e->buf, e->len, "%s:%d: [%s] key '%s': %s", e->file->path, e->origin->line,
-			 e->origin->section, e->origin->key, why);
-	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (!strncmp(msg, "--", 2)) {
+		option_len = strcspn(msg, ": ");
+		if (strncmp(msg + option_len, ": ", 2))
+			option_len = 0;
+		else
+			why = msg + option_len + 2;
+	}
+	reflex_err_set(e->err, "%s", why);
+	if (e->origin)
+		at_entry(e->err, e->file->path, e->origin);
+	else if (option_len)
+		reflex_err_at_field(e->err, "%.*s", (int)option_len, msg);
 }
 
 /* The file entry an argument came from, or NULL for the command line's. */
@@ -186,7 +195,7 @@ static bool has_option(int argc, char **argv, const char *name)
 
 #define MERGED_MAX (CONFIG_MAX_ENTRIES + 256)
 
-static unsigned long parse_ulong(struct parse_error *e, const char *option, const char *value, unsigned long min,
+static unsigned long parse_ulong(struct parse_ctx *e, const char *option, const char *value, unsigned long min,
 				 unsigned long max)
 {
 	char *end;
@@ -199,7 +208,7 @@ static unsigned long parse_ulong(struct parse_error *e, const char *option, cons
 	return n;
 }
 
-static double parse_seconds(struct parse_error *e, const char *option, const char *value)
+static double parse_seconds(struct parse_ctx *e, const char *option, const char *value)
 {
 	char *end;
 	double d;
@@ -211,9 +220,9 @@ static double parse_seconds(struct parse_error *e, const char *option, const cha
 	return d;
 }
 
-enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_options *opt, char *err, size_t err_len)
+enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_options *opt, struct reflex_err *err)
 {
-	struct parse_error e = { .buf = err, .len = err_len };
+	struct parse_ctx e = { .err = err };
 	enum { OPT_CGROUP = 256, OPT_IFACE, OPT_PIN_DIR, OPT_TELEMETRY_OUT, OPT_RECORDS_OUT, OPT_DURATION,
 	       OPT_SAMPLE_INTERVAL, OPT_FLUSH_THRESHOLD, OPT_MAX_BATCH_DELAY, OPT_CLEANUP, OPT_MODEL, OPT_OBSERVE,
 	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD, OPT_POLICY, OPT_EXPLORE, OPT_LAN,
@@ -271,14 +280,14 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	enum cwnd_policy policy = CWND_POLICY_TREE;
 	static char *merged[MERGED_MAX + 1];
 	int merged_count = 0;
-	char why[200];
+	struct reflex_err why = { 0 };
 	int c;
 
 	memset(opt, 0, sizeof(*opt));
 	opt->decision_log_max_bytes = DECISION_LOG_MAX_BYTES_DEFAULT;
 	opt->decision_log_keep = DECISION_LOG_KEEP_DEFAULT;
 	opt->config_path = find_config_path(argc, argv);
-	if (opt->config_path && config_load(&opt->file, opt->config_path, err, err_len))
+	if (opt->config_path && config_load(&opt->file, opt->config_path, err))
 		return REFLEXD_ARGS_ERROR;
 	if (argc + opt->file.count > MERGED_MAX) {
 		usage_error(&e, "more than %d arguments", MERGED_MAX);
@@ -422,18 +431,18 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		case OPT_LAN: opt->router.lan = optarg; opt->router_mode = true; break;
 		case OPT_PATH:
 			opt->router_mode = true;
-			if (router_opts_add_path(&opt->router, optarg, why, sizeof(why)))
-				usage_error(&e, "--path: %s", why);
+			if (router_opts_add_path(&opt->router, optarg, &why))
+				usage_error(&e, "--path: %s", why.msg);
 			break;
 		case OPT_CLASSES: opt->router.classes_path = optarg; break;
 		case OPT_PRINT_CLASSES: opt->print_classes = true; break;
 		case OPT_BANDIT:
-			if (router_opts_set_bandit(&opt->router, optarg, why, sizeof(why)))
-				usage_error(&e, "--bandit: %s", why);
+			if (router_opts_set_bandit(&opt->router, optarg, &why))
+				usage_error(&e, "--bandit: %s", why.msg);
 			break;
 		case OPT_BANDIT_C:
-			if (router_opts_set_bandit_c(&opt->router, optarg, why, sizeof(why)))
-				usage_error(&e, "--bandit-c: %s", why);
+			if (router_opts_set_bandit_c(&opt->router, optarg, &why))
+				usage_error(&e, "--bandit-c: %s", why.msg);
 			break;
 		case OPT_CONFIG: break; /* read above */
 		case OPT_CHECK_CONFIG: opt->check_config = true; break;
@@ -452,12 +461,12 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 			break;
 		case 'q': opt->quiet = true; break;
 		case OPT_MARK_BASE:
-			if (router_opts_set_mark(&opt->router.mark_base, "--mark-base", optarg, why, sizeof(why)))
-				usage_error(&e, "%s", why);
+			if (router_opts_set_mark(&opt->router.mark_base, "--mark-base", optarg, &why))
+				usage_error(&e, "%s", why.msg);
 			break;
 		case OPT_MARK_MASK:
-			if (router_opts_set_mark(&opt->router.mark_mask, "--mark-mask", optarg, why, sizeof(why)))
-				usage_error(&e, "%s", why);
+			if (router_opts_set_mark(&opt->router.mark_mask, "--mark-mask", optarg, &why))
+				usage_error(&e, "%s", why.msg);
 			break;
 		case OPT_MOVE_FLOWS: opt->router.move_flows = true; break;
 		case 'v': opt->verbose = true; break;
@@ -488,8 +497,8 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	if (opt->router_mode) {
 		if (opt->iface || opt->cgroup)
 			usage_error(&e, "--lan/--path (edge router) and --iface/--cgroup (host) exclude each other");
-		else if (!opt->cleanup_only && router_opts_check(&opt->router, why, sizeof(why)))
-			usage_error(&e, "%s", why);
+		else if (!opt->cleanup_only && router_opts_check(&opt->router, &why))
+			usage_error(&e, "%s", why.msg);
 	} else if (!opt->cleanup_only && !opt->print_classes && !opt->iface) {
 		usage_error(&e, "--iface is required");
 	}
@@ -609,42 +618,41 @@ void reflexd_print_config(const struct reflexd_options *opt, FILE *out)
 	print_flag(out, "quiet", opt->quiet);
 }
 
-/* "FILE:LINE: [section] key 'K'" when the value in force came from the config file
- * (its argument was arg), else the command line's option. */
-static void where_set(const struct reflexd_options *opt, const char *arg, const char *option, char *out,
-		      size_t len)
+/* err = why, located at the config file's key when the value in force came from the
+ * file (its argument was arg), else at the command line's option. */
+static void fail_at_setting(const struct reflexd_options *opt, const char *arg, const char *option,
+			    const char *why, struct reflex_err *err)
 {
+	reflex_err_set(err, "%s", why);
 	for (int i = opt->file.count - 1; i >= 0; i--) {
-		const struct config_entry *e = &opt->file.entries[i];
-
-		if (!strcmp(e->arg, arg)) {
-			snprintf(out, len, "%s:%d: [%s] key '%s'", opt->file.path, e->line, e->section, e->key);
+		if (!strcmp(opt->file.entries[i].arg, arg)) {
+			at_entry(err, opt->file.path, &opt->file.entries[i]);
 			return;
 		}
 	}
-	snprintf(out, len, "%s", option);
+	reflex_err_at_field(err, "%s", option);
 }
 
-int reflexd_check_files(const struct reflexd_options *opt, char *err, size_t err_len)
+int reflexd_check_files(const struct reflexd_options *opt, struct reflex_err *err)
 {
 	const char *const roles[] = { "cwnd", "dqn", "batching" };
 	const char *const paths[] = { opt->control.cwnd_model_path, opt->control.dqn_model_path,
 				      opt->control.batching_model_path };
-	char where[PATH_MAX + 64], why[256], arg[CONFIG_ARG_MAX + 32];
+	struct reflex_err why = { 0 };
+	char arg[CONFIG_ARG_MAX + 32];
 
 	if (opt->router.classes_path) {
 		struct classify_table table;
 
 		classify_table_default(&table);
-		if (classify_table_load(&table, opt->router.classes_path, why, sizeof(why))) {
+		if (classify_table_load(&table, opt->router.classes_path, &why)) {
 			snprintf(arg, sizeof(arg), "--classes=%s", opt->router.classes_path);
-			where_set(opt, arg, "--classes", where, sizeof(where));
-			snprintf(err, err_len, "%s: %s", where, why);
+			fail_at_setting(opt, arg, "--classes", why.msg, err);
 			return -1;
 		}
 	}
 	for (int i = 0; i < 3; i++) {
-		struct model_error merr = { .offset = 0 };
+		struct reflex_err merr = { 0 };
 		struct model *m = NULL;
 		char option[32];
 
@@ -656,8 +664,7 @@ int reflexd_check_files(const struct reflexd_options *opt, char *err, size_t err
 		}
 		snprintf(option, sizeof(option), "--model %s=", roles[i]);
 		snprintf(arg, sizeof(arg), "--model=%s=%s", roles[i], paths[i]);
-		where_set(opt, arg, option, where, sizeof(where));
-		snprintf(err, err_len, "%s: %s", where, merr.msg);
+		fail_at_setting(opt, arg, option, merr.msg, err);
 		return -1;
 	}
 	return 0;

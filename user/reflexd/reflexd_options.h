@@ -50,11 +50,11 @@ enum reflexd_args {
 	REFLEXD_ARGS_ERROR, /* err holds one line naming the option and the problem */
 };
 
-enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_options *opt, char *err, size_t err_len);
+enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_options *opt, struct reflex_err *err);
 void reflexd_usage(FILE *out);
 /* --check-config beyond the options: the classes file and every model file load.
  * 0, or -1 with err naming the file (and the config key it came from). */
-int reflexd_check_files(const struct reflexd_options *opt, char *err, size_t err_len);
+int reflexd_check_files(const struct reflexd_options *opt, struct reflex_err *err);
 /* SIGHUP with --config: fresh is the file read again under the same command line
  * (fresh must outlive its use: the options point into it). live lists, comma
  * separated, the keys that changed and reflexd applies at once (the model files,

@@ -119,12 +119,11 @@ static const char default_config[] =
 
 void classify_table_default(struct classify_table *t)
 {
-	char err[256];
+	struct reflex_err err = { 0 };
 
-	if (classify_table_parse(t, default_config, sizeof(default_config) - 1,
-				 "<built-in>", err, sizeof(err))) {
+	if (classify_table_parse(t, default_config, sizeof(default_config) - 1, "<built-in>", &err)) {
 		/* Only a broken build gets here; test_classify parses the same text. */
-		fprintf(stderr, "classify: built-in table does not parse: %s\n", err);
+		fprintf(stderr, "classify: built-in table does not parse: %s\n", err.msg);
 		abort();
 	}
 }
@@ -259,8 +258,7 @@ struct parse_ctx {
 	bool failed;
 	int err_line;
 	int handler_err_line;  /* the line inih counts as failed when on_key returned 0 */
-	char *err;
-	size_t err_len;
+	struct reflex_err *err;
 };
 
 __attribute__((format(printf, 3, 4)))
@@ -274,7 +272,7 @@ static void fail_at(struct parse_ctx *ctx, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(ctx->err, ctx->err_len, "%s:%d: %s", ctx->source, line, msg);
+	reflex_err_set_line(ctx->err, ctx->source, line, "%s", msg);
 	ctx->failed = true;
 	ctx->err_line = line;
 }
@@ -286,10 +284,13 @@ static void fail_key(struct parse_ctx *ctx, const char *key, const char *fmt, ..
 	char msg[192];
 	va_list ap;
 
+	if (ctx->failed)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fail_at(ctx, ctx->in.line, "[%s] key '%s': %s", ctx->section, key, msg);
+	fail_at(ctx, ctx->in.line, "%s", msg);
+	reflex_err_at_field(ctx->err, "[%s] key '%s'", ctx->section, key);
 }
 
 static void copy_trimmed(char *dst, size_t size, const char *src)
@@ -753,7 +754,7 @@ static int check_no_nul(struct parse_ctx *ctx)
 }
 
 int classify_table_parse(struct classify_table *t, const char *text, size_t len,
-			 const char *source, char *err, size_t err_len)
+			 const char *source, struct reflex_err *err)
 {
 	struct parse_ctx *ctx;
 	int ret = -EINVAL, syntax_line;
@@ -770,10 +771,7 @@ int classify_table_parse(struct classify_table *t, const char *text, size_t len,
 	ctx->in.len = len;
 	ctx->source = source;
 	ctx->err = err;
-	ctx->err_len = err_len;
 	ctx->table->default_class = TRAFFIC_WEB;
-	if (err_len)
-		err[0] = '\0';
 	if (check_no_nul(ctx))
 		goto cleanup;
 
@@ -809,19 +807,19 @@ cleanup:
 	return ret;
 }
 
-int classify_table_load(struct classify_table *t, const char *path, char *err, size_t err_len)
+int classify_table_load(struct classify_table *t, const char *path, struct reflex_err *err)
 {
-	struct reflex_err ferr = { "" };
+	struct reflex_err ferr = { 0 };
 	char *text = NULL;
 	size_t len = 0;
 	int ret;
 
 	ret = fileio_read_bounded(path, CLASSIFY_MAX_FILE_BYTES, &text, &len, &ferr);
 	if (ret) {
-		snprintf(err, err_len, "%s", ferr.msg);
+		reflex_err_copy(err, &ferr);
 		return ret;
 	}
-	ret = classify_table_parse(t, text, len, path, err, err_len);
+	ret = classify_table_parse(t, text, len, path, err);
 	free(text);
 	return ret;
 }

@@ -39,6 +39,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "lib/error.h"
+
 enum traffic_class {
 	TRAFFIC_GAMING = 0,
 	TRAFFIC_VOIP,
@@ -124,11 +126,10 @@ void classify_table_default(struct classify_table *t);
  * untouched and writes one line naming source, line, section and key to err.
  */
 int classify_table_parse(struct classify_table *t, const char *text, size_t len,
-			 const char *source, char *err, size_t err_len);
+			 const char *source, struct reflex_err *err);
 
 /* classify_table_parse of a file (at most 1 MiB); -errno if it cannot be read. */
-int classify_table_load(struct classify_table *t, const char *path, char *err,
-			size_t err_len);
+int classify_table_load(struct classify_table *t, const char *path, struct reflex_err *err);
 
 /*
  * The class of a flow: the first rule that matches, else t->default_class.

@@ -147,6 +147,9 @@ static int resolve_ifaces(struct router_daemon *d, char *err, size_t len)
 
 static int classes_load(struct router_daemon *d, char *err, size_t len)
 {
+	struct reflex_err cerr = { 0 };
+	int ret;
+
 	d->classes = calloc(1, sizeof(*d->classes));
 	if (!d->classes) {
 		snprintf(err, len, "out of memory");
@@ -156,7 +159,10 @@ static int classes_load(struct router_daemon *d, char *err, size_t len)
 		classify_table_default(d->classes);
 		return 0;
 	}
-	return classify_table_load(d->classes, d->opt->classes_path, err, len);
+	ret = classify_table_load(d->classes, d->opt->classes_path, &cerr);
+	if (ret)
+		snprintf(err, len, "%s", cerr.msg);
+	return ret;
 }
 
 static int bandit_setup(struct router_daemon *d, char *err, size_t len)
@@ -291,15 +297,15 @@ static int setup(struct router_daemon *d)
 {
 	const struct router_opts *o = d->opt;
 	struct router_core_ops ops = { .decide = decide, .forget = forget, .event = event, .next_path = next_path };
-	struct reflex_err lerr = { "" };
+	struct reflex_err lerr = { 0 };
 	char err[512] = "";
 	int ret;
 
-	ret = router_opts_check(o, err, sizeof(err));
-	if (!ret && pins_preflight(&lerr)) {
-		snprintf(err, sizeof(err), "%s", lerr.msg);
+	ret = router_opts_check(o, &lerr);
+	if (!ret && pins_preflight(&lerr))
 		ret = -EPERM;
-	}
+	if (ret)
+		snprintf(err, sizeof(err), "%s", lerr.msg);
 	if (!ret)
 		ret = resolve_ifaces(d, err, sizeof(err));
 	if (!ret)
@@ -343,15 +349,15 @@ static int setup(struct router_daemon *d)
 static void classes_reload(struct router_daemon *d)
 {
 	struct classify_table *fresh;
-	char err[512] = "";
+	struct reflex_err err = { 0 };
 
 	if (!d->opt->classes_path) {
 		fprintf(stderr, "reflexd: SIGHUP: no --classes file to reload (the built-in table stays)\n");
 		return;
 	}
 	fresh = calloc(1, sizeof(*fresh));
-	if (!fresh || classify_table_load(fresh, d->opt->classes_path, err, sizeof(err))) {
-		fprintf(stderr, "reflexd: SIGHUP: %s; the class table stays as it was\n", fresh ? err : "out of memory");
+	if (!fresh || classify_table_load(fresh, d->opt->classes_path, &err)) {
+		fprintf(stderr, "reflexd: SIGHUP: %s; the class table stays as it was\n", fresh ? err.msg : "out of memory");
 		free(fresh);
 		return;
 	}
@@ -514,7 +520,7 @@ static void view_fill(struct router_daemon *d, uint64_t now)
 /* Replaced whole (temporary file + rename): a reader never sees half a table. */
 static void view_write(struct router_daemon *d, uint64_t now)
 {
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	struct fileio_atomic out;
 
 	view_fill(d, now);

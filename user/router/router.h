@@ -32,6 +32,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "lib/error.h"
 #include "router/bandit.h"
 #include "reflex_router.h"
 
@@ -72,23 +73,23 @@ struct router_opts {
  * space), then an IPv4 and/or an IPv6 next hop, at most one of each. 0, or -EINVAL
  * with a message naming the part and its byte offset in err.
  */
-int router_parse_path(const char *arg, struct router_path *out, char *err, size_t len);
+int router_parse_path(const char *arg, struct router_path *out, struct reflex_err *err);
 
 /* Defaults: built-in classes, ucb1, reflexd's sample interval and batching. */
 void router_opts_init(struct router_opts *o);
 /* --path: parse and append; -ENOSPC past ROUTER_MAX_PATHS, -EEXIST for a repeated
  * NAME or IF. */
-int router_opts_add_path(struct router_opts *o, const char *arg, char *err, size_t len);
+int router_opts_add_path(struct router_opts *o, const char *arg, struct reflex_err *err);
 /* --bandit MODE (ucb1, discounted, sliding-window, round-robin): resets the
  * bandit's config to that mode's defaults. */
-int router_opts_set_bandit(struct router_opts *o, const char *mode, char *err, size_t len);
+int router_opts_set_bandit(struct router_opts *o, const char *mode, struct reflex_err *err);
 /* --bandit-c C: the exploration weight, a finite number >= 0. */
-int router_opts_set_bandit_c(struct router_opts *o, const char *value, char *err, size_t len);
+int router_opts_set_bandit_c(struct router_opts *o, const char *value, struct reflex_err *err);
 /* Everything router_run needs is there and consistent (not whether the
  * interfaces exist: that is checked when attaching). */
-int router_opts_check(const struct router_opts *o, char *err, size_t len);
+int router_opts_check(const struct router_opts *o, struct reflex_err *err);
 /* --mark-base / --mark-mask: a number (0x hex or decimal) in 1..0xffffffff. */
-int router_opts_set_mark(uint32_t *out, const char *option, const char *value, char *err, size_t len);
+int router_opts_set_mark(uint32_t *out, const char *option, const char *value, struct reflex_err *err);
 /* Path i's mark (router_opts_check has made sure it lies inside the mask). */
 uint32_t router_path_mark(const struct router_opts *o, int path);
 

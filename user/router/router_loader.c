@@ -38,7 +38,7 @@ static unsigned long long netns_id(void)
 
 static int state_write(const struct router_attach *ra)
 {
-	struct reflex_err err = { "" };
+	struct reflex_err err = { 0 };
 	struct fileio_atomic out;
 	char line[160];
 	int ret;
@@ -87,7 +87,7 @@ int router_cleanup_stale(const char *pin_dir, char *err, size_t len)
 	FILE *f;
 
 	{
-		struct reflex_err check = { "" };
+		struct reflex_err check = { 0 };
 
 		if (pins_dir_check(pin_dir, &check)) {
 			snprintf(err, len, "%s", check.msg);

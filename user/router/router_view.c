@@ -202,8 +202,7 @@ int router_view_print_text(const struct router_view *v, FILE *out)
 /* ---- JSON in ----------------------------------------------------------------- */
 
 struct reader {
-	char *err;
-	size_t err_len;
+	struct reflex_err *err;
 	int ret;
 };
 
@@ -219,7 +218,8 @@ static int bad(struct reader *r, const struct json_value *at, const char *fmt, .
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	snprintf(r->err, r->err_len, "byte %zu: %s", at ? at->offset : 0, what);
+	reflex_err_set(r->err, "%s", what);
+	reflex_err_at_offset(r->err, at ? (long long)at->offset : 0);
 	r->ret = -EINVAL;
 	return r->ret;
 }
@@ -509,15 +509,15 @@ static void read_maps(struct reader *r, const struct json_value *root, struct ro
 	}
 }
 
-int router_view_parse_json(const char *text_in, size_t len, struct router_view *v, char *err, size_t err_len)
+int router_view_parse_json(const char *text_in, size_t len, struct router_view *v, struct reflex_err *err)
 {
-	struct reader r = { .err = err, .err_len = err_len };
+	struct reader r = { .err = err };
 	const struct json_value *b;
 	struct json_value *root;
 	int ret;
 
 	memset(v, 0, sizeof(*v));
-	ret = json_parse(text_in, len, &root, err, err_len);
+	ret = json_parse(text_in, len, &root, err);
 	if (ret)
 		return ret;
 	if (root->type != JSON_OBJECT) {

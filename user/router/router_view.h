@@ -31,6 +31,7 @@
 
 #include "router/bandit.h"
 #include "router/classify.h"
+#include "lib/error.h"
 #include "lib/flow_key.h"
 #include "reflex_router.h"
 #include "router/router_core.h"
@@ -109,6 +110,6 @@ int router_view_print_text(const struct router_view *v, FILE *out);
  * 0, or -EINVAL with the byte offset and the field that is wrong in err; *v is
  * fully written either way.
  */
-int router_view_parse_json(const char *text, size_t len, struct router_view *v, char *err, size_t err_len);
+int router_view_parse_json(const char *text, size_t len, struct router_view *v, struct reflex_err *err);
 
 #endif /* REFLEX_ROUTER_VIEW_H */
