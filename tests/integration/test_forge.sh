@@ -146,7 +146,10 @@ awk 'BEGIN { seed = 7; print "sepal,petal,width,class"
 	>"$TMP/other.out" || fail "train on another CSV"
 grep -q 'validation accuracy 100.0%' "$TMP/other.out" || fail "a depth-2 rule is not learnt: $(cat "$TMP/other.out")"
 expect_eq "$(meta "$TMP/other.reflex" feature_schema)" "custom" "feature_schema of foreign features"
-expect_eq "$("$CTL" model eval "$TMP/other.reflex" --features 4.1,5.0,2.0)" "class=2" "eval of a foreign model"
+# The forge also gives every model an anomaly forest: eval prints its score after the class.
+eval_out=$("$CTL" model eval "$TMP/other.reflex" --features 4.1,5.0,2.0)
+expect_eq "${eval_out%% *}" "class=2" "eval of a foreign model"
+[[ "$eval_out" =~ ^class=2\ anomaly=0\.[0-9]{4}$ ]] || fail "eval of a foreign model: '$eval_out' is not class=2 anomaly=0.NNNN"
 
 # --- bad inputs ----------------------------------------------------------------------------
 # expect_bad NAME PATTERN ARGS...: exit 1, stderr matches, no output or temporary file left.
