@@ -123,7 +123,7 @@ ping_p95() { # NAME [all]
 	[ "${2:-}" = all ] && skip=0
 	sed -n 's/.*icmp_seq=\([0-9]*\) .* time=\([0-9.]*\) ms.*/\1 \2/p' "$TMP/$1.ping" |
 		awk -v s="$skip" '$1 > s { print $2 }' | sort -g |
-		awk '{ v[NR] = $1 } END { if (NR == 0) exit 1; i = int(NR * 0.95 + 0.999); print v[i > NR ? NR : i] }'
+		awk '{ v[NR] = $1 } END { if (NR == 0) exit 1; i = int(NR * 0.95 + 0.999); if (i > NR) i = NR; print v[i] }'
 }
 
 tput_mbps() { # NAME
@@ -190,7 +190,7 @@ log "A: download without reflexd"
 transfer down_off down
 
 for name in up_off up_on down_on down_off; do
-	log "$name: $(tput_mbps "$name") Mbit/s, ping p95 $(ping_p95 "$name") ms (whole run: $(ping_p95 "$name" all) ms), median $(sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' "$TMP/$name.ping" | median) ms"
+	log "$name: $(printf '%.1f' "$(tput_mbps "$name")") Mbit/s, ping p95 $(ping_p95 "$name") ms (whole run: $(ping_p95 "$name" all) ms), median $(sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' "$TMP/$name.ping" | median) ms"
 done
 expect_ge "$rewritten_on" 1 "ACKs whose window the router lowered"
 expect_ge "$down_cap" 1 "the largest cap a download got"
