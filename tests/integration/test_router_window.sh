@@ -8,9 +8,10 @@
 #
 #  A. interleaved in one run (upload: off, on; download: on, off, so that a drift of
 #     the machine's load favours neither), "on" being reflexd with
-#     `--policy cwnd=heuristic`: ping p95 (pings of the last RUN_S - WARM_S seconds:
-#     the first WARM_S are slow start, before any cap can be decided) with reflexd
-#     <= P95_RATIO x without, and throughput >= TPUT_RATIO x without.
+#     `--policy cwnd=heuristic`: ping p95 over the whole transfer (slow start included,
+#     before any cap can be decided) with reflexd <= P95_RATIO x without, and
+#     throughput >= TPUT_RATIO x without. The p95 after the first WARM_S seconds is
+#     logged too.
 #  B. while the capped upload runs, the client's `ss -ti` shows its send window
 #     (snd_wnd) held at the cap in router_wnd_caps (cap_bytes, rounded down to the
 #     server's window scale) and its packets in flight under it; the cap is reflexd's
@@ -120,10 +121,10 @@ transfer() { # NAME up|down
 	wait "$ping_pid"
 }
 
-# p95 of the pings after the first WARM_S seconds; the whole run's too, for the log.
-ping_p95() { # NAME [all]
-	local skip=$((WARM_S * 20))
-	[ "${2:-}" = all ] && skip=0
+# p95 of the whole run's pings; with "warm", of those after the first WARM_S seconds.
+ping_p95() { # NAME [warm]
+	local skip=0
+	[ "${2:-}" = warm ] && skip=$((WARM_S * 20))
 	sed -n 's/.*icmp_seq=\([0-9]*\) .* time=\([0-9.]*\) ms.*/\1 \2/p' "$TMP/$1.ping" |
 		awk -v s="$skip" '$1 > s { print $2 }' | sort -g |
 		awk '{ v[NR] = $1 } END { if (NR == 0) exit 1; i = int(NR * 0.95 + 0.999); if (i > NR) i = NR; print v[i] }'
@@ -193,7 +194,7 @@ log "A: download without reflexd"
 transfer down_off down
 
 for name in up_off up_on down_on down_off; do
-	log "$name: $(printf '%.1f' "$(tput_mbps "$name")") Mbit/s, ping p95 $(ping_p95 "$name") ms (whole run: $(ping_p95 "$name" all) ms), median $(sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' "$TMP/$name.ping" | median) ms"
+	log "$name: $(printf '%.1f' "$(tput_mbps "$name")") Mbit/s, ping p95 $(ping_p95 "$name") ms (after ${WARM_S} s: $(ping_p95 "$name" warm) ms), median $(sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' "$TMP/$name.ping" | median) ms"
 done
 expect_ge "$rewritten_on" 1 "ACKs whose window the router lowered"
 expect_ge "$down_cap" 1 "the largest cap a download got"
