@@ -29,10 +29,10 @@
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-RATE=50mbit
-BUFFER=6mb
+RATE=30mbit
+BUFFER=4mb
 DELAY_MS=20
-RUN_S=8
+RUN_S=10
 WARM_S=2
 P95_RATIO=0.3
 TPUT_RATIO=0.9
