@@ -45,13 +45,14 @@ CNT_WND_STALE=17
 require_bin reflexd
 require_bin reflexctl
 require_bin nfq-delay
-for tool in bpftool jq iperf3 ping ss nstat; do
+for tool in bpftool jq iperf3 ping ss nstat curl; do
 	command -v "$tool" >/dev/null || fail "$tool missing"
 done
 
 TMP=$(mktemp -d)
 on_exit "rm -rf $TMP"
 PIN=/sys/fs/bpf/$LAB_PREFIX-rwnd
+METRICS_PORT=$((20000 + $$ % 10000))
 PATHS_FILE=/run/reflex/$(echo "$PIN" | tr / _).paths
 
 lab_up LAB_TOPO=router LAB_PATHS=1 LAB_PATH1="rate=$RATE delay=$DELAY_MS buffer=$BUFFER"
@@ -80,7 +81,8 @@ stop_and_clean() {
 on_exit stop_and_clean
 start_reflexd() {
 	nsenter --net="$ROUTER_NS" "$REFLEX_BIN/reflexd" --lan "$LAN_IF" "${PATH_ARGS[@]}" --pin-dir "$PIN" \
-		--policy cwnd=heuristic --decision-log "$TMP/decisions.jsonl" 2>>"$TMP/reflexd.log" &
+		--policy cwnd=heuristic --decision-log "$TMP/decisions.jsonl" --metrics-listen "$METRICS_PORT" \
+		2>>"$TMP/reflexd.log" &
 	REFLEXD_PID=$!
 	wait_for "[ -s $PATHS_FILE ] && [ -e $PIN/router_wnd_caps ]" 10 ||
 		fail "reflexd did not start: $(cat "$TMP/reflexd.log")"
@@ -189,6 +191,9 @@ transfer down_on down
 down_cap=$(nsenter --net="$ROUTER_NS" "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" |
 	jq '[.[] | select(.dir == "down") | .cap_bytes] | max // 0')
 rewritten_on=$(counter $CNT_WND_REWRITTEN)
+# /metrics exports the router's counters by their names (the view is a second old).
+metrics_rewritten=$(nsenter --net="$ROUTER_NS" curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" |
+	awk '$1 == "reflex_router_bpf_events_total{counter=\"wnd_rewritten\"}" { print $2 }')
 stop_reflexd
 log "A: download without reflexd"
 transfer down_off down
@@ -197,6 +202,7 @@ for name in up_off up_on down_on down_off; do
 	log "$name: $(printf '%.1f' "$(tput_mbps "$name")") Mbit/s, ping p95 $(ping_p95 "$name") ms (after ${WARM_S} s: $(ping_p95 "$name" warm) ms), median $(sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' "$TMP/$name.ping" | median) ms"
 done
 expect_ge "$rewritten_on" 1 "ACKs whose window the router lowered"
+expect_ge "${metrics_rewritten:-0}" 1 "wnd_rewritten on /metrics"
 expect_ge "$down_cap" 1 "the largest cap a download got"
 # The decision log names each sender first: a download's is the far end.
 expect_ge "$(grep -c "\"flow\": \"tcp:$SERVER:5201-" "$TMP/decisions.jsonl")" 1 "decisions for downloads' far ends"

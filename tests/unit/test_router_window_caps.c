@@ -3,7 +3,7 @@
  * size and cap arithmetic, how router samples map onto the feature schema for each
  * sender (an upload's LAN end, a download's far end), the actuator's packets -> bytes
  * per direction, and the host's controller deciding a forwarded upload's cap from
- * them (the heuristic's 1.25 x BDP).
+ * them (the heuristic's 1.25 x BDP), and in shadow mode writing nothing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -230,6 +230,43 @@ static void test_the_controller_caps_a_forwarded_upload(void **state)
 	router_window_free(&rw);
 }
 
+/* --shadow on a router: the same decision is taken and logged, nothing is written
+ * until a promotion whose gate passes. */
+static void test_shadow_writes_nothing_until_promoted(void **state)
+{
+	struct controller_opts o = { .policy = CWND_POLICY_HEURISTIC, .hysteresis = HYSTERESIS_DEFAULTS,
+				     .shadow = true };
+	struct reflex_config cfg = { .sample_interval_ns = 10 * MS, .flush_threshold = 16, .max_batch_delay_us = 1000 };
+	struct router_window rw;
+	struct router_window_flow *f;
+	struct flow_key k = lan_key();
+	uint32_t expect = bdp_cap_packets(HEURISTIC_BDP_GAIN, 10 * SEG * 100 * 8.0, 21000, SEG);
+	char why[512];
+
+	(void)state;
+	assert_int_equal(router_window_init(&rw, &o, &cfg, 64, NULL, 0), 0);
+	for (int i = 0; i < 200; i++) {
+		uint64_t ts = T0 + i * 10 * MS;
+
+		send_sample(&rw, ROUTER_DIR_UP, ts, 20000, i ? ROUTER_EVENT_SAMPLE : ROUTER_EVENT_NEW);
+		router_window_tick(&rw, ts + 5 * MS);
+	}
+	f = router_window_flow(&rw, &k);
+	assert_non_null(f);
+	assert_int_equal(rw.controller.stats.decisions, 1);
+	assert_int_equal(f->dir[ROUTER_DIR_UP].cwnd_target, 0);
+	assert_int_equal(f->dir[ROUTER_DIR_UP].cap_bytes, 0);
+	assert_int_equal(rw.stats.caps_written, 0);
+	/* The simulator expects the cap to cut p95 (an uncapped cubic fills the buffer):
+	 * the gate passes and the decision in force is written at once, in bytes. */
+	if (!controller_promote(&rw.controller, why, sizeof(why)))
+		fail_msg("promotion refused: %s", why);
+	assert_int_equal(rw.stats.caps_written, 1);
+	assert_int_equal(f->dir[ROUTER_DIR_UP].cwnd_target, expect);
+	assert_int_equal(f->dir[ROUTER_DIR_UP].cap_bytes, expect * SEG);
+	router_window_free(&rw);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_a_downloads_sender_is_the_far_end_and_its_queue_is_estimated),
 		cmocka_unit_test(test_the_actuator_writes_bytes_for_the_senders_direction),
 		cmocka_unit_test(test_the_controller_caps_a_forwarded_upload),
+		cmocka_unit_test(test_shadow_writes_nothing_until_promoted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
