@@ -238,8 +238,6 @@ void router_window_on_sample(struct router_window *rw, const struct router_sampl
 		rtt_us = s->path_rtt_us + f->lan_rtt_min_us;
 	for (int d = 0; d < ROUTER_DIR_MAX; d++)
 		dir_fold(f, d, s, rtt_us);
-	for (int d = 0; d < ROUTER_DIR_MAX; d++)
-		f->dir[d].entry.closed = s->flags & ROUTER_FLOW_CLOSED;
 }
 
 /*
