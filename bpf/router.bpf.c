@@ -529,15 +529,16 @@ static __always_inline __u64 ts_match(struct router_flow *flow, const struct pkt
  * reflexd's window cap on an ACK heading to the sender of the other direction's
  * data (dir UP: the LAN end's ACKs, before NAT, for a download; dir DOWN: the far
  * end's, after NAT, for an upload): its window becomes min(advertised, cap >> the
- * shift its own sender announced). Left alone while reflexd's heartbeat is stale
- * (the hosts' fail-safe) and for flows whose handshake, hence scale, was not seen.
+ * shift its own sender announced). Left alone while reflexd's heartbeat is older
+ * than the hosts' deadline (their fail-safe: 500 ms, not the router's 1 s for placing
+ * new flows) and for flows whose handshake, hence scale, was not seen.
  * Runs last: the rewrite invalidates packet pointers, and placed before the flow's
  * update its branches would multiply the verifier's paths through all of it. So
  * wnd_enforced is written outside the lock (one aligned word, telemetry: the last
  * writer wins) and samples carry it as of the ACK before theirs.
  */
 static __always_inline void wnd_enforce(struct __sk_buff *skb, struct router_flow *flow, struct pkt *p,
-					const enum router_dir dir, const struct reflex_config *cfg, __u64 now)
+					const enum router_dir dir, __u64 now)
 {
 	const enum router_dir data_dir = dir == ROUTER_DIR_UP ? ROUTER_DIR_DOWN : ROUTER_DIR_UP;
 	__u8 shift = flow->wscale[dir];
@@ -548,7 +549,7 @@ static __always_inline void wnd_enforce(struct __sk_buff *skb, struct router_flo
 		return;
 	cap = bpf_map_lookup_elem(&router_wnd_caps, &p->key);
 	if (cap && cap->cap_bytes[data_dir]) {
-		if (!heartbeat_fresh(cfg, now)) {
+		if (!heartbeat_fresh_within(REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS, now)) {
 			count(ROUTER_CNT_WND_STALE);
 		} else if (!scale_known) {
 			count(ROUTER_CNT_WND_NO_HANDSHAKE);
@@ -638,7 +639,7 @@ static __always_inline int handle(struct __sk_buff *skb, const enum router_dir d
 		/* The counts stay in total - emitted and go out with the next sample. */
 		count(ROUTER_CNT_RESERVE_FAIL);
 	}
-	wnd_enforce(skb, flow, &p, dir, cfg, now);
+	wnd_enforce(skb, flow, &p, dir, now);
 out:
 	path_stats_add(link, path, &p, dir, &r);
 	return TC_ACT_UNSPEC;

@@ -98,6 +98,12 @@ static void fill(struct fixture *fx)
 	v->flow[0].reward = 0.625;
 	v->flow[0].rewards = 4;
 	v->flow[0].bytes_up = 1u << 24;
+	v->flow[0].handshake = true;
+	v->flow[0].delivery_rate_bps[ROUTER_DIR_UP] = 4.4e7;
+	v->flow[0].cwnd_target[ROUTER_DIR_UP] = 61;
+	v->flow[0].cap_bytes[ROUTER_DIR_UP] = 61 * 1448;
+	v->flow[0].wnd_enforced[ROUTER_DIR_UP] = 88320;
+	v->flow[0].wnd_enforced[ROUTER_DIR_DOWN] = 64256;
 	snprintf(v->flow[1].flow, sizeof(v->flow[1].flow), "udp:[fd00:11:1::2]:5000-[fd00:11:9::1]:16400");
 	v->flow[1].cls = TRAFFIC_VOIP;
 	v->flow[1].closed = true;
@@ -109,6 +115,7 @@ static void fill(struct fixture *fx)
 	v->counters[ROUTER_CNT_UPLINK_UNKNOWN] = 20000;
 	v->maps[ROUTER_VIEW_MAP_FLOWS] = (struct router_map_fill){ .entries = 4096, .max_entries = 16384 };
 	v->maps[ROUTER_VIEW_MAP_TIMESTAMPS] = (struct router_map_fill){ .entries = 7, .max_entries = 65536 };
+	v->maps[ROUTER_VIEW_MAP_WND_CAPS] = (struct router_map_fill){ .entries = 1, .max_entries = 16384 };
 }
 
 static void to_json(struct fixture *fx)
@@ -158,6 +165,16 @@ static void test_round_trip(void **state)
 	assert_string_equal(w->flow[0].rule, "bulk-ports");
 	assert_float_equal(w->flow[0].rtt_us, 12345.5, 0);
 	assert_int_equal(w->flow[0].bytes_up, 1u << 24);
+	/* The window caps, per data direction. */
+	assert_true(w->flow[0].handshake);
+	assert_false(w->flow[1].handshake);
+	assert_float_equal(w->flow[0].delivery_rate_bps[ROUTER_DIR_UP], 4.4e7, 0);
+	assert_float_equal(w->flow[0].delivery_rate_bps[ROUTER_DIR_DOWN], 0, 0);
+	assert_int_equal(w->flow[0].cwnd_target[ROUTER_DIR_UP], 61);
+	assert_int_equal(w->flow[0].cap_bytes[ROUTER_DIR_UP], 61 * 1448);
+	assert_int_equal(w->flow[0].cap_bytes[ROUTER_DIR_DOWN], 0);
+	assert_int_equal(w->flow[0].wnd_enforced[ROUTER_DIR_UP], 88320);
+	assert_int_equal(w->flow[0].wnd_enforced[ROUTER_DIR_DOWN], 64256);
 	assert_int_equal(w->flow[1].cls, TRAFFIC_VOIP);
 	assert_string_equal(w->flow[1].path, "");
 	assert_true(w->flow[1].closed);
@@ -169,6 +186,7 @@ static void test_round_trip(void **state)
 	assert_int_equal(w->maps[ROUTER_VIEW_MAP_FLOWS].max_entries, 16384);
 	assert_int_equal(w->maps[ROUTER_VIEW_MAP_DECISIONS].max_entries, 0);
 	assert_int_equal(w->maps[ROUTER_VIEW_MAP_TIMESTAMPS].entries, 7);
+	assert_int_equal(w->maps[ROUTER_VIEW_MAP_WND_CAPS].entries, 1);
 }
 
 static void test_text(void **state)

@@ -18,8 +18,10 @@
 
 #include "ctl/ctl.h"
 #include "lib/flow_key.h"
+#include "lib/json_write.h"
 #include "lib/pins.h"
 #include "reflex.h"
+#include "reflex_router.h"
 
 /* A flow's anomaly score as reflexd's status file gives it (flow_anomaly= lines). */
 struct flow_anomaly_row {
@@ -93,6 +95,14 @@ static int open_if_pinned(const char *pin_dir, const char *name)
 
 	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
 	return access(path, F_OK) == 0 ? open_pinned(pin_dir, name) : -1;
+}
+
+static bool access_pin(const char *pin_dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+	return access(path, F_OK) == 0;
 }
 
 typedef int (*entry_fn)(struct flow_rows *t, const struct flow_key *key, const void *value);
@@ -337,6 +347,70 @@ static void print_table(const struct flow_rows *t, struct flow_anomaly_row *anom
 		printf("(no flows)\n");
 }
 
+/* ---- a router reflexd: its forwarded flows' windows, from its view file ---------- */
+
+static const char *const dir_names[ROUTER_DIR_MAX] = { "up", "down" };
+
+static void print_router_json(const struct router_view *v)
+{
+	printf("[");
+	for (uint32_t i = 0, n = 0; i < v->n_flows; i++) {
+		const struct router_flow_view *f = &v->flow[i];
+
+		for (int d = 0; d < ROUTER_DIR_MAX; d++, n++) {
+			printf("%s\n  {\"flow\": ", n ? "," : "");
+			json_write_string(stdout, f->flow, strlen(f->flow));
+			printf(", \"dir\": \"%s\", \"path\": ", dir_names[d]);
+			if (f->path[0])
+				json_write_string(stdout, f->path, strlen(f->path));
+			else
+				printf("null");
+			printf(", \"rtt_us\": %.0f, \"path_rtt_us\": %.0f, \"lan_rtt_min_us\": %.0f, "
+			       "\"delivery_rate_bps\": %.0f, \"cwnd_target\": %u, \"cap_bytes\": %u, \"wnd_enforced\": %u, "
+			       "\"handshake\": %s}",
+			       f->rtt_us, f->path_rtt_us, f->lan_rtt_min_us, f->delivery_rate_bps[d], f->cwnd_target[d],
+			       f->cap_bytes[d], f->wnd_enforced[d], f->handshake ? "true" : "false");
+		}
+	}
+	printf("%s]\n", v->n_flows ? "\n" : "");
+}
+
+static void print_router_table(const struct router_view *v)
+{
+	printf("%-52s %-4s %-15s %9s %17s %11s %11s %12s %9s\n", "flow", "dir", "path", "rtt_us", "delivery_rate_bps",
+	       "cwnd_target", "cap_bytes", "wnd_enforced", "handshake");
+	for (uint32_t i = 0; i < v->n_flows; i++) {
+		const struct router_flow_view *f = &v->flow[i];
+
+		for (int d = 0; d < ROUTER_DIR_MAX; d++)
+			printf("%-52s %-4s %-15s %9.0f %17.0f %11u %11u %12u %9s\n", f->flow, dir_names[d],
+			       f->path[0] ? f->path : "-", f->rtt_us, f->delivery_rate_bps[d], f->cwnd_target[d],
+			       f->cap_bytes[d], f->wnd_enforced[d], f->handshake ? "yes" : "no");
+	}
+	if (!v->n_flows)
+		printf("(no flows)\n");
+}
+
+static int router_flows(const char *pin_dir, bool json)
+{
+	struct router_view *view = NULL;
+	char file[PATH_MAX], *text = NULL;
+	size_t len = 0;
+	int ret = 1;
+
+	pins_run_path(pin_dir, "paths", file, sizeof(file));
+	if (ctl_router_view_read("reflexctl flows", file, true, &view, &text, &len) == 0) {
+		if (json)
+			print_router_json(view);
+		else
+			print_router_table(view);
+		ret = 0;
+	}
+	free(view);
+	free(text);
+	return ret;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: reflexctl flows [--json] [--pin-dir DIR]\n\n"
@@ -346,7 +420,12 @@ static void usage(FILE *out)
 		     "under --actuator cc it stays 0). anomaly is the flow's last window's score against\n"
 		     "the cwnd tree's isolation forest (0..1, above ~0.6 unlike its training windows;\n"
 		     "* the heuristic decides the flow for it), from reflexd's status file. Default pin\n"
-		     "dir %s.\n",
+		     "dir %s.\n"
+		     "On a router reflexd (--lan/--path) one row per forwarded flow and data direction\n"
+		     "(up: the LAN end sends, down: the far end sends) from its view file: rtt_us (path +\n"
+		     "LAN), delivery_rate_bps, the cwnd_target reflexd decided for that sender, cap_bytes\n"
+		     "(router_wnd_caps) and wnd_enforced, the window the sender was last sent after\n"
+		     "rewriting (handshake: no = the router did not see it, windows are left alone).\n",
 		REFLEX_DEFAULT_PIN_DIR);
 }
 
@@ -377,6 +456,8 @@ int ctl_flows_main(int argc, char **argv)
 		fprintf(stderr, "reflexctl flows: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
+	if (access_pin(pin_dir, "router_flows") && !access_pin(pin_dir, "tc_flows"))
+		return router_flows(pin_dir, json);
 	tc_fd = open_pinned(pin_dir, "tc_flows");
 	if (tc_fd < 0)
 		goto cleanup;

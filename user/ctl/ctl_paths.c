@@ -41,6 +41,38 @@ static uint64_t monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+int ctl_router_view_read(const char *who, const char *file, bool live, struct router_view **view, char **text,
+			 size_t *len)
+{
+	struct reflex_err err = { 0 };
+	int read_ret;
+
+	*view = NULL;
+	*text = NULL;
+	read_ret = fileio_read_bounded(file, MAX_FILE_BYTES, text, len, &err);
+	if (read_ret) {
+		fprintf(stderr, "%s: cannot read %s%s\n", who, err.msg,
+			read_ret == -ENOENT ? " (is a router reflexd, --lan/--path, running with this --pin-dir?)" : "");
+		return -1;
+	}
+	*view = malloc(sizeof(**view));
+	if (!*view) {
+		fprintf(stderr, "%s: out of memory\n", who);
+		return -1;
+	}
+	if (router_view_parse_json(*text, *len, *view, &err)) {
+		fprintf(stderr, "%s: %s: %s\n", who, file, err.msg);
+		return -1;
+	}
+	/* The file outlives a reflexd killed hard: an old table must not pass for the truth. */
+	if (live && ((*view)->pid <= 0 || (kill((*view)->pid, 0) != 0 && errno == ESRCH))) {
+		fprintf(stderr, "%s: %s was written by reflexd pid %d, which is not running\n", who, file,
+			(*view)->pid);
+		return -1;
+	}
+	return 0;
+}
+
 int ctl_paths_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -53,12 +85,10 @@ int ctl_paths_main(int argc, char **argv)
 	const char *pin_dir = REFLEX_DEFAULT_PIN_DIR, *file = NULL;
 	struct router_view *view = NULL;
 	char default_file[PATH_MAX];
-	struct reflex_err err = { 0 };
 	bool json = false;
-	struct reflex_err read_err = { 0 };
 	char *text = NULL;
 	size_t len = 0;
-	int c, ret = 1, read_ret;
+	int c, ret = 1;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -78,27 +108,8 @@ int ctl_paths_main(int argc, char **argv)
 		pins_run_path(pin_dir, "paths", default_file, sizeof(default_file));
 		file = default_file;
 	}
-	read_ret = fileio_read_bounded(file, MAX_FILE_BYTES, &text, &len, &read_err);
-	if (read_ret) {
-		fprintf(stderr, "reflexctl paths: cannot read %s%s\n", read_err.msg,
-			read_ret == -ENOENT ? " (is a router reflexd, --lan/--path, running with this --pin-dir?)" : "");
-		return 1;
-	}
-	view = malloc(sizeof(*view));
-	if (!view) {
-		fprintf(stderr, "reflexctl paths: out of memory\n");
+	if (ctl_router_view_read("reflexctl paths", file, file == default_file, &view, &text, &len))
 		goto cleanup;
-	}
-	if (router_view_parse_json(text, len, view, &err)) {
-		fprintf(stderr, "reflexctl paths: %s: %s\n", file, err.msg);
-		goto cleanup;
-	}
-	/* The file outlives a reflexd killed hard: an old table must not pass for the truth. */
-	if (file == default_file && (view->pid <= 0 || (kill(view->pid, 0) != 0 && errno == ESRCH))) {
-		fprintf(stderr, "reflexctl paths: %s was written by reflexd pid %d, which is not running\n", file,
-			view->pid);
-		goto cleanup;
-	}
 	if (json) {
 		ret = fwrite(text, 1, len, stdout) == len ? 0 : 1;
 		goto cleanup;

@@ -3,7 +3,9 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "lib/fileio.h"
 #include "lib/json_write.h"
 #include "model/model_fast.h"
 #include "reflexd/controller.h"
@@ -283,6 +285,44 @@ bool controller_promote(struct controller *c, char *why, size_t why_len)
 			decision_write(c, fc, (uint32_t)fc->cwnd.current, 0);
 	controller_flush(c);
 	return true;
+}
+
+bool controller_shadow_report(struct controller *c, const char *status_path)
+{
+	struct reflex_err err = { 0 };
+	struct fileio_atomic out;
+	char why[512];
+	bool pass = shadow_gate(&c->shadow, why, sizeof(why));
+
+	fprintf(stderr, "reflexd: shadow %s policy: %s: gate %s\n", controller_policy_name(c), why,
+		pass ? "passes" : "fails");
+	if (fileio_atomic_open(&out, status_path, 0600, &err)) {
+		fprintf(stderr, "reflexd: %s\n", err.msg);
+		return pass;
+	}
+	fprintf(out.f, "pid=%d\nshadow=%d\npolicy=%s\nevaluated=%llu\ndelta_p95=%.4f\noscillations_per_30s=%.3f\n"
+		   "gate=%s\nwhy=%s\n",
+		(int)getpid(), c->opt.shadow, controller_policy_name(c),
+		(unsigned long long)c->shadow.evaluated, shadow_delta_p95(&c->shadow),
+		shadow_oscillations_per_30s(&c->shadow), pass ? "pass" : "fail", why);
+	if (fileio_atomic_commit(&out, &err))
+		fprintf(stderr, "reflexd: %s\n", err.msg);
+	return pass;
+}
+
+void controller_promote_by(struct controller *c, const char *by, const char *status_path)
+{
+	char why[512];
+
+	if (!c->opt.shadow)
+		return;
+	if (!controller_promote(c, why, sizeof(why))) {
+		fprintf(stderr, "reflexd: promotion (%s) refused: %s\n", by, why);
+		controller_shadow_report(c, status_path);
+		return;
+	}
+	fprintf(stderr, "reflexd: promoted (%s): decisions now act: %s\n", by, why);
+	controller_shadow_report(c, status_path);
 }
 
 /* The policy's choice in packets: a BDP multiple applies to the max delivery rate of

@@ -155,6 +155,13 @@ void controller_flow_gone(struct controller *c, const struct flow_entry *flow);
  * measured (and, if it failed, what failed). */
 bool controller_promote(struct controller *c, char *why, size_t why_len);
 
+/* The shadow verdict, for operators (stderr) and for `reflexctl promote` (a key=value
+ * file at status_path, replaced atomically); true if the gate passes. */
+bool controller_shadow_report(struct controller *c, const char *status_path);
+/* In shadow mode: controller_promote, saying on stderr whether it passed (by: who
+ * asked), then the verdict again to status_path. */
+void controller_promote_by(struct controller *c, const char *by, const char *status_path);
+
 /* What decides cwnd now: "dqn", "cwnd-tree" or "heuristic". */
 const char *controller_policy_name(const struct controller *c);
 

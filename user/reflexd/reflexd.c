@@ -32,6 +32,7 @@
 #include "reflexd/model_watch.h"
 #include "router/classify.h"
 #include "reflexd/qdisc_stats.h"
+#include "reflexd/router_window.h"
 #include "reflexd/telemetry.h"
 #include "lib/fileio.h"
 #include "lib/window_csv.h"
@@ -340,45 +341,14 @@ static void print_summary(struct daemon *d, double seconds)
 		(unsigned long long)(inserted > live ? inserted - live : 0));
 }
 
-/* The shadow verdict, for operators (stderr) and for `reflexctl promote` (a key=value
- * file next to the state file, replaced atomically). */
 static bool shadow_report(struct daemon *d)
 {
-	struct controller *c = &d->controller;
-	struct reflex_err err = { 0 };
-	struct fileio_atomic out;
-	char why[512];
-	bool pass = shadow_gate(&c->shadow, why, sizeof(why));
-
-	fprintf(stderr, "reflexd: shadow %s policy: %s: gate %s\n", controller_policy_name(c), why,
-		pass ? "passes" : "fails");
-	if (fileio_atomic_open(&out, d->shadow_status, 0600, &err)) {
-		fprintf(stderr, "reflexd: %s\n", err.msg);
-		return pass;
-	}
-	fprintf(out.f, "pid=%d\nshadow=%d\npolicy=%s\nevaluated=%llu\ndelta_p95=%.4f\noscillations_per_30s=%.3f\n"
-		   "gate=%s\nwhy=%s\n",
-		(int)getpid(), c->opt.shadow, controller_policy_name(c),
-		(unsigned long long)c->shadow.evaluated, shadow_delta_p95(&c->shadow),
-		shadow_oscillations_per_30s(&c->shadow), pass ? "pass" : "fail", why);
-	if (fileio_atomic_commit(&out, &err))
-		fprintf(stderr, "reflexd: %s\n", err.msg);
-	return pass;
+	return controller_shadow_report(&d->controller, d->shadow_status);
 }
 
 static void promote(struct daemon *d, const char *by)
 {
-	char why[512];
-
-	if (!d->controller.opt.shadow)
-		return;
-	if (!controller_promote(&d->controller, why, sizeof(why))) {
-		fprintf(stderr, "reflexd: promotion (%s) refused: %s\n", by, why);
-		shadow_report(d);
-		return;
-	}
-	fprintf(stderr, "reflexd: promoted (%s): decisions now act: %s\n", by, why);
-	shadow_report(d);
+	controller_promote_by(&d->controller, by, d->shadow_status);
 }
 
 static double unix_now(void)
@@ -626,6 +596,45 @@ static const int router_stop_signals[] = { SIGINT,   SIGTERM, SIGQUIT, SIGUSR2, 
 					   SIGPROF,  SIGXCPU, SIGXFSZ, SIGIO,   SIGPWR,    SIGSTKFLT,
 					   SIGTRAP };
 
+static struct router_window router_windows;
+static char router_decision_log[PATH_MAX]; /* the default decision log, if it is used */
+
+/* The window caps of forwarded flows run in the router's loop through its hooks, with
+ * the host's decision log and shadow file beside the router's state. */
+static int router_windows_start(struct reflexd_options *opt)
+{
+	static char shadow_status[PATH_MAX];
+
+	if (!opt->control.decision_log_path) {
+		pins_run_path(opt->pin_dir, "decisions", router_decision_log, sizeof(router_decision_log));
+		if (pins_run_dir_create() == 0)
+			opt->control.decision_log_path = router_decision_log;
+		else
+			router_decision_log[0] = '\0';
+	}
+	pins_run_path(opt->pin_dir, "shadow", shadow_status, sizeof(shadow_status));
+	decision_log_limits(opt->decision_log_max_bytes, opt->decision_log_keep);
+	if (router_window_init(&router_windows, &opt->control, &opt->config, opt->max_flows, shadow_status,
+			       opt->auto_promote ? opt->shadow_period_s : 0)) {
+		router_window_free(&router_windows);
+		return -1;
+	}
+	opt->router.hooks = &router_windows.hooks;
+	return 0;
+}
+
+static void router_windows_stop(void)
+{
+	struct stat st;
+
+	router_window_free(&router_windows);
+	if (router_windows.shadow_status_path)
+		unlink(router_windows.shadow_status_path);
+	/* An empty default log says nothing: do not leave it behind. */
+	if (router_decision_log[0] && stat(router_decision_log, &st) == 0 && st.st_size == 0)
+		unlink(router_decision_log);
+}
+
 /* Edge-router mode: the router runtime owns attach, loop and detach. */
 static int run_router(struct reflexd_options *opt)
 {
@@ -662,8 +671,14 @@ static int run_router(struct reflexd_options *opt)
 		fprintf(stderr, "reflexd: %s\n", err);
 		return EXIT_SETUP;
 	}
+	if (opt->router_windows && router_windows_start(opt)) {
+		metrics_stop(&metrics);
+		return EXIT_SETUP;
+	}
 	ret = router_run(&opt->router);
 	metrics_stop(&metrics);
+	if (opt->router_windows)
+		router_windows_stop();
 	return ret;
 }
 

@@ -35,7 +35,8 @@ void reflexd_usage(FILE *out)
 		"                           cgroup displaces a tc-only flow, other new flows are refused\n"
 		"                           (both counted)\n"
 		"\n"
-		"control (needs --cgroup for cwnd):\n"
+		"control (cwnd needs --cgroup; on a router, --lan/--path, it caps forwarded TCP\n"
+		"flows' windows instead, when --policy, --model cwnd=/dqn= or --shadow asks for it):\n"
 		"  --model ROLE=FILE        load a .reflex model; ROLE is cwnd (tree), dqn (int8 MLP)\n"
 		"                           or batching (repeatable); a model that fails to load\n"
 		"                           leaves the heuristic (1.25 x BDP) or the defaults\n"
@@ -104,7 +105,8 @@ void reflexd_usage(FILE *out)
 		"                           each path gets `ip rule fwmark MARK/M lookup 21074+i`\n"
 		"  --move-flows             move a failed path's flows to another path: only for\n"
 		"                           un-NAT'd uplinks (a NAT'd flow cannot change uplink)\n"
-		"  SIGHUP reloads the classes file; `reflexctl paths` shows the paths and flows.\n"
+		"  SIGHUP reloads the classes file (and the models); `reflexctl paths` shows the paths\n"
+		"  and flows, `reflexctl flows` each forwarded flow's window cap.\n"
 		"\n"
 		"Exit codes: 0 stopped cleanly, 1 runtime error, 2 bad usage or setup failure\n"
 		"(nothing is left attached).\n",
@@ -359,6 +361,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 				usage_error(&e, "--model: '%s' is not cwnd=FILE, dqn=FILE or batching=FILE", optarg);
 			break;
 		case OPT_POLICY:
+			opt->policy_given = true;
 			if (!strcmp(optarg, "cwnd=tree"))
 				policy = CWND_POLICY_TREE;
 			else if (!strcmp(optarg, "cwnd=dqn"))
@@ -499,6 +502,8 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 			usage_error(&e, "--lan/--path (edge router) and --iface/--cgroup (host) exclude each other");
 		else if (!opt->cleanup_only && router_opts_check(&opt->router, &why))
 			usage_error(&e, "%s", why.msg);
+		else if (opt->control.batching_model_path)
+			usage_error(&e, "--model batching= retunes a host's tc pipeline: a router has none to retune");
 	} else if (!opt->cleanup_only && !opt->print_classes && !opt->iface) {
 		usage_error(&e, "--iface is required");
 	}
@@ -510,6 +515,9 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		usage_error(&e, "--observe decides nothing: it excludes --shadow and --model");
 	if (opt->auto_promote && !opt->control.shadow)
 		usage_error(&e, "--auto-promote needs --shadow");
+	opt->router_windows = opt->router_mode && policy != CWND_POLICY_OFF &&
+			      (opt->policy_given || opt->control.cwnd_model_path || opt->control.dqn_model_path ||
+			       opt->control.shadow);
 	if (opt->config.actuator == REFLEX_ACTUATOR_CC && !opt->cgroup && !opt->cleanup_only)
 		usage_error(&e, "--actuator cc needs --cgroup (the connections it runs)");
 	return e.failed ? REFLEXD_ARGS_ERROR : REFLEXD_ARGS_RUN;

@@ -25,8 +25,13 @@ struct reflexd_options {
 	double shadow_period_s;
 	bool cleanup_only;
 	bool verbose;
+	bool policy_given; /* --policy was on the command line or in the config file */
 	/* Edge-router mode: --lan and --path (user/router.h). */
 	bool router_mode;
+	/* ... with window caps on forwarded TCP flows (router_window.h): asked for by
+	 * --policy, --model cwnd=/dqn= or --shadow, as rewriting the windows of a LAN's
+	 * flows is something an operator opts into; --observe turns it off. */
+	bool router_windows;
 	struct router_opts router;
 	bool print_classes;
 	/* Service: --config FILE (its keys come before the command line's options, which

@@ -45,7 +45,10 @@ struct router_daemon {
 	struct router_view *view;
 	uint64_t start_ns;
 	uint64_t decide_failures_logged;
+	bool hooks_started; /* hooks->start succeeded: hooks->stop is due */
 };
+
+#define HOOK(d, name) ((d)->opt->hooks && (d)->opt->hooks->name)
 
 static uint64_t now_ns(void)
 {
@@ -75,6 +78,9 @@ static void forget(void *ctx, const struct flow_key *key)
 {
 	struct router_daemon *d = ctx;
 
+	if (HOOK(d, forget))
+		d->opt->hooks->forget(d->opt->hooks->ctx, key);
+	bpf_map_delete_elem(router_attach_wnd_caps_fd(&d->ra), key);
 	bpf_map_delete_elem(router_attach_decisions_fd(&d->ra), key);
 	bpf_map_delete_elem(router_attach_flows_fd(&d->ra), key);
 }
@@ -119,8 +125,14 @@ static int on_record(void *ctx, void *data, size_t size)
 {
 	struct router_daemon *d = ctx;
 
-	if (size >= sizeof(struct router_sample))
-		router_core_on_sample(&d->core, data, now_ns());
+	uint64_t now;
+
+	if (size < sizeof(struct router_sample))
+		return 0;
+	now = now_ns();
+	router_core_on_sample(&d->core, data, now);
+	if (HOOK(d, sample))
+		d->opt->hooks->sample(d->opt->hooks->ctx, data, now);
 	return 0;
 }
 
@@ -340,6 +352,14 @@ static int setup(struct router_daemon *d)
 	d->core_ready = true;
 	router_core_publish_next_paths(&d->core);
 	pins_run_path(o->pin_dir, "paths", d->paths_file, sizeof(d->paths_file));
+	if (HOOK(d, start)) {
+		ret = o->hooks->start(o->hooks->ctx, router_attach_wnd_caps_fd(&d->ra), err, sizeof(err));
+		if (ret) {
+			fprintf(stderr, "reflexd: %s\n", err[0] ? err : strerror(-ret));
+			return ret;
+		}
+		d->hooks_started = true;
+	}
 	return 0;
 }
 
@@ -445,6 +465,13 @@ static void flow_view_fill(struct router_daemon *d, const struct router_flow_sta
 	fv->retrans_packets = f->total[ROUTER_DIR_UP].retrans_packets + f->total[ROUTER_DIR_DOWN].retrans_packets;
 	fv->age_ms = now > f->first_ns ? (now - f->first_ns) / 1000000 : 0;
 	fv->idle_ms = now > f->last_ns ? (now - f->last_ns) / 1000000 : 0;
+	fv->handshake = f->handshake;
+	for (int dir = 0; dir < ROUTER_DIR_MAX; dir++) {
+		fv->delivery_rate_bps[dir] = f->delivery_rate_bps[dir];
+		fv->wnd_enforced[dir] = f->wnd_enforced[dir];
+	}
+	if (HOOK(d, flow_view))
+		d->opt->hooks->flow_view(d->opt->hooks->ctx, &f->key, fv);
 }
 
 /* A hash's entries, by walking its keys (once a second: a few ms at 16k entries). */
@@ -515,6 +542,7 @@ static void view_fill(struct router_daemon *d, uint64_t now)
 	map_fill(router_attach_flows_fd(&d->ra), &v->maps[ROUTER_VIEW_MAP_FLOWS]);
 	map_fill(router_attach_decisions_fd(&d->ra), &v->maps[ROUTER_VIEW_MAP_DECISIONS]);
 	map_fill(router_attach_timestamps_fd(&d->ra), &v->maps[ROUTER_VIEW_MAP_TIMESTAMPS]);
+	map_fill(router_attach_wnd_caps_fd(&d->ra), &v->maps[ROUTER_VIEW_MAP_WND_CAPS]);
 }
 
 /* Replaced whole (temporary file + rename): a reader never sees half a table. */
@@ -570,11 +598,18 @@ static int loop(struct router_daemon *d)
 		if (o->reload && *o->reload) {
 			*o->reload = 0;
 			classes_reload(d);
+			if (HOOK(d, reload))
+				o->hooks->reload(o->hooks->ctx);
 		}
 		if (o->promote && *o->promote) {
 			*o->promote = 0;
-			fprintf(stderr, "reflexd: SIGUSR1: the router has no shadow mode to leave\n");
+			if (HOOK(d, promote))
+				o->hooks->promote(o->hooks->ctx);
+			else
+				fprintf(stderr, "reflexd: SIGUSR1: the router has no shadow mode to leave\n");
 		}
+		if (HOOK(d, tick))
+			o->hooks->tick(o->hooks->ctx, now);
 		if (now - last_paths >= PATH_CHECK_NS) {
 			paths_check(d, now);
 			last_paths = now;
@@ -606,6 +641,8 @@ static void summary(struct router_daemon *d)
 
 static void teardown(struct router_daemon *d)
 {
+	if (d->hooks_started && HOOK(d, stop))
+		d->opt->hooks->stop(d->opt->hooks->ctx);
 	if (d->core_ready) {
 		summary(d);
 		router_core_free(&d->core);

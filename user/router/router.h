@@ -34,7 +34,31 @@
 
 #include "lib/error.h"
 #include "router/bandit.h"
+#include "router/router_view.h"
 #include "reflex_router.h"
+
+/*
+ * What reflexd adds to the router's loop from a part above user/router (the window
+ * caps of forwarded TCP flows, user/reflexd/router_window.h), called on router_run's
+ * thread. Any member may be NULL.
+ */
+struct router_hooks {
+	void *ctx;
+	/* The programs are attached; wnd_caps_fd is `router_wnd_caps`. 0, or -errno with err. */
+	int (*start)(void *ctx, int wnd_caps_fd, char *err, size_t len);
+	/* Every router_sample, after the core folded it in. */
+	void (*sample)(void *ctx, const struct router_sample *s, uint64_t now_ns);
+	/* Every turn of the loop (about every max_batch_delay_us), after the heartbeat. */
+	void (*tick)(void *ctx, uint64_t now_ns);
+	/* The core forgot the flow (router.c deletes its router_wnd_caps entry too). */
+	void (*forget)(void *ctx, const struct flow_key *key);
+	/* Its columns of the flow's row in the view (cwnd_target, cap_bytes). */
+	void (*flow_view)(void *ctx, const struct flow_key *key, struct router_flow_view *fv);
+	void (*reload)(void *ctx);  /* SIGHUP, after the classes */
+	void (*promote)(void *ctx); /* SIGUSR1 */
+	/* Before the programs are detached: withdraw what it wrote. */
+	void (*stop)(void *ctx);
+};
 
 /* One --path NAME:IF:NEXTHOP[,NEXTHOP] (one next hop per address family). */
 struct router_path {
@@ -64,7 +88,8 @@ struct router_opts {
 	bool verbose;
 	volatile sig_atomic_t *stop;   /* set by the caller's signal handler */
 	volatile sig_atomic_t *reload; /* SIGHUP: reload the classes file */
-	volatile sig_atomic_t *promote; /* SIGUSR1: host mode's promote, nothing to do here */
+	volatile sig_atomic_t *promote; /* SIGUSR1: hooks->promote (shadow mode of the window caps) */
+	const struct router_hooks *hooks; /* NULL: steering only */
 };
 
 /*

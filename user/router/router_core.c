@@ -139,6 +139,14 @@ static uint64_t flow_delivered(const struct router_flow_state *f, const struct r
 	return s->delta[ROUTER_DIR_UP].payload_bytes + s->delta[ROUTER_DIR_DOWN].payload_bytes;
 }
 
+/* Data of direction d delivered: what the other end acknowledged (TCP), or carried (UDP). */
+static uint64_t dir_delivered(const struct router_flow_state *f, const struct router_sample *s, int d)
+{
+	if (is_tcp(f))
+		return s->delta[d == ROUTER_DIR_UP ? ROUTER_DIR_DOWN : ROUTER_DIR_UP].acked_bytes;
+	return s->delta[d].payload_bytes;
+}
+
 static void stats_add(struct router_dir_stats *to, const struct router_dir_stats *d)
 {
 	to->packets += d->packets;
@@ -255,7 +263,12 @@ static void sample_fold(struct router_core *c, struct router_flow_state *f, cons
 	for (int d = 0; d < ROUTER_DIR_MAX; d++) {
 		f->acc.data_packets[d] += s->delta[d].data_packets;
 		f->acc.retrans_packets[d] += s->delta[d].retrans_packets;
+		f->acc.delivered_dir_bytes[d] += dir_delivered(f, s, d);
+		f->wscale[d] = s->wscale[d];
+		if (s->wnd_enforced[d])
+			f->wnd_enforced[d] = s->wnd_enforced[d];
 	}
+	f->handshake = s->flags & ROUTER_FLOW_HANDSHAKE;
 	f->acc.delivered_bytes += flow_delivered(f, s);
 
 	/* The path RTT belongs to where the up packets went (BPF's view), else to
@@ -489,11 +502,22 @@ static void flow_reclassify(struct router_core *c, struct router_flow_state *f, 
 		f->counted = true;
 }
 
+/* Per data direction, for the table: what the last interval delivered. */
+static void flow_rates(struct router_flow_state *f, uint64_t now_ns)
+{
+	uint64_t start = f->acc.start_ns > f->first_ns ? f->acc.start_ns : f->first_ns;
+	uint64_t elapsed = now_ns > start + 1000000 ? now_ns - start : 1000000;
+
+	for (int d = 0; d < ROUTER_DIR_MAX; d++)
+		f->delivery_rate_bps[d] = (double)f->acc.delivered_dir_bytes[d] * 8e9 / (double)elapsed;
+}
+
 static void reward_tick(struct router_core *c, uint64_t now_ns)
 {
 	struct router_flow_state *f, *tmp;
 
 	HASH_ITER(hh, c->flows, f, tmp) {
+		flow_rates(f, now_ns);
 		if (f->counted && !f->closed && f->path >= 0 && f->acc.packets > 0)
 			flow_reward(c, f, now_ns);
 		if (!f->closed)

@@ -71,6 +71,7 @@ struct router_flow_interval {
 	uint64_t data_packets[ROUTER_DIR_MAX];
 	uint64_t retrans_packets[ROUTER_DIR_MAX];
 	uint64_t delivered_bytes;
+	uint64_t delivered_dir_bytes[ROUTER_DIR_MAX]; /* of delivered_bytes, by data direction */
 	double rtt_sum_us;
 	uint32_t rtt_samples;
 };
@@ -100,6 +101,11 @@ struct router_flow_state {
 	double throughput_bps;
 	double reward;          /* NAN before the first */
 	uint64_t rewards;
+	/* Per data direction (enum router_dir), for the window caps' table. */
+	double delivery_rate_bps[ROUTER_DIR_MAX]; /* over the last reward interval */
+	uint32_t wnd_enforced[ROUTER_DIR_MAX];   /* newest router_sample.wnd_enforced, 0 = none yet */
+	uint8_t wscale[ROUTER_DIR_MAX];          /* router_sample.wscale */
+	bool handshake;                          /* ROUTER_FLOW_HANDSHAKE */
 	UT_hash_handle hh;
 };
 

@@ -314,6 +314,11 @@ int router_attach_flows_fd(const struct router_attach *ra)
 	return bpf_map__fd(ra->skel->maps.router_flows);
 }
 
+int router_attach_wnd_caps_fd(const struct router_attach *ra)
+{
+	return bpf_map__fd(ra->skel->maps.router_wnd_caps);
+}
+
 int router_attach_path_stats_fd(const struct router_attach *ra)
 {
 	return bpf_map__fd(ra->skel->maps.router_path_stats);

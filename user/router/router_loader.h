@@ -64,6 +64,7 @@ int router_attach_heartbeat(struct router_attach *ra, uint64_t now_ns);
 int router_attach_events_fd(const struct router_attach *ra);
 int router_attach_decisions_fd(const struct router_attach *ra);
 int router_attach_flows_fd(const struct router_attach *ra);
+int router_attach_wnd_caps_fd(const struct router_attach *ra);
 int router_attach_timestamps_fd(const struct router_attach *ra);
 int router_attach_path_stats_fd(const struct router_attach *ra);
 int router_attach_counters_fd(const struct router_attach *ra);

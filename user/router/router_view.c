@@ -11,6 +11,8 @@
 
 static const char *const counter_names[ROUTER_CNT_MAX] = ROUTER_COUNTER_NAMES;
 static const char *const map_names[ROUTER_VIEW_MAPS] = ROUTER_VIEW_MAP_NAMES;
+/* The suffix of a data direction's fields (enum router_dir), as bytes_up/bytes_down. */
+static const char *const dir_names[ROUTER_DIR_MAX] = { "up", "down" };
 
 /* One table of router_core_stats' fields, used by the printer and the reader. */
 #define STATS_FIELDS(X)                                                                              \
@@ -91,9 +93,17 @@ static void flow_json(FILE *out, const struct router_flow_view *f)
 	fputs(",\"reward\":", out);
 	json_write_number(out, f->reward);
 	fprintf(out, ",\"rewards\":%llu,\"bytes_up\":%llu,\"bytes_down\":%llu,\"retrans_packets\":%llu,"
-		     "\"age_ms\":%llu,\"idle_ms\":%llu}",
+		     "\"age_ms\":%llu,\"idle_ms\":%llu,\"handshake\":%s",
 		(unsigned long long)f->rewards, (unsigned long long)f->bytes_up, (unsigned long long)f->bytes_down,
-		(unsigned long long)f->retrans_packets, (unsigned long long)f->age_ms, (unsigned long long)f->idle_ms);
+		(unsigned long long)f->retrans_packets, (unsigned long long)f->age_ms, (unsigned long long)f->idle_ms,
+		f->handshake ? "true" : "false");
+	for (int d = 0; d < ROUTER_DIR_MAX; d++) {
+		fprintf(out, ",\"delivery_rate_bps_%s\":", dir_names[d]);
+		json_write_number(out, f->delivery_rate_bps[d]);
+		fprintf(out, ",\"cwnd_target_%s\":%u,\"cap_bytes_%s\":%u,\"wnd_enforced_%s\":%u", dir_names[d],
+			f->cwnd_target[d], dir_names[d], f->cap_bytes[d], dir_names[d], f->wnd_enforced[d]);
+	}
+	fputc('}', out);
 }
 
 int router_view_print_json(const struct router_view *v, FILE *out)
@@ -478,6 +488,19 @@ static void read_flows(struct reader *r, const struct json_value *root, struct r
 		f->retrans_packets = count(r, o, where, "retrans_packets", UINT64_MAX);
 		f->age_ms = count(r, o, where, "age_ms", UINT64_MAX);
 		f->idle_ms = count(r, o, where, "idle_ms", UINT64_MAX);
+		f->handshake = flag(r, o, where, "handshake");
+		for (int d = 0; d < ROUTER_DIR_MAX; d++) {
+			char key[32];
+
+			snprintf(key, sizeof(key), "delivery_rate_bps_%s", dir_names[d]);
+			f->delivery_rate_bps[d] = num(r, o, where, key, 0);
+			snprintf(key, sizeof(key), "cwnd_target_%s", dir_names[d]);
+			f->cwnd_target[d] = (uint32_t)count(r, o, where, key, UINT32_MAX);
+			snprintf(key, sizeof(key), "cap_bytes_%s", dir_names[d]);
+			f->cap_bytes[d] = (uint32_t)count(r, o, where, key, UINT32_MAX);
+			snprintf(key, sizeof(key), "wnd_enforced_%s", dir_names[d]);
+			f->wnd_enforced[d] = (uint32_t)count(r, o, where, key, UINT32_MAX);
+		}
 	}
 }
 

@@ -11,11 +11,14 @@
  *    "flows_total":N,
  *    "flows":[{"flow","class","rule","path","closed","from_start","moves","rtt_us",
  *              "path_rtt_us","lan_rtt_min_us","loss_rate","throughput_bps","reward",
- *              "rewards","bytes_up","bytes_down","retrans_packets","age_ms","idle_ms"}],
+ *              "rewards","bytes_up","bytes_down","retrans_packets","age_ms","idle_ms",
+ *              "handshake", and per data direction D (up: the LAN end sends, down: the far
+ *              end sends) "delivery_rate_bps_D","cwnd_target_D","cap_bytes_D",
+ *              "wnd_enforced_D"}],
  *    "stats":{ router_core_stats by field name },
  *    "counters":{ the BPF counters by ROUTER_COUNTER_NAMES },
- *    "maps":{"router_flows":{"entries":N,"max_entries":N}, likewise router_decisions
- *            and router_timestamps}}
+ *    "maps":{"router_flows":{"entries":N,"max_entries":N}, likewise router_decisions,
+ *            router_timestamps and router_wnd_caps}}
  *
  * Unknown values are null (no next hop, an unsteered flow's path, a flow's reward
  * before the first); "flows" holds the ROUTER_VIEW_MAX_FLOWS largest by bytes.
@@ -43,10 +46,11 @@ enum router_view_map {
 	ROUTER_VIEW_MAP_FLOWS = 0,
 	ROUTER_VIEW_MAP_DECISIONS,
 	ROUTER_VIEW_MAP_TIMESTAMPS,
+	ROUTER_VIEW_MAP_WND_CAPS,
 	ROUTER_VIEW_MAPS,
 };
 
-#define ROUTER_VIEW_MAP_NAMES { "router_flows", "router_decisions", "router_timestamps" }
+#define ROUTER_VIEW_MAP_NAMES { "router_flows", "router_decisions", "router_timestamps", "router_wnd_caps" }
 
 struct router_map_fill {
 	uint32_t entries;
@@ -84,6 +88,12 @@ struct router_flow_view {
 	uint64_t retrans_packets;
 	uint64_t age_ms;
 	uint64_t idle_ms;
+	/* The window caps (issue 17), per data direction (enum router_dir): */
+	bool handshake;                            /* ROUTER_FLOW_HANDSHAKE: windows may be rewritten */
+	double delivery_rate_bps[ROUTER_DIR_MAX];  /* d's data acknowledged, over the last reward interval */
+	uint32_t cwnd_target[ROUTER_DIR_MAX];      /* packets reflexd decided for d's sender, 0 = none */
+	uint32_t cap_bytes[ROUTER_DIR_MAX];        /* router_wnd_caps: cwnd_target x segment size */
+	uint32_t wnd_enforced[ROUTER_DIR_MAX];     /* the window d's sender was last sent, after rewriting */
 };
 
 struct router_view {
