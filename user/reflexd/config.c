@@ -34,6 +34,7 @@ static const struct key_def keys[] = {
 	{ "host", "sample-interval-ms", KEY_VALUE },
 	{ "host", "flush-threshold", KEY_VALUE },
 	{ "host", "max-batch-delay-us", KEY_VALUE },
+	{ "host", "max-flows", KEY_VALUE },
 	{ "host", "policy", KEY_VALUE },
 	{ "host", "explore", KEY_VALUE },
 	{ "host", "drift-threshold", KEY_VALUE },
