@@ -7,12 +7,17 @@
 #ifndef REFLEX_SOCK_STATE_BPF_H
 #define REFLEX_SOCK_STATE_BPF_H
 
+/* sock_state.flags */
+enum sock_state_flag {
+	SOCK_STATE_LISTED = 1, /* sockops inserted this socket's entry into sock_flows */
+};
+
 /* Lives and dies with the socket. */
 struct sock_state {
 	__u64 last_sample_ns;
 	__u64 decision_gen;  /* decision_gen when the decision was last looked up */
 	__u32 applied_clamp; /* what we set with TCP_BPF_SNDCWND_CLAMP, 0 = nothing */
-	__u32 pad;
+	__u32 flags;         /* enum sock_state_flag */
 };
 
 struct {

@@ -8,9 +8,10 @@
  * to the `reflex` congestion control at establish.
  *
  * The RTT callback runs on every ACK, so its common path is one socket-storage
- * lookup, the socket's TCP timestamp and a compare: the flow key, the decision lookup and the
- * heartbeat check run only once per sample interval or after reflexd changed some
- * decision (decision_gen).
+ * lookup, the socket's TCP timestamp (no helper call, no clock read), one read of
+ * decision_gen and two compares. A sample, once per sample interval, writes the ring
+ * and sock_flows and looks the decision up, which is also looked up as soon as
+ * reflexd changed some decision since the socket's last look (decision_gen).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -85,14 +86,26 @@ static __always_inline void flow_key_from_skops(const struct bpf_sock_ops *skops
 	}
 }
 
-/* Fill a sample from the socket; srtt and mdev are reported as `ss -ti` shows them
- * (srtt_us >> 3, mdev_us >> 2), so they can be compared directly. */
-static __always_inline void sample_fill(struct bpf_sock_ops *skops, struct sock_sample *s, __u32 event, __u32 mrtt_us)
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+/* The socket as a read-only tcp_sock: the verifier turns bpf_rdonly_cast into a
+ * register move and the field reads into fault-safe loads, where
+ * bpf_skc_to_tcp_sock is a helper call. The callbacks below come from TCP only. */
+static __always_inline const struct tcp_sock *tcp_sock_of(struct bpf_sock_ops *skops)
 {
 	struct bpf_sock *sk = skops->sk;
-	struct tcp_sock *tp = NULL;
 
-	s->ts_ns = bpf_ktime_get_ns();
+	return sk ? bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock)) : NULL;
+}
+
+/* Fill a sample from the socket at `now`; srtt and mdev are reported as `ss -ti`
+ * shows them (srtt_us >> 3, mdev_us >> 2), so they can be compared directly. */
+static __always_inline void sample_fill(struct bpf_sock_ops *skops, struct sock_sample *s, __u32 event,
+					__u32 mrtt_us, __u64 now)
+{
+	const struct tcp_sock *tp = tcp_sock_of(skops);
+
+	s->ts_ns = now;
 	s->cookie = bpf_get_socket_cookie(skops);
 	flow_key_from_skops(skops, &s->key);
 	s->event = event;
@@ -110,11 +123,9 @@ static __always_inline void sample_fill(struct bpf_sock_ops *skops, struct sock_
 	s->cpu = bpf_get_smp_processor_id();
 	s->bytes_acked = skops->bytes_acked;
 	s->bytes_received = skops->bytes_received;
-	if (sk)
-		tp = bpf_skc_to_tcp_sock(sk);
 	if (tp) {
-		s->mdev_us = BPF_CORE_READ(tp, mdev_us) >> 2;
-		s->delivered = BPF_CORE_READ(tp, delivered);
+		s->mdev_us = tp->mdev_us >> 2;
+		s->delivered = tp->delivered;
 	}
 }
 
@@ -133,9 +144,14 @@ static __always_inline void sock_flow_fill(struct sock_flow *flow, const struct 
 	flow->delivered = s->delivered;
 }
 
-/* In place when the flow has an entry: an update of an LRU hash allocates a new
- * element and frees the old one, many times the cost of the stores. */
-static __always_inline void sock_flow_update(const struct sock_sample *s)
+/*
+ * In place when the flow has an entry: an update of an LRU hash allocates a new
+ * element and frees the old one, many times the cost of the stores. An insert into a
+ * full LRU evicts some other socket's entry silently; that socket counts it when it
+ * next finds its own entry gone (here or at close), so the count is exact without a
+ * walk of the map, and costs nothing while entries stay.
+ */
+static __always_inline void sock_flow_update(struct sock_state *st, const struct sock_sample *s)
 {
 	struct sock_flow *old = bpf_map_lookup_elem(&sock_flows, &s->key);
 	struct sock_flow flow = {};
@@ -144,11 +160,27 @@ static __always_inline void sock_flow_update(const struct sock_sample *s)
 		sock_flow_fill(old, s);
 		return;
 	}
+	if (st && (st->flags & SOCK_STATE_LISTED))
+		counter_add(CNT_SOCK_FLOW_EVICTED, 1);
 	sock_flow_fill(&flow, s);
-	bpf_map_update_elem(&sock_flows, &s->key, &flow, BPF_ANY);
+	if (bpf_map_update_elem(&sock_flows, &s->key, &flow, BPF_ANY)) {
+		counter_add(CNT_SOCK_FLOW_FAIL, 1);
+		return;
+	}
+	if (st)
+		st->flags |= SOCK_STATE_LISTED;
 }
 
-static __always_inline void emit(struct bpf_sock_ops *skops, __u32 event, __u32 mrtt_us)
+static __always_inline void sock_flow_remove(struct sock_state *st, const struct flow_key *key)
+{
+	if (bpf_map_delete_elem(&sock_flows, key) && st && (st->flags & SOCK_STATE_LISTED))
+		counter_add(CNT_SOCK_FLOW_EVICTED, 1);
+}
+
+/* st may be NULL (no socket storage): then evictions of this socket's entry go
+ * uncounted. */
+static __always_inline void emit(struct bpf_sock_ops *skops, struct sock_state *st, __u32 event,
+				 __u32 mrtt_us, __u64 now)
 {
 	struct sock_sample *s;
 
@@ -157,11 +189,11 @@ static __always_inline void emit(struct bpf_sock_ops *skops, __u32 event, __u32 
 		counter_add(CNT_SOCK_RESERVE_FAIL, 1);
 		return;
 	}
-	sample_fill(skops, s, event, mrtt_us);
+	sample_fill(skops, s, event, mrtt_us, now);
 	if (event == SOCK_EVENT_CLOSE)
-		bpf_map_delete_elem(&sock_flows, &s->key);
+		sock_flow_remove(st, &s->key);
 	else
-		sock_flow_update(s);
+		sock_flow_update(st, s);
 	counter_add(CNT_SOCK_SAMPLES, 1);
 	/* Establish and close are rare and matter to userspace's flow table: wake it. */
 	if (event == SOCK_EVENT_ESTABLISHED || event == SOCK_EVENT_CLOSE)
@@ -228,47 +260,41 @@ static __always_inline void clamp_follow(struct bpf_sock_ops *skops, struct sock
 	clamp_record(&key, wanted);
 }
 
-/*
- * Now on the bpf_ktime_get_ns clock (CLOCK_MONOTONIC) without reading it: the TCP
- * stack stamped tcp_mstamp (us) when it took this ACK or sent this retransmission.
- * A clock read costs far more than the rest of the common path on a virtual machine.
- */
-static __always_inline __u64 tcp_clock_ns(struct bpf_sock_ops *skops)
-{
-	struct bpf_sock *sk = skops->sk;
-	struct tcp_sock *tp = sk ? bpf_skc_to_tcp_sock(sk) : NULL;
-
-	return tp ? tp->tcp_mstamp * 1000 : bpf_ktime_get_ns();
-}
-
-static __always_inline struct sock_state *sock_state_of(struct bpf_sock_ops *skops)
+static __always_inline struct sock_state *sock_state_of(struct bpf_sock_ops *skops, __u64 flags)
 {
 	struct bpf_sock *sk = skops->sk;
 
 	if (!sk)
 		return NULL;
-	return bpf_sk_storage_get(&sock_state_store, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	return bpf_sk_storage_get(&sock_state_store, sk, 0, flags);
 }
 
 /*
  * An ACK (RTT) or a retransmission: a sample at most once per sample interval, and
  * under the clamp actuator the decision followed then, or as soon as reflexd changed
- * one. A stale heartbeat is thus noticed within a sample interval of its deadline.
+ * one. A stale heartbeat is thus noticed within a sample interval of its deadline,
+ * and a decision written by anyone but reflexd (which bumps decision_gen) within a
+ * sample interval of its write.
+ *
+ * Now is on the bpf_ktime_get_ns clock without reading it (a clock read costs far
+ * more than the rest of this path on a virtual machine): TCP stamped tcp_mstamp (us)
+ * when it took this ACK or sent this retransmission.
  */
 static __always_inline void sock_tick(struct bpf_sock_ops *skops, __u32 event, __u32 mrtt_us)
 {
-	struct sock_state *st = sock_state_of(skops);
+	struct sock_state *st = sock_state_of(skops, BPF_SK_STORAGE_GET_F_CREATE);
+	const struct tcp_sock *tp = tcp_sock_of(skops);
 	__u64 now, gen;
 	bool due;
 
 	if (!st)
 		return;
-	now = tcp_clock_ns(skops);
+	now = tp ? tp->tcp_mstamp * 1000 : bpf_ktime_get_ns();
 	gen = decision_gen_read();
-	due = !st->last_sample_ns || now - st->last_sample_ns >= sample_interval;
+	due = now - st->last_sample_ns >= sample_interval;
 	if (due) {
 		st->last_sample_ns = now;
-		emit(skops, event, mrtt_us);
+		emit(skops, st, event, mrtt_us, now);
 	}
 	if (actuator == REFLEX_ACTUATOR_CLAMP && (due || gen != st->decision_gen))
 		clamp_follow(skops, st, now, gen);
@@ -277,17 +303,17 @@ static __always_inline void sock_tick(struct bpf_sock_ops *skops, __u32 event, _
 /* Establish: the first sample, then the actuator's setup. */
 static __always_inline void sock_established(struct bpf_sock_ops *skops)
 {
-	struct sock_state *st;
+	struct sock_state *st = sock_state_of(skops, BPF_SK_STORAGE_GET_F_CREATE);
 	__u64 gen = decision_gen_read();
+	__u64 now = bpf_ktime_get_ns();
 
-	emit(skops, SOCK_EVENT_ESTABLISHED, 0);
+	emit(skops, st, SOCK_EVENT_ESTABLISHED, 0, now);
 	if (actuator == REFLEX_ACTUATOR_CC) {
 		cc_select(skops);
 		return;
 	}
-	st = sock_state_of(skops);
 	if (st)
-		clamp_follow(skops, st, bpf_ktime_get_ns(), gen);
+		clamp_follow(skops, st, now, gen);
 }
 
 SEC("sockops")
@@ -313,7 +339,7 @@ int reflex_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_STATE_CB:
 		/* args[1] is the new state; BPF_TCP_CLOSE is the end of the flow. */
 		if (skops->args[1] == BPF_TCP_CLOSE)
-			emit(skops, SOCK_EVENT_CLOSE, 0);
+			emit(skops, sock_state_of(skops, 0), SOCK_EVENT_CLOSE, 0, bpf_ktime_get_ns());
 		break;
 	default:
 		break;

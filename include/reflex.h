@@ -179,6 +179,8 @@ enum reflex_counter {
 	CNT_CC_FALLBACK,    /* `reflex` left a decision for its CUBIC fallback */
 	CNT_TC_FLOW_NEW,    /* flows tc inserted into tc_flows (inserts - live entries = LRU evictions) */
 	CNT_TC_FLOW_FAIL,   /* inserts into tc_flows refused */
+	CNT_SOCK_FLOW_EVICTED, /* sock_flows entries the LRU pushed out (seen by their socket) */
+	CNT_SOCK_FLOW_FAIL,    /* inserts into sock_flows refused */
 	CNT_MAX,
 };
 
@@ -186,6 +188,7 @@ enum reflex_counter {
 	{ "sock_samples", "sock_reserve_fail", "tc_packets", "tc_samples",        \
 	  "tc_reserve_fail", "tc_parse_skip", "wakeups", "clamp_set", "clamp_lifted", \
 	  "clamp_fail", "heartbeat_stale", "cc_select", "cc_select_fail", "cc_set",   \
-	  "cc_fallback", "tc_flow_new", "tc_flow_fail" }
+	  "cc_fallback", "tc_flow_new", "tc_flow_fail", "sock_flow_evicted",   \
+	  "sock_flow_fail" }
 
 #endif /* REFLEX_H */

@@ -63,7 +63,7 @@ expect_eq "$live" "$LONG_FLOWS" "established connections once the short load end
 expect_le "$socks" $((live + 5)) "sock_flows entries against the $live live connections"
 kill -TERM "$RD_PID"; wait "$RD_PID"
 summary=$(grep "reflexd: ran" "$TMP/reflexd.log") || fail "no summary: $(tail -5 "$TMP/reflexd.log")"
-for counter in sock_reserve_fail tc_reserve_fail clamp_fail tc_flow_fail flows_refused; do
+for counter in sock_reserve_fail tc_reserve_fail clamp_fail tc_flow_fail sock_flow_fail sock_flow_evicted flows_refused; do
 	expect_eq "$(sed -n "s/.*[ ,]$counter=\([0-9]*\).*/\1/p" <<<"$summary")" 0 "$counter"
 done
 lifted=$(sed -n 's/.*lifted the clamp of \([0-9]*\) idle flow.*/\1/p' "$TMP/reflexd.log")

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# sock_flows (an LRU hash sized by --max-flows) evicts silently when full; the
+# sock_flow_evicted counter counts it (issue 13). With --max-flows 64: 16 concurrent
+# loopback connections (32 sockets of the cgroup) evict nothing; 100 (200 sockets)
+# evict at least the 136 entries that cannot fit. Read through `reflexctl status` and
+# /metrics while reflexd runs.
+source "$(dirname "$0")/lib.sh"
+
+MAX_FLOWS=64
+NS=$LAB_PREFIX-ev
+CG=/sys/fs/cgroup/unified/$LAB_PREFIX-ev
+PIN=/sys/fs/bpf/$LAB_PREFIX-ev
+METRICS_PORT=9466
+TMP=$(mktemp -d)
+on_exit "rm -rf $TMP"
+
+ip netns add "$NS" || fail "cannot create netns $NS"
+on_exit "ip netns del $NS 2>/dev/null; true"
+nsenter --net=/run/netns/"$NS" ip link set lo up
+mkdir "$CG" || fail "cannot create $CG"
+on_exit "rmdir $CG 2>/dev/null; true"
+on_exit "$REFLEX_BIN/reflexd --cleanup --pin-dir $PIN >/dev/null 2>&1; rmdir $PIN 2>/dev/null; true"
+
+# N connections to a listener of the same process, all open at once; each end sends
+# for a second so its RTT callbacks sample, then all close.
+cat >"$TMP/conns.py" <<'PYEOF'
+import socket, sys, time
+n = int(sys.argv[1])
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(n + 8)
+pairs = []
+for _ in range(n):
+    c = socket.create_connection(l.getsockname())
+    s, _ = l.accept()
+    pairs.append((c, s))
+for _ in range(50):
+    for c, s in pairs:
+        c.sendall(b"x" * 1000)
+        s.recv(65536)
+        s.sendall(b"y" * 1000)
+        c.recv(65536)
+    time.sleep(0.02)
+for c, s in pairs:
+    c.close()
+    s.close()
+PYEOF
+connections() { # N: N concurrent connections from a process in $CG
+	bash -c "echo \$\$ >$CG/cgroup.procs; exec nsenter --net=/run/netns/$NS python3 $TMP/conns.py $1" ||
+		fail "the $1 connections failed"
+}
+evicted_status() { "$REFLEX_BIN/reflexctl" status --pin-dir "$PIN" --json | jq -r .counters.sock_flow_evicted; }
+evicted_metrics() {
+	nsenter --net=/run/netns/"$NS" curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" |
+		awk '$1 == "reflex_bpf_events_total{counter=\"sock_flow_evicted\"}" {print $2}'
+}
+
+nsenter --net=/run/netns/"$NS" "$REFLEX_BIN/reflexd" --iface lo --cgroup "$CG" --pin-dir "$PIN" --observe \
+	--max-flows "$MAX_FLOWS" --metrics-listen "127.0.0.1:$METRICS_PORT" 2>"$TMP/reflexd.log" &
+RD_PID=$!
+on_exit "kill $RD_PID 2>/dev/null; wait $RD_PID 2>/dev/null; true"
+wait_for "[ -e $PIN/sockops_link ] && [ -n \"\$(evicted_metrics)\" ]" 20 ||
+	fail "reflexd did not start: $(cat "$TMP/reflexd.log")"
+
+log "16 connections (32 sockets) in a sock_flows of $MAX_FLOWS: nothing evicted"
+connections 16
+expect_eq "$(evicted_status)" 0 "sock_flow_evicted (reflexctl status) under the limit"
+expect_eq "$(evicted_metrics)" 0 "sock_flow_evicted (/metrics) under the limit"
+
+log "100 connections (200 sockets) in a sock_flows of $MAX_FLOWS: at least 136 evicted"
+connections 100
+excess=$((200 - MAX_FLOWS))
+expect_ge "$(evicted_status)" "$excess" "sock_flow_evicted (reflexctl status) over the limit, excess $excess"
+# /metrics may serve the previous second's counters.
+wait_for "[ \"\$(evicted_metrics)\" -ge $excess ]" 5
+expect_ge "$(evicted_metrics)" "$excess" "sock_flow_evicted (/metrics) over the limit, excess $excess"
+log "sock_flow_evicted=$(evicted_status) for an excess of $excess; sock_flows entries now:" \
+	"$("$REFLEX_BIN/reflexctl" status --pin-dir "$PIN" --json | jq -r .maps.sock_flows.entries)"
+expect_eq "$("$REFLEX_BIN/reflexctl" status --pin-dir "$PIN" --json | jq -r .counters.sock_flow_fail)" 0 \
+	"sock_flow_fail (an LRU insert evicts rather than fails)"
+
+kill -TERM "$RD_PID"; wait "$RD_PID"
+grep -q "sock_flow_evicted=[1-9]" "$TMP/reflexd.log" ||
+	fail "reflexd's stop summary has no sock_flow_evicted: $(grep 'reflexd: ran' "$TMP/reflexd.log")"
+rmdir "$PIN" 2>/dev/null
+rmdir "$CG" || fail "cannot remove $CG"
+ip netns del "$NS"
+leftovers_check "$LAB_PREFIX"
+log "all checks passed"
