@@ -44,7 +44,7 @@ CNT_WND_STALE=17
 
 require_bin reflexd
 require_bin reflexctl
-require_bin nfq-delay
+require_bin trace-link
 for tool in bpftool jq iperf3 ping ss nstat curl; do
 	command -v "$tool" >/dev/null || fail "$tool missing"
 done
