@@ -20,7 +20,8 @@ nsenter --net=/run/netns/"$(lab netns client)" "$REFLEX_BIN/reflexd" --iface "$(
 RD_PID=$!
 on_exit "kill $RD_PID 2>/dev/null; true"
 wait_for "[ -e $PIN/sockops_link ]" 10 || fail "reflexd did not attach: $(cat "$TMP/reflexd.log")"
-grep -q "cwnd model $TMP/cwnd.reflex loaded" "$TMP/reflexd.log" || fail "model not loaded: $(cat "$TMP/reflexd.log")"
+# The pins can appear a moment before the line is written.
+wait_for "grep -q 'cwnd model $TMP/cwnd.reflex loaded' $TMP/reflexd.log" 5 || fail "model not loaded: $(cat "$TMP/reflexd.log")"
 
 nsenter --net=/run/netns/"$(lab netns server)" timeout 30 iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
 sleep 0.3

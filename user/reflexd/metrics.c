@@ -129,15 +129,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (m->render) {
 		FILE *f = open_memstream(&body, &len);
+		int render_ret, close_ret;
 
 		pthread_mutex_lock(&m->lock);
 		m->scrapes++;
 		pthread_mutex_unlock(&m->lock);
-		if (f && (m->render(f, m->render_ctx) || fclose(f))) {
+		if (!f)
+			return MHD_NO;
+		render_ret = m->render(f, m->render_ctx);
+		/* Closed on every path: the stream owns its own state besides body. */
+		close_ret = fclose(f);
+		if (render_ret || close_ret) {
 			free(body);
 			return reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, strdup("no state yet\n"), 13, "text/plain");
 		}
-		return f ? reply(conn, MHD_HTTP_OK, body, len, CONTENT_TYPE) : MHD_NO;
+		return reply(conn, MHD_HTTP_OK, body, len, CONTENT_TYPE);
 	}
 	pthread_mutex_lock(&m->lock);
 	m->scrapes++;
