@@ -169,6 +169,21 @@ stop_pid() { # PID
 	return 0
 }
 
+# A router test's reflexd (its pid in REFLEXD_PID), stopped.
+REFLEXD_PID=
+stop_reflexd() {
+	[ -n "$REFLEXD_PID" ] || return 0
+	stop_pid "$REFLEXD_PID"
+	REFLEXD_PID=
+}
+# On any exit of a router test: stop it, and remove what a killed one left (rules live in
+# the lab's namespace ROUTER_NS, pins under PIN and state files outside it).
+stop_router_and_clean() {
+	stop_reflexd
+	nsenter --net="$ROUTER_NS" "$REFLEX_BIN/reflexd" --lan "$LAN_IF" --pin-dir "$PIN" --cleanup >/dev/null 2>&1
+	return 0
+}
+
 spawn() { # CMD [ARG...]
 	"$@" &
 	SPAWNED_PID=$!

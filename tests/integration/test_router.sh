@@ -108,22 +108,8 @@ spawn "$LAB" exec server timeout 170 perl "$TMP/traffic.pl" sink 5999
 wait_for "[ \$(\"$LAB\" exec server ss -Hltn '( sport = :873 or sport = :5060 or sport = :5999 )' | wc -l) -ge 3 ]" 5 ||
 	fail "the test servers did not listen"
 
-REFLEXD_PID=
-stop_reflexd() {
-	[ -n "$REFLEXD_PID" ] || return 0
-	stop_pid "$REFLEXD_PID"
-	REFLEXD_PID=
-}
-# On any exit: stop it, and remove what a killed one left (rules live in the lab's
-# namespace, pins and state files outside it).
-stop_and_clean() {
-	stop_reflexd
-	nsenter --net="$ROUTER_NS" "$REFLEX_BIN/reflexd" --lan "$LAN_IF" --pin-dir "$PIN" --cleanup >/dev/null 2>&1
-	return 0
-}
-
 ROUTER_NS=/run/netns/$(lab netns router)
-on_exit stop_and_clean
+on_exit stop_router_and_clean
 start_reflexd() { # BANDIT_MODE [OPTION...]
 	# nsenter itself (not lab exec) so that $! is reflexd and bpffs stays the host's.
 	nsenter --net="$ROUTER_NS" "$REFLEX_BIN/reflexd" --lan "$LAN_IF" "${PATH_ARGS[@]}" \

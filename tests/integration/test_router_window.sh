@@ -67,18 +67,7 @@ read -ra PATH_ARGS <<<"$(lab path-args)"
 spawn "$LAB" exec server timeout 170 iperf3 -s -p 5201 >/dev/null 2>&1
 wait_for "[ -n \"\$(\"$LAB\" exec server ss -Hltn 'sport = :5201')\" ]" 5 || fail "iperf3 server did not listen"
 
-REFLEXD_PID=
-stop_reflexd() {
-	[ -n "$REFLEXD_PID" ] || return 0
-	stop_pid "$REFLEXD_PID"
-	REFLEXD_PID=
-}
-stop_and_clean() {
-	stop_reflexd
-	nsenter --net="$ROUTER_NS" "$REFLEX_BIN/reflexd" --lan "$LAN_IF" --pin-dir "$PIN" --cleanup >/dev/null 2>&1
-	return 0
-}
-on_exit stop_and_clean
+on_exit stop_router_and_clean
 start_reflexd() {
 	nsenter --net="$ROUTER_NS" "$REFLEX_BIN/reflexd" --lan "$LAN_IF" "${PATH_ARGS[@]}" --pin-dir "$PIN" \
 		--policy cwnd=heuristic --decision-log "$TMP/decisions.jsonl" --metrics-listen "$METRICS_PORT" \
@@ -218,7 +207,7 @@ for dir in up down; do
 done
 
 log "D: an upload whose SYN the router did not see is left alone"
-timeout 30 "$LAB" exec client iperf3 -c "$SERVER" -p 5201 -t 7 >/dev/null 2>&1 &
+timeout 30 "$LAB" exec client iperf3 -c "$SERVER" -p 5201 -t 14 >/dev/null 2>&1 &
 early_pid=$!
 wait_for "[ -n \"\$(data_port)\" ]" 5 || fail "the early upload did not start"
 early_port=$(data_port)
