@@ -18,6 +18,7 @@
 # loss uses seed ARENA_SEED (default 1) plus the round. Each run brings its own lab up
 # and down, so every scheme meets the trace from the segment's first millisecond.
 # Needs root, the plain build (REFLEX_BIN, default build/), iperf3, jq, gnuplot.
+# ARENA_MODELS=DIR runs the model schemes with DIR/cwnd.reflex and DIR/dqn.reflex.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 REPO=$PWD
@@ -29,6 +30,8 @@ LAB=$REPO/scripts/lab/lab.sh
 export LAB_PREFIX=${LAB_PREFIX:-ar$$}
 PIN=/sys/fs/bpf/$LAB_PREFIX-rd
 CONF=$REPO/scripts/arena/scenarios.conf
+# The models the tree, dqn and tree-cc schemes run (a candidate: ARENA_MODELS=DIR).
+MODELS=${ARENA_MODELS:-$REPO/models}
 
 SET=full ONLY="" ROUNDS=3 SECS_OVERRIDE="" SCHEMES_ONLY="" OUT=$REPO/build/arena
 while [ $# -gt 0 ]; do
@@ -139,9 +142,9 @@ lab_env() { # -> VAR=VALUE words for lab.sh up
 reflexd_args() { # SCHEME
 	case "$1" in
 	heuristic) echo "" ;;
-	tree) echo "--model cwnd=$REPO/models/cwnd.reflex" ;;
-	dqn) echo "--policy cwnd=dqn --model dqn=$REPO/models/dqn.reflex" ;;
-	tree-cc) echo "--model cwnd=$REPO/models/cwnd.reflex --actuator cc" ;;
+	tree) echo "--model cwnd=$MODELS/cwnd.reflex" ;;
+	dqn) echo "--policy cwnd=dqn --model dqn=$MODELS/dqn.reflex" ;;
+	tree-cc) echo "--model cwnd=$MODELS/cwnd.reflex --actuator cc" ;;
 	esac
 }
 
@@ -336,8 +339,8 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
 		IFS=, read -ra schemes <<<"${SC[schemes]}"
 		for scheme in "${schemes[@]}"; do
 			case "$scheme" in
-			tree | tree-cc) [ -f models/cwnd.reflex ] || continue ;;
-			dqn) [ -f models/dqn.reflex ] || continue ;;
+			tree | tree-cc) [ -f "$MODELS/cwnd.reflex" ] || continue ;;
+			dqn) [ -f "$MODELS/dqn.reflex" ] || continue ;;
 			esac
 			[ -z "$SCHEMES_ONLY" ] || [[ ",$SCHEMES_ONLY," == *",$scheme,"* ]] || continue
 			printf '  round %d  %-20s %-10s ' "$ROUND" "${SC[name]}" "$scheme"
