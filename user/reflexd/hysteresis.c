@@ -9,7 +9,7 @@ static bool differs(double a, double b, double margin)
 	return base > 0 && fabs(a - b) / base > margin;
 }
 
-static void take(struct hysteresis *h, double value, int direction, uint64_t now_ns)
+static void take(struct hysteresis *h, uint32_t value, int direction, uint64_t now_ns)
 {
 	if (direction && h->last_direction && direction != h->last_direction) {
 		h->reversals++;
@@ -18,7 +18,7 @@ static void take(struct hysteresis *h, double value, int direction, uint64_t now
 	if (!h->current || (direction && direction != h->last_direction))
 		h->run_start = h->current ? h->current : value;
 	if (direction)
-		h->last_direction = direction;
+		h->last_direction = (int8_t)direction;
 	h->current = value;
 	h->pending = 0;
 	h->changes++;
@@ -38,18 +38,18 @@ static bool reversal_allowed(const struct hysteresis *h, const struct hysteresis
 	return moved > p->quick_reversal_factor;
 }
 
-bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, double proposal, uint64_t now_ns)
+bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, uint32_t proposal, uint64_t now_ns)
 {
 	int direction;
 
-	if (proposal <= 0) {
-		if (h->current <= 0)
+	if (!proposal) {
+		if (!h->current)
 			return false;
 		take(h, 0, 0, now_ns);
 		h->last_direction = 0;
 		return true;
 	}
-	if (h->current <= 0) {
+	if (!h->current) {
 		take(h, proposal, 0, now_ns);
 		return true;
 	}

@@ -28,19 +28,22 @@ struct hysteresis_params {
 			      .reversal_gap_ns = 30ULL * 1000 * 1000 * 1000, \
 			      .quick_reversal_gap_ns = 1000ULL * 1000 * 1000, .quick_reversal_factor = 2.0 }
 
+/* One per controlled flow, so kept narrow (48 bytes, was 72): the values are caps in
+ * packets, which the controller computes as uint32_t, and the counters grow by at
+ * most one per window offered (10 a second: 32 bits last 13 years). */
 struct hysteresis {
-	double current;            /* the value in force; 0 = none */
-	int last_direction;        /* +1 up, -1 down, 0 none yet */
 	uint64_t last_reversal_ns; /* 0 = never */
-	double run_start;          /* the value in force when the current direction began */
-	double pending;            /* proposal waiting out hold_ns; 0 = none */
 	uint64_t pending_since_ns;
-	uint64_t changes;
-	uint64_t reversals;
-	uint64_t reversals_refused;
+	uint32_t current;          /* the value in force; 0 = none */
+	uint32_t run_start;        /* the value in force when the current direction began */
+	uint32_t pending;          /* proposal waiting out hold_ns; 0 = none */
+	uint32_t changes;
+	uint32_t reversals;
+	uint32_t reversals_refused;
+	int8_t last_direction;     /* +1 up, -1 down, 0 none yet */
 };
 
 /* Offers a proposal at time now; returns true if the value in force changed (to h->current). */
-bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, double proposal, uint64_t now_ns);
+bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, uint32_t proposal, uint64_t now_ns);
 
 #endif

@@ -164,7 +164,6 @@ void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s)
 	close_on_record(t, flow, s->ts_ns);
 	window_add_record(&flow->ws, s->ts_ns);
 	flow->cookie = s->cookie;
-	flow->last_seen_ns = s->ts_ns;
 	if (flow->have_sock_totals) {
 		/* Counters are cumulative per socket; growth is what happened in this step. */
 		uint64_t acked = s->bytes_acked - flow->bytes_acked;
@@ -179,7 +178,7 @@ void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s)
 	flow->delivered = s->delivered;
 	flow->total_retrans = s->total_retrans;
 	flow->ws.srtt_us = s->srtt_us;
-	flow->mss = s->mss_cache;
+	flow->mss = s->mss_cache > UINT16_MAX ? UINT16_MAX : (uint16_t)s->mss_cache;
 	flow->mdev_us = s->mdev_us;
 	flow->packets_out = s->packets_out;
 	flow->ws.snd_cwnd = s->snd_cwnd;
@@ -207,15 +206,17 @@ void telemetry_on_tc_sample(struct telemetry *t, const struct tc_sample *s)
 		return;
 	close_on_record(t, flow, s->ts_ns);
 	window_add_record(&flow->ws, s->ts_ns);
-	flow->last_seen_ns = s->ts_ns;
 	window_add_traffic(&flow->ws, s->ts_ns, d->packets[FLOW_DIR_INGRESS], d->packets[FLOW_DIR_EGRESS],
 			   d->bytes[FLOW_DIR_INGRESS], d->bytes[FLOW_DIR_EGRESS], d->size_sum, d->size_sq_sum);
 }
 
-/* Unsigned: a record after end_ns (in the grace) is newer than end_ns, not 584 years old. */
+/* Heard of last in a step more than FLOW_IDLE_NS before end_ns's (a step's resolution
+ * is plenty for 10 s). A record after end_ns (in the grace) makes newest the later step. */
 static bool flow_idle(const struct flow_entry *flow, uint64_t end_ns)
 {
-	return flow->last_seen_ns < end_ns && end_ns - flow->last_seen_ns > FLOW_IDLE_NS;
+	uint64_t end_index = end_ns / WINDOW_STEP_NS;
+
+	return flow->ws.newest < end_index && (end_index - flow->ws.newest) * WINDOW_STEP_NS > FLOW_IDLE_NS;
 }
 
 unsigned int telemetry_emit_windows(struct telemetry *t, uint64_t end_ns, const struct queue_snapshot *q_start,

@@ -21,20 +21,20 @@
  * uniform sample of them (the interface keeps WINDOW_RTT_KEEP). */
 #define FLOW_RTT_KEEP 11
 
-/* One flow's state (408 bytes): reflexd holds up to --max-flows of them. */
+/* One flow's state (400 bytes): reflexd holds up to --max-flows of them. When it was
+ * last heard of is its series' newest step (ws.newest). */
 struct flow_entry {
 	struct flow_key key; /* first: the flow table's key */
 	struct window_series ws;
 	uint64_t cookie; /* the socket's: another cookie on the same 4-tuple is a new connection */
-	uint64_t last_seen_ns;
 	/* Last cumulative TCP counters, to turn samples into per-step growth. */
 	uint64_t bytes_acked;
 	uint32_t delivered;
 	uint32_t total_retrans;
-	uint32_t mss;
 	uint32_t mdev_us;
 	uint32_t packets_out;
 	uint32_t emitted_index; /* end step of the last window handed out on a record (0: none) */
+	uint16_t mss; /* TCP's MSS option is 16 bits */
 	bool sock_flow; /* a socket of the cgroup (sockops), not only a tc tuple */
 	bool have_sock_totals;
 	bool closed;
