@@ -278,7 +278,7 @@ static int latency_run(struct rig *rig, unsigned n, int windows, bool redesign)
 	const uint64_t step = WINDOW_STEP_NS;
 	uint64_t start = (uint64_t)now_ns(), t0 = (start / step + 1) * step;
 	uint64_t next_window_end = t0 + WINDOW_LEN_NS, last_end = next_window_end + (uint64_t)(windows - 1) * step;
-	uint64_t seq = 0;
+	uint64_t seq = 0, taken = 0;
 	unsigned f = 0;
 	struct sock_sample s;
 
@@ -298,6 +298,8 @@ static int latency_run(struct rig *rig, unsigned n, int windows, bool redesign)
 			sample_of(f, seq, ts, &s);
 			rig->act.taken_ns = now_ns();
 			telemetry_on_sock_sample(&rig->t, &s);
+			if (redesign && ++taken % DRAIN_FLUSH_RECORDS == 0)
+				controller_flush(&rig->c); /* reflexd: inside a drain */
 			if (++f == n) {
 				f = 0;
 				seq++;

@@ -151,8 +151,14 @@ void controller_reload(struct controller *c);
 void controller_heartbeat(struct controller *c, uint64_t now_ns);
 void controller_on_flow_window(struct controller *c, const struct flow_entry *flow, const struct feature_window *w);
 /* Writes the decisions the actuator holds (actuator.h, flush): reflexd calls it after
- * each drain of the ring buffers and each pass over the windows. */
+ * each drain of the ring buffers and each pass over the windows, and inside a drain
+ * every DRAIN_FLUSH_RECORDS records. */
 void controller_flush(struct controller *c);
+/* A drain after a window's end takes thousands of records (every flow's first record
+ * of the step comes within a sample interval, and each closes its window): written
+ * only at the drain's end, the first decisions would wait for all of them. An empty
+ * flush costs no system call. */
+#define DRAIN_FLUSH_RECORDS 32
 void controller_on_iface_window(struct controller *c, const struct feature_window *w);
 /* The flow is gone (or its 4-tuple now belongs to a new connection): its decision is
  * withdrawn and its state forgotten. */

@@ -61,6 +61,7 @@ struct daemon {
 	char decision_log[PATH_MAX];
 	char shadow_status[PATH_MAX];
 	uint64_t windows_written;
+	uint64_t records_taken;
 	uint64_t qdisc_errors;
 	/* service: metrics page and status file, renewed every PUBLISH_PERIOD_NS */
 	struct metrics_server metrics;
@@ -107,12 +108,20 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return vfprintf(stderr, fmt, ap);
 }
 
+/* The decisions of a long drain go out as it goes (controller.h). */
+static void record_taken(struct daemon *d)
+{
+	if (++d->records_taken % DRAIN_FLUSH_RECORDS == 0)
+		controller_flush(&d->controller);
+}
+
 static int on_sock_record(void *ctx, void *data, size_t size)
 {
 	struct daemon *d = ctx;
 
 	if (size >= sizeof(struct sock_sample))
 		telemetry_on_sock_sample(&d->telemetry, data);
+	record_taken(d);
 	return 0;
 }
 
@@ -122,6 +131,7 @@ static int on_tc_record(void *ctx, void *data, size_t size)
 
 	if (size >= sizeof(struct tc_sample))
 		telemetry_on_tc_sample(&d->telemetry, data);
+	record_taken(d);
 	return 0;
 }
 
