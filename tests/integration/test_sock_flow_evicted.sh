@@ -3,7 +3,9 @@
 # sock_flow_evicted counter counts it (issue 13). With --max-flows 64: 16 concurrent
 # loopback connections (32 sockets of the cgroup) evict nothing; 100 (200 sockets)
 # evict at least the 136 entries that cannot fit. Read through `reflexctl status` and
-# /metrics while reflexd runs.
+# /metrics while reflexd runs. tc_flows (sized alike) evicts too: tc_flow_evicted
+# shows it under the same counter scheme (at least the 100 connections' 4-tuples that
+# cannot fit, whether tc keys both directions as one flow or not).
 source "$(dirname "$0")/lib.sh"
 
 MAX_FLOWS=64
@@ -49,10 +51,12 @@ connections() { # N: N concurrent connections from a process in $CG
 	bash -c "echo \$\$ >$CG/cgroup.procs; exec nsenter --net=/run/netns/$NS python3 $TMP/conns.py $1" ||
 		fail "the $1 connections failed"
 }
-evicted_status() { "$REFLEX_BIN/reflexctl" status --pin-dir "$PIN" --json | jq -r .counters.sock_flow_evicted; }
-evicted_metrics() {
+evicted_status() { # [COUNTER]
+	"$REFLEX_BIN/reflexctl" status --pin-dir "$PIN" --json | jq -r ".counters.${1:-sock_flow_evicted}"
+}
+evicted_metrics() { # [COUNTER]
 	nsenter --net=/run/netns/"$NS" curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" |
-		awk '$1 == "reflex_bpf_events_total{counter=\"sock_flow_evicted\"}" {print $2}'
+		awk -v series="reflex_bpf_events_total{counter=\"${1:-sock_flow_evicted}\"}" '$1 == series {print $2}'
 }
 
 nsenter --net=/run/netns/"$NS" "$REFLEX_BIN/reflexd" --iface lo --cgroup "$CG" --pin-dir "$PIN" --observe \
@@ -78,10 +82,19 @@ log "sock_flow_evicted=$(evicted_status) for an excess of $excess; sock_flows en
 	"$("$REFLEX_BIN/reflexctl" status --pin-dir "$PIN" --json | jq -r .maps.sock_flows.entries)"
 expect_eq "$("$REFLEX_BIN/reflexctl" status --pin-dir "$PIN" --json | jq -r .counters.sock_flow_fail)" 0 \
 	"sock_flow_fail (an LRU insert evicts rather than fails)"
+tc_excess=$((100 - MAX_FLOWS))
+expect_ge "$(evicted_status tc_flow_evicted)" "$tc_excess" "tc_flow_evicted (reflexctl status), excess $tc_excess"
+wait_for "[ \"\$(evicted_metrics tc_flow_evicted)\" -ge $tc_excess ]" 5
+expect_ge "$(evicted_metrics tc_flow_evicted)" "$tc_excess" "tc_flow_evicted (/metrics), excess $tc_excess"
+"$REFLEX_BIN/reflexctl" status --pin-dir "$PIN" | grep -q " tc_flow_evicted=[1-9]" ||
+	fail "reflexctl status (text) has no tc_flow_evicted: $("$REFLEX_BIN/reflexctl" status --pin-dir "$PIN" | grep counters)"
+log "tc_flow_evicted=$(evicted_status tc_flow_evicted), tc_flow_new=$(evicted_status tc_flow_new)"
 
 kill -TERM "$RD_PID"; wait "$RD_PID"
 grep -q "sock_flow_evicted=[1-9]" "$TMP/reflexd.log" ||
 	fail "reflexd's stop summary has no sock_flow_evicted: $(grep 'reflexd: ran' "$TMP/reflexd.log")"
+grep -q "tc_flow_evicted=[1-9]" "$TMP/reflexd.log" ||
+	fail "reflexd's stop summary has no tc_flow_evicted: $(grep 'reflexd: ran' "$TMP/reflexd.log")"
 rmdir "$PIN" 2>/dev/null
 rmdir "$CG" || fail "cannot remove $CG"
 ip netns del "$NS"

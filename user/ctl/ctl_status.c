@@ -207,10 +207,23 @@ static void health_read(const char *pin_dir, const struct status *st, struct hea
 		closedir(dir);
 }
 
+/* tc_flows' entries, counted after the counters were read; false without the map. */
+static bool tc_flows_entries(const struct health *h, uint64_t *entries)
+{
+	for (int i = 0; i < h->n_maps; i++) {
+		if (!strcmp(h->maps[i].name, "tc_flows")) {
+			*entries = h->maps[i].entries;
+			return true;
+		}
+	}
+	return false;
+}
+
 static void print_text(const struct status *st, const struct health *h, const char *pin_dir)
 {
 	static const char *const names[] = REFLEX_COUNTER_NAMES;
 	double now = clock_s(CLOCK_REALTIME);
+	uint64_t tc_entries;
 
 	printf("reflexd:    %s (pid %d, %s)\n", h->problem ? h->problem : "healthy", st->pid, st->version);
 	printf("uptime:     %.0f s\n", now - st->start_unix);
@@ -240,6 +253,9 @@ static void print_text(const struct status *st, const struct health *h, const ch
 		printf("counters:  ");
 		for (int i = 0; i < CNT_MAX; i++)
 			printf(" %s=%llu", names[i], (unsigned long long)h->counters[i]);
+		if (tc_flows_entries(h, &tc_entries))
+			printf(" tc_flow_evicted=%llu",
+			       (unsigned long long)tc_flow_evicted(h->counters[CNT_TC_FLOW_NEW], tc_entries));
 		printf("\n");
 	}
 	for (int i = 0; i < h->n_maps; i++)
@@ -258,6 +274,7 @@ static void print_json(const struct status *st, const struct health *h, const ch
 {
 	static const char *const names[] = REFLEX_COUNTER_NAMES;
 	double now = clock_s(CLOCK_REALTIME);
+	uint64_t tc_entries;
 
 	printf("{\"healthy\": %s", h->problem ? "false" : "true");
 	json_key_string("problem", h->problem ? h->problem : "", true);
@@ -310,6 +327,9 @@ static void print_json(const struct status *st, const struct health *h, const ch
 	       st->flows, st->flows_seen, st->decisions, st->reversals, st->reversals_held, st->windows);
 	for (int i = 0; h->have_counters && i < CNT_MAX; i++)
 		printf("%s\"%s\": %llu", i ? ", " : "", names[i], (unsigned long long)h->counters[i]);
+	if (h->have_counters && tc_flows_entries(h, &tc_entries))
+		printf(", \"tc_flow_evicted\": %llu",
+		       (unsigned long long)tc_flow_evicted(h->counters[CNT_TC_FLOW_NEW], tc_entries));
 	printf("}, \"maps\": {");
 	for (int i = 0; i < h->n_maps; i++)
 		printf("%s\"%s\": {\"entries\": %u, \"max_entries\": %u}", i ? ", " : "", h->maps[i].name,

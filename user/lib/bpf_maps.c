@@ -51,3 +51,8 @@ bool bpf_map_pressure(int fd, struct map_pressure *p)
 	free(key);
 	return true;
 }
+
+uint64_t tc_flow_evicted(uint64_t tc_flow_new, uint64_t tc_flows_entries)
+{
+	return tc_flow_new > tc_flows_entries ? tc_flow_new - tc_flows_entries : 0;
+}

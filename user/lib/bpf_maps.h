@@ -20,4 +20,11 @@ struct map_pressure {
  * that are never "full" in that sense (arrays, ring buffers) or on error. */
 bool bpf_map_pressure(int fd, struct map_pressure *p);
 
+/* tc_flows entries the LRU pushed out: tc_flow_new counts every insert and nothing
+ * deletes an entry, so the inserted ones no longer there were evicted. Read the
+ * counter before counting the entries (an insert in between then counts as live,
+ * never as evicted); 0 if entries exceed it. Shown as a counter named
+ * tc_flow_evicted beside the BPF side's sock_flow_evicted. */
+uint64_t tc_flow_evicted(uint64_t tc_flow_new, uint64_t tc_flows_entries);
+
 #endif

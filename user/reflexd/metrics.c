@@ -285,20 +285,43 @@ static void sample_u(FILE *out, const char *name, uint64_t value)
 	fprintf(out, "%s %llu\n", name, (unsigned long long)value);
 }
 
+#define RENDERED_MAPS_MAX 32
+
 static void render_bpf(FILE *out, const struct reflex_bpf *rb)
 {
 	static const char *const names[] = REFLEX_COUNTER_NAMES;
 	int fd = loader_counters_fd(rb);
 	struct bpf_object *objs[2] = { rb->sockops ? rb->sockops->obj : NULL, rb->tc ? rb->tc->obj : NULL };
+	/* read before tc_flows is walked (tc_flow_evicted) */
+	uint64_t tc_flow_new = fd >= 0 ? bpf_counter_sum(fd, CNT_TC_FLOW_NEW) : 0;
+	struct map_pressure maps[RENDERED_MAPS_MAX];
+	const char *map_names[RENDERED_MAPS_MAX]; /* libbpf's: the kernel's are cut at 15 characters */
+	int n_maps = 0, tc_flows = -1;
 	struct bpf_map *map;
-	struct map_pressure p;
 
+	/* one walk of each hash map (a walk costs a system call per entry) */
+	for (int o = 0; o < 2; o++) {
+		if (!objs[o])
+			continue;
+		bpf_object__for_each_map(map, objs[o]) {
+			if (n_maps == RENDERED_MAPS_MAX || bpf_map__fd(map) < 0 ||
+			    !bpf_map_pressure(bpf_map__fd(map), &maps[n_maps]))
+				continue;
+			if (rb->tc && map == rb->tc->maps.tc_flows)
+				tc_flows = n_maps;
+			map_names[n_maps++] = bpf_map__name(map);
+		}
+	}
 	if (fd >= 0) {
 		family(out, "reflex_bpf_events_total", "counter",
-		       "Events counted by the BPF programs (enum reflex_counter), summed over CPUs.");
+		       "Events counted by the BPF programs (enum reflex_counter), summed over CPUs, and "
+		       "tc_flow_evicted (tc_flow_new minus live tc_flows entries).");
 		for (int i = 0; i < CNT_MAX; i++)
 			fprintf(out, "reflex_bpf_events_total{counter=\"%s\"} %llu\n", names[i],
-				(unsigned long long)bpf_counter_sum(fd, i));
+				(unsigned long long)(i == CNT_TC_FLOW_NEW ? tc_flow_new : bpf_counter_sum(fd, i)));
+		if (tc_flows >= 0)
+			fprintf(out, "reflex_bpf_events_total{counter=\"tc_flow_evicted\"} %llu\n",
+				(unsigned long long)tc_flow_evicted(tc_flow_new, maps[tc_flows].entries));
 		family(out, "reflex_ringbuf_reserve_failures_total", "counter",
 		       "Ring-buffer records the BPF side could not reserve (lost), by ring.");
 		fprintf(out, "reflex_ringbuf_reserve_failures_total{ring=\"sock\"} %llu\n",
@@ -307,22 +330,11 @@ static void render_bpf(FILE *out, const struct reflex_bpf *rb)
 			(unsigned long long)bpf_counter_sum(fd, CNT_TC_RESERVE_FAIL));
 	}
 	family(out, "reflex_map_entries", "gauge", "Entries in each hash map.");
-	for (int o = 0; o < 2; o++) {
-		if (!objs[o])
-			continue;
-		bpf_object__for_each_map(map, objs[o])
-			if (bpf_map__fd(map) >= 0 && bpf_map_pressure(bpf_map__fd(map), &p))
-				fprintf(out, "reflex_map_entries{map=\"%s\"} %u\n", bpf_map__name(map), p.entries);
-	}
+	for (int i = 0; i < n_maps; i++)
+		fprintf(out, "reflex_map_entries{map=\"%s\"} %u\n", map_names[i], maps[i].entries);
 	family(out, "reflex_map_max_entries", "gauge", "Capacity of each hash map.");
-	for (int o = 0; o < 2; o++) {
-		if (!objs[o])
-			continue;
-		bpf_object__for_each_map(map, objs[o])
-			if (bpf_map__fd(map) >= 0 && bpf_map_pressure(bpf_map__fd(map), &p))
-				fprintf(out, "reflex_map_max_entries{map=\"%s\"} %u\n", bpf_map__name(map),
-					p.max_entries);
-	}
+	for (int i = 0; i < n_maps; i++)
+		fprintf(out, "reflex_map_max_entries{map=\"%s\"} %u\n", map_names[i], maps[i].max_entries);
 }
 
 static void render_flows(FILE *out, const struct telemetry *t)

@@ -338,6 +338,7 @@ static void print_summary(struct daemon *d, double seconds)
 	static const char *const names[] = REFLEX_COUNTER_NAMES;
 	int fd = loader_counters_fd(&d->bpf);
 	uint64_t inserted = bpf_counter_sum(fd, CNT_TC_FLOW_NEW), live = map_entries(loader_tc_flows_fd(&d->bpf));
+	/* inserted first: an insert during the walk counts as live, not evicted */
 
 	fprintf(stderr, "reflexd: ran %.1f s on %s: %llu flows, %llu sock records, %llu tc records, %llu windows",
 		seconds, d->opt.iface, (unsigned long long)d->telemetry.flows_seen,
@@ -348,7 +349,7 @@ static void print_summary(struct daemon *d, double seconds)
 	/* Flows reflexd did not track, and tc_flows entries the LRU pushed out. */
 	fprintf(stderr, ", flows_refused=%llu, flows_displaced=%llu, tc_flow_evicted=%llu\n",
 		(unsigned long long)d->telemetry.flows_refused, (unsigned long long)d->telemetry.flows_displaced,
-		(unsigned long long)(inserted > live ? inserted - live : 0));
+		(unsigned long long)tc_flow_evicted(inserted, live));
 }
 
 static bool shadow_report(struct daemon *d)
