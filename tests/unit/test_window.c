@@ -19,10 +19,10 @@
 /* A series with the interface's RTT keep, its storage in the same block. */
 static struct window_series *series_new(void)
 {
-	struct window_series *ws = malloc(sizeof(*ws) + WINDOW_BINS * WINDOW_RTT_KEEP * sizeof(uint32_t));
+	struct window_series *ws = malloc(sizeof(*ws) + WINDOW_BINS * WINDOW_RTT_KEEP * sizeof(struct rtt_u24));
 
 	assert_non_null(ws);
-	window_series_init(ws, (uint32_t *)(ws + 1), WINDOW_RTT_KEEP);
+	window_series_init(ws, (struct rtt_u24 *)(ws + 1), WINDOW_RTT_KEEP);
 	return ws;
 }
 
@@ -64,11 +64,11 @@ static void test_percentiles_nearest_rank(void **state)
 static void test_small_keep_exact_then_sampled(void **state)
 {
 	struct window_series ws;
-	uint32_t store[WINDOW_BINS * 4 + 1];
+	struct rtt_u24 store[WINDOW_BINS * 4 + 1];
 	struct feature_window w;
 
 	(void)state;
-	store[WINDOW_BINS * 4] = 0xdeadbeef; /* a guard after the storage */
+	store[WINDOW_BINS * 4] = (struct rtt_u24){ { 0xde, 0xad, 0xbe } }; /* a guard after the storage */
 	window_series_init(&ws, store, 4);
 	for (uint32_t i = 1; i <= 4; i++)
 		window_add_rtt(&ws, BASE + 10 * MS, i * 1000);
@@ -83,7 +83,25 @@ static void test_small_keep_exact_then_sampled(void **state)
 	window_compute(&ws, BASE + 200 * MS, SCOPE_FLOW, NULL, NULL, &w);
 	assert_true(w.feature[FEAT_LATENCY_P95] >= 5000 && w.feature[FEAT_LATENCY_P95] <= 50099);
 	assert_int_equal((int)w.feature[FEAT_LATENCY_P50], 4000); /* 4 of step 0 below any of step 1 */
-	assert_int_equal(store[WINDOW_BINS * 4], 0xdeadbeef);
+	assert_memory_equal(store[WINDOW_BINS * 4].byte, "\xde\xad\xbe", 3);
+}
+
+/* RTTs are kept in 24 bits: exact up to 16.7 s, a longer one kept as that. */
+static void test_kept_rtts_are_exact_to_24_bits(void **state)
+{
+	struct window_series *ws = series_new();
+	struct feature_window w;
+
+	(void)state;
+	window_add_rtt(ws, BASE + 10 * MS, RTT_U24_MAX - 1);
+	window_compute(ws, BASE + 200 * MS, SCOPE_FLOW, NULL, NULL, &w);
+	assert_int_equal((uint32_t)w.feature[FEAT_LATENCY_P50], RTT_U24_MAX - 1);
+	window_add_rtt(ws, BASE + 110 * MS, 20 * 1000 * 1000);
+	window_add_rtt(ws, BASE + 120 * MS, 30 * 1000 * 1000);
+	window_compute(ws, BASE + 200 * MS, SCOPE_FLOW, NULL, NULL, &w);
+	assert_int_equal((uint32_t)w.feature[FEAT_LATENCY_P95], RTT_U24_MAX);
+	assert_int_equal(ws->min_rtt_us, RTT_U24_MAX - 1);
+	free(ws);
 }
 
 static void test_window_covers_two_steps_only(void **state)
@@ -239,6 +257,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_single_sample),
+		cmocka_unit_test(test_kept_rtts_are_exact_to_24_bits),
 		cmocka_unit_test(test_percentiles_nearest_rank),
 		cmocka_unit_test(test_small_keep_exact_then_sampled),
 		cmocka_unit_test(test_window_covers_two_steps_only),

@@ -13,7 +13,7 @@ static uint64_t first_step(uint64_t end_index)
 	return end_index > WINDOW_STEPS ? end_index - WINDOW_STEPS : 0;
 }
 
-void window_series_init(struct window_series *ws, uint32_t *rtt_us, unsigned rtt_keep)
+void window_series_init(struct window_series *ws, struct rtt_u24 *rtt_us, unsigned rtt_keep)
 {
 	memset(ws, 0, sizeof(*ws));
 	ws->rtt_us = rtt_us;
@@ -25,9 +25,23 @@ static uint32_t add_sat(uint32_t sum, uint64_t more)
 	return more >= UINT32_MAX - sum ? UINT32_MAX : sum + (uint32_t)more;
 }
 
-static uint32_t *bin_rtts(const struct window_series *ws, const struct window_bin *bin)
+static struct rtt_u24 *bin_rtts(const struct window_series *ws, const struct window_bin *bin)
 {
 	return ws->rtt_us + (size_t)(bin - ws->bins) * ws->rtt_keep;
+}
+
+static void rtt_put(struct rtt_u24 *kept, uint32_t rtt_us)
+{
+	uint32_t v = rtt_us < RTT_U24_MAX ? rtt_us : RTT_U24_MAX;
+
+	kept->byte[0] = (uint8_t)v;
+	kept->byte[1] = (uint8_t)(v >> 8);
+	kept->byte[2] = (uint8_t)(v >> 16);
+}
+
+static uint32_t rtt_get(const struct rtt_u24 *kept)
+{
+	return kept->byte[0] | (uint32_t)kept->byte[1] << 8 | (uint32_t)kept->byte[2] << 16;
 }
 
 static struct window_bin *slot(struct window_series *ws, uint64_t index)
@@ -84,13 +98,13 @@ void window_add_rtt(struct window_series *ws, uint64_t ts_ns, uint32_t rtt_us)
 	if (!bin)
 		return;
 	if (++bin->rtt_seen <= ws->rtt_keep) {
-		bin_rtts(ws, bin)[bin->rtt_seen - 1] = rtt_us;
+		rtt_put(&bin_rtts(ws, bin)[bin->rtt_seen - 1], rtt_us);
 	} else {
 		uint64_t mix = (uint64_t)bin->rtt_seen * 0x9E3779B97F4A7C15ULL;
 		uint32_t pick = (uint32_t)((mix >> 32) % bin->rtt_seen);
 
 		if (pick < ws->rtt_keep)
-			bin_rtts(ws, bin)[pick] = rtt_us;
+			rtt_put(&bin_rtts(ws, bin)[pick], rtt_us);
 	}
 }
 
@@ -172,8 +186,8 @@ void window_compute(const struct window_series *ws, uint64_t end_ns, enum window
 
 		if (!bin)
 			continue;
-		memcpy(rtts + nrtt, bin_rtts(ws, bin), rtt_kept(ws, bin) * sizeof(uint32_t));
-		nrtt += rtt_kept(ws, bin);
+		for (uint32_t k = 0; k < rtt_kept(ws, bin); k++)
+			rtts[nrtt++] = rtt_get(&bin_rtts(ws, bin)[k]);
 		sum.packets_in += bin->packets_in;
 		sum.packets_out += bin->packets_out;
 		sum.bytes_in += bin->bytes_in;

@@ -34,12 +34,21 @@ struct window_bin {
 	uint32_t records;
 };
 
+/* A kept RTT measurement in microseconds, in 24 bits (a flow keeps 33 of them, and
+ * reflexd up to 100k flows): up to 16.7 s, beyond any RTT TCP keeps a connection
+ * through; a longer one is kept as RTT_U24_MAX (the series' min and EWMA see it
+ * whole). */
+struct rtt_u24 {
+	uint8_t byte[3];
+};
+#define RTT_U24_MAX 0xffffffu
+
 /* The sliding window of one scope (the interface, or one flow). Each step keeps at
  * most rtt_keep RTT measurements (a uniform sample beyond) in rtt_us, storage the
  * owner provides: WINDOW_BINS x rtt_keep values. */
 struct window_series {
 	struct window_bin bins[WINDOW_BINS];
-	uint32_t *rtt_us;
+	struct rtt_u24 *rtt_us;
 	double rtt_ewma_us;     /* gain 1/8, like the kernel's srtt */
 	uint32_t newest;        /* index of the newest step seen (ts_ns / WINDOW_STEP_NS: 13 years) */
 	uint32_t min_rtt_us;
@@ -64,7 +73,7 @@ struct queue_snapshot {
 };
 
 /* rtt_us: WINDOW_BINS x rtt_keep values (rtt_keep at most WINDOW_RTT_KEEP). */
-void window_series_init(struct window_series *ws, uint32_t *rtt_us, unsigned rtt_keep);
+void window_series_init(struct window_series *ws, struct rtt_u24 *rtt_us, unsigned rtt_keep);
 
 /* The step holding ts_ns, or NULL (and late_samples++) if it is already gone. */
 struct window_bin *window_bin_at(struct window_series *ws, uint64_t ts_ns);
