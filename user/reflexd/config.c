@@ -35,6 +35,7 @@ static const struct key_def keys[] = {
 	{ "host", "flush-threshold", KEY_VALUE },
 	{ "host", "max-batch-delay-us", KEY_VALUE },
 	{ "host", "max-flows", KEY_VALUE },
+	{ "host", "ring-kb", KEY_VALUE },
 	{ "host", "policy", KEY_VALUE },
 	{ "host", "explore", KEY_VALUE },
 	{ "host", "drift-threshold", KEY_VALUE },

@@ -264,7 +264,7 @@ int loader_config_update(struct reflex_bpf *rb, const struct reflex_config *cfg)
 }
 
 int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct reflex_config *cfg,
-		     unsigned int max_flows, bool want_sockops, struct reflex_err *err)
+		     unsigned int max_flows, unsigned int ring_bytes, bool want_sockops, struct reflex_err *err)
 {
 	DECLARE_LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
 	int ret;
@@ -283,6 +283,7 @@ int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct re
 		return ret;
 	}
 	bpf_map__set_max_entries(rb->tc->maps.tc_flows, max_flows);
+	bpf_map__set_max_entries(rb->tc->maps.tc_events, ring_bytes);
 	ret = tc_bpf__load(rb->tc);
 	if (ret) {
 		reflex_err_set(err, "cannot load the tc BPF programs: %s", strerror(-ret));
@@ -297,6 +298,7 @@ int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct re
 		}
 		bpf_map__set_max_entries(rb->sockops->maps.sock_flows, max_flows);
 		bpf_map__set_max_entries(rb->sockops->maps.cwnd_decisions, max_flows);
+		bpf_map__set_max_entries(rb->sockops->maps.sock_events, ring_bytes);
 		/* Load-time constants: the RTT callback runs per ACK and reads these from
 		 * .rodata, not the config map. */
 		rb->sockops->rodata->actuator = cfg->actuator;

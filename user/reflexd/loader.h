@@ -36,9 +36,10 @@ struct reflex_bpf {
  * Refuses (-EBUSY) if the reflexd that owns it is alive. */
 int loader_cleanup_stale(const char *pin_dir, struct reflex_err *err);
 
-/* max_flows sizes the flow maps (tc_flows, sock_flows, cwnd_decisions). */
+/* max_flows sizes the flow maps (tc_flows, sock_flows, cwnd_decisions), ring_bytes
+ * (a power of two, at least a page) the ring buffers (tc_events, sock_events). */
 int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct reflex_config *cfg,
-		     unsigned int max_flows, bool want_sockops, struct reflex_err *err);
+		     unsigned int max_flows, unsigned int ring_bytes, bool want_sockops, struct reflex_err *err);
 int loader_attach_cgroup(struct reflex_bpf *rb, const char *cgroup_path, struct reflex_err *err);
 int loader_attach_tc(struct reflex_bpf *rb, int ifindex, struct reflex_err *err);
 

@@ -231,8 +231,8 @@ static int setup(struct daemon *d)
 		return -1;
 
 	/* The congestion control is registered before sockops starts selecting it. */
-	if (loader_open_load(&d->bpf, d->opt.pin_dir, &d->opt.config, d->opt.max_flows, d->opt.cgroup != NULL,
-			     &err) ||
+	if (loader_open_load(&d->bpf, d->opt.pin_dir, &d->opt.config, d->opt.max_flows, d->opt.ring_kb * 1024,
+			     d->opt.cgroup != NULL, &err) ||
 	    host_actuator_start(&d->act, d->opt.config.actuator, &d->bpf, &err) ||
 	    (d->opt.cgroup && loader_attach_cgroup(&d->bpf, d->opt.cgroup, &err)) ||
 	    loader_attach_tc(&d->bpf, d->ifindex, &err))

@@ -34,6 +34,9 @@ void reflexd_usage(FILE *out)
 		"                           maps and reflexd's table; when full, a new socket of the\n"
 		"                           cgroup displaces a tc-only flow, other new flows are refused\n"
 		"                           (both counted)\n"
+		"  --ring-kb N              size of each ring buffer (tc, sockops) in KiB, a power of\n"
+		"                           two, 64..65536 (default %d); reflexd's memory maps each\n"
+		"                           twice (libbpf), so its RSS holds 2 x N KiB per ring\n"
 		"\n"
 		"control (cwnd needs --cgroup; on a router, --lan/--path, it caps forwarded TCP\n"
 		"flows' windows instead, when --policy, --model cwnd=/dqn= or --shadow asks for it):\n"
@@ -111,7 +114,7 @@ void reflexd_usage(FILE *out)
 		"Exit codes: 0 stopped cleanly, 1 runtime error, 2 bad usage or setup failure\n"
 		"(nothing is left attached).\n",
 		REFLEX_DEFAULT_PIN_DIR, REFLEX_DEFAULT_SAMPLE_INTERVAL_NS / 1000000, REFLEX_DEFAULT_FLUSH_THRESHOLD,
-		REFLEX_DEFAULT_MAX_BATCH_DELAY_US, REFLEX_MAX_FLOWS);
+		REFLEX_DEFAULT_MAX_BATCH_DELAY_US, REFLEX_MAX_FLOWS, REFLEX_RINGBUF_BYTES / 1024);
 }
 
 struct parse_ctx {
@@ -230,7 +233,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	       OPT_SHADOW, OPT_DECISION_LOG, OPT_AUTO_PROMOTE, OPT_SHADOW_PERIOD, OPT_POLICY, OPT_EXPLORE, OPT_LAN,
 	       OPT_PATH, OPT_CLASSES, OPT_PRINT_CLASSES, OPT_BANDIT, OPT_BANDIT_C, OPT_ACTUATOR,
 	       OPT_LEARN, OPT_LEARN_OUT, OPT_CONFIG, OPT_CHECK_CONFIG, OPT_METRICS_LISTEN, OPT_DECISION_LOG_MAX,
-	       OPT_DECISION_LOG_KEEP, OPT_MARK_BASE, OPT_MARK_MASK, OPT_MOVE_FLOWS, OPT_MAX_FLOWS,
+	       OPT_DECISION_LOG_KEEP, OPT_MARK_BASE, OPT_MARK_MASK, OPT_MOVE_FLOWS, OPT_MAX_FLOWS, OPT_RING_KB,
 	       OPT_DRIFT_THRESHOLD, OPT_DRIFT_WINDOW, OPT_DRIFT_HOLD, OPT_ANOMALY_THRESHOLD, OPT_ANOMALY_HOLD };
 	static const struct option longopts[] = {
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
@@ -243,6 +246,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		{ "flush-threshold", required_argument, NULL, OPT_FLUSH_THRESHOLD },
 		{ "max-batch-delay-us", required_argument, NULL, OPT_MAX_BATCH_DELAY },
 		{ "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
+		{ "ring-kb", required_argument, NULL, OPT_RING_KB },
 		{ "cleanup", no_argument, NULL, OPT_CLEANUP },
 		{ "model", required_argument, NULL, OPT_MODEL },
 		{ "observe", no_argument, NULL, OPT_OBSERVE },
@@ -318,6 +322,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	opt->control.policy = CWND_POLICY_TREE;
 	opt->shadow_period_s = 600;
 	opt->max_flows = REFLEX_MAX_FLOWS;
+	opt->ring_kb = REFLEX_RINGBUF_BYTES / 1024;
 	opt->control.hysteresis = (struct hysteresis_params)HYSTERESIS_DEFAULTS;
 	opt->control.health = (struct model_health_opts)MODEL_HEALTH_DEFAULTS;
 
@@ -348,6 +353,12 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 			break;
 		case OPT_MAX_FLOWS:
 			opt->max_flows = parse_ulong(&e, "--max-flows", optarg, 64, 1048576);
+			break;
+		case OPT_RING_KB:
+			opt->ring_kb = parse_ulong(&e, "--ring-kb", optarg, RING_KB_MIN, RING_KB_MAX);
+			/* a BPF ring buffer is a power-of-two number of pages */
+			if (opt->ring_kb & (opt->ring_kb - 1))
+				usage_error(&e, "--ring-kb: '%s' is not a power of two", optarg);
 			break;
 		case OPT_CLEANUP: opt->cleanup_only = true; break;
 		case OPT_MODEL:

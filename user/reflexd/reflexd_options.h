@@ -19,6 +19,7 @@ struct reflexd_options {
 	const char *records_out;
 	double duration_s;
 	unsigned int max_flows; /* sizes tc_flows, sock_flows, cwnd_decisions and reflexd's table */
+	unsigned int ring_kb;   /* sizes tc_events and sock_events */
 	struct reflex_config config;
 	struct controller_opts control;
 	bool auto_promote;
@@ -44,6 +45,11 @@ struct reflexd_options {
 	unsigned decision_log_keep;
 	struct config_file file;
 };
+
+/* --ring-kb's range: a ring holds at least ~450 records and at most what a system
+ * call maps comfortably. */
+#define RING_KB_MIN 64
+#define RING_KB_MAX 65536
 
 /* The default cap of the decision log and the rotated files kept beside it. */
 #define DECISION_LOG_MAX_BYTES_DEFAULT (64ULL << 20)
