@@ -120,7 +120,7 @@ static struct feature_window flow_window(unsigned step, double rate_bps, double 
 	return w;
 }
 
-static void feed(struct controller *c, const struct flow_entry *f, unsigned from, unsigned to, double rate_bps,
+static void feed(struct controller *c, struct flow_entry *f, unsigned from, unsigned to, double rate_bps,
 		 double min_rtt_us)
 {
 	for (unsigned step = from; step <= to; step++) {
@@ -350,7 +350,7 @@ static void test_small_changes_are_not_written(void **state)
 
 /* cwnd.reflex's tree: rtt_ewma 50 ms with 1000 packets/s -> 1 x BDP, 40 ms -> 2 x,
  * 30 ms with 100 packets/s -> 0.5 x. */
-static void feed_tree(struct controller *c, const struct flow_entry *f, unsigned from, unsigned to,
+static void feed_tree(struct controller *c, struct flow_entry *f, unsigned from, unsigned to,
 		      double rtt_ewma_us, double dequeue_rate)
 {
 	for (unsigned step = from; step <= to; step++) {
@@ -406,7 +406,7 @@ static void test_tree_writes_its_multiple_and_the_hysteresis_paces_reversals(voi
 
 /* A window of a flow whose snd_cwnd is snd_cwnd packets and whose median RTT is
  * p50_ratio x its 40 ms min RTT: it delivers snd_cwnd packets per median RTT. */
-static void feed_capped(struct controller *c, const struct flow_entry *f, unsigned step, uint32_t snd_cwnd,
+static void feed_capped(struct controller *c, struct flow_entry *f, unsigned step, uint32_t snd_cwnd,
 			double p50_ratio)
 {
 	struct feature_window w = flow_window(step, snd_cwnd * 1448 * 8 / (p50_ratio * 0.040), 40000);

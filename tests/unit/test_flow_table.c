@@ -117,11 +117,43 @@ static void test_walk_sees_each_record_once_while_removing(void **state)
 	flow_table_free(&ft);
 }
 
+/* A table of slots: records by slot number, no key, freed slots reused, full at capacity. */
+static void test_slots_without_keys(void **state)
+{
+	enum { N = 100 };
+	struct flow_table ft;
+	uint32_t *rec[N];
+	unsigned seen = 0;
+
+	(void)state;
+	assert_int_equal(flow_table_init_slots(&ft, N, sizeof(uint32_t)), 0);
+	for (uint32_t i = 0; i < N; i++) {
+		rec[i] = flow_table_add(&ft, NULL);
+		assert_non_null(rec[i]);
+		assert_int_equal(*rec[i], 0);
+		*rec[i] = i + 1;
+		assert_ptr_equal(flow_table_at(&ft, flow_table_slot(&ft, rec[i])), rec[i]);
+	}
+	assert_null(flow_table_add(&ft, NULL));
+	assert_null(flow_table_find(&ft, &(struct flow_key){ 0 }));
+	flow_table_remove(&ft, rec[40]);
+	for (uint32_t *r = flow_table_next(&ft, NULL); r; r = flow_table_next(&ft, r)) {
+		assert_int_not_equal(*r, 41);
+		seen++;
+	}
+	assert_int_equal(seen, N - 1);
+	assert_ptr_equal(flow_table_add(&ft, NULL), rec[40]);
+	assert_int_equal(*rec[40], 0);
+	assert_int_equal(ft.count, N);
+	flow_table_free(&ft);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_add_find_remove_against_a_reference),
 		cmocka_unit_test(test_walk_sees_each_record_once_while_removing),
+		cmocka_unit_test(test_slots_without_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,21 +29,32 @@ static bool slot_used(const struct flow_table *ft, uint32_t slot)
 	return ft->used[slot / 64] >> (slot % 64) & 1;
 }
 
+int flow_table_init_slots(struct flow_table *ft, uint32_t capacity, size_t stride)
+{
+	memset(ft, 0, sizeof(*ft));
+	ft->stride = stride;
+	ft->capacity = capacity;
+	ft->records = calloc(capacity ? capacity : 1, ft->stride);
+	ft->free_slots = calloc(capacity ? capacity : 1, sizeof(*ft->free_slots));
+	ft->used = calloc(capacity / 64 + 1, sizeof(*ft->used));
+	if (!ft->records || !ft->free_slots || !ft->used) {
+		flow_table_free(ft);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int flow_table_init(struct flow_table *ft, uint32_t capacity, size_t stride)
 {
 	uint32_t index_size = 4;
 
-	memset(ft, 0, sizeof(*ft));
 	while (index_size < 2ULL * capacity)
 		index_size *= 2;
-	ft->stride = stride < sizeof(struct flow_key) ? sizeof(struct flow_key) : stride;
-	ft->capacity = capacity;
+	if (flow_table_init_slots(ft, capacity, stride < sizeof(struct flow_key) ? sizeof(struct flow_key) : stride))
+		return -ENOMEM;
 	ft->index_mask = index_size - 1;
-	ft->records = calloc(capacity ? capacity : 1, ft->stride);
 	ft->index = calloc(index_size, sizeof(*ft->index));
-	ft->free_slots = calloc(capacity ? capacity : 1, sizeof(*ft->free_slots));
-	ft->used = calloc(capacity / 64 + 1, sizeof(*ft->used));
-	if (!ft->records || !ft->index || !ft->free_slots || !ft->used) {
+	if (!ft->index) {
 		flow_table_free(ft);
 		return -ENOMEM;
 	}
@@ -82,13 +93,25 @@ void *flow_table_add(struct flow_table *ft, const struct flow_key *key)
 	slot = ft->n_free ? ft->free_slots[--ft->n_free] : ft->high++;
 	record = record_at(ft, slot);
 	memset(record, 0, ft->stride);
+	ft->used[slot / 64] |= 1ULL << (slot % 64);
+	ft->count++;
+	if (!key)
+		return record;
 	memcpy(record, key, sizeof(*key));
 	for (i = key_hash(key) & ft->index_mask; ft->index[i]; i = (i + 1) & ft->index_mask)
 		;
 	ft->index[i] = slot + 1;
-	ft->used[slot / 64] |= 1ULL << (slot % 64);
-	ft->count++;
 	return record;
+}
+
+uint32_t flow_table_slot(const struct flow_table *ft, const void *record)
+{
+	return (uint32_t)(((const unsigned char *)record - ft->records) / ft->stride);
+}
+
+void *flow_table_at(const struct flow_table *ft, uint32_t slot)
+{
+	return record_at(ft, slot);
 }
 
 /* Whether an entry whose home is home may sit at j with the hole at i: it may if
@@ -98,9 +121,8 @@ static bool stays(uint32_t home, uint32_t i, uint32_t j)
 	return i <= j ? i < home && home <= j : i < home || home <= j;
 }
 
-void flow_table_remove(struct flow_table *ft, void *record)
+static void index_remove(struct flow_table *ft, const void *record, uint32_t slot)
 {
-	uint32_t slot = (uint32_t)(((unsigned char *)record - ft->records) / ft->stride);
 	uint32_t i = key_hash(record) & ft->index_mask, j;
 
 	while (ft->index[i] != slot + 1)
@@ -116,6 +138,14 @@ void flow_table_remove(struct flow_table *ft, void *record)
 		i = j;
 	}
 	ft->index[i] = 0;
+}
+
+void flow_table_remove(struct flow_table *ft, void *record)
+{
+	uint32_t slot = flow_table_slot(ft, record);
+
+	if (ft->index)
+		index_remove(ft, record, slot);
 	ft->used[slot / 64] &= ~(1ULL << (slot % 64));
 	ft->free_slots[ft->n_free++] = slot;
 	ft->count--;
@@ -123,7 +153,7 @@ void flow_table_remove(struct flow_table *ft, void *record)
 
 void *flow_table_next(const struct flow_table *ft, const void *prev)
 {
-	uint32_t slot = prev ? (uint32_t)(((const unsigned char *)prev - ft->records) / ft->stride) + 1 : 0;
+	uint32_t slot = prev ? flow_table_slot(ft, prev) + 1 : 0;
 
 	for (; slot < ft->high; slot++) {
 		if (!ft->used[slot / 64]) {

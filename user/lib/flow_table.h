@@ -17,7 +17,7 @@
 
 struct flow_table {
 	unsigned char *records; /* capacity x stride; each record starts with its struct flow_key */
-	uint32_t *index;        /* slot + 1, or 0: empty */
+	uint32_t *index;        /* slot + 1, or 0: empty; NULL in a table of slots */
 	uint32_t *free_slots;   /* a stack of removed slots, reused first */
 	uint64_t *used;         /* one bit per slot */
 	size_t stride;
@@ -30,11 +30,18 @@ struct flow_table {
 
 /* Room for capacity records of stride bytes (at least a flow_key's); 0 or -ENOMEM. */
 int flow_table_init(struct flow_table *ft, uint32_t capacity, size_t stride);
+/* The same without keys or index: records are reached by slot number (flow_table_at),
+ * added by flow_table_add(ft, NULL); flow_table_find finds nothing. For state another
+ * table's record points at, which need not repeat the 40-byte key. */
+int flow_table_init_slots(struct flow_table *ft, uint32_t capacity, size_t stride);
 void flow_table_free(struct flow_table *ft);
 
 void *flow_table_find(const struct flow_table *ft, const struct flow_key *key);
-/* A zeroed record holding key, which must not be in the table; NULL when full. */
+/* A zeroed record holding key, which must not be in the table (NULL: a table of
+ * slots); NULL when full. */
 void *flow_table_add(struct flow_table *ft, const struct flow_key *key);
+uint32_t flow_table_slot(const struct flow_table *ft, const void *record);
+void *flow_table_at(const struct flow_table *ft, uint32_t slot);
 /* record came from flow_table_add; the slot is free for the next add. */
 void flow_table_remove(struct flow_table *ft, void *record);
 

@@ -241,7 +241,7 @@ static void log_decision(struct controller *c, const char *flow, const char *kno
 
 static void decision_write(struct controller *c, struct flow_control *fc, uint32_t cwnd_target, uint64_t ts_ns)
 {
-	if (c->act->decide(c->act, &fc->key, cwnd_target, ts_ns))
+	if (c->act->decide(c->act, &fc->flow->key, cwnd_target, ts_ns))
 		c->stats.map_errors++;
 	fc->decision_written = cwnd_target != 0;
 }
@@ -265,18 +265,21 @@ static void shadow_observe(struct controller *c, struct flow_control *fc, const 
 	}
 }
 
-static struct flow_control *flow_control_get(struct controller *c, const struct flow_key *key)
+static struct flow_control *flow_control_get(struct controller *c, struct flow_entry *flow)
 {
-	struct flow_control *fc = flow_table_find(&c->flows, key);
+	struct flow_control *fc;
 
-	if (fc)
-		return fc;
-	if (!c->flows.index &&
-	    flow_table_init(&c->flows, c->opt.max_flows ? c->opt.max_flows : REFLEX_MAX_FLOWS, sizeof(*fc)))
+	if (flow->control_slot)
+		return flow_table_at(&c->flows, flow->control_slot - 1);
+	if (!c->flows.records &&
+	    flow_table_init_slots(&c->flows, c->opt.max_flows ? c->opt.max_flows : REFLEX_MAX_FLOWS, sizeof(*fc)))
 		return NULL;
-	fc = flow_table_add(&c->flows, key);
-	if (fc)
-		fc->anomaly.score = ANOMALY_NOT_SCORED;
+	fc = flow_table_add(&c->flows, NULL);
+	if (!fc)
+		return NULL;
+	fc->flow = flow;
+	fc->anomaly.score = ANOMALY_NOT_SCORED;
+	flow->control_slot = flow_table_slot(&c->flows, fc) + 1;
 	return fc;
 }
 
@@ -382,7 +385,7 @@ static void anomaly_explain(const struct flow_control *fc, double threshold, cha
 		 threshold, rest);
 }
 
-void controller_on_flow_window(struct controller *c, const struct flow_entry *flow, const struct feature_window *w)
+void controller_on_flow_window(struct controller *c, struct flow_entry *flow, const struct feature_window *w)
 {
 	struct policy *p;
 	struct cwnd_choice choice;
@@ -395,7 +398,7 @@ void controller_on_flow_window(struct controller *c, const struct flow_entry *fl
 	if (c->opt.policy == CWND_POLICY_OFF || !c->act->flows || flow->key.proto != IPPROTO_TCP ||
 	    !flow->have_sock_totals)
 		return;
-	fc = flow_control_get(c, &flow->key);
+	fc = flow_control_get(c, flow);
 	if (!fc)
 		return;
 	why[0] = '\0';
@@ -442,18 +445,20 @@ void controller_flush(struct controller *c)
 		c->stats.map_errors += c->act->flush(c->act);
 }
 
-void controller_flow_gone(struct controller *c, const struct flow_entry *flow)
+void controller_flow_gone(struct controller *c, struct flow_entry *flow)
 {
-	struct flow_control *fc = flow_table_find(&c->flows, &flow->key);
+	struct flow_control *fc;
 
-	if (!fc)
+	if (!flow->control_slot)
 		return;
+	fc = flow_table_at(&c->flows, flow->control_slot - 1);
 	if (fc->decision_written)
 		decision_write(c, fc, 0, 0);
 	if (flow_anomaly_handed(&fc->anomaly))
 		c->stats.anomaly_flows--;
 	free(fc->policy);
 	flow_table_remove(&c->flows, fc);
+	flow->control_slot = 0;
 }
 
 /* A batching output in its knob's legal range: the model's bounds were checked at

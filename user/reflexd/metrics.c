@@ -499,7 +499,7 @@ static void status_anomaly(FILE *out, const struct controller *c)
 	     fc = flow_table_next(&c->flows, fc)) {
 		if (fc->anomaly.score == ANOMALY_NOT_SCORED)
 			continue;
-		fprintf(out, "flow_anomaly=%s %d %d\n", flow_key_format(&fc->key, name, sizeof(name)), fc->anomaly.score,
+		fprintf(out, "flow_anomaly=%s %d %d\n", flow_key_format(&fc->flow->key, name, sizeof(name)), fc->anomaly.score,
 			flow_anomaly_handed(&fc->anomaly));
 		lines++;
 	}

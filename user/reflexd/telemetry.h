@@ -39,6 +39,7 @@ struct flow_entry {
 	bool have_sock_totals;
 	bool closed;
 	struct rtt_u24 rtt_us[WINDOW_BINS * FLOW_RTT_KEEP]; /* ws's */
+	uint32_t control_slot; /* the controller's state for it: slot + 1, 0: none */
 };
 
 /* flow is NULL for the interface's window. */
