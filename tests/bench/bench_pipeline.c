@@ -15,9 +15,10 @@
  *    system call that puts the decision in the map returns ("event"), and from when
  *    the loop took that record (or began the pass) ("taken": without the wait for
  *    the loop, which on a loaded machine is the wait for a CPU). Measured for reflexd's
- *    design (the record closes the window; decisions written in one batch per
- *    drain) and, in the same run, for the previous one (every window computed in
- *    one pass after a 20 ms grace; one write per decision);
+ *    design (the record closes the window; decisions written in batches, every
+ *    DRAIN_FLUSH_RECORDS records of a drain and at its end) and, in the same run,
+ *    for the previous one (every window computed in one pass after a 20 ms grace;
+ *    one write per decision);
  *  - scale: resident memory and CPU time of one window pass against flow count, each
  *    count in a freshly executed process, and the memlock of the BPF flow maps that
  *    --max-flows sizes (kernel memory, not in reflexd's RSS).
@@ -45,6 +46,9 @@
 #define LATENCY_WINDOWS 8
 #define SAMPLE_PERIOD_NS REFLEX_DEFAULT_SAMPLE_INTERVAL_NS
 #define WINDOW_GRACE_NS (20ULL * 1000 * 1000) /* reflexd.c's */
+#define STRINGIFY(x) #x
+#define TEXT_OF(x) STRINGIFY(x)
+#define DRAIN_FLUSH_TEXT TEXT_OF(DRAIN_FLUSH_RECORDS)
 
 /* --- consumer throughput ------------------------------------------------- */
 
@@ -329,7 +333,7 @@ static double pct(const double *sorted, unsigned n, double q)
 static int latency(void)
 {
 	static const char *const design[] = { "before: pass after the grace, a write per decision",
-					      "after: closed by the record, a batch per drain" };
+					      "after: closed by the record, a batch every " DRAIN_FLUSH_TEXT " records" };
 	double p50[2], p99[2];
 	int status = 0;
 
