@@ -81,6 +81,9 @@ void dqn_env_interval(struct dqn_env *e)
 	e->utilization = avail > 0 ? fmin(1.0, iv.delivered_bytes / avail) : 1.0;
 	e->rtt_ratio = fl.min_rtt_us ? (double)fl.srtt_us / fl.min_rtt_us : 1.0;
 	e->loss_rate = e->raw[3];
+	if (e->sc->trace)
+		e->reward = e->utilization - e->sc->trace_delay_weight * fmax(0.0, e->rtt_ratio - 1.0) -
+			    DQN_REWARD_LOSS_WEIGHT * e->loss_rate;
 	e->prev_flow = fl;
 	e->prev_link = ln;
 }

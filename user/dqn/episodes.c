@@ -34,17 +34,21 @@ static int record_episode(struct dqn_trainer *tr, double mean_reward)
 
 static int run_episode(struct dqn_trainer *tr)
 {
-	struct dqn_scenario sc;
+	struct dqn_scenario *sc = malloc(sizeof(*sc));
 	struct dqn_env e;
 	float s[DQN_FEATURES], s2[DQN_FEATURES];
 	double sum = 0;
 	uint32_t steps = tr->opts.steps_per_episode;
 	int err;
 
-	dqn_scenario_sample(&tr->rng, steps, &sc);
-	err = dqn_env_start(&e, &sc);
-	if (err)
+	if (!sc)
+		return -ENOMEM;
+	dqn_source_sample(&tr->source, &tr->rng, steps, sc);
+	err = dqn_env_start(&e, sc);
+	if (err) {
+		free(sc);
 		return err;
+	}
 	dqn_normalize(e.raw, tr->n_in, s);
 	for (uint32_t t = 0; t < steps; t++) {
 		double eps = dqn_epsilon(tr->opts.eps_start, tr->opts.eps_end, tr->opts.eps_decay,
@@ -64,6 +68,7 @@ static int run_episode(struct dqn_trainer *tr)
 		memcpy(s, s2, sizeof(s));
 	}
 	dqn_env_stop(&e);
+	free(sc);
 	return record_episode(tr, sum / steps);
 }
 
@@ -94,7 +99,7 @@ static int validate(struct dqn_trainer *tr)
 {
 	struct dqn_policy_nets nets = { .net = &tr->online };
 	struct dqn_policy_eval eval[DQN_POLICY_COUNT];
-	int ret = dqn_evaluate_stream(&nets, tr->opts.seed ^ VALID_STREAM, tr->opts.validate_scenarios,
+	int ret = dqn_evaluate_stream(&nets, &tr->source, tr->opts.seed ^ VALID_STREAM, tr->opts.validate_scenarios,
 				  tr->opts.steps_per_episode, eval);
 
 	if (ret)
@@ -106,6 +111,16 @@ static int validate(struct dqn_trainer *tr)
 		tr->best_episode = tr->episodes_done;
 	}
 	return 0;
+}
+
+void dqn_trainer_use_traces(struct dqn_trainer *tr, const struct dqn_trace_set *set)
+{
+	tr->source = (struct dqn_scenario_source){
+		.set = set->n ? set : NULL,
+		.share = tr->opts.trace_share,
+		.segment_ms = tr->opts.trace_segment_ms,
+		.delay_weight = tr->opts.trace_delay_weight,
+	};
 }
 
 int dqn_trainer_run(struct dqn_trainer *tr, uint32_t episodes, struct reflex_err *err)
@@ -155,6 +170,7 @@ void dqn_trainer_report(const struct dqn_trainer *tr, struct dqn_report *rep)
 int dqn_train(const struct dqn_train_opts *opts, struct dqn_report *rep)
 {
 	struct dqn_trainer *tr = NULL;
+	struct dqn_trace_set traces;
 	struct model *m = NULL;
 	int ret;
 
@@ -163,12 +179,16 @@ int dqn_train(const struct dqn_train_opts *opts, struct dqn_report *rep)
 		reflex_err_set(&rep->err, "train-dqn: resume needs a checkpoint path");
 		return -EINVAL;
 	}
+	ret = dqn_trace_set_load(&traces, opts->trace_paths, opts->n_trace_paths, &rep->err);
+	if (ret)
+		return ret;
 	if (opts->resume && access(opts->checkpoint_path, F_OK) == 0)
 		ret = dqn_checkpoint_load(opts->checkpoint_path, opts, &tr, &rep->err);
 	else
 		ret = dqn_trainer_new(opts, &tr, &rep->err);
 	if (ret)
-		return ret;
+		goto out;
+	dqn_trainer_use_traces(tr, &traces);
 	ret = dqn_trainer_run(tr, opts->episodes, &rep->err);
 	if (!ret && opts->checkpoint_path)
 		ret = dqn_checkpoint_save(tr, opts->checkpoint_path, &rep->err);
@@ -194,5 +214,6 @@ int dqn_train(const struct dqn_train_opts *opts, struct dqn_report *rep)
 out:
 	model_free(m);
 	dqn_trainer_free(tr);
+	dqn_trace_set_free(&traces);
 	return ret;
 }

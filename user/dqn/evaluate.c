@@ -2,6 +2,7 @@
 /* Held-out evaluation of the DQN against the heuristic, fixed and CUBIC baselines,
  * and the states a greedy net decides on (for calibration and agreement). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dqn/train_internal.h"
@@ -65,30 +66,33 @@ static bool policy_available(enum dqn_policy p, const struct dqn_policy_nets *ne
 }
 
 /* Every available policy on the same n_scenarios scenarios of one stream. */
-int dqn_evaluate_stream(const struct dqn_policy_nets *nets, uint64_t stream, uint32_t n_scenarios,
-			   uint32_t steps, struct dqn_policy_eval eval[DQN_POLICY_COUNT])
+int dqn_evaluate_stream(const struct dqn_policy_nets *nets, const struct dqn_scenario_source *src,
+			uint64_t stream, uint32_t n_scenarios, uint32_t steps,
+			struct dqn_policy_eval eval[DQN_POLICY_COUNT])
 {
+	struct dqn_scenario *sc = malloc(sizeof(*sc));
+	int err = 0;
+
 	struct prng rng;
 	double n = (double)n_scenarios * steps;
 
 	memset(eval, 0, sizeof(*eval) * DQN_POLICY_COUNT);
-	if (!n_scenarios || !steps)
+	if (!sc)
+		return -ENOMEM;
+	if (!n_scenarios || !steps) {
+		free(sc);
 		return -EINVAL;
-	prng_seed(&rng, stream);
-	for (uint32_t k = 0; k < n_scenarios; k++) {
-		struct dqn_scenario sc;
-
-		dqn_scenario_sample(&rng, steps, &sc);
-		for (int p = 0; p < DQN_POLICY_COUNT; p++) {
-			int err;
-
-			if (!policy_available((enum dqn_policy)p, nets))
-				continue;
-			err = run_policy((enum dqn_policy)p, nets, &sc, steps, &eval[p], NULL, NULL);
-			if (err)
-				return err;
-		}
 	}
+	prng_seed(&rng, stream);
+	for (uint32_t k = 0; k < n_scenarios && !err; k++) {
+		dqn_source_sample(src, &rng, steps, sc);
+		for (int p = 0; p < DQN_POLICY_COUNT && !err; p++)
+			if (policy_available((enum dqn_policy)p, nets))
+				err = run_policy((enum dqn_policy)p, nets, sc, steps, &eval[p], NULL, NULL);
+	}
+	free(sc);
+	if (err)
+		return err;
 	for (int p = 0; p < DQN_POLICY_COUNT; p++) {
 		eval[p].reward /= n;
 		eval[p].utilization /= n;
@@ -103,7 +107,7 @@ int dqn_evaluate(const struct mlp *net, const struct model *m, uint64_t seed, ui
 {
 	struct dqn_policy_nets nets = { .net = net, .model = m };
 
-	return dqn_evaluate_stream(&nets, seed ^ EVAL_STREAM, n_scenarios, steps, eval);
+	return dqn_evaluate_stream(&nets, NULL, seed ^ EVAL_STREAM, n_scenarios, steps, eval);
 }
 
 struct state_sink {
@@ -119,31 +123,32 @@ static void collect_state(void *ctx, const double *raw)
 		memcpy(sink->raw + sink->n++ * DQN_FEATURES, raw, DQN_FEATURES * sizeof(double));
 }
 
-int dqn_collect_stream(const struct mlp *net, uint64_t stream, uint32_t n_scenarios, uint32_t steps,
-			  double *raw_states, size_t max_states, size_t *n_states)
+int dqn_collect_stream(const struct mlp *net, const struct dqn_scenario_source *src, uint64_t stream,
+		       uint32_t n_scenarios, uint32_t steps, double *raw_states, size_t max_states, size_t *n_states)
 {
 	struct state_sink sink = { .raw = raw_states, .max = max_states };
 	struct dqn_policy_nets nets = { .net = net };
+	struct dqn_scenario *sc = malloc(sizeof(*sc));
 	struct prng rng;
+	int err = 0;
 
 	*n_states = 0;
+	if (!sc)
+		return -ENOMEM;
 	prng_seed(&rng, stream);
-	for (uint32_t k = 0; k < n_scenarios && sink.n < sink.max; k++) {
+	for (uint32_t k = 0; k < n_scenarios && sink.n < sink.max && !err; k++) {
 		struct dqn_policy_eval unused = { 0 };
-		struct dqn_scenario sc;
-		int err;
 
-		dqn_scenario_sample(&rng, steps, &sc);
-		err = run_policy(DQN_POLICY_DQN, &nets, &sc, steps, &unused, collect_state, &sink);
-		if (err)
-			return err;
+		dqn_source_sample(src, &rng, steps, sc);
+		err = run_policy(DQN_POLICY_DQN, &nets, sc, steps, &unused, collect_state, &sink);
 	}
+	free(sc);
 	*n_states = sink.n;
-	return 0;
+	return err;
 }
 
 int dqn_collect_states(const struct mlp *net, uint64_t seed, uint32_t n_scenarios, uint32_t steps,
 		       double *raw_states, size_t max_states, size_t *n_states)
 {
-	return dqn_collect_stream(net, seed ^ EVAL_STREAM, n_scenarios, steps, raw_states, max_states, n_states);
+	return dqn_collect_stream(net, NULL, seed ^ EVAL_STREAM, n_scenarios, steps, raw_states, max_states, n_states);
 }

@@ -53,6 +53,11 @@ static int set_metadata(struct model *m, const struct dqn_trainer *tr, struct dq
 	ret = ret ?: model_meta_setf(m, "reward", &merr,
 			       "delivery_ratio - %g * max(0, srtt / min_rtt - 1) - %g * loss_rate",
 			       DQN_REWARD_DELAY_WEIGHT, DQN_REWARD_LOSS_WEIGHT);
+	if (tr->source.set)
+		ret = ret ?: model_meta_setf(m, "trace_episodes", &merr,
+				       "%u traces, share %g, segment %u ms, reward utilization - %g * max(0, srtt / min_rtt - 1) - %g * loss_rate",
+				       tr->source.set->n, tr->source.share, tr->source.segment_ms,
+				       tr->source.delay_weight, DQN_REWARD_LOSS_WEIGHT);
 	ret = ret ?: model_meta_setf(m, "seed", &merr, "%llu", (unsigned long long)o->seed);
 	ret = ret ?: model_meta_setf(m, "episodes", &merr, "%u", tr->episodes_done);
 	ret = ret ?: model_meta_setf(m, "decisions", &merr, "%llu", (unsigned long long)tr->decisions);
@@ -118,7 +123,7 @@ int dqn_export_model(const struct dqn_trainer *tr, struct dqn_report *rep, struc
 		reflex_err_set(&rep->err, "dqn export: out of memory");
 		goto out;
 	}
-	ret = dqn_collect_stream(policy, o->seed ^ CALIB_STREAM, scenarios, steps, calib_raw, MAX_CALIB_ROWS,
+	ret = dqn_collect_stream(policy, &tr->source, o->seed ^ CALIB_STREAM, scenarios, steps, calib_raw, MAX_CALIB_ROWS,
 			     &n_calib);
 	if (!ret)
 		ret = dqn_collect_states(policy, o->seed, scenarios, steps, raw, MAX_AGREEMENT_STATES, &n_raw);

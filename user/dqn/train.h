@@ -85,6 +85,12 @@ struct dqn_train_opts {
 	bool resume;                  /* continue from checkpoint_path if it exists */
 	const char *model_path;       /* `.reflex` to write, NULL = none */
 	bool progress;                /* progress line on stderr when it is a terminal */
+	/* Trace-driven episodes (not in the checkpoint: give the same on --resume). */
+	const char *const *trace_paths; /* mahimahi traces (lib/trace.h), plain or gzip */
+	uint32_t n_trace_paths;       /* 0 = static links only */
+	double trace_share;           /* fraction of episodes (and validations) on a trace (0.5) */
+	uint32_t trace_segment_ms;    /* trace span an episode replays, looping (30000) */
+	double trace_delay_weight;    /* delay weight of the trace episodes' reward (0.5) */
 };
 
 void dqn_train_opts_default(struct dqn_train_opts *opts);
@@ -206,6 +212,43 @@ double dqn_int8_agreement(const struct model *m, const struct mlp *net, const do
  * DQN_FEATURES doubles each). */
 int dqn_build_best_model(const struct mlp *net, const double *calib_raw, size_t n_calib, struct model **out,
 			 struct reflex_err *err);
+
+/*
+ * Trace-driven links: a segment of a mahimahi trace replayed as the simulated link's
+ * capacity in DQN_TRACE_STEP_MS steps (bsim_schedule_from_trace), looping.
+ */
+#define DQN_TRACE_STEP_MS 100
+#define DQN_TRACE_MAX_SEGMENT_MS 120000
+#define DQN_TRACE_MAX_FILES 64
+
+/* Held-out trace evaluation (`reflex-forge eval-dqn`): every policy on the same
+ * segments; per segment the flow's utilization of the capacity and its queueing
+ * delay p95 (RTT p95 minus the base RTT), medians over the segments. */
+struct dqn_trace_eval_opts {
+	const char *const *trace_paths;
+	uint32_t n_trace_paths;
+	uint32_t segments;       /* drawn round-robin over the traces, random offsets */
+	uint32_t segment_ms;     /* measured span of each, after a 2-RTT CUBIC warm-up */
+	uint32_t base_rtt_us;
+	uint64_t buffer_bytes;
+	uint64_t seed;           /* the offsets */
+	const struct model *const *models; /* int8 DQN models to compare */
+	uint32_t n_models;
+};
+
+#define DQN_TRACE_EVAL_MAX_MODELS 8
+
+/* A row per model, then the heuristic rule, then plain CUBIC. */
+struct dqn_trace_eval_row {
+	double utilization_median;
+	double qdelay_p95_median_ms;
+	double utilization_min;
+	double qdelay_p95_max_ms;
+};
+
+/* rows has n_models + 2 entries. 0, or -errno with err (a trace that does not load). */
+int dqn_eval_traces(const struct dqn_trace_eval_opts *o, struct dqn_trace_eval_row *rows,
+		    struct reflex_err *err);
 
 /* The whole `reflex-forge train-dqn`: train (resuming if asked), evaluate, export. */
 int dqn_train(const struct dqn_train_opts *opts, struct dqn_report *rep);

@@ -9,11 +9,26 @@
 #include <stdio.h>
 
 #include "dqn/train.h"
+#include "lib/trace.h"
 
 #define EVAL_STREAM 0x5eed0e7a1ULL   /* held-out scenarios: never drawn by training */
 #define CALIB_STREAM 0xca11b0a7eULL  /* quantization calibration: neither training nor evaluation */
 #define VALID_STREAM 0x7a11d0a7eULL  /* model selection during training */
 #define MAX_EPISODES 10000000u
+
+/* Loaded traces to draw segments from. */
+struct dqn_trace_set {
+	struct trace *traces;
+	uint32_t n;
+};
+
+/* Where episodes come from: static links, and with share > 0 trace segments. */
+struct dqn_scenario_source {
+	const struct dqn_trace_set *set; /* NULL = static links only */
+	double share;
+	uint32_t segment_ms;
+	double delay_weight;
+};
 
 /* --- the trainer (trainer.c) ---------------------------------------------------- */
 
@@ -26,6 +41,7 @@ struct dqn_trainer {
 	struct dqn_replay replay;
 	uint32_t episodes_done;
 	uint64_t decisions, updates;
+	struct dqn_scenario_source source; /* set by dqn_train: the traces are its */
 	double *episode_reward;   /* mean reward per decision of each episode */
 	uint32_t episode_reward_cap;
 	double act_max;           /* running max of hidden activations: the int8 step to imitate */
@@ -46,7 +62,26 @@ int dqn_check_train_opts(const struct dqn_train_opts *o, struct reflex_err *err)
 struct dqn_scenario {
 	struct bsim_config cfg;
 	uint32_t warmup_rtts;   /* plain CUBIC before the policy takes over */
+	/* A trace scenario: cfg.rate_schedule_bps points here (do not copy the struct),
+	 * and the reward weighs queueing by trace_delay_weight against utilization of
+	 * the capacity (the flow's delivery ratio would blame the policy for the link's
+	 * own swings). */
+	bool trace;
+	double trace_delay_weight;
+	uint64_t schedule[DQN_TRACE_MAX_SEGMENT_MS / DQN_TRACE_STEP_MS];
 };
+
+int dqn_trace_set_load(struct dqn_trace_set *set, const char *const *paths, uint32_t n, struct reflex_err *err);
+void dqn_trace_set_free(struct dqn_trace_set *set);
+/* A scenario replaying segment_ms of t from offset_ms (the schedule loops), with a
+ * random base RTT (10-150 ms), buffer (100 KB - 2 MB) and warm-up from rng. */
+void dqn_trace_scenario(const struct trace *t, uint64_t offset_ms, uint32_t segment_ms, struct prng *rng,
+			struct dqn_scenario *sc);
+/* Episodes and validations of tr draw from set (kept by the caller) as tr's options say. */
+void dqn_trainer_use_traces(struct dqn_trainer *tr, const struct dqn_trace_set *set);
+/* One episode's scenario: a trace segment with probability src->share, else a static link. */
+void dqn_source_sample(const struct dqn_scenario_source *src, struct prng *rng, uint32_t steps,
+		       struct dqn_scenario *sc);
 
 /* One simulated flow 0 under the policy's clamp, observed as reflexd would. */
 struct dqn_env {
@@ -80,11 +115,12 @@ struct dqn_policy_nets {
 };
 
 /* Every available policy on the same n_scenarios scenarios of one stream. */
-int dqn_evaluate_stream(const struct dqn_policy_nets *nets, uint64_t stream, uint32_t n_scenarios,
-			uint32_t steps, struct dqn_policy_eval eval[DQN_POLICY_COUNT]);
+int dqn_evaluate_stream(const struct dqn_policy_nets *nets, const struct dqn_scenario_source *src,
+			uint64_t stream, uint32_t n_scenarios, uint32_t steps,
+			struct dqn_policy_eval eval[DQN_POLICY_COUNT]);
 /* The raw states the greedy net decided on, over n_scenarios of one stream. */
-int dqn_collect_stream(const struct mlp *net, uint64_t stream, uint32_t n_scenarios, uint32_t steps,
-		       double *raw_states, size_t max_states, size_t *n_states);
+int dqn_collect_stream(const struct mlp *net, const struct dqn_scenario_source *src, uint64_t stream,
+		       uint32_t n_scenarios, uint32_t steps, double *raw_states, size_t max_states, size_t *n_states);
 /* The int8 model of the trainer's policy, and its agreement with the float policy
  * on held-out states in rep. */
 int dqn_export_model(const struct dqn_trainer *tr, struct dqn_report *rep, struct model **out);

@@ -37,6 +37,9 @@ void dqn_train_opts_default(struct dqn_train_opts *opts)
 	opts->eps_decay = 0.995;
 	opts->eval_scenarios = 40;
 	opts->eval_steps = 200;
+	opts->trace_share = 0.5;
+	opts->trace_segment_ms = 30000;
+	opts->trace_delay_weight = 0.5;
 }
 
 int dqn_check_train_opts(const struct dqn_train_opts *o, struct reflex_err *err)
@@ -80,6 +83,14 @@ int dqn_check_train_opts(const struct dqn_train_opts *o, struct reflex_err *err)
 	else if (o->eval_scenarios > 100000 || o->eval_steps > MAX_STEPS ||
 		 (o->eval_scenarios && !o->eval_steps))
 		what = "eval_scenarios/eval_steps out of range";
+	else if (o->n_trace_paths > DQN_TRACE_MAX_FILES || (o->n_trace_paths && !o->trace_paths))
+		what = "at most 64 traces";
+	else if (!(o->trace_share >= 0 && o->trace_share <= 1))
+		what = "trace_share must be in [0, 1]";
+	else if (o->trace_segment_ms < DQN_TRACE_STEP_MS || o->trace_segment_ms > DQN_TRACE_MAX_SEGMENT_MS)
+		what = "trace_segment_ms must be in [100, 120000]";
+	else if (!(o->trace_delay_weight >= 0 && o->trace_delay_weight <= 100))
+		what = "trace_delay_weight must be in [0, 100]";
 	if (what) {
 		reflex_err_set(err, "train-dqn: %s", what);
 		return -EINVAL;

@@ -212,6 +212,8 @@ void forge_progress(const char *what, size_t done, size_t total);
 
 /* `reflex-forge train-dqn` (user/forge_train_dqn.c). */
 int forge_cmd_train_dqn(int argc, char **argv);
+/* `reflex-forge eval-dqn` (user/forge_train_dqn.c). */
+int forge_cmd_eval_dqn(int argc, char **argv);
 /* `reflex-forge loss` (user/forge_loss.c). */
 int forge_cmd_loss(int argc, char **argv);
 

@@ -109,6 +109,7 @@ static void usage_main(FILE *out)
 		"  train    any CSV with a header -> CART trees -> .reflex\n"
 		"  build    telemetry CSV -> .reflex (windows, label, train in one run)\n"
 		"  train-dqn  the DQN cwnd agent, trained on the bottleneck simulator -> int8 .reflex\n"
+		"  eval-dqn   DQN models vs the heuristic rule and CUBIC on simulated trace segments\n"
 		"  loss       a tree predicting a flow's retransmissions ahead, scored on other traces\n\n"
 		"`reflex-forge COMMAND --help` for the options of one command.\n");
 }
@@ -750,6 +751,7 @@ int main(int argc, char **argv)
 		{ "train", cmd_train },
 		{ "build", cmd_build },
 		{ "train-dqn", forge_cmd_train_dqn },
+		{ "eval-dqn", forge_cmd_eval_dqn },
 		{ "loss", forge_cmd_loss },
 	};
 

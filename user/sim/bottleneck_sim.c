@@ -502,6 +502,33 @@ static void drain_queue(struct bsim *sim)
 }
 
 /*
+ * When a packet whose serialization starts at start_ns has left the link. Under a
+ * capacity schedule the service integrates the rate of every step it spans (the
+ * schedule is known ahead), so a packet queued in an outage leaves as soon as the
+ * rate comes back instead of at the outage's rate.
+ */
+static double departure_ns(const struct bsim *sim, double start_ns)
+{
+	const struct bsim_config *c = &sim->cfg;
+	double step_ns, t = start_ns, bits = sim->mss * 8.0;
+
+	if (!c->rate_schedule_bps)
+		return start_ns + sim->tx_ns;
+	step_ns = (double)c->rate_schedule_step_us * NS_PER_US;
+	for (;;) {
+		double step = floor(t / step_ns);
+		double rate = (double)c->rate_schedule_bps[(uint64_t)step % c->rate_schedule_len];
+		double end = (step + 1) * step_ns;
+		double avail = rate * (end - t) / NS_PER_S;
+
+		if (avail >= bits)
+			return t + bits * NS_PER_S / rate;
+		bits -= avail;
+		t = end;
+	}
+}
+
+/*
  * Offer one packet to the queue at now. Returns the kind of its fate and, via
  * depart_ns, when it leaves (or would have left) the link.
  */
@@ -511,7 +538,7 @@ static int offer_packet(struct bsim *sim, enum event_kind *fate, double *depart_
 	double start = sim->last_depart_ns > now ? sim->last_depart_ns : now;
 	int err;
 
-	*depart_ns = start + sim->tx_ns;
+	*depart_ns = departure_ns(sim, start);
 	if ((uint64_t)(sim->queue.len + 1) * sim->mss > sim->cfg.buffer_bytes) {
 		sim->tail_drops++;
 		*fate = EV_LOSS_TAIL;

@@ -37,7 +37,10 @@
  *   queued keep the departure times they were given.
  * - Optional capacity schedule instead (rate_schedule_bps, e.g. a mahimahi trace's
  *   capacity per step from bsim_schedule_from_trace()): the link rate of each step,
- *   looping; the same rule for queued packets. Without one, nothing changes.
+ *   looping. A packet's serialization integrates the rates of the steps it spans
+ *   (the schedule is known ahead), so packets queued before a rate change leave at
+ *   the new rate from the change on, as on a real link; a step's rate is the same
+ *   for every packet in it.
  * - Bytes are wire bytes: a packet is mss bytes on the link, no header overhead.
  * - No jitter: periodic timings can phase-lock. Cross traffic whose period is
  *   commensurate with the departures may take every freed slot before a flow can
