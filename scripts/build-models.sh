@@ -38,8 +38,14 @@ mkdir -p "$OUT"
 "$BIN/reflex-forge" build --recipe batching "$TMP/telemetry.csv" --records "$TMP/records.csv" --lambda 10000 \
 	-o "$OUT/batching.reflex" "${created[@]}"
 "$BIN/reflex-forge" build --recipe cwnd "$TMP/telemetry.csv" -o "$OUT/cwnd.reflex" "${created[@]}"
-# The DQN trains on the bottleneck simulator, not on the traces (about a minute);
-# MODELS_SKIP_DQN=1 leaves it out (the rebuild test does: it has its own checks).
+# The DQN trains on the bottleneck simulator, not on the telemetry traces: static links,
+# and in 30 % of the episodes 60 s segments of real link traces (models/traces/dqn/, cut by
+# scripts/dqn-trace-segments.sh; the arena's traces are held out) replayed as the link's
+# capacity (about 1.5 minutes). The traces go in C-locale order: the order is part of the
+# seed's stream. MODELS_SKIP_DQN=1 leaves it out (the rebuild test does: it has its own checks).
 if [ "${MODELS_SKIP_DQN:-0}" != 1 ]; then
-	"$BIN/reflex-forge" train-dqn -o "$OUT/dqn.reflex"
+	dqn_traces=()
+	for f in $(LC_ALL=C ls models/traces/dqn/*.gz); do dqn_traces+=(--trace "$f"); done
+	"$BIN/reflex-forge" train-dqn -o "$OUT/dqn.reflex" "${dqn_traces[@]}" --trace-share 0.3 \
+		--trace-delay-weight 0.1
 fi

@@ -188,7 +188,7 @@ static void usage_eval(FILE *out)
 	fprintf(out,
 		"usage: reflex-forge eval-dqn --trace FILE [--trace FILE]... --model NAME=FILE.reflex...\n"
 		"                             [--segments N] [--segment-s S] [--rtt-ms MS] [--buffer-kb KB]\n"
-		"                             [--seed S]\n"
+		"                             [--seed S] [--static-scenarios N]\n"
 		"\n"
 		"Replays --segments segments (default 20) of --segment-s seconds (default 20) of the traces\n"
 		"(round-robin, offsets random from --seed, default 1) as the capacity of the bottleneck\n"
@@ -197,7 +197,10 @@ static void usage_eval(FILE *out)
 		"--model (int8 DQN, as reflexd), the heuristic rule (clamp 1.25 x max delivery rate x\n"
 		"min_rtt) and plain CUBIC on the same segments. Prints per policy the median (and worst)\n"
 		"over segments of the utilization of the capacity and the queueing delay p95 (RTT p95\n"
-		"minus the base RTT). Exit codes: 0 done, 1 failed, 2 bad usage.\n");
+		"minus the base RTT). Then every model on train-dqn's held-out static links\n"
+		"(--static-scenarios, default 40, 200 decisions each, 0 = none; the stream of --seed\n"
+		"as in train-dqn's report): mean reward, utilization and srtt/min_rtt per decision.\n"
+		"Exit codes: 0 done, 1 failed, 2 bad usage.\n");
 }
 
 static int add_model(char *arg, const char **names, struct model **models, uint32_t *n)
@@ -220,9 +223,9 @@ static int add_model(char *arg, const char **names, struct model **models, uint3
 }
 
 static int eval_parse(int argc, char **argv, struct dqn_trace_eval_opts *o, const char **traces,
-		      const char **names, struct model **models)
+		      const char **names, struct model **models, uint32_t *static_scenarios)
 {
-	enum { OPT_TRACE = 256, OPT_MODEL, OPT_SEGMENTS, OPT_SEGMENT_S, OPT_RTT, OPT_BUFFER, OPT_SEED };
+	enum { OPT_TRACE = 256, OPT_MODEL, OPT_SEGMENTS, OPT_SEGMENT_S, OPT_RTT, OPT_BUFFER, OPT_SEED, OPT_STATIC };
 	static const struct option longopts[] = {
 		{ "trace", required_argument, NULL, OPT_TRACE },
 		{ "model", required_argument, NULL, OPT_MODEL },
@@ -231,6 +234,7 @@ static int eval_parse(int argc, char **argv, struct dqn_trace_eval_opts *o, cons
 		{ "rtt-ms", required_argument, NULL, OPT_RTT },
 		{ "buffer-kb", required_argument, NULL, OPT_BUFFER },
 		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "static-scenarios", required_argument, NULL, OPT_STATIC },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -276,6 +280,10 @@ static int eval_parse(int argc, char **argv, struct dqn_trace_eval_opts *o, cons
 				return 2;
 			o->seed = v;
 			break;
+		case OPT_STATIC:
+			if (parse_u32("--static-scenarios", optarg, 0, 100000, static_scenarios))
+				return 2;
+			break;
 		case 'h': usage_eval(stdout); return -1;
 		default: usage_eval(stderr); return 2;
 		}
@@ -284,6 +292,31 @@ static int eval_parse(int argc, char **argv, struct dqn_trace_eval_opts *o, cons
 		fprintf(stderr, "reflex-forge eval-dqn: %s\n", optind < argc ? "unexpected argument" : "--trace FILE is required");
 		return 2;
 	}
+	return 0;
+}
+
+/* Each model on train-dqn's held-out static links, with the rule-based baselines once. */
+static int eval_static(const struct dqn_trace_eval_opts *o, const char *const *names, uint32_t scenarios)
+{
+	struct dqn_policy_eval eval[DQN_POLICY_COUNT];
+
+	printf("held-out static links, %u scenarios, means per decision:\n", scenarios);
+	printf("  %-12s %8s %12s %10s\n", "policy", "reward", "utilization", "srtt/min");
+	for (uint32_t i = 0; i < o->n_models; i++) {
+		if (dqn_evaluate(NULL, o->models[i], o->seed, scenarios, 200, eval)) {
+			fprintf(stderr, "reflex-forge eval-dqn: static evaluation of %s failed\n", names[i]);
+			return 1;
+		}
+		printf("  %-12s %8.3f %12.3f %10.3f\n", names[i], eval[DQN_POLICY_DQN_INT8].reward,
+		       eval[DQN_POLICY_DQN_INT8].utilization, eval[DQN_POLICY_DQN_INT8].rtt_ratio);
+	}
+	if (!o->n_models && dqn_evaluate(NULL, NULL, o->seed, scenarios, 200, eval)) {
+		fprintf(stderr, "reflex-forge eval-dqn: static evaluation failed\n");
+		return 1;
+	}
+	for (int p = DQN_POLICY_HEURISTIC; p < DQN_POLICY_COUNT; p++)
+		printf("  %-12s %8.3f %12.3f %10.3f\n", dqn_policy_names[p], eval[p].reward, eval[p].utilization,
+		       eval[p].rtt_ratio);
 	return 0;
 }
 
@@ -297,7 +330,8 @@ int forge_cmd_eval_dqn(int argc, char **argv)
 		.buffer_bytes = 1000000, .seed = 1, .models = (const struct model *const *)models,
 	};
 	struct reflex_err err = { 0 };
-	int ret = eval_parse(argc, argv, &o, traces, names, models);
+	uint32_t static_scenarios = 40;
+	int ret = eval_parse(argc, argv, &o, traces, names, models, &static_scenarios);
 
 	if (ret)
 		goto out;
@@ -315,6 +349,7 @@ int forge_cmd_eval_dqn(int argc, char **argv)
 	for (uint32_t p = 0; p < o.n_models + 2; p++)
 		printf("  %-12s %12.3f (%6.3f) %16.1f (%7.1f)\n", names[p], rows[p].utilization_median,
 		       rows[p].utilization_min, rows[p].qdelay_p95_median_ms, rows[p].qdelay_p95_max_ms);
+	ret = static_scenarios ? eval_static(&o, names, static_scenarios) : 0;
 out:
 	for (uint32_t i = 0; i < o.n_models; i++)
 		model_free(models[i]);
