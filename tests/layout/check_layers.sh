@@ -35,7 +35,7 @@ if [ -n "$bin" ]; then
 		echo "FAIL: no $bin to check"; bad=1
 	else
 		found=$(nm "$bin" | awk '{ print $NF }' | grep -xE \
-			'dqn_checkpoint_[a-z_]+|dqn_env_[a-z_]+|dqn_scenario_sample|dqn_train|dqn_trainer_(run|report)|dqn_evaluate[a-z_]*|dqn_collect_[a-z_]+|dqn_int8_agreement|dqn_build_best_model|dqn_(export|write)_model|forge_[a-z_]+' || true)
+			'dqn_checkpoint_[a-z_]+|dqn_env_[a-z_]+|dqn_scenario_sample|dqn_source_sample|dqn_trace_[a-z_]+|dqn_eval_traces|dqn_train|dqn_trainer_(run|report|use_traces)|dqn_evaluate[a-z_]*|dqn_collect_[a-z_]+|dqn_int8_agreement|dqn_build_best_model|dqn_(export|write)_model|forge_[a-z_]+' || true)
 		if [ -n "$found" ]; then
 			echo "FAIL: $bin links training code: $(echo "$found" | paste -sd' ')"; bad=1
 		fi
