@@ -88,6 +88,16 @@ static int parse_double(const char *cmd, const char *opt, const char *value, dou
 	return 0;
 }
 
+static int add_trace(const char *cmd, const char *path, const char **traces, uint32_t *n)
+{
+	if (*n == DQN_TRACE_MAX_FILES) {
+		fprintf(stderr, "reflex-forge %s: at most %u --trace\n", cmd, DQN_TRACE_MAX_FILES);
+		return -1;
+	}
+	traces[(*n)++] = path;
+	return 0;
+}
+
 int forge_cmd_train_dqn(int argc, char **argv)
 {
 	enum { OPT_SEED = 256, OPT_EPISODES, OPT_STEPS, OPT_CHECKPOINT, OPT_RESUME, OPT_EVAL, OPT_SEED_ONLY,
@@ -140,11 +150,8 @@ int forge_cmd_train_dqn(int argc, char **argv)
 			break;
 		case OPT_SEED_ONLY: opts.seed_features_only = true; break;
 		case OPT_TRACE:
-			if (opts.n_trace_paths == DQN_TRACE_MAX_FILES) {
-				fprintf(stderr, "reflex-forge train-dqn: at most %u --trace\n", DQN_TRACE_MAX_FILES);
+			if (add_trace("train-dqn", optarg, traces, &opts.n_trace_paths))
 				return 2;
-			}
-			traces[opts.n_trace_paths++] = optarg;
 			opts.trace_paths = traces;
 			break;
 		case OPT_TRACE_SHARE:
@@ -245,11 +252,8 @@ static int eval_parse(int argc, char **argv, struct dqn_trace_eval_opts *o, cons
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_TRACE:
-			if (o->n_trace_paths == DQN_TRACE_MAX_FILES) {
-				fprintf(stderr, "reflex-forge eval-dqn: at most %u --trace\n", DQN_TRACE_MAX_FILES);
+			if (add_trace("eval-dqn", optarg, traces, &o->n_trace_paths))
 				return 2;
-			}
-			traces[o->n_trace_paths++] = optarg;
 			break;
 		case OPT_MODEL:
 			ret = add_model(optarg, names, models, n_models);
