@@ -10,7 +10,9 @@
 #          one upload and a 20 Hz ping through a trace-driven link (scripts/lab/trace-link.c,
 #          1 MB buffer, +40 ms RTT): the mahimahi trace FILE (under REFLEX_TRACES, default
 #          /work/shared/traces) from OFFSET_MS drives the client->server direction whatever
-#          direction it was recorded in (the sender's view is the same); gives NAME.csv.gz
+#          direction it was recorded in (the sender's view is the same); gives
+#          trace-NAME.csv.gz (scripts/build-models.sh adds every trace-*.csv.gz to the
+#          cwnd tree's telemetry)
 #   training
 #          every trace mix of TRAINING_TRACES below, RECORD_TRACE_SECS (default 25) each
 # Usage: scripts/record-traces.sh [SECONDS per mix, default 60] [MIX...]
@@ -63,8 +65,8 @@ short_loop() { # seconds port
 }
 
 record() { # mix delay_ms [VAR=VALUE... for lab.sh up]
-	local mix=$1 delay=$2 name=${1#trace:}
-	name=${name%%=*}
+	local mix=$1 delay=$2 name=$1
+	[[ $mix == trace:* ]] && name=${mix#trace:} && name=trace-${name%%=*}
 	shift 2
 	echo "== $mix: $SECS s, +$delay ms RTT $*"
 	mkdir -p "$OUT"
