@@ -11,8 +11,8 @@
 #          1 MB buffer, +40 ms RTT): the mahimahi trace FILE (under REFLEX_TRACES, default
 #          /work/shared/traces) from OFFSET_MS drives the client->server direction whatever
 #          direction it was recorded in (the sender's view is the same); gives
-#          trace-NAME.csv.gz (scripts/build-models.sh adds every trace-*.csv.gz to the
-#          cwnd tree's telemetry)
+#          trace-NAME.csv.gz (trees built from them are compared by scripts/arena/heldout.sh;
+#          scripts/build-models.sh does not use them)
 #   training
 #          every trace mix of TRAINING_TRACES below, RECORD_TRACE_SECS (default 25) each
 # Usage: scripts/record-traces.sh [SECONDS per mix, default 60] [MIX...]
