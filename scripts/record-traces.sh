@@ -18,7 +18,7 @@
 # Usage: scripts/record-traces.sh [SECONDS per mix, default 60] [MIX...]
 #   RECORD_OUT=DIR writes there instead of models/traces.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 SECS=${1:-60}; shift || true
 MIXES=("$@"); [ ${#MIXES[@]} -gt 0 ] || MIXES=(bulk short mixed)
 BIN=${REFLEX_BIN:-build}
