@@ -126,6 +126,21 @@ cat "$TMP/cwnd.out"
 "$CTL" model eval "$TMP/cwnd.reflex" --csv "$TMP/cwnd-set.csv" >"$TMP/cwnd-eval.csv" || fail "eval the cwnd model"
 bad=$(awk -F, 'NR > 1 && !($1 ~ /^(0|0\.5|0\.75|1|1\.25|1\.5|2|4)$/)' "$TMP/cwnd-eval.csv" | head -3)
 expect_eq "$bad" "" "cwnd outputs outside the candidate multiples"
+# With a horizon the same windows are judged on the rates their flow reaches next
+# (the synthetic flows swing +-20 % between windows): the report and metadata say so,
+# labels are still candidate multiples, and a bad horizon is refused.
+"$FORGE" build --recipe cwnd "$TMP/telemetry.csv" --horizon-ms 2000 -o "$TMP/cwnd-h.reflex" \
+	--training-set "$TMP/cwnd-h-set.csv" --created-at "$STAMP" >"$TMP/cwnd-h.out" || fail "build cwnd --horizon-ms"
+grep -q 'horizon: .* next 2000 ms' "$TMP/cwnd-h.out" || fail "the report does not state the horizon: $(head -5 "$TMP/cwnd-h.out")"
+expect_eq "$(meta "$TMP/cwnd-h.reflex" cwnd_horizon_ms)" "2000" "cwnd_horizon_ms metadata"
+expect_eq "$(meta "$TMP/cwnd.reflex" cwnd_horizon_ms)" "" "cwnd_horizon_ms metadata without a horizon"
+expect_eq "$(wc -l <"$TMP/cwnd-h-set.csv")" "$(wc -l <"$TMP/cwnd-set.csv")" "rows labelled with and without a horizon"
+cmp -s "$TMP/cwnd-h-set.csv" "$TMP/cwnd-set.csv" && fail "the horizon changed no J of any window"
+"$CTL" model verify "$TMP/cwnd-h.reflex" || fail "verify the cwnd model built with a horizon"
+"$FORGE" build --recipe cwnd "$TMP/telemetry.csv" --horizon-ms 60001 -o "$TMP/bad-h.reflex" 2>"$TMP/bad-h.err"
+expect_eq "$?" "2" "exit status of --horizon-ms 60001"
+grep -q -- '--horizon-ms' "$TMP/bad-h.err" || fail "the error does not name --horizon-ms: $(cat "$TMP/bad-h.err")"
+[ ! -e "$TMP/bad-h.reflex" ] || fail "a refused horizon left a model behind"
 
 # --- windows and label ----------------------------------------------------------------
 "$FORGE" windows "$TMP/telemetry.csv" --scope flow -o "$TMP/windows.csv" >"$TMP/windows.out" || fail "windows"

@@ -265,6 +265,32 @@ static void test_cwnd_label_deep_buffer(void **state)
 	assert_memory_equal(&l, &again, sizeof(l));
 }
 
+/* The same deep-buffer window when the link's rate doubles soon after (25 -> 50 Mbit/s):
+ * a cap of one measured BDP would carry half the new rate, so the oracle picks a larger
+ * multiple than on the measured rate alone; with only the measured rate it agrees with
+ * cwnd_label_scenario; with no rate over min_rate_bps nothing is labelled. */
+static void test_cwnd_label_rates_rising_link(void **state)
+{
+	const double now_only[] = { 25e6 }, rising[] = { 25e6, 50e6 }, idle[] = { 0.5e6 };
+	struct cwnd_params p;
+	struct bsim_config cfg;
+	struct cwnd_label alone, moving, plain;
+	uint64_t warm, measure;
+
+	(void)state;
+	cwnd_params_default(&p);
+	assert_int_equal(cwnd_label_rates(25e6, now_only, 1, 20000, 120000, 0, &p, &alone), 0);
+	assert_int_equal(cwnd_scenario(25e6, 20000, 120000, 0, &p, &cfg, &warm, &measure), 0);
+	assert_int_equal(cwnd_label_scenario(&cfg, warm, measure, &p, &plain), 0);
+	assert_memory_equal(&alone, &plain, sizeof(plain));
+	assert_int_equal(cwnd_label_rates(25e6, rising, 2, 20000, 120000, 0, &p, &moving), 0);
+	assert_true(cwnd_bdp_multiples[moving.best] > cwnd_bdp_multiples[alone.best]);
+	/* A cap of one measured BDP loses about half of the doubled rate, averaged over both. */
+	assert_true(moving.candidate[2].shortfall_pct > alone.candidate[2].shortfall_pct + 15);
+	assert_int_equal(moving.candidate[2].clamp_pkts, alone.candidate[2].clamp_pkts);
+	assert_int_equal(cwnd_label_rates(0.5e6, idle, 1, 20000, 120000, 0, &p, &moving), -ERANGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -279,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_label_follows_lambda),
 		cmocka_unit_test(test_cwnd_scenario),
 		cmocka_unit_test(test_cwnd_label_deep_buffer),
+		cmocka_unit_test(test_cwnd_label_rates_rising_link),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -167,6 +167,35 @@ static void cwnd_header(FILE *out)
 	fputc('\n', out);
 }
 
+/* The rates a window's link is judged at with a horizon: the window's own delivery rate,
+ * then the lowest and the highest its flow reached in the windows of the next horizon_ms
+ * (same segment; windows without a rate sample are passed over), where they differ. */
+static unsigned horizon_rates(const struct forge_trace *tr, const struct forge_window *w, uint32_t horizon_ms,
+			      double rates[3])
+{
+	const struct forge_window *end = tr->windows + tr->count;
+	double now = w->context[CTX_DELIVERY_RATE_BPS], lo = now, hi = now;
+	unsigned n = 1;
+
+	for (const struct forge_window *next = w + 1; next < end && next->flow == w->flow &&
+						       next->segment == w->segment &&
+						       next->ts_ns - w->ts_ns <= (uint64_t)horizon_ms * 1000000;
+	     next++) {
+		double rate = next->context[CTX_DELIVERY_RATE_BPS];
+
+		if (!(rate > 0))
+			continue;
+		lo = rate < lo ? rate : lo;
+		hi = rate > hi ? rate : hi;
+	}
+	rates[0] = now;
+	if (lo != now)
+		rates[n++] = lo;
+	if (hi != now)
+		rates[n++] = hi;
+	return n;
+}
+
 static int label_cwnd(struct labeller *lb, const struct forge_window *w)
 {
 	const struct cwnd_params *p = &lb->opts->cwnd;
@@ -176,15 +205,23 @@ static int label_cwnd(struct labeller *lb, const struct forge_window *w)
 	struct cwnd_label label;
 	int ret;
 
-	ret = cwnd_scenario(w->context[CTX_DELIVERY_RATE_BPS], w->context[CTX_MIN_RTT_US],
-			    w->feature[FEAT_LATENCY_P95], w->feature[FEAT_QUEUE_DEPTH], p, &cfg, &warmup_us,
-			    &measure_us);
+	if (p->horizon_ms) {
+		double rates[3];
+		unsigned n = horizon_rates(lb->tr, w, p->horizon_ms, rates);
+
+		ret = cwnd_label_rates(rates[0], rates, n, w->context[CTX_MIN_RTT_US], w->feature[FEAT_LATENCY_P95],
+				       w->feature[FEAT_QUEUE_DEPTH], p, &label);
+	} else {
+		ret = cwnd_scenario(w->context[CTX_DELIVERY_RATE_BPS], w->context[CTX_MIN_RTT_US],
+				    w->feature[FEAT_LATENCY_P95], w->feature[FEAT_QUEUE_DEPTH], p, &cfg, &warmup_us,
+				    &measure_us);
+		if (!ret)
+			ret = cwnd_label_scenario(&cfg, warmup_us, measure_us, p, &label);
+	}
 	if (ret == -ERANGE) {
 		st->skipped++;
 		return 0;
 	}
-	if (!ret)
-		ret = cwnd_label_scenario(&cfg, warmup_us, measure_us, p, &label);
 	if (ret == -ENODATA) {
 		st->skipped++;
 		return 0;

@@ -59,6 +59,7 @@ enum long_only {
 	OPT_MIN_LEAF,
 	OPT_HOLDOUT,
 	OPT_SEED,
+	OPT_HORIZON,
 	OPT_SPLIT_BLOCK,
 	OPT_CREATED_AT,
 	OPT_TRAINING_SET,
@@ -85,7 +86,11 @@ static const char oracle_text[] =
 	"  --records FILE       batching: `reflexd --records-out` CSV (ts_ns,ring[,cpu]) to replay;\n"
 	"                       without it each window's `records` count is spread evenly over it\n"
 	"  --wakeup-cost-us N   batching: reflexd's cost of one wakeup (default 10)\n"
-	"  --record-cost-us N   batching: reflexd's cost of handling one record (default 1)\n";
+	"  --record-cost-us N   batching: reflexd's cost of handling one record (default 1)\n"
+	"  --horizon-ms N       cwnd, for links whose rate moves: each window is also run on links at\n"
+	"                       the lowest and the highest delivery rate its flow reached in the next\n"
+	"                       N ms, the cap still set from the window's own rate; J is the mean over\n"
+	"                       those links (default 0: the window's own rate only)\n";
 
 static const char train_text[] =
 	"Training options:\n"
@@ -285,6 +290,10 @@ static int common_option(struct common *c, int opt, const char *arg)
 		ret = parse_u64("--seed", arg, 0, UINT64_MAX, &c->train.seed);
 		c->cwnd.seed = c->train.seed;
 		break;
+	case OPT_HORIZON:
+		ret = parse_u64("--horizon-ms", arg, 0, 60000, &u);
+		c->cwnd.horizon_ms = (uint32_t)u;
+		break;
 	case OPT_SPLIT_BLOCK:
 		ret = parse_u64("--split-block", arg, 1, 1000000000, &u);
 		c->train.split_block = (size_t)u;
@@ -384,6 +393,7 @@ static FILE *report_stream(const char *out_path)
 	{ "lambda", required_argument, NULL, OPT_LAMBDA },                   \
 	{ "wakeup-cost-us", required_argument, NULL, OPT_WAKEUP_COST },      \
 	{ "record-cost-us", required_argument, NULL, OPT_RECORD_COST },      \
+	{ "horizon-ms", required_argument, NULL, OPT_HORIZON },              \
 	{ "seed", required_argument, NULL, OPT_SEED }
 
 #define TRAIN_OPTS                                                         \
@@ -437,6 +447,9 @@ static void print_label(FILE *out, const struct common *c, const struct forge_re
 	else if (c->recipe == RECIPE_BATCHING)
 		fprintf(out, "arrivals: reconstructed (no --records): each window's `records` count (%zu in all) spread evenly over its 200 ms\n",
 			st->records_replayed);
+	if (c->recipe == RECIPE_CWND && c->cwnd.horizon_ms)
+		fprintf(out, "horizon: each window also on links at its flow's lowest and highest rate of the next %u ms\n",
+			(unsigned)c->cwnd.horizon_ms);
 	fprintf(out, "oracle %s (lambda %g): %zu of %zu windows labelled", forge_recipe_name(c->recipe), c->lambda,
 		st->labelled, st->windows);
 	if (st->skipped)
@@ -585,7 +598,7 @@ static int cmd_build(int argc, char **argv)
 	static const struct option opts[] = {
 		COMMON_OPTS, ORACLE_OPTS, TRAIN_OPTS, { "training-set", required_argument, NULL, OPT_TRAINING_SET }, { 0 }
 	};
-	char stamp[32], lambda[32], wakeup[32], record[32];
+	char stamp[32], lambda[32], wakeup[32], record[32], horizon[32];
 	struct forge_train_report rep;
 	struct reflex_err err = { 0 };
 	struct csv_table *t = NULL;
@@ -646,6 +659,10 @@ static int cmd_build(int argc, char **argv)
 	} else {
 		add_meta(&c.train, "objective", "rtt_p95 / min_rtt + lambda * throughput_shortfall_pct");
 		add_meta(&c.train, "cwnd_bdp_multiple_none", "0");
+		if (c.cwnd.horizon_ms) {
+			snprintf(horizon, sizeof(horizon), "%u", (unsigned)c.cwnd.horizon_ms);
+			add_meta(&c.train, "cwnd_horizon_ms", horizon);
+		}
 	}
 
 	ret = forge_train(t, &c.train, c.out, &rep, &err);

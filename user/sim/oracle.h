@@ -117,6 +117,7 @@ struct cwnd_params {
 	uint64_t min_measure_us;  /* lower bounds of both, for short RTTs */
 	uint64_t max_packets;     /* bound on the packets one run may carry (CPU time) */
 	uint64_t seed;
+	uint32_t horizon_ms;      /* forge: rates the flow reaches this far ahead (0: none) */
 };
 
 #define CWND_DEFAULT_MIN_RATE_BPS 1e6
@@ -127,6 +128,19 @@ void cwnd_params_default(struct cwnd_params *p);
 int cwnd_scenario(double delivery_rate_bps, double min_rtt_us, double latency_p95_us, double backlog_bytes,
 		  const struct cwnd_params *p, struct bsim_config *cfg, uint64_t *warmup_us,
 		  uint64_t *measure_us);
+
+struct cwnd_label;
+
+/*
+ * A window on a link whose rate moves: each candidate's cap is set from the rate the
+ * flow measured (rate_now_bps, as reflexd sets it), then run on a link at each of
+ * rates_bps[] (the rates the flow reached soon after); a candidate's rtt ratio and
+ * shortfall are their means over those runs. Rates under p->min_rate_bps are left
+ * out; -ERANGE if rate_now_bps is one of them (as cwnd_scenario).
+ */
+int cwnd_label_rates(double rate_now_bps, const double *rates_bps, unsigned n, double min_rtt_us,
+		     double latency_p95_us, double backlog_bytes, const struct cwnd_params *p,
+		     struct cwnd_label *out);
 
 struct cwnd_outcome {
 	double rtt_ratio;

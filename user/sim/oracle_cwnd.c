@@ -17,6 +17,7 @@ void cwnd_params_default(struct cwnd_params *p)
 	p->min_measure_us = 500000;
 	p->max_packets = 200000;
 	p->seed = 1;
+	p->horizon_ms = 0;
 }
 
 int cwnd_scenario(double delivery_rate_bps, double min_rtt_us, double latency_p95_us, double backlog_bytes,
@@ -73,6 +74,56 @@ int cwnd_label_scenario(const struct bsim_config *cfg, uint64_t warmup_us, uint6
 		out->candidate[c].shortfall_pct = 100.0 * ev.shortfall;
 		out->candidate[c].clamp_pkts = ev.cwnd_clamp;
 		out->candidate[c].j = ev.rtt_ratio + p->lambda * out->candidate[c].shortfall_pct;
+		if (out->candidate[c].j < out->candidate[out->best].j)
+			out->best = c;
+	}
+	return 0;
+}
+
+int cwnd_label_rates(double rate_now_bps, const double *rates_bps, unsigned n, double min_rtt_us,
+		     double latency_p95_us, double backlog_bytes, const struct cwnd_params *p,
+		     struct cwnd_label *out)
+{
+	struct bsim_config cfg;
+	uint64_t warmup_us, measure_us;
+	unsigned runs = 0;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = cwnd_scenario(rate_now_bps, min_rtt_us, latency_p95_us, backlog_bytes, p, &cfg, &warmup_us,
+			    &measure_us);
+	if (ret)
+		return ret;
+	for (unsigned r = 0; r < n; r++) {
+		/* The cap is multiple x the measured rate's BDP: on a link at another rate that
+		 * is multiple x (measured / actual) of the actual BDP. */
+		double scale = rates_bps[r] == rate_now_bps ? 1.0 : rate_now_bps / rates_bps[r];
+
+		ret = cwnd_scenario(rates_bps[r], min_rtt_us, latency_p95_us, backlog_bytes, p, &cfg, &warmup_us,
+				    &measure_us);
+		if (ret == -ERANGE)
+			continue;
+		if (ret)
+			return ret;
+		for (unsigned c = 0; c < CWND_CANDIDATES; c++) {
+			struct bsim_eval ev;
+
+			ret = bsim_eval_clamp(&cfg, cwnd_bdp_multiples[c] * scale, warmup_us, measure_us, &ev);
+			if (ret)
+				return ret;
+			out->candidate[c].rtt_ratio += ev.rtt_ratio;
+			out->candidate[c].shortfall_pct += 100.0 * ev.shortfall;
+			if (scale == 1.0)
+				out->candidate[c].clamp_pkts = ev.cwnd_clamp;
+		}
+		runs++;
+	}
+	if (!runs)
+		return -ERANGE;
+	for (unsigned c = 0; c < CWND_CANDIDATES; c++) {
+		out->candidate[c].rtt_ratio /= runs;
+		out->candidate[c].shortfall_pct /= runs;
+		out->candidate[c].j = out->candidate[c].rtt_ratio + p->lambda * out->candidate[c].shortfall_pct;
 		if (out->candidate[c].j < out->candidate[out->best].j)
 			out->best = c;
 	}
