@@ -6,7 +6,10 @@
 #    run_time_ns / run_cnt), median over the "with" runs;
 #  - sockops: reflex's program against an empty one attached to the same cgroup
 #    (tests/bench/sockops_empty.bpf.c), so both run on the same callbacks: medians
-#    over the observing and the acting runs, the difference and the ratio.
+#    over the observing and the acting runs, the difference, and the samples per
+#    second sockops delivered (a cheaper program that samples less shows there);
+#  - with REFLEX_BASE_BIN=DIR, the reflexd of DIR (e.g. a build of main) is measured
+#    in the same interleaved rounds, so a change is compared against its base.
 # Usage: tests/bench/bench_telemetry.sh [PAIRS] [SECONDS]   (defaults 5 and 4)
 set -u
 cd "$(dirname "$0")/../.."
@@ -14,6 +17,7 @@ PAIRS=${1:-5}
 SECS=${2:-4}
 BIN=${REFLEX_BIN:-build}
 BPF_DIR=${REFLEX_BPF:-build/bpf}
+BASE_BIN=${REFLEX_BASE_BIN:-} # another reflexd build to measure in the same rounds
 P=rb$$
 NS_A=$P-a NS_B=$P-b
 CG=/sys/fs/cgroup/unified/$P
@@ -61,8 +65,6 @@ transfer() {
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
 sysctl -qw kernel.bpf_stats_enabled=1
-without=() with=() acting=() per_pkt_tc=() per_pkt_sockops=()
-sockops_observe=() empty_observe=() sockops_acting=() empty_acting=()
 # "run_time_ns run_cnt" of the empty program so far: it stays loaded across runs.
 empty_totals() { bpftool -j prog show id "$EMPTY_ID" | jq -r '"\(.run_time_ns // 0) \(.run_cnt // 0)"'; }
 # ns per invocation of the empty program since totals $1 $2.
@@ -76,9 +78,11 @@ our_stats() {
 				jq -r 'select(.run_cnt != null and .run_cnt > 0) | "\(.name) \(.run_time_ns / .run_cnt)"'
 		done
 }
-reflex_sockops_ns() { our_stats | awk '$1 == "reflex_sockops" {print $2}'; }
-reflexd_start() {
-	nsenter --net=/run/netns/"$NS_A" "$BIN/reflexd" --iface "$P-va" --cgroup "$CG" --pin-dir "$PIN" "$@" 2>>"$LOG" &
+# Records sockops emitted so far (counter sock_samples of the running reflexd).
+sock_samples() { "$BIN/reflexctl" status --pin-dir "$PIN" --json 2>/dev/null | jq '.counters.sock_samples // 0'; }
+reflexd_start() { # binary-dir args...
+	local bin=$1; shift
+	nsenter --net=/run/netns/"$NS_A" "$bin/reflexd" --iface "$P-va" --cgroup "$CG" --pin-dir "$PIN" "$@" 2>>"$LOG" &
 	RD_PID=$!
 	for _ in $(seq 50); do [ -e "$PIN/sockops_link" ] && break; sleep 0.1; done
 }
@@ -88,45 +92,54 @@ reflexd_stop() {
 	fi
 	wait "$RD_PID" 2>/dev/null; RD_PID=
 }
-for i in $(seq "$PAIRS"); do
-	without+=("$(transfer)")
-	reflexd_start --observe
+# Per configuration (label): space-separated values, one per round.
+declare -A bps sockops_ns empty_ns tc_ns samples_per_s
+add() { eval "$1[\$2]+=\"\$3 \""; } # array label value
+# One transfer under reflexd from binary dir $2 with args $3...; label $1.
+measured() {
+	local label=$1 bin=$2 t0 c0 s0 s1 stats; shift 2
+	reflexd_start "$bin" "$@"
 	read -r t0 c0 < <(empty_totals)
-	with+=("$(transfer)")
-	empty_observe+=("$(empty_since "$t0" "$c0")")
+	s0=$(sock_samples)
+	add bps "$label" "$(transfer)"
+	s1=$(sock_samples)
+	add empty_ns "$label" "$(empty_since "$t0" "$c0")"
+	add samples_per_s "$label" "$(awk -v a="$s0" -v b="$s1" -v t="$SECS" 'BEGIN {print (b - a) / t}')"
 	# run_time_ns / run_cnt of this run's programs (fresh ids each run).
 	stats=$(our_stats)
-	per_pkt_tc+=("$(echo "$stats" | awk '$1 ~ /reflex_tc_/ {s+=$2; n++} END {if (n) print s/n}')")
-	per_pkt_sockops+=("$(echo "$stats" | awk '$1 == "reflex_sockops" {print $2}')")
-	sockops_observe+=("${per_pkt_sockops[-1]}")
+	add tc_ns "$label" "$(echo "$stats" | awk '$1 ~ /reflex_tc_/ {s+=$2; n++} END {print n ? s/n : "nan"}')"
+	add sockops_ns "$label" "$(echo "$stats" | awk '$1 == "reflex_sockops" {print $2}')"
 	reflexd_stop
-	reflexd_start --decision-log "$LOG.decisions"
-	read -r t0 c0 < <(empty_totals)
-	acting+=("$(transfer)")
-	empty_acting+=("$(empty_since "$t0" "$c0")")
-	sockops_acting+=("$(reflex_sockops_ns)")
-	reflexd_stop
+}
+labels=(observe acting)
+[ -n "$BASE_BIN" ] && labels+=("base observe" "base acting")
+for i in $(seq "$PAIRS"); do
+	add bps without "$(transfer)"
+	measured observe "$BIN" --observe
+	measured acting "$BIN" --decision-log "$LOG.decisions"
+	if [ -n "$BASE_BIN" ]; then
+		measured "base observe" "$BASE_BIN" --observe
+		measured "base acting" "$BASE_BIN" --decision-log "$LOG.decisions"
+	fi
 done
 
-m_without=$(printf '%s\n' "${without[@]}" | median)
-m_with=$(printf '%s\n' "${with[@]}" | median)
-m_acting=$(printf '%s\n' "${acting[@]}" | median)
-mbit() { awk -v v="$1" 'BEGIN {printf "%.1f", v / 1e6}'; }
-runs() { printf '%s\n' "$@" | awk '{printf "%.0f ", $1 / 1e6}'; }
-printf 'iperf3 over veth, %d interleaved rounds of %d s\n' "$PAIRS" "$SECS"
-printf '  %-28s %10s Mbit/s (runs: %s)\n' "without reflexd (median)" "$(mbit "$m_without")" "$(runs "${without[@]}")"
-printf '  %-28s %10s Mbit/s (runs: %s)\n' "reflexd --observe (median)" "$(mbit "$m_with")" "$(runs "${with[@]}")"
-printf '  %-28s %10s Mbit/s (runs: %s)\n' "reflexd acting (median)" "$(mbit "$m_acting")" "$(runs "${acting[@]}")"
-printf '  %-28s %10s\n' "ratio observe/without" "$(awk -v a="$m_with" -v b="$m_without" 'BEGIN {printf "%.3f", a / b}')"
-printf '  %-28s %10s\n' "ratio acting/without" "$(awk -v a="$m_acting" -v b="$m_without" 'BEGIN {printf "%.3f", a / b}')"
-printf 'BPF run time per invocation (median over runs)\n'
-printf '  %-28s %10.0f ns\n' "tc (ingress+egress mean)" "$(printf '%s\n' "${per_pkt_tc[@]}" | median)"
-printf '  %-28s %10.0f ns\n' "sockops" "$(printf '%s\n' "${per_pkt_sockops[@]}" | median)"
-med() { printf '%s\n' "$@" | grep -v nan | median; }
-sockops_line() { # label reflex-median empty-median
-	printf '  %-28s %6.0f ns, empty sockops %4.0f ns: +%.0f ns, ratio %.2f\n' "$1" "$2" "$3" \
-		"$(awk -v a="$2" -v b="$3" 'BEGIN {print a - b}')" "$(awk -v a="$2" -v b="$3" 'BEGIN {print a / b}')"
-}
-printf 'sockops per invocation, reflex vs an empty program on the same callbacks (medians)\n'
-sockops_line "reflexd --observe" "$(med "${sockops_observe[@]}")" "$(med "${empty_observe[@]}")"
-sockops_line "reflexd acting" "$(med "${sockops_acting[@]}")" "$(med "${empty_acting[@]}")"
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+med() { tr ' ' '\n' | grep -v -e '^$' -e nan | median; } # of a value list
+m_without=$(echo "${bps[without]}" | med)
+printf 'iperf3 over veth, %d interleaved rounds of %d s (reflexd %s%s)\n' "$PAIRS" "$SECS" "$BIN" \
+	"${BASE_BIN:+, base $BASE_BIN}"
+printf '  %-20s %9s Mbit/s (runs: %s)\n' without "$(echo "$m_without" | awk '{printf "%.1f", $1 / 1e6}')" \
+	"$(echo "${bps[without]}" | awk '{for (i = 1; i <= NF; i++) printf "%.0f ", $i / 1e6}')"
+for l in "${labels[@]}"; do
+	m=$(echo "${bps[$l]}" | med)
+	printf '  %-20s %9s Mbit/s, ratio to without %.3f (runs: %s)\n' "$l" "$(awk -v v="$m" 'BEGIN {printf "%.1f", v / 1e6}')" \
+		"$(awk -v a="$m" -v b="$m_without" 'BEGIN {print a / b}')" \
+		"$(echo "${bps[$l]}" | awk '{for (i = 1; i <= NF; i++) printf "%.0f ", $i / 1e6}')"
+done
+printf 'BPF run time per invocation, medians (sockops against an empty program on the same callbacks)\n'
+for l in "${labels[@]}"; do
+	so=$(echo "${sockops_ns[$l]}" | med) em=$(echo "${empty_ns[$l]}" | med)
+	printf '  %-20s sockops %5.0f ns, empty %4.0f ns: +%.0f ns; %6.0f samples/s; tc %4.0f ns\n' "$l" "$so" "$em" \
+		"$(awk -v a="$so" -v b="$em" 'BEGIN {print a - b}')" "$(echo "${samples_per_s[$l]}" | med)" \
+		"$(echo "${tc_ns[$l]}" | med)"
+done
