@@ -102,7 +102,7 @@ struct tc_flow {
 	struct tc_counters emitted;
 	__u64 last_sample_ns;
 	__u32 ifindex;
-	__u32 pad;
+	__u32 clock_jiffies; /* jiffies (low 32 bits) when the clock last found no sample due */
 };
 
 /* Growth of one flow's counters on one CPU since that CPU's previous sample. */
