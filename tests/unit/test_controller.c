@@ -458,6 +458,66 @@ static void test_capped_flow_without_queue_probes_up(void **state)
 	stop(&fx);
 }
 
+/* A window of a flow held at snd_cwnd packets delivering rate_bps with a median RTT
+ * p50_ratio x its 40 ms min RTT. */
+static void feed_rate(struct controller *c, const struct flow_entry *f, unsigned step, double rate_bps,
+		      double p50_ratio, uint32_t snd_cwnd)
+{
+	struct feature_window w = flow_window(step, rate_bps, 40000);
+
+	w.feature[FEAT_LATENCY_P50] = p50_ratio * 40000;
+	w.context[CTX_SND_CWND] = snd_cwnd;
+	controller_on_flow_window(c, f, &w);
+}
+
+static uint32_t last_cap(const struct fixture *fx)
+{
+	return fx->rec.decisions[fx->rec.n_decisions - 1].cwnd_target;
+}
+
+/* A cellular link swings by less than 2x every few seconds: after a cut that a queue
+ * called for, the probe of the capped flow with no queue reverses it a second later
+ * (a measured reversal), not 30 s later as a policy's reversal of a small run would. */
+static void test_probe_after_a_small_cut_waits_only_a_second(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+	unsigned step = 4, probe_step = 0;
+	uint64_t cut_ns;
+	uint32_t cap;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&f, 40006);
+	feed(&fx.c, &f, 0, 3, 10e6, 40000);
+	cap = last_cap(&fx);
+	/* one probe up */
+	while (last_cap(&fx) == cap && step < 20)
+		feed_capped(&fx.c, &f, step++, cap, 1.15);
+	assert_true(last_cap(&fx) > cap);
+	cap = last_cap(&fx);
+	/* the link falls to 8 Mbit/s and a queue builds: the cut, once the probe's
+	 * rates left the 20-window max, is the first reversal (a run of < 2x) */
+	while (last_cap(&fx) == cap && step < 60)
+		feed_rate(&fx.c, &f, step++, 8e6, 1.6, cap);
+	assert_true(last_cap(&fx) < cap);
+	assert_true(cap < 2 * last_cap(&fx));
+	assert_int_equal(fx.c.shadow.reversals, 1);
+	cut_ns = T0 + (step - 1) * WINDOW_STEP_NS;
+	cap = last_cap(&fx);
+	/* no queue, held at the cap: the probe comes between 1 and 1.5 s after the cut */
+	for (; step < 200 && !probe_step; step++) {
+		feed_capped(&fx.c, &f, step, cap, 1.15);
+		if (last_cap(&fx) != cap)
+			probe_step = step;
+	}
+	assert_true(probe_step > 0);
+	assert_true(last_cap(&fx) >= cap * PROBE_STEP);
+	assert_in_range(T0 + probe_step * WINDOW_STEP_NS - cut_ns, 1000 * 1000 * 1000ULL, 1500 * 1000 * 1000ULL);
+	assert_int_equal(fx.c.shadow.reversals, 2);
+	stop(&fx);
+}
+
 static void test_dqn_writes_the_cwnd_it_steers(void **state)
 {
 	const struct hysteresis_params every_change = { .margin = 0, .hold_ns = 0, .reversal_gap_ns = 0 };
@@ -799,6 +859,7 @@ int main(void)
 		cmocka_unit_test(test_small_changes_are_not_written),
 		cmocka_unit_test(test_tree_writes_its_multiple_and_the_hysteresis_paces_reversals),
 		cmocka_unit_test(test_capped_flow_without_queue_probes_up),
+		cmocka_unit_test(test_probe_after_a_small_cut_waits_only_a_second),
 		cmocka_unit_test(test_dqn_writes_the_cwnd_it_steers),
 		cmocka_unit_test(test_a_policy_without_its_model_falls_back_to_the_heuristic),
 		cmocka_unit_test(test_shadow_writes_nothing_until_promoted),

@@ -357,22 +357,28 @@ static uint32_t choice_packets(const struct cwnd_choice *choice, const struct fl
 }
 
 /* The cap to offer: the policy's choice, or a probe upward while the flow is held at
- * its cap and no queue forms (controller.h, PROBE_RTT_RATIO). */
+ * its cap and no queue forms (controller.h, PROBE_RTT_RATIO). *measured says whether
+ * the flow's own measurements call for it (hysteresis.h): a probe, or a cut while a
+ * queue builds (median RTT over FULL_PIPE_RTT_RATIO x min RTT). */
 static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct flow_control *fc,
-				 const struct flow_entry *flow, const struct feature_window *w)
+				 const struct flow_entry *flow, const struct feature_window *w, bool *measured)
 {
 	uint32_t chosen = choice_packets(choice, fc, flow, w);
 	double cap = fc->cwnd.current, min_rtt_us = w->context[CTX_MIN_RTT_US];
 	double p50_us = w->feature[FEAT_LATENCY_P50];
 	uint32_t probe;
 
+	*measured = chosen < cap && min_rtt_us > 0 && p50_us > FULL_PIPE_RTT_RATIO * min_rtt_us;
 	if (choice->unit != CWND_BDP_MULTIPLE || !(choice->value > 0) || !(cap > 0) || !(min_rtt_us > 0) ||
 	    !(p50_us > 0) || w->context[CTX_SND_CWND] + 1 < cap || p50_us >= PROBE_RTT_RATIO * min_rtt_us)
 		return chosen;
 	probe = cwnd_cap_packets(fmax(choice->value, HEURISTIC_BDP_GAIN) * p50_us / min_rtt_us, rate_max(fc),
 				 min_rtt_us, flow->mss);
 	probe = probe > (uint32_t)ceil(cap * PROBE_STEP) ? probe : (uint32_t)ceil(cap * PROBE_STEP);
-	return probe > chosen ? probe : chosen;
+	if (probe <= chosen)
+		return chosen;
+	*measured = true;
+	return probe;
 }
 
 /* Says why the heuristic decides a flow the tree would: its anomaly score. */
@@ -393,7 +399,8 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	char why[1024];
 	double old_value;
 	uint64_t reversals, held_back, prev_reversal_ns;
-	bool changed;
+	uint32_t proposal;
+	bool changed, measured;
 
 	if (c->opt.policy == CWND_POLICY_OFF || !c->act->flows || flow->key.proto != IPPROTO_TCP ||
 	    !flow->have_sock_totals)
@@ -416,7 +423,8 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	reversals = fc->cwnd.reversals;
 	held_back = fc->cwnd.reversals_refused;
 	prev_reversal_ns = fc->cwnd.last_reversal_ns;
-	changed = hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, proposal_packets(&choice, fc, flow, w), w->ts_ns);
+	proposal = proposal_packets(&choice, fc, flow, w, &measured);
+	changed = hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, proposal, w->ts_ns, measured);
 	c->shadow.reversals_held_back += fc->cwnd.reversals_refused - held_back;
 	if (fc->cwnd.reversals != reversals)
 		shadow_note_reversal(&c->shadow, prev_reversal_ns, w->ts_ns);
