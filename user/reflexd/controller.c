@@ -369,6 +369,13 @@ static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct 
 	uint32_t probe;
 
 	*measured = chosen < cap && min_rtt_us > 0 && p50_us > FULL_PIPE_RTT_RATIO * min_rtt_us;
+	/* A flow held at its cap delivers cap / RTT, so a multiple of that rate x min RTT
+	 * falls below the cap whenever the RTT is above the min for any reason: on a
+	 * cellular link, jitter and outages. Cutting on that alone ratchets the cap down
+	 * (the arena's LTE uplink: 12 -> 10 -> 8 -> 7 -> 5 -> 4 packets in 10 s); only
+	 * a queue (the measured cut) takes a capped flow's cap down. */
+	if (chosen < cap && !*measured && w->context[CTX_SND_CWND] + 1 >= cap)
+		chosen = (uint32_t)cap;
 	if (choice->unit != CWND_BDP_MULTIPLE || !(choice->value > 0) || !(cap > 0) || !(min_rtt_us > 0) ||
 	    !(p50_us > 0) || w->context[CTX_SND_CWND] + 1 < cap || p50_us >= PROBE_RTT_RATIO * min_rtt_us)
 		return chosen;
