@@ -518,6 +518,36 @@ static void test_probe_after_a_small_cut_waits_only_a_second(void **state)
 	stop(&fx);
 }
 
+/* A capped flow on a jittery link: its RTT 1.45 x the min with no queue, so it delivers
+ * cap / (1.45 x min RTT) and the heuristic's 1.25 x that rate x min RTT is 0.86 x the cap.
+ * The cap holds for 10 s; once the median RTT shows a queue (1.6 x), it is cut. */
+static void test_capped_flow_is_cut_only_by_a_queue(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+	unsigned step;
+	uint32_t cap;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&f, 40007);
+	feed(&fx.c, &f, 0, 3, 10e6, 40000);
+	cap = last_cap(&fx);
+	for (step = 4; step < 104; step++)
+		feed_capped(&fx.c, &f, step, cap, 1.45);
+	assert_int_equal(last_cap(&fx), cap);
+	assert_int_equal(fx.rec.n_decisions, 1);
+	for (; step < 134; step++)
+		feed_capped(&fx.c, &f, step, cap, 1.6);
+	assert_true(last_cap(&fx) < cap);
+	/* a flow below its cap (cubic backed off) is cut as before, queue or not */
+	cap = last_cap(&fx);
+	for (; step < 200; step++)
+		feed_capped(&fx.c, &f, step, cap / 2, 1.0);
+	assert_true(last_cap(&fx) < cap);
+	stop(&fx);
+}
+
 static void test_dqn_writes_the_cwnd_it_steers(void **state)
 {
 	const struct hysteresis_params every_change = { .margin = 0, .hold_ns = 0, .reversal_gap_ns = 0 };
@@ -860,6 +890,7 @@ int main(void)
 		cmocka_unit_test(test_tree_writes_its_multiple_and_the_hysteresis_paces_reversals),
 		cmocka_unit_test(test_capped_flow_without_queue_probes_up),
 		cmocka_unit_test(test_probe_after_a_small_cut_waits_only_a_second),
+		cmocka_unit_test(test_capped_flow_is_cut_only_by_a_queue),
 		cmocka_unit_test(test_dqn_writes_the_cwnd_it_steers),
 		cmocka_unit_test(test_a_policy_without_its_model_falls_back_to_the_heuristic),
 		cmocka_unit_test(test_shadow_writes_nothing_until_promoted),
