@@ -460,7 +460,7 @@ static void test_capped_flow_without_queue_probes_up(void **state)
 
 /* A window of a flow held at snd_cwnd packets delivering rate_bps with a median RTT
  * p50_ratio x its 40 ms min RTT. */
-static void feed_rate(struct controller *c, const struct flow_entry *f, unsigned step, double rate_bps,
+static void feed_rate(struct controller *c, struct flow_entry *f, unsigned step, double rate_bps,
 		      double p50_ratio, uint32_t snd_cwnd)
 {
 	struct feature_window w = flow_window(step, rate_bps, 40000);
