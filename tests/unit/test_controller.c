@@ -404,6 +404,18 @@ static void test_tree_writes_its_multiple_and_the_hysteresis_paces_reversals(voi
 }
 
 
+/* Steps 0-3 of a flow at 10 Mbit/s with a 40 ms min RTT and a cwnd of 20 packets, below
+ * the heuristic's first cap (1.25 x 10 Mbit/s x 40 ms = 44): that cap is taken. */
+static void start_at_44(struct controller *c, struct flow_entry *f)
+{
+	for (unsigned step = 0; step <= 3; step++) {
+		struct feature_window w = flow_window(step, 10e6, 40000);
+
+		w.context[CTX_SND_CWND] = 20;
+		controller_on_flow_window(c, f, &w);
+	}
+}
+
 /* A window of a flow whose snd_cwnd is snd_cwnd packets and whose median RTT is
  * p50_ratio x its 40 ms min RTT: it delivers snd_cwnd packets per median RTT. */
 static void feed_capped(struct controller *c, struct flow_entry *f, unsigned step, uint32_t snd_cwnd,
@@ -430,7 +442,7 @@ static void test_capped_flow_without_queue_probes_up(void **state)
 	(void)state;
 	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
 	flow_init(&f, 40005);
-	feed(&fx.c, &f, 0, 3, 10e6, 40000);
+	start_at_44(&fx.c, &f);
 	assert_int_equal(fx.rec.n_decisions, 1);
 	cap = fx.rec.decisions[0].cwnd_target; /* 1.25 x 10 Mbit/s x 40 ms */
 	assert_int_equal(cap, 44);
@@ -489,7 +501,7 @@ static void test_probe_after_a_small_cut_waits_only_a_second(void **state)
 	(void)state;
 	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
 	flow_init(&f, 40006);
-	feed(&fx.c, &f, 0, 3, 10e6, 40000);
+	start_at_44(&fx.c, &f);
 	cap = last_cap(&fx);
 	/* one probe up */
 	while (last_cap(&fx) == cap && step < 20)
@@ -531,7 +543,7 @@ static void test_capped_flow_is_cut_only_by_a_queue(void **state)
 	(void)state;
 	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
 	flow_init(&f, 40007);
-	feed(&fx.c, &f, 0, 3, 10e6, 40000);
+	start_at_44(&fx.c, &f);
 	cap = last_cap(&fx);
 	for (step = 4; step < 104; step++)
 		feed_capped(&fx.c, &f, step, cap, 1.45);
@@ -545,6 +557,32 @@ static void test_capped_flow_is_cut_only_by_a_queue(void **state)
 	for (; step < 200; step++)
 		feed_capped(&fx.c, &f, step, cap / 2, 1.0);
 	assert_true(last_cap(&fx) < cap);
+	stop(&fx);
+}
+
+/* The first cap is no lower than the flow's cwnd when its pipe is declared full: the
+ * rates of its slow-start windows (here 2 Mbit/s, 9 packets' worth) understate the
+ * link; a queue then cuts it. */
+static void test_first_cap_starts_at_the_flows_cwnd(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+	unsigned step;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&f, 40008);
+	for (step = 0; step <= 3; step++) {
+		struct feature_window w = flow_window(step, 2e6, 40000);
+
+		w.context[CTX_SND_CWND] = 60;
+		controller_on_flow_window(&fx.c, &f, &w);
+	}
+	assert_int_equal(fx.rec.n_decisions, 1);
+	assert_int_equal(last_cap(&fx), 60);
+	for (; step < 10; step++)
+		feed_rate(&fx.c, &f, step, 2e6, 2.0, 60);
+	assert_true(last_cap(&fx) < 60);
 	stop(&fx);
 }
 
@@ -891,6 +929,7 @@ int main(void)
 		cmocka_unit_test(test_capped_flow_without_queue_probes_up),
 		cmocka_unit_test(test_probe_after_a_small_cut_waits_only_a_second),
 		cmocka_unit_test(test_capped_flow_is_cut_only_by_a_queue),
+		cmocka_unit_test(test_first_cap_starts_at_the_flows_cwnd),
 		cmocka_unit_test(test_dqn_writes_the_cwnd_it_steers),
 		cmocka_unit_test(test_a_policy_without_its_model_falls_back_to_the_heuristic),
 		cmocka_unit_test(test_shadow_writes_nothing_until_promoted),

@@ -368,6 +368,13 @@ static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct 
 	double p50_us = w->feature[FEAT_LATENCY_P50];
 	uint32_t probe;
 
+	/* The first cap starts no lower than the flow's cwnd: the pipe was just declared
+	 * full, so that cwnd holds about the BDP, while the rates of its slow-start windows
+	 * may be a fraction of the link's (on a jittery link the RTT signal fires early:
+	 * the arena's 10 Mbit/s link and its 50 Mbit/s step began at 4-10 packets and
+	 * took seconds of probes to climb). A queue, if there is one, cuts it next. */
+	if (!(cap > 0) && w->context[CTX_SND_CWND] > chosen)
+		chosen = (uint32_t)w->context[CTX_SND_CWND];
 	*measured = chosen < cap && min_rtt_us > 0 && p50_us > FULL_PIPE_RTT_RATIO * min_rtt_us;
 	/* A flow held at its cap delivers cap / RTT, so a multiple of that rate x min RTT
 	 * falls below the cap whenever the RTT is above the min for any reason: on a
