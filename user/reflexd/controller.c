@@ -356,6 +356,16 @@ static uint32_t choice_packets(const struct cwnd_choice *choice, const struct fl
 	return cwnd_cap_packets(choice->value, rate_max(fc), w->context[CTX_MIN_RTT_US], flow->mss);
 }
 
+/* Whether a capped flow probes: with no queue at every hold, in the band between
+ * that and a queue once PROBE_SLOW_GAP_NS passed without a change (controller.h). */
+static bool probe_due(const struct flow_control *fc, const struct feature_window *w, double p50_us,
+		      double min_rtt_us)
+{
+	if (p50_us < PROBE_RTT_RATIO * min_rtt_us)
+		return true;
+	return p50_us <= FULL_PIPE_RTT_RATIO * min_rtt_us && w->ts_ns - fc->cwnd.changed_ns >= PROBE_SLOW_GAP_NS;
+}
+
 /* The cap to offer: the policy's choice, or a probe upward while the flow is held at
  * its cap and no queue forms (controller.h, PROBE_RTT_RATIO). *measured says whether
  * the flow's own measurements call for it (hysteresis.h): a probe, or a cut while a
@@ -384,7 +394,7 @@ static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct 
 	if (chosen < cap && !*measured && w->context[CTX_SND_CWND] + 1 >= cap)
 		chosen = (uint32_t)cap;
 	if (choice->unit != CWND_BDP_MULTIPLE || !(choice->value > 0) || !(cap > 0) || !(min_rtt_us > 0) ||
-	    !(p50_us > 0) || w->context[CTX_SND_CWND] + 1 < cap || p50_us >= PROBE_RTT_RATIO * min_rtt_us)
+	    !(p50_us > 0) || w->context[CTX_SND_CWND] + 1 < cap || !probe_due(fc, w, p50_us, min_rtt_us))
 		return chosen;
 	probe = cwnd_cap_packets(fmax(choice->value, HEURISTIC_BDP_GAIN) * p50_us / min_rtt_us, rate_max(fc),
 				 min_rtt_us, flow->mss);

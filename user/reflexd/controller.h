@@ -54,6 +54,13 @@ enum cwnd_policy {
  * cap in force; once a queue shows, the policy's own multiple applies again. */
 #define PROBE_RTT_RATIO 1.2
 #define PROBE_STEP 1.25
+/* Between PROBE_RTT_RATIO and FULL_PIPE_RTT_RATIO x min RTT a capped flow's RTT may
+ * be jitter or a small queue: it neither probes at every hold nor is cut (a cut needs
+ * a queue), so on a jittery link it could sit far below the link's rate (the arena's
+ * 50 Mbit/s step: 34 packets for 4.5 s). It probes once PROBE_SLOW_GAP_NS passed
+ * without a change; if the link was full, the probe's queue cuts it back (BBR's
+ * periodic bandwidth probe). */
+#define PROBE_SLOW_GAP_NS (2000ULL * 1000 * 1000)
 
 /* Well inside the BPF side's heartbeat deadline (500 ms by default). */
 #define HEARTBEAT_PERIOD_NS (50ULL * 1000 * 1000)

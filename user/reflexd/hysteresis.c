@@ -22,6 +22,7 @@ static void take(struct hysteresis *h, uint32_t value, int direction, uint64_t n
 	h->current = value;
 	h->pending = 0;
 	h->changes++;
+	h->changed_ns = now_ns;
 }
 
 /* Whether a reversal may be taken now (hysteresis.h says when). */

@@ -39,6 +39,7 @@ struct hysteresis_params {
 struct hysteresis {
 	uint64_t last_reversal_ns; /* 0 = never */
 	uint64_t pending_since_ns;
+	uint64_t changed_ns;       /* when current was last set */
 	uint32_t current;          /* the value in force; 0 = none */
 	uint32_t run_start;        /* the value in force when the current direction began */
 	uint32_t pending;          /* proposal waiting out hold_ns; 0 = none */
