@@ -592,6 +592,42 @@ static void test_first_cap_starts_at_the_flows_cwnd(void **state)
 	stop(&fx);
 }
 
+/* A queue that outlasts the cap's cuts (a competing cubic flow keeps the buffer full):
+ * after FOREIGN_QUEUE_NS the cap is withdrawn (0: the kernel's CC competes), for
+ * FOREIGN_LIFT_NS, then a cap returns. A queue shorter than that lifts nothing. */
+static void test_foreign_queue_lifts_the_cap(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+	unsigned step, lifted_at = 0, back_at = 0;
+	uint32_t cap;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&f, 40009);
+	start_at_44(&fx.c, &f);
+	cap = last_cap(&fx);
+	/* 4 s of queue, then none: capped all along */
+	for (step = 4; step < 44; step++)
+		feed_capped(&fx.c, &f, step, cap, 2.0);
+	assert_true(last_cap(&fx) > 0);
+	for (; step < 54; step++)
+		feed_capped(&fx.c, &f, step, last_cap(&fx), 1.3);
+	assert_true(last_cap(&fx) > 0);
+	/* a queue that stays: lifted 5 s in, for 10 s */
+	for (; step < 250 && !back_at; step++) {
+		feed_capped(&fx.c, &f, step, last_cap(&fx) ? last_cap(&fx) : 60, 2.0);
+		if (!lifted_at && last_cap(&fx) == 0)
+			lifted_at = step;
+		if (lifted_at && last_cap(&fx) > 0)
+			back_at = step;
+	}
+	assert_in_range(lifted_at, 54 + 49, 54 + 52);
+	assert_in_range(back_at - lifted_at, 100, 102);
+	assert_true(log_lines_with(&fx, "competing flow", "cap lifted") >= 1);
+	stop(&fx);
+}
+
 static void test_dqn_writes_the_cwnd_it_steers(void **state)
 {
 	const struct hysteresis_params every_change = { .margin = 0, .hold_ns = 0, .reversal_gap_ns = 0 };
@@ -936,6 +972,7 @@ int main(void)
 		cmocka_unit_test(test_probe_after_a_small_cut_waits_only_a_second),
 		cmocka_unit_test(test_capped_flow_is_cut_only_by_a_queue),
 		cmocka_unit_test(test_first_cap_starts_at_the_flows_cwnd),
+		cmocka_unit_test(test_foreign_queue_lifts_the_cap),
 		cmocka_unit_test(test_dqn_writes_the_cwnd_it_steers),
 		cmocka_unit_test(test_a_policy_without_its_model_falls_back_to_the_heuristic),
 		cmocka_unit_test(test_shadow_writes_nothing_until_promoted),

@@ -405,6 +405,27 @@ static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct 
 	return probe;
 }
 
+/* Whether the flow's cap is lifted for a queue it did not make (controller.h,
+ * FOREIGN_QUEUE_NS): a capped flow with a queue for that long. */
+static bool foreign_queue_lifts(struct flow_control *fc, const struct feature_window *w)
+{
+	double min_rtt_us = w->context[CTX_MIN_RTT_US], p50_us = w->feature[FEAT_LATENCY_P50];
+
+	if (w->ts_ns < fc->lifted_until_ns)
+		return true;
+	if (!(fc->cwnd.current > 0) || !(min_rtt_us > 0) || !(p50_us > FULL_PIPE_RTT_RATIO * min_rtt_us)) {
+		fc->queue_since_ns = 0;
+		return false;
+	}
+	if (!fc->queue_since_ns)
+		fc->queue_since_ns = w->ts_ns;
+	if (w->ts_ns - fc->queue_since_ns < FOREIGN_QUEUE_NS)
+		return false;
+	fc->queue_since_ns = 0;
+	fc->lifted_until_ns = w->ts_ns + FOREIGN_LIFT_NS;
+	return true;
+}
+
 /* Says why the heuristic decides a flow the tree would: its anomaly score. */
 static void anomaly_explain(const struct flow_control *fc, double threshold, char *why, size_t size)
 {
@@ -424,7 +445,7 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	double old_value;
 	uint64_t reversals, held_back, prev_reversal_ns;
 	uint32_t proposal;
-	bool changed, measured;
+	bool changed, measured = false, lifted;
 
 	if (c->opt.policy == CWND_POLICY_OFF || !c->act->flows || flow->key.proto != IPPROTO_TCP ||
 	    !flow->have_sock_totals)
@@ -447,7 +468,8 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	reversals = fc->cwnd.reversals;
 	held_back = fc->cwnd.reversals_refused;
 	prev_reversal_ns = fc->cwnd.last_reversal_ns;
-	proposal = proposal_packets(&choice, fc, flow, w, &measured);
+	lifted = foreign_queue_lifts(fc, w);
+	proposal = lifted ? 0 : proposal_packets(&choice, fc, flow, w, &measured);
 	changed = hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, proposal, w->ts_ns, measured);
 	c->shadow.reversals_held_back += fc->cwnd.reversals_refused - held_back;
 	if (fc->cwnd.reversals != reversals)
@@ -457,9 +479,13 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	if (!changed)
 		return;
 	c->stats.decisions++;
-	if (p->explain)
+	if (lifted)
+		snprintf(why, sizeof(why), "a queue over %.1f x min RTT for %llu s that the cap did not make "
+			 "(a competing flow's): cap lifted for %llu s", FULL_PIPE_RTT_RATIO,
+			 FOREIGN_QUEUE_NS / 1000000000ULL, FOREIGN_LIFT_NS / 1000000000ULL);
+	else if (p->explain)
 		p->explain(p, w, why, sizeof(why));
-	if (flow_anomaly_handed(&fc->anomaly) && p == &c->heuristic)
+	if (!lifted && flow_anomaly_handed(&fc->anomaly) && p == &c->heuristic)
 		anomaly_explain(fc, c->opt.health.anomaly_threshold, why, sizeof(why));
 	if (c->log) {
 		char name[FLOW_NAME_MAX];
