@@ -527,7 +527,24 @@ static void test_probe_after_a_small_cut_waits_only_a_second(void **state)
 	assert_true(last_cap(&fx) >= cap * PROBE_STEP);
 	assert_in_range(T0 + probe_step * WINDOW_STEP_NS - cut_ns, 1000 * 1000 * 1000ULL, 1500 * 1000 * 1000ULL);
 	assert_int_equal(fx.c.shadow.reversals, 2);
+	/* both measured: no oscillation for the promotion gate */
+	assert_true(shadow_oscillations_per_30s(&fx.c.shadow) == 0);
 	stop(&fx);
+}
+
+/* The gate's oscillations count the policy's reversals, not measured ones. */
+static void test_gate_oscillations_leave_out_measured_reversals(void **state)
+{
+	struct shadow_report r = { 0 };
+	const uint64_t s = 1000ULL * 1000 * 1000;
+
+	(void)state;
+	shadow_note_reversal(&r, 0, 10 * s, true);
+	shadow_note_reversal(&r, 10 * s, 12 * s, true);
+	assert_int_equal(r.reversals, 2);
+	assert_true(shadow_oscillations_per_30s(&r) == 0);
+	shadow_note_reversal(&r, 12 * s, 20 * s, false);
+	assert_true(shadow_oscillations_per_30s(&r) == 2);
 }
 
 /* A capped flow on a jittery link: its RTT 1.45 x the min with no queue, so it delivers
@@ -973,6 +990,7 @@ int main(void)
 		cmocka_unit_test(test_capped_flow_is_cut_only_by_a_queue),
 		cmocka_unit_test(test_first_cap_starts_at_the_flows_cwnd),
 		cmocka_unit_test(test_foreign_queue_lifts_the_cap),
+		cmocka_unit_test(test_gate_oscillations_leave_out_measured_reversals),
 		cmocka_unit_test(test_dqn_writes_the_cwnd_it_steers),
 		cmocka_unit_test(test_a_policy_without_its_model_falls_back_to_the_heuristic),
 		cmocka_unit_test(test_shadow_writes_nothing_until_promoted),

@@ -473,7 +473,7 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	changed = hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, proposal, w->ts_ns, measured);
 	c->shadow.reversals_held_back += fc->cwnd.reversals_refused - held_back;
 	if (fc->cwnd.reversals != reversals)
-		shadow_note_reversal(&c->shadow, prev_reversal_ns, w->ts_ns);
+		shadow_note_reversal(&c->shadow, prev_reversal_ns, w->ts_ns, measured);
 	if (fc->cwnd.current > 0)
 		shadow_observe(c, fc, w, flow->mss);
 	if (!changed)
