@@ -404,6 +404,18 @@ static void test_tree_writes_its_multiple_and_the_hysteresis_paces_reversals(voi
 }
 
 
+/* Steps 0-3 of a flow at 10 Mbit/s with a 40 ms min RTT and a cwnd of 20 packets, below
+ * the heuristic's first cap (1.25 x 10 Mbit/s x 40 ms = 44): that cap is taken. */
+static void start_at_44(struct controller *c, struct flow_entry *f)
+{
+	for (unsigned step = 0; step <= 3; step++) {
+		struct feature_window w = flow_window(step, 10e6, 40000);
+
+		w.context[CTX_SND_CWND] = 20;
+		controller_on_flow_window(c, f, &w);
+	}
+}
+
 /* A window of a flow whose snd_cwnd is snd_cwnd packets and whose median RTT is
  * p50_ratio x its 40 ms min RTT: it delivers snd_cwnd packets per median RTT. */
 static void feed_capped(struct controller *c, struct flow_entry *f, unsigned step, uint32_t snd_cwnd,
@@ -430,7 +442,7 @@ static void test_capped_flow_without_queue_probes_up(void **state)
 	(void)state;
 	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
 	flow_init(&f, 40005);
-	feed(&fx.c, &f, 0, 3, 10e6, 40000);
+	start_at_44(&fx.c, &f);
 	assert_int_equal(fx.rec.n_decisions, 1);
 	cap = fx.rec.decisions[0].cwnd_target; /* 1.25 x 10 Mbit/s x 40 ms */
 	assert_int_equal(cap, 44);
@@ -444,9 +456,9 @@ static void test_capped_flow_without_queue_probes_up(void **state)
 	}
 	/* one per hold time (300 ms) and a window to start it */
 	assert_in_range(probes, 5, 10);
-	/* A queue shows (median RTT 1.5 x min): the cap rises no more. */
+	/* A queue shows (median RTT 1.6 x min): the cap rises no more. */
 	for (; step < 64; step++) {
-		feed_capped(&fx.c, &f, step, cap, 1.5);
+		feed_capped(&fx.c, &f, step, cap, 1.6);
 		assert_true(fx.rec.decisions[fx.rec.n_decisions - 1].cwnd_target <= cap);
 	}
 	/* No queue but the flow does not fill its cap: no probe either. */
@@ -455,6 +467,181 @@ static void test_capped_flow_without_queue_probes_up(void **state)
 		feed_capped(&fx.c, &f, step, cap / 2, 1.0);
 		assert_true(fx.rec.decisions[fx.rec.n_decisions - 1].cwnd_target <= cap);
 	}
+	stop(&fx);
+}
+
+/* A window of a flow held at snd_cwnd packets delivering rate_bps with a median RTT
+ * p50_ratio x its 40 ms min RTT. */
+static void feed_rate(struct controller *c, struct flow_entry *f, unsigned step, double rate_bps,
+		      double p50_ratio, uint32_t snd_cwnd)
+{
+	struct feature_window w = flow_window(step, rate_bps, 40000);
+
+	w.feature[FEAT_LATENCY_P50] = p50_ratio * 40000;
+	w.context[CTX_SND_CWND] = snd_cwnd;
+	controller_on_flow_window(c, f, &w);
+}
+
+static uint32_t last_cap(const struct fixture *fx)
+{
+	return fx->rec.decisions[fx->rec.n_decisions - 1].cwnd_target;
+}
+
+/* A cellular link swings by less than 2x every few seconds: after a cut that a queue
+ * called for, the probe of the capped flow with no queue reverses it a second later
+ * (a measured reversal), not 30 s later as a policy's reversal of a small run would. */
+static void test_probe_after_a_small_cut_waits_only_a_second(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+	unsigned step = 4, probe_step = 0;
+	uint64_t cut_ns;
+	uint32_t cap;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&f, 40006);
+	start_at_44(&fx.c, &f);
+	cap = last_cap(&fx);
+	/* one probe up */
+	while (last_cap(&fx) == cap && step < 20)
+		feed_capped(&fx.c, &f, step++, cap, 1.15);
+	assert_true(last_cap(&fx) > cap);
+	cap = last_cap(&fx);
+	/* the link falls to 8 Mbit/s and a queue builds: the cut, once the probe's
+	 * rates left the 20-window max, is the first reversal (a run of < 2x) */
+	while (last_cap(&fx) == cap && step < 60)
+		feed_rate(&fx.c, &f, step++, 8e6, 1.6, cap);
+	assert_true(last_cap(&fx) < cap);
+	assert_true(cap < 2 * last_cap(&fx));
+	assert_int_equal(fx.c.shadow.reversals, 1);
+	cut_ns = T0 + (step - 1) * WINDOW_STEP_NS;
+	cap = last_cap(&fx);
+	/* no queue, held at the cap: the probe comes between 1 and 1.5 s after the cut */
+	for (; step < 200 && !probe_step; step++) {
+		feed_capped(&fx.c, &f, step, cap, 1.15);
+		if (last_cap(&fx) != cap)
+			probe_step = step;
+	}
+	assert_true(probe_step > 0);
+	assert_true(last_cap(&fx) >= cap * PROBE_STEP);
+	assert_in_range(T0 + probe_step * WINDOW_STEP_NS - cut_ns, 1000 * 1000 * 1000ULL, 1500 * 1000 * 1000ULL);
+	assert_int_equal(fx.c.shadow.reversals, 2);
+	/* both measured: no oscillation for the promotion gate */
+	assert_true(shadow_oscillations_per_30s(&fx.c.shadow) == 0);
+	stop(&fx);
+}
+
+/* The gate's oscillations count the policy's reversals, not measured ones. */
+static void test_gate_oscillations_leave_out_measured_reversals(void **state)
+{
+	struct shadow_report r = { 0 };
+	const uint64_t s = 1000ULL * 1000 * 1000;
+
+	(void)state;
+	shadow_note_reversal(&r, 0, 10 * s, true);
+	shadow_note_reversal(&r, 10 * s, 12 * s, true);
+	assert_int_equal(r.reversals, 2);
+	assert_true(shadow_oscillations_per_30s(&r) == 0);
+	shadow_note_reversal(&r, 12 * s, 20 * s, false);
+	assert_true(shadow_oscillations_per_30s(&r) == 2);
+}
+
+/* A capped flow on a jittery link: its RTT 1.45 x the min with no queue, so it delivers
+ * cap / (1.45 x min RTT) and the heuristic's 1.25 x that rate x min RTT is 0.86 x the cap.
+ * For 10 s the cap never falls and probes once per PROBE_SLOW_GAP_NS; once the median
+ * RTT shows a queue (1.6 x), it is cut. */
+static void test_capped_flow_is_cut_only_by_a_queue(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+	unsigned step, probes = 0;
+	uint32_t cap;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&f, 40007);
+	start_at_44(&fx.c, &f);
+	cap = last_cap(&fx);
+	for (step = 4; step < 104; step++) {
+		feed_capped(&fx.c, &f, step, last_cap(&fx), 1.45);
+		assert_true(last_cap(&fx) >= cap);
+		if (last_cap(&fx) > cap)
+			probes++;
+		cap = last_cap(&fx);
+	}
+	/* 10 s: one probe per 2 s gap, each held 300 ms */
+	assert_in_range(probes, 3, 5);
+	for (; step < 134; step++)
+		feed_capped(&fx.c, &f, step, cap, 1.6);
+	assert_true(last_cap(&fx) < cap);
+	/* a flow below its cap (cubic backed off) is cut as before, queue or not */
+	cap = last_cap(&fx);
+	for (; step < 200; step++)
+		feed_capped(&fx.c, &f, step, cap / 2, 1.0);
+	assert_true(last_cap(&fx) < cap);
+	stop(&fx);
+}
+
+/* The first cap is no lower than the flow's cwnd when its pipe is declared full: the
+ * rates of its slow-start windows (here 2 Mbit/s, 9 packets' worth) understate the
+ * link; a queue then cuts it. */
+static void test_first_cap_starts_at_the_flows_cwnd(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+	unsigned step;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&f, 40008);
+	for (step = 0; step <= 3; step++) {
+		struct feature_window w = flow_window(step, 2e6, 40000);
+
+		w.context[CTX_SND_CWND] = 60;
+		controller_on_flow_window(&fx.c, &f, &w);
+	}
+	assert_int_equal(fx.rec.n_decisions, 1);
+	assert_int_equal(last_cap(&fx), 60);
+	for (; step < 10; step++)
+		feed_rate(&fx.c, &f, step, 2e6, 2.0, 60);
+	assert_true(last_cap(&fx) < 60);
+	stop(&fx);
+}
+
+/* A queue that outlasts the cap's cuts (a competing cubic flow keeps the buffer full):
+ * after FOREIGN_QUEUE_NS the cap is withdrawn (0: the kernel's CC competes), for
+ * FOREIGN_LIFT_NS, then a cap returns. A queue shorter than that lifts nothing. */
+static void test_foreign_queue_lifts_the_cap(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+	unsigned step, lifted_at = 0, back_at = 0;
+	uint32_t cap;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&f, 40009);
+	start_at_44(&fx.c, &f);
+	cap = last_cap(&fx);
+	/* 4 s of queue, then none: capped all along */
+	for (step = 4; step < 44; step++)
+		feed_capped(&fx.c, &f, step, cap, 2.0);
+	assert_true(last_cap(&fx) > 0);
+	for (; step < 54; step++)
+		feed_capped(&fx.c, &f, step, last_cap(&fx), 1.3);
+	assert_true(last_cap(&fx) > 0);
+	/* a queue that stays: lifted 5 s in, for 10 s */
+	for (; step < 250 && !back_at; step++) {
+		feed_capped(&fx.c, &f, step, last_cap(&fx) ? last_cap(&fx) : 60, 2.0);
+		if (!lifted_at && last_cap(&fx) == 0)
+			lifted_at = step;
+		if (lifted_at && last_cap(&fx) > 0)
+			back_at = step;
+	}
+	assert_in_range(lifted_at, 54 + 49, 54 + 52);
+	assert_in_range(back_at - lifted_at, 100, 102);
+	assert_true(log_lines_with(&fx, "competing flow", "cap lifted") >= 1);
 	stop(&fx);
 }
 
@@ -799,6 +986,11 @@ int main(void)
 		cmocka_unit_test(test_small_changes_are_not_written),
 		cmocka_unit_test(test_tree_writes_its_multiple_and_the_hysteresis_paces_reversals),
 		cmocka_unit_test(test_capped_flow_without_queue_probes_up),
+		cmocka_unit_test(test_probe_after_a_small_cut_waits_only_a_second),
+		cmocka_unit_test(test_capped_flow_is_cut_only_by_a_queue),
+		cmocka_unit_test(test_first_cap_starts_at_the_flows_cwnd),
+		cmocka_unit_test(test_foreign_queue_lifts_the_cap),
+		cmocka_unit_test(test_gate_oscillations_leave_out_measured_reversals),
 		cmocka_unit_test(test_dqn_writes_the_cwnd_it_steers),
 		cmocka_unit_test(test_a_policy_without_its_model_falls_back_to_the_heuristic),
 		cmocka_unit_test(test_shadow_writes_nothing_until_promoted),

@@ -356,23 +356,74 @@ static uint32_t choice_packets(const struct cwnd_choice *choice, const struct fl
 	return cwnd_cap_packets(choice->value, rate_max(fc), w->context[CTX_MIN_RTT_US], flow->mss);
 }
 
+/* Whether a capped flow probes: with no queue at every hold, in the band between
+ * that and a queue once PROBE_SLOW_GAP_NS passed without a change (controller.h). */
+static bool probe_due(const struct flow_control *fc, const struct feature_window *w, double p50_us,
+		      double min_rtt_us)
+{
+	if (p50_us < PROBE_RTT_RATIO * min_rtt_us)
+		return true;
+	return p50_us <= FULL_PIPE_RTT_RATIO * min_rtt_us && w->ts_ns - fc->cwnd.changed_ns >= PROBE_SLOW_GAP_NS;
+}
+
 /* The cap to offer: the policy's choice, or a probe upward while the flow is held at
- * its cap and no queue forms (controller.h, PROBE_RTT_RATIO). */
+ * its cap and no queue forms (controller.h, PROBE_RTT_RATIO). *measured says whether
+ * the flow's own measurements call for it (hysteresis.h): a probe, or a cut while a
+ * queue builds (median RTT over FULL_PIPE_RTT_RATIO x min RTT). */
 static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct flow_control *fc,
-				 const struct flow_entry *flow, const struct feature_window *w)
+				 const struct flow_entry *flow, const struct feature_window *w, bool *measured)
 {
 	uint32_t chosen = choice_packets(choice, fc, flow, w);
 	double cap = fc->cwnd.current, min_rtt_us = w->context[CTX_MIN_RTT_US];
 	double p50_us = w->feature[FEAT_LATENCY_P50];
 	uint32_t probe;
 
+	/* The first cap starts no lower than the flow's cwnd: the pipe was just declared
+	 * full, so that cwnd holds about the BDP, while the rates of its slow-start windows
+	 * may be a fraction of the link's (on a jittery link the RTT signal fires early:
+	 * the arena's 10 Mbit/s link and its 50 Mbit/s step began at 4-10 packets and
+	 * took seconds of probes to climb). A queue, if there is one, cuts it next. */
+	if (!(cap > 0) && w->context[CTX_SND_CWND] > chosen)
+		chosen = (uint32_t)w->context[CTX_SND_CWND];
+	*measured = chosen < cap && min_rtt_us > 0 && p50_us > FULL_PIPE_RTT_RATIO * min_rtt_us;
+	/* A flow held at its cap delivers cap / RTT, so a multiple of that rate x min RTT
+	 * falls below the cap whenever the RTT is above the min for any reason: on a
+	 * cellular link, jitter and outages. Cutting on that alone ratchets the cap down
+	 * (the arena's LTE uplink: 12 -> 10 -> 8 -> 7 -> 5 -> 4 packets in 10 s); only
+	 * a queue (the measured cut) takes a capped flow's cap down. */
+	if (chosen < cap && !*measured && w->context[CTX_SND_CWND] + 1 >= cap)
+		chosen = (uint32_t)cap;
 	if (choice->unit != CWND_BDP_MULTIPLE || !(choice->value > 0) || !(cap > 0) || !(min_rtt_us > 0) ||
-	    !(p50_us > 0) || w->context[CTX_SND_CWND] + 1 < cap || p50_us >= PROBE_RTT_RATIO * min_rtt_us)
+	    !(p50_us > 0) || w->context[CTX_SND_CWND] + 1 < cap || !probe_due(fc, w, p50_us, min_rtt_us))
 		return chosen;
 	probe = cwnd_cap_packets(fmax(choice->value, HEURISTIC_BDP_GAIN) * p50_us / min_rtt_us, rate_max(fc),
 				 min_rtt_us, flow->mss);
 	probe = probe > (uint32_t)ceil(cap * PROBE_STEP) ? probe : (uint32_t)ceil(cap * PROBE_STEP);
-	return probe > chosen ? probe : chosen;
+	if (probe <= chosen)
+		return chosen;
+	*measured = true;
+	return probe;
+}
+
+/* Whether the flow's cap is lifted for a queue it did not make (controller.h,
+ * FOREIGN_QUEUE_NS): a capped flow with a queue for that long. */
+static bool foreign_queue_lifts(struct flow_control *fc, const struct feature_window *w)
+{
+	double min_rtt_us = w->context[CTX_MIN_RTT_US], p50_us = w->feature[FEAT_LATENCY_P50];
+
+	if (w->ts_ns < fc->lifted_until_ns)
+		return true;
+	if (!(fc->cwnd.current > 0) || !(min_rtt_us > 0) || !(p50_us > FULL_PIPE_RTT_RATIO * min_rtt_us)) {
+		fc->queue_since_ns = 0;
+		return false;
+	}
+	if (!fc->queue_since_ns)
+		fc->queue_since_ns = w->ts_ns;
+	if (w->ts_ns - fc->queue_since_ns < FOREIGN_QUEUE_NS)
+		return false;
+	fc->queue_since_ns = 0;
+	fc->lifted_until_ns = w->ts_ns + FOREIGN_LIFT_NS;
+	return true;
 }
 
 /* Says why the heuristic decides a flow the tree would: its anomaly score. */
@@ -393,7 +444,8 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	char why[1024];
 	double old_value;
 	uint64_t reversals, held_back, prev_reversal_ns;
-	bool changed;
+	uint32_t proposal;
+	bool changed, measured = false, lifted;
 
 	if (c->opt.policy == CWND_POLICY_OFF || !c->act->flows || flow->key.proto != IPPROTO_TCP ||
 	    !flow->have_sock_totals)
@@ -416,18 +468,24 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	reversals = fc->cwnd.reversals;
 	held_back = fc->cwnd.reversals_refused;
 	prev_reversal_ns = fc->cwnd.last_reversal_ns;
-	changed = hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, proposal_packets(&choice, fc, flow, w), w->ts_ns);
+	lifted = foreign_queue_lifts(fc, w);
+	proposal = lifted ? 0 : proposal_packets(&choice, fc, flow, w, &measured);
+	changed = hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, proposal, w->ts_ns, measured);
 	c->shadow.reversals_held_back += fc->cwnd.reversals_refused - held_back;
 	if (fc->cwnd.reversals != reversals)
-		shadow_note_reversal(&c->shadow, prev_reversal_ns, w->ts_ns);
+		shadow_note_reversal(&c->shadow, prev_reversal_ns, w->ts_ns, measured);
 	if (fc->cwnd.current > 0)
 		shadow_observe(c, fc, w, flow->mss);
 	if (!changed)
 		return;
 	c->stats.decisions++;
-	if (p->explain)
+	if (lifted)
+		snprintf(why, sizeof(why), "a queue over %.1f x min RTT for %llu s that the cap did not make "
+			 "(a competing flow's): cap lifted for %llu s", FULL_PIPE_RTT_RATIO,
+			 FOREIGN_QUEUE_NS / 1000000000ULL, FOREIGN_LIFT_NS / 1000000000ULL);
+	else if (p->explain)
 		p->explain(p, w, why, sizeof(why));
-	if (flow_anomaly_handed(&fc->anomaly) && p == &c->heuristic)
+	if (!lifted && flow_anomaly_handed(&fc->anomaly) && p == &c->heuristic)
 		anomaly_explain(fc, c->opt.health.anomaly_threshold, why, sizeof(why));
 	if (c->log) {
 		char name[FLOW_NAME_MAX];

@@ -22,23 +22,30 @@ static void take(struct hysteresis *h, uint32_t value, int direction, uint64_t n
 	h->current = value;
 	h->pending = 0;
 	h->changes++;
+	h->changed_ns = now_ns;
 }
 
 /* Whether a reversal may be taken now (hysteresis.h says when). */
-static bool reversal_allowed(const struct hysteresis *h, const struct hysteresis_params *p, uint64_t now_ns)
+static bool reversal_allowed(const struct hysteresis *h, const struct hysteresis_params *p, uint64_t now_ns,
+			     bool measured)
 {
 	uint64_t since = now_ns - h->last_reversal_ns;
 	double moved;
 
 	if (!h->last_reversal_ns || since >= p->reversal_gap_ns)
 		return true;
-	if (since < p->quick_reversal_gap_ns || !(p->quick_reversal_factor > 1))
+	if (since < p->quick_reversal_gap_ns)
+		return false;
+	if (measured)
+		return true;
+	if (!(p->quick_reversal_factor > 1))
 		return false;
 	moved = fmax(h->run_start, h->current) / fmin(h->run_start, h->current);
 	return moved > p->quick_reversal_factor;
 }
 
-bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, uint32_t proposal, uint64_t now_ns)
+bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, uint32_t proposal, uint64_t now_ns,
+		      bool measured)
 {
 	int direction;
 
@@ -64,7 +71,7 @@ bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, u
 	h->pending = proposal;
 	if (now_ns - h->pending_since_ns < p->hold_ns)
 		return false;
-	if (h->last_direction && direction != h->last_direction && !reversal_allowed(h, p, now_ns)) {
+	if (h->last_direction && direction != h->last_direction && !reversal_allowed(h, p, now_ns, measured)) {
 		h->reversals_refused++;
 		return false;
 	}

@@ -8,6 +8,11 @@
  * any band narrower than that factor reverses at most once per `reversal_gap_ns`, and
  * no value reverses more than once per `quick_reversal_gap_ns`: a cap that followed
  * the link down 4x may follow it back up a second later, noise may not.
+ * A `measured` reversal, one the flow's own measurements call for (controller.h:
+ * a probe of a capped flow with no queue, a cut while a queue builds), waits only
+ * `quick_reversal_gap_ns`: on a cellular link the rate swings by less than the
+ * factor every few seconds, and a cap that may not follow it back up for 30 s
+ * locks low (the arena's LTE downlink: 14 packets for 17 s at 0.45 utilization).
  * Withdrawing a decision (to 0 = none) and the first decision are never held back.
  */
 #ifndef REFLEX_HYSTERESIS_H
@@ -34,6 +39,7 @@ struct hysteresis_params {
 struct hysteresis {
 	uint64_t last_reversal_ns; /* 0 = never */
 	uint64_t pending_since_ns;
+	uint64_t changed_ns;       /* when current was last set */
 	uint32_t current;          /* the value in force; 0 = none */
 	uint32_t run_start;        /* the value in force when the current direction began */
 	uint32_t pending;          /* proposal waiting out hold_ns; 0 = none */
@@ -44,6 +50,7 @@ struct hysteresis {
 };
 
 /* Offers a proposal at time now; returns true if the value in force changed (to h->current). */
-bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, uint32_t proposal, uint64_t now_ns);
+bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, uint32_t proposal, uint64_t now_ns,
+		      bool measured);
 
 #endif
