@@ -23,8 +23,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM  # the EXIT trap cleans up; a bare INT/TERM trap would carry on
 
+# reflexd's default cwnd policy, the heuristic (README, The arena), and the batching model
 models=()
-[ -f models/cwnd.reflex ] && models+=(--model cwnd=models/cwnd.reflex)
 [ -f models/batching.reflex ] && models+=(--model batching=models/batching.reflex)
 
 echo "== lab: client -> router (tbf 50 Mbit/s, 2 MB buffer) -> server, +${LAB_DELAY_MS} ms RTT, $LAB_CC"
