@@ -413,6 +413,11 @@ static bool foreign_queue_lifts(struct flow_control *fc, const struct feature_wi
 
 	if (w->ts_ns < fc->lifted_until_ns)
 		return true;
+	/* A window without an RTT measurement says nothing either way: a flow cut to a few
+	 * packets behind a long queue gets few ACKs, and resetting on such windows kept the
+	 * arena's flow against cubic from ever being lifted. */
+	if (!(p50_us > 0))
+		return false;
 	if (!(fc->cwnd.current > 0) || !(min_rtt_us > 0) || !(p50_us > FULL_PIPE_RTT_RATIO * min_rtt_us)) {
 		fc->queue_since_ns = 0;
 		return false;
