@@ -549,7 +549,7 @@ static void test_gate_oscillations_leave_out_measured_reversals(void **state)
 
 /* A capped flow on a jittery link: its RTT 1.45 x the min with no queue, so it delivers
  * cap / (1.45 x min RTT) and the heuristic's 1.25 x that rate x min RTT is 0.86 x the cap.
- * For 10 s the cap never falls and probes once per PROBE_SLOW_GAP_NS; once the median
+ * For 10 s the cap never falls and probes once per PROBE_SLOW_GAP_MS; once the median
  * RTT shows a queue (1.6 x), it is cut. */
 static void test_capped_flow_is_cut_only_by_a_queue(void **state)
 {
@@ -610,8 +610,8 @@ static void test_first_cap_starts_at_the_flows_cwnd(void **state)
 }
 
 /* A queue that outlasts the cap's cuts (a competing cubic flow keeps the buffer full):
- * after FOREIGN_QUEUE_NS the cap is withdrawn (0: the kernel's CC competes), for
- * FOREIGN_LIFT_NS, then a cap returns. A queue shorter than that lifts nothing. */
+ * after FOREIGN_QUEUE_MS the cap is withdrawn (0: the kernel's CC competes), for
+ * FOREIGN_LIFT_MS, then a cap returns. A queue shorter than that lifts nothing. */
 static void test_foreign_queue_lifts_the_cap(void **state)
 {
 	struct fixture fx;

@@ -356,14 +356,20 @@ static uint32_t choice_packets(const struct cwnd_choice *choice, const struct fl
 	return cwnd_cap_packets(choice->value, rate_max(fc), w->context[CTX_MIN_RTT_US], flow->mss);
 }
 
+/* Milliseconds of the window clock: 32 bits in the per-flow state, compared by difference. */
+static uint32_t window_ms(const struct feature_window *w)
+{
+	return (uint32_t)(w->ts_ns / 1000000);
+}
+
 /* Whether a capped flow probes: with no queue at every hold, in the band between
- * that and a queue once PROBE_SLOW_GAP_NS passed without a change (controller.h). */
+ * that and a queue once PROBE_SLOW_GAP_MS passed without a change (controller.h). */
 static bool probe_due(const struct flow_control *fc, const struct feature_window *w, double p50_us,
 		      double min_rtt_us)
 {
 	if (p50_us < PROBE_RTT_RATIO * min_rtt_us)
 		return true;
-	return p50_us <= FULL_PIPE_RTT_RATIO * min_rtt_us && w->ts_ns - fc->cwnd.changed_ns >= PROBE_SLOW_GAP_NS;
+	return p50_us <= FULL_PIPE_RTT_RATIO * min_rtt_us && window_ms(w) - fc->cwnd.changed_ms >= PROBE_SLOW_GAP_MS;
 }
 
 /* The cap to offer: the policy's choice, or a probe upward while the flow is held at
@@ -406,28 +412,34 @@ static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct 
 }
 
 /* Whether the flow's cap is lifted for a queue it did not make (controller.h,
- * FOREIGN_QUEUE_NS): a capped flow with a queue for that long. */
+ * FOREIGN_QUEUE_MS): a capped flow with a queue for that long. */
 static bool foreign_queue_lifts(struct flow_control *fc, const struct feature_window *w)
 {
 	double min_rtt_us = w->context[CTX_MIN_RTT_US], p50_us = w->feature[FEAT_LATENCY_P50];
+	uint32_t now_ms = window_ms(w);
 
-	if (w->ts_ns < fc->lifted_until_ns)
-		return true;
+	if (fc->foreign == FOREIGN_LIFTED) {
+		if (now_ms - fc->foreign_ms < FOREIGN_LIFT_MS)
+			return true;
+		fc->foreign = FOREIGN_NONE;
+	}
 	/* A window without an RTT measurement says nothing either way: a flow cut to a few
 	 * packets behind a long queue gets few ACKs, and resetting on such windows kept the
 	 * arena's flow against cubic from ever being lifted. */
 	if (!(p50_us > 0))
 		return false;
 	if (!(fc->cwnd.current > 0) || !(min_rtt_us > 0) || !(p50_us > FULL_PIPE_RTT_RATIO * min_rtt_us)) {
-		fc->queue_since_ns = 0;
+		fc->foreign = FOREIGN_NONE;
 		return false;
 	}
-	if (!fc->queue_since_ns)
-		fc->queue_since_ns = w->ts_ns;
-	if (w->ts_ns - fc->queue_since_ns < FOREIGN_QUEUE_NS)
+	if (fc->foreign == FOREIGN_NONE) {
+		fc->foreign = FOREIGN_QUEUE;
+		fc->foreign_ms = now_ms;
+	}
+	if (now_ms - fc->foreign_ms < FOREIGN_QUEUE_MS)
 		return false;
-	fc->queue_since_ns = 0;
-	fc->lifted_until_ns = w->ts_ns + FOREIGN_LIFT_NS;
+	fc->foreign = FOREIGN_LIFTED;
+	fc->foreign_ms = now_ms;
 	return true;
 }
 
@@ -485,9 +497,9 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 		return;
 	c->stats.decisions++;
 	if (lifted)
-		snprintf(why, sizeof(why), "a queue over %.1f x min RTT for %llu s that the cap did not make "
-			 "(a competing flow's): cap lifted for %llu s", FULL_PIPE_RTT_RATIO,
-			 FOREIGN_QUEUE_NS / 1000000000ULL, FOREIGN_LIFT_NS / 1000000000ULL);
+		snprintf(why, sizeof(why), "a queue over %.1f x min RTT for %d s that the cap did not make "
+			 "(a competing flow's): cap lifted for %d s", FULL_PIPE_RTT_RATIO,
+			 FOREIGN_QUEUE_MS / 1000, FOREIGN_LIFT_MS / 1000);
 	else if (p->explain)
 		p->explain(p, w, why, sizeof(why));
 	if (!lifted && flow_anomaly_handed(&fc->anomaly) && p == &c->heuristic)

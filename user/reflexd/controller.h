@@ -57,19 +57,21 @@ enum cwnd_policy {
 /* Between PROBE_RTT_RATIO and FULL_PIPE_RTT_RATIO x min RTT a capped flow's RTT may
  * be jitter or a small queue: it neither probes at every hold nor is cut (a cut needs
  * a queue), so on a jittery link it could sit far below the link's rate (the arena's
- * 50 Mbit/s step: 34 packets for 4.5 s). It probes once PROBE_SLOW_GAP_NS passed
+ * 50 Mbit/s step: 34 packets for 4.5 s). It probes once PROBE_SLOW_GAP_MS passed
  * without a change; if the link was full, the probe's queue cuts it back (BBR's
  * periodic bandwidth probe). */
-#define PROBE_SLOW_GAP_NS (2000ULL * 1000 * 1000)
+#define PROBE_SLOW_GAP_MS 2000
 
-/* A queue that stays over FULL_PIPE_RTT_RATIO x min RTT for FOREIGN_QUEUE_NS while the
+/* A queue that stays over FULL_PIPE_RTT_RATIO x min RTT for FOREIGN_QUEUE_MS while the
  * flow is capped is not the cap's own: after a cut the flow's own queue drains within
  * the rate window (2 s) and the hold. It is a competing loss-based flow's, which fills
  * the buffer whatever the cap does; a cap that keeps cutting under it starves the
  * flow (the arena's reflex flow against a cubic flow: 6 % of the bottleneck). The cap
- * is lifted for FOREIGN_LIFT_NS, the kernel's CC competes, then the cap returns. */
-#define FOREIGN_QUEUE_NS (5000ULL * 1000 * 1000)
-#define FOREIGN_LIFT_NS (10000ULL * 1000 * 1000)
+ * is lifted for FOREIGN_LIFT_MS, the kernel's CC competes, then the cap returns. */
+#define FOREIGN_QUEUE_MS 5000
+#define FOREIGN_LIFT_MS 10000
+
+enum foreign_state { FOREIGN_NONE, FOREIGN_QUEUE, FOREIGN_LIFTED };
 
 /* Well inside the BPF side's heartbeat deadline (500 ms by default). */
 #define HEARTBEAT_PERIOD_NS (50ULL * 1000 * 1000)
@@ -96,8 +98,8 @@ struct flow_control {
 	uint8_t full_pipe_count; /* up to FULL_PIPE_WINDOWS */
 	bool pipe_full;
 	bool decision_written;
-	uint64_t queue_since_ns;  /* capped with a queue since; 0 = no queue */
-	uint64_t lifted_until_ns; /* the cap is lifted for a foreign queue until */
+	uint8_t foreign;     /* enum foreign_state */
+	uint32_t foreign_ms; /* since when in that state: ms, wraps (compare differences) */
 };
 
 /* A delivery rate in 16 bits: a 6-bit power of two and 10 bits below it, rounded

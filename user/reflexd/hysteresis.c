@@ -22,7 +22,7 @@ static void take(struct hysteresis *h, uint32_t value, int direction, uint64_t n
 	h->current = value;
 	h->pending = 0;
 	h->changes++;
-	h->changed_ns = now_ns;
+	h->changed_ms = (uint32_t)(now_ns / 1000000);
 }
 
 /* Whether a reversal may be taken now (hysteresis.h says when). */

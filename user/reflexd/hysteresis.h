@@ -39,13 +39,13 @@ struct hysteresis_params {
 struct hysteresis {
 	uint64_t last_reversal_ns; /* 0 = never */
 	uint64_t pending_since_ns;
-	uint64_t changed_ns;       /* when current was last set */
 	uint32_t current;          /* the value in force; 0 = none */
 	uint32_t run_start;        /* the value in force when the current direction began */
 	uint32_t pending;          /* proposal waiting out hold_ns; 0 = none */
 	uint32_t changes;
 	uint32_t reversals;
 	uint32_t reversals_refused;
+	uint32_t changed_ms;       /* when current was last set: ms, wraps (compare differences) */
 	int8_t last_direction;     /* +1 up, -1 down, 0 none yet */
 };
 
