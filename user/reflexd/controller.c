@@ -436,6 +436,16 @@ static bool foreign_queue_lifts(struct flow_control *fc, const struct feature_wi
 		fc->foreign = FOREIGN_QUEUE;
 		fc->foreign_ms = now_ms;
 	}
+	/* The time counts from the cap's first cut in this queue: a queue that several reflex
+	 * flows build out of startup drains once they cut; one that outlasts the cut is not
+	 * the cap's (four reflex flows lifted from the queue's start let cubic fill the
+	 * buffer: p95 375 ms). */
+	if (fc->foreign == FOREIGN_QUEUE) {
+		if (fc->cwnd.last_direction >= 0 || (int32_t)(fc->cwnd.changed_ms - fc->foreign_ms) < 0)
+			return false;
+		fc->foreign = FOREIGN_CUT;
+		fc->foreign_ms = fc->cwnd.changed_ms;
+	}
 	if (now_ms - fc->foreign_ms < FOREIGN_QUEUE_MS)
 		return false;
 	fc->foreign = FOREIGN_LIFTED;
@@ -479,6 +489,11 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	if (!full_pipe_update(fc, w->context[CTX_DELIVERY_RATE_BPS], w->feature[FEAT_LATENCY_P50],
 			      w->context[CTX_MIN_RTT_US]) ||
 	    !policy_state_ready(p, fc))
+		return;
+	/* A capped flow's window without an RTT measurement (a few packets behind a long
+	 * queue get few ACKs) says nothing about the cap: offering the cap in force would
+	 * reset a cut's or a probe's hold at every such window. */
+	if (fc->cwnd.current > 0 && !(w->feature[FEAT_LATENCY_P50] > 0))
 		return;
 	p->decide(p, fc->policy, flow, w, &choice, why, sizeof(why));
 	old_value = fc->cwnd.current;

@@ -62,8 +62,8 @@ enum cwnd_policy {
  * periodic bandwidth probe). */
 #define PROBE_SLOW_GAP_MS 2000
 
-/* A queue that stays over FULL_PIPE_RTT_RATIO x min RTT for FOREIGN_QUEUE_MS while the
- * flow is capped is not the cap's own: after a cut the flow's own queue drains within
+/* A queue that stays over FULL_PIPE_RTT_RATIO x min RTT for FOREIGN_QUEUE_MS after a cut
+ * while the flow is capped is not the cap's own: after a cut the flow's own queue drains within
  * the rate window (2 s) and the hold. It is a competing loss-based flow's, which fills
  * the buffer whatever the cap does; a cap that keeps cutting under it starves the
  * flow (the arena's reflex flow against a cubic flow: 6 % of the bottleneck). The cap
@@ -71,7 +71,7 @@ enum cwnd_policy {
 #define FOREIGN_QUEUE_MS 5000
 #define FOREIGN_LIFT_MS 10000
 
-enum foreign_state { FOREIGN_NONE, FOREIGN_QUEUE, FOREIGN_LIFTED };
+enum foreign_state { FOREIGN_NONE, FOREIGN_QUEUE, FOREIGN_CUT, FOREIGN_LIFTED };
 
 /* Well inside the BPF side's heartbeat deadline (500 ms by default). */
 #define HEARTBEAT_PERIOD_NS (50ULL * 1000 * 1000)
