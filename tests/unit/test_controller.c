@@ -650,6 +650,30 @@ static void test_foreign_queue_lifts_the_cap(void **state)
 	stop(&fx);
 }
 
+/* Two of reflexd's flows through one queue (a host's parallel uploads): however long
+ * the queue lasts, it is theirs, and neither cap is lifted. */
+static void test_shared_queue_lifts_no_cap(void **state)
+{
+	struct fixture fx;
+	struct flow_entry a, b;
+	unsigned step;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&a, 40010);
+	flow_init(&b, 40011);
+	start_at_44(&fx.c, &a);
+	start_at_44(&fx.c, &b);
+	for (step = 4; step < 304; step++) {
+		feed_capped(&fx.c, &a, step, 20, 2.0);
+		feed_capped(&fx.c, &b, step, 20, 2.0);
+	}
+	assert_int_equal(log_lines_with(&fx, "competing flow", "cap lifted"), 0);
+	for (size_t i = 0; i < fx.rec.n_decisions; i++)
+		assert_true(fx.rec.decisions[i].cwnd_target > 0);
+	stop(&fx);
+}
+
 static void test_dqn_writes_the_cwnd_it_steers(void **state)
 {
 	const struct hysteresis_params every_change = { .margin = 0, .hold_ns = 0, .reversal_gap_ns = 0 };
@@ -995,6 +1019,7 @@ int main(void)
 		cmocka_unit_test(test_capped_flow_is_cut_only_by_a_queue),
 		cmocka_unit_test(test_first_cap_starts_at_the_flows_cwnd),
 		cmocka_unit_test(test_foreign_queue_lifts_the_cap),
+		cmocka_unit_test(test_shared_queue_lifts_no_cap),
 		cmocka_unit_test(test_gate_oscillations_leave_out_measured_reversals),
 		cmocka_unit_test(test_dqn_writes_the_cwnd_it_steers),
 		cmocka_unit_test(test_a_policy_without_its_model_falls_back_to_the_heuristic),

@@ -413,7 +413,8 @@ static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct 
 
 /* Whether the flow's cap is lifted for a queue it did not make (controller.h,
  * FOREIGN_QUEUE_MS): a capped flow with a queue for that long. */
-static bool foreign_queue_lifts(struct flow_control *fc, const struct feature_window *w)
+static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, size_t slot,
+				const struct feature_window *w)
 {
 	double min_rtt_us = w->context[CTX_MIN_RTT_US], p50_us = w->feature[FEAT_LATENCY_P50];
 	uint32_t now_ms = window_ms(w);
@@ -432,6 +433,17 @@ static bool foreign_queue_lifts(struct flow_control *fc, const struct feature_wi
 		fc->foreign = FOREIGN_NONE;
 		return false;
 	}
+	/* Several of reflexd's flows through one bottleneck build a queue together, each
+	 * within its cap (four reflex flows lifted theirs and cubic filled the buffer: p95
+	 * 375 ms): a queue another capped flow saw within a second is not foreign. */
+	if (c->queue_slot != slot && now_ms - c->queue_ms < 1000) {
+		c->queue_slot = slot;
+		c->queue_ms = now_ms;
+		fc->foreign = FOREIGN_NONE;
+		return false;
+	}
+	c->queue_slot = slot;
+	c->queue_ms = now_ms;
 	if (fc->foreign == FOREIGN_NONE) {
 		fc->foreign = FOREIGN_QUEUE;
 		fc->foreign_ms = now_ms;
@@ -500,7 +512,7 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	reversals = fc->cwnd.reversals;
 	held_back = fc->cwnd.reversals_refused;
 	prev_reversal_ns = fc->cwnd.last_reversal_ns;
-	lifted = foreign_queue_lifts(fc, w);
+	lifted = foreign_queue_lifts(c, fc, flow->control_slot, w);
 	proposal = lifted ? 0 : proposal_packets(&choice, fc, flow, w, &measured);
 	changed = hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, proposal, w->ts_ns, measured);
 	c->shadow.reversals_held_back += fc->cwnd.reversals_refused - held_back;
