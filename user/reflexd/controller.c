@@ -362,6 +362,15 @@ static uint32_t window_ms(const struct feature_window *w)
 	return (uint32_t)(w->ts_ns / 1000000);
 }
 
+/* Whether the window's median RTT shows a queue: over FULL_PIPE_RTT_RATIO x min RTT,
+ * the one threshold for startup, cuts and the foreign-queue lift (controller.h). */
+static bool window_shows_queue(const struct feature_window *w)
+{
+	double min_rtt_us = w->context[CTX_MIN_RTT_US];
+
+	return min_rtt_us > 0 && w->feature[FEAT_LATENCY_P50] > FULL_PIPE_RTT_RATIO * min_rtt_us;
+}
+
 /* Whether a capped flow probes: with no queue at every hold, in the band between
  * that and a queue once PROBE_SLOW_GAP_MS passed without a change (controller.h). */
 static bool probe_due(const struct flow_control *fc, const struct feature_window *w, double p50_us,
@@ -369,7 +378,7 @@ static bool probe_due(const struct flow_control *fc, const struct feature_window
 {
 	if (p50_us < PROBE_RTT_RATIO * min_rtt_us)
 		return true;
-	return p50_us <= FULL_PIPE_RTT_RATIO * min_rtt_us && window_ms(w) - fc->cwnd.changed_ms >= PROBE_SLOW_GAP_MS;
+	return !window_shows_queue(w) && window_ms(w) - fc->cwnd.changed_ms >= PROBE_SLOW_GAP_MS;
 }
 
 /* The cap to offer: the policy's choice, or a probe upward while the flow is held at
@@ -391,7 +400,7 @@ static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct 
 	 * took seconds of probes to climb). A queue, if there is one, cuts it next. */
 	if (!(cap > 0) && w->context[CTX_SND_CWND] > chosen)
 		chosen = (uint32_t)w->context[CTX_SND_CWND];
-	*measured = chosen < cap && min_rtt_us > 0 && p50_us > FULL_PIPE_RTT_RATIO * min_rtt_us;
+	*measured = chosen < cap && window_shows_queue(w);
 	/* A flow held at its cap delivers cap / RTT, so a multiple of that rate x min RTT
 	 * falls below the cap whenever the RTT is above the min for any reason: on a
 	 * cellular link, jitter and outages. Cutting on that alone ratchets the cap down
@@ -413,10 +422,9 @@ static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct 
 
 /* Whether the flow's cap is lifted for a queue it did not make (controller.h,
  * FOREIGN_QUEUE_MS): a capped flow with a queue for that long. */
-static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, size_t slot,
+static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, uint32_t slot,
 				const struct feature_window *w)
 {
-	double min_rtt_us = w->context[CTX_MIN_RTT_US], p50_us = w->feature[FEAT_LATENCY_P50];
 	uint32_t now_ms = window_ms(w);
 
 	if (fc->foreign == FOREIGN_LIFTED) {
@@ -424,12 +432,7 @@ static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, s
 			return true;
 		fc->foreign = FOREIGN_NONE;
 	}
-	/* A window without an RTT measurement says nothing either way: a flow cut to a few
-	 * packets behind a long queue gets few ACKs, and resetting on such windows kept the
-	 * arena's flow against cubic from ever being lifted. */
-	if (!(p50_us > 0))
-		return false;
-	if (!(fc->cwnd.current > 0) || !(min_rtt_us > 0) || !(p50_us > FULL_PIPE_RTT_RATIO * min_rtt_us)) {
+	if (!(fc->cwnd.current > 0) || !window_shows_queue(w)) {
 		fc->foreign = FOREIGN_NONE;
 		return false;
 	}
@@ -504,7 +507,8 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 		return;
 	/* A capped flow's window without an RTT measurement (a few packets behind a long
 	 * queue get few ACKs) says nothing about the cap: offering the cap in force would
-	 * reset a cut's or a probe's hold at every such window. */
+	 * reset a cut's or a probe's hold, and the foreign-queue timer, at every such
+	 * window (the arena's flow against cubic was never lifted). */
 	if (fc->cwnd.current > 0 && !(w->feature[FEAT_LATENCY_P50] > 0))
 		return;
 	p->decide(p, fc->policy, flow, w, &choice, why, sizeof(why));

@@ -152,7 +152,7 @@ struct controller {
 	struct shadow_report shadow;
 	/* the last capped flow (its control slot) that saw a queue, and when (ms): a queue
 	 * two of reflexd's flows see together is no foreign one (FOREIGN_QUEUE_MS) */
-	size_t queue_slot;
+	uint32_t queue_slot;
 	uint32_t queue_ms;
 	struct model_drift cwnd_drift, batching_drift; /* the tree models' drift */
 };
