@@ -583,6 +583,43 @@ static void test_capped_flow_is_cut_only_by_a_queue(void **state)
 	stop(&fx);
 }
 
+/* Behind a queue of seconds a capped flow gets an RTT sample in one window of many:
+ * the cut that sample calls for stands through the windows without one and is taken
+ * once it has been pending for the hold (300 ms), and its log line says so. */
+static void test_a_cut_stands_through_windows_without_an_rtt(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+	unsigned step = 4, decisions;
+	uint32_t cap;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&f, 40012);
+	start_at_44(&fx.c, &f);
+	cap = last_cap(&fx);
+	decisions = fx.rec.n_decisions;
+	/* 2 s for the rate window to forget the rates before the queue: no RTT in them */
+	for (; step < 24; step++)
+		feed_rate(&fx.c, &f, step, 1e6, 0.0, cap);
+	assert_int_equal(fx.rec.n_decisions, decisions);
+	feed_rate(&fx.c, &f, step++, 1e6, 50.0, cap);
+	assert_int_equal(fx.rec.n_decisions, decisions);
+	feed_rate(&fx.c, &f, step++, 1e6, 0.0, cap);
+	feed_rate(&fx.c, &f, step++, 1e6, 0.0, cap);
+	assert_int_equal(fx.rec.n_decisions, decisions);
+	feed_rate(&fx.c, &f, step++, 1e6, 0.0, cap);
+	assert_int_equal(fx.rec.n_decisions, decisions + 1);
+	assert_true(last_cap(&fx) < cap / 2);
+	assert_int_equal(log_lines_with(&fx, "no RTT measurement since", NULL), 1);
+	/* and nothing more without a measurement */
+	cap = last_cap(&fx);
+	for (; step < 60; step++)
+		feed_rate(&fx.c, &f, step, 1e6, 0.0, cap);
+	assert_int_equal(fx.rec.n_decisions, decisions + 1);
+	stop(&fx);
+}
+
 /* The first cap is no lower than the flow's cwnd when its pipe is declared full: the
  * rates of its slow-start windows (here 2 Mbit/s, 9 packets' worth) understate the
  * link; a queue then cuts it. */
@@ -1017,6 +1054,7 @@ int main(void)
 		cmocka_unit_test(test_capped_flow_without_queue_probes_up),
 		cmocka_unit_test(test_probe_after_a_small_cut_waits_only_a_second),
 		cmocka_unit_test(test_capped_flow_is_cut_only_by_a_queue),
+		cmocka_unit_test(test_a_cut_stands_through_windows_without_an_rtt),
 		cmocka_unit_test(test_first_cap_starts_at_the_flows_cwnd),
 		cmocka_unit_test(test_foreign_queue_lifts_the_cap),
 		cmocka_unit_test(test_shared_queue_lifts_no_cap),

@@ -487,7 +487,7 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	double old_value;
 	uint64_t reversals, held_back, prev_reversal_ns;
 	uint32_t proposal;
-	bool changed, measured = false, lifted;
+	bool changed, measured = false, lifted, unmeasured;
 
 	if (c->opt.policy == CWND_POLICY_OFF || !c->act->flows || flow->key.proto != IPPROTO_TCP ||
 	    !flow->have_sock_totals)
@@ -505,24 +505,33 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 			      w->context[CTX_MIN_RTT_US]) ||
 	    !policy_state_ready(p, fc))
 		return;
-	/* A capped flow's window without an RTT measurement (a few packets behind a long
-	 * queue get few ACKs) says nothing about the cap: offering the cap in force would
-	 * reset a cut's or a probe's hold, and the foreign-queue timer, at every such
-	 * window (the arena's flow against cubic was never lifted). */
-	if (fc->cwnd.current > 0 && !(w->feature[FEAT_LATENCY_P50] > 0))
-		return;
-	p->decide(p, fc->policy, flow, w, &choice, why, sizeof(why));
 	old_value = fc->cwnd.current;
 	reversals = fc->cwnd.reversals;
 	held_back = fc->cwnd.reversals_refused;
 	prev_reversal_ns = fc->cwnd.last_reversal_ns;
-	lifted = foreign_queue_lifts(c, fc, flow->control_slot, w);
-	proposal = lifted ? 0 : proposal_packets(&choice, fc, flow, w, &measured);
-	changed = hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, proposal, w->ts_ns, measured);
+	/* A capped flow's window without an RTT measurement (a few packets behind a long
+	 * queue get few ACKs) says nothing about the cap: offering the cap in force would
+	 * reset a cut's or a probe's hold, and the foreign-queue timer, at every such
+	 * window (the arena's flow against cubic was never lifted). A proposal pending
+	 * from a measured window still stands: behind a 9 s queue (1 Mbit/s) a flow gets
+	 * an RTT sample every few seconds, and a cut waiting for a second one 300 ms
+	 * later never came. */
+	unmeasured = fc->cwnd.current > 0 && !(w->feature[FEAT_LATENCY_P50] > 0);
+	if (unmeasured) {
+		lifted = false;
+		measured = fc->cwnd.pending_measured;
+		proposal = fc->cwnd.pending;
+		changed = hysteresis_unmeasured(&fc->cwnd, &c->opt.hysteresis, w->ts_ns);
+	} else {
+		p->decide(p, fc->policy, flow, w, &choice, why, sizeof(why));
+		lifted = foreign_queue_lifts(c, fc, flow->control_slot, w);
+		proposal = lifted ? 0 : proposal_packets(&choice, fc, flow, w, &measured);
+		changed = hysteresis_offer(&fc->cwnd, &c->opt.hysteresis, proposal, w->ts_ns, measured);
+	}
 	c->shadow.reversals_held_back += fc->cwnd.reversals_refused - held_back;
 	if (fc->cwnd.reversals != reversals)
 		shadow_note_reversal(&c->shadow, prev_reversal_ns, w->ts_ns, measured);
-	if (fc->cwnd.current > 0)
+	if (fc->cwnd.current > 0 && !unmeasured)
 		shadow_observe(c, fc, w, flow->mss);
 	if (!changed)
 		return;
@@ -531,6 +540,10 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 		snprintf(why, sizeof(why), "a queue over %.1f x min RTT for %d s that the cap did not make "
 			 "(a competing flow's): cap lifted for %d s", FULL_PIPE_RTT_RATIO,
 			 FOREIGN_QUEUE_MS / 1000, FOREIGN_LIFT_MS / 1000);
+	else if (unmeasured)
+		snprintf(why, sizeof(why), "%s's proposal %u of the last measured window held %llu ms, no RTT "
+			 "measurement since", p->name, proposal,
+			 (unsigned long long)(c->opt.hysteresis.hold_ns / 1000000));
 	else if (p->explain)
 		p->explain(p, w, why, sizeof(why));
 	if (!lifted && flow_anomaly_handed(&fc->anomaly) && p == &c->heuristic)

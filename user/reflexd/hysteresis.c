@@ -69,6 +69,7 @@ bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, u
 	if (!h->pending || (h->pending > h->current) != (proposal > h->current))
 		h->pending_since_ns = now_ns;
 	h->pending = proposal;
+	h->pending_measured = measured;
 	if (now_ns - h->pending_since_ns < p->hold_ns)
 		return false;
 	if (h->last_direction && direction != h->last_direction && !reversal_allowed(h, p, now_ns, measured)) {
@@ -77,4 +78,11 @@ bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, u
 	}
 	take(h, proposal, direction, now_ns);
 	return true;
+}
+
+bool hysteresis_unmeasured(struct hysteresis *h, const struct hysteresis_params *p, uint64_t now_ns)
+{
+	if (!h->pending || !h->current)
+		return false;
+	return hysteresis_offer(h, p, h->pending, now_ns, h->pending_measured);
 }

@@ -47,10 +47,16 @@ struct hysteresis {
 	uint32_t reversals_refused;
 	uint32_t changed_ms;       /* when current was last set: ms, wraps (compare differences) */
 	int8_t last_direction;     /* +1 up, -1 down, 0 none yet */
+	bool pending_measured;     /* the pending proposal's `measured` */
 };
 
 /* Offers a proposal at time now; returns true if the value in force changed (to h->current). */
 bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, uint32_t proposal, uint64_t now_ns,
 		      bool measured);
+
+/* At a time no measurement speaks to (a window without an RTT sample): the pending
+ * proposal neither stands down nor is confirmed, and is taken if it has stood hold_ns
+ * since it was first offered. Returns true if the value in force changed. */
+bool hysteresis_unmeasured(struct hysteresis *h, const struct hysteresis_params *p, uint64_t now_ns);
 
 #endif
