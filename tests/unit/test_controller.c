@@ -620,6 +620,29 @@ static void test_a_cut_stands_through_windows_without_an_rtt(void **state)
 	stop(&fx);
 }
 
+/* The link falls 4x under a capped flow (10 -> 2.5 Mbit/s) and a queue builds: the cut
+ * takes the rate of the last second's windows, not the 2 s max that still holds the
+ * old rate (a cap of 42 packets, inside the margin of the 44 in force). */
+static void test_a_cut_in_a_queue_follows_the_recent_rate(void **state)
+{
+	struct fixture fx;
+	struct flow_entry f;
+	unsigned step = 4, fell_at;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&f, 40013);
+	start_at_44(&fx.c, &f);
+	for (; step < 14; step++)
+		feed_capped(&fx.c, &f, step, 44, 1.3);
+	assert_int_equal(last_cap(&fx), 44);
+	for (fell_at = step; step < fell_at + QUEUE_RATE_WINDOWS + 4; step++)
+		feed_rate(&fx.c, &f, step, 2.5e6, 2.0, 44);
+	/* 1.25 x 2.5 Mbit/s x 40 ms = 10.8 packets */
+	assert_in_range(last_cap(&fx), 10, 12);
+	stop(&fx);
+}
+
 /* The first cap is no lower than the flow's cwnd when its pipe is declared full: the
  * rates of its slow-start windows (here 2 Mbit/s, 9 packets' worth) understate the
  * link; a queue then cuts it. */
@@ -669,8 +692,8 @@ static void test_foreign_queue_lifts_the_cap(void **state)
 		feed_capped(&fx.c, &f, step, last_cap(&fx), 1.3);
 	assert_true(last_cap(&fx) > 0);
 	/* a queue that stays, every other window without an RTT measurement (few ACKs
-	 * behind it): the cap is cut once the 2 s rate window forgets the rates before
-	 * the queue, lifted 5 s after that cut, for 10 s */
+	 * behind it): the cap is cut once the last second's rates (QUEUE_RATE_WINDOWS)
+	 * forget the rates before the queue, lifted 5 s after that cut, for 10 s */
 	for (; step < 250 && !back_at; step++) {
 		if (step % 2)
 			feed_rate(&fx.c, &f, step, 1e6, 0.0, last_cap(&fx) ? last_cap(&fx) : 60);
@@ -681,7 +704,7 @@ static void test_foreign_queue_lifts_the_cap(void **state)
 		if (lifted_at && last_cap(&fx) > 0)
 			back_at = step;
 	}
-	assert_in_range(lifted_at, 54 + 20 + 50, 54 + 30 + 52);
+	assert_in_range(lifted_at, 54 + QUEUE_RATE_WINDOWS + 50, 54 + QUEUE_RATE_WINDOWS + 6 + 52);
 	assert_in_range(back_at - lifted_at, 100, 102);
 	assert_true(log_lines_with(&fx, "competing flow", "cap lifted") >= 1);
 	stop(&fx);
@@ -708,6 +731,79 @@ static void test_shared_queue_lifts_no_cap(void **state)
 	assert_int_equal(log_lines_with(&fx, "competing flow", "cap lifted"), 0);
 	for (size_t i = 0; i < fx.rec.n_decisions; i++)
 		assert_true(fx.rec.decisions[i].cwnd_target > 0);
+	stop(&fx);
+}
+
+/* The cap last written for a flow. */
+static uint32_t last_cap_of(const struct fixture *fx, const struct flow_entry *f)
+{
+	for (size_t i = fx->rec.n_decisions; i-- > 0;)
+		if (fx->rec.decisions[i].key.sport == f->key.sport)
+			return fx->rec.decisions[i].cwnd_target;
+	return 0;
+}
+
+/* Two flows at 10 Mbit/s, 40 ms: their first caps at their cwnds, 90 and 44 packets. */
+static void start_two_at_90_and_44(struct fixture *fx, struct flow_entry *a, struct flow_entry *b)
+{
+	flow_init(a, 40014);
+	flow_init(b, 40015);
+	for (unsigned step = 0; step <= 3; step++) {
+		struct feature_window wa = flow_window(step, 10e6, 40000), wb = flow_window(step, 10e6, 40000);
+
+		wa.context[CTX_SND_CWND] = 90;
+		wb.context[CTX_SND_CWND] = 44;
+		controller_on_flow_window(&fx->c, a, &wa);
+		controller_on_flow_window(&fx->c, b, &wb);
+	}
+	assert_int_equal(last_cap_of(fx, a), 90);
+	assert_int_equal(last_cap_of(fx, b), 44);
+}
+
+/* Two flows through one queue with caps 2:1 (the first cap at each one's cwnd): a cut
+ * of its own rate would keep the split; the shared queue's cut evens them. */
+static void test_a_shared_queue_evens_the_caps(void **state)
+{
+	struct fixture fx;
+	struct flow_entry a, b;
+	uint32_t cap_a, cap_b;
+	unsigned step;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	start_two_at_90_and_44(&fx, &a, &b);
+	for (step = 4; step < 24; step++) {
+		feed_capped(&fx.c, &a, step, last_cap_of(&fx, &a), 2.0);
+		feed_capped(&fx.c, &b, step, last_cap_of(&fx, &b), 2.0);
+	}
+	cap_a = last_cap_of(&fx, &a);
+	cap_b = last_cap_of(&fx, &b);
+	assert_true(cap_a < 90);
+	assert_true(cap_a <= cap_b * 1.25 && cap_b <= cap_a * 1.25);
+	assert_true(log_lines_with(&fx, "in a queue shared with others", "mean cap") >= 1);
+	stop(&fx);
+}
+
+/* A standing queue in which each flow's own rate calls for no cut (1.25 x its rate x
+ * min RTT is over its cap, as with the last second's max rate while the queue stands):
+ * the flow over the mean is still cut to it. */
+static void test_a_shared_queue_evens_caps_its_rates_keep(void **state)
+{
+	struct fixture fx;
+	struct flow_entry a, b;
+	unsigned step;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	start_two_at_90_and_44(&fx, &a, &b);
+	for (step = 4; step < 44; step++) {
+		uint32_t cap_a = last_cap_of(&fx, &a), cap_b = last_cap_of(&fx, &b);
+
+		feed_rate(&fx.c, &a, step, cap_a * 1448 * 8 / 0.040, 2.0, cap_a);
+		feed_rate(&fx.c, &b, step, cap_b * 1448 * 8 / 0.040, 2.0, cap_b);
+	}
+	assert_true(last_cap_of(&fx, &a) < 90);
+	assert_true(last_cap_of(&fx, &a) <= last_cap_of(&fx, &b) * 1.25);
 	stop(&fx);
 }
 
@@ -1055,9 +1151,12 @@ int main(void)
 		cmocka_unit_test(test_probe_after_a_small_cut_waits_only_a_second),
 		cmocka_unit_test(test_capped_flow_is_cut_only_by_a_queue),
 		cmocka_unit_test(test_a_cut_stands_through_windows_without_an_rtt),
+		cmocka_unit_test(test_a_cut_in_a_queue_follows_the_recent_rate),
 		cmocka_unit_test(test_first_cap_starts_at_the_flows_cwnd),
 		cmocka_unit_test(test_foreign_queue_lifts_the_cap),
 		cmocka_unit_test(test_shared_queue_lifts_no_cap),
+		cmocka_unit_test(test_a_shared_queue_evens_the_caps),
+		cmocka_unit_test(test_a_shared_queue_evens_caps_its_rates_keep),
 		cmocka_unit_test(test_gate_oscillations_leave_out_measured_reversals),
 		cmocka_unit_test(test_dqn_writes_the_cwnd_it_steers),
 		cmocka_unit_test(test_a_policy_without_its_model_falls_back_to_the_heuristic),

@@ -21,6 +21,7 @@
 #include "model/model.h"
 #include "reflex.h"
 #include "reflexd/actuator.h"
+#include "reflexd/fair_share.h"
 #include "reflexd/hysteresis.h"
 #include "reflexd/model_health.h"
 #include "reflexd/policy.h"
@@ -36,6 +37,13 @@ enum cwnd_policy {
 
 /* The BDP a multiple applies to: max delivery rate of the last RATE_WINDOWS windows. */
 #define RATE_WINDOWS 20
+
+/* A capped flow's cut while a queue builds applies the multiple to the max rate of
+ * the last QUEUE_RATE_WINDOWS windows instead: the link's rate fell, and the 2 s max
+ * kept the cap at the old rate for up to 2 s while the queue grew (the arena's LTE
+ * downlinks: ping p95 0.63-0.68 x BBR's). 1 s took that to 0.53-0.62 x at 0.95-1.00 x
+ * BBR's throughput; 300 ms to 0.36-0.72 x, but at 0.82-0.94 x (README, the arena). */
+#define QUEUE_RATE_WINDOWS 10
 
 /* A flow is in startup, and left uncapped, until its delivery rate has failed to
  * grow by FULL_PIPE_GROWTH for FULL_PIPE_WINDOWS windows in a row (BBR's full-pipe
@@ -154,6 +162,7 @@ struct controller {
 	 * two of reflexd's flows see together is no foreign one (FOREIGN_QUEUE_MS) */
 	uint32_t queue_slot;
 	uint32_t queue_ms;
+	struct fair_share fair; /* the caps of flows in a queue, for even cuts in a shared one */
 	struct model_drift cwnd_drift, batching_drift; /* the tree models' drift */
 };
 
