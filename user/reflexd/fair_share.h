@@ -1,13 +1,14 @@
 /*
  * The caps of reflexd's flows that share a queue. A cut proportional to each flow's
  * own rate (its cap x min RTT / median RTT) keeps whatever split startup left: four
- * flows through one bottleneck kept Jain's index at 0.70-0.86 in the arena. Flows of
+ * flows through one bottleneck kept Jain's index at 0.69-0.86 in the arena. Flows of
  * one bottleneck see its queue in the same second and, from one host, have about the
  * same min RTT; so the caps of the capped flows that saw a queue are summed per band
  * of min RTT (FAIR_RTT_RATIO wide) over the last two epochs of FAIR_EPOCH_MS. A flow
  * whose band (or a neighbour) holds another flow's queue is in a shared queue, and
  * its cut applies the same factor to the group's mean cap instead of its own: one
- * cut evens the caps, and the group's sum is what proportional cuts would leave.
+ * cut evens the caps, and the group's sum is what proportional cuts would leave. A
+ * flow over the mean is cut to it even where its own rate calls for no cut.
  * Flows on two bottlenecks that look alike (same min RTT band, queues in the same
  * second) are taken for one group: the faster one's cap comes down to the mean, then
  * finds no queue and probes back up (controller.h, PROBE_STEP).
