@@ -18,19 +18,25 @@
  *    design (the record closes the window; decisions written in batches, every
  *    DRAIN_FLUSH_RECORDS records of a drain and at its end) and, in the same run,
  *    for the previous one (every window computed in one pass after a 20 ms grace;
- *    one write per decision);
+ *    one write per decision), and for reflexd's design with the loop at SCHED_FIFO
+ *    (reflexd --rt-priority), the three alternated; the loop sleeps between its
+ *    wakeups as reflexd's does in epoll;
  *  - scale: resident memory and CPU time of one window pass against flow count, each
  *    count in a freshly executed process, and the memlock of the BPF flow maps that
  *    --max-flows sizes (kernel memory, not in reflexd's RSS).
  * Usage: bench_pipeline [ROUNDS]   (default 40)
+ *        bench_pipeline --latency  (event -> decision only)
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +50,8 @@
 #define RECORDS_PER_ROUND 24000 /* under the 4 MiB ring's ~29k sock_sample records */
 #define LATENCY_FLOWS 10000
 #define LATENCY_WINDOWS 8
+#define LATENCY_PAIRS 3       /* alternations of the three loops: medians of 3 */
+#define LATENCY_RT_PRIORITY 10
 #define SAMPLE_PERIOD_NS REFLEX_DEFAULT_SAMPLE_INTERVAL_NS
 #define WINDOW_GRACE_NS (20ULL * 1000 * 1000) /* reflexd.c's */
 #define STRINGIFY(x) #x
@@ -274,6 +282,33 @@ static void sample_of(unsigned f, uint64_t seq, uint64_t ts_ns, struct sock_samp
 
 /* --- event -> decision in the map ------------------------------------------------ */
 
+/* When the record of index i (flow i % n, round i / n) is due. */
+static uint64_t record_due_ns(uint64_t t0, uint64_t i, unsigned n)
+{
+	return t0 + i / n * SAMPLE_PERIOD_NS + i % n * SAMPLE_PERIOD_NS / n;
+}
+
+/* reflexd sleeps in epoll until the BPF side wakes it (every flush_threshold records)
+ * or its poll times out (max_batch_delay_us); the loop here sleeps as long, or until
+ * its next window duty, so that a loaded CPU delays its wakeups as it delays reflexd's
+ * (a busy loop would be a CPU's only task whenever it held one). */
+static void loop_sleep(uint64_t t0, uint64_t next_record, unsigned n, uint64_t duty_ns)
+{
+	uint64_t now = (uint64_t)now_ns();
+	uint64_t wake = record_due_ns(t0, next_record + REFLEX_DEFAULT_FLUSH_THRESHOLD - 1, n);
+	struct timespec at;
+
+	if (wake > now + REFLEX_DEFAULT_MAX_BATCH_DELAY_US * 1000ULL)
+		wake = now + REFLEX_DEFAULT_MAX_BATCH_DELAY_US * 1000ULL;
+	if (wake > duty_ns)
+		wake = duty_ns;
+	if (wake <= now)
+		return;
+	at.tv_sec = (time_t)(wake / 1000000000ULL);
+	at.tv_nsec = (long)(wake % 1000000000ULL);
+	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL);
+}
+
 /* Runs `windows` windows of n flows in real time as reflexd's loop does, with
  * closing on records and batched writes (redesign) or not; returns 0 and the
  * sorted latencies in rig->act. */
@@ -295,7 +330,7 @@ static int latency_run(struct rig *rig, unsigned n, int windows, bool redesign)
 		if (redesign && now >= next_window_end && rig->t.open_end != next_window_end)
 			telemetry_window_open(&rig->t, next_window_end, &rig->q, &rig->q, on_window, rig);
 		for (;;) {
-			uint64_t ts = t0 + seq * SAMPLE_PERIOD_NS + (uint64_t)f * SAMPLE_PERIOD_NS / n;
+			uint64_t ts = record_due_ns(t0, seq * n + f, n);
 
 			if (ts > now)
 				break;
@@ -310,6 +345,9 @@ static int latency_run(struct rig *rig, unsigned n, int windows, bool redesign)
 			}
 		}
 		controller_flush(&rig->c); /* reflexd: after each drain */
+		loop_sleep(t0, seq * n + f, n, redesign && rig->t.open_end != next_window_end ? next_window_end
+											      : next_window_end + WINDOW_GRACE_NS);
+		now = (uint64_t)now_ns();
 		if (now >= next_window_end + WINDOW_GRACE_NS) {
 			/* the pass decides the flows no record closed */
 			rig->act.taken_ns = now_ns();
@@ -330,36 +368,116 @@ static double pct(const double *sorted, unsigned n, double q)
 	return n ? sorted[i < n ? i : n - 1] : 0;
 }
 
-static int latency(void)
+/* The calling thread at SCHED_FIFO priority (reflexd --rt-priority), or back at the
+ * normal scheduler with 0. 0, or an errno. */
+static int loop_priority(int priority)
 {
-	static const char *const design[] = { "before: pass after the grace, a write per decision",
-					      "after: closed by the record, a batch every " DRAIN_FLUSH_TEXT " records" };
-	double p50[2], p99[2];
+	struct sched_param param = { .sched_priority = priority };
+
+	return pthread_setschedparam(pthread_self(), priority ? SCHED_FIFO : SCHED_OTHER, &param);
+}
+
+struct latency_figures {
+	double p50, p99, max, taken_p50, taken_p99, taken_max;
+	unsigned decisions;
+	unsigned long long on_record;
+};
+
+static int latency_once(bool redesign, struct latency_figures *out)
+{
+	struct rig rig;
 	int status = 0;
 
-	for (int redesign = 0; redesign < 2; redesign++) {
-		struct rig rig;
-
-		if (rig_init(&rig, LATENCY_FLOWS, LATENCY_FLOWS * LATENCY_WINDOWS, redesign)) {
-			rig_free(&rig);
-			return 1;
-		}
-		if (latency_run(&rig, LATENCY_FLOWS, LATENCY_WINDOWS, redesign))
-			status = 1;
-		p50[redesign] = pct(rig.act.latency_ns, rig.act.n_latency, 0.50);
-		p99[redesign] = pct(rig.act.latency_ns, rig.act.n_latency, 0.99);
-		printf("  %s: %u decisions, %llu windows closed by a record\n"
-		       "    event -> in the map: p50 %7.3f ms, p99 %7.3f ms, max %7.3f ms\n"
-		       "    taken -> in the map: p50 %7.3f ms, p99 %7.3f ms, max %7.3f ms\n",
-		       design[redesign], rig.act.n_latency, (unsigned long long)rig.t.windows_on_record,
-		       p50[redesign] / 1e6, p99[redesign] / 1e6, pct(rig.act.latency_ns, rig.act.n_latency, 1.0) / 1e6,
-		       pct(rig.act.from_taken_ns, rig.act.n_latency, 0.5) / 1e6,
-		       pct(rig.act.from_taken_ns, rig.act.n_latency, 0.99) / 1e6,
-		       pct(rig.act.from_taken_ns, rig.act.n_latency, 1.0) / 1e6);
+	if (rig_init(&rig, LATENCY_FLOWS, LATENCY_FLOWS * LATENCY_WINDOWS, redesign)) {
 		rig_free(&rig);
+		return 1;
 	}
-	if (p50[1] > 0 && p99[1] > 0)
-		printf("  after / before: p50 %.3f, p99 %.3f\n", p50[1] / p50[0], p99[1] / p99[0]);
+	if (latency_run(&rig, LATENCY_FLOWS, LATENCY_WINDOWS, redesign))
+		status = 1;
+	out->p50 = pct(rig.act.latency_ns, rig.act.n_latency, 0.50);
+	out->p99 = pct(rig.act.latency_ns, rig.act.n_latency, 0.99);
+	out->max = pct(rig.act.latency_ns, rig.act.n_latency, 1.0);
+	out->taken_p50 = pct(rig.act.from_taken_ns, rig.act.n_latency, 0.50);
+	out->taken_p99 = pct(rig.act.from_taken_ns, rig.act.n_latency, 0.99);
+	out->taken_max = pct(rig.act.from_taken_ns, rig.act.n_latency, 1.0);
+	out->decisions = rig.act.n_latency;
+	out->on_record = (unsigned long long)rig.t.windows_on_record;
+	rig_free(&rig);
+	return status;
+}
+
+static int cmp_figures_p99(const void *a, const void *b)
+{
+	double x = ((const struct latency_figures *)a)->p99, y = ((const struct latency_figures *)b)->p99;
+
+	return (x > y) - (x < y);
+}
+
+/* The run of median p99 among n (sorted in place). */
+static const struct latency_figures *median_run(struct latency_figures *runs, unsigned n)
+{
+	qsort(runs, n, sizeof(*runs), cmp_figures_p99);
+	return &runs[n / 2];
+}
+
+static void latency_print(const char *design, const struct latency_figures *f, const struct latency_figures *runs,
+			  unsigned n)
+{
+	printf("  %s: %u decisions, %llu windows closed by a record (the run of median p99 of %u)\n"
+	       "    event -> in the map: p50 %7.3f ms, p99 %7.3f ms, max %7.3f ms\n"
+	       "    taken -> in the map: p50 %7.3f ms, p99 %7.3f ms, max %7.3f ms\n    p99 of each run:",
+	       design, f->decisions, f->on_record, n, f->p50 / 1e6, f->p99 / 1e6, f->max / 1e6, f->taken_p50 / 1e6,
+	       f->taken_p99 / 1e6, f->taken_max / 1e6);
+	for (unsigned i = 0; i < n; i++)
+		printf(" %.3f", runs[i].p99 / 1e6);
+	printf(" ms\n");
+}
+
+static int latency_header(void)
+{
+	printf("event -> decision in a BPF hash map, %d flows sampled every %llu ms in real time, heuristic policy, "
+	       "%d windows\n  (event: a flow's first record at or after the window's end; until the write returns)\n",
+	       LATENCY_FLOWS, SAMPLE_PERIOD_NS / 1000000, LATENCY_WINDOWS);
+	return 0;
+}
+
+/* The designs, and reflexd's at the normal scheduler and at SCHED_FIFO, alternated
+ * LATENCY_PAIRS times so that each sees the machine's load of the same moments. */
+static int latency(void)
+{
+	struct latency_figures before[LATENCY_PAIRS], normal[LATENCY_PAIRS], fifo[LATENCY_PAIRS];
+	const struct latency_figures *b, *a, *r = NULL;
+	int status = 0, fifo_error = 0;
+	unsigned i;
+
+	for (i = 0; i < LATENCY_PAIRS; i++) {
+		status |= latency_once(false, &before[i]);
+		status |= latency_once(true, &normal[i]);
+		if (fifo_error)
+			continue;
+		fifo_error = loop_priority(LATENCY_RT_PRIORITY);
+		if (fifo_error)
+			continue;
+		status |= latency_once(true, &fifo[i]);
+		loop_priority(0);
+	}
+	b = median_run(before, LATENCY_PAIRS);
+	a = median_run(normal, LATENCY_PAIRS);
+	latency_print("before: pass after the grace, a write per decision", b, before, LATENCY_PAIRS);
+	latency_print("after: closed by the record, a batch every " DRAIN_FLUSH_TEXT " records", a, normal,
+		      LATENCY_PAIRS);
+	if (fifo_error) {
+		printf("  after, the loop at SCHED_FIFO %d (reflexd --rt-priority): not measured: %s\n",
+		       LATENCY_RT_PRIORITY, strerror(fifo_error));
+	} else {
+		r = median_run(fifo, LATENCY_PAIRS);
+		latency_print("after, the loop at SCHED_FIFO " TEXT_OF(LATENCY_RT_PRIORITY) " (reflexd --rt-priority)",
+			      r, fifo, LATENCY_PAIRS);
+	}
+	if (a->p50 > 0 && a->p99 > 0)
+		printf("  after / before: p50 %.3f, p99 %.3f\n", a->p50 / b->p50, a->p99 / b->p99);
+	if (r && a->p99 > 0)
+		printf("  SCHED_FIFO / normal scheduler: p50 %.3f, p99 %.3f\n", r->p50 / a->p50, r->p99 / a->p99);
 	return status;
 }
 
@@ -488,6 +606,8 @@ int main(int argc, char **argv)
 
 	if (argc > 2 && !strcmp(argv[1], "--scale"))
 		return scale_one((unsigned)atoi(argv[2]));
+	if (argc > 1 && !strcmp(argv[1], "--latency"))
+		return latency_header() | latency();
 	if (rounds < 1)
 		rounds = 40;
 	printf("ring buffer -> telemetry_on_sock_sample, one thread, %d rounds of %d records\n", rounds,
@@ -495,10 +615,7 @@ int main(int argc, char **argv)
 	status |= throughput(1000, rounds);
 	status |= throughput(10000, rounds);
 	status |= throughput(100000, rounds);
-	printf("event -> decision in a BPF hash map, %d flows sampled every %llu ms in real time, heuristic policy, "
-	       "%d windows\n  (event: a flow's first record at or after the window's end; until the write returns)\n",
-	       LATENCY_FLOWS, SAMPLE_PERIOD_NS / 1000000, LATENCY_WINDOWS);
-	status |= latency();
+	status |= latency_header() | latency();
 	printf("reflexd's flow state against flow count (--max-flows = the count; a fresh process each)\n");
 	status |= scale("/proc/self/exe");
 	return status;

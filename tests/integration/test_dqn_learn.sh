@@ -51,13 +51,28 @@ expect_eq "$?" 2 "exit code with an unwritable --learn-out"
 OUT=$TMP/learned.reflex
 nsenter --net="$NS_CLIENT" "$REFLEX_BIN/reflexd" --iface "$(lab iface client)" --cgroup "$(lab cgroup)" \
 	--pin-dir "$PIN" --policy cwnd=dqn --model dqn="$MODEL" --learn --learn-out "$OUT" \
-	--decision-log "$TMP/decisions.log" 2>"$TMP/reflexd.log" &
+	--decision-log "$TMP/decisions.log" --rt-priority 10 2>"$TMP/reflexd.log" &
 RD_PID=$!
 on_exit "stop_pid $RD_PID"
 wait_for "[ -e $PIN/sockops_link ]" 10 || fail "reflexd did not attach: $(cat "$TMP/reflexd.log")"
 # The pins appear before the controller (and its learner) starts: wait for its line.
 wait_for "grep -q 'learning on-line from dqn model $MODEL' $TMP/reflexd.log" 10 ||
 	fail "the learner did not start: $(cat "$TMP/reflexd.log")"
+
+# --rt-priority: the decision loop (the main thread) at SCHED_FIFO 10, every other
+# thread (the learner's) at the normal scheduler.
+check_priorities() {
+	local tid policy
+	wait_for "chrt -p $RD_PID | grep -q 'policy: SCHED_FIFO'" 5 || fail "decision loop not at SCHED_FIFO: $(chrt -p "$RD_PID")"
+	chrt -p "$RD_PID" | grep -q "priority: 10$" || fail "decision loop not at priority 10: $(chrt -p "$RD_PID")"
+	for tid in $(ls /proc/"$RD_PID"/task); do
+		[ "$tid" = "$RD_PID" ] && continue
+		policy=$(chrt -p "$tid" | sed -n 's/.*policy: //p')
+		expect_eq "$policy" "SCHED_OTHER" "policy of reflexd's thread $tid ($(cat /proc/"$RD_PID"/task/"$tid"/comm))"
+	done
+	expect_ge "$(ls /proc/"$RD_PID"/task | wc -l)" 2 "reflexd's threads (the loop and the learner)"
+}
+check_priorities
 
 nsenter --net=/run/netns/"$(lab netns server)" timeout 40 iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
 SERVER_PID=$!
@@ -89,6 +104,8 @@ wait_for "[ \$(grep -c 'learning on-line from dqn model $MODEL' $TMP/reflexd.log
 	fail "a new dqn model did not restart the learner: $(cat "$TMP/reflexd.log")"
 grep -q 'learning starts again from it' "$TMP/reflexd.log" || fail "no restart line: $(cat "$TMP/reflexd.log")"
 expect_eq "$(grep -c "learning on-line from dqn model $MODEL" "$TMP/reflexd.log")" 2 "learners started"
+# the new learner was started by the decision loop, at SCHED_FIFO: it does not inherit it
+check_priorities
 wait "$IPERF_PID" || fail "iperf3 failed"
 mbit=$(jq '.end.sum_received.bits_per_second / 1e6' "$TMP/iperf.json")
 expect_ge "$mbit" 40 "throughput of two uploads while the dqn learns (Mbit/s, bottleneck 50)"

@@ -25,6 +25,10 @@ expect_setup_error "--iface is required" "$RD" --pin-dir "$PIN"
 expect_setup_error "--flush-threshold: '0' is not a whole number in 1..64" "$RD" --iface lo --flush-threshold 0 --pin-dir "$PIN"
 expect_setup_error "unexpected argument 'extra'" "$RD" --iface lo extra
 expect_setup_error "cannot load BPF programs" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$RD" --iface lo --pin-dir "$PIN"
+expect_setup_error "--rt-priority: '100' is not a whole number in 0..99" "$RD" --iface lo --rt-priority 100
+# Refused after attaching (the metrics server's threads must not inherit it): detached again.
+expect_setup_error "--rt-priority 10: cannot run the decision loop at SCHED_FIFO: Operation not permitted \(it needs CAP_SYS_NICE" \
+	setpriv --bounding-set -sys_nice "$RD" --iface lo --pin-dir "$PIN" --rt-priority 10
 expect_eq "$(tc filter show dev lo ingress)" "" "tc filters on lo after failed starts"
 
 "$RD" --help | grep -q -- '--telemetry-out' || fail "--help does not document --telemetry-out"

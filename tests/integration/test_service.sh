@@ -55,7 +55,7 @@ out=$(systemd-analyze verify "$TMP/broken.service" 2>&1)
 [ -n "$out" ] || fail "systemd-analyze verify found nothing in a broken unit: the check above proves nothing"
 log "a broken unit is caught: $out"
 for key in 'Type=notify' 'Restart=on-failure' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'PrivateTmp=yes' \
-	'CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_SYS_ADMIN CAP_PERFMON' 'ReadWritePaths=/sys/fs/bpf /run/reflex'; do
+	'CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_SYS_ADMIN CAP_PERFMON CAP_SYS_NICE' 'ReadWritePaths=/sys/fs/bpf /run/reflex'; do
 	grep -qx "$key" "$UNITS/reflexd.service" || fail "reflexd.service lacks $key"
 done
 grep -q '^ExecStopPost=.*SERVICE_RESULT.*--cleanup' "$UNITS/reflexd@.service" || fail "the template does not clean up after a failed stop"

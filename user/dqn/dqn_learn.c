@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -307,13 +308,27 @@ static void *learner_main(void *arg);
 
 int dqn_learn_start(struct dqn_learn *l, struct reflex_err *err)
 {
+	struct sched_param normal = { .sched_priority = 0 };
+	pthread_attr_t attr;
 	int ret;
 
 	if (l->running) {
 		reflex_err_set(err, "learn: the learner thread already runs");
 		return -EBUSY;
 	}
-	ret = pthread_create(&l->thread, NULL, learner_main, l);
+	/* Training is minutes of CPU: it never inherits a real-time priority of the thread
+	 * that starts it (reflexd --rt-priority), which would starve the host's tasks. */
+	ret = pthread_attr_init(&attr);
+	if (!ret) {
+		ret = pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+		if (!ret)
+			ret = pthread_attr_setschedpolicy(&attr, SCHED_OTHER);
+		if (!ret)
+			ret = pthread_attr_setschedparam(&attr, &normal);
+		if (!ret)
+			ret = pthread_create(&l->thread, &attr, learner_main, l);
+		pthread_attr_destroy(&attr);
+	}
 	if (ret) {
 		reflex_err_set(err, "learn: cannot start the learner thread: %s", strerror(ret));
 		return -ret;

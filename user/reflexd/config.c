@@ -36,6 +36,7 @@ static const struct key_def keys[] = {
 	{ "host", "max-batch-delay-us", KEY_VALUE },
 	{ "host", "max-flows", KEY_VALUE },
 	{ "host", "ring-kb", KEY_VALUE },
+	{ "host", "rt-priority", KEY_VALUE },
 	{ "host", "policy", KEY_VALUE },
 	{ "host", "explore", KEY_VALUE },
 	{ "host", "drift-threshold", KEY_VALUE },

@@ -10,6 +10,8 @@
 #include <limits.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -601,6 +603,27 @@ static int print_classes(const struct reflexd_options *opt)
 	return classify_table_print(&table, stdout) < 0 ? 1 : 0;
 }
 
+/* --rt-priority: the calling thread (the decision loop) at SCHED_FIFO. Threads started
+ * before it (the metrics server's) keep the normal scheduler, and the DQN's learner
+ * asks for it explicitly (dqn_learn.c). 0, or -1 having said why. */
+static int decision_loop_realtime(unsigned priority)
+{
+	struct sched_param param = { .sched_priority = (int)priority };
+	int ret;
+
+	if (!priority)
+		return 0;
+	ret = pthread_setschedparam(pthread_self(), SCHED_FIFO, &param);
+	if (ret) {
+		fprintf(stderr, "reflexd: --rt-priority %u: cannot run the decision loop at SCHED_FIFO: %s%s\n",
+			priority, strerror(ret),
+			ret == EPERM ? " (it needs CAP_SYS_NICE or RLIMIT_RTPRIO, and under systemd "
+				       "RestrictRealtime=no)" : "");
+		return -1;
+	}
+	return 0;
+}
+
 /* Every signal whose default action ends the process, apart from the faults of
  * the process itself: each stops the router cleanly. */
 static const int router_stop_signals[] = { SIGINT,   SIGTERM, SIGQUIT, SIGUSR2, SIGALRM,   SIGVTALRM,
@@ -686,6 +709,13 @@ static int run_router(struct reflexd_options *opt)
 		metrics_stop(&metrics);
 		return EXIT_SETUP;
 	}
+	/* before router_run attaches: a refusal leaves nothing behind */
+	if (decision_loop_realtime(opt->rt_priority)) {
+		if (opt->router_windows)
+			router_windows_stop();
+		metrics_stop(&metrics);
+		return EXIT_SETUP;
+	}
 	ret = router_run(&opt->router);
 	metrics_stop(&metrics);
 	if (opt->router_windows)
@@ -727,7 +757,7 @@ static int main_locked(struct daemon *d)
 	d->telemetry.window_names = d->opt.telemetry_out || d->opt.verbose;
 	d->opt.control.max_flows = d->opt.max_flows;
 	d->start_unix_s = unix_now();
-	if (setup(d) || start_service(d)) {
+	if (setup(d) || start_service(d) || decision_loop_realtime(d->opt.rt_priority)) {
 		teardown(d);
 		return EXIT_SETUP;
 	}

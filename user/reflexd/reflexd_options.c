@@ -37,6 +37,10 @@ void reflexd_usage(FILE *out)
 		"  --ring-kb N              size of each ring buffer (tc, sockops) in KiB, a power of\n"
 		"                           two, 64..65536 (default %d); reflexd's memory maps each\n"
 		"                           twice (libbpf), so its RSS holds 2 x N KiB per ring\n"
+		"  --rt-priority N          run the decision loop at SCHED_FIFO priority N, 1..99\n"
+		"                           (default 0: the normal scheduler), so that on a loaded\n"
+		"                           host a decision waits for no ordinary task; the learner and\n"
+		"                           the metrics server stay at the normal scheduler\n"
 		"\n"
 		"control (cwnd needs --cgroup; on a router, --lan/--path, it caps forwarded TCP\n"
 		"flows' windows instead, when --policy, --model cwnd=/dqn= or --shadow asks for it):\n"
@@ -234,7 +238,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 	       OPT_PATH, OPT_CLASSES, OPT_PRINT_CLASSES, OPT_BANDIT, OPT_BANDIT_C, OPT_ACTUATOR,
 	       OPT_LEARN, OPT_LEARN_OUT, OPT_CONFIG, OPT_CHECK_CONFIG, OPT_METRICS_LISTEN, OPT_DECISION_LOG_MAX,
 	       OPT_DECISION_LOG_KEEP, OPT_MARK_BASE, OPT_MARK_MASK, OPT_MOVE_FLOWS, OPT_MAX_FLOWS, OPT_RING_KB,
-	       OPT_DRIFT_THRESHOLD, OPT_DRIFT_WINDOW, OPT_DRIFT_HOLD, OPT_ANOMALY_THRESHOLD, OPT_ANOMALY_HOLD };
+	       OPT_RT_PRIORITY, OPT_DRIFT_THRESHOLD, OPT_DRIFT_WINDOW, OPT_DRIFT_HOLD, OPT_ANOMALY_THRESHOLD, OPT_ANOMALY_HOLD };
 	static const struct option longopts[] = {
 		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "iface", required_argument, NULL, OPT_IFACE },
@@ -247,6 +251,7 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 		{ "max-batch-delay-us", required_argument, NULL, OPT_MAX_BATCH_DELAY },
 		{ "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
 		{ "ring-kb", required_argument, NULL, OPT_RING_KB },
+		{ "rt-priority", required_argument, NULL, OPT_RT_PRIORITY },
 		{ "cleanup", no_argument, NULL, OPT_CLEANUP },
 		{ "model", required_argument, NULL, OPT_MODEL },
 		{ "observe", no_argument, NULL, OPT_OBSERVE },
@@ -359,6 +364,9 @@ enum reflexd_args reflexd_parse_args(int argc, char **argv, struct reflexd_optio
 			/* a BPF ring buffer is a power-of-two number of pages */
 			if (opt->ring_kb & (opt->ring_kb - 1))
 				usage_error(&e, "--ring-kb: '%s' is not a power of two", optarg);
+			break;
+		case OPT_RT_PRIORITY:
+			opt->rt_priority = parse_ulong(&e, "--rt-priority", optarg, 0, RT_PRIORITY_MAX);
 			break;
 		case OPT_CLEANUP: opt->cleanup_only = true; break;
 		case OPT_MODEL:
@@ -587,6 +595,7 @@ void reflexd_print_config(const struct reflexd_options *opt, FILE *out)
 	fprintf(out, "sample-interval-ms = %llu\n", (unsigned long long)(opt->config.sample_interval_ns / 1000000));
 	fprintf(out, "flush-threshold = %u\n", opt->config.flush_threshold);
 	fprintf(out, "max-batch-delay-us = %u\n", opt->config.max_batch_delay_us);
+	fprintf(out, "rt-priority = %u\n", opt->rt_priority);
 	/* --observe and --policy: the later one wins, so print only the one in force */
 	if (ctl->policy == CWND_POLICY_OFF)
 		print_flag(out, "observe", true);

@@ -20,6 +20,7 @@ struct reflexd_options {
 	double duration_s;
 	unsigned int max_flows; /* sizes tc_flows, sock_flows, cwnd_decisions and reflexd's table */
 	unsigned int ring_kb;   /* sizes tc_events and sock_events */
+	unsigned int rt_priority; /* SCHED_FIFO priority of the decision loop; 0: the normal scheduler */
 	struct reflex_config config;
 	struct controller_opts control;
 	bool auto_promote;
@@ -50,6 +51,9 @@ struct reflexd_options {
  * call maps comfortably. */
 #define RING_KB_MIN 64
 #define RING_KB_MAX 65536
+
+/* --rt-priority's range: SCHED_FIFO's priorities on Linux. */
+#define RT_PRIORITY_MAX 99
 
 /* The default cap of the decision log and the rotated files kept beside it. */
 #define DECISION_LOG_MAX_BYTES_DEFAULT (64ULL << 20)
