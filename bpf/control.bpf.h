@@ -22,7 +22,7 @@ struct {
 /*
  * Bumped by reflexd after every write to cwnd_decisions (mmapped, no syscall), so
  * that sockops looks a flow's decision up only when some decision changed, not on
- * every ACK.
+ * every RTT callback.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -7,9 +7,10 @@
  * config names: the clamp (below), or, for the cc actuator, moving each connection
  * to the `reflex` congestion control at establish.
  *
- * The RTT callback runs on every ACK, so its common path is one socket-storage
- * lookup, the socket's TCP timestamp (no helper call, no clock read), one read of
- * decision_gen and two compares. A sample, once per sample interval, writes the ring
+ * The RTT callback runs once per round trip of every connection (the kernel calls
+ * it when snd_una passes the rtt_seq it set a round trip before, not per ACK), so its
+ * common path is one socket-storage lookup, the socket's TCP timestamp (no helper
+ * call, no clock read), one read of decision_gen and two compares. A sample, once per sample interval, writes the ring
  * and sock_flows and looks the decision up, which is also looked up as soon as
  * reflexd changed some decision since the socket's last look (decision_gen).
  */

@@ -188,6 +188,67 @@ static void test_a_new_cookie_is_a_new_flow(void **state)
 	telemetry_free(&t);
 }
 
+static void sock_record_srtt(struct telemetry *t, const struct flow_key *key, uint64_t ts_ns, uint64_t bytes_acked,
+			     uint32_t srtt_us)
+{
+	struct sock_sample s;
+
+	memset(&s, 0, sizeof(s));
+	s.ts_ns = ts_ns;
+	s.cookie = 1;
+	s.key = *key;
+	s.event = SOCK_EVENT_RTT;
+	s.srtt_us = srtt_us;
+	s.rtt_min_us = 150000;
+	s.mrtt_us = srtt_us;
+	s.mss_cache = 1448;
+	s.bytes_acked = bytes_acked;
+	telemetry_on_sock_sample(t, &s);
+}
+
+/* The kernel's RTT callback comes once per round trip: a flow at 10 Mbit/s with a
+ * 390 ms RTT reports every 390 ms. Each window its record closes has the flow's rate
+ * (its growth spread over the 390 ms it took), not 390/200 of it; after 4 s of
+ * silence (an outage) the growth is spread over the last srtt only. */
+static void test_a_sample_per_round_trip_gives_the_flows_rate(void **state)
+{
+	struct observed o = { 0 };
+	struct telemetry t;
+	struct flow_key k = key_of(40006, IPPROTO_TCP);
+	const uint64_t rtt = 390 * MS, rate_bytes = 10000000 / 8;
+	uint64_t ts = END - 2000 * MS, acked = 0;
+	unsigned checked = 0;
+
+	(void)state;
+	telemetry_init(&t, "test0", on_gone, &o);
+	sock_record_srtt(&t, &k, ts, acked, 390000);
+	for (uint64_t end = END - 1000 * MS; end <= END + 3000 * MS; end += WINDOW_STEP_NS) {
+		telemetry_window_open(&t, end, NULL, NULL, on_window, &o);
+		while (ts + rtt < end + WINDOW_STEP_NS) {
+			unsigned before = o.windows;
+
+			ts += rtt;
+			acked += rate_bytes * rtt / (1000 * MS);
+			sock_record_srtt(&t, &k, ts, acked, 390000);
+			if (o.windows > before && ts - rtt <= end - WINDOW_LEN_NS) {
+				/* a window the sample's span covers whole */
+				assert_in_range(o.last.context[CTX_DELIVERY_RATE_BPS], 9.9e6, 10.1e6);
+				checked++;
+			}
+		}
+		emit(&t, &o, end);
+	}
+	assert_true(checked >= 5);
+	/* 4 s without a sample, then one round trip's worth: at the rate of that round trip */
+	ts += 4000 * MS;
+	acked += rate_bytes * rtt / (1000 * MS);
+	telemetry_window_open(&t, (ts / WINDOW_STEP_NS + 1) * WINDOW_STEP_NS, NULL, NULL, on_window, &o);
+	sock_record_srtt(&t, &k, ts, acked, 390000);
+	sock_record_srtt(&t, &k, (ts / WINDOW_STEP_NS + 1) * WINDOW_STEP_NS + 1 * MS, acked, 390000);
+	assert_in_range(o.last.context[CTX_DELIVERY_RATE_BPS], 0.3 * 10e6, 1.05 * 10e6);
+	telemetry_free(&t);
+}
+
 static void test_a_record_after_the_end_closes_its_flows_window(void **state)
 {
 	struct observed o = { 0 };
@@ -247,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_an_idle_flow_goes),
 		cmocka_unit_test(test_a_new_cookie_is_a_new_flow),
 		cmocka_unit_test(test_a_record_after_the_end_closes_its_flows_window),
+		cmocka_unit_test(test_a_sample_per_round_trip_gives_the_flows_rate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

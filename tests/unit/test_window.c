@@ -214,6 +214,31 @@ static void test_flow_delivery_rate(void **state)
 	free(ws);
 }
 
+/* A delivery over 400 ms reported at BASE + 350 ms: each step gets its share of the
+ * time it spans; the oldest step is no longer held and its share is dropped; the
+ * reporting step's share is left to the caller. */
+static void test_a_delivery_spreads_over_its_steps(void **state)
+{
+	struct window_series *ws = series_new();
+	struct feature_window w;
+	uint64_t bytes = 400000, packets = 400;
+
+	(void)state;
+	window_add_delivery(ws, BASE + 150 * MS, 0, 0, 0); /* newest step: 1 */
+	window_spread_delivery(ws, BASE - 50 * MS, BASE + 350 * MS, &bytes, &packets);
+	/* 50 ms in step -1 (not held once step 2 is), 100 in 0, 1 and 2, 50 in step 3 */
+	assert_int_equal(bytes, 50000);
+	assert_int_equal(packets, 50);
+	window_compute(ws, BASE + 300 * MS, SCOPE_FLOW, NULL, NULL, &w);
+	assert_int_equal((int)w.context[CTX_DELIVERY_RATE_BPS], 200000 * 8 / 0.2);
+	assert_int_equal((int)w.feature[FEAT_DEQUEUE_RATE], 200 / 0.2);
+	assert_int_equal(ws->late_samples, 0);
+	/* within one step: all of it stays with the caller */
+	window_spread_delivery(ws, BASE + 310 * MS, BASE + 350 * MS, &bytes, &packets);
+	assert_int_equal(bytes, 50000);
+	free(ws);
+}
+
 static void test_csv_header_and_row(void **state)
 {
 	char *buf = NULL;
@@ -267,6 +292,7 @@ int main(void)
 		cmocka_unit_test(test_ewma_gain_one_eighth),
 		cmocka_unit_test(test_iface_queue_rates_from_qdisc),
 		cmocka_unit_test(test_flow_delivery_rate),
+		cmocka_unit_test(test_a_delivery_spreads_over_its_steps),
 		cmocka_unit_test(test_csv_header_and_row),
 		cmocka_unit_test(test_feature_names_and_normalize),
 	};

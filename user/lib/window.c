@@ -135,6 +135,41 @@ void window_add_delivery(struct window_series *ws, uint64_t ts_ns, uint64_t byte
 	bin->retrans = add_sat(bin->retrans, retrans);
 }
 
+void window_spread_delivery(struct window_series *ws, uint64_t from_ns, uint64_t to_ns, uint64_t *bytes_acked,
+			    uint64_t *delivered)
+{
+	uint64_t to_index = to_ns / WINDOW_STEP_NS, first, span = to_ns - from_ns;
+	double bytes = (double)*bytes_acked, packets = (double)*delivered;
+
+	if (from_ns >= to_ns || from_ns / WINDOW_STEP_NS == to_index)
+		return;
+	/* Steps more than WINDOW_BINS back are gone whatever happens: skip them unvisited
+	 * (a flow idle for an hour spans 36,000 steps). */
+	first = from_ns / WINDOW_STEP_NS;
+	if (to_index - first > WINDOW_BINS)
+		first = to_index - WINDOW_BINS;
+	for (uint64_t index = first; index < to_index; index++) {
+		uint64_t begin = index * WINDOW_STEP_NS > from_ns ? index * WINDOW_STEP_NS : from_ns;
+		double part = (double)((index + 1) * WINDOW_STEP_NS - begin) / span;
+		struct window_bin *bin;
+
+		/* held, or a step after the newest (created) */
+		if (ws->started && index + WINDOW_BINS <= ws->newest)
+			continue;
+		bin = window_bin_at(ws, index * WINDOW_STEP_NS);
+		if (!bin)
+			continue;
+		bin->bytes_acked = add_sat(bin->bytes_acked, (uint64_t)llround(bytes * part));
+		bin->delivered = add_sat(bin->delivered, (uint64_t)llround(packets * part));
+	}
+	{
+		double own = (double)(to_ns - to_index * WINDOW_STEP_NS) / span;
+
+		*bytes_acked = (uint64_t)llround(bytes * own);
+		*delivered = (uint64_t)llround(packets * own);
+	}
+}
+
 void window_add_record(struct window_series *ws, uint64_t ts_ns)
 {
 	struct window_bin *bin = window_bin_at(ws, ts_ns);

@@ -84,6 +84,15 @@ void window_add_traffic(struct window_series *ws, uint64_t ts_ns, uint64_t packe
 void window_add_delivery(struct window_series *ws, uint64_t ts_ns, uint64_t bytes_acked, uint64_t delivered,
 			 uint64_t retrans);
 void window_add_record(struct window_series *ws, uint64_t ts_ns);
+/*
+ * A delivery reported at to_ns that happened over [from_ns, to_ns), spread over the
+ * steps it spans in proportion to time. The shares of the steps before to_ns's go to
+ * them now if they are still held (older ones are dropped: their windows are out);
+ * to_ns's own share is left in *bytes_acked and *delivered, for window_add_delivery at
+ * to_ns once the windows the report completes were computed.
+ */
+void window_spread_delivery(struct window_series *ws, uint64_t from_ns, uint64_t to_ns, uint64_t *bytes_acked,
+			    uint64_t *delivered);
 
 /* True if any sample fell into the window ending at end_ns. */
 bool window_active(const struct window_series *ws, uint64_t end_ns);

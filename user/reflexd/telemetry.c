@@ -103,6 +103,7 @@ static void flow_restart(struct telemetry *t, struct flow_entry *flow)
 	window_series_init(&flow->ws, flow->rtt_us, FLOW_RTT_KEEP);
 	flow->have_sock_totals = false;
 	flow->bytes_acked = 0;
+	flow->sock_ts_ns = 0;
 	flow->delivered = 0;
 	flow->total_retrans = 0;
 	flow->mss = 0;
@@ -150,6 +151,24 @@ void telemetry_window_open(struct telemetry *t, uint64_t end_ns, const struct qu
 	t->early_ctx = ctx;
 }
 
+/*
+ * When the growth a sample reports began: sockops samples on the RTT callback, which
+ * the kernel makes once per round trip, so on a long path a sample covers more than a
+ * window step, and all of it in its own step made that step's rate a multiple of the
+ * flow's (1.9x at a 390 ms RTT: the heuristic's cap sat at 2.4x the BDP and a 240 ms
+ * queue stood). A flow that was idle, or had no ACK through an outage, got its
+ * acknowledgements within the last round trip: the growth is spread over at most the
+ * flow's srtt.
+ */
+static uint64_t delivery_start(const struct flow_entry *flow, const struct sock_sample *s)
+{
+	uint64_t srtt_ns = (uint64_t)s->srtt_us * 1000;
+
+	if (flow->sock_ts_ns >= s->ts_ns)
+		return s->ts_ns;
+	return s->ts_ns - flow->sock_ts_ns > srtt_ns ? s->ts_ns - srtt_ns : flow->sock_ts_ns;
+}
+
 void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s)
 {
 	struct flow_entry *flow;
@@ -161,18 +180,28 @@ void telemetry_on_sock_sample(struct telemetry *t, const struct sock_sample *s)
 		return;
 	if (flow->have_sock_totals && s->cookie != flow->cookie)
 		flow_restart(t, flow);
-	close_on_record(t, flow, s->ts_ns);
+	if (flow->have_sock_totals) {
+		/* Counters are cumulative per socket: the growth since the last sample. */
+		uint64_t acked = s->bytes_acked - flow->bytes_acked, iface_acked;
+		uint64_t delivered = (uint32_t)(s->delivered - flow->delivered), iface_delivered;
+		uint32_t retrans = s->total_retrans - flow->total_retrans;
+		uint64_t from_ns = delivery_start(flow, s);
+
+		/* Spread over the time it took, before the windows this sample completes are
+		 * computed (window.h); this step's share after. */
+		iface_acked = acked;
+		iface_delivered = delivered;
+		window_spread_delivery(&flow->ws, from_ns, s->ts_ns, &acked, &delivered);
+		window_spread_delivery(&t->iface, from_ns, s->ts_ns, &iface_acked, &iface_delivered);
+		close_on_record(t, flow, s->ts_ns);
+		window_add_delivery(&flow->ws, s->ts_ns, acked, delivered, retrans);
+		window_add_delivery(&t->iface, s->ts_ns, iface_acked, iface_delivered, retrans);
+	} else {
+		close_on_record(t, flow, s->ts_ns);
+	}
 	window_add_record(&flow->ws, s->ts_ns);
 	flow->cookie = s->cookie;
-	if (flow->have_sock_totals) {
-		/* Counters are cumulative per socket; growth is what happened in this step. */
-		uint64_t acked = s->bytes_acked - flow->bytes_acked;
-		uint32_t delivered = s->delivered - flow->delivered;
-		uint32_t retrans = s->total_retrans - flow->total_retrans;
-
-		window_add_delivery(&flow->ws, s->ts_ns, acked, delivered, retrans);
-		window_add_delivery(&t->iface, s->ts_ns, acked, delivered, retrans);
-	}
+	flow->sock_ts_ns = s->ts_ns;
 	flow->have_sock_totals = true;
 	flow->bytes_acked = s->bytes_acked;
 	flow->delivered = s->delivered;

@@ -29,6 +29,7 @@ struct flow_entry {
 	uint64_t cookie; /* the socket's: another cookie on the same 4-tuple is a new connection */
 	/* Last cumulative TCP counters, to turn samples into per-step growth. */
 	uint64_t bytes_acked;
+	uint64_t sock_ts_ns; /* of the last sample: the growth since happened after it */
 	uint32_t delivered;
 	uint32_t total_retrans;
 	uint32_t mdev_us;
