@@ -620,10 +620,10 @@ static void test_a_cut_stands_through_windows_without_an_rtt(void **state)
 	stop(&fx);
 }
 
-/* The link falls 4x under a capped flow (10 -> 2.5 Mbit/s) and a queue builds: the cut
- * takes the rate of the last second's windows, not the 2 s max that still holds the
- * old rate (a cap of 42 packets, inside the margin of the 44 in force). */
-static void test_a_cut_in_a_queue_follows_the_recent_rate(void **state)
+/* The link falls 4x under a capped flow (10 -> 2.5 Mbit/s) and a queue builds: once
+ * the 2 s of rates (RATE_WINDOWS) no longer hold the old rate, the cut takes the new
+ * one. */
+static void test_a_cut_in_a_queue_follows_the_rate(void **state)
 {
 	struct fixture fx;
 	struct flow_entry f;
@@ -636,7 +636,7 @@ static void test_a_cut_in_a_queue_follows_the_recent_rate(void **state)
 	for (; step < 14; step++)
 		feed_capped(&fx.c, &f, step, 44, 1.3);
 	assert_int_equal(last_cap(&fx), 44);
-	for (fell_at = step; step < fell_at + QUEUE_RATE_WINDOWS + 4; step++)
+	for (fell_at = step; step < fell_at + RATE_WINDOWS + 4; step++)
 		feed_rate(&fx.c, &f, step, 2.5e6, 2.0, 44);
 	/* 1.25 x 2.5 Mbit/s x 40 ms = 10.8 packets */
 	assert_in_range(last_cap(&fx), 10, 12);
@@ -692,8 +692,8 @@ static void test_foreign_queue_lifts_the_cap(void **state)
 		feed_capped(&fx.c, &f, step, last_cap(&fx), 1.3);
 	assert_true(last_cap(&fx) > 0);
 	/* a queue that stays, every other window without an RTT measurement (few ACKs
-	 * behind it): the cap is cut once the last second's rates (QUEUE_RATE_WINDOWS)
-	 * forget the rates before the queue, lifted 5 s after that cut, for 10 s */
+	 * behind it): the cap is cut once the last 2 s of rates (RATE_WINDOWS) forget the
+	 * rates before the queue, lifted 5 s after that cut, for 10 s */
 	for (; step < 250 && !back_at; step++) {
 		if (step % 2)
 			feed_rate(&fx.c, &f, step, 1e6, 0.0, last_cap(&fx) ? last_cap(&fx) : 60);
@@ -704,7 +704,7 @@ static void test_foreign_queue_lifts_the_cap(void **state)
 		if (lifted_at && last_cap(&fx) > 0)
 			back_at = step;
 	}
-	assert_in_range(lifted_at, 54 + QUEUE_RATE_WINDOWS + 50, 54 + QUEUE_RATE_WINDOWS + 6 + 52);
+	assert_in_range(lifted_at, 54 + RATE_WINDOWS + 50, 54 + RATE_WINDOWS + 6 + 52);
 	assert_in_range(back_at - lifted_at, 100, 102);
 	assert_true(log_lines_with(&fx, "competing flow", "cap lifted") >= 1);
 	stop(&fx);
@@ -1151,7 +1151,7 @@ int main(void)
 		cmocka_unit_test(test_probe_after_a_small_cut_waits_only_a_second),
 		cmocka_unit_test(test_capped_flow_is_cut_only_by_a_queue),
 		cmocka_unit_test(test_a_cut_stands_through_windows_without_an_rtt),
-		cmocka_unit_test(test_a_cut_in_a_queue_follows_the_recent_rate),
+		cmocka_unit_test(test_a_cut_in_a_queue_follows_the_rate),
 		cmocka_unit_test(test_first_cap_starts_at_the_flows_cwnd),
 		cmocka_unit_test(test_foreign_queue_lifts_the_cap),
 		cmocka_unit_test(test_shared_queue_lifts_no_cap),

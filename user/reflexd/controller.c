@@ -151,16 +151,13 @@ double rate_bps_unpack(uint16_t packed)
 	return packed ? ldexp(1 + (packed & 1023) / 1024.0, (packed >> 10) - 1) : 0;
 }
 
-/* The max delivery rate of the flow's last n windows (n <= RATE_WINDOWS). */
-static double rate_max(const struct flow_control *fc, unsigned n)
+/* The max delivery rate of the flow's last RATE_WINDOWS windows. */
+static double rate_max(const struct flow_control *fc)
 {
 	uint16_t best = 0;
 
-	for (unsigned i = 1; i <= n; i++) {
-		uint16_t rate = fc->rate_bps[(fc->rate_next - i) % RATE_WINDOWS];
-
-		best = rate > best ? rate : best;
-	}
+	for (unsigned i = 0; i < RATE_WINDOWS; i++)
+		best = fc->rate_bps[i] > best ? fc->rate_bps[i] : best;
 	return rate_bps_unpack(best);
 }
 
@@ -357,7 +354,7 @@ static uint32_t choice_packets(const struct cwnd_choice *choice, const struct fl
 {
 	if (choice->unit == CWND_PACKETS)
 		return (uint32_t)choice->value;
-	return cwnd_cap_packets(choice->value, rate_max(fc, RATE_WINDOWS), w->context[CTX_MIN_RTT_US], flow->mss);
+	return cwnd_cap_packets(choice->value, rate_max(fc), w->context[CTX_MIN_RTT_US], flow->mss);
 }
 
 /* Milliseconds of the window clock: 32 bits in the per-flow state, compared by difference. */
@@ -405,11 +402,6 @@ static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct 
 	 * took seconds of probes to climb). A queue, if there is one, cuts it next. */
 	if (!(cap > 0) && w->context[CTX_SND_CWND] > chosen)
 		chosen = (uint32_t)w->context[CTX_SND_CWND];
-	if (cap > 0 && choice->unit == CWND_BDP_MULTIPLE && window_shows_queue(w)) {
-		uint32_t recent = cwnd_cap_packets(choice->value, rate_max(fc, QUEUE_RATE_WINDOWS), min_rtt_us, flow->mss);
-
-		chosen = recent < chosen ? recent : chosen;
-	}
 	*measured = chosen < cap && window_shows_queue(w);
 	/* A flow held at its cap delivers cap / RTT, so a multiple of that rate x min RTT
 	 * falls below the cap whenever the RTT is above the min for any reason: on a
@@ -438,7 +430,7 @@ static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct 
 	if (choice->unit != CWND_BDP_MULTIPLE || !(choice->value > 0) || !(cap > 0) || !(min_rtt_us > 0) ||
 	    !(p50_us > 0) || w->context[CTX_SND_CWND] + 1 < cap || !probe_due(fc, w, p50_us, min_rtt_us))
 		return chosen;
-	probe = cwnd_cap_packets(fmax(choice->value, HEURISTIC_BDP_GAIN) * p50_us / min_rtt_us, rate_max(fc, RATE_WINDOWS),
+	probe = cwnd_cap_packets(fmax(choice->value, HEURISTIC_BDP_GAIN) * p50_us / min_rtt_us, rate_max(fc),
 				 min_rtt_us, flow->mss);
 	probe = probe > (uint32_t)ceil(cap * PROBE_STEP) ? probe : (uint32_t)ceil(cap * PROBE_STEP);
 	if (probe <= chosen)

@@ -35,15 +35,12 @@ enum cwnd_policy {
 	CWND_POLICY_DQN,      /* the DQN's int8 MLP, or the heuristic without one */
 };
 
-/* The BDP a multiple applies to: max delivery rate of the last RATE_WINDOWS windows. */
+/* The BDP a multiple applies to: max delivery rate of the last RATE_WINDOWS windows.
+ * Cuts use it too: a shorter memory for cuts (1 s) once lowered the LTE downlinks'
+ * p95, but only because sparse samples inflated the rates (telemetry.c,
+ * delivery_start); with the rates measured right, 1 s cost 0.04-0.13 x BBR's
+ * throughput there and 2 s kept it (README, the arena). */
 #define RATE_WINDOWS 20
-
-/* A capped flow's cut while a queue builds applies the multiple to the max rate of
- * the last QUEUE_RATE_WINDOWS windows instead: the link's rate fell, and the 2 s max
- * kept the cap at the old rate for up to 2 s while the queue grew (the arena's LTE
- * downlinks: ping p95 0.63-0.68 x BBR's). 1 s took that to 0.53-0.62 x at 0.95-1.00 x
- * BBR's throughput; 300 ms to 0.36-0.72 x, but at 0.82-0.94 x (README, the arena). */
-#define QUEUE_RATE_WINDOWS 10
 
 /* A flow is in startup, and left uncapped, until its delivery rate has failed to
  * grow by FULL_PIPE_GROWTH for FULL_PIPE_WINDOWS windows in a row (BBR's full-pipe
