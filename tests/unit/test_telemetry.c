@@ -134,8 +134,9 @@ static void test_an_idle_flow_goes(void **state)
 	telemetry_free(&t);
 }
 
-static void sock_record(struct telemetry *t, const struct flow_key *key, uint64_t cookie, uint64_t ts_ns,
-			uint64_t bytes_acked, uint32_t delivered, uint32_t total_retrans)
+/* An RTT sample of a flow whose srtt and min RTT are srtt_us. */
+static struct sock_sample rtt_sample(const struct flow_key *key, uint64_t cookie, uint64_t ts_ns,
+				     uint64_t bytes_acked, uint32_t srtt_us)
 {
 	struct sock_sample s;
 
@@ -144,11 +145,19 @@ static void sock_record(struct telemetry *t, const struct flow_key *key, uint64_
 	s.cookie = cookie;
 	s.key = *key;
 	s.event = SOCK_EVENT_RTT;
-	s.srtt_us = 20000;
-	s.rtt_min_us = 20000;
+	s.srtt_us = srtt_us;
+	s.rtt_min_us = srtt_us;
 	s.mss_cache = 1448;
 	s.snd_cwnd = 10;
 	s.bytes_acked = bytes_acked;
+	return s;
+}
+
+static void sock_record(struct telemetry *t, const struct flow_key *key, uint64_t cookie, uint64_t ts_ns,
+			uint64_t bytes_acked, uint32_t delivered, uint32_t total_retrans)
+{
+	struct sock_sample s = rtt_sample(key, cookie, ts_ns, bytes_acked, 20000);
+
 	s.delivered = delivered;
 	s.total_retrans = total_retrans;
 	telemetry_on_sock_sample(t, &s);
@@ -191,18 +200,9 @@ static void test_a_new_cookie_is_a_new_flow(void **state)
 static void sock_record_srtt(struct telemetry *t, const struct flow_key *key, uint64_t ts_ns, uint64_t bytes_acked,
 			     uint32_t srtt_us)
 {
-	struct sock_sample s;
+	struct sock_sample s = rtt_sample(key, 1, ts_ns, bytes_acked, srtt_us);
 
-	memset(&s, 0, sizeof(s));
-	s.ts_ns = ts_ns;
-	s.cookie = 1;
-	s.key = *key;
-	s.event = SOCK_EVENT_RTT;
-	s.srtt_us = srtt_us;
-	s.rtt_min_us = 150000;
 	s.mrtt_us = srtt_us;
-	s.mss_cache = 1448;
-	s.bytes_acked = bytes_acked;
 	telemetry_on_sock_sample(t, &s);
 }
 
