@@ -10,9 +10,10 @@
  * The RTT callback runs once per round trip of every connection (the kernel calls
  * it when snd_una passes the rtt_seq it set a round trip before, not per ACK), so its
  * common path is one socket-storage lookup, the socket's TCP timestamp (no helper
- * call, no clock read), one read of decision_gen and two compares. A sample, once per sample interval, writes the ring
- * and sock_flows and looks the decision up, which is also looked up as soon as
- * reflexd changed some decision since the socket's last look (decision_gen).
+ * call, no clock read), one read of decision_gen and two compares. A sample, once
+ * per sample interval, writes the ring and sock_flows and looks the decision up,
+ * which is also looked up as soon as reflexd changed some decision since the
+ * socket's last look (decision_gen).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

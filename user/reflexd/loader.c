@@ -299,8 +299,8 @@ int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct re
 		bpf_map__set_max_entries(rb->sockops->maps.sock_flows, max_flows);
 		bpf_map__set_max_entries(rb->sockops->maps.cwnd_decisions, max_flows);
 		bpf_map__set_max_entries(rb->sockops->maps.sock_events, ring_bytes);
-		/* Load-time constants: the RTT callback runs every round trip and reads these from
-		 * .rodata, not the config map. */
+		/* Load-time constants: the RTT callback runs every round trip and reads
+		 * these from .rodata, not the config map. */
 		rb->sockops->rodata->actuator = cfg->actuator;
 		if (cfg->sample_interval_ns)
 			rb->sockops->rodata->sample_interval = cfg->sample_interval_ns;
