@@ -20,6 +20,8 @@
 #     rewritten ACKs of uploads) and the server (downloads) does not grow.
 #  D. an upload started before reflexd (its SYN unseen) is decided for but left alone:
 #     wnd_no_handshake grows, wnd_rewritten does not.
+#  F. an IPv6 upload (routed, not NAT'd): its window held at its cap as in B, keyed
+#     as IPv6, and decided for.
 #  E. kill -9 reflexd under a capped upload: within the hosts' heartbeat deadline (500
 #     ms after the last beat, which came at most a beat period, 100 ms, before the
 #     kill: STALE_MAX_MS) the tc program stops rewriting (wnd_stale grows, wnd_rewritten
@@ -220,6 +222,24 @@ sleep 2
 expect_eq "$(counter $CNT_WND_REWRITTEN)" "$rewritten0" "wnd_rewritten while only the early upload runs"
 expect_ge "$(counter $CNT_WND_NO_HANDSHAKE)" $((no_handshake0 + 10)) "wnd_no_handshake while it runs"
 wait "$early_pid"
+
+log "F: an IPv6 upload (routed, not NAT'd) is capped the same way"
+SERVER6=$(lab addr6 server)
+rewritten_v6_0=$(counter $CNT_WND_REWRITTEN)
+timeout 30 "$LAB" exec client iperf3 -6 -c "$SERVER6" -p 5201 -t 10 >/dev/null 2>&1 &
+v6_pid=$!
+sleep 6
+check_window_held
+expect_ge "$(lab exec client ss -Htn6 state established "( sport = :$CAPPED_PORT )" | wc -l)" 1 \
+	"the capped upload is the IPv6 one"
+# router_wnd_caps keys an IPv6 flow by its own family (AF_INET6 = 10).
+expect_eq "$(bpftool -j map dump pinned "$PIN/router_wnd_caps" |
+	jq --argjson p "$CAPPED_PORT" '[.[] | .formatted | select(.key.sport == $p) | .key.family][0]')" 10 \
+	"the family of the IPv6 upload's key"
+expect_ge "$(counter $CNT_WND_REWRITTEN)" $((rewritten_v6_0 + 1)) "ACKs whose window the router lowered, IPv6"
+expect_ge "$(grep -c "\"flow\": \"tcp:\[$(lab addr6 client)\]:$CAPPED_PORT-\[$SERVER6\]:5201\"" "$TMP/decisions.jsonl")" 1 \
+	"decisions for the IPv6 upload's LAN end"
+wait "$v6_pid"
 
 log "E: kill -9 under a capped upload"
 timeout 30 "$LAB" exec client iperf3 -c "$SERVER" -p 5201 -t 14 >/dev/null 2>&1 &
