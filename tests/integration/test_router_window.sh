@@ -22,6 +22,8 @@
 #     wnd_no_handshake grows, wnd_rewritten does not.
 #  F. an IPv6 upload (routed, not NAT'd): its window held at its cap as in B, keyed
 #     as IPv6, and decided for.
+#  G. reflexd restarted with the DQN (--policy cwnd=dqn): E's upload is capped at its
+#     decisions, held as in B.
 #  E. kill -9 reflexd under a capped upload: within the hosts' heartbeat deadline (500
 #     ms after the last beat, which came at most a beat period, 100 ms, before the
 #     kill: STALE_MAX_MS) the tc program stops rewriting (wnd_stale grows, wnd_rewritten
@@ -47,6 +49,7 @@ CNT_WND_STALE=17
 require_bin reflexd
 require_bin reflexctl
 require_bin trace-link
+[ -f "$REPO/models/dqn.reflex" ] || fail "models/dqn.reflex is missing (make models)"
 for tool in bpftool jq iperf3 ping ss nstat curl; do
 	command -v "$tool" >/dev/null || fail "$tool missing"
 done
@@ -70,9 +73,11 @@ spawn "$LAB" exec server timeout 170 iperf3 -s -p 5201 >/dev/null 2>&1
 wait_for "[ -n \"\$(\"$LAB\" exec server ss -Hltn 'sport = :5201')\" ]" 5 || fail "iperf3 server did not listen"
 
 on_exit stop_router_and_clean
-start_reflexd() {
+start_reflexd() { # [POLICY ARGS...]: --policy cwnd=heuristic without
+	local policy=("$@")
+	[ ${#policy[@]} -gt 0 ] || policy=(--policy cwnd=heuristic)
 	nsenter --net="$ROUTER_NS" "$REFLEX_BIN/reflexd" --lan "$LAN_IF" "${PATH_ARGS[@]}" --pin-dir "$PIN" \
-		--policy cwnd=heuristic --decision-log "$TMP/decisions.jsonl" --metrics-listen "$METRICS_PORT" \
+		"${policy[@]}" --decision-log "$TMP/decisions.jsonl" --metrics-listen "$METRICS_PORT" \
 		2>>"$TMP/reflexd.log" &
 	REFLEXD_PID=$!
 	wait_for "[ -s $PATHS_FILE ] && [ -e $PIN/router_wnd_caps ]" 10 ||
@@ -241,11 +246,19 @@ expect_ge "$(grep -c "\"flow\": \"tcp:\[$(lab addr6 client)\]:$CAPPED_PORT-\[$SE
 	"decisions for the IPv6 upload's LAN end"
 wait "$v6_pid"
 
-log "E: kill -9 under a capped upload"
+log "G: the DQN decides a router's caps"
+stop_reflexd
+start_reflexd --policy cwnd=dqn --model dqn="$REPO/models/dqn.reflex"
+grep -q "dqn model $REPO/models/dqn.reflex loaded" "$TMP/reflexd.log" ||
+	fail "dqn model not loaded: $(cat "$TMP/reflexd.log")"
+
+log "E: kill -9 under a capped upload (the DQN's)"
 timeout 30 "$LAB" exec client iperf3 -c "$SERVER" -p 5201 -t 14 >/dev/null 2>&1 &
 late_pid=$!
 sleep 5
 check_window_held
+expect_ge "$(grep -c "\"flow\": \"tcp:$(lab addr client):$CAPPED_PORT-$SERVER:5201\".*\"model\": \"dqn\"" \
+	"$TMP/decisions.jsonl")" 1 "the DQN's decisions for that upload"
 stale0=$(counter $CNT_WND_STALE)
 kill -9 "$REFLEXD_PID"
 killed_at=${EPOCHREALTIME/./}
