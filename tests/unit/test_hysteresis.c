@@ -50,6 +50,27 @@ static void test_change_must_hold(void **state)
 	assert_int_equal((int)h.current, 150);
 }
 
+/* The first cap is the cwnd that filled the pipe, startup's queue included; a measured
+ * cut of it (the queue still there a window later) is taken at once, not after the hold.
+ * Only that one: later measured cuts wait the hold, and so does an unmeasured one. */
+static void test_first_measured_cut_is_immediate(void **state)
+{
+	struct hysteresis h = { 0 };
+	uint64_t t = 1 * S;
+
+	(void)state;
+	hysteresis_offer(&h, &params, 250, t, false);
+	assert_true(hysteresis_offer(&h, &params, 100, t += 100 * MS, true));
+	assert_int_equal((int)h.current, 100);
+	assert_false(hysteresis_offer(&h, &params, 60, t += 2 * S, true));
+	assert_true(hysteresis_offer(&h, &params, 60, t += params.hold_ns, true));
+
+	h = (struct hysteresis){ 0 };
+	hysteresis_offer(&h, &params, 250, t, false);
+	assert_false(hysteresis_offer(&h, &params, 100, t += 100 * MS, false));
+	assert_int_equal((int)h.current, 250);
+}
+
 static void test_one_reversal_per_gap(void **state)
 {
 	struct hysteresis h = { 0 };
@@ -200,6 +221,7 @@ int main(void)
 		cmocka_unit_test(test_first_decision_is_immediate),
 		cmocka_unit_test(test_small_changes_ignored),
 		cmocka_unit_test(test_change_must_hold),
+		cmocka_unit_test(test_first_measured_cut_is_immediate),
 		cmocka_unit_test(test_one_reversal_per_gap),
 		cmocka_unit_test(test_defaults_are_what_the_tests_assume),
 		cmocka_unit_test(test_reversal_after_a_large_run_is_quick),

@@ -65,6 +65,13 @@ bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, u
 		return false;
 	}
 	direction = proposal > h->current ? 1 : -1;
+	/* The first cap is the cwnd that filled the pipe (controller.c), startup's queue
+	 * with it; held back, that queue stood 300 ms more (100 Mbit/s at 10 ms: ping p95
+	 * 29 ms against 16 taken at once). */
+	if (measured && direction < 0 && h->changes == 1) {
+		take(h, proposal, direction, now_ns);
+		return true;
+	}
 	/* A proposal that moves the other way than the pending one starts a new wait. */
 	if (!h->pending || (h->pending > h->current) != (proposal > h->current))
 		h->pending_since_ns = now_ns;

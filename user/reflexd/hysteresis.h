@@ -13,7 +13,8 @@
  * `quick_reversal_gap_ns`: on a cellular link the rate swings by less than the
  * factor every few seconds, and a cap that may not follow it back up for 30 s
  * locks low (the arena's LTE downlink: 14 packets for 17 s at 0.45 utilization).
- * Withdrawing a decision (to 0 = none) and the first decision are never held back.
+ * Withdrawing a decision (to 0 = none), the first decision and a measured cut of it
+ * (the queue the first cap left, startup's) are never held back.
  */
 #ifndef REFLEX_HYSTERESIS_H
 #define REFLEX_HYSTERESIS_H
