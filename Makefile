@@ -27,6 +27,7 @@ FUZZ    ?= 0
 CLANG   ?= clang
 CC      := $(CLANG)
 BPFTOOL ?= bpftool
+LLVM_STRIP ?= llvm-strip
 
 ifeq ($(FUZZ),1)
 OUT      := $(BUILD)/fuzz
@@ -43,7 +44,10 @@ GIT_DESCRIBE := $(shell git describe --always --dirty --tags 2>/dev/null || echo
 CFLAGS  ?=
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -iquote user -I$(BUILD)/bpf \
            -DREFLEX_GIT_DESCRIBE='"$(GIT_DESCRIBE)"' $(MODEFLAGS)
-LDLIBS  := -lbpf -lelf -lz -lmnl -lnetfilter_queue -linih -lcrypto -lmicrohttpd -lsystemd -lpthread -lm
+# --as-needed: a binary maps only the libraries it calls (reflexd no libnetfilter_queue,
+# which only the lab's trace-link uses); every mapped library is RSS.
+LDFLAGS += -Wl,--as-needed
+LDLIBS  := -lbpf -lelf -lz -lmnl -lnetfilter_queue -linih -lnettle -lmicrohttpd -lsystemd -lpthread -lm
 BPF_ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Werror -Iinclude -Ibpf -I$(BUILD)
 
@@ -88,6 +92,7 @@ $(BUILD)/bpf/%.bpf.o: $(1)/%.bpf.c $(BUILD)/vmlinux.h
 	$$(call msg,BPF,$$@)
 	$$(Q)mkdir -p $$(@D)
 	$$(Q)$$(CLANG) $$(BPF_CFLAGS) -MMD -MP -c $$< -o $$@
+	$$(Q)$$(LLVM_STRIP) -g $$@ # BTF stays; the DWARF only swelled the skeletons in reflexd's RSS
 endef
 $(eval $(call bpf_rule,bpf))
 $(eval $(call bpf_rule,scripts/lab))
@@ -115,7 +120,7 @@ $(OUT)/libreflex.a: $(LIB_OBJS)
 define prog_rule
 $(OUT)/$(basename $(notdir $(1))): $(call obj_of,$(1)) $(OUT)/libreflex.a
 	$$(call msg,LINK,$$@)
-	$$(Q)$$(CC) $$(CFLAGS) $$^ $$(LDLIBS) -o $$@
+	$$(Q)$$(CC) $$(CFLAGS) $$(LDFLAGS) $$^ $$(LDLIBS) -o $$@
 endef
 $(foreach p,$(PROG_SRCS),$(eval $(call prog_rule,$(p))))
 
@@ -123,17 +128,17 @@ $(foreach p,$(PROG_SRCS),$(eval $(call prog_rule,$(p))))
 $(UNIT_BINS): $(OUT)/tests/%: tests/unit/%.c $(OUT)/libreflex.a | $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -Itests -MMD -MP $< $(OUT)/libreflex.a -lcmocka $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Itests -MMD -MP $< $(OUT)/libreflex.a -lcmocka $(LDLIBS) -o $@
 
 FUZZ_CFLAGS := $(filter-out $(MODEFLAGS),$(CFLAGS)) -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -DREFLEX_FUZZ
 $(FUZZ_BINS): $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzz/libreflex.a
 	$(call msg,FUZZ,$@)
-	$(Q)$(CC) $(FUZZ_CFLAGS) -Itests $< $(BUILD)/fuzz/libreflex.a $(LDLIBS) -o $@
+	$(Q)$(CC) $(FUZZ_CFLAGS) $(LDFLAGS) -Itests $< $(BUILD)/fuzz/libreflex.a $(LDLIBS) -o $@
 
 $(BENCH_BINS): $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libreflex.a | $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -Itests $< $(BUILD)/libreflex.a $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -Itests $< $(BUILD)/libreflex.a $(LDLIBS) -o $@
 
 ifeq ($(FUZZ),0)
 $(BUILD)/fuzz/libreflex.a: FORCE

@@ -7,7 +7,7 @@ packages=(
 	clang llvm make pkg-config gcc
 	libbpf-dev bpftool libelf-dev zlib1g-dev
 	libcmocka-dev libclang-rt-14-dev
-	libssl-dev libnetfilter-queue-dev libmnl-dev libinih-dev uthash-dev
+	nettle-dev libnetfilter-queue-dev libmnl-dev libinih-dev uthash-dev
 	libmicrohttpd-dev libsystemd-dev
 	iproute2 iptables iputils-ping iperf3 util-linux procps jq conntrack curl gnuplot-nox
 	prometheus systemd man-db

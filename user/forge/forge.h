@@ -198,7 +198,7 @@ void forge_train_report_print(FILE *out, const struct forge_train_report *r);
 /* --- utilities ----------------------------------------------------------------- */
 
 /* SHA-1 (libcrypto) of len bytes as 40 hex digits. */
-int forge_sha1_hex(const void *data, size_t len, char hex[FORGE_SHA1_HEX]);
+void forge_sha1_hex(const void *data, size_t len, char hex[FORGE_SHA1_HEX]);
 /* Reads path ("-": stdin) once: its SHA-1, and the parsed table. */
 int forge_read_csv(const char *path, struct csv_table **out, char sha1[FORGE_SHA1_HEX], struct reflex_err *err);
 /* created_at: "YYYY-MM-DDTHH:MM:SSZ" from SOURCE_DATE_EPOCH if set, else now. */

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/evp.h>
+#include <nettle/sha1.h>
 
 #include "forge/forge.h"
 
@@ -39,16 +39,16 @@ enum window_scope forge_recipe_scope(enum forge_recipe r)
 	return r == RECIPE_CWND ? SCOPE_FLOW : SCOPE_IFACE;
 }
 
-int forge_sha1_hex(const void *data, size_t len, char hex[FORGE_SHA1_HEX])
+void forge_sha1_hex(const void *data, size_t len, char hex[FORGE_SHA1_HEX])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int md_len = 0;
+	unsigned char md[SHA1_DIGEST_SIZE];
+	struct sha1_ctx ctx;
 
-	if (!EVP_Digest(data, len, md, &md_len, EVP_sha1(), NULL) || md_len != 20)
-		return -EIO;
-	for (unsigned i = 0; i < md_len; i++)
+	sha1_init(&ctx);
+	sha1_update(&ctx, len, data);
+	sha1_digest(&ctx, sizeof(md), md);
+	for (unsigned i = 0; i < sizeof(md); i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	return 0;
 }
 
 int forge_read_csv(const char *path, struct csv_table **out, char sha1[FORGE_SHA1_HEX], struct reflex_err *err)
@@ -60,14 +60,8 @@ int forge_read_csv(const char *path, struct csv_table **out, char sha1[FORGE_SHA
 	ret = csv_read_bytes(path, &data, &len, err);
 	if (ret)
 		return ret;
-	ret = forge_sha1_hex(data, len, sha1);
-	if (ret) {
-		reflex_err_set_file(err, path, "SHA-1 failed in libcrypto");
-	} else {
-		return csv_parse_owned(strcmp(path, "-") ? path : "<stdin>", data, len, out, err);
-	}
-	free(data);
-	return ret;
+	forge_sha1_hex(data, len, sha1);
+	return csv_parse_owned(strcmp(path, "-") ? path : "<stdin>", data, len, out, err);
 }
 
 int forge_created_at_now(char *buf, size_t size, struct reflex_err *err)
