@@ -2,9 +2,12 @@
  * reflexd's telemetry pipeline, off the wire:
  *  - consumer throughput: a BPF program (pipeline_producer.bpf.c, BPF_PROG_TEST_RUN)
  *    fills a ring buffer of sock_events' type and size with sock_sample records, and
- *    reflexd's consumer (libbpf ring_buffer__consume into telemetry_on_sock_sample,
- *    as reflexd's on_sock_record) drains it on this thread: events per second of
- *    consume time, median over rounds, and records the producer could not reserve;
+ *    reflexd's consumer (lib/ring_reader into telemetry_on_sock_sample, as reflexd's
+ *    on_sock_record) drains it on this thread: events per second of consume time,
+ *    median over rounds, and records the producer could not reserve; libbpf's
+ *    ring_buffer, which reflexd used before, in the same run as the baseline;
+ *  - ring memory: the RSS two rings of reflexd's default size add, mapped by
+ *    ring_reader and by libbpf's ring_buffer;
  *  - event -> decision in a map at 10k flows, in real time: every flow sends a
  *    sock_sample every 10 ms (the default sample interval) at its own phase, stamped
  *    with CLOCK_MONOTONIC as bpf_ktime_get_ns stamps them, and this thread runs
@@ -26,6 +29,7 @@
  *    --max-flows sizes (kernel memory, not in reflexd's RSS).
  * Usage: bench_pipeline [ROUNDS]   (default 40)
  *        bench_pipeline --latency  (event -> decision only)
+ *        bench_pipeline --rings    (ring memory only)
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -42,6 +46,7 @@
 
 #include "bench.h"
 #include "lib/feature_schema.h"
+#include "lib/ring_reader.h"
 #include "pipeline_producer.skel.h"
 #include "reflexd/actuator.h"
 #include "reflexd/controller.h"
@@ -80,10 +85,16 @@ static int produce(struct pipeline_producer_bpf *skel, uint32_t records)
 	return ret;
 }
 
-static int throughput(unsigned flows, int rounds)
+static long status_kb(const char *field);
+
+enum consumer { CONSUMER_REFLEX, CONSUMER_LIBBPF };
+static const char *const consumer_name[] = { "ring_reader", "libbpf ring_buffer" };
+
+static int throughput(unsigned flows, int rounds, enum consumer consumer)
 {
 	struct pipeline_producer_bpf *skel = pipeline_producer_bpf__open_and_load();
-	struct ring_buffer *ring = NULL;
+	struct ring_buffer *libbpf_ring = NULL;
+	struct ring_reader reader = { 0 };
 	struct telemetry t;
 	double *rate = calloc((size_t)rounds, sizeof(*rate));
 	uint64_t consumed = 0;
@@ -96,9 +107,13 @@ static int throughput(unsigned flows, int rounds)
 		goto out;
 	}
 	skel->bss->flows = flows;
-	ring = ring_buffer__new(bpf_map__fd(skel->maps.events), on_sock_record, &t, NULL);
-	if (!ring)
+	if (consumer == CONSUMER_LIBBPF) {
+		libbpf_ring = ring_buffer__new(bpf_map__fd(skel->maps.events), on_sock_record, &t, NULL);
+		if (!libbpf_ring)
+			goto out;
+	} else if (ring_reader_init(&reader) || ring_reader_add(&reader, bpf_map__fd(skel->maps.events), on_sock_record, &t)) {
 		goto out;
+	}
 	for (int r = 0; r < rounds; r++) {
 		double t0, t1;
 		int n;
@@ -106,7 +121,7 @@ static int throughput(unsigned flows, int rounds)
 		if (produce(skel, RECORDS_PER_ROUND))
 			goto out;
 		t0 = now_ns();
-		n = ring_buffer__consume(ring);
+		n = consumer == CONSUMER_LIBBPF ? ring_buffer__consume(libbpf_ring) : ring_reader_consume(&reader);
 		t1 = now_ns();
 		if (n < 0)
 			goto out;
@@ -114,16 +129,60 @@ static int throughput(unsigned flows, int rounds)
 		rate[r] = n / ((t1 - t0) / 1e9);
 	}
 	struct result res = summarize(rate, rounds);
-	printf("  %6u flows: %5.2f M events/s (min %.2f, max %.2f), %llu consumed of %llu produced, "
+	printf("  %6u flows, %-18s: %5.2f M events/s (min %.2f, max %.2f), %llu consumed of %llu produced, "
 	       "%llu lost, %u flows tracked\n",
-	       flows, res.median / 1e6, res.min / 1e6, res.max / 1e6, (unsigned long long)consumed,
-	       (unsigned long long)skel->bss->produced, (unsigned long long)skel->bss->lost, t.flow_count);
+	       flows, consumer_name[consumer], res.median / 1e6, res.min / 1e6, res.max / 1e6,
+	       (unsigned long long)consumed, (unsigned long long)skel->bss->produced,
+	       (unsigned long long)skel->bss->lost, t.flow_count);
 	ret = 0;
 out:
-	ring_buffer__free(ring);
+	ring_buffer__free(libbpf_ring);
+	ring_reader_free(&reader);
 	pipeline_producer_bpf__destroy(skel);
 	telemetry_free(&t);
 	free(rate);
+	return ret;
+}
+
+/* reflexd's two default rings (tc, sockops) mapped by each consumer: the RSS they add.
+ * The kernel fills a ring's mappings at mmap, so this is what a running reflexd holds. */
+static int rings_rss(void)
+{
+	int fds[2] = { -1, -1 };
+	long base, libbpf_kb = -1, reader_kb = -1;
+	struct ring_buffer *rb = NULL;
+	struct ring_reader reader = { 0 };
+	int ret = 1;
+
+	for (int i = 0; i < 2; i++) {
+		fds[i] = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "bench_ring", 0, 0, REFLEX_RINGBUF_BYTES, NULL);
+		if (fds[i] < 0)
+			goto out;
+	}
+	base = status_kb("VmRSS");
+	rb = ring_buffer__new(fds[0], on_sock_record, NULL, NULL);
+	if (!rb || ring_buffer__add(rb, fds[1], on_sock_record, NULL))
+		goto out;
+	libbpf_kb = status_kb("VmRSS") - base;
+	ring_buffer__free(rb);
+	rb = NULL;
+	base = status_kb("VmRSS");
+	if (ring_reader_init(&reader) || ring_reader_add(&reader, fds[0], on_sock_record, NULL) ||
+	    ring_reader_add(&reader, fds[1], on_sock_record, NULL))
+		goto out;
+	reader_kb = status_kb("VmRSS") - base;
+	printf("  two %u KiB rings mapped: RSS +%.1f MB with libbpf's ring_buffer (baseline), +%.1f MB with "
+	       "ring_reader (%.2fx)\n",
+	       REFLEX_RINGBUF_BYTES / 1024, libbpf_kb / 1024.0, reader_kb / 1024.0, (double)reader_kb / libbpf_kb);
+	ret = 0;
+out:
+	if (ret)
+		fprintf(stderr, "bench_pipeline: cannot map the rings: %s\n", strerror(errno));
+	ring_buffer__free(rb);
+	ring_reader_free(&reader);
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	return ret;
 }
 
@@ -606,16 +665,20 @@ int main(int argc, char **argv)
 
 	if (argc > 2 && !strcmp(argv[1], "--scale"))
 		return scale_one((unsigned)atoi(argv[2]));
+	if (argc > 1 && !strcmp(argv[1], "--rings"))
+		return rings_rss();
 	if (argc > 1 && !strcmp(argv[1], "--latency"))
 		return latency_header() | latency();
 	if (rounds < 1)
 		rounds = 40;
 	printf("ring buffer -> telemetry_on_sock_sample, one thread, %d rounds of %d records\n", rounds,
 	       RECORDS_PER_ROUND);
-	status |= throughput(1000, rounds);
-	status |= throughput(10000, rounds);
-	status |= throughput(100000, rounds);
+	for (unsigned flows = 1000; flows <= 100000; flows *= 10)
+		for (int c = 0; c < 2; c++)
+			status |= throughput(flows, rounds, c ? CONSUMER_LIBBPF : CONSUMER_REFLEX);
 	status |= latency_header() | latency();
+	printf("ring memory\n");
+	status |= rings_rss();
 	printf("reflexd's flow state against flow count (--max-flows = the count; a fresh process each)\n");
 	status |= scale("/proc/self/exe");
 	return status;

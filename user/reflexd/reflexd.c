@@ -37,6 +37,7 @@
 #include "reflexd/router_window.h"
 #include "reflexd/telemetry.h"
 #include "lib/fileio.h"
+#include "lib/ring_reader.h"
 #include "lib/window_csv.h"
 
 #define EXIT_SETUP 2
@@ -53,7 +54,7 @@ struct daemon {
 	struct reflexd_options opt;
 	struct reflex_bpf bpf;
 	struct host_actuator act;
-	struct ring_buffer *rings;
+	struct ring_reader rings;
 	struct telemetry telemetry;
 	struct controller controller;
 	struct model_watch model_watch;
@@ -243,13 +244,16 @@ static int setup(struct daemon *d)
 		fprintf(stderr, "reflexd: congestion control '%s' registered: the cgroup's new connections run it\n",
 			REFLEX_CC_NAME);
 
-	d->rings = ring_buffer__new(loader_tc_events_fd(&d->bpf), on_tc_record, d, NULL);
-	if (!d->rings) {
-		reflex_err_set(&err, "cannot open the tc ring buffer: %s", strerror(errno));
+	ret = ring_reader_init(&d->rings);
+	if (!ret)
+		ret = ring_reader_add(&d->rings, loader_tc_events_fd(&d->bpf), on_tc_record, d);
+	if (ret) {
+		reflex_err_set(&err, "cannot open the tc ring buffer: %s", strerror(-ret));
 		goto fail;
 	}
-	if (d->opt.cgroup && ring_buffer__add(d->rings, loader_sock_events_fd(&d->bpf), on_sock_record, d)) {
-		reflex_err_set(&err, "cannot open the sockops ring buffer: %s", strerror(errno));
+	ret = d->opt.cgroup ? ring_reader_add(&d->rings, loader_sock_events_fd(&d->bpf), on_sock_record, d) : 0;
+	if (ret) {
+		reflex_err_set(&err, "cannot open the sockops ring buffer: %s", strerror(-ret));
 		goto fail;
 	}
 	if (d->opt.control.policy != CWND_POLICY_OFF && !d->opt.cgroup && !d->opt.control.batching_model_path)
@@ -288,7 +292,7 @@ static void snapshot_take(struct daemon *d, uint64_t step_index)
  * flush_threshold records). */
 static int rings_wait(struct daemon *d)
 {
-	struct pollfd pfd = { .fd = ring_buffer__epoll_fd(d->rings), .events = POLLIN };
+	struct pollfd pfd = { .fd = ring_reader_epoll_fd(&d->rings), .events = POLLIN };
 	uint32_t delay_us = d->controller.config.max_batch_delay_us;
 	struct timespec timeout = { .tv_sec = delay_us / 1000000, .tv_nsec = (delay_us % 1000000) * 1000L };
 
@@ -300,7 +304,7 @@ static int rings_wait(struct daemon *d)
 /* Drains both rings; the decisions the records led to go out in one batch. */
 static int rings_drain(struct daemon *d)
 {
-	int ret = ring_buffer__consume(d->rings);
+	int ret = ring_reader_consume(&d->rings);
 
 	controller_flush(&d->controller);
 	return ret < 0 && ret != -EINTR ? ret : 0;
@@ -562,7 +566,7 @@ static void teardown(struct daemon *d)
 		if (stat(d->decision_log, &st) == 0 && st.st_size == 0)
 			unlink(d->decision_log);
 	}
-	ring_buffer__free(d->rings);
+	ring_reader_free(&d->rings);
 	host_actuator_stop(&d->act);
 	loader_teardown(&d->bpf);
 	if (d->csv && fclose(d->csv) != 0)

@@ -16,6 +16,7 @@
 #include "router/classify.h"
 #include "lib/fileio.h"
 #include "lib/pins.h"
+#include "lib/ring_reader.h"
 #include "router/router.h"
 #include "router/router_core.h"
 #include "router/router_loader.h"
@@ -36,7 +37,7 @@ struct router_daemon {
 	struct bandit *bandit;
 	struct router_core core;
 	bool core_ready;
-	struct ring_buffer *ring;
+	struct ring_reader ring;
 	int lan_ifindex;
 	int path_ifindex[ROUTER_MAX_PATHS];
 	int sock_fd; /* for SIOCGIFFLAGS in reflexd's network namespace */
@@ -297,12 +298,12 @@ static int bpf_setup(struct router_daemon *d, char *err, size_t len)
 		ret = router_attach_iface(&d->ra, o->path[i].ifname, d->path_ifindex[i], err, len);
 	if (ret)
 		return ret;
-	d->ring = ring_buffer__new(router_attach_events_fd(&d->ra), on_record, d, NULL);
-	if (!d->ring) {
-		snprintf(err, len, "cannot open the router ring buffer: %s", strerror(errno));
-		return -errno;
-	}
-	return 0;
+	ret = ring_reader_init(&d->ring);
+	if (!ret)
+		ret = ring_reader_add(&d->ring, router_attach_events_fd(&d->ra), on_record, d);
+	if (ret)
+		snprintf(err, len, "cannot open the router ring buffer: %s", strerror(-ret));
+	return ret;
 }
 
 static int setup(struct router_daemon *d)
@@ -562,7 +563,7 @@ static void view_write(struct router_daemon *d, uint64_t now)
 
 static int ring_poll(struct router_daemon *d)
 {
-	struct pollfd pfd = { .fd = ring_buffer__epoll_fd(d->ring), .events = POLLIN };
+	struct pollfd pfd = { .fd = ring_reader_epoll_fd(&d->ring), .events = POLLIN };
 	uint32_t delay_us = d->opt->max_batch_delay_us;
 	struct timespec timeout = { .tv_sec = delay_us / 1000000, .tv_nsec = (delay_us % 1000000) * 1000L };
 	int ret;
@@ -570,7 +571,7 @@ static int ring_poll(struct router_daemon *d)
 	ret = ppoll(&pfd, 1, &timeout, NULL);
 	if (ret < 0 && errno != EINTR)
 		return -errno;
-	ret = ring_buffer__consume(d->ring);
+	ret = ring_reader_consume(&d->ring);
 	return ret < 0 && ret != -EINTR ? ret : 0;
 }
 
@@ -649,7 +650,7 @@ static void teardown(struct router_daemon *d)
 	}
 	if (d->paths_file[0])
 		unlink(d->paths_file);
-	ring_buffer__free(d->ring);
+	ring_reader_free(&d->ring);
 	router_attach_teardown(&d->ra);
 	bandit_free(d->bandit);
 	free(d->classes);
