@@ -278,7 +278,7 @@ static void test_span_matches_window_c(void **state)
 	enum { N = 400 };
 	struct forge_records rec = { .count = N };
 	struct window_series ws;
-	struct rtt_u24 rtt_us[WINDOW_BINS * WINDOW_RTT_KEEP];
+	rtt_kept_t rtt_us[WINDOW_BINS * WINDOW_RTT_KEEP];
 	size_t fed = 0;
 	uint32_t seed = 99;
 

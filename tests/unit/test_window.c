@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "lib/feature_schema.h"
+#include "lib/log16.h"
 #include "lib/window.h"
 #include "lib/window_csv.h"
 
@@ -19,10 +20,10 @@
 /* A series with the interface's RTT keep, its storage in the same block. */
 static struct window_series *series_new(void)
 {
-	struct window_series *ws = malloc(sizeof(*ws) + WINDOW_BINS * WINDOW_RTT_KEEP * sizeof(struct rtt_u24));
+	struct window_series *ws = malloc(sizeof(*ws) + WINDOW_BINS * WINDOW_RTT_KEEP * sizeof(rtt_kept_t));
 
 	assert_non_null(ws);
-	window_series_init(ws, (struct rtt_u24 *)(ws + 1), WINDOW_RTT_KEEP);
+	window_series_init(ws, (rtt_kept_t *)(ws + 1), WINDOW_RTT_KEEP);
 	return ws;
 }
 
@@ -54,8 +55,9 @@ static void test_percentiles_nearest_rank(void **state)
 	for (uint32_t i = 1; i <= 100; i++)
 		window_add_rtt(ws, BASE + (i % 2 ? 10 : 150) * MS, i * 1000);
 	window_compute(ws, BASE + 200 * MS, SCOPE_FLOW, NULL, NULL, &w);
-	assert_int_equal((int)w.feature[FEAT_LATENCY_P50], 50000);
-	assert_int_equal((int)w.feature[FEAT_LATENCY_P95], 95000);
+	/* the 50th and 95th as kept (lib/log16.h: 49984 and 94976) */
+	assert_int_equal((int)w.feature[FEAT_LATENCY_P50], log16_unpack_u32(log16_pack_u32(50000)));
+	assert_int_equal((int)w.feature[FEAT_LATENCY_P95], log16_unpack_u32(log16_pack_u32(95000)));
 	free(ws);
 }
 
@@ -64,11 +66,11 @@ static void test_percentiles_nearest_rank(void **state)
 static void test_small_keep_exact_then_sampled(void **state)
 {
 	struct window_series ws;
-	struct rtt_u24 store[WINDOW_BINS * 4 + 1];
+	rtt_kept_t store[WINDOW_BINS * 4 + 1];
 	struct feature_window w;
 
 	(void)state;
-	store[WINDOW_BINS * 4] = (struct rtt_u24){ { 0xde, 0xad, 0xbe } }; /* a guard after the storage */
+	store[WINDOW_BINS * 4] = 0xdead; /* a guard after the storage */
 	window_series_init(&ws, store, 4);
 	for (uint32_t i = 1; i <= 4; i++)
 		window_add_rtt(&ws, BASE + 10 * MS, i * 1000);
@@ -83,24 +85,26 @@ static void test_small_keep_exact_then_sampled(void **state)
 	window_compute(&ws, BASE + 200 * MS, SCOPE_FLOW, NULL, NULL, &w);
 	assert_true(w.feature[FEAT_LATENCY_P95] >= 5000 && w.feature[FEAT_LATENCY_P95] <= 50099);
 	assert_int_equal((int)w.feature[FEAT_LATENCY_P50], 4000); /* 4 of step 0 below any of step 1 */
-	assert_memory_equal(store[WINDOW_BINS * 4].byte, "\xde\xad\xbe", 3);
+	assert_int_equal(store[WINDOW_BINS * 4], 0xdead);
 }
 
-/* RTTs are kept in 24 bits: exact up to 16.7 s, a longer one kept as that. */
-static void test_kept_rtts_are_exact_to_24_bits(void **state)
+/* Kept RTTs are exact under 2.048 ms and at most 0.1 % under above, however long;
+ * the min takes them whole. */
+static void test_kept_rtts_are_exact_then_within_a_tenth_of_a_percent(void **state)
 {
 	struct window_series *ws = series_new();
 	struct feature_window w;
 
 	(void)state;
-	window_add_rtt(ws, BASE + 10 * MS, RTT_U24_MAX - 1);
+	window_add_rtt(ws, BASE + 10 * MS, 2047);
 	window_compute(ws, BASE + 200 * MS, SCOPE_FLOW, NULL, NULL, &w);
-	assert_int_equal((uint32_t)w.feature[FEAT_LATENCY_P50], RTT_U24_MAX - 1);
-	window_add_rtt(ws, BASE + 110 * MS, 20 * 1000 * 1000);
+	assert_int_equal((uint32_t)w.feature[FEAT_LATENCY_P50], 2047);
+	window_add_rtt(ws, BASE + 110 * MS, 40123);
 	window_add_rtt(ws, BASE + 120 * MS, 30 * 1000 * 1000);
 	window_compute(ws, BASE + 200 * MS, SCOPE_FLOW, NULL, NULL, &w);
-	assert_int_equal((uint32_t)w.feature[FEAT_LATENCY_P95], RTT_U24_MAX);
-	assert_int_equal(ws->min_rtt_us, RTT_U24_MAX - 1);
+	assert_int_equal((uint32_t)w.feature[FEAT_LATENCY_P50], 40096); /* 40123 down to a step of 32 (1/1024 of 32768) */
+	assert_in_range((uint32_t)w.feature[FEAT_LATENCY_P95], 30 * 1000 * 1000 * (1 - 1.0 / 1024), 30 * 1000 * 1000);
+	assert_int_equal(ws->min_rtt_us, 2047);
 	free(ws);
 }
 
@@ -110,9 +114,9 @@ static void test_window_covers_two_steps_only(void **state)
 	struct feature_window w;
 
 	(void)state;
-	window_add_traffic(ws, BASE + 5 * MS, 0, 10, 0, 10000, 10000, 10 * 1000 * 1000);    /* step 0 */
-	window_add_traffic(ws, BASE + 105 * MS, 0, 20, 0, 20000, 20000, 20 * 1000 * 1000);  /* step 1 */
-	window_add_traffic(ws, BASE + 205 * MS, 0, 40, 0, 40000, 40000, 40 * 1000 * 1000);  /* step 2 */
+	window_add_traffic(ws, BASE + 5 * MS, 0, 10, 0, 10000, 10 * 1000 * 1000);    /* step 0 */
+	window_add_traffic(ws, BASE + 105 * MS, 0, 20, 0, 20000, 20 * 1000 * 1000);  /* step 1 */
+	window_add_traffic(ws, BASE + 205 * MS, 0, 40, 0, 40000, 40 * 1000 * 1000);  /* step 2 */
 	window_compute(ws, BASE + 300 * MS, SCOPE_FLOW, NULL, NULL, &w);
 	/* Steps 1 and 2: 60 packets, 60000 bytes in 0.2 s. */
 	assert_int_equal((int)w.feature[FEAT_BYTES_OUT_PER_SEC], 300000);
@@ -128,9 +132,9 @@ static void test_gap_leaves_empty_steps(void **state)
 	struct feature_window w;
 
 	(void)state;
-	window_add_traffic(ws, BASE + 5 * MS, 7, 0, 7000, 0, 7000, 7000000);
+	window_add_traffic(ws, BASE + 5 * MS, 7, 0, 7000, 0, 7000000);
 	/* Nothing for a second, then one sample: old steps must not leak into it. */
-	window_add_traffic(ws, BASE + 1105 * MS, 1, 0, 500, 0, 500, 250000);
+	window_add_traffic(ws, BASE + 1105 * MS, 1, 0, 500, 0, 250000);
 	window_compute(ws, BASE + 1200 * MS, SCOPE_FLOW, NULL, NULL, &w);
 	assert_int_equal((int)w.feature[FEAT_BYTES_IN_PER_SEC], 2500);
 	assert_false(window_active(ws, BASE + 1000 * MS));
@@ -282,7 +286,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_single_sample),
-		cmocka_unit_test(test_kept_rtts_are_exact_to_24_bits),
+		cmocka_unit_test(test_kept_rtts_are_exact_then_within_a_tenth_of_a_percent),
 		cmocka_unit_test(test_percentiles_nearest_rank),
 		cmocka_unit_test(test_small_keep_exact_then_sampled),
 		cmocka_unit_test(test_window_covers_two_steps_only),

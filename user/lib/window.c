@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/log16.h"
 #include "lib/window.h"
 #include "lib/percentile.h"
 
@@ -13,7 +14,7 @@ static uint64_t first_step(uint64_t end_index)
 	return end_index > WINDOW_STEPS ? end_index - WINDOW_STEPS : 0;
 }
 
-void window_series_init(struct window_series *ws, struct rtt_u24 *rtt_us, unsigned rtt_keep)
+void window_series_init(struct window_series *ws, rtt_kept_t *rtt_us, unsigned rtt_keep)
 {
 	memset(ws, 0, sizeof(*ws));
 	ws->rtt_us = rtt_us;
@@ -25,23 +26,9 @@ static uint32_t add_sat(uint32_t sum, uint64_t more)
 	return more >= UINT32_MAX - sum ? UINT32_MAX : sum + (uint32_t)more;
 }
 
-static struct rtt_u24 *bin_rtts(const struct window_series *ws, const struct window_bin *bin)
+static rtt_kept_t *bin_rtts(const struct window_series *ws, const struct window_bin *bin)
 {
 	return ws->rtt_us + (size_t)(bin - ws->bins) * ws->rtt_keep;
-}
-
-static void rtt_put(struct rtt_u24 *kept, uint32_t rtt_us)
-{
-	uint32_t v = rtt_us < RTT_U24_MAX ? rtt_us : RTT_U24_MAX;
-
-	kept->byte[0] = (uint8_t)v;
-	kept->byte[1] = (uint8_t)(v >> 8);
-	kept->byte[2] = (uint8_t)(v >> 16);
-}
-
-static uint32_t rtt_get(const struct rtt_u24 *kept)
-{
-	return kept->byte[0] | (uint32_t)kept->byte[1] << 8 | (uint32_t)kept->byte[2] << 16;
 }
 
 static struct window_bin *slot(struct window_series *ws, uint64_t index)
@@ -92,24 +79,24 @@ void window_add_rtt(struct window_series *ws, uint64_t ts_ns, uint32_t rtt_us)
 
 	if (!rtt_us)
 		return;
-	ws->rtt_ewma_us = ws->rtt_ewma_us > 0 ? ws->rtt_ewma_us + (rtt_us - ws->rtt_ewma_us) / 8.0 : rtt_us;
+	ws->rtt_ewma_us = ws->rtt_ewma_us > 0 ? ws->rtt_ewma_us + ((float)rtt_us - ws->rtt_ewma_us) / 8.0f : (float)rtt_us;
 	if (!ws->min_rtt_us || rtt_us < ws->min_rtt_us)
 		ws->min_rtt_us = rtt_us;
 	if (!bin)
 		return;
 	if (++bin->rtt_seen <= ws->rtt_keep) {
-		rtt_put(&bin_rtts(ws, bin)[bin->rtt_seen - 1], rtt_us);
+		bin_rtts(ws, bin)[bin->rtt_seen - 1] = log16_pack_u32(rtt_us);
 	} else {
 		uint64_t mix = (uint64_t)bin->rtt_seen * 0x9E3779B97F4A7C15ULL;
 		uint32_t pick = (uint32_t)((mix >> 32) % bin->rtt_seen);
 
 		if (pick < ws->rtt_keep)
-			rtt_put(&bin_rtts(ws, bin)[pick], rtt_us);
+			bin_rtts(ws, bin)[pick] = log16_pack_u32(rtt_us);
 	}
 }
 
 void window_add_traffic(struct window_series *ws, uint64_t ts_ns, uint64_t packets_in, uint64_t packets_out,
-			uint64_t bytes_in, uint64_t bytes_out, uint64_t size_sum, uint64_t size_sq_sum)
+			uint64_t bytes_in, uint64_t bytes_out, uint64_t size_sq_sum)
 {
 	struct window_bin *bin = window_bin_at(ws, ts_ns);
 
@@ -119,7 +106,6 @@ void window_add_traffic(struct window_series *ws, uint64_t ts_ns, uint64_t packe
 	bin->packets_out = add_sat(bin->packets_out, packets_out);
 	bin->bytes_in = add_sat(bin->bytes_in, bytes_in);
 	bin->bytes_out = add_sat(bin->bytes_out, bytes_out);
-	bin->size_sum = add_sat(bin->size_sum, size_sum);
 	bin->size_sq_sum += size_sq_sum;
 }
 
@@ -206,7 +192,7 @@ void window_compute(const struct window_series *ws, uint64_t end_ns, enum window
 	uint32_t rtts[WINDOW_RTT_KEEP * WINDOW_STEPS];
 	uint32_t nrtt = 0;
 	struct {
-		uint64_t packets_in, packets_out, bytes_in, bytes_out, size_sum, size_sq_sum;
+		uint64_t packets_in, packets_out, bytes_in, bytes_out, size_sq_sum;
 		uint64_t bytes_acked, delivered, retrans, records;
 	} sum = { 0 };
 	uint64_t packets;
@@ -222,12 +208,11 @@ void window_compute(const struct window_series *ws, uint64_t end_ns, enum window
 		if (!bin)
 			continue;
 		for (uint32_t k = 0; k < rtt_kept(ws, bin); k++)
-			rtts[nrtt++] = rtt_get(&bin_rtts(ws, bin)[k]);
+			rtts[nrtt++] = log16_unpack_u32(bin_rtts(ws, bin)[k]);
 		sum.packets_in += bin->packets_in;
 		sum.packets_out += bin->packets_out;
 		sum.bytes_in += bin->bytes_in;
 		sum.bytes_out += bin->bytes_out;
-		sum.size_sum += bin->size_sum;
 		sum.size_sq_sum += bin->size_sq_sum;
 		sum.bytes_acked += bin->bytes_acked;
 		sum.delivered += bin->delivered;
@@ -241,7 +226,7 @@ void window_compute(const struct window_series *ws, uint64_t end_ns, enum window
 	out->feature[FEAT_BYTES_IN_PER_SEC] = sum.bytes_in / seconds;
 	out->feature[FEAT_BYTES_OUT_PER_SEC] = sum.bytes_out / seconds;
 	if (packets) {
-		double mean = (double)sum.size_sum / packets;
+		double mean = (double)(sum.bytes_in + sum.bytes_out) / packets;
 		double var = (double)sum.size_sq_sum / packets - mean * mean;
 
 		out->feature[FEAT_PACKET_SIZE_MEAN] = mean;

@@ -7,6 +7,7 @@
 
 #include "lib/fileio.h"
 #include "lib/json_write.h"
+#include "lib/log16.h"
 #include "model/model_fast.h"
 #include "reflexd/controller.h"
 #include "reflexd/decision_log.h"
@@ -133,24 +134,6 @@ bool full_pipe_update(struct flow_control *fc, double rate_bps, double rtt_p50_u
 	return fc->pipe_full;
 }
 
-uint16_t rate_bps_pack(double rate_bps)
-{
-	int exp;
-	double mantissa;
-
-	if (!(rate_bps >= 1))
-		return 0;
-	mantissa = frexp(rate_bps, &exp); /* rate_bps = mantissa x 2^exp, mantissa in [0.5, 1), exp >= 1 */
-	if (exp > 63)
-		return UINT16_MAX;
-	return (uint16_t)(exp << 10 | (unsigned)((mantissa * 2 - 1) * 1024));
-}
-
-double rate_bps_unpack(uint16_t packed)
-{
-	return packed ? ldexp(1 + (packed & 1023) / 1024.0, (packed >> 10) - 1) : 0;
-}
-
 /* The max delivery rate of the flow's last RATE_WINDOWS windows. */
 static double rate_max(const struct flow_control *fc)
 {
@@ -158,7 +141,7 @@ static double rate_max(const struct flow_control *fc)
 
 	for (unsigned i = 0; i < RATE_WINDOWS; i++)
 		best = fc->rate_bps[i] > best ? fc->rate_bps[i] : best;
-	return rate_bps_unpack(best);
+	return log16_unpack(best);
 }
 
 /* The policy that decides: the chosen one, or the heuristic until its model loads
@@ -533,7 +516,7 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	p = deciding_policy(c);
 	if (p == &c->tree.base && flow_anomaly_handed(&fc->anomaly))
 		p = &c->heuristic;
-	fc->rate_bps[fc->rate_next++ % RATE_WINDOWS] = rate_bps_pack(w->context[CTX_DELIVERY_RATE_BPS]);
+	fc->rate_bps[fc->rate_next++ % RATE_WINDOWS] = log16_pack(w->context[CTX_DELIVERY_RATE_BPS]);
 	if (!full_pipe_update(fc, w->context[CTX_DELIVERY_RATE_BPS], w->feature[FEAT_LATENCY_P50],
 			      w->context[CTX_MIN_RTT_US]) ||
 	    !policy_state_ready(p, fc))

@@ -96,7 +96,7 @@ struct flow_control {
 	struct flow_entry *flow; /* whose state it is: its entry lives until controller_flow_gone */
 	struct hysteresis cwnd;
 	struct policy_flow *policy; /* only for a policy with per-flow state (the DQN's) */
-	uint16_t rate_bps[RATE_WINDOWS]; /* delivery rate of recent windows (ring), rate_bps_pack'ed */
+	uint16_t rate_bps[RATE_WINDOWS]; /* delivery rate of recent windows (ring), lib/log16.h */
 	float full_pipe_rate; /* a 25 % growth test needs no more than float's 24 bits */
 	unsigned rate_next;
 	struct flow_anomaly anomaly;   /* against the cwnd tree's isolation forest */
@@ -106,13 +106,6 @@ struct flow_control {
 	uint8_t foreign;     /* enum foreign_state */
 	uint32_t foreign_ms; /* since when in that state: ms, wraps (compare differences) */
 };
-
-/* A delivery rate in 16 bits: a 6-bit power of two and 10 bits below it, rounded
- * down, so at most 0.1 % under the rate (well under a packet of a cap below 1000
- * packets, and the hysteresis ignores changes under 10 %) from 1 bit/s to 2^63.
- * The order of rates is kept, so the max of packed rates is the packed max. */
-uint16_t rate_bps_pack(double rate_bps);
-double rate_bps_unpack(uint16_t packed);
 
 struct controller_opts {
 	enum cwnd_policy policy;

@@ -205,7 +205,7 @@ static void dir_fold(struct router_window_flow *f, int d, const struct router_sa
 	segment = router_window_segment(dir->payload_bytes, dir->data_packets);
 	dir->entry.mss = segment > UINT16_MAX ? UINT16_MAX : (uint16_t)segment;
 	window_add_record(ws, s->ts_ns);
-	window_add_traffic(ws, s->ts_ns, in->packets, out->packets, in->bytes, out->bytes, in->bytes + out->bytes,
+	window_add_traffic(ws, s->ts_ns, in->packets, out->packets, in->bytes, out->bytes,
 			   size_sq_of(in) + size_sq_of(out));
 	window_add_delivery(ws, s->ts_ns, in->acked_bytes, in->acked_bytes / segment, out->retrans_packets);
 	if (rtt_us)

@@ -229,14 +229,14 @@ void telemetry_on_tc_sample(struct telemetry *t, const struct tc_sample *s)
 	t->tc_records++;
 	record_arrival(t, s->ts_ns, "tc", s->cpu);
 	window_add_traffic(&t->iface, s->ts_ns, d->packets[FLOW_DIR_INGRESS], d->packets[FLOW_DIR_EGRESS],
-			   d->bytes[FLOW_DIR_INGRESS], d->bytes[FLOW_DIR_EGRESS], d->size_sum, d->size_sq_sum);
+			   d->bytes[FLOW_DIR_INGRESS], d->bytes[FLOW_DIR_EGRESS], d->size_sq_sum);
 	flow = flow_get_or_add(t, &s->key, false);
 	if (!flow)
 		return;
 	close_on_record(t, flow, s->ts_ns);
 	window_add_record(&flow->ws, s->ts_ns);
 	window_add_traffic(&flow->ws, s->ts_ns, d->packets[FLOW_DIR_INGRESS], d->packets[FLOW_DIR_EGRESS],
-			   d->bytes[FLOW_DIR_INGRESS], d->bytes[FLOW_DIR_EGRESS], d->size_sum, d->size_sq_sum);
+			   d->bytes[FLOW_DIR_INGRESS], d->bytes[FLOW_DIR_EGRESS], d->size_sq_sum);
 }
 
 /* Heard of last in a step more than FLOW_IDLE_NS before end_ns's (a step's resolution

@@ -21,7 +21,7 @@
  * uniform sample of them (the interface keeps WINDOW_RTT_KEEP). */
 #define FLOW_RTT_KEEP 11
 
-/* One flow's state (368 bytes): reflexd holds up to --max-flows of them. When it was
+/* One flow's state (328 bytes): reflexd holds up to --max-flows of them. When it was
  * last heard of is its series' newest step (ws.newest). */
 struct flow_entry {
 	struct flow_key key; /* first: the flow table's key */
@@ -39,7 +39,7 @@ struct flow_entry {
 	bool sock_flow; /* a socket of the cgroup (sockops), not only a tc tuple */
 	bool have_sock_totals;
 	bool closed;
-	struct rtt_u24 rtt_us[WINDOW_BINS * FLOW_RTT_KEEP]; /* ws's */
+	rtt_kept_t rtt_us[WINDOW_BINS * FLOW_RTT_KEEP]; /* ws's */
 	uint32_t control_slot; /* the controller's state for it: slot + 1, 0: none */
 };
 
@@ -59,7 +59,7 @@ struct telemetry {
 	uint64_t flows_displaced;     /* tc-only flows dropped to make room for a socket's */
 	uint64_t flows_seen;
 	struct window_series iface;
-	struct rtt_u24 iface_rtt_us[WINDOW_BINS * WINDOW_RTT_KEEP];
+	rtt_kept_t iface_rtt_us[WINDOW_BINS * WINDOW_RTT_KEEP];
 	char iface_name[32];
 	bool window_names; /* fill feature_window.flow of flow windows (for the CSV, -v) */
 	/* Closing a flow's window on its record (telemetry_window_open). */
