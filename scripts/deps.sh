@@ -11,7 +11,7 @@ packages=(
 	libmicrohttpd-dev libsystemd-dev
 	iproute2 iptables iputils-ping iperf3 util-linux procps jq conntrack curl gnuplot-nox
 	prometheus systemd man-db
-	python3 # test traffic only (test_hardening, test_soak): nothing of reflex runs Python
+	python3 # test traffic only (test_hardening, test_soak, bench_flows): nothing of reflex runs Python
 )
 
 missing=()
