@@ -87,6 +87,15 @@ for at in 2 3 4; do
 done
 wait "$IPERF_PID" || fail "paced iperf3 failed: $(head -c 500 "$TMP/iperf-paced.json")"
 
+# Each ring costs its size in reflexd's RSS, once: lib/ring_reader.c maps a ring's data
+# once where libbpf's consumer maps it twice (the kernel fills a ring's mappings at
+# mmap, so each mapping is resident). Two rings (tc, sockops) of the default 4 MiB
+# (--ring-kb), and a few pages of the other mmapped maps.
+map_kb=$(awk '/^[0-9a-f]+-/ { bpf = ($6 == "anon_inode:bpf-map") } bpf && /^Rss:/ { kb += $2 } END { print kb + 0 }' \
+	/proc/"$CLIENT_PID"/smaps)
+expect_ge "$map_kb" $((2 * 4096)) "reflexd's RSS in BPF map mappings (KiB): both rings mapped"
+expect_le "$map_kb" $((2 * 4096 + 64)) "reflexd's RSS in BPF map mappings (KiB): each ring once"
+
 # Phase 2, the queue: a saturating upload overflows the bottleneck's buffer.
 in_ns server timeout 20 iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
 sleep 0.5
