@@ -91,6 +91,9 @@ static const void *record_at(struct ring_reader *r, struct ring_reader_ring *rin
 static int ring_consume(struct ring_reader *r, struct ring_reader_ring *ring)
 {
 	uint64_t cons = __atomic_load_n(ring->consumer_pos, __ATOMIC_ACQUIRE);
+	/* At most a ring's worth a call: a producer that never lets up must not keep the
+	 * caller (reflexd's loop, its windows and heartbeat) from ever getting back. */
+	const uint64_t stop = cons + ring->size;
 	size_t mask = ring->size - 1;
 	int count = 0;
 	bool more;
@@ -99,7 +102,7 @@ static int ring_consume(struct ring_reader *r, struct ring_reader_ring *ring)
 		uint64_t prod = __atomic_load_n(ring->producer_pos, __ATOMIC_ACQUIRE);
 
 		more = false;
-		while (cons < prod) {
+		while (cons < prod && cons < stop) {
 			/* Headers are 8-byte aligned in a ring of whole pages: never split. */
 			size_t hdr_off = cons & mask;
 			uint32_t len = __atomic_load_n((const uint32_t *)(ring->data + hdr_off), __ATOMIC_ACQUIRE);

@@ -49,8 +49,8 @@ int ring_reader_init(struct ring_reader *r);
 int ring_reader_add(struct ring_reader *r, int map_fd, ring_record_fn fn, void *ctx);
 /* Readable when a ring woke its consumer (BPF_RB_NO_WAKEUP records do not). */
 int ring_reader_epoll_fd(const struct ring_reader *r);
-/* Hands every committed record of every ring to its fn; the count of records handed,
- * or a negative fn's return. */
+/* Hands the committed records of every ring to its fn, at most a ring's size of them
+ * per ring and call; the count of records handed, or a negative fn's return. */
 int ring_reader_consume(struct ring_reader *r);
 void ring_reader_free(struct ring_reader *r);
 
