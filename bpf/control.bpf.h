@@ -19,24 +19,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cwnd_decisions SEC(".maps");
 
-/* Bumped by reflexd after every write to cwnd_decisions (mmapped, no syscall):
- * struct decision_gen (reflex.h). */
+/*
+ * Bumped by reflexd after every write to cwnd_decisions (mmapped, no syscall), so
+ * that sockops looks a flow's decision up only when some decision changed, not on
+ * every RTT callback.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, struct decision_gen);
+	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } decision_gen SEC(".maps");
 
-static __always_inline struct decision_gen decision_gen_read(void)
+static __always_inline __u64 decision_gen_read(void)
 {
 	__u32 zero = 0;
-	struct decision_gen *g = bpf_map_lookup_elem(&decision_gen, &zero);
-	struct decision_gen none = {};
+	__u64 *gen = bpf_map_lookup_elem(&decision_gen, &zero);
 
-	return g ? *g : none;
+	return gen ? *gen : 0;
 }
 
 #endif /* REFLEX_CONTROL_BPF_H */

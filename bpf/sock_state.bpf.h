@@ -14,6 +14,7 @@ enum sock_state_flag {
 
 /* Lives and dies with the socket. */
 struct sock_state {
+	__u64 last_sample_ns;
 	__u64 decision_gen;  /* decision_gen when the decision was last looked up */
 	__u32 applied_clamp; /* what we set with TCP_BPF_SNDCWND_CLAMP, 0 = nothing */
 	__u32 flags;         /* enum sock_state_flag */

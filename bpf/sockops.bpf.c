@@ -2,18 +2,18 @@
 /*
  * TCP telemetry from sockops on a cgroup v2: for every connection of the cgroup,
  * enable the RTT, state and retransmit callbacks and emit sock_sample records into
- * the `sock_events` ring buffer: one at establish, one at close, and in between about
- * one per flow per sample_interval_ns (sample_due). It also runs the cwnd actuator the
+ * the `sock_events` ring buffer: one at establish, one at close, and in between at
+ * most one per flow per sample_interval_ns. It also runs the cwnd actuator the
  * config names: the clamp (below), or, for the cc actuator, moving each connection
  * to the `reflex` congestion control at establish.
  *
  * The RTT callback runs once per round trip of every connection (the kernel calls
  * it when snd_una passes the rtt_seq it set a round trip before, not per ACK), so its
- * common path is the socket's TCP timestamp (no helper call, no clock read), one
- * read of decision_gen and a few compares: no socket-storage lookup, whose cold
- * cache lines were most of the path's cost. A sample, about once per sample
- * interval, writes the ring and sock_flows and looks the decision up, which is also
- * looked up when reflexd changed some decision since the socket's previous callback.
+ * common path is one socket-storage lookup, the socket's TCP timestamp (no helper
+ * call, no clock read), one read of decision_gen and two compares. A sample, once
+ * per sample interval, writes the ring and sock_flows and looks the decision up,
+ * which is also looked up as soon as reflexd changed some decision since the
+ * socket's last look (decision_gen).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -272,28 +272,11 @@ static __always_inline struct sock_state *sock_state_of(struct bpf_sock_ops *sko
 }
 
 /*
- * Whether a sample is due at this callback, without state of the socket's own: the
- * callbacks come once per round trip, so each covers about the last RTT (this ACK's
- * measurement, else srtt), and a sample is due when a sample-interval boundary fell
- * in that span. A path with an RTT of the interval or more samples at every
- * callback; a shorter one about once an interval. (A gate on the time since the
- * previous delivering ACK was tried: where RTT callbacks are a small share of the
- * delivering ACKs, in loss recovery, it lost most samples. This span is the
- * callbacks' own spacing.)
- */
-static __always_inline bool sample_due(__u64 now, __u64 span_ns)
-{
-	/* A boundary in (now - span, now]: one division, not one for each end. */
-	return span_ns >= sample_interval || now % sample_interval < span_ns;
-}
-
-/*
- * An ACK (RTT) or a retransmission: a sample when one is due (sample_due), and under
- * the clamp actuator the decision followed then, or when reflexd changed some
- * decision within the span (its callbacks come a span apart, so this one is the
- * first since the change). A stale heartbeat is thus noticed within about a sample
- * interval of its deadline, and a decision written by anyone but reflexd (which
- * moves decision_gen) at the next sample.
+ * An ACK (RTT) or a retransmission: a sample at most once per sample interval, and
+ * under the clamp actuator the decision followed then, or as soon as reflexd changed
+ * one. A stale heartbeat is thus noticed within a sample interval of its deadline,
+ * and a decision written by anyone but reflexd (which bumps decision_gen) within a
+ * sample interval of its write.
  *
  * Now is on the bpf_ktime_get_ns clock without reading it (a clock read costs far
  * more than the rest of this path on a virtual machine): TCP stamped tcp_mstamp (us)
@@ -301,33 +284,29 @@ static __always_inline bool sample_due(__u64 now, __u64 span_ns)
  */
 static __always_inline void sock_tick(struct bpf_sock_ops *skops, __u32 event, __u32 mrtt_us)
 {
+	struct sock_state *st = sock_state_of(skops, BPF_SK_STORAGE_GET_F_CREATE);
 	const struct tcp_sock *tp = tcp_sock_of(skops);
-	__u64 now = tp ? tp->tcp_mstamp * 1000 : bpf_ktime_get_ns();
-	__u64 span_ns = (__u64)(mrtt_us ? mrtt_us : skops->srtt_us >> 3) * 1000;
-	bool due = sample_due(now, span_ns), follow = false;
-	struct decision_gen gen = {};
-	struct sock_state *st;
+	__u64 now, gen;
+	bool due;
 
-	if (actuator == REFLEX_ACTUATOR_CLAMP) {
-		gen = decision_gen_read();
-		follow = due || (__s64)(now - gen.changed_ns) < (__s64)span_ns;
-	}
-	if (!due && !follow)
-		return;
-	st = sock_state_of(skops, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
 		return;
-	if (due)
+	now = tp ? tp->tcp_mstamp * 1000 : bpf_ktime_get_ns();
+	gen = decision_gen_read();
+	due = now - st->last_sample_ns >= sample_interval;
+	if (due) {
+		st->last_sample_ns = now;
 		emit(skops, st, event, mrtt_us, now);
-	if (follow && (due || gen.gen != st->decision_gen))
-		clamp_follow(skops, st, now, gen.gen);
+	}
+	if (actuator == REFLEX_ACTUATOR_CLAMP && (due || gen != st->decision_gen))
+		clamp_follow(skops, st, now, gen);
 }
 
 /* Establish: the first sample, then the actuator's setup. */
 static __always_inline void sock_established(struct bpf_sock_ops *skops)
 {
 	struct sock_state *st = sock_state_of(skops, BPF_SK_STORAGE_GET_F_CREATE);
-	__u64 gen = decision_gen_read().gen;
+	__u64 gen = decision_gen_read();
 	__u64 now = bpf_ktime_get_ns();
 
 	emit(skops, st, SOCK_EVENT_ESTABLISHED, 0, now);

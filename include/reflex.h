@@ -131,15 +131,6 @@ struct sock_flow {
 	__u32 cwnd_clamp; /* clamp applied by sockops, 0 = none */
 };
 
-/* The one value of `decision_gen` (an mmapped array): reflexd moves gen after every
- * write to cwnd_decisions, and changed_ns (CLOCK_MONOTONIC, the clock of
- * bpf_ktime_get_ns and of TCP's timestamps) says when, so that sockops looks a
- * socket's decision up only when some decision changed since its previous callback. */
-struct decision_gen {
-	__u64 gen;
-	__u64 changed_ns;
-};
-
 /* reflexd's decision for one TCP flow (hash `cwnd_decisions`, key: flow_key). The
  * clamp actuator (sockops) applies it with TCP_BPF_SNDCWND_CLAMP when it differs from
  * what it applied last, and lifts it when the entry goes away or the heartbeat is

@@ -29,7 +29,7 @@ static void test_batches_end_as_single_writes(void **state)
 {
 	static struct decision_batch b;
 	static uint32_t want[FLOWS]; /* 0: no entry */
-	struct decision_gen gen = { 0 };
+	uint64_t gen = 0;
 	uint32_t seed = 11;
 	unsigned entries = 0;
 
@@ -54,8 +54,7 @@ static void test_batches_end_as_single_writes(void **state)
 		decision_batch_add(&b, &k, cwnd, i + 1);
 		want[f] = cwnd;
 	}
-	assert_true(gen.gen >= 3); /* written on the way: the batch was full three times */
-	assert_true(gen.changed_ns > 0);
+	assert_true(gen >= 3); /* written on the way: the batch was full three times */
 	assert_int_equal(decision_batch_flush(&b), 0);
 	assert_int_equal(b.n, 0);
 	for (uint32_t f = 0; f < FLOWS; f++) {

@@ -42,14 +42,6 @@ static unsigned update_run(int fd, struct flow_key *keys, struct cwnd_decision *
 	return failed;
 }
 
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static void batch_write(struct decision_batch *b)
 {
 	for (unsigned start = 0, end; start < b->n; start = end) {
@@ -61,13 +53,18 @@ static void batch_write(struct decision_batch *b)
 				    : delete_run(b->fd, &b->key[start], end - start);
 	}
 	/* After the writes: sockops reads the generation before its lookup, so it either
-	 * sees the new decision or a generation that makes it look again; the time first,
-	 * so a socket that sees the new generation sees when it moved. */
-	if (b->n && b->gen) {
-		__atomic_store_n(&b->gen->changed_ns, monotonic_ns(), __ATOMIC_RELAXED);
-		__atomic_fetch_add(&b->gen->gen, 1, __ATOMIC_RELEASE);
-	}
+	 * sees the new decision or a generation that makes it look again. */
+	if (b->n && b->gen)
+		__atomic_fetch_add(b->gen, 1, __ATOMIC_RELEASE);
 	b->n = 0;
+}
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
 unsigned decision_batch_add(struct decision_batch *b, const struct flow_key *key, uint32_t cwnd_target,

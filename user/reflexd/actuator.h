@@ -50,7 +50,7 @@ struct actuator {
 
 struct decision_batch {
 	int fd;           /* the map */
-	struct decision_gen *gen; /* decision_gen's value, bumped after each flush; may be NULL */
+	uint64_t *gen;    /* decision_gen, bumped after each flush; may be NULL */
 	unsigned n;
 	unsigned failed;  /* writes that failed since the last decision_batch_flush */
 	uint64_t first_ns; /* CLOCK_MONOTONIC when the oldest held decision came */
@@ -73,7 +73,7 @@ struct host_actuator {
 	struct reflex_bpf *bpf;
 	int decisions_fd; /* cwnd_decisions, -1 without sockops */
 	int heartbeat_fd;
-	struct decision_gen *decision_gen; /* mmapped decision_gen; NULL without sockops */
+	uint64_t *decision_gen; /* mmapped decision_gen; NULL without sockops */
 	struct cc_actuator cc; /* REFLEX_ACTUATOR_CC: the `reflex` registration */
 	bool cc_started;
 };
