@@ -516,11 +516,11 @@ static void test_gate_oscillations_leave_out_measured_reversals(void **state)
 	const uint64_t s = 1000ULL * 1000 * 1000;
 
 	(void)state;
-	shadow_note_reversal(&r, 0, 10 * s, true);
-	shadow_note_reversal(&r, 10 * s, 12 * s, true);
+	shadow_note_reversal(&r, UINT64_MAX, true);
+	shadow_note_reversal(&r, 2 * s, true);
 	assert_int_equal(r.reversals, 2);
 	assert_true(shadow_oscillations_per_30s(&r) == 0);
-	shadow_note_reversal(&r, 12 * s, 20 * s, false);
+	shadow_note_reversal(&r, 8 * s, false);
 	assert_true(shadow_oscillations_per_30s(&r) == 2);
 }
 

@@ -128,7 +128,7 @@ static void test_reversal_after_a_large_run_is_quick(void **state)
 	/* down: the first reversal; the run down then falls 300 -> 60, 5x */
 	assert_true(settle(&h, 150, &t));
 	assert_int_equal((int)h.reversals, 1);
-	reversed_at = h.last_reversal_ns;
+	reversed_at = (uint64_t)h.reversed_ms * MS;
 	assert_true(settle(&h, 60, &t));
 	/* back up under a second after the last reversal: still refused */
 	assert_true(t - reversed_at < 1 * S);
@@ -173,7 +173,7 @@ static uint64_t reversed_once(struct hysteresis *h, uint64_t *t)
 	assert_true(settle(h, 150, t));
 	assert_true(settle(h, 110, t));
 	assert_int_equal((int)h->reversals, 1);
-	return h->last_reversal_ns;
+	return (uint64_t)h->reversed_ms * MS;
 }
 
 /* A measured reversal (a probe with no queue, a cut while a queue builds) of a run of
@@ -198,7 +198,7 @@ static void test_measured_reversal_waits_only_the_quick_gap(void **state)
 	assert_true(hysteresis_offer(&m, &params, 140, t = reversed_at + 1 * S, true));
 	assert_int_equal((int)m.current, 140);
 	assert_int_equal((int)m.reversals, 2);
-	reversed_at = m.last_reversal_ns;
+	reversed_at = (uint64_t)m.reversed_ms * MS;
 	assert_false(hysteresis_offer(&m, &params, 100, t = reversed_at + 2 * S, true));
 	assert_false(hysteresis_offer(&m, &params, 130, t += 400 * MS, true));
 	assert_int_equal((int)m.current, 140);

@@ -500,7 +500,8 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	struct flow_control *fc;
 	char why[1024];
 	double old_value;
-	uint64_t reversals, held_back, prev_reversal_ns;
+	uint64_t reversals, held_back;
+	uint32_t prev_reversed_ms;
 	uint32_t proposal;
 	bool changed, measured = false, evened = false, lifted, unmeasured;
 	double fair_cap = 0;
@@ -524,7 +525,7 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	old_value = fc->cwnd.current;
 	reversals = fc->cwnd.reversals;
 	held_back = fc->cwnd.reversals_refused;
-	prev_reversal_ns = fc->cwnd.last_reversal_ns;
+	prev_reversed_ms = fc->cwnd.reversed_ms;
 	/* A capped flow's window without an RTT measurement (a few packets behind a long
 	 * queue get few ACKs) says nothing about the cap: offering the cap in force would
 	 * reset a cut's or a probe's hold, and the foreign-queue timer, at every such
@@ -547,7 +548,10 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	}
 	c->shadow.reversals_held_back += fc->cwnd.reversals_refused - held_back;
 	if (fc->cwnd.reversals != reversals)
-		shadow_note_reversal(&c->shadow, prev_reversal_ns, w->ts_ns, measured);
+		shadow_note_reversal(&c->shadow,
+				     reversals ? (uint64_t)(uint32_t)(fc->cwnd.reversed_ms - prev_reversed_ms) * 1000000
+					       : UINT64_MAX,
+				     measured);
 	if (fc->cwnd.current > 0 && !unmeasured)
 		shadow_observe(c, fc, w, flow->mss);
 	if (!changed)

@@ -9,11 +9,22 @@ static bool differs(double a, double b, double margin)
 	return base > 0 && fabs(a - b) / base > margin;
 }
 
+static uint32_t ms_of(uint64_t ns)
+{
+	return (uint32_t)(ns / 1000000);
+}
+
+/* Nanoseconds from a time in ms (struct hysteresis) until now. */
+static uint64_t ns_since(uint32_t then_ms, uint64_t now_ns)
+{
+	return (uint64_t)(uint32_t)(ms_of(now_ns) - then_ms) * 1000000;
+}
+
 static void take(struct hysteresis *h, uint32_t value, int direction, uint64_t now_ns)
 {
 	if (direction && h->last_direction && direction != h->last_direction) {
 		h->reversals++;
-		h->last_reversal_ns = now_ns;
+		h->reversed_ms = ms_of(now_ns);
 	}
 	if (!h->current || (direction && direction != h->last_direction))
 		h->run_start = h->current ? h->current : value;
@@ -22,17 +33,17 @@ static void take(struct hysteresis *h, uint32_t value, int direction, uint64_t n
 	h->current = value;
 	h->pending = 0;
 	h->changes++;
-	h->changed_ms = (uint32_t)(now_ns / 1000000);
+	h->changed_ms = ms_of(now_ns);
 }
 
 /* Whether a reversal may be taken now (hysteresis.h says when). */
 static bool reversal_allowed(const struct hysteresis *h, const struct hysteresis_params *p, uint64_t now_ns,
 			     bool measured)
 {
-	uint64_t since = now_ns - h->last_reversal_ns;
+	uint64_t since = ns_since(h->reversed_ms, now_ns);
 	double moved;
 
-	if (!h->last_reversal_ns || since >= p->reversal_gap_ns)
+	if (!h->reversals || since >= p->reversal_gap_ns)
 		return true;
 	if (since < p->quick_reversal_gap_ns)
 		return false;
@@ -74,10 +85,10 @@ bool hysteresis_offer(struct hysteresis *h, const struct hysteresis_params *p, u
 	}
 	/* A proposal that moves the other way than the pending one starts a new wait. */
 	if (!h->pending || (h->pending > h->current) != (proposal > h->current))
-		h->pending_since_ns = now_ns;
+		h->pending_since_ms = ms_of(now_ns);
 	h->pending = proposal;
 	h->pending_measured = measured;
-	if (now_ns - h->pending_since_ns < p->hold_ns)
+	if (ns_since(h->pending_since_ms, now_ns) < p->hold_ns)
 		return false;
 	if (h->last_direction && direction != h->last_direction && !reversal_allowed(h, p, now_ns, measured)) {
 		h->reversals_refused++;

@@ -34,19 +34,20 @@ struct hysteresis_params {
 			      .reversal_gap_ns = 30ULL * 1000 * 1000 * 1000, \
 			      .quick_reversal_gap_ns = 1000ULL * 1000 * 1000, .quick_reversal_factor = 2.0 }
 
-/* One per controlled flow, so kept narrow (48 bytes, was 72): the values are caps in
- * packets, which the controller computes as uint32_t, and the counters grow by at
- * most one per window offered (10 a second: 32 bits last 13 years). */
+/* One per controlled flow, so kept narrow (40 bytes, was 72): the values are caps in
+ * packets, which the controller computes as uint32_t, the counters grow by at most
+ * one per window offered (10 a second: 32 bits last 13 years), and times are in ms,
+ * wrapping after 49 days (compare differences). */
 struct hysteresis {
-	uint64_t last_reversal_ns; /* 0 = never */
-	uint64_t pending_since_ns;
 	uint32_t current;          /* the value in force; 0 = none */
 	uint32_t run_start;        /* the value in force when the current direction began */
 	uint32_t pending;          /* proposal waiting out hold_ns; 0 = none */
 	uint32_t changes;
 	uint32_t reversals;
 	uint32_t reversals_refused;
-	uint32_t changed_ms;       /* when current was last set: ms, wraps (compare differences) */
+	uint32_t changed_ms;       /* when current was last set */
+	uint32_t reversed_ms;      /* when the last reversal was taken (reversals > 0) */
+	uint32_t pending_since_ms; /* when pending was first offered */
 	int8_t last_direction;     /* +1 up, -1 down, 0 none yet */
 	bool pending_measured;     /* the pending proposal's `measured` */
 };

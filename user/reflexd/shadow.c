@@ -37,9 +37,9 @@ double shadow_delta_p95(const struct shadow_report *r)
 	return r->evaluated ? r->delta_p95_sum / r->evaluated : NAN;
 }
 
-void shadow_note_reversal(struct shadow_report *r, uint64_t prev_ns, uint64_t now_ns, bool measured)
+void shadow_note_reversal(struct shadow_report *r, uint64_t since_prev_ns, bool measured)
 {
-	uint32_t in_span = prev_ns && now_ns - prev_ns < 30ULL * 1000 * 1000 * 1000 ? 2 : 1;
+	uint32_t in_span = since_prev_ns < 30ULL * 1000 * 1000 * 1000 ? 2 : 1;
 
 	r->reversals++;
 	if (!measured && in_span > r->max_reversals_30s)

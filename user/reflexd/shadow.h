@@ -28,11 +28,11 @@ struct shadow_report {
 	uint64_t reversals_held_back; /* reversals the hysteresis refused */
 };
 
-/* Records a flow's reversal at now_ns; prev_ns is its previous reversal (0 = none).
+/* Records a flow's reversal, since_prev_ns after its previous one (UINT64_MAX: none).
  * A measured one (hysteresis.h: a probe with no queue, a cut while a queue builds) is
  * counted but is no oscillation for the gate: it is the control loop following the
  * link, as BBR's gain cycle is, not the policy changing its mind. */
-void shadow_note_reversal(struct shadow_report *r, uint64_t prev_ns, uint64_t now_ns, bool measured);
+void shadow_note_reversal(struct shadow_report *r, uint64_t since_prev_ns, bool measured);
 
 /* The expected relative change of p95 RTT, (p95 capped / p95 uncapped) - 1, for the
  * scenario of window w under a cap of cap_multiple BDPs. -ERANGE if w cannot be
