@@ -65,14 +65,19 @@ measure() { # BIN SOCKETS
 	done
 	# Until every socket is a tracked flow (at most 30 s): the most flows tracked, and
 	# reflexd's RSS then.
+	local now
 	tracked=0 busy_kb=0
 	for _ in $(seq 30); do
 		sleep 1
-		local now
 		now=$(metric reflex_flows_tracked)
 		[ "${now:-0}" -ge "$tracked" ] && { tracked=$now; busy_kb=$(rss_kb "$RD_PID"); }
 		[ "$tracked" -ge "$sockets" ] && break
 	done
+	# A flow's control state comes with its first decision, a window or two after its
+	# first record: the RSS once every flow has had its windows.
+	sleep 3
+	now=$(metric reflex_flows_tracked)
+	[ "${now:-0}" -ge "$tracked" ] && { tracked=$now; busy_kb=$(rss_kb "$RD_PID"); }
 	peak_kb=$(awk '/^VmHWM:/ {print $2}' /proc/"$RD_PID"/status)
 	touch "$TMP/stop"
 	wait $GEN_PID 2>/dev/null

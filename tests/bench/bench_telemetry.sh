@@ -10,7 +10,7 @@
 #    second sockops delivered (a cheaper program that samples less shows there);
 #  - with REFLEX_BASE_BIN=DIR, the reflexd of DIR (e.g. a build of main) is measured
 #    in the same interleaved rounds, so a change is compared against its base.
-# Usage: tests/bench/bench_telemetry.sh [PAIRS] [SECONDS]   (defaults 5 and 4)
+# Usage: [BOTTLENECK=RATE] tests/bench/bench_telemetry.sh [PAIRS] [SECONDS]   (defaults 5 and 4)
 set -u
 cd "$(dirname "$0")/../.."
 PAIRS=${1:-5}
@@ -49,6 +49,11 @@ inA() { nsenter --net=/run/netns/"$NS_A" "$@"; }
 inB() { nsenter --net=/run/netns/"$NS_B" "$@"; }
 inA ip addr add 10.213.0.1/24 dev "$P-va" && inA ip link set "$P-va" up && inA ip link set lo up
 inB ip addr add 10.213.0.2/24 dev "$P-vb" && inB ip link set "$P-vb" up && inB ip link set lo up
+# BOTTLENECK=RATE (e.g. 1gbit): a tbf on the sender's side, so that the flow is held
+# by its cwnd (a 1 MB queue), not by iperf3's writes as on the bare veth.
+if [ -n "${BOTTLENECK:-}" ]; then
+	inA tc qdisc add dev "$P-va" root tbf rate "$BOTTLENECK" burst 256kb limit 1mb || exit 1
+fi
 mkdir -p "$CG"
 bpftool prog load "$BPF_DIR/sockops_empty.bpf.o" "$EMPTY_PIN" type sockops || exit 1
 EMPTY_ID=$(bpftool -j prog show pinned "$EMPTY_PIN" | jq .id)
