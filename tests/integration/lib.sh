@@ -85,6 +85,17 @@ trap _on_exit_trap EXIT
 trap 'printf "%s: interrupted\n" "$TEST_NAME" >&2; exit 130' INT
 trap 'printf "%s: terminated\n" "$TEST_NAME" >&2; exit 143' TERM
 
+# A network namespace of the test's own with lo up, a cgroup, and reflexd's pin
+# directory, all removed on exit (with what a reflexd left there).
+lo_netns_up() { # NETNS CGROUP PIN_DIR
+	ip netns add "$1" || fail "cannot create netns $1"
+	on_exit "ip netns del $1 2>/dev/null; true"
+	nsenter --net=/run/netns/"$1" ip link set lo up
+	mkdir "$2" || fail "cannot create $2"
+	on_exit "rmdir $2 2>/dev/null; true"
+	on_exit "$REFLEX_BIN/reflexd --cleanup --pin-dir $3 >/dev/null 2>&1; rmdir $3 2>/dev/null; true"
+}
+
 _is_number() { [[ $1 =~ ^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$ ]]; }
 
 _numeric_check() { # OP ACTUAL LIMIT WHAT

@@ -16,12 +16,7 @@ METRICS_PORT=9466
 TMP=$(mktemp -d)
 on_exit "rm -rf $TMP"
 
-ip netns add "$NS" || fail "cannot create netns $NS"
-on_exit "ip netns del $NS 2>/dev/null; true"
-nsenter --net=/run/netns/"$NS" ip link set lo up
-mkdir "$CG" || fail "cannot create $CG"
-on_exit "rmdir $CG 2>/dev/null; true"
-on_exit "$REFLEX_BIN/reflexd --cleanup --pin-dir $PIN >/dev/null 2>&1; rmdir $PIN 2>/dev/null; true"
+lo_netns_up "$NS" "$CG" "$PIN"
 
 # N connections to a listener of the same process, all open at once; each end sends
 # for a second so its RTT callbacks sample, then all close.
