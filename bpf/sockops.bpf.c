@@ -2,18 +2,19 @@
 /*
  * TCP telemetry from sockops on a cgroup v2: for every connection of the cgroup,
  * enable the RTT, state and retransmit callbacks and emit sock_sample records into
- * the `sock_events` ring buffer: one at establish, one at close, and in between at
- * most one per flow per sample_interval_ns. It also runs the cwnd actuator the
+ * the `sock_events` ring buffer: one at establish, one at close, and in between
+ * about one per flow per sample_interval_ns, never two within half of it. It also runs the cwnd actuator the
  * config names: the clamp (below), or, for the cc actuator, moving each connection
  * to the `reflex` congestion control at establish.
  *
- * The RTT callback runs once per round trip of every connection (the kernel calls
- * it when snd_una passes the rtt_seq it set a round trip before, not per ACK), so its
- * common path is one socket-storage lookup, the socket's TCP timestamp (no helper
- * call, no clock read), one read of decision_gen and two compares. A sample, once
- * per sample interval, writes the ring and sock_flows and looks the decision up,
- * which is also looked up as soon as reflexd changed some decision since the
- * socket's last look (decision_gen).
+ * The RTT callback runs on every ACK that measures an RTT, tens of thousands of times
+ * a second on a fast flow, so its common path reads nothing but the socket: where
+ * kernel entries flush the TLB (PTI without PCID, as on the VMs we test on) each
+ * further page it touched would cost more than the rest of the path
+ * (sample_window_ns). The callbacks that may sample read the socket's storage;
+ * a sample writes the ring and sock_flows and looks the decision up, which is also
+ * looked up there as soon as reflexd changed some decision since the socket's last
+ * look (decision_gen).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -271,12 +272,59 @@ static __always_inline struct sock_state *sock_state_of(struct bpf_sock_ops *sko
 	return bpf_sk_storage_get(&sock_state_store, sk, 0, flags);
 }
 
+/* Nothing in flight and nothing left to send: the application is done for now, and
+ * the flow's next callback may come any time later. (Nothing in flight alone is
+ * common: a fast receiver acks all of a bulk flow's flight at once.) */
+static __always_inline bool flow_goes_idle(struct bpf_sock_ops *skops)
+{
+	const struct tcp_sock *tp = tcp_sock_of(skops);
+
+	return !skops->packets_out && (!tp || tp->write_seq == tp->snd_nxt);
+}
+
 /*
- * An ACK (RTT) or a retransmission: a sample at most once per sample interval, and
- * under the clamp actuator the decision followed then, or as soon as reflexd changed
- * one. A stale heartbeat is thus noticed within a sample interval of its deadline,
- * and a decision written by anyone but reflexd (which bumps decision_gen) within a
- * sample interval of its write.
+ * Most RTT callbacks leave the socket's storage alone: on a host whose kernel entries
+ * flush the TLB, every page touched outside the socket costs ~90 ns, so the common
+ * callback reads only the socket. A flow on a short path samples in a window after
+ * each boundary of a sample_interval grid it alone keeps (phased by its ports, so
+ * flows spread their samples instead of all writing the ring at once): the window is
+ * two round trips long, and a callback reads its storage only within it. That finds
+ * every boundary as long as callbacks come at least once per two round trips, which
+ * holds while data is in flight. A callback after which the flow goes idle (its next
+ * may come any time later) and a retransmission (loss recovery, where RTT callbacks
+ * thin out) always read the storage, as does every callback of a flow whose window
+ * would be half the interval or more.
+ *
+ * Returns the window's length in ns, or 0 where the callback reads the storage. A
+ * sample inside a window is due when the last one is at least an interval less the
+ * window old, so each window gets its sample and samples stay more than half an
+ * interval apart.
+ */
+static __always_inline __u64 sample_window_ns(struct bpf_sock_ops *skops, __u32 mrtt_us)
+{
+	__u32 srtt_us = skops->srtt_us >> 3;
+	__u64 window_ns = 2000ULL * (mrtt_us > srtt_us ? mrtt_us : srtt_us);
+
+	if (2 * window_ns >= sample_interval || flow_goes_idle(skops))
+		return 0;
+	return window_ns;
+}
+
+/* Whether now is within the window after a boundary of the flow's grid. */
+static __always_inline bool in_sample_window(struct bpf_sock_ops *skops, __u64 now, __u64 window_ns)
+{
+	__u32 port_hash = (skops->local_port ^ skops->remote_port) * 2654435761u;
+	__u64 phase_ns = ((__u64)port_hash * sample_interval) >> 32;
+
+	return (now + phase_ns) % sample_interval < window_ns;
+}
+
+/*
+ * An ACK (RTT) or a retransmission: a sample about once per sample interval, and
+ * under the clamp actuator the decision followed then, or, when the callback reads
+ * the storage anyway, as soon as reflexd changed one. A decision, reflexd's or anyone
+ * else's, and a stale heartbeat are thus followed within a sample interval of their
+ * write or deadline.
  *
  * Now is on the bpf_ktime_get_ns clock without reading it (a clock read costs far
  * more than the rest of this path on a virtual machine): TCP stamped tcp_mstamp (us)
@@ -284,16 +332,20 @@ static __always_inline struct sock_state *sock_state_of(struct bpf_sock_ops *sko
  */
 static __always_inline void sock_tick(struct bpf_sock_ops *skops, __u32 event, __u32 mrtt_us)
 {
-	struct sock_state *st = sock_state_of(skops, BPF_SK_STORAGE_GET_F_CREATE);
 	const struct tcp_sock *tp = tcp_sock_of(skops);
-	__u64 now, gen;
+	__u64 now, gen, window_ns;
+	struct sock_state *st;
 	bool due;
 
+	now = tp ? tp->tcp_mstamp * 1000 : bpf_ktime_get_ns();
+	window_ns = event == SOCK_EVENT_RTT ? sample_window_ns(skops, mrtt_us) : 0;
+	if (window_ns && !in_sample_window(skops, now, window_ns))
+		return;
+	st = sock_state_of(skops, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
 		return;
-	now = tp ? tp->tcp_mstamp * 1000 : bpf_ktime_get_ns();
 	gen = decision_gen_read();
-	due = now - st->last_sample_ns >= sample_interval;
+	due = now - st->last_sample_ns >= sample_interval - window_ns;
 	if (due) {
 		st->last_sample_ns = now;
 		emit(skops, st, event, mrtt_us, now);

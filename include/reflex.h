@@ -52,8 +52,8 @@ enum sock_event {
 	SOCK_EVENT_CLOSE = 5,
 };
 
-/* One TCP sample from sockops, at most one per flow per sample_interval_ns
- * plus one at establish and one at close. */
+/* One TCP sample from sockops, about one per flow per sample_interval_ns (never
+ * two within half of it) plus one at establish and one at close. */
 struct sock_sample {
 	__u64 ts_ns; /* bpf_ktime_get_ns() */
 	__u64 cookie;
