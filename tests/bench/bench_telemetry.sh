@@ -7,7 +7,8 @@
 #  - sockops: reflex's program against an empty one attached to the same cgroup
 #    (tests/bench/sockops_empty.bpf.c), so both run on the same callbacks: medians
 #    over the observing and the acting runs, the difference, and the samples per
-#    second sockops delivered (a cheaper program that samples less shows there);
+#    second sockops delivered (a cheaper program that samples less shows there)
+#    out of the callbacks per second (the fewer, the more each sample weighs);
 #  - with REFLEX_BASE_BIN=DIR, the reflexd of DIR (e.g. a build of main) is measured
 #    in the same interleaved rounds, so a change is compared against its base.
 # Usage: [BOTTLENECK=RATE] tests/bench/bench_telemetry.sh [PAIRS] [SECONDS]   (defaults 5 and 4)
@@ -74,6 +75,8 @@ sysctl -qw kernel.bpf_stats_enabled=1
 empty_totals() { bpftool -j prog show id "$EMPTY_ID" | jq -r '"\(.run_time_ns // 0) \(.run_cnt // 0)"'; }
 # ns per invocation of the empty program since totals $1 $2.
 empty_since() { empty_totals | awk -v t="$1" -v c="$2" '{if ($2 > c) printf "%.1f", ($1 - t) / ($2 - c); else print "nan"}'; }
+# Callbacks per second since totals $1 $2 (the empty program runs on every one).
+callbacks_since() { empty_totals | awk -v c="$2" -v t="$SECS" '{print ($2 - c) / t}'; }
 # "name ns-per-run" of this run's programs: those on this bench's cgroup and veth only
 # (other reflexd instances on the machine run programs of the same names).
 our_stats() {
@@ -98,7 +101,7 @@ reflexd_stop() {
 	wait "$RD_PID" 2>/dev/null; RD_PID=
 }
 # Per configuration (label): space-separated values, one per round.
-declare -A bps sockops_ns empty_ns tc_ns samples_per_s
+declare -A bps sockops_ns empty_ns tc_ns samples_per_s callbacks_per_s
 add() { eval "$1[\$2]+=\"\$3 \""; } # array label value
 # One transfer under reflexd from binary dir $2 with args $3...; label $1.
 measured() {
@@ -109,6 +112,7 @@ measured() {
 	add bps "$label" "$(transfer)"
 	s1=$(sock_samples)
 	add empty_ns "$label" "$(empty_since "$t0" "$c0")"
+	add callbacks_per_s "$label" "$(callbacks_since "$t0" "$c0")"
 	add samples_per_s "$label" "$(awk -v a="$s0" -v b="$s1" -v t="$SECS" 'BEGIN {print (b - a) / t}')"
 	# run_time_ns / run_cnt of this run's programs (fresh ids each run).
 	stats=$(our_stats)
@@ -144,7 +148,7 @@ done
 printf 'BPF run time per invocation, medians (sockops against an empty program on the same callbacks)\n'
 for l in "${labels[@]}"; do
 	so=$(echo "${sockops_ns[$l]}" | med) em=$(echo "${empty_ns[$l]}" | med)
-	printf '  %-20s sockops %5.0f ns, empty %4.0f ns: +%.0f ns; %6.0f samples/s; tc %4.0f ns\n' "$l" "$so" "$em" \
-		"$(awk -v a="$so" -v b="$em" 'BEGIN {print a - b}')" "$(echo "${samples_per_s[$l]}" | med)" \
-		"$(echo "${tc_ns[$l]}" | med)"
+	printf '  %-20s sockops %5.0f ns, empty %4.0f ns: +%.0f ns; %6.0f samples/s of %6.0f callbacks/s; tc %4.0f ns\n' \
+		"$l" "$so" "$em" "$(awk -v a="$so" -v b="$em" 'BEGIN {print a - b}')" "$(echo "${samples_per_s[$l]}" | med)" \
+		"$(echo "${callbacks_per_s[$l]}" | med)" "$(echo "${tc_ns[$l]}" | med)"
 done
