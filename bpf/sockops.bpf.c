@@ -295,19 +295,16 @@ static __always_inline bool flow_goes_idle(struct bpf_sock_ops *skops)
  * thin out) always read the storage, as does every callback of a flow whose window
  * would be half the interval or more.
  *
- * Returns the window's length in ns, or 0 where the callback reads the storage. A
- * sample inside a window is due when the last one is at least an interval less the
- * window old, so each window gets its sample and samples stay more than half an
- * interval apart.
+ * Returns the window's length in ns, or 0 on a path too long for one. A sample inside
+ * a window is due when the last one is at least an interval less the window old, so
+ * each window gets its sample and samples stay more than half an interval apart.
  */
 static __always_inline __u64 sample_window_ns(struct bpf_sock_ops *skops, __u32 mrtt_us)
 {
 	__u32 srtt_us = skops->srtt_us >> 3;
 	__u64 window_ns = 2000ULL * (mrtt_us > srtt_us ? mrtt_us : srtt_us);
 
-	if (2 * window_ns >= sample_interval || flow_goes_idle(skops))
-		return 0;
-	return window_ns;
+	return 2 * window_ns < sample_interval ? window_ns : 0;
 }
 
 /* Whether now is within the window after a boundary of the flow's grid. */
@@ -321,8 +318,8 @@ static __always_inline bool in_sample_window(struct bpf_sock_ops *skops, __u64 n
 
 /*
  * An ACK (RTT) or a retransmission: a sample about once per sample interval, and
- * under the clamp actuator the decision followed then, or, when the callback reads
- * the storage anyway, as soon as reflexd changed one. A decision, reflexd's or anyone
+ * under the clamp actuator the decision followed then, or, on a path too long for a
+ * window, at any callback after reflexd changed one. A decision, reflexd's or anyone
  * else's, and a stale heartbeat are thus followed within a sample interval of their
  * write or deadline.
  *
@@ -335,22 +332,27 @@ static __always_inline void sock_tick(struct bpf_sock_ops *skops, __u32 event, _
 	const struct tcp_sock *tp = tcp_sock_of(skops);
 	__u64 now, gen, window_ns;
 	struct sock_state *st;
-	bool due;
+	bool due, idle;
 
 	now = tp ? tp->tcp_mstamp * 1000 : bpf_ktime_get_ns();
 	window_ns = event == SOCK_EVENT_RTT ? sample_window_ns(skops, mrtt_us) : 0;
-	if (window_ns && !in_sample_window(skops, now, window_ns))
+	idle = window_ns && flow_goes_idle(skops);
+	if (window_ns && !idle && !in_sample_window(skops, now, window_ns))
 		return;
 	st = sock_state_of(skops, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
 		return;
-	gen = decision_gen_read();
-	due = now - st->last_sample_ns >= sample_interval - window_ns;
+	due = now - st->last_sample_ns >= sample_interval - (idle ? 0 : window_ns);
 	if (due) {
 		st->last_sample_ns = now;
 		emit(skops, st, event, mrtt_us, now);
 	}
-	if (actuator == REFLEX_ACTUATOR_CLAMP && (due || gen != st->decision_gen))
+	/* On a short path (a window) the decision is followed at samples only, which
+	 * spares the other callbacks decision_gen's page. */
+	if (actuator != REFLEX_ACTUATOR_CLAMP || (!due && window_ns))
+		return;
+	gen = decision_gen_read();
+	if (due || gen != st->decision_gen)
 		clamp_follow(skops, st, now, gen);
 }
 

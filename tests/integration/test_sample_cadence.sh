@@ -4,7 +4,9 @@
 # the interval) sockops reads a socket's storage only on the callbacks just after
 # the boundaries of the flow's sample grid, or after which the flow goes idle:
 #  - dense: one connection sends as fast as it can for 2 s; its sender must get a
-#    sample in nearly every interval (at least 90 %) and never more than one;
+#    sample in most intervals (at least 75 %: 93-99 % on a quiet machine, 87-92 %
+#    next to two busy loops, as before the windows, for the flow itself stalls) and
+#    never more than one;
 #  - sparse: one connection exchanges 100 bytes each way every 200 ms, 20 times:
 #    every exchange's callbacks are at least 200 ms after the last sample, so each of
 #    the two sockets gives a sample per exchange (40), besides its establish and
@@ -78,7 +80,7 @@ read -r secs records <"$TMP/dense.out"
 intervals=$(awk -v s="$secs" 'BEGIN {printf "%d", s * 100}')
 log "dense: $secs s of sending, $intervals intervals: $records sock records"
 # The sender's samples, and 2 establish + 2 close; the receiver sends nothing to time.
-expect_ge "$records" $((intervals * 9 / 10 + 4)) "sock records of a flow sending for $secs s (90 % of the intervals)"
+expect_ge "$records" $((intervals * 3 / 4 + 4)) "sock records of a flow sending for $secs s (75 % of the intervals)"
 expect_le "$records" $((intervals + 1 + 4)) "sock records of a flow sending for $secs s (one an interval at most)"
 
 run_flows sparse
