@@ -6,7 +6,8 @@
 #    run_time_ns / run_cnt), median over the "with" runs;
 #  - sockops: reflex's program against an empty one attached to the same cgroup
 #    (tests/bench/sockops_empty.bpf.c), so both run on the same callbacks: medians
-#    over the observing and the acting runs, the difference, and the samples per
+#    over the observing and the acting runs, the median of each run's difference
+#    (both programs ran on the same callbacks at the same time), and the samples per
 #    second sockops delivered (a cheaper program that samples less shows there)
 #    out of the callbacks per second (the fewer, the more each sample weighs);
 #  - with REFLEX_BASE_BIN=DIR, the reflexd of DIR (e.g. a build of main) is measured
@@ -101,23 +102,26 @@ reflexd_stop() {
 	wait "$RD_PID" 2>/dev/null; RD_PID=
 }
 # Per configuration (label): space-separated values, one per round.
-declare -A bps sockops_ns empty_ns tc_ns samples_per_s callbacks_per_s
+declare -A bps sockops_ns empty_ns over_ns tc_ns samples_per_s callbacks_per_s
 add() { eval "$1[\$2]+=\"\$3 \""; } # array label value
 # One transfer under reflexd from binary dir $2 with args $3...; label $1.
 measured() {
-	local label=$1 bin=$2 t0 c0 s0 s1 stats; shift 2
+	local label=$1 bin=$2 t0 c0 s0 s1 stats empty; shift 2
 	reflexd_start "$bin" "$@"
 	read -r t0 c0 < <(empty_totals)
 	s0=$(sock_samples)
 	add bps "$label" "$(transfer)"
 	s1=$(sock_samples)
-	add empty_ns "$label" "$(empty_since "$t0" "$c0")"
+	empty=$(empty_since "$t0" "$c0")
+	add empty_ns "$label" "$empty"
 	add callbacks_per_s "$label" "$(callbacks_since "$t0" "$c0")"
 	add samples_per_s "$label" "$(awk -v a="$s0" -v b="$s1" -v t="$SECS" 'BEGIN {print (b - a) / t}')"
 	# run_time_ns / run_cnt of this run's programs (fresh ids each run).
 	stats=$(our_stats)
 	add tc_ns "$label" "$(echo "$stats" | awk '$1 ~ /reflex_tc_/ {s+=$2; n++} END {print n ? s/n : "nan"}')"
 	add sockops_ns "$label" "$(echo "$stats" | awk '$1 == "reflex_sockops" {print $2}')"
+	# The run's own difference: both programs saw the same callbacks at the same time.
+	add over_ns "$label" "$(echo "$stats" | awk -v e="$empty" '$1 == "reflex_sockops" {print $2 - e}')"
 	reflexd_stop
 }
 labels=(observe acting)
@@ -145,10 +149,12 @@ for l in "${labels[@]}"; do
 		"$(awk -v a="$m" -v b="$m_without" 'BEGIN {print a / b}')" \
 		"$(echo "${bps[$l]}" | awk '{for (i = 1; i <= NF; i++) printf "%.0f ", $i / 1e6}')"
 done
-printf 'BPF run time per invocation, medians (sockops against an empty program on the same callbacks)\n'
+printf 'BPF run time per invocation, medians (sockops against an empty program on the same callbacks;\n'
+printf "over: the median of each run's own difference)\n"
 for l in "${labels[@]}"; do
 	so=$(echo "${sockops_ns[$l]}" | med) em=$(echo "${empty_ns[$l]}" | med)
-	printf '  %-20s sockops %5.0f ns, empty %4.0f ns: +%.0f ns; %6.0f samples/s of %6.0f callbacks/s; tc %4.0f ns\n' \
-		"$l" "$so" "$em" "$(awk -v a="$so" -v b="$em" 'BEGIN {print a - b}')" "$(echo "${samples_per_s[$l]}" | med)" \
-		"$(echo "${callbacks_per_s[$l]}" | med)" "$(echo "${tc_ns[$l]}" | med)"
+	printf '  %-20s sockops %5.0f ns, empty %4.0f ns, over %+4.0f ns (runs: %s); %4.0f samples/s of %6.0f callbacks/s; tc %4.0f ns\n' \
+		"$l" "$so" "$em" "$(echo "${over_ns[$l]}" | med)" \
+		"$(echo "${over_ns[$l]}" | awk '{for (i = 1; i <= NF; i++) printf "%+.0f ", $i}')" \
+		"$(echo "${samples_per_s[$l]}" | med)" "$(echo "${callbacks_per_s[$l]}" | med)" "$(echo "${tc_ns[$l]}" | med)"
 done
