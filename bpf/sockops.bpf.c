@@ -3,18 +3,18 @@
  * TCP telemetry from sockops on a cgroup v2: for every connection of the cgroup,
  * enable the RTT, state and retransmit callbacks and emit sock_sample records into
  * the `sock_events` ring buffer: one at establish, one at close, and in between
- * about one per flow per sample_interval_ns, never two within half of it. It also runs the cwnd actuator the
- * config names: the clamp (below), or, for the cc actuator, moving each connection
- * to the `reflex` congestion control at establish.
+ * about one per flow per sample_interval_ns, never two within half of it. It also
+ * runs the cwnd actuator the config names: the clamp (below), or, for the cc
+ * actuator, moving each connection to the `reflex` congestion control at establish.
  *
  * The RTT callback runs on every ACK that measures an RTT, tens of thousands of times
  * a second on a fast flow, so its common path reads nothing but the socket: where
  * kernel entries flush the TLB (PTI without PCID, as on the VMs we test on) each
  * further page it touched would cost more than the rest of the path
- * (sample_window_ns). The callbacks that may sample read the socket's storage;
- * a sample writes the ring and sock_flows and looks the decision up, which is also
- * looked up there as soon as reflexd changed some decision since the socket's last
- * look (decision_gen).
+ * (sample_window_ns). The callbacks that may sample read the socket's storage; a
+ * sample writes the ring and sock_flows and looks the decision up, which on a long
+ * path, where every callback reads the storage, is also looked up as soon as
+ * reflexd changed some decision since the socket's last look (decision_gen).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
