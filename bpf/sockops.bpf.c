@@ -7,11 +7,12 @@
  * runs the cwnd actuator the config names: the clamp (below), or, for the cc
  * actuator, moving each connection to the `reflex` congestion control at establish.
  *
- * The RTT callback runs on every ACK that measures an RTT, tens of thousands of times
- * a second on a fast flow, so its common path reads nothing but the socket: where
- * kernel entries flush the TLB (PTI without PCID, as on the VMs we test on) each
- * further page it touched would cost more than the rest of the path
- * (sample_window_ns). The callbacks that may sample read the socket's storage; a
+ * The RTT callback runs once per round trip of every connection (the kernel calls
+ * it when snd_una passes the rtt_seq it set a round trip before, not per ACK): tens
+ * of thousands of times a second on a short path. So its common path reads nothing
+ * but the socket: where kernel entries flush the TLB (PTI without PCID, as on the
+ * VMs we test on) each further page it touched would cost more than the rest of the
+ * path (sample_window_ns). The callbacks that may sample read the socket's storage; a
  * sample writes the ring and sock_flows and looks the decision up, which on a long
  * path, where every callback reads the storage, is also looked up as soon as
  * reflexd changed some decision since the socket's last look (decision_gen).
@@ -290,7 +291,7 @@ static __always_inline bool flow_goes_idle(struct bpf_sock_ops *skops)
  * flows spread their samples instead of all writing the ring at once): the window is
  * two round trips long, and a callback reads its storage only within it. That finds
  * every boundary as long as callbacks come at least once per two round trips, which
- * holds while data is in flight. A callback after which the flow goes idle (its next
+ * holds while data is in flight (the kernel calls once per round trip). A callback after which the flow goes idle (its next
  * may come any time later) and a retransmission (loss recovery, where RTT callbacks
  * thin out) always read the storage, as does every callback of a flow whose window
  * would be half the interval or more.
