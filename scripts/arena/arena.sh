@@ -200,14 +200,14 @@ iperf_server() { # PORT IN_CGROUP
 # An iperf3 client from the client node: in the lab's cgroup (IN_CGROUP=1, reflexd runs
 # it for uploads) or beside it (another host as far as reflexd is concerned).
 iperf_client() { # PORT IN_CGROUP OUTFILE ARGS...
-	local port=$1 in_cgroup=$2 out=$3
+	local port=$1 in_cgroup=$2 out=$3 secs=${IPERF_SECS:-${SC[secs]}}
 	shift 3
 	if [ "$in_cgroup" = 1 ]; then
-		"$LAB" exec client timeout $((SC[secs] + 30)) iperf3 -c "$SERVER" -p "$port" \
-			-t "${SC[secs]}" -i 0.5 -J --get-server-output "$@" >"$out" 2>&1
+		"$LAB" exec client timeout $((secs + 30)) iperf3 -c "$SERVER" -p "$port" \
+			-t "$secs" -i 0.5 -J --get-server-output "$@" >"$out" 2>&1
 	else
-		nsenter --net="/run/netns/$("$LAB" netns client)" timeout $((SC[secs] + 30)) iperf3 \
-			-c "$SERVER" -p "$port" -t "${SC[secs]}" -i 0.5 -J --get-server-output "$@" >"$out" 2>&1
+		nsenter --net="/run/netns/$("$LAB" netns client)" timeout $((secs + 30)) iperf3 \
+			-c "$SERVER" -p "$port" -t "$secs" -i 0.5 -J --get-server-output "$@" >"$out" 2>&1
 	fi
 }
 
@@ -296,7 +296,7 @@ one_run() { # SCHEME
 		;;
 	flows4) iperf_client 5201 1 "$RUN/iperf.json" -P 4 "${cc[@]}" ;;
 	compete)
-		iperf_client 5202 0 "$RUN/iperf-cubic.json" -C cubic &
+		IPERF_SECS=${SC[rival_secs]:-${SC[secs]}} iperf_client 5202 0 "$RUN/iperf-cubic.json" -C cubic &
 		local other=$!
 		iperf_client 5201 1 "$RUN/iperf.json" "${cc[@]}"
 		wait "$other"
