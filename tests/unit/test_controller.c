@@ -693,6 +693,53 @@ static void test_foreign_queue_lifts_the_cap(void **state)
 	stop(&fx);
 }
 
+/* The cap returns after a lift and the queue stays through its cuts: the competing
+ * flow is still there, and the cap is lifted again FOREIGN_RECHECK_MS after the return
+ * for twice as long, then for FOREIGN_LIFT_MAX_MS. A return that finds no queue ends
+ * it: the cap stays, and the next foreign queue waits FOREIGN_QUEUE_MS again. */
+static void test_foreign_queue_after_a_lift_lifts_again(void **state)
+{
+	unsigned step, lifted_at = 0, back_at = 0, lifts = 0, lift_len[3] = { 0 };
+	struct fixture fx;
+	struct flow_entry f;
+	uint32_t cap;
+
+	(void)state;
+	start(&fx, CWND_POLICY_HEURISTIC, NULL, NULL, false, NULL);
+	flow_init(&f, 40014);
+	start_at_44(&fx.c, &f);
+	/* a queue from the start that never drains, as a cubic flow's in a full buffer */
+	for (step = 4; step < 900 && lifts < 3; step++) {
+		cap = last_cap(&fx);
+		feed_capped(&fx.c, &f, step, cap ? cap : 200, 2.0);
+		if (!lifted_at && last_cap(&fx) == 0) {
+			lifted_at = step;
+			if (back_at) /* a lift right after a return */
+				assert_in_range(step - back_at, FOREIGN_RECHECK_MS / 100, FOREIGN_RECHECK_MS / 100 + 8);
+		}
+		if (lifted_at && last_cap(&fx) > 0) {
+			lift_len[lifts++] = step - lifted_at;
+			back_at = step;
+			lifted_at = 0;
+		}
+	}
+	assert_int_equal(lifts, 3);
+	assert_in_range(lift_len[0], FOREIGN_LIFT_MS / 100, FOREIGN_LIFT_MS / 100 + 2);
+	assert_in_range(lift_len[1], 2 * FOREIGN_LIFT_MS / 100, 2 * FOREIGN_LIFT_MS / 100 + 2);
+	assert_in_range(lift_len[2], FOREIGN_LIFT_MAX_MS / 100, FOREIGN_LIFT_MAX_MS / 100 + 2);
+	assert_int_equal(log_lines_with(&fx, "stayed through the returned cap", "lifted again"), 2);
+	/* the competitor has left: the returned cap finds no queue */
+	for (cap = last_cap(&fx); step < back_at + 100; step++)
+		feed_capped(&fx.c, &f, step, last_cap(&fx), 1.3);
+	assert_true(last_cap(&fx) > 0);
+	/* a queue again: the first wait, FOREIGN_QUEUE_MS after a cut, not the recheck's */
+	for (back_at = step; step < back_at + 200 && last_cap(&fx) > 0; step++)
+		feed_capped(&fx.c, &f, step, last_cap(&fx), 2.0);
+	assert_true(step - back_at > FOREIGN_QUEUE_MS / 100);
+	assert_int_equal(log_lines_with(&fx, "stayed through the returned cap", "lifted again"), 2);
+	stop(&fx);
+}
+
 /* Two of reflexd's flows through one queue (a host's parallel uploads): however long
  * the queue lasts, it is theirs, and neither cap is lifted. */
 static void test_shared_queue_lifts_no_cap(void **state)
@@ -1138,6 +1185,7 @@ int main(void)
 		cmocka_unit_test(test_a_cut_in_a_queue_follows_the_rate),
 		cmocka_unit_test(test_first_cap_starts_at_the_flows_cwnd),
 		cmocka_unit_test(test_foreign_queue_lifts_the_cap),
+		cmocka_unit_test(test_foreign_queue_after_a_lift_lifts_again),
 		cmocka_unit_test(test_shared_queue_lifts_no_cap),
 		cmocka_unit_test(test_a_shared_queue_evens_the_caps),
 		cmocka_unit_test(test_a_shared_queue_evens_caps_its_rates_keep),

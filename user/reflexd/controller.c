@@ -422,6 +422,26 @@ static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct 
 	return probe;
 }
 
+/* After a lift, with the returned cap in force and a queue in this window: whether
+ * the queue outlasted the returned cap's cuts (controller.h, FOREIGN_RECHECK_MS), and
+ * so the cap is lifted again for twice as long. */
+static bool foreign_queue_stays(struct flow_control *fc, const struct feature_window *w)
+{
+	uint32_t now_ms = window_ms(w), wait_ms;
+
+	if (!(fc->foreign_return_p50_us > 0))
+		fc->foreign_return_p50_us = (float)w->feature[FEAT_LATENCY_P50];
+	wait_ms = (uint32_t)fmax(FOREIGN_RECHECK_MS, 3 * fc->foreign_return_p50_us / 1000);
+	if (now_ms - fc->foreign_ms < wait_ms || fc->cwnd.last_direction >= 0 ||
+	    (int32_t)(fc->cwnd.changed_ms - fc->foreign_ms) < 0)
+		return false;
+	fc->foreign = FOREIGN_LIFTED;
+	fc->foreign_ms = now_ms;
+	fc->foreign_lift_ms = fc->foreign_lift_ms * 2 < FOREIGN_LIFT_MAX_MS ? fc->foreign_lift_ms * 2
+									 : FOREIGN_LIFT_MAX_MS;
+	return true;
+}
+
 /* Whether the flow's cap is lifted for a queue it did not make (controller.h,
  * FOREIGN_QUEUE_MS): a capped flow with a queue for that long. */
 static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, uint32_t slot,
@@ -430,12 +450,18 @@ static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, u
 	uint32_t now_ms = window_ms(w);
 
 	if (fc->foreign == FOREIGN_LIFTED) {
-		if (now_ms - fc->foreign_ms < FOREIGN_LIFT_MS)
+		if (now_ms - fc->foreign_ms < fc->foreign_lift_ms)
 			return true;
-		fc->foreign = FOREIGN_NONE;
+		fc->foreign = FOREIGN_RETURNED;
+		fc->foreign_ms = now_ms;
+		fc->foreign_return_p50_us = 0;
+		return false;
 	}
+	if (fc->foreign == FOREIGN_RETURNED && !(fc->cwnd.current > 0))
+		return false; /* the returned cap is still held back (hysteresis) */
 	if (!(fc->cwnd.current > 0) || !window_shows_queue(w)) {
 		fc->foreign = FOREIGN_NONE;
+		fc->foreign_lift_ms = 0;
 		return false;
 	}
 	/* Several of reflexd's flows through one bottleneck build a queue together, each
@@ -449,6 +475,8 @@ static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, u
 	}
 	c->queue_slot = slot;
 	c->queue_ms = now_ms;
+	if (fc->foreign == FOREIGN_RETURNED)
+		return foreign_queue_stays(fc, w);
 	if (fc->foreign == FOREIGN_NONE) {
 		fc->foreign = FOREIGN_QUEUE;
 		fc->foreign_ms = now_ms;
@@ -467,6 +495,7 @@ static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, u
 		return false;
 	fc->foreign = FOREIGN_LIFTED;
 	fc->foreign_ms = now_ms;
+	fc->foreign_lift_ms = FOREIGN_LIFT_MS;
 	return true;
 }
 
@@ -557,7 +586,10 @@ void controller_on_flow_window(struct controller *c, struct flow_entry *flow, co
 	if (!changed)
 		return;
 	c->stats.decisions++;
-	if (lifted)
+	if (lifted && fc->foreign_lift_ms > FOREIGN_LIFT_MS)
+		snprintf(why, sizeof(why), "the competing flow's queue stayed through the returned cap's cuts: "
+			 "cap lifted again, for %u s", fc->foreign_lift_ms / 1000);
+	else if (lifted)
 		snprintf(why, sizeof(why), "a queue over %.1f x min RTT for %d s that the cap did not make "
 			 "(a competing flow's): cap lifted for %d s", FULL_PIPE_RTT_RATIO,
 			 FOREIGN_QUEUE_MS / 1000, FOREIGN_LIFT_MS / 1000);

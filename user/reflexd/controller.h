@@ -75,8 +75,19 @@ enum cwnd_policy {
  * is lifted for FOREIGN_LIFT_MS, the kernel's CC competes, then the cap returns. */
 #define FOREIGN_QUEUE_MS 5000
 #define FOREIGN_LIFT_MS 10000
+/* When the cap returns after a lift, the queue the flow made while lifted drains
+ * within about one of its queue delays if the flow is alone (it delivered at least
+ * the link's rate less the competitor's). A queue that stays through the returned
+ * cap's cuts for FOREIGN_RECHECK_MS, and three median RTTs of the window the cap
+ * returned in, is the competitor's still: the cap is lifted again at once, for twice
+ * as long as before, up to FOREIGN_LIFT_MAX_MS. Every return costs the flow its share
+ * while it re-grows from the cap; a return that finds no queue ends it. The maximum
+ * bounds what a lift costs when the competitor leaves during it: the flow's CC alone
+ * fills the buffer until the cap returns. */
+#define FOREIGN_RECHECK_MS 2000
+#define FOREIGN_LIFT_MAX_MS 20000
 
-enum foreign_state { FOREIGN_NONE, FOREIGN_QUEUE, FOREIGN_CUT, FOREIGN_LIFTED };
+enum foreign_state { FOREIGN_NONE, FOREIGN_QUEUE, FOREIGN_CUT, FOREIGN_LIFTED, FOREIGN_RETURNED };
 
 /* Well inside the BPF side's heartbeat deadline (500 ms by default). */
 #define HEARTBEAT_PERIOD_NS (50ULL * 1000 * 1000)
@@ -105,6 +116,8 @@ struct flow_control {
 	bool decision_written;
 	uint8_t foreign;     /* enum foreign_state */
 	uint32_t foreign_ms; /* since when in that state: ms, wraps (compare differences) */
+	uint32_t foreign_lift_ms;  /* how long the last lift lasted: 0 before any */
+	float foreign_return_p50_us; /* median RTT of the first queued window after the cap returned */
 };
 
 struct controller_opts {
