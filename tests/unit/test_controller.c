@@ -728,6 +728,8 @@ static void test_foreign_queue_after_a_lift_lifts_again(void **state)
 	assert_in_range(lift_len[1], 2 * FOREIGN_LIFT_MS / 100, 2 * FOREIGN_LIFT_MS / 100 + 2);
 	assert_in_range(lift_len[2], FOREIGN_LIFT_MAX_MS / 100, FOREIGN_LIFT_MAX_MS / 100 + 2);
 	assert_int_equal(log_lines_with(&fx, "stayed through the returned cap", "lifted again"), 2);
+	assert_int_equal(fx.c.stats.foreign_lifts, 1);
+	assert_int_equal(fx.c.stats.foreign_relifts, 2);
 	/* the competitor has left: the returned cap finds no queue */
 	for (cap = last_cap(&fx); step < back_at + 100; step++)
 		feed_capped(&fx.c, &f, step, last_cap(&fx), 1.3);
@@ -737,6 +739,7 @@ static void test_foreign_queue_after_a_lift_lifts_again(void **state)
 		feed_capped(&fx.c, &f, step, last_cap(&fx), 2.0);
 	assert_true(step - back_at > FOREIGN_QUEUE_MS / 100);
 	assert_int_equal(log_lines_with(&fx, "stayed through the returned cap", "lifted again"), 2);
+	assert_int_equal(fx.c.stats.foreign_lifts, 2);
 	stop(&fx);
 }
 

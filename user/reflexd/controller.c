@@ -425,7 +425,7 @@ static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct 
 /* After a lift, with the returned cap in force and a queue in this window: whether
  * the queue outlasted the returned cap's cuts (controller.h, FOREIGN_RECHECK_MS), and
  * so the cap is lifted again for twice as long. */
-static bool foreign_queue_stays(struct flow_control *fc, const struct feature_window *w)
+static bool foreign_queue_stays(struct controller *c, struct flow_control *fc, const struct feature_window *w)
 {
 	uint32_t now_ms = window_ms(w), wait_ms;
 
@@ -439,6 +439,7 @@ static bool foreign_queue_stays(struct flow_control *fc, const struct feature_wi
 	fc->foreign_ms = now_ms;
 	fc->foreign_lift_ms = fc->foreign_lift_ms * 2 < FOREIGN_LIFT_MAX_MS ? fc->foreign_lift_ms * 2
 									 : FOREIGN_LIFT_MAX_MS;
+	c->stats.foreign_relifts++;
 	return true;
 }
 
@@ -476,7 +477,7 @@ static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, u
 	c->queue_slot = slot;
 	c->queue_ms = now_ms;
 	if (fc->foreign == FOREIGN_RETURNED)
-		return foreign_queue_stays(fc, w);
+		return foreign_queue_stays(c, fc, w);
 	if (fc->foreign == FOREIGN_NONE) {
 		fc->foreign = FOREIGN_QUEUE;
 		fc->foreign_ms = now_ms;
@@ -496,6 +497,7 @@ static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, u
 	fc->foreign = FOREIGN_LIFTED;
 	fc->foreign_ms = now_ms;
 	fc->foreign_lift_ms = FOREIGN_LIFT_MS;
+	c->stats.foreign_lifts++;
 	return true;
 }
 

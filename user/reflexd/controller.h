@@ -142,6 +142,8 @@ struct controller_stats {
 	uint64_t anomaly_handovers; /* flows handed to the heuristic for their anomaly score */
 	uint64_t anomaly_returns;
 	uint32_t anomaly_flows;     /* flows the heuristic decides for it now */
+	uint64_t foreign_lifts;     /* caps lifted for a competing flow's queue (FOREIGN_QUEUE_MS) */
+	uint64_t foreign_relifts;   /* lifted again when it stayed through the returned cap */
 };
 
 struct controller {

@@ -391,6 +391,12 @@ static void render_control(FILE *out, const struct metrics_state *st, const stru
 	fprintf(out, "reflex_reversals_total{outcome=\"made\"} %llu\n", (unsigned long long)c->shadow.reversals);
 	fprintf(out, "reflex_reversals_total{outcome=\"held\"} %llu\n",
 		(unsigned long long)c->shadow.reversals_held_back);
+	family(out, "reflex_foreign_lifts_total", "counter",
+	       "Caps lifted for a queue a competing flow keeps: one that outlasted the cap's cuts (first), or "
+	       "one that stayed through the returned cap (again).");
+	fprintf(out, "reflex_foreign_lifts_total{kind=\"first\"} %llu\n", (unsigned long long)c->stats.foreign_lifts);
+	fprintf(out, "reflex_foreign_lifts_total{kind=\"again\"} %llu\n",
+		(unsigned long long)c->stats.foreign_relifts);
 	family(out, "reflex_decision_map_errors_total", "counter", "Failed writes of decisions or heartbeats.");
 	sample_u(out, "reflex_decision_map_errors_total", c->stats.map_errors);
 
