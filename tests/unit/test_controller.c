@@ -731,7 +731,7 @@ static void test_foreign_queue_after_a_lift_lifts_again(void **state)
 	assert_int_equal(fx.c.stats.foreign_lifts, 1);
 	assert_int_equal(fx.c.stats.foreign_relifts, 2);
 	/* the competitor has left: the returned cap finds no queue */
-	for (cap = last_cap(&fx); step < back_at + 100; step++)
+	for (; step < back_at + 100; step++)
 		feed_capped(&fx.c, &f, step, last_cap(&fx), 1.3);
 	assert_true(last_cap(&fx) > 0);
 	/* a queue again: the first wait, FOREIGN_QUEUE_MS after a cut, not the recheck's */
