@@ -54,6 +54,16 @@ static __always_inline __u64 ring_submit_flags(enum ring_id ring, const struct r
 	return ring_submit_flags_now(ring, cfg, false);
 }
 
+/* A value reflexd wrote into this very instruction at load (REFLEX_IMM_MARK in
+ * reflex.h): no page to touch but the program's own. Only in a program's own
+ * function: its subprograms are not rewritten. */
+#define load_imm(id)                                                                 \
+	({                                                                           \
+		__u64 __imm;                                                         \
+		asm volatile("%0 = %1 ll" : "=r"(__imm) : "i"(REFLEX_IMM_MARK(id))); \
+		__imm;                                                               \
+	})
+
 static __always_inline __u64 sample_interval_ns(const struct reflex_config *cfg)
 {
 	return cfg && cfg->sample_interval_ns ? cfg->sample_interval_ns : REFLEX_DEFAULT_SAMPLE_INTERVAL_NS;

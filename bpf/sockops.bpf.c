@@ -37,9 +37,10 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Fixed for the life of the program: set by reflexd before load (loader.c), so no
- * config-map read per callback. */
+ * config-map read per callback. The RTT callback's common path needs only the sample
+ * interval, which it reads from its own instruction (sock_sample_interval), not from
+ * here: .rodata is one more page. */
 const volatile __u32 actuator = REFLEX_ACTUATOR_CLAMP;
-const volatile __u64 sample_interval = REFLEX_DEFAULT_SAMPLE_INTERVAL_NS;
 const volatile __u64 heartbeat_deadline = REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS;
 
 struct {
@@ -300,21 +301,59 @@ static __always_inline bool flow_goes_idle(struct bpf_sock_ops *skops)
  * a window is due when the last one is at least an interval less the window old, so
  * each window gets its sample and samples stay more than half an interval apart.
  */
-static __always_inline __u64 sample_window_ns(struct bpf_sock_ops *skops, __u32 mrtt_us)
+static __always_inline __u64 sample_window_ns(struct bpf_sock_ops *skops, __u32 mrtt_us, __u64 interval_ns)
 {
 	__u32 srtt_us = skops->srtt_us >> 3;
 	__u64 window_ns = 2000ULL * (mrtt_us > srtt_us ? mrtt_us : srtt_us);
 
-	return 2 * window_ns < sample_interval ? window_ns : 0;
+	return 2 * window_ns < interval_ns ? window_ns : 0;
 }
 
 /* Whether now is within the window after a boundary of the flow's grid. */
-static __always_inline bool in_sample_window(struct bpf_sock_ops *skops, __u64 now, __u64 window_ns)
+static __always_inline bool in_sample_window(struct bpf_sock_ops *skops, __u64 now, __u64 window_ns,
+					     __u64 interval_ns)
 {
 	__u32 port_hash = (skops->local_port ^ skops->remote_port) * 2654435761u;
-	__u64 phase_ns = ((__u64)port_hash * sample_interval) >> 32;
+	__u64 phase_ns = ((__u64)port_hash * interval_ns) >> 32;
 
-	return (now + phase_ns) % sample_interval < window_ns;
+	return (now + phase_ns) % interval_ns < window_ns;
+}
+
+/* What a callback that may sample hands to sock_tick_storage. */
+struct sock_tick {
+	__u64 now;
+	__u64 due_age_ns; /* a sample is due when the last one is at least this old */
+	__u32 event;
+	__u32 mrtt_us;
+	bool windowed;	  /* a short path's callback: decisions are followed at samples only */
+};
+
+/*
+ * The part of a callback that reads the socket's storage: its own subprogram, so the
+ * common path's code stays within a page or two instead of spreading over the whole
+ * program (each page a callback's code touches is one more TLB miss).
+ */
+static __noinline int sock_tick_storage(struct bpf_sock_ops *skops, const struct sock_tick *tick)
+{
+	struct sock_state *st = sock_state_of(skops, BPF_SK_STORAGE_GET_F_CREATE);
+	__u64 gen;
+	bool due;
+
+	if (!st)
+		return 0;
+	due = tick->now - st->last_sample_ns >= tick->due_age_ns;
+	if (due) {
+		st->last_sample_ns = tick->now;
+		emit(skops, st, tick->event, tick->mrtt_us, tick->now);
+	}
+	/* On a short path (a window) the decision is followed at samples only, which
+	 * spares the other callbacks decision_gen's page. */
+	if (actuator != REFLEX_ACTUATOR_CLAMP || (!due && tick->windowed))
+		return 0;
+	gen = decision_gen_read();
+	if (due || gen != st->decision_gen)
+		clamp_follow(skops, st, tick->now, gen);
+	return 0;
 }
 
 /*
@@ -331,34 +370,23 @@ static __always_inline bool in_sample_window(struct bpf_sock_ops *skops, __u64 n
 static __always_inline void sock_tick(struct bpf_sock_ops *skops, __u32 event, __u32 mrtt_us)
 {
 	const struct tcp_sock *tp = tcp_sock_of(skops);
-	__u64 now, gen, window_ns;
-	struct sock_state *st;
-	bool due, idle;
+	__u64 interval_ns = load_imm(REFLEX_IMM_SAMPLE_INTERVAL_NS);
+	struct sock_tick tick = { .event = event, .mrtt_us = mrtt_us };
+	__u64 window_ns;
+	bool idle;
 
-	now = tp ? tp->tcp_mstamp * 1000 : bpf_ktime_get_ns();
-	window_ns = event == SOCK_EVENT_RTT ? sample_window_ns(skops, mrtt_us) : 0;
+	tick.now = tp ? tp->tcp_mstamp * 1000 : bpf_ktime_get_ns();
+	window_ns = event == SOCK_EVENT_RTT ? sample_window_ns(skops, mrtt_us, interval_ns) : 0;
 	idle = window_ns && flow_goes_idle(skops);
-	if (window_ns && !idle && !in_sample_window(skops, now, window_ns))
+	if (window_ns && !idle && !in_sample_window(skops, tick.now, window_ns, interval_ns))
 		return;
-	st = sock_state_of(skops, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st)
-		return;
-	due = now - st->last_sample_ns >= sample_interval - (idle ? 0 : window_ns);
-	if (due) {
-		st->last_sample_ns = now;
-		emit(skops, st, event, mrtt_us, now);
-	}
-	/* On a short path (a window) the decision is followed at samples only, which
-	 * spares the other callbacks decision_gen's page. */
-	if (actuator != REFLEX_ACTUATOR_CLAMP || (!due && window_ns))
-		return;
-	gen = decision_gen_read();
-	if (due || gen != st->decision_gen)
-		clamp_follow(skops, st, now, gen);
+	tick.due_age_ns = interval_ns - (idle ? 0 : window_ns);
+	tick.windowed = window_ns != 0;
+	sock_tick_storage(skops, &tick);
 }
 
 /* Establish: the first sample, then the actuator's setup. */
-static __always_inline void sock_established(struct bpf_sock_ops *skops)
+static __noinline int sock_established(struct bpf_sock_ops *skops)
 {
 	struct sock_state *st = sock_state_of(skops, BPF_SK_STORAGE_GET_F_CREATE);
 	__u64 gen = decision_gen_read();
@@ -367,10 +395,17 @@ static __always_inline void sock_established(struct bpf_sock_ops *skops)
 	emit(skops, st, SOCK_EVENT_ESTABLISHED, 0, now);
 	if (actuator == REFLEX_ACTUATOR_CC) {
 		cc_select(skops);
-		return;
+		return 0;
 	}
 	if (st)
 		clamp_follow(skops, st, now, gen);
+	return 0;
+}
+
+static __noinline int sock_closed(struct bpf_sock_ops *skops)
+{
+	emit(skops, sock_state_of(skops, 0), SOCK_EVENT_CLOSE, 0, bpf_ktime_get_ns());
+	return 0;
 }
 
 SEC("sockops")
@@ -396,7 +431,7 @@ int reflex_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_STATE_CB:
 		/* args[1] is the new state; BPF_TCP_CLOSE is the end of the flow. */
 		if (skops->args[1] == BPF_TCP_CLOSE)
-			emit(skops, sock_state_of(skops, 0), SOCK_EVENT_CLOSE, 0, bpf_ktime_get_ns());
+			sock_closed(skops);
 		break;
 	default:
 		break;

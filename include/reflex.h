@@ -141,6 +141,19 @@ struct cwnd_decision {
 	__u64 decided_ns;
 };
 
+/*
+ * Load-time immediates: a BPF hot path that needs a value fixed at load reads it from
+ * its own instruction, `r = REFLEX_IMM_MARK(id) ll`, which reflexd rewrites to the
+ * value before loading (user/lib/bpf_imm.c). A .rodata variable would be one more page
+ * for every callback to touch, which costs more than the rest of the sockops RTT path
+ * where kernel entries flush the TLB.
+ */
+#define REFLEX_IMM_TAG 0x52464c58ULL /* "RFLX" */
+#define REFLEX_IMM_MARK(id) ((REFLEX_IMM_TAG << 32) | (id))
+enum reflex_imm {
+	REFLEX_IMM_SAMPLE_INTERVAL_NS = 1, /* sockops: the sample interval */
+};
+
 /* What turns a cwnd decision into a cwnd (reflexd --actuator). */
 enum reflex_actuator {
 	REFLEX_ACTUATOR_CLAMP = 0, /* sockops: TCP_BPF_SNDCWND_CLAMP over the flow's own CC */

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/bpf_imm.h"
 #include "lib/fileio.h"
 #include "lib/tc_filters.h"
 #include "reflexd/loader.h"
@@ -300,12 +301,15 @@ int loader_open_load(struct reflex_bpf *rb, const char *pin_dir, const struct re
 		bpf_map__set_max_entries(rb->sockops->maps.cwnd_decisions, max_flows);
 		bpf_map__set_max_entries(rb->sockops->maps.sock_events, ring_bytes);
 		/* Load-time constants: the RTT callback runs every round trip and reads
-		 * these from .rodata, not the config map. */
+		 * none of these from the config map; its common path reads the interval
+		 * from its own instruction. */
 		rb->sockops->rodata->actuator = cfg->actuator;
-		if (cfg->sample_interval_ns)
-			rb->sockops->rodata->sample_interval = cfg->sample_interval_ns;
 		if (cfg->heartbeat_deadline_ns)
 			rb->sockops->rodata->heartbeat_deadline = cfg->heartbeat_deadline_ns;
+		ret = bpf_imm_set(rb->sockops->progs.reflex_sockops, REFLEX_IMM_SAMPLE_INTERVAL_NS,
+				  cfg->sample_interval_ns ? cfg->sample_interval_ns : REFLEX_DEFAULT_SAMPLE_INTERVAL_NS, err);
+		if (ret)
+			return ret;
 		ret = sockops_bpf__load(rb->sockops);
 		if (ret) {
 			reflex_err_set(err, "cannot load the sockops BPF program: %s", strerror(-ret));
