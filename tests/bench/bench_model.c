@@ -134,7 +134,7 @@ static struct model *build_tree(void)
 	struct reflex_err err;
 
 	if (!m)
-		die("model_create", &(struct reflex_err){ "out of memory", -1 });
+		die("model_create", &(struct reflex_err){ .msg = "out of memory" });
 	for (unsigned i = 0; i < 10; i++)
 		if (model_set_feature(m, i, names[i], 0, 1000, &err))
 			die("feature", &err);
@@ -175,7 +175,7 @@ static struct model *build_mlp(struct model_float_layer *layers, float *w0, floa
 	struct reflex_err err;
 
 	if (!m)
-		die("model_create", &(struct reflex_err){ "out of memory", -1 });
+		die("model_create", &(struct reflex_err){ .msg = "out of memory" });
 	for (unsigned k = 0; k < 128 * 8; k++)
 		w0[k] = (float)uniform(-0.5, 0.5);
 	for (unsigned k = 0; k < 128; k++)
