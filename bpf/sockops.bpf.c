@@ -38,7 +38,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Fixed for the life of the program: set by reflexd before load (loader.c), so no
  * config-map read per callback. The RTT callback's common path needs only the sample
- * interval, which it reads from its own instruction (sock_sample_interval), not from
+ * interval, which it reads from its own instruction (load_imm in sock_tick), not from
  * here: .rodata is one more page. */
 const volatile __u32 actuator = REFLEX_ACTUATOR_CLAMP;
 const volatile __u64 heartbeat_deadline = REFLEX_DEFAULT_HEARTBEAT_DEADLINE_NS;
@@ -385,7 +385,8 @@ static __always_inline void sock_tick(struct bpf_sock_ops *skops, __u32 event, _
 	sock_tick_storage(skops, &tick);
 }
 
-/* Establish: the first sample, then the actuator's setup. */
+/* Establish: the first sample, then the actuator's setup. A subprogram, as is the
+ * close, for the reason sock_tick_storage is one. */
 static __noinline int sock_established(struct bpf_sock_ops *skops)
 {
 	struct sock_state *st = sock_state_of(skops, BPF_SK_STORAGE_GET_F_CREATE);
