@@ -56,7 +56,15 @@ struct fast_layer {
 #define HEAP_INNER ((1u << HEAP_MAX_DEPTH) - 1)
 
 struct heap_tree {
+	/*
+	 * Slot h goes left iff !(x >= bound[h]) and bit h of may_left is set, for x the raw
+	 * input, unclamped: a finite bound lies in (min, max], so x beyond either end goes
+	 * where the clamped value would, and NaN, which clamps to min, goes left as min
+	 * does. Only a node that sends even min right (bound -inf) must send NaN right too:
+	 * its may_left bit is clear.
+	 */
 	double bound[HEAP_INNER + 1];    /* one spare, so vectors of 8 never read past */
+	uint64_t may_left;
 	uint8_t feature[HEAP_INNER + 1];
 	int32_t leaf[HEAP_INNER + 1];    /* clamped to the output's bounds */
 };
@@ -64,11 +72,14 @@ struct heap_tree {
 /* The AVX-512 walk holds all features in two registers. */
 #define VEC_MAX_FEATURES 16
 
+typedef void decide_fn(const struct model *m, const double *raw, const int *map, int32_t *value);
+
 struct model_fast {
+	/* Per path, the compiled decision; NULL while the model is not complete. */
+	decide_fn *decide[MODEL_PATH_COUNT];
 	bool trees_ready;
 	bool mlp_ready;
 	uint8_t heap_depth; /* the max_depth the heaps were built for; 0: no heaps */
-	uint8_t lanes_lo, lanes_hi; /* the AVX-512 walk's feature lanes 0..7 and 8..15 in use */
 	struct heap_tree *heaps; /* [output_count] */
 	double clamp_min[MODEL_MAX_FEATURES]; /* features' bounds, zero padded */
 	double clamp_max[MODEL_MAX_FEATURES];
@@ -141,7 +152,11 @@ static void fill_heap(const struct model_fast *fast, const struct model_output *
 		return;
 	}
 	heap->feature[h] = (uint8_t)fn->feature;
-	heap->bound[h] = fn->bound; /* a leaf's bound is +inf: always left, to itself */
+	/* A leaf's bound, and a node's that every x passes, is +inf: always left. As NaN it
+	 * stays so for every x, +inf and NaN included, since !(x >= NaN) always holds. */
+	heap->bound[h] = fn->bound == INFINITY ? NAN : fn->bound;
+	if (fn->bound != -INFINITY)
+		heap->may_left |= (uint64_t)1 << h;
 	fill_heap(fast, out, heap, depth, 2 * h + 1, d + 1, fn->left);
 	fill_heap(fast, out, heap, depth, 2 * h + 2, d + 1, fn->right);
 }
@@ -156,9 +171,6 @@ static int compile_heaps(const struct model *m, struct model_fast *fast)
 	for (unsigned t = 0; t < m->output_count; t++)
 		fill_heap(fast, &m->outputs[t], &fast->heaps[t], m->max_depth, 0, 0, fast->roots[t]);
 	fast->heap_depth = m->max_depth;
-	fast->lanes_lo = (uint8_t)(m->feature_count >= 8 ? 0xff : (1u << m->feature_count) - 1);
-	fast->lanes_hi = (uint8_t)(m->feature_count >= 16 ? 0xff :
-				   m->feature_count > 8 ? (1u << (m->feature_count - 8)) - 1 : 0);
 	return 0;
 }
 
@@ -218,13 +230,20 @@ static void gather_clamped(const struct model *m, const double *raw, const int *
 	}
 }
 
+/* h = 2h + 2 - left[h], depth times: bt puts left[h] in the carry, and sbb takes it off
+ * the doubled index, two cycles a level where shift, mask and subtract take three or four. */
 static inline unsigned heap_walk(uint64_t left, const unsigned depth)
 {
-	unsigned h = 0;
+	uint64_t h = 0;
 
 	for (unsigned step = 0; step < depth; step++)
-		h = 2 * h + 2 - (unsigned)((left >> h) & 1);
-	return h - ((1u << depth) - 1);
+		__asm__("bt %[h], %[left]\n\t"
+			"lea 2(%[h],%[h]), %[h]\n\t"
+			"sbb $0, %[h]"
+			: [h] "+r"(h)
+			: [left] "r"(left)
+			: "cc");
+	return (unsigned)h - ((1u << depth) - 1);
 }
 
 static void decide_heaps(const struct model *m, const double *x, int32_t *value)
@@ -237,32 +256,38 @@ static void decide_heaps(const struct model *m, const double *x, int32_t *value)
 		uint64_t left = 0;
 
 		for (unsigned j = 0; j < inner; j++)
-			left |= (uint64_t)(x[heap->feature[j]] < heap->bound[j]) << j;
+			left |= (uint64_t)!(x[heap->feature[j]] >= heap->bound[j]) << j;
 		value[t] = heap->leaf[heap_walk(left, depth)];
 	}
 }
 
 #define AVX512_TARGET "avx512f,avx512bw,avx512vl"
 
-/* Loads (through map) and clamps the features of lanes k starting at `first`; NaN -> min. */
-__attribute__((target(AVX512_TARGET))) static __m512d gather8(const struct model_fast *fast,
-							     const double *raw, const int *map,
-							     __mmask8 k, unsigned first)
+/* The raw inputs of model features first.. first+count-1 (count <= 8), unclamped (see
+ * struct heap_tree). Through a map, scalar loads: vgatherdpd costs more here. */
+__attribute__((target(AVX512_TARGET))) static __m512d load8(const double *raw, const int *map,
+							   unsigned first, unsigned count)
 {
-	__m512d x;
-
-	if (map)
-		x = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), k,
-					     _mm256_maskz_loadu_epi32(k, map + first), raw, 8);
-	else
-		x = _mm512_maskz_loadu_pd(k, raw + first);
-	/* vmaxpd returns its second operand when either is NaN: NaN becomes min. */
-	x = _mm512_max_pd(x, _mm512_loadu_pd(fast->clamp_min + first));
-	return _mm512_min_pd(x, _mm512_loadu_pd(fast->clamp_max + first));
+#define AT(i) ((i) < count ? raw[map[first + (i)]] : 0.0)
+	if (!map)
+		return _mm512_maskz_loadu_pd((__mmask8)((1u << count) - 1), raw + first);
+	return _mm512_set_pd(AT(7), AT(6), AT(5), AT(4), AT(3), AT(2), AT(1), AT(0));
+#undef AT
 }
 
-/* All of a tree's comparisons at once: its node features permuted out of two
- * registers. Inlined once per depth, so every loop here has a constant trip count. */
+/* Heap slots 8v..8v+7 of a tree: their features permuted out of two registers, and a
+ * bit set for each that goes left. */
+__attribute__((target(AVX512_TARGET), always_inline)) static inline __mmask8
+left8(const struct heap_tree *heap, __m512d lo, __m512d hi, unsigned v)
+{
+	__m512i idx = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(heap->feature + 8 * v)));
+	__m512d x = _mm512_permutex2var_pd(lo, idx, hi);
+
+	return _mm512_cmp_pd_mask(x, _mm512_loadu_pd(heap->bound + 8 * v), _CMP_NGE_UQ);
+}
+
+/* All of a tree's comparisons at once. Inlined once per depth, so every loop here has a
+ * constant trip count; up to depth 4 a tree's mask is one mask register. */
 __attribute__((target(AVX512_TARGET), always_inline)) static inline void
 heaps_avx512(const struct model *m, __m512d lo, __m512d hi, int32_t *value, const unsigned depth)
 {
@@ -273,48 +298,53 @@ heaps_avx512(const struct model *m, __m512d lo, __m512d hi, int32_t *value, cons
 		const struct heap_tree *heap = &fast->heaps[t];
 		uint64_t left = 0;
 
-		for (unsigned v = 0; v < vecs; v++) {
-			__m512i idx = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(heap->feature + 8 * v)));
-			__m512d x = _mm512_permutex2var_pd(lo, idx, hi);
-
-			left |= (uint64_t)_mm512_cmp_pd_mask(x, _mm512_loadu_pd(heap->bound + 8 * v), _CMP_LT_OQ)
-				<< (8 * v);
+		if (vecs == 1)
+			left = (uint8_t)left8(heap, lo, hi, 0) & heap->may_left;
+		else if (vecs == 2)
+			left = _cvtmask16_u32(_mm512_kunpackb(left8(heap, lo, hi, 1), left8(heap, lo, hi, 0))) &
+			       heap->may_left;
+		else {
+			for (unsigned v = 0; v < vecs; v++)
+				left |= (uint64_t)(uint8_t)left8(heap, lo, hi, v) << (8 * v);
+			left &= heap->may_left;
 		}
 		value[t] = heap->leaf[heap_walk(left, depth)];
 	}
 }
 
-__attribute__((target(AVX512_TARGET), noinline)) static void
-decide_heaps_avx512(const struct model *m, const double *raw, const int *map, int32_t *value)
-{
-	__m512d lo = gather8(m->fast, raw, map, m->fast->lanes_lo, 0);
-	__m512d hi = _mm512_setzero_pd();
-
-	if (m->fast->lanes_hi)
-		hi = gather8(m->fast, raw, map, m->fast->lanes_hi, 8);
-	switch (m->fast->heap_depth) {
-	case 1: heaps_avx512(m, lo, hi, value, 1); break;
-	case 2: heaps_avx512(m, lo, hi, value, 2); break;
-	case 3: heaps_avx512(m, lo, hi, value, 3); break;
-	case 4: heaps_avx512(m, lo, hi, value, 4); break;
-	case 5: heaps_avx512(m, lo, hi, value, 5); break;
-	default: heaps_avx512(m, lo, hi, value, 6); break;
+/* One entry per depth, chosen when the model is prepared: no switch per decision. */
+#define DECIDE_HEAPS_AVX512(depth)                                                                  \
+	__attribute__((target(AVX512_TARGET))) static void decide_heaps_avx512_##depth(               \
+		const struct model *m, const double *raw, const int *map, int32_t *value)               \
+	{                                                                                           \
+		unsigned n = m->feature_count;                                                      \
+		__m512d lo = load8(raw, map, 0, n < 8 ? n : 8);                                     \
+		__m512d hi = n > 8 ? load8(raw, map, 8, n - 8) : _mm512_setzero_pd();               \
+                                                                                                    \
+		heaps_avx512(m, lo, hi, value, depth);                                              \
 	}
-}
+DECIDE_HEAPS_AVX512(1)
+DECIDE_HEAPS_AVX512(2)
+DECIDE_HEAPS_AVX512(3)
+DECIDE_HEAPS_AVX512(4)
+DECIDE_HEAPS_AVX512(5)
+DECIDE_HEAPS_AVX512(6)
+#undef DECIDE_HEAPS_AVX512
 
-static void decide_trees(const struct model *m, const double *raw, const int *map, int32_t *value,
-			 enum model_path path)
+static decide_fn *const decide_heaps_avx512[HEAP_MAX_DEPTH + 1] = {
+	NULL, decide_heaps_avx512_1, decide_heaps_avx512_2, decide_heaps_avx512_3,
+	decide_heaps_avx512_4, decide_heaps_avx512_5, decide_heaps_avx512_6,
+};
+
+/* Scalar and AVX2: the heaps' masks, or the compiled nodes' walk for deeper trees. */
+static void decide_trees(const struct model *m, const double *raw, const int *map, int32_t *value)
 {
 	const struct model_fast *fast = m->fast;
 	const struct fast_node *nodes = fast->nodes;
 	unsigned idx[MODEL_MAX_OUTPUTS];
 	double x[MODEL_MAX_FEATURES];
 
-	if (fast->heap_depth && fast->heap_depth == m->max_depth) {
-		if (path == MODEL_PATH_AVX512_VNNI && m->feature_count <= VEC_MAX_FEATURES) {
-			decide_heaps_avx512(m, raw, map, value);
-			return;
-		}
+	if (fast->heap_depth) {
 		gather_clamped(m, raw, map, x);
 		decide_heaps(m, x, value);
 		return;
@@ -671,6 +701,21 @@ __attribute__((noinline)) static void decide_mlp(const struct model *m, const do
 		value[o] = clamp32(acc[o], m->outputs[o].qmin, m->outputs[o].qmax);
 }
 
+static void decide_mlp_scalar(const struct model *m, const double *raw, const int *map, int32_t *value)
+{
+	decide_mlp(m, raw, map, value, MODEL_PATH_SCALAR);
+}
+
+static void decide_mlp_avx2(const struct model *m, const double *raw, const int *map, int32_t *value)
+{
+	decide_mlp(m, raw, map, value, MODEL_PATH_AVX2);
+}
+
+static void decide_mlp_vnni(const struct model *m, const double *raw, const int *map, int32_t *value)
+{
+	decide_mlp(m, raw, map, value, MODEL_PATH_AVX512_VNNI);
+}
+
 /* --- dispatch ----------------------------------------------------------------- */
 
 bool model_path_supported(enum model_path path)
@@ -718,8 +763,10 @@ const char *model_path_name(enum model_path path)
 	}
 }
 
-/* Without a compiled form (a model still being built): the reference path. */
-static void decide_reference(const struct model *m, const double *raw, const int *map, int32_t *value)
+/* Without a compiled form (a model still being built): the reference path. Not inlined,
+ * so the compiled paths' callers need no stack frame for its arrays. */
+__attribute__((noinline)) static void decide_reference(const struct model *m, const double *raw,
+							 const int *map, int32_t *value)
 {
 	int16_t q[MODEL_MAX_FEATURES];
 
@@ -730,10 +777,10 @@ static void decide_reference(const struct model *m, const double *raw, const int
 static void decide(const struct model *m, const double *raw, const int *map, int32_t *value,
 		   enum model_path path)
 {
-	if (m->kind == MODEL_KIND_TREES && m->fast && m->fast->trees_ready)
-		decide_trees(m, raw, map, value, path);
-	else if (m->kind == MODEL_KIND_MLP && m->fast && m->fast->mlp_ready)
-		decide_mlp(m, raw, map, value, path);
+	decide_fn *fn = m->fast ? m->fast->decide[path] : NULL;
+
+	if (fn)
+		fn(m, raw, map, value);
 	else
 		decide_reference(m, raw, map, value);
 }
@@ -753,6 +800,20 @@ void model_decide(const struct model *m, const double *raw, const int *map, int3
 }
 
 /* --- life cycle ------------------------------------------------------------------ */
+
+static void choose_paths(const struct model *m, struct model_fast *fast)
+{
+	if (fast->trees_ready) {
+		fast->decide[MODEL_PATH_SCALAR] = fast->decide[MODEL_PATH_AVX2] = decide_trees;
+		fast->decide[MODEL_PATH_AVX512_VNNI] = fast->heap_depth && m->feature_count <= VEC_MAX_FEATURES ?
+							       decide_heaps_avx512[fast->heap_depth] :
+							       decide_trees;
+	} else if (fast->mlp_ready) {
+		fast->decide[MODEL_PATH_SCALAR] = decide_mlp_scalar;
+		fast->decide[MODEL_PATH_AVX2] = decide_mlp_avx2;
+		fast->decide[MODEL_PATH_AVX512_VNNI] = decide_mlp_vnni;
+	}
+}
 
 static void fast_release(struct model_fast *fast)
 {
@@ -790,6 +851,7 @@ int model_fast_prepare(struct model *m)
 		fast_release(fast);
 		return rc;
 	}
+	choose_paths(m, fast);
 	m->fast = fast;
 	return 0;
 }
