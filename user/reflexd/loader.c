@@ -552,6 +552,29 @@ int loader_counters_fd(const struct reflex_bpf *rb)
 	return bpf_map__fd(rb->tc->maps.counters);
 }
 
+int loader_rings_arm(struct reflex_bpf *rb)
+{
+	const struct bpf_map *map = rb->tc->maps.ring_pending;
+	int cpus = libbpf_num_possible_cpus();
+	uint64_t *pending;
+	int ret = 0;
+
+	if (cpus < 0)
+		return cpus;
+	pending = calloc((size_t)cpus, sizeof(*pending));
+	if (!pending)
+		return -ENOMEM;
+	/* The BPF side forces a wakeup when a CPU's count reaches flush_threshold, and
+	 * restarts it from 0: a count this high does so at the next record. */
+	for (int cpu = 0; cpu < cpus; cpu++)
+		pending[cpu] = 1ULL << 62;
+	for (uint32_t ring = 0; ring < bpf_map__max_entries(map) && !ret; ring++)
+		if (bpf_map_update_elem(bpf_map__fd(map), &ring, pending, BPF_ANY))
+			ret = -errno;
+	free(pending);
+	return ret;
+}
+
 int loader_decisions_fd(const struct reflex_bpf *rb)
 {
 	return rb->sockops ? bpf_map__fd(rb->sockops->maps.cwnd_decisions) : -1;

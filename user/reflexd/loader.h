@@ -50,6 +50,9 @@ int loader_config_update(struct reflex_bpf *rb, const struct reflex_config *cfg)
 int loader_sock_events_fd(const struct reflex_bpf *rb);
 int loader_tc_events_fd(const struct reflex_bpf *rb);
 int loader_counters_fd(const struct reflex_bpf *rb);
+/* Makes the next record of every ring on every CPU wake the reader (see rings_wait in
+ * reflexd.c): ring_pending set past any flush_threshold. 0 or -errno. */
+int loader_rings_arm(struct reflex_bpf *rb);
 /* -1 without the sockops program (no --cgroup). */
 int loader_decisions_fd(const struct reflex_bpf *rb);
 int loader_heartbeat_fd(const struct reflex_bpf *rb);
