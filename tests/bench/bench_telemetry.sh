@@ -12,6 +12,12 @@
 #    mean, which cancels the order, and the samples per
 #    second sockops delivered (a cheaper program that samples less shows there)
 #    out of the callbacks per second (the fewer, the more each sample weighs);
+#  - what reflex costs in CPU, which the throughput's spread between runs cannot show
+#    at the 2 % level: during each transfer, the run time of reflex's BPF programs
+#    (bpf_stats) plus reflexd's own CPU time (/proc/PID/schedstat), as a share of the
+#    CPU time the machine was busy (/proc/stat). While the transfer keeps the cores
+#    busy, throughput lost to reflex is about this share; kernel work outside the
+#    programs (the sockops callbacks' dispatch) is not in it;
 #  - with REFLEX_BASE_BIN=DIR, the reflexd of DIR (e.g. a build of main) is measured
 #    in the same interleaved rounds, so a change is compared against its base.
 # Usage: [BOTTLENECK=RATE] tests/bench/bench_telemetry.sh [PAIRS] [SECONDS]   (defaults 5 and 4)
@@ -89,6 +95,15 @@ our_stats() {
 				jq -r 'select(.run_cnt != null and .run_cnt > 0) | "\(.name) \(.run_time_ns / .run_cnt)"'
 		done
 }
+# Total run_time_ns of this run's programs (see our_stats) so far.
+our_run_time() {
+	{ bpftool -j cgroup show "$CG" | jq '.[].id'; inA bpftool -j net show dev "$P-va" | jq '.[].tc[]?.id'; } |
+		while read -r id; do
+			bpftool -j prog show id "$id" | jq -r 'select(.name != "sockops_empty") | .run_time_ns // 0'
+		done | awk '{s += $1} END {printf "%.0f\n", s}'
+}
+# ns the machine's CPUs were busy so far (user, nice, system, irq, softirq).
+busy_ns() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" {printf "%.0f", ($2 + $3 + $4 + $7 + $8) * 1e9 / hz}' /proc/stat; }
 # Records sockops emitted so far (counter sock_samples of the running reflexd).
 sock_samples() { "$BIN/reflexctl" status --pin-dir "$PIN" --json 2>/dev/null | jq '.counters.sock_samples // 0'; }
 reflexd_start() { # binary-dir args...
@@ -104,11 +119,11 @@ reflexd_stop() {
 	wait "$RD_PID" 2>/dev/null; RD_PID=
 }
 # Per configuration (label): space-separated values, one per round.
-declare -A bps sockops_ns empty_ns over_ns over_empty_first over_reflex_first tc_ns samples_per_s callbacks_per_s
+declare -A cpu_share bpf_share busy_share bps sockops_ns empty_ns over_ns over_empty_first over_reflex_first tc_ns samples_per_s callbacks_per_s
 add() { eval "$1[\$2]+=\"\$3 \""; } # array label value
 # One transfer under reflexd from binary dir $2 with args $3...; label $1.
 measured() {
-	local label=$1 bin=$2 t0 c0 s0 s1 stats empty over; shift 2
+	local label=$1 bin=$2 t0 c0 s0 s1 stats empty over b0 r0 p0 b1 r1 p1; shift 2
 	# The first program a callback runs pays more than those after it (measured: an
 	# empty program first cost 40-80 ns more than the same program last), so the order
 	# alternates by round and "over" is reported per order and balanced.
@@ -121,7 +136,12 @@ measured() {
 	fi
 	read -r t0 c0 < <(empty_totals)
 	s0=$(sock_samples)
+	r0=$(our_run_time) p0=$(awk '{print $1}' "/proc/$RD_PID/schedstat") b0=$(busy_ns)
 	add bps "$label" "$(transfer)"
+	read -r b1 r1 p1 < <(echo "$(busy_ns) $(our_run_time) $(awk '{print $1}' "/proc/$RD_PID/schedstat")")
+	add cpu_share "$label" "$(awk -v b="$((b1 - b0))" -v c="$((r1 - r0 + p1 - p0))" 'BEGIN {print (b > 0 ? c / b : "nan")}')"
+	add bpf_share "$label" "$(awk -v b="$((b1 - b0))" -v c="$((r1 - r0))" 'BEGIN {print (b > 0 ? c / b : "nan")}')"
+	add busy_share "$label" "$(awk -v b="$((b1 - b0))" -v n="$(nproc)" -v t="$SECS" 'BEGIN {print b / (n * t * 1e9)}')"
 	s1=$(sock_samples)
 	empty=$(empty_since "$t0" "$c0")
 	add empty_ns "$label" "$empty"
@@ -177,3 +197,11 @@ for l in "${labels[@]}"; do
 done
 printf 'The order alternates by round: the first program a callback runs pays more than the next.\n'
 printf 'The balanced figure cancels that; with one round there is no reflex-first run (nan).\n'
+printf "reflex's CPU during the transfers (its BPF programs' run time + reflexd's CPU time), medians:\n"
+for l in "${labels[@]}"; do
+	printf '  %-20s %5.2f %% of the busy CPU time, BPF %.2f %% (runs: %s); the CPUs were %3.0f %% busy\n' "$l" \
+		"$(echo "${cpu_share[$l]}" | med | awk '{print $1 * 100}')" \
+		"$(echo "${bpf_share[$l]}" | med | awk '{print $1 * 100}')" \
+		"$(echo "${cpu_share[$l]}" | awk '{for (i = 1; i <= NF; i++) printf "%.2f ", $i * 100}')" \
+		"$(echo "${busy_share[$l]}" | med | awk '{print $1 * 100}')"
+done
