@@ -555,22 +555,28 @@ int loader_counters_fd(const struct reflex_bpf *rb)
 int loader_rings_arm(struct reflex_bpf *rb)
 {
 	const struct bpf_map *map = rb->tc->maps.ring_pending;
-	int cpus = libbpf_num_possible_cpus();
+	uint32_t rings = bpf_map__max_entries(map), keys[8];
+	int cpus = libbpf_num_possible_cpus(), ret = 0;
 	uint64_t *pending;
-	int ret = 0;
+	size_t n;
 
 	if (cpus < 0)
 		return cpus;
-	pending = calloc((size_t)cpus, sizeof(*pending));
+	if (rings > sizeof(keys) / sizeof(keys[0]))
+		return -E2BIG;
+	n = (size_t)rings * (size_t)cpus;
+	pending = malloc(n * sizeof(*pending));
 	if (!pending)
 		return -ENOMEM;
 	/* The BPF side forces a wakeup when a CPU's count reaches flush_threshold, and
-	 * restarts it from 0: a count this high does so at the next record. */
-	for (int cpu = 0; cpu < cpus; cpu++)
-		pending[cpu] = 1ULL << 62;
-	for (uint32_t ring = 0; ring < bpf_map__max_entries(map) && !ret; ring++)
-		if (bpf_map_update_elem(bpf_map__fd(map), &ring, pending, BPF_ANY))
-			ret = -errno;
+	 * restarts it from 0: a count this high does so at the next record. One call for
+	 * every ring: this runs each time the reader goes to sleep. */
+	for (uint32_t ring = 0; ring < rings; ring++)
+		keys[ring] = ring;
+	for (size_t i = 0; i < n; i++)
+		pending[i] = 1ULL << 62;
+	if (bpf_map_update_batch(bpf_map__fd(map), keys, pending, &rings, NULL))
+		ret = -errno;
 	free(pending);
 	return ret;
 }
