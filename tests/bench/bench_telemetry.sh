@@ -12,6 +12,9 @@
 #    mean, which cancels the order, and the samples per
 #    second sockops delivered (a cheaper program that samples less shows there)
 #    out of the callbacks per second (the fewer, the more each sample weighs);
+#  - tc: likewise reflex's two tc programs against an empty one
+#    (tests/bench/tc_empty.bpf.c) on the same clsact hooks, before or after reflex's
+#    filters as the sockops order alternates, per packet over both directions;
 #  - what reflex costs in CPU, which the throughput's spread between runs cannot show
 #    at the 2 % level: during each transfer, the run time of reflex's BPF programs
 #    (bpf_stats) plus reflexd's own CPU time (/proc/PID/schedstat), as a share of the
@@ -41,7 +44,7 @@ cleanup() {
 	ip netns del "$NS_A" 2>/dev/null
 	ip netns del "$NS_B" 2>/dev/null
 	[ -n "$EMPTY_ID" ] && bpftool cgroup detach "$CG" sock_ops id "$EMPTY_ID" 2>/dev/null
-	rm -f "$EMPTY_PIN"
+	rm -f "$EMPTY_PIN" "$TC_EMPTY_PIN"
 	[ -d "$CG" ] && rmdir "$CG" 2>/dev/null
 	"$BIN/reflexd" --cleanup --pin-dir "$PIN" >/dev/null 2>&1
 	sysctl -qw kernel.bpf_stats_enabled="$STATS_BEFORE" 2>/dev/null
@@ -50,6 +53,7 @@ cleanup() {
 STATS_BEFORE=$(sysctl -n kernel.bpf_stats_enabled)
 LOG=$(mktemp)
 EMPTY_PIN=/sys/fs/bpf/$P-sockops-empty EMPTY_ID=
+TC_EMPTY_PIN=/sys/fs/bpf/$P-tc-empty TC_EMPTY_ID=
 trap cleanup EXIT
 trap 'exit 1' INT TERM  # the EXIT trap cleans up; a bare INT/TERM trap would carry on
 
@@ -68,6 +72,19 @@ mkdir -p "$CG"
 bpftool prog load "$BPF_DIR/sockops_empty.bpf.o" "$EMPTY_PIN" type sockops || exit 1
 EMPTY_ID=$(bpftool -j prog show pinned "$EMPTY_PIN" | jq .id)
 bpftool cgroup attach "$CG" sock_ops id "$EMPTY_ID" multi || exit 1
+# The clsact is ours (created before reflexd's), so reflexd leaves it and the empty
+# tc filters in place when it stops.
+bpftool prog load "$BPF_DIR/tc_empty.bpf.o" "$TC_EMPTY_PIN" type classifier || exit 1
+TC_EMPTY_ID=$(bpftool -j prog show pinned "$TC_EMPTY_PIN" | jq .id)
+inA tc qdisc add dev "$P-va" clsact || exit 1
+# reflexd's filters are at priority 0x5246 (21062).
+tc_empty_attach() { # PRIORITY
+	local dir
+	for dir in ingress egress; do
+		inA tc filter del dev "$P-va" "$dir" pref "$((21062 * 2 - $1))" 2>/dev/null
+		inA tc filter add dev "$P-va" "$dir" pref "$1" bpf object-pinned "$TC_EMPTY_PIN" direct-action || exit 1
+	done
+}
 inB iperf3 -s -D -p 5301 >/dev/null 2>&1
 sleep 0.5
 
@@ -92,18 +109,23 @@ our_stats() {
 	{ bpftool -j cgroup show "$CG" | jq '.[].id'; inA bpftool -j net show dev "$P-va" | jq '.[].tc[]?.id'; } |
 		while read -r id; do
 			bpftool -j prog show id "$id" |
-				jq -r 'select(.run_cnt != null and .run_cnt > 0) | "\(.name) \(.run_time_ns / .run_cnt)"'
+				jq -r 'select(.run_cnt != null and .run_cnt > 0) | "\(.name) \(.run_time_ns / .run_cnt) \(.run_time_ns) \(.run_cnt)"'
 		done
 }
 # Total run_time_ns of this run's programs (see our_stats) so far.
 our_run_time() {
 	{ bpftool -j cgroup show "$CG" | jq '.[].id'; inA bpftool -j net show dev "$P-va" | jq '.[].tc[]?.id'; } |
 		while read -r id; do
-			bpftool -j prog show id "$id" | jq -r 'select(.name != "sockops_empty") | .run_time_ns // 0'
+			bpftool -j prog show id "$id" | jq -r 'select(.name != "sockops_empty" and .name != "tc_empty") | .run_time_ns // 0'
 		done | awk '{s += $1} END {printf "%.0f\n", s}'
 }
 # ns the machine's CPUs were busy so far (user, nice, system, irq, softirq).
 busy_ns() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" {printf "%.0f", ($2 + $3 + $4 + $7 + $8) * 1e9 / hz}' /proc/stat; }
+# "run_time_ns run_cnt" summed over reflex's tc programs, from our_stats lines.
+reflex_tc_totals() { awk '$1 ~ /reflex_tc_/ {t += $3; c += $4} END {printf "%.0f %.0f\n", t, c}'; }
+# "run_time_ns run_cnt" of the empty tc program so far, and ns per run since $1 $2.
+tc_empty_totals() { bpftool -j prog show id "$TC_EMPTY_ID" | jq -r '"\(.run_time_ns // 0) \(.run_cnt // 0)"'; }
+tc_empty_since() { tc_empty_totals | awk -v t="$1" -v c="$2" '{if ($2 > c) printf "%.1f", ($1 - t) / ($2 - c); else print "nan"}'; }
 # Records sockops emitted so far (counter sock_samples of the running reflexd).
 sock_samples() { "$BIN/reflexctl" status --pin-dir "$PIN" --json 2>/dev/null | jq '.counters.sock_samples // 0'; }
 reflexd_start() { # binary-dir args...
@@ -119,11 +141,11 @@ reflexd_stop() {
 	wait "$RD_PID" 2>/dev/null; RD_PID=
 }
 # Per configuration (label): space-separated values, one per round.
-declare -A cpu_share bpf_share busy_share bps sockops_ns empty_ns over_ns over_empty_first over_reflex_first tc_ns samples_per_s callbacks_per_s
+declare -A tc_empty_ns tc_over_ns tc_over_empty_first tc_over_reflex_first cpu_share bpf_share busy_share bps sockops_ns empty_ns over_ns over_empty_first over_reflex_first tc_ns samples_per_s callbacks_per_s
 add() { eval "$1[\$2]+=\"\$3 \""; } # array label value
 # One transfer under reflexd from binary dir $2 with args $3...; label $1.
 measured() {
-	local label=$1 bin=$2 t0 c0 s0 s1 stats empty over b0 r0 p0 b1 r1 p1; shift 2
+	local label=$1 bin=$2 t0 c0 s0 s1 stats empty over b0 r0 p0 b1 r1 p1 tt0 tc0 rt0 rc0 rt1 rc1 tc_empty tc_over; shift 2
 	# The first program a callback runs pays more than those after it (measured: an
 	# empty program first cost 40-80 ns more than the same program last), so the order
 	# alternates by round and "over" is reported per order and balanced.
@@ -135,6 +157,8 @@ measured() {
 		reflexd_start "$bin" "$@"
 	fi
 	read -r t0 c0 < <(empty_totals)
+	read -r tt0 tc0 < <(tc_empty_totals)
+	read -r rt0 rc0 < <(our_stats | reflex_tc_totals)
 	s0=$(sock_samples)
 	r0=$(our_run_time) p0=$(awk '{print $1}' "/proc/$RD_PID/schedstat") b0=$(busy_ns)
 	add bps "$label" "$(transfer)"
@@ -149,7 +173,14 @@ measured() {
 	add samples_per_s "$label" "$(awk -v a="$s0" -v b="$s1" -v t="$SECS" 'BEGIN {print (b - a) / t}')"
 	# run_time_ns / run_cnt of this run's programs (fresh ids each run).
 	stats=$(our_stats)
-	add tc_ns "$label" "$(echo "$stats" | awk '$1 ~ /reflex_tc_/ {s+=$2; n++} END {print n ? s/n : "nan"}')"
+	# tc: per packet over both directions, during the transfer, against the empty one.
+	read -r rt1 rc1 < <(echo "$stats" | reflex_tc_totals)
+	tc_empty=$(tc_empty_since "$tt0" "$tc0")
+	tc_over=$(awk -v t="$((rt1 - rt0))" -v c="$((rc1 - rc0))" -v e="$tc_empty" 'BEGIN {print (c > 0 ? t / c - e : "nan")}')
+	add tc_ns "$label" "$(awk -v t="$((rt1 - rt0))" -v c="$((rc1 - rc0))" 'BEGIN {print (c > 0 ? t / c : "nan")}')"
+	add tc_empty_ns "$label" "$tc_empty"
+	add tc_over_ns "$label" "$tc_over"
+	add "tc_over_$ORDER" "$label" "$tc_over"
 	add sockops_ns "$label" "$(echo "$stats" | awk '$1 == "reflex_sockops" {print $2}')"
 	# The run's own difference: both programs saw the same callbacks at the same time.
 	over=$(echo "$stats" | awk -v e="$empty" '$1 == "reflex_sockops" {print $2 - e}')
@@ -161,6 +192,7 @@ labels=(observe acting)
 [ -n "$BASE_BIN" ] && labels+=("base observe" "base acting")
 for i in $(seq "$PAIRS"); do
 	ORDER=$([ $((i % 2)) = 1 ] && echo empty_first || echo reflex_first)
+	tc_empty_attach "$([ "$ORDER" = empty_first ] && echo 21061 || echo 21063)"
 	add bps without "$(transfer)"
 	measured observe "$BIN" --observe
 	measured acting "$BIN" --decision-log "$LOG.decisions"
@@ -187,13 +219,21 @@ printf 'BPF run time per invocation, medians (sockops against an empty program o
 printf "over: the median of each run's own difference)\n"
 for l in "${labels[@]}"; do
 	so=$(echo "${sockops_ns[$l]}" | med) em=$(echo "${empty_ns[$l]}" | med)
-	printf '  %-20s sockops %5.0f ns, empty %4.0f ns, over %+4.0f ns (runs: %s); %4.0f samples/s of %6.0f callbacks/s; tc %4.0f ns\n' \
+	printf '  %-20s sockops %5.0f ns, empty %4.0f ns, over %+4.0f ns (runs: %s); %4.0f samples/s of %6.0f callbacks/s\n' \
 		"$l" "$so" "$em" "$(echo "${over_ns[$l]}" | med)" \
 		"$(echo "${over_ns[$l]}" | awk '{for (i = 1; i <= NF; i++) printf "%+.0f ", $i}')" \
-		"$(echo "${samples_per_s[$l]}" | med)" "$(echo "${callbacks_per_s[$l]}" | med)" "$(echo "${tc_ns[$l]}" | med)"
+		"$(echo "${samples_per_s[$l]}" | med)" "$(echo "${callbacks_per_s[$l]}" | med)"
 	ef=$(echo "${over_empty_first[$l]:-}" | med) rf=$(echo "${over_reflex_first[$l]:-}" | med)
 	printf '  %-20s   over by order: empty first %+4.0f ns, reflex first %+4.0f ns; balanced (their mean) %+4.0f ns\n' \
 		"" "$ef" "$rf" "$(awk -v a="$ef" -v b="$rf" 'BEGIN {print (a + b) / 2}')"
+done
+printf 'tc per packet over both directions during the transfers, against an empty tc program on the same hooks:\n'
+for l in "${labels[@]}"; do
+	ef=$(echo "${tc_over_empty_first[$l]:-}" | med) rf=$(echo "${tc_over_reflex_first[$l]:-}" | med)
+	printf '  %-20s tc %5.0f ns, empty %4.0f ns, over %+4.0f ns (runs: %s); by order: empty first %+4.0f, reflex first %+4.0f, balanced %+4.0f ns\n' \
+		"$l" "$(echo "${tc_ns[$l]}" | med)" "$(echo "${tc_empty_ns[$l]}" | med)" "$(echo "${tc_over_ns[$l]}" | med)" \
+		"$(echo "${tc_over_ns[$l]}" | awk '{for (i = 1; i <= NF; i++) printf "%+.0f ", $i}')" \
+		"$ef" "$rf" "$(awk -v a="$ef" -v b="$rf" 'BEGIN {print (a + b) / 2}')"
 done
 printf 'The order alternates by round: the first program a callback runs pays more than the next.\n'
 printf 'The balanced figure cancels that; with one round there is no reflex-first run (nan).\n'
