@@ -291,7 +291,7 @@ static void snapshot_take(struct daemon *d, uint64_t step_index)
 
 /*
  * Waits for records at most max_batch_delay_us (the ring is woken only every
- * flush_threshold records), or, asleep, until the next step. A reader that polled
+ * flush_threshold records), or, asleep, until first_due. A reader that polled
  * every millisecond with nothing to read cost about 1.4 % of a core on our VMs, so
  * after QUIET_POLLS_TO_SLEEP empty polls it arms the rings (the next record of any
  * ring on any CPU wakes it), drains what came before the arming, and sleeps.
@@ -318,7 +318,7 @@ static int rings_drain(struct daemon *d)
 	return ret == -EINTR ? 0 : ret;
 }
 
-/* After a drain that read `records`: whether the reader sleeps until the next step. */
+/* After a drain that read `records`: whether the reader sleeps until first_due. */
 static bool rings_sleep(struct daemon *d, int records)
 {
 	if (records > 0) {
@@ -521,8 +521,8 @@ static int run(struct daemon *d)
 	snapshot_take(d, start / WINDOW_STEP_NS);
 	while (!stop_requested) {
 		uint64_t now = now_ns();
-
-		uint64_t wake = asleep ? first_due(d, next_step, next_window_end, next_publish, next_shadow_report, deadline) :
+		uint64_t wake = asleep ? first_due(d, next_step, next_window_end, next_publish, next_shadow_report,
+						   deadline) :
 					 now + d->controller.config.max_batch_delay_us * 1000ULL;
 
 		ret = rings_wait(d, wake > now ? wake - now : 0);
