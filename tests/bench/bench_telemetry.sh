@@ -112,13 +112,8 @@ our_stats() {
 				jq -r 'select(.run_cnt != null and .run_cnt > 0) | "\(.name) \(.run_time_ns / .run_cnt) \(.run_time_ns) \(.run_cnt)"'
 		done
 }
-# Total run_time_ns of this run's programs (see our_stats) so far.
-our_run_time() {
-	{ bpftool -j cgroup show "$CG" | jq '.[].id'; inA bpftool -j net show dev "$P-va" | jq '.[].tc[]?.id'; } |
-		while read -r id; do
-			bpftool -j prog show id "$id" | jq -r 'select(.name != "sockops_empty" and .name != "tc_empty") | .run_time_ns // 0'
-		done | awk '{s += $1} END {printf "%.0f\n", s}'
-}
+# Total run_time_ns of this run's programs so far (the baselines left out).
+our_run_time() { our_stats | awk '$1 != "sockops_empty" && $1 != "tc_empty" {s += $3} END {printf "%.0f\n", s}'; }
 # ns the machine's CPUs were busy so far (user, nice, system, irq, softirq).
 busy_ns() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" {printf "%.0f", ($2 + $3 + $4 + $7 + $8) * 1e9 / hz}' /proc/stat; }
 # "run_time_ns run_cnt" summed over reflex's tc programs, from our_stats lines.
