@@ -18,13 +18,15 @@ passed=0
 failed=0
 failures=()
 
+# Each result line carries the test's wall time: make test has a budget of ~20 minutes,
+# and this shows where it goes.
 run_one() { # name, command...
-	local name=$1; shift
+	local name=$1 start=$SECONDS; shift
 	printf '== %s\n' "$name"
 	if "$@"; then
-		passed=$((passed + 1)); printf 'PASS %s\n' "$name"
+		passed=$((passed + 1)); printf 'PASS %s (%d s)\n' "$name" $((SECONDS - start))
 	else
-		failed=$((failed + 1)); failures+=("$name"); printf 'FAIL %s\n' "$name"
+		failed=$((failed + 1)); failures+=("$name"); printf 'FAIL %s (%d s)\n' "$name" $((SECONDS - start))
 	fi
 }
 
