@@ -39,12 +39,17 @@ spawn bash -c "LAB_PREFIX=$LAB_PREFIX $LAB exec client timeout $((SECS + 15)) ip
 	>$TMP/ours.json 2>&1"
 OURS_PID=$SPAWNED_PID
 
-# The clamp sockops applied to the reflex data flow, every 0.5 s while it runs.
+# The clamp sockops applied to the reflex data flow (iperf3's connection to :5201 with
+# the most bytes acked, not its control connection), every 0.5 s from reflexd's first
+# decision on. (Waiting instead for 1 MB acked missed the first cap when the cap came
+# early and small: at 4 packets behind the cubic flow's queue 1 MB takes a minute.)
 clamps=()
 while kill -0 "$OURS_PID" 2>/dev/null; do
-	clamp=$(in_client "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" 2>/dev/null |
-		jq '[.[] | select(.flow | test(":5201$")) | select(.bytes_acked > 1000000) | .cwnd_clamp] | .[0] // empty')
-	[ -n "$clamp" ] && clamps+=("$clamp")
+	if [ -s "$TMP/decisions.log" ]; then
+		clamp=$(in_client "$REFLEX_BIN/reflexctl" flows --json --pin-dir "$PIN" 2>/dev/null |
+			jq '[.[] | select(.flow | test(":5201$"))] | max_by(.bytes_acked) | .cwnd_clamp // empty')
+		[ -n "$clamp" ] && clamps+=("$clamp")
+	fi
 	sleep 0.5
 done
 wait "$RIVAL_PID" 2>/dev/null
