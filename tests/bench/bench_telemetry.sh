@@ -112,8 +112,8 @@ our_stats() {
 				jq -r 'select(.run_cnt != null and .run_cnt > 0) | "\(.name) \(.run_time_ns / .run_cnt) \(.run_time_ns) \(.run_cnt)"'
 		done
 }
-# Total run_time_ns of this run's programs so far (the baselines left out).
-our_run_time() { our_stats | awk '$1 != "sockops_empty" && $1 != "tc_empty" {s += $3} END {printf "%.0f\n", s}'; }
+# Total run_time_ns of reflex's programs (the baselines left out), from our_stats lines.
+reflex_run_time() { awk '$1 != "sockops_empty" && $1 != "tc_empty" {s += $3} END {printf "%.0f\n", s}'; }
 # ns the machine's CPUs were busy so far (user, nice, system, irq, softirq).
 busy_ns() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" {printf "%.0f", ($2 + $3 + $4 + $7 + $8) * 1e9 / hz}' /proc/stat; }
 # "run_time_ns run_cnt" summed over reflex's tc programs, from our_stats lines.
@@ -140,7 +140,8 @@ declare -A tc_empty_ns tc_over_ns tc_over_empty_first tc_over_reflex_first cpu_s
 add() { eval "$1[\$2]+=\"\$3 \""; } # array label value
 # One transfer under reflexd from binary dir $2 with args $3...; label $1.
 measured() {
-	local label=$1 bin=$2 t0 c0 s0 s1 stats empty over b0 r0 p0 b1 r1 p1 tt0 tc0 rt0 rc0 rt1 rc1 tc_empty tc_over; shift 2
+	local label=$1 bin=$2 t0 c0 s0 s1 before stats empty over b0 r0 p0 b1 r1 p1 tt0 tc0 rt0 rc0 rt1 rc1 tc_empty tc_over
+	shift 2
 	# The first program a callback runs pays more than those after it (measured: an
 	# empty program first cost 40-80 ns more than the same program last), so the order
 	# alternates by round and "over" is reported per order and balanced.
@@ -153,11 +154,12 @@ measured() {
 	fi
 	read -r t0 c0 < <(empty_totals)
 	read -r tt0 tc0 < <(tc_empty_totals)
-	read -r rt0 rc0 < <(our_stats | reflex_tc_totals)
 	s0=$(sock_samples)
-	r0=$(our_run_time) p0=$(awk '{print $1}' "/proc/$RD_PID/schedstat") b0=$(busy_ns)
+	before=$(our_stats) p0=$(awk '{print $1}' "/proc/$RD_PID/schedstat") b0=$(busy_ns)
 	add bps "$label" "$(transfer)"
-	read -r b1 r1 p1 < <(echo "$(busy_ns) $(our_run_time) $(awk '{print $1}' "/proc/$RD_PID/schedstat")")
+	# run_time_ns and run_cnt of this run's programs (fresh ids each run).
+	b1=$(busy_ns) stats=$(our_stats) p1=$(awk '{print $1}' "/proc/$RD_PID/schedstat")
+	r0=$(echo "$before" | reflex_run_time) r1=$(echo "$stats" | reflex_run_time)
 	add cpu_share "$label" "$(awk -v b="$((b1 - b0))" -v c="$((r1 - r0 + p1 - p0))" 'BEGIN {print (b > 0 ? c / b : "nan")}')"
 	add bpf_share "$label" "$(awk -v b="$((b1 - b0))" -v c="$((r1 - r0))" 'BEGIN {print (b > 0 ? c / b : "nan")}')"
 	add busy_share "$label" "$(awk -v b="$((b1 - b0))" -v n="$(nproc)" -v t="$SECS" 'BEGIN {print b / (n * t * 1e9)}')"
@@ -166,9 +168,8 @@ measured() {
 	add empty_ns "$label" "$empty"
 	add callbacks_per_s "$label" "$(callbacks_since "$t0" "$c0")"
 	add samples_per_s "$label" "$(awk -v a="$s0" -v b="$s1" -v t="$SECS" 'BEGIN {print (b - a) / t}')"
-	# run_time_ns / run_cnt of this run's programs (fresh ids each run).
-	stats=$(our_stats)
 	# tc: per packet over both directions, during the transfer, against the empty one.
+	read -r rt0 rc0 < <(echo "$before" | reflex_tc_totals)
 	read -r rt1 rc1 < <(echo "$stats" | reflex_tc_totals)
 	tc_empty=$(tc_empty_since "$tt0" "$tc0")
 	tc_over=$(awk -v t="$((rt1 - rt0))" -v c="$((rc1 - rc0))" -v e="$tc_empty" 'BEGIN {print (c > 0 ? t / c - e : "nan")}')
