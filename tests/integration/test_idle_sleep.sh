@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # With nothing to read, reflexd sleeps between steps instead of polling its rings every
-# max_batch_delay (1 ms), and the next record wakes it:
+# max_batch_delay (4 ms by default), and the next record wakes it:
 #  - idle on a namespace of its own, it switches context at most 100 times a second
-#    (its steps, window closes and status page: 20-30 a second; polling every
-#    millisecond it was about 850);
+#    (its steps, window closes and status page: 20-30 a second; polling every 4 ms it
+#    would be about 250, every millisecond about 850);
 #  - it arms the rings before it sleeps, so the first tc record of a new flow forces
 #    a wakeup (the `wakeups` counter moves), where an unarmed ring wakes the reader
 #    only every flush_threshold (16) records; and reflexd reads it.
