@@ -105,6 +105,34 @@ struct tc_flow {
 	__u32 clock_jiffies; /* jiffies (low 32 bits) when the clock last found no sample due */
 };
 
+/*
+ * The flows a CPU's tc programs saw last (per-CPU array `tc_flow_cache`, one
+ * element): while a flow sits in a slot, the slot holds its tc_flow on that CPU, and
+ * tc_flows gets it back at each of the flow's samples and when another flow takes
+ * the slot. Direct-mapped by tc_flow_cache_slot.
+ */
+#define TC_FLOW_CACHE_BITS 3
+#define TC_FLOW_CACHE_SLOTS (1u << TC_FLOW_CACHE_BITS)
+
+struct tc_flow_slot {
+	struct flow_key key; /* family 0: the slot is empty */
+	struct tc_flow flow;
+};
+
+struct tc_flow_cache {
+	struct tc_flow_slot slot[TC_FLOW_CACHE_SLOTS];
+};
+
+/* The slot a flow may take: both addresses' ends and the ports, hashed Knuth's
+ * multiplicative way (a flow's slot is all a test needs to know to collide two). */
+static inline __u32 tc_flow_cache_slot(const struct flow_key *key)
+{
+	__u32 h = key->saddr[0] ^ key->daddr[0] ^ key->saddr[3] ^ key->daddr[3] ^
+		  ((__u32)key->sport << 16 | key->dport);
+
+	return (h * 2654435761u) >> (32 - TC_FLOW_CACHE_BITS);
+}
+
 /* Growth of one flow's counters on one CPU since that CPU's previous sample. */
 struct tc_sample {
 	__u64 ts_ns;

@@ -23,7 +23,9 @@
 #    programs (the sockops callbacks' dispatch) is not in it;
 #  - with REFLEX_BASE_BIN=DIR, the reflexd of DIR (e.g. a build of main) is measured
 #    in the same interleaved rounds, so a change is compared against its base.
-# Usage: [BOTTLENECK=RATE] tests/bench/bench_telemetry.sh [PAIRS] [SECONDS]   (defaults 5 and 4)
+#  - STREAMS=N runs N parallel flows (iperf3 -P), more than the tc program's per-CPU
+#    flow cache has slots, so that flows take each other's slots.
+# Usage: [BOTTLENECK=RATE] [STREAMS=N] tests/bench/bench_telemetry.sh [PAIRS] [SECONDS]   (defaults 5 and 4)
 set -u
 cd "$(dirname "$0")/../.."
 PAIRS=${1:-5}
@@ -90,7 +92,7 @@ sleep 0.5
 
 # One transfer from A (inside the cgroup) to B; prints bits per second.
 transfer() {
-	bash -c "echo \$\$ > $CG/cgroup.procs; exec nsenter --net=/run/netns/$NS_A timeout $((SECS + 10)) iperf3 -c 10.213.0.2 -p 5301 -t $SECS -J" \
+	bash -c "echo \$\$ > $CG/cgroup.procs; exec nsenter --net=/run/netns/$NS_A timeout $((SECS + 10)) iperf3 -c 10.213.0.2 -p 5301 -t $SECS -P ${STREAMS:-1} -J" \
 		| jq '.end.sum_received.bits_per_second'
 }
 

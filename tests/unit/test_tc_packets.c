@@ -11,6 +11,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <bpf/bpf.h>
@@ -388,6 +390,99 @@ static void test_samples_carry_deltas(void **state)
 	assert_true(got.s[1].ts_ns >= got.s[0].ts_ns);
 }
 
+/* --- the per-CPU flow cache ---------------------------------------------------------- */
+
+static void set_sample_interval(struct fixture *fx, __u64 interval_ns)
+{
+	struct reflex_config cfg = { .sample_interval_ns = interval_ns };
+	__u32 zero = 0;
+
+	assert_int_equal(bpf_map_update_elem(bpf_map__fd(fx->skel->maps.reflex_config), &zero, &cfg, BPF_ANY), 0);
+}
+
+static void tcp4_frame(struct frame *f, uint16_t lport, uint16_t rport)
+{
+	f->len = 0;
+	put_eth(f, 0x0800);
+	put_ipv4(f, IPPROTO_TCP, "10.4.0.1", "10.4.0.2", 0, 0);
+	put_tcp(f, lport, rport, NULL, 0);
+	put_payload(f, 100);
+	finish(f);
+}
+
+static __u64 egress_packets(struct fixture *fx, const struct flow_key *key)
+{
+	return flow_of(fx, key).total.packets[FLOW_DIR_EGRESS];
+}
+
+/*
+ * Between samples a flow is counted in its slot of the CPU's cache, and tc_flows gets
+ * the count back when another flow takes the slot: exactly, every time, also when the
+ * LRU pushed the flow's entry out meanwhile (then as an insert, so that reflexd counts
+ * the eviction). No sample is ever due here, so only the write-backs move tc_flows.
+ */
+static void test_cache_writes_back_displaced_flows(void **state)
+{
+	struct fixture *fx = *state;
+	struct flow_key a = key4(IPPROTO_TCP, "10.4.0.1", 40000, "10.4.0.2", 5201), b = a, c = a;
+	struct frame fa, fb, fc;
+	cpu_set_t one_cpu;
+
+	/* The cache is per CPU: every run on one CPU, so that the flows meet in it. */
+	CPU_ZERO(&one_cpu);
+	CPU_SET(sched_getcpu(), &one_cpu);
+	assert_int_equal(sched_setaffinity(0, sizeof(one_cpu), &one_cpu), 0);
+	set_sample_interval(fx, ~0ULL);
+	while (b.sport == a.sport || tc_flow_cache_slot(&b) != tc_flow_cache_slot(&a))
+		b.sport++;
+	while (c.sport == a.sport || tc_flow_cache_slot(&c) == tc_flow_cache_slot(&a))
+		c.sport++;
+	tcp4_frame(&fa, a.sport, a.dport);
+	tcp4_frame(&fb, b.sport, b.dport);
+	tcp4_frame(&fc, c.sport, c.dport);
+
+	run(fx, EGRESS, &fa, 0);
+	run(fx, EGRESS, &fa, 0);
+	run(fx, EGRESS, &fc, 0);
+	assert_int_equal(egress_packets(fx, &a), 0); /* still in its slot; c took another */
+	run(fx, EGRESS, &fb, 0);
+	assert_int_equal(egress_packets(fx, &a), 2);
+	assert_int_equal(egress_packets(fx, &b), 0);
+	run(fx, EGRESS, &fa, 0);
+	assert_int_equal(egress_packets(fx, &b), 1);
+	run(fx, EGRESS, &fb, 0);
+	assert_int_equal(egress_packets(fx, &a), 3);
+	assert_int_equal(counter(fx, CNT_TC_FLOW_NEW), 3);
+	assert_int_equal(counter(fx, CNT_TC_SAMPLES), 0);
+
+	/* b's entry gone (as the LRU does) while b is cached: its write-back puts it back. */
+	run(fx, EGRESS, &fb, 0);
+	assert_int_equal(bpf_map_delete_elem(bpf_map__fd(fx->skel->maps.tc_flows), &b), 0);
+	run(fx, EGRESS, &fa, 0);
+	assert_int_equal(egress_packets(fx, &b), 3);
+	assert_int_equal(counter(fx, CNT_TC_FLOW_NEW), 4);
+	assert_int_equal(flow_count(fx), 3);
+	assert_int_equal(counter(fx, CNT_TC_PACKETS), 8);
+}
+
+/* A sample writes the flow back: after it, tc_flows agrees with the ring. */
+static void test_cache_writes_back_at_samples(void **state)
+{
+	struct fixture *fx = *state;
+	struct flow_key k = key4(IPPROTO_TCP, "10.4.0.1", 40100, "10.4.0.2", 5201);
+	struct frame f;
+
+	set_sample_interval(fx, ~0ULL);
+	tcp4_frame(&f, k.sport, k.dport);
+	run(fx, EGRESS, &f, 0);
+	run(fx, EGRESS, &f, 0);
+	set_sample_interval(fx, 1);
+	usleep(20 * 1000); /* past the jiffy in which the flow found no sample due */
+	run(fx, EGRESS, &f, 0);
+	assert_int_equal(counter(fx, CNT_TC_SAMPLES), 1);
+	assert_int_equal(egress_packets(fx, &k), 3);
+}
+
 /* --- skipped frames ------------------------------------------------------------------ */
 
 /* 802.1Q-tagged frames in the packet data are not parsed (the kernel usually moves the
@@ -509,6 +604,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gso_packet, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv4_first_fragment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_samples_carry_deltas, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_writes_back_displaced_flows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_writes_back_at_samples, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vlan_tag_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_extension_headers_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_headers_skipped, setup, teardown),
