@@ -127,6 +127,7 @@ static __always_inline void slot_write_back(struct tc_flow_slot *slot)
  * if it is another flow. NULL when tc_flows has no room for the flow. */
 static __always_inline struct tc_flow_slot *slot_of(const struct flow_key *key, __u32 ifindex)
 {
+	/* The mask is already in the hash; it is here for the verifier's bounds. */
 	__u32 zero = 0, index = tc_flow_cache_slot(key) & (TC_FLOW_CACHE_SLOTS - 1);
 	struct tc_flow_cache *cache = bpf_map_lookup_elem(&tc_flow_cache, &zero);
 	struct tc_flow_slot *slot;

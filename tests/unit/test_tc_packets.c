@@ -426,9 +426,10 @@ static void test_cache_writes_back_displaced_flows(void **state)
 	struct fixture *fx = *state;
 	struct flow_key a = key4(IPPROTO_TCP, "10.4.0.1", 40000, "10.4.0.2", 5201), b = a, c = a;
 	struct frame fa, fb, fc;
-	cpu_set_t one_cpu;
+	cpu_set_t one_cpu, before;
 
 	/* The cache is per CPU: every run on one CPU, so that the flows meet in it. */
+	assert_int_equal(sched_getaffinity(0, sizeof(before), &before), 0);
 	CPU_ZERO(&one_cpu);
 	CPU_SET(sched_getcpu(), &one_cpu);
 	assert_int_equal(sched_setaffinity(0, sizeof(one_cpu), &one_cpu), 0);
@@ -463,6 +464,7 @@ static void test_cache_writes_back_displaced_flows(void **state)
 	assert_int_equal(counter(fx, CNT_TC_FLOW_NEW), 4);
 	assert_int_equal(flow_count(fx), 3);
 	assert_int_equal(counter(fx, CNT_TC_PACKETS), 8);
+	assert_int_equal(sched_setaffinity(0, sizeof(before), &before), 0);
 }
 
 /* A sample writes the flow back: after it, tc_flows agrees with the ring. */
