@@ -17,7 +17,8 @@
 #    filters as the sockops order alternates, per packet over both directions;
 #  - what reflex costs in CPU, which the throughput's spread between runs cannot show
 #    at the 2 % level: during each transfer, the run time of reflex's BPF programs
-#    (bpf_stats) plus reflexd's own CPU time (/proc/PID/schedstat), as a share of the
+#    (bpf_stats) plus reflexd's own CPU time (/proc/PID/schedstat, which also counts
+#    how many times reflexd ran: its wakeups), as a share of the
 #    CPU time the machine was busy (/proc/stat). While the transfer keeps the cores
 #    busy, throughput lost to reflex is about this share; kernel work outside the
 #    programs (the sockops callbacks' dispatch) is not in it;
@@ -138,11 +139,11 @@ reflexd_stop() {
 	wait "$RD_PID" 2>/dev/null; RD_PID=
 }
 # Per configuration (label): space-separated values, one per round.
-declare -A tc_empty_ns tc_over_ns tc_over_empty_first tc_over_reflex_first cpu_share bpf_share busy_share bps sockops_ns empty_ns over_ns over_empty_first over_reflex_first tc_ns samples_per_s callbacks_per_s
+declare -A reflexd_wakeups_per_s tc_empty_ns tc_over_ns tc_over_empty_first tc_over_reflex_first cpu_share bpf_share busy_share bps sockops_ns empty_ns over_ns over_empty_first over_reflex_first tc_ns samples_per_s callbacks_per_s
 add() { eval "$1[\$2]+=\"\$3 \""; } # array label value
 # One transfer under reflexd from binary dir $2 with args $3...; label $1.
 measured() {
-	local label=$1 bin=$2 t0 c0 s0 s1 before stats empty over b0 r0 p0 b1 r1 p1 tt0 tc0 rt0 rc0 rt1 rc1 tc_empty tc_over
+	local label=$1 bin=$2 t0 c0 s0 s1 before stats empty over b0 r0 p0 b1 r1 p1 w0 w1 tt0 tc0 rt0 rc0 rt1 rc1 tc_empty tc_over
 	shift 2
 	# The first program a callback runs pays more than those after it (measured: an
 	# empty program first cost 40-80 ns more than the same program last), so the order
@@ -157,10 +158,13 @@ measured() {
 	read -r t0 c0 < <(empty_totals)
 	read -r tt0 tc0 < <(tc_empty_totals)
 	s0=$(sock_samples)
-	before=$(our_stats) p0=$(awk '{print $1}' "/proc/$RD_PID/schedstat") b0=$(busy_ns)
+	before=$(our_stats) b0=$(busy_ns)
+	read -r p0 _ w0 <"/proc/$RD_PID/schedstat"
 	add bps "$label" "$(transfer)"
 	# run_time_ns and run_cnt of this run's programs (fresh ids each run).
-	b1=$(busy_ns) stats=$(our_stats) p1=$(awk '{print $1}' "/proc/$RD_PID/schedstat")
+	b1=$(busy_ns) stats=$(our_stats)
+	read -r p1 _ w1 <"/proc/$RD_PID/schedstat"
+	add reflexd_wakeups_per_s "$label" "$(awk -v a="$w0" -v b="$w1" -v t="$SECS" 'BEGIN {print (b - a) / t}')"
 	r0=$(echo "$before" | reflex_run_time) r1=$(echo "$stats" | reflex_run_time)
 	add cpu_share "$label" "$(awk -v b="$((b1 - b0))" -v c="$((r1 - r0 + p1 - p0))" 'BEGIN {print (b > 0 ? c / b : "nan")}')"
 	add bpf_share "$label" "$(awk -v b="$((b1 - b0))" -v c="$((r1 - r0))" 'BEGIN {print (b > 0 ? c / b : "nan")}')"
@@ -237,9 +241,10 @@ printf 'The order alternates by round: the first program a callback runs pays mo
 printf 'The balanced figure cancels that; with one round there is no reflex-first run (nan).\n'
 printf "reflex's CPU during the transfers (its BPF programs' run time + reflexd's CPU time), medians:\n"
 for l in "${labels[@]}"; do
-	printf '  %-20s %5.2f %% of the busy CPU time, BPF %.2f %% (runs: %s); the CPUs were %3.0f %% busy\n' "$l" \
+	printf '  %-20s %5.2f %% of the busy CPU time, BPF %.2f %% (runs: %s); the CPUs were %3.0f %% busy; reflexd ran %.0f times a second\n' "$l" \
 		"$(echo "${cpu_share[$l]}" | med | awk '{print $1 * 100}')" \
 		"$(echo "${bpf_share[$l]}" | med | awk '{print $1 * 100}')" \
 		"$(echo "${cpu_share[$l]}" | awk '{for (i = 1; i <= NF; i++) printf "%.2f ", $i * 100}')" \
-		"$(echo "${busy_share[$l]}" | med | awk '{print $1 * 100}')"
+		"$(echo "${busy_share[$l]}" | med | awk '{print $1 * 100}')" \
+		"$(echo "${reflexd_wakeups_per_s[$l]}" | med)"
 done
