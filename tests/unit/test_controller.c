@@ -776,6 +776,59 @@ static uint32_t last_cap_of(const struct fixture *fx, const struct flow_entry *f
 	return 0;
 }
 
+/* Two of reflexd's flows in one queue, the tree saying "no cap" for one of them (a
+ * dequeue rate over 500,000 packets/s) and 1 x BDP for the other: the queue is still
+ * reflexd's own, and the capped flow's cap is never lifted for it. */
+static void test_a_queue_shared_with_an_uncapped_flow_lifts_no_cap(void **state)
+{
+	static const struct model_tree_node split[] = {
+		{ .feature_idx = FEAT_DEQUEUE_RATE, .threshold = 16384, .left = 1, .right = 2 },
+		{ .feature_idx = MODEL_LEAF, .leaf_value = 4 }, /* 1 x BDP */
+		{ .feature_idx = MODEL_LEAF, .leaf_value = 0 }, /* no cap */
+	};
+	struct model *m = model_create(MODEL_KIND_TREES, FEATURE_COUNT, 1);
+	char path[] = "/tmp/test_controller_split.XXXXXX";
+	struct reflex_err err;
+	struct fixture fx;
+	struct flow_entry a, b;
+	int fd;
+
+	(void)state;
+	assert_non_null(m);
+	for (unsigned i = 0; i < FEATURE_COUNT; i++)
+		assert_int_equal(model_set_feature(m, i, window_input_names[i], 0, 1e6, &err), 0);
+	assert_int_equal(model_set_output(m, 0, "cwnd_bdp_multiple", 0, 4, 0.25, &err), 0);
+	assert_int_equal(model_set_tree(m, 0, split, 3, &err), 0);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	if (model_write_file(m, path, &err))
+		fail_msg("%s", err.msg);
+	model_free(m);
+
+	start(&fx, CWND_POLICY_TREE, path, NULL, false, NULL);
+	assert_non_null(fx.c.tree.model);
+	flow_init(&a, 40016);
+	flow_init(&b, 40017);
+	for (unsigned step = 0; step < 304; step++) {
+		struct feature_window wa = flow_window(step, 10e6, 40000), wb = flow_window(step, 10e6, 40000);
+
+		if (step >= 4) /* a queue from then on: the median RTT twice the min */
+			wa.feature[FEAT_LATENCY_P50] = wb.feature[FEAT_LATENCY_P50] = 2 * 40000;
+		wb.feature[FEAT_DEQUEUE_RATE] = 9e5;
+		controller_on_flow_window(&fx.c, &a, &wa);
+		controller_on_flow_window(&fx.c, &b, &wb);
+	}
+	assert_true(last_cap_of(&fx, &a) > 0);
+	for (size_t i = 0; i < fx.rec.n_decisions; i++)
+		assert_int_not_equal(fx.rec.decisions[i].key.sport, b.key.sport);
+	assert_int_equal(fx.c.stats.foreign_lifts, 0);
+	assert_int_equal(log_lines_with(&fx, "competing flow", "cap lifted"), 0);
+	stop(&fx);
+	unlink(path);
+}
+
+
 /* Two flows at 10 Mbit/s, 40 ms: their first caps at their cwnds, 90 and 44 packets. */
 static void start_two_at_90_and_44(struct fixture *fx, struct flow_entry *a, struct flow_entry *b)
 {
@@ -1190,6 +1243,7 @@ int main(void)
 		cmocka_unit_test(test_foreign_queue_lifts_the_cap),
 		cmocka_unit_test(test_foreign_queue_after_a_lift_lifts_again),
 		cmocka_unit_test(test_shared_queue_lifts_no_cap),
+		cmocka_unit_test(test_a_queue_shared_with_an_uncapped_flow_lifts_no_cap),
 		cmocka_unit_test(test_a_shared_queue_evens_the_caps),
 		cmocka_unit_test(test_a_shared_queue_evens_caps_its_rates_keep),
 		cmocka_unit_test(test_gate_oscillations_leave_out_measured_reversals),

@@ -382,8 +382,9 @@ static uint32_t proposal_packets(const struct cwnd_choice *choice, const struct 
 	 * full, so that cwnd holds about the BDP, while the rates of its slow-start windows
 	 * may be a fraction of the link's (on a jittery link the RTT signal fires early:
 	 * the arena's 10 Mbit/s link and its 50 Mbit/s step began at 4-10 packets and
-	 * took seconds of probes to climb). A queue, if there is one, cuts it next. */
-	if (!(cap > 0) && w->context[CTX_SND_CWND] > chosen)
+	 * took seconds of probes to climb). A queue, if there is one, cuts it next. A
+	 * choice of no cap (0) stays no cap. */
+	if (chosen > 0 && !(cap > 0) && w->context[CTX_SND_CWND] > chosen)
 		chosen = (uint32_t)w->context[CTX_SND_CWND];
 	*measured = chosen < cap && window_shows_queue(w);
 	/* A flow held at its cap delivers cap / RTT, so a multiple of that rate x min RTT
@@ -460,14 +461,15 @@ static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, u
 	}
 	if (fc->foreign == FOREIGN_RETURNED && !(fc->cwnd.current > 0))
 		return false; /* the returned cap is still held back (hysteresis) */
-	if (!(fc->cwnd.current > 0) || !window_shows_queue(w)) {
+	if (!window_shows_queue(w)) {
 		fc->foreign = FOREIGN_NONE;
 		fc->foreign_lift_ms = 0;
 		return false;
 	}
-	/* Several of reflexd's flows through one bottleneck build a queue together, each
-	 * within its cap (four reflex flows lifted theirs and cubic filled the buffer: p95
-	 * 375 ms): a queue another capped flow saw within a second is not foreign. */
+	/* Several of reflexd's flows through one bottleneck build a queue together (four
+	 * reflex flows lifted their caps and cubic filled the buffer: p95 375 ms): a queue
+	 * another of them saw within a second is not foreign, also when that one is not
+	 * capped (the tree's "no cap": its queue is reflexd's own). */
 	if (c->queue_slot != slot && now_ms - c->queue_ms < 1000) {
 		c->queue_slot = slot;
 		c->queue_ms = now_ms;
@@ -476,6 +478,11 @@ static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, u
 	}
 	c->queue_slot = slot;
 	c->queue_ms = now_ms;
+	if (!(fc->cwnd.current > 0)) {
+		fc->foreign = FOREIGN_NONE;
+		fc->foreign_lift_ms = 0;
+		return false;
+	}
 	if (fc->foreign == FOREIGN_RETURNED)
 		return foreign_queue_stays(c, fc, w);
 	if (fc->foreign == FOREIGN_NONE) {
