@@ -776,6 +776,34 @@ static uint32_t last_cap_of(const struct fixture *fx, const struct flow_entry *f
 	return 0;
 }
 
+/* A cwnd tree model over the window's inputs (each 0..1e6) whose output is
+ * cwnd_bdp_multiple in quarters; the caller may add to it before model_write_temp. */
+static struct model *cwnd_tree_model(const struct model_tree_node *nodes, uint16_t node_count)
+{
+	struct model *m = model_create(MODEL_KIND_TREES, FEATURE_COUNT, 1);
+	struct reflex_err err;
+
+	assert_non_null(m);
+	for (unsigned i = 0; i < FEATURE_COUNT; i++)
+		assert_int_equal(model_set_feature(m, i, window_input_names[i], 0, 1e6, &err), 0);
+	assert_int_equal(model_set_output(m, 0, "cwnd_bdp_multiple", 0, 4, 0.25, &err), 0);
+	assert_int_equal(model_set_tree(m, 0, nodes, node_count, &err), 0);
+	return m;
+}
+
+/* Writes the model into a new file named from the template `path`, and frees it. */
+static void model_write_temp(struct model *m, char *path)
+{
+	struct reflex_err err;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	if (model_write_file(m, path, &err))
+		fail_msg("%s", err.msg);
+	model_free(m);
+}
+
 /* Two of reflexd's flows in one queue, the tree saying "no cap" for one of them (a
  * dequeue rate over 500,000 packets/s) and 1 x BDP for the other: the queue is still
  * reflexd's own, and the capped flow's cap is never lifted for it. */
@@ -786,26 +814,12 @@ static void test_a_queue_shared_with_an_uncapped_flow_lifts_no_cap(void **state)
 		{ .feature_idx = MODEL_LEAF, .leaf_value = 4 }, /* 1 x BDP */
 		{ .feature_idx = MODEL_LEAF, .leaf_value = 0 }, /* no cap */
 	};
-	struct model *m = model_create(MODEL_KIND_TREES, FEATURE_COUNT, 1);
 	char path[] = "/tmp/test_controller_split.XXXXXX";
-	struct reflex_err err;
 	struct fixture fx;
 	struct flow_entry a, b;
-	int fd;
 
 	(void)state;
-	assert_non_null(m);
-	for (unsigned i = 0; i < FEATURE_COUNT; i++)
-		assert_int_equal(model_set_feature(m, i, window_input_names[i], 0, 1e6, &err), 0);
-	assert_int_equal(model_set_output(m, 0, "cwnd_bdp_multiple", 0, 4, 0.25, &err), 0);
-	assert_int_equal(model_set_tree(m, 0, split, 3, &err), 0);
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	close(fd);
-	if (model_write_file(m, path, &err))
-		fail_msg("%s", err.msg);
-	model_free(m);
-
+	model_write_temp(cwnd_tree_model(split, 3), path);
 	start(&fx, CWND_POLICY_TREE, path, NULL, false, NULL);
 	assert_non_null(fx.c.tree.model);
 	flow_init(&a, 40016);
@@ -1170,21 +1184,14 @@ static void test_a_batching_model_beyond_the_legal_range_is_refused(void **state
 static void test_an_anomalous_flow_is_decided_by_the_heuristic(void **state)
 {
 	static const struct model_tree_node two_bdp = { .feature_idx = MODEL_LEAF, .leaf_value = 8 };
-	struct model *m = model_create(MODEL_KIND_TREES, FEATURE_COUNT, 1);
+	struct model *m = cwnd_tree_model(&two_bdp, 1);
 	struct model_anomaly *a = calloc(1, sizeof(*a));
-	struct reflex_err err;
 	char path[] = "/tmp/test_controller_anomaly.XXXXXX";
 	struct fixture fx;
 	struct flow_entry f, g;
-	int fd;
 
 	(void)state;
-	assert_non_null(m);
 	assert_non_null(a);
-	for (unsigned i = 0; i < FEATURE_COUNT; i++)
-		assert_int_equal(model_set_feature(m, i, window_input_names[i], 0, 1e6, &err), 0);
-	assert_int_equal(model_set_output(m, 0, "cwnd_bdp_multiple", 0, 4, 0.25, &err), 0);
-	assert_int_equal(model_set_tree(m, 0, &two_bdp, 1, &err), 0);
 	a->tree_count = 1;
 	a->max_depth = 1;
 	a->sample_size = 2;
@@ -1193,12 +1200,7 @@ static void test_an_anomalous_flow_is_decided_by_the_heuristic(void **state)
 	assert_non_null(a->trees[0].nodes);
 	a->trees[0].nodes[0].feature_idx = MODEL_LEAF;
 	m->anomaly = a;
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	close(fd);
-	if (model_write_file(m, path, &err))
-		fail_msg("%s", err.msg);
-	model_free(m);
+	model_write_temp(m, path);
 
 	start(&fx, CWND_POLICY_TREE, path, NULL, false, NULL);
 	assert_non_null(fx.c.tree.model);
