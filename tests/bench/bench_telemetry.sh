@@ -18,8 +18,8 @@
 #  - what reflex costs in CPU, which the throughput's spread between runs cannot show
 #    at the 2 % level: during each transfer, the run time of reflex's BPF programs
 #    (bpf_stats) plus reflexd's own CPU time (/proc/PID/schedstat, which also counts
-#    how many times reflexd ran: its wakeups), as a share of the
-#    CPU time the machine was busy (/proc/stat). While the transfer keeps the cores
+#    how many times reflexd ran), as a share of the CPU time the machine was busy
+#    (/proc/stat). While the transfer keeps the cores
 #    busy, throughput lost to reflex is about this share; kernel work outside the
 #    programs (the sockops callbacks' dispatch) is not in it;
 #  - with REFLEX_BASE_BIN=DIR, the reflexd of DIR (e.g. a build of main) is measured
@@ -139,11 +139,11 @@ reflexd_stop() {
 	wait "$RD_PID" 2>/dev/null; RD_PID=
 }
 # Per configuration (label): space-separated values, one per round.
-declare -A reflexd_wakeups_per_s tc_empty_ns tc_over_ns tc_over_empty_first tc_over_reflex_first cpu_share bpf_share busy_share bps sockops_ns empty_ns over_ns over_empty_first over_reflex_first tc_ns samples_per_s callbacks_per_s
+declare -A reflexd_runs_per_s tc_empty_ns tc_over_ns tc_over_empty_first tc_over_reflex_first cpu_share bpf_share busy_share bps sockops_ns empty_ns over_ns over_empty_first over_reflex_first tc_ns samples_per_s callbacks_per_s
 add() { eval "$1[\$2]+=\"\$3 \""; } # array label value
 # One transfer under reflexd from binary dir $2 with args $3...; label $1.
 measured() {
-	local label=$1 bin=$2 t0 c0 s0 s1 before stats empty over b0 r0 p0 b1 r1 p1 w0 w1 tt0 tc0 rt0 rc0 rt1 rc1 tc_empty tc_over
+	local label=$1 bin=$2 t0 c0 s0 s1 before stats empty over b0 r0 p0 b1 r1 p1 runs0 runs1 tt0 tc0 rt0 rc0 rt1 rc1 tc_empty tc_over
 	shift 2
 	# The first program a callback runs pays more than those after it (measured: an
 	# empty program first cost 40-80 ns more than the same program last), so the order
@@ -159,12 +159,12 @@ measured() {
 	read -r tt0 tc0 < <(tc_empty_totals)
 	s0=$(sock_samples)
 	before=$(our_stats) b0=$(busy_ns)
-	read -r p0 _ w0 <"/proc/$RD_PID/schedstat"
+	read -r p0 _ runs0 <"/proc/$RD_PID/schedstat"
 	add bps "$label" "$(transfer)"
 	# run_time_ns and run_cnt of this run's programs (fresh ids each run).
 	b1=$(busy_ns) stats=$(our_stats)
-	read -r p1 _ w1 <"/proc/$RD_PID/schedstat"
-	add reflexd_wakeups_per_s "$label" "$(awk -v a="$w0" -v b="$w1" -v t="$SECS" 'BEGIN {print (b - a) / t}')"
+	read -r p1 _ runs1 <"/proc/$RD_PID/schedstat"
+	add reflexd_runs_per_s "$label" "$(awk -v a="$runs0" -v b="$runs1" -v t="$SECS" 'BEGIN {print (b - a) / t}')"
 	r0=$(echo "$before" | reflex_run_time) r1=$(echo "$stats" | reflex_run_time)
 	add cpu_share "$label" "$(awk -v b="$((b1 - b0))" -v c="$((r1 - r0 + p1 - p0))" 'BEGIN {print (b > 0 ? c / b : "nan")}')"
 	add bpf_share "$label" "$(awk -v b="$((b1 - b0))" -v c="$((r1 - r0))" 'BEGIN {print (b > 0 ? c / b : "nan")}')"
@@ -246,5 +246,5 @@ for l in "${labels[@]}"; do
 		"$(echo "${bpf_share[$l]}" | med | awk '{print $1 * 100}')" \
 		"$(echo "${cpu_share[$l]}" | awk '{for (i = 1; i <= NF; i++) printf "%.2f ", $i * 100}')" \
 		"$(echo "${busy_share[$l]}" | med | awk '{print $1 * 100}')" \
-		"$(echo "${reflexd_wakeups_per_s[$l]}" | med)"
+		"$(echo "${reflexd_runs_per_s[$l]}" | med)"
 done

@@ -444,6 +444,15 @@ static bool foreign_queue_stays(struct controller *c, struct flow_control *fc, c
 	return true;
 }
 
+/* No queue to count against the cap: the next one starts the wait from nothing.
+ * Returns false (no lift). */
+static bool foreign_forget(struct flow_control *fc)
+{
+	fc->foreign = FOREIGN_NONE;
+	fc->foreign_lift_ms = 0;
+	return false;
+}
+
 /* Whether the flow's cap is lifted for a queue it did not make (controller.h,
  * FOREIGN_QUEUE_MS): a capped flow with a queue for that long. */
 static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, uint32_t slot,
@@ -461,11 +470,8 @@ static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, u
 	}
 	if (fc->foreign == FOREIGN_RETURNED && !(fc->cwnd.current > 0))
 		return false; /* the returned cap is still held back (hysteresis) */
-	if (!window_shows_queue(w)) {
-		fc->foreign = FOREIGN_NONE;
-		fc->foreign_lift_ms = 0;
-		return false;
-	}
+	if (!window_shows_queue(w))
+		return foreign_forget(fc);
 	/* Several of reflexd's flows through one bottleneck build a queue together (four
 	 * reflex flows lifted their caps and cubic filled the buffer: p95 375 ms): a queue
 	 * another of them saw within a second is not foreign, also when that one is not
@@ -478,11 +484,8 @@ static bool foreign_queue_lifts(struct controller *c, struct flow_control *fc, u
 	}
 	c->queue_slot = slot;
 	c->queue_ms = now_ms;
-	if (!(fc->cwnd.current > 0)) {
-		fc->foreign = FOREIGN_NONE;
-		fc->foreign_lift_ms = 0;
-		return false;
-	}
+	if (!(fc->cwnd.current > 0))
+		return foreign_forget(fc);
 	if (fc->foreign == FOREIGN_RETURNED)
 		return foreign_queue_stays(c, fc, w);
 	if (fc->foreign == FOREIGN_NONE) {
